@@ -1,0 +1,1 @@
+//! The virtual BMC: many BMCs in one async process (see docs/bmc.md).

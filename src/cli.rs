@@ -1,0 +1,5 @@
+//! Command line: clap derive, each subcommand maps flags to library options.
+
+pub fn main() -> i32 {
+    0
+}

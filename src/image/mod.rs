@@ -1,0 +1,1 @@
+//! The ephemeral environment: kernel + initramfs built from host packages.

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(maas_e2e::cli::main());
+}

@@ -1,0 +1,1 @@
+//! MAAS deployed by the MaaS Helm chart on kind.

@@ -1,0 +1,4 @@
+//! What MAAS is under test: sim, chart or external (none has no target).
+
+pub mod chart;
+pub mod sim;

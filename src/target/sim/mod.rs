@@ -1,0 +1,1 @@
+//! The reference MAAS-compatible region and rack (never claims to be MAAS).
