@@ -20,3 +20,4 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod target;
+pub mod testing;
