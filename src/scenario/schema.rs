@@ -1,0 +1,518 @@
+//! The scenario file: what a user writes. Every struct denies unknown keys;
+//! defaults are the ones a MAAS 2.8 lab machine would have.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Defaults to the file stem; names snapshots and JUnit suites.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Targets this scenario is meant for; `run` refuses others.
+    #[serde(default = "default_targets")]
+    pub targets: Vec<TargetKind>,
+    #[serde(default)]
+    pub lab: LabOptions,
+    pub machines: Vec<MachineGroup>,
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub expect: Vec<Expectation>,
+    #[serde(default = "default_snapshot")]
+    pub snapshot: Vec<SnapshotPart>,
+}
+
+fn default_targets() -> Vec<TargetKind> {
+    vec![TargetKind::Sim]
+}
+
+fn default_snapshot() -> Vec<SnapshotPart> {
+    vec![SnapshotPart::Machines, SnapshotPart::Events, SnapshotPart::Bmc]
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// No MAAS: BMCs (and VMs) driven directly.
+    None,
+    /// The built-in MAAS-compatible reference region + rack.
+    Sim,
+    /// MAAS deployed by the Helm chart on kind.
+    Chart,
+    /// A MAAS that already runs.
+    External,
+}
+
+impl fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TargetKind::None => "none",
+            TargetKind::Sim => "sim",
+            TargetKind::Chart => "chart",
+            TargetKind::External => "external",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LabOptions {
+    /// Capture the PXE network with tcpdump. The capture holds secrets (the
+    /// enlist POST carries the BMC password), so it is opt-in and unpublished.
+    #[serde(default)]
+    pub capture: bool,
+}
+
+/// `count` identical machines named NAME-1..NAME-N (or NAME when count is 1).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MachineGroup {
+    pub name: String,
+    #[serde(default = "one")]
+    pub count: u32,
+    /// `false`: a BMC with no VM behind it (power is in-memory).
+    #[serde(default = "yes")]
+    pub vm: bool,
+    #[serde(default)]
+    pub firmware: Firmware,
+    /// A named QEMU CPU model; MAAS skips IPMI autodetect on "QEMU" CPUs.
+    #[serde(default = "default_cpu")]
+    pub cpu: String,
+    #[serde(default = "one")]
+    pub vcpus: u32,
+    #[serde(default = "default_memory")]
+    pub memory: ByteSize,
+    #[serde(default = "default_nics")]
+    pub nics: Vec<Nic>,
+    #[serde(default = "default_disks")]
+    pub disks: Vec<Disk>,
+    #[serde(default)]
+    pub bmc: BmcOptions,
+}
+
+fn one() -> u32 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn default_cpu() -> String {
+    "Haswell-noTSX".into()
+}
+fn default_memory() -> ByteSize {
+    ByteSize(1024 * MIB)
+}
+fn default_nics() -> Vec<Nic> {
+    vec![Nic { model: NicModel::Virtio, name: None }]
+}
+fn default_disks() -> Vec<Disk> {
+    vec![Disk { size: ByteSize(4 * 1024 * MIB) }]
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Firmware {
+    #[default]
+    Bios,
+    Uefi,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Nic {
+    #[serde(default)]
+    pub model: NicModel,
+    /// Interface name the guest should see (informational for snapshots).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NicModel {
+    #[default]
+    Virtio,
+    E1000,
+    Rtl8139,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    pub size: ByteSize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BmcOptions {
+    /// What the BMC's LAN side accepts. In-band, QEMU's KCS always says 2.0.
+    #[serde(default)]
+    pub ipmi: IpmiVersions,
+    /// Cipher suites offered over RMCP+; 0 only when listed here.
+    #[serde(default = "default_suites")]
+    pub cipher_suites: Vec<u8>,
+    /// The factory account; the password never reaches logs or snapshots.
+    #[serde(default)]
+    pub credentials: Credentials,
+    /// Faults active from the start; steps can inject and clear more.
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+}
+
+impl Default for BmcOptions {
+    fn default() -> Self {
+        BmcOptions {
+            ipmi: IpmiVersions::default(),
+            cipher_suites: default_suites(),
+            credentials: Credentials::default(),
+            faults: Vec::new(),
+        }
+    }
+}
+
+fn default_suites() -> Vec<u8> {
+    vec![1, 2, 3, 6, 7, 8, 11, 12, 15, 16, 17]
+}
+
+/// The cipher suites a BMC may offer.
+pub const SUPPORTED_SUITES: [u8; 12] = [0, 1, 2, 3, 6, 7, 8, 11, 12, 15, 16, 17];
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum IpmiVersions {
+    #[serde(rename = "1.5")]
+    V15,
+    #[serde(rename = "2.0")]
+    V20,
+    #[default]
+    #[serde(rename = "both")]
+    Both,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    #[serde(default = "default_user")]
+    pub username: String,
+    /// Omitted: a password derived from the seed.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl Default for Credentials {
+    fn default() -> Self {
+        Credentials { username: default_user(), password: None }
+    }
+}
+
+fn default_user() -> String {
+    "admin".into()
+}
+
+/// A BMC misbehaviour, injected at start or by a step.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// The BMC stops answering on its LAN side.
+    NoAnswer,
+    /// Every answer is delayed.
+    Latency { delay: DurationStr },
+    /// A command fails with `completion_code` for its first `times` calls.
+    FailCommand {
+        command: IpmiCommandName,
+        #[serde(default)]
+        on: Channel,
+        #[serde(default = "one")]
+        times: u32,
+        /// Defaults to 0xFF ("unspecified", which ipmipower prints as "BMC error").
+        #[serde(default = "default_cc")]
+        completion_code: u8,
+    },
+    /// Chassis Control "power up" answers success and does nothing.
+    IgnorePowerOn,
+    /// The cipher suite is refused at Open Session.
+    RefuseCipherSuite { suite: u8 },
+    /// Every Nth datagram is dropped.
+    DropEveryNth { n: u32 },
+}
+
+fn default_cc() -> u8 {
+    0xFF
+}
+
+/// Commands a fault may target, by their IPMI spec names.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum IpmiCommandName {
+    GetChassisStatus,
+    ChassisControl,
+    SetSystemBootOptions,
+    SetUserPassword,
+    SetUserName,
+    SetUserAccess,
+    GetDeviceId,
+    GetLanConfigParameters,
+    SetLanConfigParameters,
+    SetChannelAccess,
+}
+
+impl IpmiCommandName {
+    /// (netfn, cmd) per the IPMI 2.0 specification's command tables.
+    pub fn code(self) -> (u8, u8) {
+        match self {
+            IpmiCommandName::GetChassisStatus => (0x00, 0x01),
+            IpmiCommandName::ChassisControl => (0x00, 0x02),
+            IpmiCommandName::SetSystemBootOptions => (0x00, 0x08),
+            IpmiCommandName::GetDeviceId => (0x06, 0x01),
+            IpmiCommandName::SetChannelAccess => (0x06, 0x40),
+            IpmiCommandName::SetUserAccess => (0x06, 0x43),
+            IpmiCommandName::SetUserName => (0x06, 0x45),
+            IpmiCommandName::SetUserPassword => (0x06, 0x47),
+            IpmiCommandName::SetLanConfigParameters => (0x0C, 0x01),
+            IpmiCommandName::GetLanConfigParameters => (0x0C, 0x02),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    #[default]
+    Any,
+    Lan,
+    Inband,
+}
+
+/// One action of the drive stage, run in order.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    PowerOn(MachineRef),
+    PowerOff(MachineRef),
+    PowerCycle(MachineRef),
+    /// POST op=commission (needs a MAAS target).
+    Commission(MachineRef),
+    WaitStatus(WaitStatus),
+    WaitPower(WaitPower),
+    InjectFault(InjectFault),
+    ClearFaults(MachineRef),
+    Sleep(DurationStr),
+}
+
+/// A machine name, or `all`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(transparent)]
+pub struct MachineRef(pub String);
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WaitStatus {
+    pub machine: MachineRef,
+    pub status: MachineStatus,
+    pub timeout: DurationStr,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WaitPower {
+    pub machine: MachineRef,
+    pub state: PowerState,
+    pub timeout: DurationStr,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerState {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InjectFault {
+    pub machine: MachineRef,
+    pub fault: Fault,
+}
+
+/// MAAS 2.8 node statuses a scenario may wait for, by their status_name.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub enum MachineStatus {
+    New,
+    Commissioning,
+    #[serde(rename = "Failed commissioning")]
+    FailedCommissioning,
+    Ready,
+    Testing,
+    #[serde(rename = "Failed testing")]
+    FailedTesting,
+}
+
+impl MachineStatus {
+    /// The status number MAAS 2.8 uses (src/maasserver/enum.py NODE_STATUS).
+    pub fn code(self) -> u32 {
+        match self {
+            MachineStatus::New => 0,
+            MachineStatus::Commissioning => 1,
+            MachineStatus::FailedCommissioning => 2,
+            MachineStatus::Ready => 4,
+            MachineStatus::Testing => 21,
+            MachineStatus::FailedTesting => 22,
+        }
+    }
+}
+
+/// A typed check on the observed result.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Expectation {
+    /// A field of the machine's result (status_name, power_type, power_state,
+    /// power_parameters.power_user, ...) equals or matches.
+    Machine(FieldCheck),
+    /// These event descriptions occur in this order (others may interleave).
+    Events(EventsCheck),
+    /// The BMC transcript contains a command (optionally with a completion code).
+    BmcTranscript(TranscriptCheck),
+    /// A field of an API object (GET PATH, then a dotted field path).
+    Api(ApiCheck),
+    /// An HTTP response lacks a header (e.g. `Server`, the secure_headers patch).
+    HttpHeaderAbsent(HeaderCheck),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FieldCheck {
+    pub machine: MachineRef,
+    pub field: String,
+    #[serde(flatten)]
+    pub want: Want,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Want {
+    Equals(serde_json::Value),
+    /// A regular expression the value's text form must match.
+    Matches(String),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EventsCheck {
+    pub machine: MachineRef,
+    pub subsequence: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptCheck {
+    pub machine: MachineRef,
+    pub command: String,
+    #[serde(default)]
+    pub completion_code: Option<u8>,
+    #[serde(default)]
+    pub channel: Channel,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiCheck {
+    pub path: String,
+    pub field: String,
+    #[serde(flatten)]
+    pub want: Want,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderCheck {
+    /// `region` (5240) or `rack` (5249), or a path on the region.
+    pub endpoint: String,
+    pub header: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotPart {
+    Machines,
+    Events,
+    Bmc,
+    Network,
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// A size written as `512MiB`, `4GiB` or a plain number of MiB.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(into = "String")]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    pub fn mib(self) -> u64 {
+        self.0 / MIB
+    }
+}
+
+impl From<ByteSize> for String {
+    fn from(b: ByteSize) -> String {
+        if b.0 % (1024 * MIB) == 0 { format!("{}GiB", b.0 / (1024 * MIB)) } else { format!("{}MiB", b.0 / MIB) }
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number of MiB or a size such as 512MiB or 4GiB")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(n * MIB))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ByteSize, E> {
+                let bad = || {
+                    E::custom(format!(
+                        "size `{s}` is not understood; allowed: a number of MiB or a number with MiB or GiB, e.g. 512MiB, 4GiB"
+                    ))
+                };
+                let t = s.trim();
+                let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+                let n: u64 = num.parse().map_err(|_| bad())?;
+                let mult = match unit.trim() {
+                    "" | "M" | "MiB" => MIB,
+                    "G" | "GiB" => 1024 * MIB,
+                    _ => return Err(bad()),
+                };
+                Ok(ByteSize(n * mult))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// A duration written as humantime text (`90s`, `5m`, `1h 30m`).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(into = "String")]
+pub struct DurationStr(pub Duration);
+
+impl From<DurationStr> for String {
+    fn from(d: DurationStr) -> String {
+        humantime::format_duration(d.0).to_string()
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map(DurationStr).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "duration `{s}` is not understood ({e}); allowed: a number with a unit, e.g. 30s, 5m, 1h 30m"
+            ))
+        })
+    }
+}

@@ -1,0 +1,5 @@
+//! The harness spine: scenarios, plans, the run pipeline, reports.
+
+mod spine {
+    pub mod invalid_scenarios;
+}
