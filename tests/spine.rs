@@ -2,4 +2,5 @@
 
 mod spine {
     pub mod invalid_scenarios;
+    pub mod plan;
 }

@@ -1,1 +1,288 @@
-//! plan
+//! The plan: a pure function (scenario, run id, seed) -> every name and
+//! number the run will use.
+//!
+//! Names that live on the host (netns, bridges, veths, libvirt domains,
+//! socket paths) come from the run id, so concurrent runs never collide.
+//! What lives inside a run's own lab (MACs, UUIDs, IPs, ports, generated
+//! passwords) comes from the seed, so the same seed gives the same lab and
+//! `repro` (same seed, new run id) rebuilds it.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::scenario::{
+    self, Fault, Firmware, IpmiVersions, LoadedScenario, NicModel, TargetKind,
+};
+
+/// Eight lowercase hex digits; short enough for 15-byte interface names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RunId(String);
+
+impl RunId {
+    pub fn generate() -> RunId {
+        RunId(format!("{:08x}", rand::random::<u32>()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RunId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.len() == 8 && s.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
+            Ok(RunId(s))
+        } else {
+            Err(format!("run id `{s}` is not valid; allowed: 8 lowercase hex digits, as `maas-e2e list` shows"))
+        }
+    }
+}
+
+impl std::str::FromStr for RunId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        RunId::try_from(s.to_string())
+    }
+}
+
+impl From<RunId> for String {
+    fn from(r: RunId) -> String {
+        r.0
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Prefix of every host-side name a run creates; `down --all` sweeps by it.
+pub const NAME_PREFIX: &str = "me2e";
+
+/// Where runs keep the files QEMU opens (libvirt-qemu cannot read /root).
+pub const VM_ROOT: &str = "/var/lib/maas-e2e/runs";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    pub run_id: RunId,
+    pub seed: u64,
+    pub scenario: String,
+    pub target: TargetKind,
+    pub host: HostPlan,
+    pub lab: LabPlan,
+    pub machines: Vec<MachinePlan>,
+}
+
+/// Names on the host, from the run id.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostPlan {
+    pub netns: String,
+    /// The PXE network: VM NICs attach here; one veth joins it to the netns.
+    pub bridge: String,
+    pub veth_host: String,
+    pub veth_lab: String,
+    pub run_dir: PathBuf,
+    pub vm_dir: PathBuf,
+}
+
+/// Addresses inside the lab namespace, from the seed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LabPlan {
+    pub subnet: Ipv4Addr,
+    pub prefix_len: u8,
+    /// The rack/region (sim) or the harness (none) side of the PXE network.
+    pub rack_ip: Ipv4Addr,
+    pub dhcp_range: (Ipv4Addr, Ipv4Addr),
+    pub region_port: u16,
+    pub capture: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MachinePlan {
+    pub name: String,
+    pub vm: bool,
+    /// libvirt domain name (host-wide, so from the run id).
+    pub domain: String,
+    pub uuid: String,
+    pub firmware: Firmware,
+    pub cpu: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub nics: Vec<NicPlan>,
+    pub disks: Vec<DiskPlan>,
+    pub console_log: PathBuf,
+    pub bmc: BmcPlan,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NicPlan {
+    pub model: NicModel,
+    pub mac: String,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DiskPlan {
+    pub path: PathBuf,
+    pub size_mib: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BmcPlan {
+    pub lan_ip: Ipv4Addr,
+    pub lan_port: u16,
+    pub mac: String,
+    pub guid: String,
+    pub inband_socket: PathBuf,
+    pub ipmi: IpmiVersions,
+    pub cipher_suites: Vec<u8>,
+    pub username: String,
+    /// Never serialised: plan.yaml is an artifact. Re-derived from the seed
+    /// (or read from the scenario) when needed.
+    #[serde(skip)]
+    pub password: String,
+    pub faults: Vec<Fault>,
+    pub transcript: PathBuf,
+}
+
+/// Build the plan. Pure: the same inputs give the same plan.
+pub fn plan(
+    loaded: &LoadedScenario,
+    target: TargetKind,
+    run_id: &RunId,
+    seed: u64,
+    out_dir: &Path,
+) -> Plan {
+    let s = &loaded.scenario;
+    let r = run_id.as_str();
+    let run_dir = out_dir.join(r);
+    let vm_dir = Path::new(VM_ROOT).join(r);
+    let host = HostPlan {
+        netns: format!("{NAME_PREFIX}-{r}"),
+        bridge: format!("m2b{r}"),
+        veth_host: format!("m2h{r}"),
+        veth_lab: format!("m2l{r}"),
+        run_dir: run_dir.clone(),
+        vm_dir: vm_dir.clone(),
+    };
+    // 10.A.B.0/24: private to the run's namespace, so runs may share a subnet;
+    // the seed picks it so a repro sees the same addresses.
+    let h = derive(seed, "subnet", "", 0);
+    let subnet = Ipv4Addr::new(10, 64 + h[0] % 64, h[1], 0);
+    let [a, b, c, _] = subnet.octets();
+    let ip = |last: u8| Ipv4Addr::new(a, b, c, last);
+    let lab = LabPlan {
+        subnet,
+        prefix_len: 24,
+        rack_ip: ip(1),
+        dhcp_range: (ip(100), ip(199)),
+        region_port: 5240,
+        capture: s.lab.capture,
+    };
+    let machines = scenario::expand(&s.machines)
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let g = m.group;
+            let name = &m.name;
+            let nics = g
+                .nics
+                .iter()
+                .enumerate()
+                .map(|(k, n)| NicPlan { model: n.model, mac: mac(seed, name, k as u32), name: n.name.clone() })
+                .collect();
+            let disks = g
+                .disks
+                .iter()
+                .enumerate()
+                .map(|(k, d)| DiskPlan { path: vm_dir.join(format!("{name}-disk{k}.qcow2")), size_mib: d.size.mib() })
+                .collect();
+            let password = g.bmc.credentials.password.clone().unwrap_or_else(|| {
+                let p = derive(seed, "bmc-password", name, 0);
+                hex::encode(&p[..8])
+            });
+            MachinePlan {
+                name: name.clone(),
+                vm: g.vm,
+                domain: format!("{NAME_PREFIX}-{r}-{name}"),
+                uuid: uuid(seed, "machine", name),
+                firmware: g.firmware,
+                cpu: g.cpu.clone(),
+                vcpus: g.vcpus,
+                memory_mib: g.memory.mib(),
+                nics,
+                disks,
+                console_log: run_dir.join("machines").join(name).join("console.log"),
+                bmc: BmcPlan {
+                    lan_ip: ip(20 + i as u8),
+                    lan_port: 623,
+                    mac: mac(seed, name, 0xB3C),
+                    guid: uuid(seed, "bmc-guid", name),
+                    inband_socket: vm_dir.join(format!("{name}.bmc.sock")),
+                    ipmi: g.bmc.ipmi,
+                    cipher_suites: g.bmc.cipher_suites.clone(),
+                    username: g.bmc.credentials.username.clone(),
+                    password,
+                    faults: g.bmc.faults.clone(),
+                    transcript: run_dir.join("machines").join(name).join("bmc-transcript.jsonl"),
+                },
+            }
+        })
+        .collect();
+    Plan { run_id: run_id.clone(), seed, scenario: s.name.clone(), target, host, lab, machines }
+}
+
+impl Plan {
+    pub fn machine(&self, name: &str) -> Option<&MachinePlan> {
+        self.machines.iter().find(|m| m.name == name)
+    }
+
+    /// Machines a step or check names: `all`, a group name, or one machine.
+    pub fn select(&self, name: &str) -> Vec<&MachinePlan> {
+        if name == "all" {
+            return self.machines.iter().collect();
+        }
+        if let Some(m) = self.machine(name) {
+            return vec![m];
+        }
+        let prefix = format!("{name}-");
+        self.machines
+            .iter()
+            .filter(|m| m.name.strip_prefix(&prefix).is_some_and(|n| n.parse::<u32>().is_ok()))
+            .collect()
+    }
+
+    /// Every host-side name, each at most 15 bytes where the kernel limits it.
+    pub fn interface_names(&self) -> [&str; 3] {
+        [&self.host.bridge, &self.host.veth_host, &self.host.veth_lab]
+    }
+}
+
+fn derive(seed: u64, kind: &str, name: &str, index: u32) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(seed.to_le_bytes());
+    h.update(kind.as_bytes());
+    h.update([0]);
+    h.update(name.as_bytes());
+    h.update([0]);
+    h.update(index.to_le_bytes());
+    h.finalize().into()
+}
+
+/// A locally administered-looking QEMU MAC (52:54:00 is QEMU's OUI).
+fn mac(seed: u64, name: &str, index: u32) -> String {
+    let h = derive(seed, "mac", name, index);
+    format!("52:54:00:{:02x}:{:02x}:{:02x}", h[0], h[1], h[2])
+}
+
+fn uuid(seed: u64, kind: &str, name: &str) -> String {
+    let h = derive(seed, kind, name, 0);
+    uuid::Builder::from_random_bytes(h[..16].try_into().unwrap()).into_uuid().to_string()
+}
