@@ -1,0 +1,95 @@
+//! The run's event stream. JUnit, the summary table and the progress display
+//! are all consumers of these events (nextest's reporter pattern).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// How one unit (a stage, step, check or the snapshot) ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "message")]
+pub enum Outcome {
+    Passed,
+    Failed(String),
+    /// Not run because an earlier unit failed or the run was interrupted.
+    Skipped(String),
+}
+
+impl Outcome {
+    pub fn is_failed(&self) -> bool {
+        matches!(self, Outcome::Failed(_))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageName {
+    Plan,
+    Lab,
+    Deploy,
+    Drive,
+    Observe,
+    Report,
+}
+
+impl StageName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageName::Plan => "plan",
+            StageName::Lab => "lab",
+            StageName::Deploy => "deploy",
+            StageName::Drive => "drive",
+            StageName::Observe => "observe",
+            StageName::Report => "report",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum RunEvent {
+    RunStarted { run_id: String, scenario: String, target: String },
+    StageStarted { stage: StageName },
+    StageFinished { stage: StageName, duration: Duration, outcome: Outcome },
+    StepFinished { index: usize, name: String, duration: Duration, outcome: Outcome },
+    CheckFinished { index: usize, name: String, outcome: Outcome },
+    SnapshotCompared { name: String, outcome: Outcome },
+    RunFinished { duration: Duration, passed: bool, interrupted: bool },
+}
+
+/// Anything that consumes run events.
+pub trait Reporter: Send {
+    fn event(&mut self, event: &RunEvent);
+}
+
+/// Collects events for the consumers that need the whole run (JUnit, summary).
+#[derive(Debug, Default, Clone)]
+pub struct Recorded {
+    pub events: Vec<RunEvent>,
+}
+
+impl Reporter for Recorded {
+    fn event(&mut self, event: &RunEvent) {
+        self.events.push(event.clone());
+    }
+}
+
+/// Fans one event out to several reporters.
+#[derive(Default)]
+pub struct Fanout {
+    reporters: Vec<Box<dyn Reporter>>,
+    pub recorded: Recorded,
+}
+
+impl Fanout {
+    pub fn new(reporters: Vec<Box<dyn Reporter>>) -> Self {
+        Fanout { reporters, recorded: Recorded::default() }
+    }
+
+    pub fn emit(&mut self, event: RunEvent) {
+        self.recorded.event(&event);
+        for r in &mut self.reporters {
+            r.event(&event);
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! `down`: remove what runs left behind, from their state files and by
+//! listing host objects that carry a run id.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::plan::{RunId, VM_ROOT};
+use crate::run::state::{self, RegistryEntry, Resource};
+use crate::run::teardown;
+
+/// What `down` did for one run.
+#[derive(Debug, Default)]
+pub struct DownReport {
+    pub removed: Vec<String>,
+    pub skipped: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+fn alive(e: &RegistryEntry) -> bool {
+    state::same_process_alive(e.pid, e.pid_start_time)
+}
+
+/// Tear down one run. A run whose process is alive is asked to stop
+/// (SIGTERM: it tears itself down), then swept.
+pub fn down_one(run_id: &RunId, report: &mut DownReport) {
+    let entry = state::registered_runs()
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| &e.run_id == run_id);
+    let mut resources: Vec<Resource> = Vec::new();
+    if let Some(e) = &entry {
+        if alive(e) {
+            // `up` and running `run`s tear down on SIGTERM; give them time.
+            crate::process::terminate_group(e.pid, Duration::from_secs(30));
+        }
+        if let Ok(s) = state::read_state(&e.run_dir) {
+            resources.extend(s.resources);
+        }
+    }
+    for r in teardown::discover(Some(run_id)) {
+        if !resources.contains(&r) {
+            resources.push(r);
+        }
+    }
+    let vm_dir = Path::new(VM_ROOT).join(run_id.as_str());
+    if vm_dir.exists() {
+        resources.insert(0, Resource::Dir { path: vm_dir });
+    }
+    sweep(&resources, report);
+    if let Some(e) = &entry {
+        let _ = state::write_state(&e.run_dir, &state::RunState { run_id: Some(run_id.clone()), resources: Vec::new() });
+    }
+    state::unregister(run_id);
+}
+
+/// Tear down every run whose process is gone (or every run, with `force`).
+pub fn down_all(force: bool) -> DownReport {
+    let mut report = DownReport::default();
+    let mut live = Vec::new();
+    for entry in state::registered_runs() {
+        match entry {
+            Ok(e) if alive(&e) && !force => {
+                report.skipped.push(format!("run {} (pid {} still running; use --force or `down {}`)", e.run_id, e.pid, e.run_id));
+                live.push(e.run_id.clone());
+            }
+            Ok(e) => down_one(&e.run_id, &mut report),
+            Err(err) => report.failed.push(err.to_string()),
+        }
+    }
+    // Orphans: host objects with a run id no registry entry covers.
+    let mut by_run: BTreeMap<RunId, ()> = BTreeMap::new();
+    for r in teardown::discover(None) {
+        let name = match &r {
+            Resource::Netns { name } | Resource::Link { name } | Resource::Domain { name } => name.clone(),
+            _ => continue,
+        };
+        if let Some(id) = teardown::run_id_of(&name) {
+            if !live.contains(&id) {
+                by_run.insert(id, ());
+            }
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir(VM_ROOT) {
+        for e in dir.filter_map(Result::ok) {
+            if let Ok(id) = e.file_name().to_string_lossy().parse::<RunId>() {
+                if !live.contains(&id) {
+                    by_run.insert(id, ());
+                }
+            }
+        }
+    }
+    for id in by_run.into_keys() {
+        down_one(&id, &mut report);
+    }
+    report
+}
+
+fn sweep(resources: &[Resource], report: &mut DownReport) {
+    // Processes first, then domains, links, namespaces, directories.
+    let rank = |r: &Resource| match r {
+        Resource::Process { .. } => 0,
+        Resource::Domain { .. } => 1,
+        Resource::Link { .. } => 2,
+        Resource::Netns { .. } => 3,
+        Resource::Dir { .. } => 4,
+    };
+    let mut ordered: Vec<&Resource> = resources.iter().collect();
+    ordered.sort_by_key(|r| rank(r));
+    for r in ordered {
+        match teardown::remove(r) {
+            Ok(()) => report.removed.push(r.describe()),
+            Err(e) => report.failed.push(format!("{}: {e}", r.describe())),
+        }
+    }
+}

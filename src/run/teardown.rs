@@ -1,0 +1,172 @@
+//! Teardown: the runner registers each resource before creating it, and
+//! removes everything in reverse order on every exit path: success, failure,
+//! Ctrl-C/SIGTERM, panic (through `Drop`), and `down` after a SIGKILL.
+//!
+//! Removal is idempotent and works from the state file alone.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::cmd::Cmd;
+use crate::plan::{NAME_PREFIX, RunId};
+use crate::run::state::{self, Resource, RunState};
+
+/// The resources of one run, mirrored to its state file on every change.
+#[derive(Clone)]
+pub struct Teardown {
+    inner: Arc<Mutex<Inner>>,
+}
+
+struct Inner {
+    run_dir: PathBuf,
+    state: RunState,
+    /// `--keep`: leave everything for inspection; `down` removes it later.
+    keep: bool,
+    done: bool,
+}
+
+impl Teardown {
+    pub fn new(run_id: &RunId, run_dir: &Path, keep: bool) -> Result<Teardown, state::StateError> {
+        let state = RunState { run_id: Some(run_id.clone()), resources: Vec::new() };
+        state::write_state(run_dir, &state)?;
+        Ok(Teardown { inner: Arc::new(Mutex::new(Inner { run_dir: run_dir.to_path_buf(), state, keep, done: false })) })
+    }
+
+    /// Record `resource` before it is created, so a crash mid-creation is
+    /// still swept.
+    pub fn register(&self, resource: Resource) -> Result<(), state::StateError> {
+        let mut inner = self.inner.lock().unwrap();
+        if !inner.state.resources.contains(&resource) {
+            inner.state.resources.push(resource);
+        }
+        state::write_state(&inner.run_dir, &inner.state)
+    }
+
+    pub fn resources(&self) -> Vec<Resource> {
+        self.inner.lock().unwrap().state.resources.clone()
+    }
+
+    pub fn set_keep(&self, keep: bool) {
+        self.inner.lock().unwrap().keep = keep;
+    }
+
+    /// Remove everything (unless kept); returns what could not be removed.
+    pub fn run(&self) -> Vec<String> {
+        let mut inner = self.inner.lock().unwrap();
+        if inner.done || inner.keep {
+            return Vec::new();
+        }
+        inner.done = true;
+        let failures = remove_all(&inner.state.resources);
+        if failures.is_empty() {
+            inner.state.resources.clear();
+            let _ = state::write_state(&inner.run_dir, &inner.state);
+        }
+        failures
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle going away without `run` (a panic unwinding past
+        // the runner) still tears down.
+        if !self.done && !self.keep && !self.state.resources.is_empty() {
+            let _ = remove_all(&self.state.resources);
+        }
+    }
+}
+
+/// Remove resources in reverse creation order. Never stops at the first error.
+pub fn remove_all(resources: &[Resource]) -> Vec<String> {
+    resources.iter().rev().filter_map(|r| remove(r).err().map(|e| format!("{}: {e}", r.describe()))).collect()
+}
+
+/// Remove one resource; absent counts as removed.
+pub fn remove(resource: &Resource) -> Result<(), String> {
+    match resource {
+        Resource::Process { pid, start_time, .. } => {
+            if state::same_process_alive(*pid, *start_time) {
+                crate::process::terminate_group(*pid, Duration::from_secs(3));
+            }
+            Ok(())
+        }
+        Resource::Domain { name } => {
+            if !have_program("virsh") {
+                return Ok(());
+            }
+            let virsh = |args: &[&str]| Cmd::new("virsh").args(["-c", "qemu:///system"]).args(args.iter().copied()).run_blocking();
+            if virsh(&["dominfo", name]).is_err() {
+                return Ok(());
+            }
+            let _ = virsh(&["destroy", name]);
+            virsh(&["undefine", "--nvram", name]).or_else(|_| virsh(&["undefine", name])).map(drop).map_err(|e| e.to_string())
+        }
+        Resource::Link { name } => {
+            if !Path::new("/sys/class/net").join(name).exists() {
+                return Ok(());
+            }
+            Cmd::new("ip").args(["link", "del", name]).run_blocking().map(drop).map_err(|e| e.to_string())
+        }
+        Resource::Netns { name } => {
+            if !crate::lab::netns::netns_path(name).exists() {
+                return Ok(());
+            }
+            // Processes left inside (ours, by construction) go first.
+            if let Ok(pids) = Cmd::new("ip").args(["netns", "pids", name]).run_blocking() {
+                for pid in pids.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+                    crate::process::terminate_group(pid, Duration::from_secs(2));
+                }
+            }
+            Cmd::new("ip").args(["netns", "del", name]).run_blocking().map(drop).map_err(|e| e.to_string())
+        }
+        Resource::Dir { path } => match std::fs::remove_dir_all(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.to_string()),
+        },
+    }
+}
+
+fn have_program(p: &str) -> bool {
+    crate::testing::have_program(p)
+}
+
+/// Host objects whose names carry `run_id` (or any run id when `None`),
+/// found by listing, for sweeping what a state file may not know about.
+pub fn discover(run_id: Option<&RunId>) -> Vec<Resource> {
+    let matches = |name: &str| -> bool {
+        match run_id {
+            Some(r) => name.contains(r.as_str()) && (name.starts_with(NAME_PREFIX) || name.starts_with("m2")),
+            None => name.starts_with(&format!("{NAME_PREFIX}-")) || is_run_link(name),
+        }
+    };
+    let mut out = Vec::new();
+    if let Ok(list) = Cmd::new("virsh").args(["-c", "qemu:///system", "list", "--all", "--name"]).run_blocking() {
+        out.extend(list.lines().map(str::trim).filter(|n| !n.is_empty() && matches(n) && n.starts_with(NAME_PREFIX)).map(|n| Resource::Domain { name: n.into() }));
+    }
+    if let Ok(dir) = std::fs::read_dir("/sys/class/net") {
+        out.extend(dir.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| is_run_link(n) && matches(n)).map(|name| Resource::Link { name }));
+    }
+    if let Ok(dir) = std::fs::read_dir("/run/netns") {
+        out.extend(dir.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(NAME_PREFIX) && matches(n)).map(|name| Resource::Netns { name }));
+    }
+    out
+}
+
+/// Our link names: `m2` + one letter + 8 hex digits (+ an optional index).
+fn is_run_link(name: &str) -> bool {
+    name.len() >= 11 && name.starts_with("m2") && name[3..11].chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// The run id inside a name we made, if any.
+pub fn run_id_of(name: &str) -> Option<RunId> {
+    let hex = if let Some(rest) = name.strip_prefix(&format!("{NAME_PREFIX}-")) {
+        rest.get(..8)?
+    } else if is_run_link(name) {
+        &name[3..11]
+    } else {
+        return None;
+    };
+    hex.parse().ok()
+}
