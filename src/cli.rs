@@ -1,5 +1,433 @@
-//! Command line: clap derive, each subcommand maps flags to library options.
+//! Command line: clap derive; each subcommand maps flags to library options
+//! and returns one of the documented exit codes (src/exit.rs).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::exit;
+use crate::plan::RunId;
+use crate::report::events::Reporter;
+use crate::report::progress::Progress;
+use crate::report::summary::{self, Row};
+use crate::run::down;
+use crate::run::env::TargetOptions;
+use crate::run::pipeline::{self, RunOptions};
+use crate::run::state;
+use crate::scenario::{self, TargetKind};
+
+#[derive(Parser, Debug)]
+#[command(name = "maas-e2e", version, about = "End-to-end tests of MAAS on virtual hardware: VMs with virtual BMCs, PXE, IPMI, commissioning")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run scenarios and compare their results with the golden snapshots.
+    Run(RunArgs),
+    /// Build a scenario's environment and keep it running until Ctrl-C or `down`.
+    Up(UpArgs),
+    /// Tear down a run (or every run whose process is gone, with --all).
+    Down(DownArgs),
+    /// List registered runs.
+    List,
+    /// Validate scenario files without starting anything.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Check the host for what each target needs.
+    Doctor {
+        /// Only the prerequisites of this target.
+        #[arg(long, value_enum)]
+        target: Option<TargetKind>,
+    },
+    /// Re-run exactly the scenario, seed and target a recorded run used.
+    Repro {
+        run_dir: PathBuf,
+        #[arg(long)]
+        keep: bool,
+        #[arg(long, default_value = "runs")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CommonRunArgs {
+    /// Which MAAS is under test.
+    #[arg(long, value_enum, default_value_t = TargetKind::Sim)]
+    pub target: TargetKind,
+    /// Where run directories go (RUN_ID/ beneath).
+    #[arg(long, default_value = "runs")]
+    pub out: PathBuf,
+    /// Seed for everything inside the lab (MACs, IPs, UUIDs).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// External target: the MAAS URL (http://host:5240/MAAS).
+    #[arg(long, env = "MAAS_URL")]
+    pub maas_url: Option<String>,
+    /// External target: consumer_key:token_key:token_secret.
+    #[arg(long, env = "MAAS_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// External target: an existing host bridge the VMs join.
+    #[arg(long)]
+    pub lab_bridge: Option<String>,
+    /// Chart target: a checkout of the chart (charts/maas).
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+    /// Chart target: extra values overrides.
+    #[arg(long)]
+    pub values: Option<PathBuf>,
+    #[arg(long)]
+    pub image_repo: Option<String>,
+    #[arg(long)]
+    pub image_tag: Option<String>,
+    #[arg(long)]
+    pub kind_config: Option<PathBuf>,
+    #[arg(long)]
+    pub keep_cluster: bool,
+    #[arg(long)]
+    pub reuse_cluster: Option<String>,
+    /// Postgres for the sim region: a local process (default) or a container.
+    #[arg(long, value_parser = ["local", "container"], default_value = "local")]
+    pub postgres: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonRunArgs,
+    /// Leave everything running after the run (tear down later with `down`).
+    #[arg(long)]
+    pub keep: bool,
+    /// Print the plan and every action it would take; create nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Rewrite the golden snapshots with this run's results.
+    #[arg(long)]
+    pub update_snapshots: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    pub scenario: PathBuf,
+    #[command(flatten)]
+    pub common: CommonRunArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DownArgs {
+    /// The run to tear down (see `list`).
+    #[arg(conflicts_with = "all", required_unless_present = "all")]
+    pub run_id: Option<RunId>,
+    /// Every registered run whose process is gone, and orphaned resources.
+    #[arg(long)]
+    pub all: bool,
+    /// Also runs whose process is still alive (they are stopped first).
+    #[arg(long)]
+    pub force: bool,
+}
 
 pub fn main() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::BAD_INPUT } else { exit::PASSED };
+            let _ = e.print();
+            return code;
+        }
+    };
+    init_tracing();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::HOST_NOT_READY;
+        }
+    };
+    rt.block_on(dispatch(cli.command))
 }
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn dispatch(command: Command) -> i32 {
+    match command {
+        Command::Run(args) => run(args).await,
+        Command::Up(args) => up(args).await,
+        Command::Down(args) => down_cmd(args),
+        Command::List => list(),
+        Command::Validate { files } => validate(&files),
+        Command::Doctor { target } => {
+            let (text, ready) = crate::doctor::report(&crate::doctor::checks(), target);
+            println!("{text}");
+            if ready { exit::PASSED } else { exit::HOST_NOT_READY }
+        }
+        Command::Repro { run_dir, keep, out } => repro(run_dir, keep, out).await,
+    }
+}
+
+fn target_options(c: &CommonRunArgs) -> TargetOptions {
+    TargetOptions {
+        maas_url: c.maas_url.clone(),
+        api_key: c.api_key.clone(),
+        lab_bridge: c.lab_bridge.clone(),
+        chart: c.chart.clone(),
+        values: c.values.clone(),
+        image_repo: c.image_repo.clone(),
+        image_tag: c.image_tag.clone(),
+        kind_config: c.kind_config.clone(),
+        keep_cluster: c.keep_cluster,
+        reuse_cluster: c.reuse_cluster.clone(),
+        postgres_container: c.postgres == "container",
+    }
+}
+
+/// Load every scenario first: one bad file means nothing starts.
+fn load_all(files: &[PathBuf]) -> Result<Vec<scenario::LoadedScenario>, i32> {
+    let mut loaded = Vec::new();
+    let mut bad = false;
+    for f in files {
+        match scenario::load(f) {
+            Ok(s) => loaded.push(s),
+            Err(e) => {
+                eprintln!("{e}");
+                bad = true;
+            }
+        }
+    }
+    if bad { Err(exit::BAD_INPUT) } else { Ok(loaded) }
+}
+
+fn validate(files: &[PathBuf]) -> i32 {
+    match load_all(files) {
+        Ok(l) => {
+            for s in l {
+                println!("{}: ok ({} machines, {} steps, {} checks)", s.path.display(), s.machines().len(), s.scenario.steps.len(), s.scenario.expect.len());
+            }
+            exit::PASSED
+        }
+        Err(code) => code,
+    }
+}
+
+/// Ctrl-C / SIGTERM cancel the token (teardown runs); a second one forces:
+/// what is registered is killed without grace and the process exits.
+fn install_signals(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else { return };
+        tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+        eprintln!("interrupted: tearing down (press Ctrl-C again to force)");
+        cancel.cancel();
+        tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+        eprintln!("forced: removing what the state files list, then exiting");
+        let _ = down::down_all_owned_by(std::process::id() as i32);
+        std::process::exit(exit::INTERRUPTED);
+    });
+}
+
+fn print_dry_run(loaded: &scenario::LoadedScenario, opts: &RunOptions) -> i32 {
+    let run_id = RunId::generate();
+    let plan = crate::plan::plan(loaded, opts.target, &run_id, opts.seed, &opts.out_dir);
+    println!("# dry run: {} on {} (run id {run_id}, seed {})", loaded.scenario.name, opts.target, opts.seed);
+    println!("# nothing below was created");
+    println!("--- plan");
+    print!("{}", serde_norway::to_string(&plan).expect("plan serialises"));
+    println!("--- actions");
+    for a in crate::run::dry_run::actions(&plan, &loaded.scenario, &opts.target_options) {
+        println!("{a}");
+    }
+    exit::PASSED
+}
+
+async fn run(args: RunArgs) -> i32 {
+    let loaded = match load_all(&args.scenarios) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let base = RunOptions {
+        target: args.common.target,
+        out_dir: args.common.out.clone(),
+        seed: args.common.seed,
+        run_id: None,
+        keep: args.keep,
+        update_snapshots: args.update_snapshots,
+        hold: false,
+        target_options: target_options(&args.common),
+    };
+    for s in &loaded {
+        if !s.scenario.targets.contains(&base.target) {
+            eprintln!("{}: scenario `{}` does not list target `{}` (it lists: {}); pick one with --target", s.path.display(), s.scenario.name, base.target, s.scenario.targets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
+            return exit::BAD_INPUT;
+        }
+    }
+    if args.dry_run {
+        return loaded.iter().map(|s| print_dry_run(s, &base)).max().unwrap_or(exit::PASSED);
+    }
+    if let Some(code) = host_ready(base.target) {
+        return code;
+    }
+    let cancel = CancellationToken::new();
+    install_signals(cancel.clone());
+    let mut rows = Vec::new();
+    let mut code = exit::PASSED;
+    for s in &loaded {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Progress::new())];
+        match pipeline::execute(s, &base, &cancel, reporters).await {
+            Ok(sum) => {
+                if sum.interrupted {
+                    code = exit::INTERRUPTED;
+                } else if !sum.passed && code == exit::PASSED {
+                    code = exit::FAILED;
+                }
+                rows.push(Row { scenario: s.scenario.name.clone(), target: base.target.to_string(), run_dir: sum.run_dir.display().to_string(), events: sum.events });
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::BAD_INPUT;
+            }
+        }
+    }
+    println!("{}", summary::table(&rows));
+    code
+}
+
+/// Refuse to start when the host lacks what the target needs.
+fn host_ready(target: TargetKind) -> Option<i32> {
+    let (text, ready) = crate::doctor::report(&crate::doctor::checks(), Some(target));
+    if ready {
+        None
+    } else {
+        eprintln!("the host is not ready for target {target}:\n{}", text.lines().filter(|l| !l.starts_with("ok")).collect::<Vec<_>>().join("\n"));
+        Some(exit::HOST_NOT_READY)
+    }
+}
+
+async fn up(args: UpArgs) -> i32 {
+    let loaded = match load_all(std::slice::from_ref(&args.scenario)) {
+        Ok(mut l) => l.remove(0),
+        Err(code) => return code,
+    };
+    if let Some(code) = host_ready(args.common.target) {
+        return code;
+    }
+    let opts = RunOptions {
+        target: args.common.target,
+        out_dir: args.common.out.clone(),
+        seed: args.common.seed,
+        run_id: None,
+        keep: false,
+        update_snapshots: false,
+        hold: true,
+        target_options: target_options(&args.common),
+    };
+    let cancel = CancellationToken::new();
+    install_signals(cancel.clone());
+    match pipeline::execute(&loaded, &opts, &cancel, vec![Box::new(Progress::new())]).await {
+        Ok(sum) if sum.teardown_failures.is_empty() && (sum.passed || sum.interrupted) => exit::PASSED,
+        Ok(_) => exit::FAILED,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::BAD_INPUT
+        }
+    }
+}
+
+fn down_cmd(args: DownArgs) -> i32 {
+    let report = if args.all {
+        down::down_all(args.force)
+    } else {
+        let mut r = down::DownReport::default();
+        down::down_one(args.run_id.as_ref().expect("clap requires a run id without --all"), &mut r);
+        r
+    };
+    for r in &report.removed {
+        println!("removed  {r}");
+    }
+    for s in &report.skipped {
+        println!("skipped  {s}");
+    }
+    for f in &report.failed {
+        eprintln!("FAILED   {f}");
+    }
+    if report.failed.is_empty() { exit::PASSED } else { exit::FAILED }
+}
+
+fn list() -> i32 {
+    let runs = state::registered_runs();
+    if runs.is_empty() {
+        println!("no registered runs");
+    }
+    for r in runs {
+        match r {
+            Ok(e) => {
+                let alive = state::same_process_alive(e.pid, e.pid_start_time);
+                println!("{}  {:<24} {:<8} pid {:<7} {:<8} {}", e.run_id, e.scenario, e.target, e.pid, if alive { "running" } else { "gone" }, e.run_dir.display());
+            }
+            Err(e) => eprintln!("unreadable registry entry: {e}"),
+        }
+    }
+    exit::PASSED
+}
+
+async fn repro(run_dir: PathBuf, keep: bool, out: PathBuf) -> i32 {
+    let record = match pipeline::read_record(&run_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let loaded = match scenario::load(&record.scenario_path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: the recorded scenario cannot be loaded: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let now = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(loaded.source.as_bytes()))
+    };
+    if now != record.scenario_sha256 {
+        eprintln!("warning: {} changed since run {}; reproducing with the file as it is now", record.scenario_path.display(), record.run_id);
+    }
+    eprintln!("reproducing run {} : scenario {}, target {}, seed {}", record.run_id, loaded.scenario.name, record.target, record.seed);
+    let args = RunArgs {
+        scenarios: vec![record.scenario_path.clone()],
+        common: CommonRunArgs {
+            target: record.target,
+            out,
+            seed: record.seed,
+            maas_url: std::env::var("MAAS_URL").ok(),
+            api_key: std::env::var("MAAS_API_KEY").ok(),
+            lab_bridge: None,
+            chart: None,
+            values: None,
+            image_repo: None,
+            image_tag: None,
+            kind_config: None,
+            keep_cluster: false,
+            reuse_cluster: None,
+            postgres: "local".into(),
+        },
+        keep,
+        dry_run: false,
+        update_snapshots: false,
+    };
+    run(args).await
+}
+

@@ -1,6 +1,7 @@
 //! Reports: the result model, redaction, snapshots, JUnit, the summary
 //! table and the progress display, all fed by one event stream.
 
+pub mod checks;
 pub mod events;
 pub mod junit;
 pub mod progress;

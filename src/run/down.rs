@@ -114,3 +114,15 @@ fn sweep(resources: &[Resource], report: &mut DownReport) {
         }
     }
 }
+
+/// Forced teardown of the runs this process registered (second Ctrl-C).
+pub fn down_all_owned_by(pid: i32) -> DownReport {
+    let mut report = DownReport::default();
+    for e in state::registered_runs().into_iter().filter_map(Result::ok).filter(|e| e.pid == pid) {
+        let mut resources = state::read_state(&e.run_dir).map(|s| s.resources).unwrap_or_default();
+        resources.extend(teardown::discover(Some(&e.run_id)));
+        sweep(&resources, &mut report);
+        state::unregister(&e.run_id);
+    }
+    report
+}

@@ -1,5 +1,8 @@
 //! The run pipeline: stages, teardown guarantee, the registry of runs.
 
 pub mod down;
+pub mod dry_run;
+pub mod env;
+pub mod pipeline;
 pub mod state;
 pub mod teardown;

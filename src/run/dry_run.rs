@@ -1,0 +1,60 @@
+//! `run --dry-run`: every action a run would take, in order, from the plan
+//! alone. Pure: nothing is created.
+
+use crate::plan::Plan;
+use crate::run::env::TargetOptions;
+use crate::run::pipeline::step_name;
+use crate::scenario::{Scenario, TargetKind};
+
+pub fn actions(plan: &Plan, scenario: &Scenario, _options: &TargetOptions) -> Vec<String> {
+    let h = &plan.host;
+    let mut out = vec![
+        "# stage plan".to_string(),
+        format!("write {}/{{scenario.yaml,plan.yaml,run.json,state.json}}", h.run_dir.display()),
+        format!("register /run/maas-e2e/runs/{}.json", plan.run_id),
+        "# stage lab".to_string(),
+        format!("ip netns add {}", h.netns),
+        format!("ip link add {} type bridge (no address, no uplink)", h.bridge),
+        format!("ip link add {} type veth peer name {} netns {}", h.veth_host, h.veth_lab, h.netns),
+        format!("ip link set {} master {} up", h.veth_host, h.bridge),
+        format!("ip -n {} addr add {}/{} dev {}", h.netns, plan.lab.rack_ip, plan.lab.prefix_len, h.veth_lab),
+    ];
+    for m in &plan.machines {
+        out.push(format!(
+            "bmc {}: LAN {}:{} in netns {} (IPMI {:?}, suites {:?}), in-band socket {}",
+            m.name, m.bmc.lan_ip, m.bmc.lan_port, h.netns, m.bmc.ipmi, m.bmc.cipher_suites, m.bmc.inband_socket.display()
+        ));
+        if m.vm {
+            for d in &m.disks {
+                out.push(format!("qemu-img create -f qcow2 {} {}M", d.path.display(), d.size_mib));
+            }
+            out.push(format!(
+                "virsh define {} ({:?}, cpu {}, {} MiB, nics {}), console {}",
+                m.domain,
+                m.firmware,
+                m.cpu,
+                m.memory_mib,
+                m.nics.iter().map(|n| format!("{:?} {}", n.model, n.mac)).collect::<Vec<_>>().join(", "),
+                m.console_log.display()
+            ));
+        }
+    }
+    if plan.lab.capture {
+        out.push(format!("tcpdump in netns {} -> {}/network/capture.SECRET.pcap", h.netns, h.run_dir.display()));
+    }
+    out.push("# stage deploy".into());
+    match plan.target {
+        TargetKind::None => out.push("no MAAS: the harness drives the BMCs with ipmipower inside the lab namespace".into()),
+        TargetKind::Sim => out.push(format!("start Postgres (local, as user postgres), the sim region on {}:{} and the rack's DHCP/TFTP/HTTP in netns {}", plan.lab.rack_ip, plan.lab.region_port, h.netns)),
+        TargetKind::External => out.push("check MAAS_URL version/ and the API key; VMs join --lab-bridge".into()),
+        TargetKind::Chart => out.push("kind cluster, Postgres container, helm upgrade --install (see `docs/chart.md`)".into()),
+    }
+    out.push("# stage drive".into());
+    for (i, s) in scenario.steps.iter().enumerate() {
+        out.push(format!("step {i:02}: {}", step_name(s)));
+    }
+    out.push("# stage observe, report".into());
+    out.push(format!("write {}/{{result.yaml,junit.xml,events.jsonl}}; compare scenarios/{}.{}.snap", h.run_dir.display(), plan.scenario, plan.target));
+    out.push("# teardown (reverse order), unless --keep".into());
+    out
+}
