@@ -3,4 +3,5 @@
 mod spine {
     pub mod invalid_scenarios;
     pub mod plan;
+    pub mod report;
 }
