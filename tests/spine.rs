@@ -1,6 +1,7 @@
 //! The harness spine: scenarios, plans, the run pipeline, reports.
 
 mod spine {
+    pub mod cli;
     pub mod invalid_scenarios;
     pub mod plan;
     pub mod report;

@@ -1,0 +1,88 @@
+//! The binary's contract: exit codes, validate, dry-run creates nothing,
+//! doctor names the fix.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_maas-e2e"))
+}
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+#[test]
+fn validate_exit_codes() {
+    let ok = bin().arg("validate").arg(repo("scenarios/commission.yaml")).output().unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let bad = bin().arg("validate").arg(repo("tests/invalid-scenarios/unknown-key.yaml")).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("unknown-key.yaml:3:5: machines[0]: unknown field `colour`"), "{err}");
+    let usage = bin().arg("frobnicate").output().unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    let missing = bin().arg("validate").arg("/nonexistent/x.yaml").output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/x.yaml"));
+}
+
+#[test]
+fn bad_scenario_among_good_ones_starts_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let r = bin()
+        .args(["run", "--target", "none", "--out"])
+        .arg(out.path())
+        .arg(repo("scenarios/bmc-power.yaml"))
+        .arg(repo("tests/invalid-scenarios/zero-count.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "a run directory was created");
+}
+
+#[test]
+fn target_not_listed_is_bad_input() {
+    let out = tempfile::tempdir().unwrap();
+    let r = bin().args(["run", "--target", "chart", "--out"]).arg(out.path()).arg(repo("scenarios/bmc-power.yaml")).output().unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("does not list target `chart`"));
+}
+
+#[test]
+fn dry_run_prints_plan_and_actions_and_creates_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let r = bin().args(["run", "--dry-run", "--seed", "4", "--out"]).arg(out.path()).arg(repo("scenarios/commission.yaml")).output().unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    let text = String::from_utf8_lossy(&r.stdout);
+    for want in ["--- plan", "--- actions", "ip netns add me2e-", "virsh define", "step 03: commission all", "node-3"] {
+        assert!(text.contains(want), "dry run lacks `{want}`:\n{text}");
+    }
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "dry run created a run directory");
+    let id = text.lines().find_map(|l| l.strip_prefix("run_id: ")).unwrap().trim().to_string();
+    assert!(!Path::new(&format!("/run/netns/me2e-{id}")).exists());
+    assert!(!Path::new(&format!("/run/maas-e2e/runs/{id}.json")).exists());
+}
+
+#[test]
+fn doctor_names_the_package_to_install() {
+    let empty = tempfile::tempdir().unwrap();
+    let r = bin().arg("doctor").arg("--target").arg("none").env("PATH", empty.path()).output().unwrap();
+    assert_eq!(r.status.code(), Some(3), "a host without tools is not ready");
+    let text = String::from_utf8_lossy(&r.stdout);
+    assert!(text.contains("MISSING  ipmitool") && text.contains("apt-get install -y ipmitool"), "{text}");
+    assert!(text.contains("apt-get install -y freeipmi-tools"), "{text}");
+    // Chart tools are not needed for target none.
+    assert!(!text.contains("helm"), "{text}");
+    let chart = bin().arg("doctor").arg("--target").arg("chart").env("PATH", empty.path()).output().unwrap();
+    let text = String::from_utf8_lossy(&chart.stdout);
+    assert!(text.contains("MISSING  helm") && text.contains("MISSING  kind"), "{text}");
+}
+
+#[test]
+fn repro_of_a_non_run_dir_is_bad_input() {
+    let d = tempfile::tempdir().unwrap();
+    let r = bin().arg("repro").arg(d.path()).output().unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("run.json"));
+}
