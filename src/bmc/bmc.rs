@@ -1,0 +1,188 @@
+//! One BMC: its shared state, sessions and fault switches behind one lock,
+//! its power backend and transcript. Both endpoints (LAN datagrams and
+//! in-band VM messages) come through here, so what the guest configures
+//! in-band is what the next LAN session sees.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use super::cmd::{self, Ctx, Env, Reply};
+use super::config::{BmcConfig, Resolved, SessionType};
+use super::fault::{Fault, Faults, Medium};
+use super::power::{PowerBackend, PowerError};
+use super::session::{self, SessionLimits, SessionTable};
+use super::state::*;
+use super::transcript::{Entry, Transcript};
+
+/// Mutable parts of a BMC.
+pub struct Inner {
+    pub state: BmcState,
+    pub sessions: SessionTable,
+    pub faults: Faults,
+    /// What the answer to a Close Session needs after the session is gone.
+    pub(crate) closed_seq: u32,
+    pub(crate) closed_password: [u8; 20],
+    pub(crate) closed_protocol: Option<(u32, super::session::Protocol)>,
+}
+
+/// A user as shown to the harness (no password).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UserView {
+    pub id: u8,
+    pub name: String,
+    pub enabled: bool,
+    pub lan_privilege: u8,
+    pub lan_ipmi_messaging: bool,
+}
+
+pub struct Bmc {
+    pub name: String,
+    pub(crate) inner: Mutex<Inner>,
+    pub(crate) power: Arc<dyn PowerBackend>,
+    pub(crate) transcript: Option<Arc<Transcript>>,
+    pub(crate) limits: SessionLimits,
+}
+
+impl Bmc {
+    /// A BMC from validated config and its resolved values.
+    pub fn new(cfg: &BmcConfig, r: &Resolved, power: Arc<dyn PowerBackend>, transcript: Option<Arc<Transcript>>) -> Self {
+        let mut users = vec![User::empty(); MAX_USERS as usize];
+        for (i, u) in cfg.users.iter().enumerate() {
+            let slot = &mut users[i + 1];
+            slot.name[..u.name.len()].copy_from_slice(u.name.as_bytes());
+            slot.password[..u.password.len()].copy_from_slice(u.password.as_bytes());
+            slot.enabled = u.enabled;
+            slot.lan = UserChannelAccess { privilege: u.privilege.level(), ipmi_messaging: true, link_auth: false, callback_only: false };
+        }
+        let access = ChannelAccess { access_mode: 2, user_level_auth_disabled: false, per_message_auth_disabled: false, pef_alerting_disabled: true, privilege_limit: privilege::ADMIN };
+        let auth_bits = r.auth_types.iter().fold(0u8, |a, t| a | t.bit());
+        let mut enables = [auth_bits; 5];
+        enables[4] = 0;
+        let state = BmcState {
+            users,
+            lan_access_nonvolatile: access,
+            lan_access_volatile: access,
+            lan: LanConfig {
+                set_in_progress: 0,
+                auth_enables: enables,
+                ip: r.reported_ip,
+                ip_source: 1,
+                mac: r.mac,
+                netmask: cfg.lan.netmask.unwrap_or(std::net::Ipv4Addr::new(255, 255, 255, 0)),
+                ipv4_header: [0x40, 0x40, 0x10],
+                arp_control: 0,
+                garp_interval: 0,
+                gateway_ip: cfg.lan.gateway.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+                gateway_mac: [0; 6],
+                backup_gateway_ip: std::net::Ipv4Addr::UNSPECIFIED,
+                backup_gateway_mac: [0; 6],
+                community: *b"public\0\0\0\0\0\0\0\0\0\0\0\0",
+                vlan_id: [0, 0],
+                vlan_priority: 0,
+                cipher_privileges: [privilege::ADMIN; 16],
+                bad_password_threshold: [0; 6],
+            },
+            boot: BootOptions { set_in_progress: 0, valid_bit_clearing: 0, info_ack: [0, 0], flags: [0; 5] },
+            identity: DeviceIdentity {
+                device_id: 0x20,
+                device_revision: 1,
+                firmware_major: 1,
+                firmware_minor: 0x00,
+                manufacturer_id: 0,
+                product_id: 0x0E2E,
+                device_guid: r.guid,
+                system_guid: r.guid,
+            },
+            cipher_suites: r.suites.clone(),
+            auth_type_support: auth_bits,
+            global_enables: 0x0C,
+            kg: r.kg,
+            v15_sessions: cfg.session_types.contains(&SessionType::Ipmi15),
+            v20_sessions: cfg.session_types.contains(&SessionType::Ipmi20),
+        };
+        Bmc {
+            name: cfg.name.clone(),
+            inner: Mutex::new(Inner { state, sessions: SessionTable::default(), faults: Faults::default(), closed_seq: 0, closed_password: [0; 20], closed_protocol: None }),
+            power,
+            transcript,
+            limits: SessionLimits { timeout: r.session_timeout, max_sessions: r.max_sessions },
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock must not take the BMC down.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Handle one LAN datagram (faults that drop or delay are the server's).
+    pub fn handle_lan(&self, peer: SocketAddr, dgram: &[u8], now: Instant) -> Option<Vec<u8>> {
+        let mut inner = self.lock();
+        session::handle_datagram(self, &mut inner, peer, dgram, now)
+    }
+
+    /// Handle one in-band request from the system interface.
+    pub fn handle_inband(&self, netfn: u8, cmd: u8, data: &[u8]) -> Reply {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let ctx = Ctx { medium: Medium::Inband, privilege: privilege::ADMIN, active_sessions: inner.sessions.active_count().min(63) as u8 };
+        let reply = if (netfn, cmd) == (cmd::netfn::APP, 0x38) {
+            cmd::channel::auth_capabilities(&inner.state, &ctx, data)
+        } else {
+            let mut env = Env { state: &mut inner.state, power: &*self.power, faults: &mut inner.faults, ctx };
+            cmd::dispatch(&mut env, netfn, cmd, data)
+        };
+        if let Some(t) = &self.transcript {
+            t.write(&Entry::new(&self.name, Medium::Inband, "command").command(netfn, cmd, data, reply.cc, &reply.data));
+        }
+        reply
+    }
+
+    pub fn set_fault(&self, fault: Fault) {
+        if let Some(t) = &self.transcript {
+            let mut e = Entry::new(&self.name, Medium::Lan, "fault_set");
+            e.detail = Some(format!("{fault:?}"));
+            t.write(&e);
+        }
+        self.lock().faults.set(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.lock().faults = Faults::default();
+    }
+
+    /// Take the fault decision for one incoming datagram: `None` to drop it,
+    /// else the extra latency to add before answering.
+    pub fn admit_datagram(&self) -> Option<Option<std::time::Duration>> {
+        let mut inner = self.lock();
+        if inner.faults.drop_datagram() {
+            return None;
+        }
+        Some(inner.faults.latency)
+    }
+
+    pub fn power_state(&self) -> Result<bool, PowerError> {
+        self.power.is_on()
+    }
+
+    pub fn users(&self) -> Vec<UserView> {
+        let inner = self.lock();
+        inner
+            .state
+            .users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| UserView { id: i as u8 + 1, name: u.name_str(), enabled: u.enabled, lan_privilege: u.lan.privilege, lan_ipmi_messaging: u.lan.ipmi_messaging })
+            .collect()
+    }
+
+    /// A copy of the whole state (tests, snapshots).
+    pub fn state(&self) -> BmcState {
+        self.lock().state.clone()
+    }
+
+    /// Sessions active now.
+    pub fn active_sessions(&self) -> usize {
+        self.lock().sessions.active_count()
+    }
+}

@@ -1,0 +1,159 @@
+//! Fault switches a scenario step flips at run time: silence, latency,
+//! failing a command with a chosen completion code for its first N calls,
+//! acknowledging power-on without doing it, refusing a cipher suite, and
+//! dropping every Nth datagram.
+//!
+//! Completion codes worth knowing (see docs/bmc.md):
+//! - ipmipower prints "BMC error" for a non-zero completion code on a
+//!   pre-session / IPMI 1.5 packet, e.g. 0xFF (unspecified) on Get Channel
+//!   Authentication Capabilities (netfn 0x06, cmd 0x38).
+//! - MAAS's in-band `bmc-config --commit` of a password fails on any
+//!   non-zero code for Set User Password (0x06/0x47) other than the test
+//!   answers; 0xC0 (node busy) makes libfreeipmi report "BMC busy".
+
+use std::time::Duration;
+
+/// Which endpoint a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Medium {
+    Lan,
+    Inband,
+}
+
+/// Where a command failure applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Where {
+    Lan,
+    Inband,
+    Any,
+}
+
+impl Where {
+    fn covers(self, m: Medium) -> bool {
+        matches!((self, m), (Where::Any, _) | (Where::Lan, Medium::Lan) | (Where::Inband, Medium::Inband))
+    }
+}
+
+/// One fault to switch on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// Drop every LAN datagram unanswered.
+    NoAnswer,
+    /// Delay every LAN answer by this much.
+    Latency(#[serde(with = "humantime_serde_compat")] Duration),
+    /// Answer `cc` to (netfn, cmd) on `on` for its next `times` calls.
+    FailCommand { netfn: u8, cmd: u8, on: Where, times: u32, cc: u8 },
+    /// Answer Chassis Control "power up" with cc 0 and do nothing.
+    AckPowerOnWithoutDoing,
+    /// Refuse Open Session for this cipher suite (status 0x11).
+    RefuseCipherSuite(u8),
+    /// Drop every Nth LAN datagram (counting from the first after the switch).
+    DropEveryNth(u32),
+}
+
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s: String = serde::Deserialize::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FailRule {
+    netfn: u8,
+    cmd: u8,
+    on: Where,
+    remaining: u32,
+    cc: u8,
+}
+
+/// The switches currently on for one BMC.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    pub no_answer: bool,
+    pub latency: Option<Duration>,
+    pub ack_power_on_without_doing: bool,
+    pub refused_suites: Vec<u8>,
+    drop_every: Option<u32>,
+    drop_counter: u32,
+    failures: Vec<FailRule>,
+}
+
+impl Faults {
+    pub fn set(&mut self, fault: Fault) {
+        match fault {
+            Fault::NoAnswer => self.no_answer = true,
+            Fault::Latency(d) => self.latency = Some(d),
+            Fault::FailCommand { netfn, cmd, on, times, cc } => {
+                self.failures.push(FailRule { netfn, cmd, on, remaining: times, cc })
+            }
+            Fault::AckPowerOnWithoutDoing => self.ack_power_on_without_doing = true,
+            Fault::RefuseCipherSuite(id) => self.refused_suites.push(id),
+            Fault::DropEveryNth(n) => {
+                self.drop_every = (n > 0).then_some(n);
+                self.drop_counter = 0;
+            }
+        }
+    }
+
+    /// The completion code to fail this request with, counting it down.
+    pub fn take_failure(&mut self, netfn: u8, cmd: u8, medium: Medium) -> Option<u8> {
+        let rule = self
+            .failures
+            .iter_mut()
+            .find(|r| r.netfn == netfn && r.cmd == cmd && r.on.covers(medium) && r.remaining > 0)?;
+        rule.remaining -= 1;
+        Some(rule.cc)
+    }
+
+    /// Whether this LAN datagram is to be dropped (no answer, every Nth).
+    pub fn drop_datagram(&mut self) -> bool {
+        if self.no_answer {
+            return true;
+        }
+        match self.drop_every {
+            Some(n) => {
+                self.drop_counter += 1;
+                if self.drop_counter >= n {
+                    self.drop_counter = 0;
+                    true
+                } else {
+                    false
+                }
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_counts_down_and_respects_medium() {
+        let mut f = Faults::default();
+        f.set(Fault::FailCommand { netfn: 6, cmd: 0x47, on: Where::Inband, times: 2, cc: 0xC0 });
+        assert_eq!(f.take_failure(6, 0x47, Medium::Lan), None);
+        assert_eq!(f.take_failure(6, 0x47, Medium::Inband), Some(0xC0));
+        assert_eq!(f.take_failure(6, 0x47, Medium::Inband), Some(0xC0));
+        assert_eq!(f.take_failure(6, 0x47, Medium::Inband), None);
+    }
+
+    #[test]
+    fn drops_every_third() {
+        let mut f = Faults::default();
+        f.set(Fault::DropEveryNth(3));
+        let drops: Vec<bool> = (0..6).map(|_| f.drop_datagram()).collect();
+        assert_eq!(drops, [false, false, true, false, false, true]);
+    }
+}

@@ -1,0 +1,700 @@
+//! The LAN session layer: everything between a datagram and a command
+//! handler. IPMI 1.5 (Get Session Challenge, Activate Session, MD5 /
+//! straight password / none authcodes) and RMCP+ (Open Session, RAKP 1-4,
+//! integrity, AES), then Set Session Privilege and Close Session; sequence
+//! numbers, replay window, timeouts and the session limit. Anything that
+//! fails a check is dropped without an answer, as the spec asks for
+//! unauthenticated traffic; nothing a client sends can panic here.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::bmc::{Bmc, Inner};
+use super::cmd::{self, Command, Ctx, Env, Reply, cc, netfn};
+use super::codec::crypto::{self, AuthType15, CipherSuite, ConfAlg, IntegAlg, RakpParams};
+use super::codec::lan_msg::LanRequest;
+use super::codec::rmcp::{self, Rmcp};
+use super::codec::rmcpp::{self, Protection, RmcppPacket, payload};
+use super::codec::setup::{OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp3, RakpReply};
+use super::codec::v15::{self, V15Packet};
+use super::fault::Medium;
+use super::state::privilege;
+use super::transcript::Entry;
+
+/// RMCP+ status codes (IPMI 2.0 table 13-15).
+pub mod status {
+    pub const NO_RESOURCES: u8 = 0x01;
+    pub const INVALID_SESSION_ID: u8 = 0x02;
+    pub const INVALID_ROLE: u8 = 0x09;
+    pub const UNAUTHORIZED_ROLE: u8 = 0x0A;
+    pub const UNAUTHORIZED_NAME: u8 = 0x0D;
+    pub const INVALID_INTEGRITY_CHECK: u8 = 0x0F;
+    pub const NO_CIPHER_SUITE_MATCH: u8 = 0x11;
+}
+
+/// Limits that apply to every session of one BMC.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Idle time after which a session is gone (IPMI 2.0 §6.12.15 suggests 60 s).
+    pub timeout: Duration,
+    /// Sessions (active or being set up) at once.
+    pub max_sessions: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits { timeout: Duration::from_secs(60), max_sessions: 16 }
+    }
+}
+
+/// Inbound sequence numbers: accept each number once, within 16 behind and
+/// 32 ahead of the highest accepted (clients start a few numbers in).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplayWindow {
+    highest: u32,
+    /// Bit i set: `highest - i` was received.
+    seen: u32,
+}
+
+impl ReplayWindow {
+    pub fn starting_after(highest: u32) -> Self {
+        ReplayWindow { highest, seen: 1 }
+    }
+
+    pub fn accept(&mut self, seq: u32) -> bool {
+        if seq == 0 {
+            return false;
+        }
+        if seq > self.highest {
+            let ahead = seq - self.highest;
+            if ahead > 32 {
+                return false;
+            }
+            self.seen = if ahead >= 32 { 0 } else { self.seen << ahead } | 1;
+            self.highest = seq;
+            true
+        } else {
+            let behind = self.highest - seq;
+            if behind >= 16 || self.seen & (1 << behind) != 0 {
+                return false;
+            }
+            self.seen |= 1 << behind;
+            true
+        }
+    }
+}
+
+/// RAKP exchange values kept between RAKP1 and RAKP3.
+#[derive(Debug, Clone)]
+struct RakpExchange {
+    console_random: [u8; 16],
+    bmc_random: [u8; 16],
+    role: u8,
+    username: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+enum Stage {
+    /// RMCP+: Open Session answered, waiting for RAKP1.
+    AwaitRakp1,
+    /// RMCP+: RAKP2 sent.
+    AwaitRakp3(RakpExchange),
+    Active,
+}
+
+/// How packets of a session are protected.
+#[derive(Clone)]
+pub enum Protocol {
+    V15 { auth: AuthType15 },
+    V20 { suite: CipherSuite, k1: Vec<u8>, k2: Vec<u8> },
+}
+
+/// One session, active or being set up.
+#[derive(Clone)]
+pub struct Session {
+    /// The BMC's session ID: what the console sends in its headers.
+    pub bmc_id: u32,
+    /// The console's ID (RMCP+); the BMC sends it in its headers.
+    console_id: u32,
+    protocol: Protocol,
+    stage: Stage,
+    pub user_id: u8,
+    pub username: String,
+    /// Password of the user, zero padded (MD5 authcodes, MD5-128 integrity).
+    password: [u8; 20],
+    max_privilege: u8,
+    pub privilege: u8,
+    next_outbound: u32,
+    inbound: ReplayWindow,
+    last_activity: Instant,
+}
+
+impl Session {
+    fn take_outbound(&mut self) -> u32 {
+        let s = self.next_outbound;
+        self.next_outbound = self.next_outbound.wrapping_add(1).max(1);
+        s
+    }
+}
+
+/// A 1.5 challenge handed out by Get Session Challenge.
+#[derive(Debug, Clone)]
+struct Challenge {
+    challenge: [u8; 16],
+    auth: AuthType15,
+    user_id: u8,
+    created: Instant,
+}
+
+/// All sessions of one BMC.
+#[derive(Default)]
+pub struct SessionTable {
+    sessions: HashMap<u32, Session>,
+    challenges: HashMap<u32, Challenge>,
+}
+
+impl SessionTable {
+    pub fn active_count(&self) -> usize {
+        self.sessions.values().filter(|s| matches!(s.stage, Stage::Active)).count()
+    }
+
+    fn purge(&mut self, now: Instant, timeout: Duration) {
+        self.sessions.retain(|_, s| now.duration_since(s.last_activity) <= timeout);
+        self.challenges.retain(|_, c| now.duration_since(c.created) <= timeout);
+    }
+
+    fn new_id(&self) -> u32 {
+        loop {
+            let id: u32 = rand::random();
+            if id != 0 && !self.sessions.contains_key(&id) && !self.challenges.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// A live session, or `None` (and forget it) when it has timed out.
+    fn live(&mut self, id: u32, now: Instant, timeout: Duration) -> Option<&mut Session> {
+        let expired = now.duration_since(self.sessions.get(&id)?.last_activity) > timeout;
+        if expired {
+            self.sessions.remove(&id);
+            return None;
+        }
+        self.sessions.get_mut(&id)
+    }
+}
+
+/// One datagram being handled, with everything it may touch.
+struct Lan<'a> {
+    bmc: &'a Bmc,
+    inner: &'a mut Inner,
+    peer: SocketAddr,
+    now: Instant,
+}
+
+/// Handle one LAN datagram; the answer to send back, if any.
+pub fn handle_datagram(bmc: &Bmc, inner: &mut Inner, peer: SocketAddr, dgram: &[u8], now: Instant) -> Option<Vec<u8>> {
+    let mut lan = Lan { bmc, inner, peer, now };
+    match rmcp::decode(dgram).ok()? {
+        Rmcp::AsfPing { tag } => Some(rmcp::pong(tag)),
+        Rmcp::AsfOther => None,
+        Rmcp::Ipmi(body) => {
+            if body.first()? & 0x0F == 0x06 {
+                lan.rmcpp(RmcppPacket::decode(body).ok()?)
+            } else {
+                lan.v15(V15Packet::decode(body).ok()?)
+            }
+        }
+    }
+}
+
+impl Lan<'_> {
+    fn log(&self, mut e: Entry<'_>) {
+        if let Some(t) = &self.bmc.transcript {
+            e.peer = Some(self.peer.to_string());
+            t.write(&e);
+        }
+    }
+
+    fn ctx(&self, privilege: u8) -> Ctx {
+        Ctx { medium: Medium::Lan, privilege, active_sessions: self.inner.sessions.active_count().min(63) as u8 }
+    }
+
+    /// Run a command that is not a session command.
+    fn run(&mut self, privilege: u8, req: &LanRequest) -> Reply {
+        let ctx = self.ctx(privilege);
+        let inner = &mut *self.inner;
+        if (req.netfn, req.cmd) == (netfn::APP, 0x38) {
+            return cmd::channel::auth_capabilities(&inner.state, &ctx, &req.data);
+        }
+        let mut env = Env { state: &mut inner.state, power: &*self.bmc.power, faults: &mut inner.faults, ctx };
+        cmd::dispatch(&mut env, req.netfn, req.cmd, &req.data)
+    }
+
+    /// Commands outside any session.
+    fn sessionless(&mut self, req: &LanRequest, v15_format: bool) -> Reply {
+        let command = Command::from_wire(req.netfn, req.cmd);
+        let reply = if command == Command::GetSessionChallenge && v15_format {
+            self.get_session_challenge(&req.data)
+        } else if command.sessionless() && command != Command::ActivateSession {
+            self.run(0, req)
+        } else {
+            Reply::cc(cc::INSUFFICIENT_PRIVILEGE)
+        };
+        self.log(Entry::new(&self.bmc.name, Medium::Lan, "command").command(req.netfn, req.cmd, &req.data, reply.cc, &reply.data));
+        reply
+    }
+
+    // ---- IPMI 1.5 ----
+
+    fn v15(&mut self, pkt: V15Packet<'_>) -> Option<Vec<u8>> {
+        let req = LanRequest::decode(pkt.msg).ok()?;
+        if pkt.session_id == 0 {
+            if pkt.auth_type != 0 {
+                return None;
+            }
+            let reply = self.sessionless(&req, true);
+            return Some(v15::encode(0, 0, 0, None, &req.response(reply.cc, &reply.data)));
+        }
+        if !self.inner.state.v15_sessions {
+            return None;
+        }
+        if self.inner.sessions.challenges.contains_key(&pkt.session_id) {
+            return self.activate_session(&pkt, &req);
+        }
+        let limits = self.bmc.limits;
+        let s = self.inner.sessions.live(pkt.session_id, self.now, limits.timeout)?;
+        let Protocol::V15 { auth } = s.protocol else { return None };
+        if pkt.auth_type != auth as u8 {
+            return None;
+        }
+        let pw16: [u8; 16] = s.password[..16].try_into().expect("16 bytes");
+        if auth.authcode(&pw16, s.bmc_id, pkt.msg, pkt.seq) != pkt.authcode {
+            return None;
+        }
+        if !s.inbound.accept(pkt.seq) {
+            return None;
+        }
+        s.last_activity = self.now;
+        let (id, user) = (s.bmc_id, s.username.clone());
+        let reply = self.in_session(id, &req, &user)?;
+        let s = self.inner.sessions.sessions.get_mut(&id);
+        // Close Session removed it: answer with the state it had.
+        let (seq, pw) = match s {
+            Some(s) => (s.take_outbound(), s.password),
+            None => (self.inner.closed_seq, self.inner.closed_password),
+        };
+        let msg = req.response(reply.cc, &reply.data);
+        let pw16: [u8; 16] = pw[..16].try_into().expect("16 bytes");
+        Some(v15::encode(auth as u8, seq, id, auth.authcode(&pw16, id, &msg, seq), &msg))
+    }
+
+    /// Get Session Challenge (App 0x39, IPMI 2.0 §22.16).
+    fn get_session_challenge(&mut self, data: &[u8]) -> Reply {
+        if data.len() < 17 {
+            return Reply::cc(cc::REQUEST_LENGTH_INVALID);
+        }
+        let st = &self.inner.state;
+        let Some(auth) = AuthType15::from_id(data[0] & 0x0F).filter(|a| st.v15_sessions && st.auth_type_support & a.bit() != 0) else {
+            return Reply::cc(cc::INVALID_DATA_FIELD);
+        };
+        let name = &data[1..17];
+        let Some((user_id, user)) = st.find_user(name) else {
+            let null = name.iter().all(|&b| b == 0);
+            return Reply::cc(if null { 0x82 } else { 0x81 });
+        };
+        if !user.enabled {
+            return Reply::cc(0x81);
+        }
+        let limits = self.bmc.limits;
+        let table = &mut self.inner.sessions;
+        table.purge(self.now, limits.timeout);
+        if table.challenges.len() >= limits.max_sessions * 4 {
+            return Reply::cc(cc::NODE_BUSY);
+        }
+        let temp_id = table.new_id();
+        let challenge: [u8; 16] = rand::random();
+        table.challenges.insert(temp_id, Challenge { challenge, auth, user_id, created: self.now });
+        let mut out = temp_id.to_le_bytes().to_vec();
+        out.extend_from_slice(&challenge);
+        Reply::ok(out)
+    }
+
+    /// Activate Session (App 0x3A, IPMI 2.0 §22.17), sent with the temporary
+    /// session ID; answered with it too, signed with the user's password.
+    fn activate_session(&mut self, pkt: &V15Packet<'_>, req: &LanRequest) -> Option<Vec<u8>> {
+        if Command::from_wire(req.netfn, req.cmd) != Command::ActivateSession {
+            return None;
+        }
+        let temp_id = pkt.session_id;
+        let ch = self.inner.sessions.challenges.get(&temp_id)?.clone();
+        let st = &self.inner.state;
+        let user = st.user(ch.user_id)?.clone();
+        let pw16 = user.password16();
+        if pkt.auth_type != ch.auth as u8 || ch.auth.authcode(&pw16, temp_id, pkt.msg, pkt.seq) != pkt.authcode {
+            return None;
+        }
+        let d = &req.data;
+        let answer = |me: &mut Self, reply: Reply, seq: u32| {
+            me.log(Entry::new(&me.bmc.name, Medium::Lan, "command").command(req.netfn, req.cmd, d, reply.cc, &reply.data));
+            let msg = req.response(reply.cc, &reply.data);
+            Some(v15::encode(ch.auth as u8, seq, temp_id, ch.auth.authcode(&pw16, temp_id, &msg, seq), &msg))
+        };
+        if d.len() < 22 {
+            return answer(self, Reply::cc(cc::REQUEST_LENGTH_INVALID), 0);
+        }
+        let initial_outbound = u32::from_le_bytes(d[18..22].try_into().expect("4 bytes"));
+        if d[0] & 0x0F != ch.auth as u8 || d[2..18] != ch.challenge {
+            return None;
+        }
+        self.inner.sessions.challenges.remove(&temp_id);
+        let wanted = d[1] & 0x0F;
+        if !(privilege::USER..=privilege::ADMIN).contains(&wanted) && wanted != privilege::CALLBACK {
+            return answer(self, Reply::cc(cc::INVALID_DATA_FIELD), initial_outbound);
+        }
+        if initial_outbound == 0 {
+            return answer(self, Reply::cc(0x84), initial_outbound);
+        }
+        let limit = user.lan.privilege.min(st.lan_privilege_limit());
+        if !user.lan.ipmi_messaging || user.lan.privilege == privilege::NO_ACCESS || wanted > limit {
+            return answer(self, Reply::cc(0x86), initial_outbound);
+        }
+        if st.lan.auth_enables[wanted as usize - 1] & ch.auth.bit() == 0 {
+            return answer(self, Reply::cc(cc::INVALID_DATA_FIELD), initial_outbound);
+        }
+        let limits = self.bmc.limits;
+        let table = &mut self.inner.sessions;
+        table.purge(self.now, limits.timeout);
+        if table.sessions.len() >= limits.max_sessions {
+            return answer(self, Reply::cc(0x81), initial_outbound);
+        }
+        let id = table.new_id();
+        let inbound: u32 = rand::random::<u32>() % 0x4000_0000 + 1;
+        table.sessions.insert(id, Session {
+            bmc_id: id,
+            console_id: id,
+            protocol: Protocol::V15 { auth: ch.auth },
+            stage: Stage::Active,
+            user_id: ch.user_id,
+            username: user.name_str(),
+            password: user.password,
+            max_privilege: wanted,
+            privilege: wanted.min(privilege::USER),
+            next_outbound: initial_outbound.wrapping_add(1).max(1),
+            inbound: ReplayWindow::starting_after(inbound - 1),
+            last_activity: self.now,
+        });
+        let mut out = vec![ch.auth as u8];
+        out.extend_from_slice(&id.to_le_bytes());
+        out.extend_from_slice(&inbound.to_le_bytes());
+        out.push(wanted);
+        let mut e = Entry::new(&self.bmc.name, Medium::Lan, "session_activated");
+        e.session_id = Some(id);
+        e.user = Some(user.name_str());
+        e.detail = Some(format!("ipmi 1.5 auth {:?}", ch.auth));
+        self.log(e);
+        answer(self, Reply::ok(out), initial_outbound)
+    }
+
+    // ---- commands inside a session (1.5 and 2.0) ----
+
+    fn in_session(&mut self, id: u32, req: &LanRequest, user: &str) -> Option<Reply> {
+        let command = Command::from_wire(req.netfn, req.cmd);
+        let s = self.inner.sessions.sessions.get_mut(&id)?;
+        let reply = match command {
+            Command::SetSessionPrivilege => set_session_privilege(s, &req.data),
+            Command::CloseSession => {
+                let r = self.close_session(id, &req.data);
+                let mut e = Entry::new(&self.bmc.name, Medium::Lan, "command").command(req.netfn, req.cmd, &req.data, r.cc, &r.data);
+                e.session_id = Some(id);
+                e.user = Some(user.to_string());
+                self.log(e);
+                return Some(r);
+            }
+            Command::ActivateSession | Command::GetSessionChallenge => Reply::cc(cc::INVALID_COMMAND),
+            _ => {
+                let p = s.privilege;
+                self.run(p, req)
+            }
+        };
+        let mut e = Entry::new(&self.bmc.name, Medium::Lan, "command").command(req.netfn, req.cmd, &req.data, reply.cc, &reply.data);
+        e.session_id = Some(id);
+        e.user = Some(user.to_string());
+        self.log(e);
+        Some(reply)
+    }
+
+    /// Close Session (App 0x3C): answer, then forget the session.
+    fn close_session(&mut self, own: u32, data: &[u8]) -> Reply {
+        if data.len() < 4 {
+            return Reply::cc(cc::REQUEST_LENGTH_INVALID);
+        }
+        let target = u32::from_le_bytes(data[..4].try_into().expect("4 bytes"));
+        let table = &mut self.inner.sessions;
+        if target != own {
+            let admin = table.sessions.get(&own).is_some_and(|s| s.privilege >= privilege::ADMIN);
+            if !admin {
+                return Reply::cc(cc::INSUFFICIENT_PRIVILEGE);
+            }
+            return match table.sessions.remove(&target) {
+                Some(_) => Reply::ok([]),
+                None => Reply::cc(0x87),
+            };
+        }
+        if let Some(mut s) = table.sessions.remove(&own) {
+            // Keep what the answer to this last request needs.
+            self.inner.closed_seq = s.take_outbound();
+            self.inner.closed_password = s.password;
+            self.inner.closed_protocol = Some((s.console_id, s.protocol.clone()));
+        }
+        Reply::ok([])
+    }
+
+    // ---- RMCP+ ----
+
+    fn rmcpp(&mut self, pkt: RmcppPacket<'_>) -> Option<Vec<u8>> {
+        match pkt.payload_type {
+            payload::IPMI => self.rmcpp_ipmi(&pkt),
+            _ if !self.inner.state.v20_sessions => None,
+            payload::OPEN_SESSION_REQUEST => self.open_session(pkt.payload),
+            payload::RAKP1 => self.rakp1(pkt.payload),
+            payload::RAKP3 => self.rakp3(pkt.payload),
+            _ => None,
+        }
+    }
+
+    fn setup_reply(pt: u8, body: &[u8]) -> Vec<u8> {
+        rmcpp::encode(pt, 0, 0, body, None, [0; 16])
+    }
+
+    fn log_setup(&self, event: &str, id: Option<u32>, user: Option<String>, detail: String) {
+        let mut e = Entry::new(&self.bmc.name, Medium::Lan, event);
+        e.session_id = id;
+        e.user = user;
+        e.detail = Some(detail);
+        self.log(e);
+    }
+
+    /// Open Session Request (IPMI 2.0 §13.17): the exact proposed suite or
+    /// status 0x11; a concrete maximum privilege in the answer.
+    fn open_session(&mut self, body: &[u8]) -> Option<Vec<u8>> {
+        let req = OpenSessionRequest::decode(body).ok()?;
+        let mut resp = OpenSessionResponse { tag: req.tag, status: 0, privilege: 0, console_session_id: req.console_session_id, bmc_session_id: 0, auth: req.auth, integ: req.integ, conf: req.conf };
+        let st = &self.inner.state;
+        let offered: Vec<u8> = st.cipher_suites.iter().copied().filter(|id| !self.inner.faults.refused_suites.contains(id)).collect();
+        let suite = CipherSuite::matching(&offered, req.auth, req.integ, req.conf);
+        let channel_limit = st.lan_privilege_limit().min(privilege::ADMIN);
+        let max = suite.map_or(0, |s| st.cipher_privilege(s.id).min(channel_limit));
+        resp.status = if req.console_session_id == 0 {
+            status::INVALID_SESSION_ID
+        } else if suite.is_none() {
+            status::NO_CIPHER_SUITE_MATCH
+        } else if req.privilege > privilege::ADMIN || req.privilege == privilege::CALLBACK || req.privilege > max || max < privilege::USER {
+            status::INVALID_ROLE
+        } else {
+            0
+        };
+        let limits = self.bmc.limits;
+        let table = &mut self.inner.sessions;
+        if resp.status == 0 {
+            table.purge(self.now, limits.timeout);
+            if table.sessions.len() >= limits.max_sessions {
+                resp.status = status::NO_RESOURCES;
+            }
+        }
+        if resp.status != 0 {
+            self.log_setup("open_session_refused", None, None, format!("status {:#04x} for auth {} integrity {} confidentiality {}", resp.status, req.auth, req.integ, req.conf));
+            return Some(Self::setup_reply(payload::OPEN_SESSION_RESPONSE, &resp.encode()));
+        }
+        let suite = suite.expect("checked above");
+        let id = table.new_id();
+        resp.bmc_session_id = id;
+        resp.privilege = if req.privilege == 0 { max } else { req.privilege };
+        table.sessions.insert(id, Session {
+            bmc_id: id,
+            console_id: req.console_session_id,
+            protocol: Protocol::V20 { suite, k1: Vec::new(), k2: Vec::new() },
+            stage: Stage::AwaitRakp1,
+            user_id: 0,
+            username: String::new(),
+            password: [0; 20],
+            max_privilege: resp.privilege,
+            privilege: 0,
+            next_outbound: 1,
+            inbound: ReplayWindow::default(),
+            last_activity: self.now,
+        });
+        self.log_setup("open_session", Some(id), None, format!("cipher suite {}", suite.id));
+        Some(Self::setup_reply(payload::OPEN_SESSION_RESPONSE, &resp.encode()))
+    }
+
+    fn rakp1(&mut self, body: &[u8]) -> Option<Vec<u8>> {
+        let r1 = Rakp1::decode(body).ok()?;
+        let limits = self.bmc.limits;
+        let now = self.now;
+        let fail = |me: &mut Self, console_id: u32, st: u8, why: String| {
+            me.inner.sessions.sessions.remove(&r1.bmc_session_id);
+            me.log_setup("rakp_refused", Some(r1.bmc_session_id), Some(String::from_utf8_lossy(&r1.username).into_owned()), format!("status {st:#04x}: {why}"));
+            let reply = RakpReply { tag: r1.tag, status: st, console_session_id: console_id, body: Vec::new() };
+            Some(Self::setup_reply(payload::RAKP2, &reply.encode()))
+        };
+        let Some(s) = self.inner.sessions.live(r1.bmc_session_id, now, limits.timeout) else {
+            return fail(self, 0, status::INVALID_SESSION_ID, "no such session".into());
+        };
+        if !matches!(s.stage, Stage::AwaitRakp1) {
+            let cid = s.console_id;
+            return fail(self, cid, status::INVALID_SESSION_ID, "session not awaiting RAKP1".into());
+        }
+        let (console_id, max_open) = (s.console_id, s.max_privilege);
+        let Protocol::V20 { suite, .. } = s.protocol else { return None };
+        let wanted = r1.role & 0x0F;
+        if !(privilege::USER..=privilege::ADMIN).contains(&wanted) {
+            return fail(self, console_id, status::INVALID_ROLE, format!("role {wanted}"));
+        }
+        let st = &self.inner.state;
+        let Some((user_id, user)) = st.find_user(&r1.username) else {
+            return fail(self, console_id, status::UNAUTHORIZED_NAME, "unknown user".into());
+        };
+        if !user.enabled || !user.lan.ipmi_messaging || user.lan.privilege == privilege::NO_ACCESS {
+            return fail(self, console_id, status::UNAUTHORIZED_NAME, "user disabled or without LAN IPMI messaging".into());
+        }
+        let name_only = r1.role & 0x10 != 0;
+        if (!name_only && user.lan.privilege != wanted) || wanted > user.lan.privilege.min(max_open) {
+            return fail(self, console_id, status::UNAUTHORIZED_ROLE, format!("role {wanted} above the user's limit"));
+        }
+        let (user, guid) = (user.clone(), st.identity.system_guid);
+        let ex = RakpExchange { console_random: r1.console_random, bmc_random: rand::random(), role: r1.role, username: r1.username.clone() };
+        let params = RakpParams { console_session_id: console_id, bmc_session_id: r1.bmc_session_id, console_random: &ex.console_random, bmc_random: &ex.bmc_random, bmc_guid: &guid, role: ex.role, username: &ex.username };
+        let code = params.rakp2_code(suite.auth, user.key());
+        let mut reply_body = ex.bmc_random.to_vec();
+        reply_body.extend_from_slice(&guid);
+        reply_body.extend_from_slice(&code);
+        let s = self.inner.sessions.sessions.get_mut(&r1.bmc_session_id)?;
+        s.user_id = user_id;
+        s.username = user.name_str();
+        s.password = user.password;
+        s.max_privilege = wanted;
+        s.stage = Stage::AwaitRakp3(ex);
+        s.last_activity = now;
+        let reply = RakpReply { tag: r1.tag, status: 0, console_session_id: console_id, body: reply_body };
+        Some(Self::setup_reply(payload::RAKP2, &reply.encode()))
+    }
+
+    fn rakp3(&mut self, body: &[u8]) -> Option<Vec<u8>> {
+        let r3 = Rakp3::decode(body).ok()?;
+        let limits = self.bmc.limits;
+        let kg = self.inner.state.kg_set().then_some(self.inner.state.kg);
+        let guid = self.inner.state.identity.system_guid;
+        let now = self.now;
+        let s = self.inner.sessions.live(r3.bmc_session_id, now, limits.timeout)?;
+        let Stage::AwaitRakp3(ex) = s.stage.clone() else { return None };
+        let Protocol::V20 { suite, .. } = s.protocol else { return None };
+        let (console_id, user) = (s.console_id, s.username.clone());
+        if r3.status != 0 {
+            self.inner.sessions.sessions.remove(&r3.bmc_session_id);
+            self.log_setup("rakp_refused", Some(r3.bmc_session_id), Some(user), format!("console sent RAKP3 status {:#04x}", r3.status));
+            return None;
+        }
+        let params = RakpParams { console_session_id: console_id, bmc_session_id: s.bmc_id, console_random: &ex.console_random, bmc_random: &ex.bmc_random, bmc_guid: &guid, role: ex.role, username: &ex.username };
+        let want = params.rakp3_code(suite.auth, &s.password);
+        if want.len() != r3.auth_code.len() || want != r3.auth_code {
+            self.inner.sessions.sessions.remove(&r3.bmc_session_id);
+            self.log_setup("rakp_refused", Some(r3.bmc_session_id), Some(user), "RAKP3 auth code mismatch (wrong password)".into());
+            let reply = RakpReply { tag: r3.tag, status: status::INVALID_INTEGRITY_CHECK, console_session_id: console_id, body: Vec::new() };
+            return Some(Self::setup_reply(payload::RAKP4, &reply.encode()));
+        }
+        let sik = params.sik(suite.auth, kg.as_ref().map_or(&s.password[..], |k| &k[..]));
+        let icv = params.rakp4_icv(suite.auth, &sik);
+        let (k1, k2) = crypto::derive_k1_k2(suite.auth, &sik);
+        s.protocol = Protocol::V20 { suite, k1, k2 };
+        s.stage = Stage::Active;
+        s.privilege = s.max_privilege.min(privilege::USER);
+        s.last_activity = now;
+        let id = s.bmc_id;
+        self.log_setup("session_activated", Some(id), Some(user), format!("rmcp+ cipher suite {}", suite.id));
+        let reply = RakpReply { tag: r3.tag, status: 0, console_session_id: console_id, body: icv };
+        Some(Self::setup_reply(payload::RAKP4, &reply.encode()))
+    }
+
+    fn rmcpp_ipmi(&mut self, pkt: &RmcppPacket<'_>) -> Option<Vec<u8>> {
+        if pkt.session_id == 0 {
+            if pkt.encrypted || pkt.authenticated {
+                return None;
+            }
+            let req = LanRequest::decode(pkt.payload).ok()?;
+            let reply = self.sessionless(&req, false);
+            return Some(rmcpp::encode(payload::IPMI, 0, 0, &req.response(reply.cc, &reply.data), None, [0; 16]));
+        }
+        let limits = self.bmc.limits;
+        let s = self.inner.sessions.live(pkt.session_id, self.now, limits.timeout)?;
+        if !matches!(s.stage, Stage::Active) {
+            return None;
+        }
+        let Protocol::V20 { suite, ref k1, ref k2 } = s.protocol else { return None };
+        if pkt.authenticated != (suite.integ != IntegAlg::None) || pkt.encrypted != (suite.conf != ConfAlg::None) {
+            return None;
+        }
+        if suite.integ != IntegAlg::None {
+            pkt.verify(suite.integ, k1, &s.password).ok()?;
+        }
+        let plain = if pkt.encrypted { crypto::aes_decrypt(k2, pkt.payload).ok()? } else { pkt.payload.to_vec() };
+        let req = LanRequest::decode(&plain).ok()?;
+        if !s.inbound.accept(pkt.seq) {
+            return None;
+        }
+        s.last_activity = self.now;
+        let (id, user) = (s.bmc_id, s.username.clone());
+        let reply = self.in_session(id, &req, &user)?;
+        let msg = req.response(reply.cc, &reply.data);
+        let (console_id, seq, protocol, password) = match self.inner.sessions.sessions.get_mut(&id) {
+            Some(s) => (s.console_id, s.take_outbound(), s.protocol.clone(), s.password),
+            None => {
+                let (cid, p) = self.inner.closed_protocol.take()?;
+                (cid, self.inner.closed_seq, p, self.inner.closed_password)
+            }
+        };
+        let Protocol::V20 { suite, k1, k2 } = protocol else { return None };
+        let prot = Protection { integ: suite.integ, conf: suite.conf, k1: &k1, k2: &k2, password: &password };
+        Some(rmcpp::encode(payload::IPMI, console_id, seq, &msg, Some(&prot), rand::random()))
+    }
+}
+
+/// Set Session Privilege Level (App 0x3B, IPMI 2.0 §22.18).
+fn set_session_privilege(s: &mut Session, data: &[u8]) -> Reply {
+    let Some(&b) = data.first() else { return Reply::cc(cc::REQUEST_LENGTH_INVALID) };
+    let level = b & 0x0F;
+    if level == 0 {
+        return Reply::ok([s.privilege]);
+    }
+    if !(privilege::USER..=privilege::OEM).contains(&level) {
+        return Reply::cc(0x80);
+    }
+    if level > s.max_privilege {
+        return Reply::cc(0x81);
+    }
+    s.privilege = level;
+    Reply::ok([level])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_window_accepts_once_and_in_range() {
+        let mut w = ReplayWindow::default();
+        assert!(w.accept(3));
+        assert!(!w.accept(3));
+        assert!(w.accept(1));
+        assert!(w.accept(2));
+        assert!(!w.accept(1));
+        assert!(w.accept(10));
+        assert!(w.accept(5));
+        assert!(!w.accept(100));
+        assert!(!w.accept(0));
+        let mut w = ReplayWindow::starting_after(99);
+        assert!(!w.accept(99));
+        assert!(w.accept(100));
+        assert!(!w.accept(50));
+    }
+}

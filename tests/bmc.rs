@@ -1,0 +1,16 @@
+//! Integration tests of the virtual BMC against real clients (ipmitool,
+//! FreeIPMI), our own RMCP+ client, ipmi-rs, and a fake QEMU on the in-band
+//! socket. One test binary for the whole area.
+
+#[path = "bmc/common.rs"]
+mod common;
+#[path = "bmc/freeipmi.rs"]
+mod freeipmi;
+#[path = "bmc/inband.rs"]
+mod inband;
+#[path = "bmc/ipmitool.rs"]
+mod ipmitool;
+#[path = "bmc/negative.rs"]
+mod negative;
+#[path = "bmc/robustness.rs"]
+mod robustness;
