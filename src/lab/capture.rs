@@ -41,11 +41,12 @@ impl Capture {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(start_err)?;
         }
-        // -U: write each packet at once, so a killed run still leaves a
-        // readable file. -s 0: whole packets. -Z root: tcpdump otherwise
+        // --immediate-mode -U: hand over and write each packet at once (else
+        // packets wait in the kernel ring for up to a second and a stop
+        // loses them), so a killed run still leaves a readable file. -s 0: whole packets. -Z root: tcpdump otherwise
         // drops privileges and may not write into the run directory.
         let cmd = Cmd::new("tcpdump")
-            .args(["-i", interface, "-U", "-s", "0", "-n", "-Z", "root", "-w"])
+            .args(["-i", interface, "--immediate-mode", "-U", "-s", "0", "-n", "-Z", "root", "-w"])
             .arg(path.display().to_string())
             .in_netns(netns);
         let mut tcmd = cmd.to_tokio();

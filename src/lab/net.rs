@@ -328,6 +328,11 @@ pub async fn sweep(run_id_prefix: &str) -> Result<Swept, LabNetError> {
             swept.links.push(link);
         }
     }
+    for bridge in forward_rule_bridges().await {
+        if bridge.contains(run_id_prefix) {
+            delete_forward_rule(&bridge).await?;
+        }
+    }
     Ok(swept)
 }
 
@@ -389,19 +394,59 @@ async fn ensure_bridge(name: &str) -> Result<(), LabNetError> {
             .await
             .map_err(ip_err("create bridge", name))?;
     }
-    // br_netfilter (loaded by Docker, FORWARD policy DROP) would drop bridged
-    // frames: this bridge opts out. No IPv6 link-local on the host side: the
-    // host keeps no address on the lab.
-    ip(&[
-        "link", "set", "dev", name, "type", "bridge", "nf_call_iptables", "0", "nf_call_ip6tables", "0",
-        "nf_call_arptables", "0",
-    ])
-    .run()
-    .await
-    .map_err(ip_err("configure bridge", name))?;
+    ensure_forward_rule(name).await?;
+    // No IPv6 link-local on the host side: the host keeps no address on the lab.
     host_no_ipv6(name).await?;
     ip(&["link", "set", "dev", name, "up"]).run().await.map_err(ip_err("set up", name))?;
     Ok(())
+}
+
+/// Comment on our iptables rules, so a sweep finds them by listing.
+const RULE_COMMENT: &str = "maas-e2e-lab";
+
+fn forward_rule(op: &str, bridge: &str) -> Cmd {
+    Cmd::new("iptables").args(["-w", op, "FORWARD", "-i", bridge, "-o", bridge, "-m", "comment", "--comment", RULE_COMMENT, "-j", "ACCEPT"])
+}
+
+/// With br_netfilter loaded (Docker loads it) bridged IPv4 frames pass the
+/// host's iptables FORWARD chain, whose policy Docker sets to DROP, and a
+/// bridge's own `nf_call_iptables 0` cannot override the global sysctl. So
+/// frames that enter and leave this bridge are accepted explicitly; the
+/// rule matches only traffic that stays on the bridge (nothing is routed).
+async fn ensure_forward_rule(bridge: &str) -> Result<(), LabNetError> {
+    if !crate::testing::have_program("iptables") {
+        return Ok(());
+    }
+    if forward_rule("-C", bridge).run().await.is_err() {
+        forward_rule("-I", bridge).run().await.map_err(ip_err("accept bridged frames (iptables)", bridge))?;
+    }
+    Ok(())
+}
+
+async fn delete_forward_rule(bridge: &str) -> Result<(), LabNetError> {
+    if !crate::testing::have_program("iptables") {
+        return Ok(());
+    }
+    while forward_rule("-C", bridge).run().await.is_ok() {
+        forward_rule("-D", bridge).run().await.map_err(ip_err("delete iptables rule", bridge))?;
+    }
+    Ok(())
+}
+
+/// Bridges named in our FORWARD rules (`iptables -S` lines with our comment).
+async fn forward_rule_bridges() -> Vec<String> {
+    if !crate::testing::have_program("iptables") {
+        return vec![];
+    }
+    let out = Cmd::new("iptables").args(["-w", "-S", "FORWARD"]).run().await.unwrap_or_default();
+    out.lines()
+        .filter(|l| l.contains(RULE_COMMENT))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "-i")?;
+            words.next().map(str::to_string)
+        })
+        .collect()
 }
 
 async fn host_no_ipv6(name: &str) -> Result<(), LabNetError> {
@@ -460,6 +505,7 @@ async fn delete_netns(name: &str) -> Result<(), LabNetError> {
 }
 
 async fn delete_link(name: &str) -> Result<(), LabNetError> {
+    delete_forward_rule(name).await?;
     if !link_exists(None, name).await {
         return Ok(());
     }
