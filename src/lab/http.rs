@@ -1,0 +1,161 @@
+//! The lab's HTTP server (axum): files from a directory plus dynamic content
+//! from a caller's handler (iPXE scripts per MAC, the sim's metadata). Every
+//! request is a `LabEvent::HttpGet` (any method; the detail says which).
+//! Range requests are not supported; iPXE and the kernel loaders do not need
+//! them.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::Response;
+use futures::future::BoxFuture;
+use thiserror::Error;
+use tokio::task::JoinHandle;
+
+use crate::lab::events::{EventLog, LabEvent, LabEventKind};
+
+/// What a handler sees of a request.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub client: SocketAddr,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    pub fn text(body: impl Into<String>) -> Self {
+        HttpReply { status: 200, content_type: "text/plain".into(), body: body.into().into_bytes() }
+    }
+}
+
+/// Dynamic content: `None` falls through to the directory.
+pub type HttpHandler = Arc<dyn Fn(HttpRequest) -> BoxFuture<'static, Option<HttpReply>> + Send + Sync>;
+
+#[derive(Clone)]
+pub struct HttpConfig {
+    pub name: String,
+    /// Usually the segment's primary address, port 80; port 0 picks one.
+    pub listen: SocketAddrV4,
+    pub root: Option<PathBuf>,
+    pub handler: Option<HttpHandler>,
+}
+
+#[derive(Debug, Error)]
+pub enum HttpError {
+    #[error("HTTP server could not bind {addr} in netns {netns}: {source}")]
+    Bind {
+        netns: String,
+        addr: SocketAddrV4,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct HttpServer {
+    pub local_addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl HttpServer {
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    cfg: HttpConfig,
+    events: EventLog,
+}
+
+/// Start the HTTP server inside namespace `netns`.
+pub async fn start_http(netns: &str, cfg: HttpConfig, events: EventLog) -> Result<HttpServer, HttpError> {
+    let bind_err = |source| HttpError::Bind { netns: netns.to_string(), addr: cfg.listen, source };
+    let std_listener = crate::lab::netns::bind_tcp(Some(netns), SocketAddr::V4(cfg.listen)).map_err(bind_err)?;
+    let listener = tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?;
+    let local_addr = listener.local_addr().map_err(bind_err)?;
+    let app = axum::Router::new().fallback(serve).with_state(AppState { cfg, events });
+    let task = tokio::spawn(async move {
+        let svc = app.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, svc).await {
+            tracing::warn!(error = %e, "lab HTTP server stopped");
+        }
+    });
+    Ok(HttpServer { local_addr, task })
+}
+
+async fn serve(
+    State(st): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let req = HttpRequest {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+        query: uri.query().map(str::to_string),
+        client,
+        body: body.to_vec(),
+    };
+    let reply = answer(&st.cfg, req.clone()).await;
+    let ip = match client {
+        SocketAddr::V4(a) => *a.ip(),
+        SocketAddr::V6(a) => a.ip().to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
+    };
+    st.events.emit(
+        LabEvent::new(LabEventKind::HttpGet, &st.cfg.name)
+            .ip(ip)
+            .path(uri.to_string())
+            .detail(format!("method={} status={} bytes={}", req.method, reply.status, reply.body.len())),
+    );
+    let mut resp = Response::new(Body::from(reply.body));
+    *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(ct) = reply.content_type.parse() {
+        resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    resp
+}
+
+async fn answer(cfg: &HttpConfig, req: HttpRequest) -> HttpReply {
+    if let Some(h) = &cfg.handler {
+        if let Some(r) = h(req.clone()).await {
+            return r;
+        }
+    }
+    let not_found = HttpReply { status: 404, content_type: "text/plain".into(), body: b"not found\n".to_vec() };
+    if req.method != "GET" && req.method != "HEAD" {
+        return HttpReply { status: 405, ..not_found };
+    }
+    let Some(root) = &cfg.root else { return not_found };
+    let mut path = root.clone();
+    for part in req.path.split('/').filter(|p| !p.is_empty()) {
+        if part == ".." || part == "." {
+            return not_found;
+        }
+        path.push(part);
+    }
+    match tokio::fs::read(&path).await {
+        Ok(body) => HttpReply { status: 200, content_type: "application/octet-stream".into(), body },
+        Err(_) => not_found,
+    }
+}

@@ -1,0 +1,251 @@
+//! Shared fixture for the lab tests: a lab network with its DHCP, TFTP,
+//! HTTP and RA servers, named from a fresh run id, swept on drop (panics
+//! included) so no test leaves a namespace, link or domain behind.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use maas_e2e::lab::dhcp::{self, BootPolicy, DhcpConfig, StaticLease};
+use maas_e2e::lab::events::EventLog;
+use maas_e2e::lab::http::{self, HttpConfig, HttpReply};
+use maas_e2e::lab::net::{Ipv4Subnet, Lab, LabSpec, SegmentSpec};
+use maas_e2e::lab::{ra, tftp, vm};
+
+/// A fresh run id: "me2e" + 6 hex digits (names built from it stay <= 15 bytes).
+pub fn new_run_id() -> String {
+    let n: u32 = rand::random();
+    format!("me2e{:06x}", n & 0xff_ffff)
+}
+
+/// Distinct /24 per run so two labs never share a subnet by accident.
+pub fn subnet_for(run_id: &str) -> Ipv4Subnet {
+    let n = u32::from_str_radix(&run_id[4..], 16).unwrap_or(0);
+    Ipv4Subnet::new(Ipv4Addr::new(10, 200 + (n % 50) as u8, ((n >> 8) % 250) as u8, 0), 24).unwrap()
+}
+
+pub fn lab_spec(run_id: &str) -> LabSpec {
+    let subnet = subnet_for(run_id);
+    LabSpec {
+        run_id: run_id.into(),
+        netns: format!("{run_id}-ns"),
+        segments: vec![SegmentSpec {
+            bridge: format!("{run_id}-br0"),
+            veth_host: format!("{run_id}-h0"),
+            veth_lab: format!("{run_id}-l0"),
+            subnet,
+            addresses: vec![subnet.host(1), subnet.host(250)],
+        }],
+    }
+}
+
+pub const KERNEL_GLOB_DIR: &str = "/boot";
+
+/// Debian's kernel (the newest /boot/vmlinuz-*-amd64).
+pub fn debian_kernel() -> Option<PathBuf> {
+    let mut k: Vec<PathBuf> = std::fs::read_dir(KERNEL_GLOB_DIR)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vmlinuz-") && n.ends_with("-amd64")))
+        .collect();
+    k.sort();
+    k.pop()
+}
+
+/// Which way the VM is told to boot.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BootFlow {
+    /// iPXE gets lpxelinux.0 over TFTP; pxelinux reads its config over
+    /// TFTP and fetches kernel + initrd over HTTP (MAAS's BIOS path).
+    PxelinuxTftp,
+    /// iPXE gets an iPXE script over HTTP (MAAS's UEFI path here).
+    IpxeScript,
+}
+
+pub struct TestLab {
+    pub run_id: String,
+    pub spec: LabSpec,
+    pub run_dir: PathBuf,
+    pub events: EventLog,
+    pub server_ip: Ipv4Addr,
+    pub token: String,
+    servers: Vec<Box<dyn std::any::Any + Send>>,
+    domains: Vec<String>,
+}
+
+impl TestLab {
+    /// Lab network only (no servers).
+    pub async fn network(run_id: &str) -> TestLab {
+        let spec = lab_spec(run_id);
+        Lab::up(&spec).await.expect("lab up");
+        let run_dir = vm::run_dir(run_id).unwrap();
+        let events = EventLog::new(Some(&run_dir.join("network/events.jsonl"))).unwrap();
+        let server_ip = spec.segments[0].addresses[0];
+        TestLab { run_id: run_id.into(), spec, run_dir, events, server_ip, token: format!("tok{}", &run_id[4..]), servers: vec![], domains: vec![] }
+    }
+
+    /// Lab network plus DHCP, TFTP, HTTP and (optionally) RA, serving a
+    /// kernel and the marker initramfs.
+    pub async fn with_servers(run_id: &str, flow: BootFlow, ra_on: bool, static_macs: &[&str]) -> TestLab {
+        let mut lab = TestLab::network(run_id).await;
+        lab.start_servers(flow, ra_on, static_macs).await;
+        lab
+    }
+
+    pub async fn start_servers(&mut self, flow: BootFlow, ra_on: bool, static_macs: &[&str]) {
+        let seg = self.spec.segments[0].clone();
+        let ns = self.spec.netns.clone();
+        let ip = self.server_ip;
+        let http_root = self.run_dir.join("http");
+        std::fs::create_dir_all(&http_root).unwrap();
+        if let Some(k) = debian_kernel() {
+            std::fs::copy(k, http_root.join("vmlinuz")).unwrap();
+        }
+        super::initramfs::build(&http_root.join("initrd.img")).unwrap();
+        let cmdline = format!("console=ttyS0 quiet loglevel=3 panic=-1 e2e_token={}", self.token);
+        let ipxe_script = format!(
+            "#!ipxe\nkernel http://{ip}/vmlinuz initrd=initrd.img {cmdline}\ninitrd http://{ip}/initrd.img\nboot\n"
+        );
+        let pxelinux_cfg = format!(
+            "DEFAULT e2e\nPROMPT 0\nTIMEOUT 0\nLABEL e2e\n  KERNEL http://{ip}/vmlinuz\n  INITRD http://{ip}/initrd.img\n  APPEND {cmdline}\n"
+        );
+        let boot = match flow {
+            BootFlow::PxelinuxTftp => dhcp::BootTarget { pxe: Some("lpxelinux.0".into()), ipxe: Some("lpxelinux.0".into()) },
+            BootFlow::IpxeScript => dhcp::BootTarget { pxe: None, ipxe: Some(format!("http://{ip}/boot.ipxe?mac={{mac}}")) },
+        };
+        let dcfg = DhcpConfig {
+            name: ns.clone(),
+            interface: seg.veth_lab.clone(),
+            server_ip: ip,
+            subnet: seg.subnet,
+            router: None,
+            dns: vec![],
+            lease_secs: 600,
+            static_leases: static_macs
+                .iter()
+                .enumerate()
+                .map(|(i, m)| StaticLease { mac: m.to_string(), ip: seg.subnet.host(10 + i as u32), hostname: Some(format!("node{i}")) })
+                .collect(),
+            pool: Some((seg.subnet.host(100), seg.subnet.host(199))),
+            boot: BootPolicy { bios: boot.clone(), uefi: boot },
+        };
+        let d = dhcp::start_dhcp(&ns, dcfg, self.events.clone()).await.expect("dhcp");
+        // TFTP: pxelinux files from the syslinux packages, configs from a callback.
+        let cfg_text = pxelinux_cfg.clone();
+        let callback: tftp::TftpCallback = Arc::new(move |path: &str, _client| {
+            let path = path.trim_start_matches('/');
+            match path {
+                "lpxelinux.0" => std::fs::read("/usr/lib/PXELINUX/lpxelinux.0").ok(),
+                p if p.starts_with("pxelinux.cfg/") => Some(cfg_text.clone().into_bytes()),
+                p if p.ends_with(".c32") => std::fs::read(Path::new("/usr/lib/syslinux/modules/bios").join(p.rsplit('/').next()?)).ok(),
+                _ => None,
+            }
+        });
+        let t = tftp::start_tftp(
+            &ns,
+            tftp::TftpConfig { name: ns.clone(), listen: SocketAddrV4::new(ip, 69), source: tftp::TftpSource::Callback(callback) },
+            self.events.clone(),
+        )
+        .await
+        .expect("tftp");
+        let script = ipxe_script.clone();
+        let handler: http::HttpHandler = Arc::new(move |req| {
+            let script = script.clone();
+            Box::pin(async move { (req.path == "/boot.ipxe").then(|| HttpReply::text(script)) })
+        });
+        let h = http::start_http(
+            &ns,
+            HttpConfig { name: ns.clone(), listen: SocketAddrV4::new(ip, 80), root: Some(http_root), handler: Some(handler) },
+            self.events.clone(),
+        )
+        .await
+        .expect("http");
+        self.servers.push(Box::new(d));
+        self.servers.push(Box::new(t));
+        self.servers.push(Box::new(h));
+        if ra_on {
+            let r = ra::start_ra(
+                &ns,
+                ra::RaConfig { name: ns.clone(), interface: seg.veth_lab.clone(), interval: Duration::from_secs(2) },
+                self.events.clone(),
+            )
+            .await
+            .expect("ra");
+            self.servers.push(Box::new(r));
+        }
+    }
+
+    pub fn bridge(&self) -> &str {
+        &self.spec.segments[0].bridge
+    }
+
+    /// A VM spec on this lab's bridge, files in the run directory.
+    pub fn domain(&mut self, tag: &str, firmware: dhcp::Firmware, model: vm::NicModel, mac: &str) -> vm::DomainSpec {
+        let name = format!("{}-{tag}", self.run_id);
+        self.domains.push(name.clone());
+        vm::DomainSpec {
+            name: name.clone(),
+            uuid: uuid::Uuid::new_v4().to_string(),
+            run_id: self.run_id.clone(),
+            memory_mib: 512,
+            vcpus: 1,
+            firmware,
+            cpu_model: vm::DEFAULT_CPU_MODEL.into(),
+            nics: vec![vm::NicSpec { model, mac: mac.into(), bridge: self.bridge().into() }],
+            disks: vec![vm::DiskSpec { path: self.run_dir.join(format!("{tag}-disk0.qcow2")), size_gib: 1 }],
+            console_log: self.run_dir.join(format!("{tag}-console.log")),
+            nvram: (firmware == dhcp::Firmware::Uefi).then(|| self.run_dir.join(format!("{tag}_VARS.fd"))),
+            bmc_socket: None,
+            accel: vm::Accel::Tcg,
+        }
+    }
+
+    pub async fn teardown(mut self) {
+        self.servers.clear();
+        sweep_blocking(&self.run_id);
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+        self.run_id.clear();
+    }
+}
+
+/// Remove everything carrying `run_id`: domains, then links and netns.
+pub fn sweep_blocking(run_id: &str) {
+    let run_id = run_id.to_string();
+    // A fresh runtime on a fresh thread: Drop may run inside a runtime.
+    std::thread::spawn(move || {
+        if let Ok(conn) = vm::connect() {
+            let _ = vm::sweep(&conn, &run_id);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let _ = rt.block_on(maas_e2e::lab::net::sweep(&run_id));
+    })
+    .join()
+    .ok();
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        self.servers.clear();
+        if !self.run_id.is_empty() {
+            sweep_blocking(&self.run_id);
+        }
+    }
+}
+
+/// Wait until `file` contains a line starting with `prefix`; returns it.
+pub async fn wait_for_line(file: &Path, prefix: &str, timeout: Duration) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Ok(text) = std::fs::read(file) {
+            let text = String::from_utf8_lossy(&text);
+            if let Some(l) = text.lines().find(|l| l.trim_start().starts_with(prefix)) {
+                return Some(l.trim().to_string());
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
