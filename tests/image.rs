@@ -5,5 +5,7 @@
 mod boot;
 #[path = "image/build.rs"]
 mod build;
+#[path = "image/ipmi_sim.rs"]
+mod ipmi_sim;
 #[path = "image/qemu.rs"]
 mod qemu;

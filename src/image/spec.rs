@@ -71,6 +71,18 @@ const EPHEMERAL_SCRIPTS: &[(&str, &str)] = &[
     ("/maas/enlist.sh", include_str!("../../fixtures/ephemeral/enlist.sh")),
     ("/maas/commission.sh", include_str!("../../fixtures/ephemeral/commission.sh")),
     ("/maas/udhcpc.script", include_str!("../../fixtures/ephemeral/udhcpc.script")),
+    (
+        "/maas/commissioning.d/00-maas-00-support-info",
+        include_str!("../../fixtures/ephemeral/commissioning.d/00-maas-00-support-info"),
+    ),
+    (
+        "/maas/commissioning.d/40-maas-01-network-interfaces",
+        include_str!("../../fixtures/ephemeral/commissioning.d/40-maas-01-network-interfaces"),
+    ),
+    (
+        "/maas/commissioning.d/50-maas-01-commissioning",
+        include_str!("../../fixtures/ephemeral/commissioning.d/50-maas-01-commissioning"),
+    ),
 ];
 
 /// The marker image's /init: print the marker on the console, power off.
@@ -104,6 +116,7 @@ impl ImageSpec {
             "ipmi_msghandler",
             "ipmi_devintf",
             "ipmi_si",
+            "ipmi_ssif",
             "virtio_pci",
             "virtio_net",
             "virtio_blk",
