@@ -1,1 +1,18 @@
-//! The reference MAAS-compatible region and rack (never claims to be MAAS).
+//! The reference MAAS-compatible region and rack (never claims to be MAAS):
+//! REST API 2.0 and metadata service backed by Postgres, boot decisions for
+//! the rack, and the IPMI power driver run as MAAS 2.8 runs FreeIPMI.
+//! See docs/sim.md.
+
+pub mod api;
+pub mod boot;
+pub mod events;
+pub mod metadata;
+pub mod postgres;
+pub mod power;
+pub mod region;
+pub mod store;
+
+pub use boot::{BootConfig, BootContext, BootPurpose, Firmware, boot_config};
+pub use postgres::{LocalPostgres, LocalPostgresOptions, PgListen, PostgresMode};
+pub use power::{IpmiParams, IpmiPowerDriver, PowerAction, PowerDriverConfig, PowerError, power_command};
+pub use region::{RackHandle, SimError, SimRegion, SimRegionConfig};

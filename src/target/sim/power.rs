@@ -1,0 +1,399 @@
+//! The sim rack's IPMI power driver, run exactly as MAAS 2.8 runs FreeIPMI
+//! (provisioningserver/drivers/power/ipmi.py with the chart's ipmi_error
+//! patch), inside the lab network namespace.
+//!
+//! Pure parts (argv, chassis config text, error classification) are
+//! separate from execution so they can be snapshot-tested.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::cmd::{Cmd, CmdError};
+use crate::maas::types::PowerState;
+
+/// The ipmi power parameters MAAS stores for a machine.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IpmiParams {
+    pub power_address: String,
+    pub power_user: String,
+    pub power_pass: String,
+    /// LAN_2_0 or LAN (IPMI 1.5).
+    pub power_driver: String,
+    /// auto, legacy or efi.
+    pub power_boot_type: String,
+    /// hard or soft.
+    pub power_off_mode: String,
+}
+
+impl std::fmt::Debug for IpmiParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpmiParams")
+            .field("power_address", &self.power_address)
+            .field("power_user", &self.power_user)
+            .field("power_pass", &"<redacted>")
+            .field("power_driver", &self.power_driver)
+            .field("power_boot_type", &self.power_boot_type)
+            .field("power_off_mode", &self.power_off_mode)
+            .finish()
+    }
+}
+
+impl IpmiParams {
+    /// From a machine's power_parameters JSON; power_address is required.
+    pub fn from_json(v: &Value) -> Result<IpmiParams, PowerError> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").trim().to_string();
+        let p = IpmiParams {
+            power_address: s("power_address"),
+            power_user: s("power_user"),
+            power_pass: v.get("power_pass").and_then(Value::as_str).unwrap_or("").to_string(),
+            power_driver: match s("power_driver").as_str() {
+                "" => "LAN_2_0".into(),
+                d => d.into(),
+            },
+            power_boot_type: match s("power_boot_type").as_str() {
+                "" => "auto".into(),
+                b => b.into(),
+            },
+            power_off_mode: match s("power_off_mode").as_str() {
+                "" => "hard".into(),
+                m => m.into(),
+            },
+        };
+        if p.power_address.is_empty() {
+            return Err(PowerError::Settings("power_address is not set; the BMC's address is needed".into()));
+        }
+        if !matches!(p.power_driver.as_str(), "LAN_2_0" | "LAN") {
+            return Err(PowerError::Settings(format!("power_driver {:?} is not LAN_2_0 or LAN", p.power_driver)));
+        }
+        if !matches!(p.power_boot_type.as_str(), "auto" | "legacy" | "efi") {
+            return Err(PowerError::Settings(format!("power_boot_type {:?} is not auto, legacy or efi", p.power_boot_type)));
+        }
+        Ok(p)
+    }
+}
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerAction {
+    On,
+    Off,
+    Query,
+}
+
+/// A power command that failed, classified as MAAS classifies ipmipower output.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum PowerError {
+    #[error("power settings: {0}")]
+    Settings(String),
+    #[error("{0}")]
+    Auth(String),
+    /// Retried (connection timeout, session timeout, BMC busy, BMC error).
+    #[error("{0}")]
+    Conn(String),
+    /// Not retried.
+    #[error("{0}")]
+    Fatal(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("Failed to power {system_id}. BMC never transitioned from {from} to {to}.")]
+    NeverTransitioned { system_id: String, from: String, to: String },
+}
+
+/// The ipmipower errors MAAS 2.8 recognises in output (IPMI_ERRORS), with
+/// the ipmi_error patch's "BMC error" as a connection error.
+const IPMI_ERRORS: &[(&str, fn(String) -> PowerError, &str)] = &[
+    ("username invalid", PowerError::Auth, "Incorrect username.  Check BMC configuration and try again."),
+    ("password invalid", PowerError::Auth, "Incorrect password.  Check BMC configuration and try again."),
+    ("password verification timeout", PowerError::Settings, "Authentication timeout.  Check BMC configuration and try again."),
+    ("k_g invalid", PowerError::Auth, "Incorrect K_g key.  Check BMC configuration and try again."),
+    ("privilege level insufficient", PowerError::Auth, "Access denied while performing power action.  Check BMC configuration and try again."),
+    ("privilege level cannot be obtained for this user", PowerError::Auth, "Access denied while performing power action.  Check BMC configuration and try again."),
+    ("authentication type unavailable for attempted privilege level", PowerError::Auth, "Access denied while performing power action.  Check BMC configuration and try again."),
+    ("cipher suite id unavailable", PowerError::Settings, "The cipher suite id is not supported on the BMC."),
+    ("ipmi 2.0 unavailable", PowerError::Settings, "IPMI 2.0 was not discovered on the BMC.  Please try to use IPMI 1.5 instead."),
+    ("connection timeout", PowerError::Conn, "Connection timed out while performing power action.  Check BMC configuration and connectivity and try again."),
+    ("session timeout", PowerError::Conn, "The IPMI session has timed out.  MAAS performed several retries.  Check BMC configuration and connectivity and try again."),
+    ("internal IPMI error", PowerError::Fatal, "An error occurred while performing power action.  Check BMC configuration and try again."),
+    ("BMC busy", PowerError::Conn, "The BMC is busy.  MAAS performed several retries.  Check BMC configuration and try again."),
+    ("BMC error", PowerError::Conn, "The BMC returned an error.  MAAS performed several retries.  Check BMC configuration and try again."),
+];
+
+/// Classify ipmipower output: a recognised error, else Ok.
+pub fn classify_output(output: &str) -> Result<(), PowerError> {
+    for (needle, make, message) in IPMI_ERRORS {
+        if output.contains(needle) {
+            return Err(make(message.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// The state in `--stat` output (`10.0.0.5: on`).
+pub fn parse_state(output: &str) -> PowerState {
+    for line in output.lines() {
+        if let Some((_, rest)) = line.rsplit_once(':') {
+            match rest.trim() {
+                "on" => return PowerState::On,
+                "off" => return PowerState::Off,
+                _ => {}
+            }
+        }
+    }
+    PowerState::Unknown
+}
+
+/// Arguments ipmipower and ipmi-chassis-config share.
+fn common_args(cmd: Cmd, p: &IpmiParams) -> Cmd {
+    let cmd = cmd
+        .args(["-W", "opensesspriv", "-l", "OPERATOR", "--driver-type", p.power_driver.as_str(), "-h", p.power_address.as_str()]);
+    let cmd = if p.power_user.is_empty() { cmd } else { cmd.args(["-u", p.power_user.as_str()]) };
+    cmd.arg("-p").secret_arg(p.power_pass.clone())
+}
+
+/// The ipmipower command for `action` (power on is `--cycle --on-if-off`).
+pub fn power_command(p: &IpmiParams, action: PowerAction) -> Cmd {
+    let cmd = common_args(Cmd::new("ipmipower"), p);
+    match action {
+        PowerAction::On => cmd.args(["--cycle", "--on-if-off"]),
+        PowerAction::Off if p.power_off_mode == "soft" => cmd.arg("--soft"),
+        PowerAction::Off => cmd.arg("--off"),
+        PowerAction::Query => cmd.arg("--stat"),
+    }
+}
+
+/// The chassis config committed before power on: boot from PXE, once.
+pub fn chassis_config_text(power_boot_type: &str) -> String {
+    let boot_type = match power_boot_type {
+        "efi" => Some("EFI"),
+        "legacy" => Some("PC-COMPATIBLE"),
+        _ => None,
+    };
+    let mut s = String::from("Section Chassis_Boot_Flags\n        Boot_Flags_Persistent                         No\n");
+    if let Some(t) = boot_type {
+        s.push_str(&format!("        BIOS_Boot_Type                                {t}\n"));
+    }
+    s.push_str("        Boot_Device                                   PXE\nEndSection\n");
+    s
+}
+
+/// `ipmi-chassis-config ... --commit --filename FILE`.
+pub fn chassis_config_command(p: &IpmiParams, file: &Path) -> Cmd {
+    common_args(Cmd::new("ipmi-chassis-config"), p).args(["--commit", "--filename"]).arg(file.display().to_string())
+}
+
+/// How the driver runs.
+#[derive(Debug, Clone)]
+pub struct PowerDriverConfig {
+    /// Run FreeIPMI inside this network namespace (the lab's).
+    pub netns: Option<String>,
+    /// Waits between attempts, in units (the ipmi_error patch: 4,4,8,8,16,16,32,32).
+    pub wait_time: Vec<u32>,
+    /// One unit of wait: 1 s as MAAS; tests scale it down.
+    pub wait_unit: Duration,
+    /// Kill one FreeIPMI run after this long.
+    pub command_timeout: Duration,
+}
+
+impl Default for PowerDriverConfig {
+    fn default() -> Self {
+        PowerDriverConfig {
+            netns: None,
+            wait_time: vec![4, 4, 8, 8, 16, 16, 32, 32],
+            wait_unit: Duration::from_secs(1),
+            command_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Runs FreeIPMI for the sim rack.
+#[derive(Debug, Clone, Default)]
+pub struct IpmiPowerDriver {
+    pub config: PowerDriverConfig,
+}
+
+impl IpmiPowerDriver {
+    pub fn new(config: PowerDriverConfig) -> Self {
+        IpmiPowerDriver { config }
+    }
+
+    fn place(&self, cmd: Cmd) -> Cmd {
+        let cmd = cmd.timeout(self.config.command_timeout);
+        match &self.config.netns {
+            Some(ns) => cmd.in_netns(ns.clone()),
+            None => cmd,
+        }
+    }
+
+    /// One attempt of `action`, as MAAS's _issue_ipmi_command.
+    pub async fn issue(&self, p: &IpmiParams, action: PowerAction) -> Result<PowerState, PowerError> {
+        if action == PowerAction::On {
+            self.set_pxe_boot(p).await?;
+        }
+        let cmd = self.place(power_command(p, action));
+        let out = cmd.output().await.map_err(cmd_error)?;
+        let text = format!("{}\n{}", out.stdout, out.stderr);
+        classify_output(&text)?;
+        if !out.status.success() {
+            let verb = match action {
+                PowerAction::On => "on",
+                PowerAction::Off => "off",
+                PowerAction::Query => "query",
+            };
+            return Err(PowerError::Failed(format!("Failed to power {verb} {}: {}", p.power_address, out.stdout.trim())));
+        }
+        Ok(match action {
+            PowerAction::Query => parse_state(&out.stdout),
+            PowerAction::On => PowerState::On,
+            PowerAction::Off => PowerState::Off,
+        })
+    }
+
+    /// ipmi-chassis-config with a temporary file: auth errors fail, anything
+    /// else is only logged (MAAS bug 1516065: some BMCs time out here).
+    async fn set_pxe_boot(&self, p: &IpmiParams) -> Result<(), PowerError> {
+        let file = temp_config_path();
+        std::fs::write(&file, chassis_config_text(&p.power_boot_type))
+            .map_err(|e| PowerError::Fatal(format!("writing {}: {e}", file.display())))?;
+        let result = self.place(chassis_config_command(p, &file)).output().await;
+        let _ = std::fs::remove_file(&file);
+        let out = result.map_err(cmd_error)?;
+        if let Err(e @ PowerError::Auth(_)) = classify_output(&out.stderr) {
+            return Err(e);
+        }
+        if !out.status.success() {
+            tracing::warn!(bmc = %p.power_address, stderr = %out.stderr.trim(), "Failed to change the boot order to PXE");
+        }
+        Ok(())
+    }
+
+    pub async fn query(&self, p: &IpmiParams) -> Result<PowerState, PowerError> {
+        self.issue(p, PowerAction::Query).await
+    }
+
+    /// MAAS's perform_power: for each wait, try the change (a failure that
+    /// is not fatal waits and retries); after a success wait, then query
+    /// until the BMC reports the wanted state. `on_retry` sees every failed
+    /// attempt that will be retried (attempt number, error, wait).
+    pub async fn perform(
+        &self,
+        system_id: &str,
+        p: &IpmiParams,
+        action: PowerAction,
+        mut on_retry: impl FnMut(usize, &PowerError, Duration),
+    ) -> Result<(), PowerError> {
+        let desired = match action {
+            PowerAction::On => PowerState::On,
+            PowerAction::Off => PowerState::Off,
+            PowerAction::Query => return self.query(p).await.map(|_| ()),
+        };
+        let mut last_error: Option<PowerError> = None;
+        let mut last_state = PowerState::Unknown;
+        let n = self.config.wait_time.len();
+        for (i, units) in self.config.wait_time.iter().enumerate() {
+            let wait = self.config.wait_unit * *units;
+            match self.issue(p, action).await {
+                Err(e @ (PowerError::Fatal(_) | PowerError::Settings(_))) => return Err(e),
+                Err(e) => {
+                    if i + 1 < n {
+                        on_retry(i + 1, &e, wait);
+                    }
+                    last_error = Some(e);
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Ok(_) => {}
+            }
+            tokio::time::sleep(wait).await;
+            match self.query(p).await {
+                Ok(state) if state == desired => return Ok(()),
+                Ok(state) => last_state = state,
+                Err(e) => {
+                    last_state = PowerState::Unknown;
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(match last_error {
+            Some(e) if last_state == PowerState::Unknown => e,
+            _ => PowerError::NeverTransitioned {
+                system_id: system_id.into(),
+                from: last_state.as_str().into(),
+                to: desired.as_str().into(),
+            },
+        })
+    }
+}
+
+fn cmd_error(e: CmdError) -> PowerError {
+    match e {
+        CmdError::Timeout { .. } => PowerError::Conn(format!("Connection timed out while performing power action: {e}")),
+        other => PowerError::Failed(other.to_string()),
+    }
+}
+
+fn temp_config_path() -> PathBuf {
+    std::env::temp_dir().join(format!("maas-e2e-chassis-{}.cfg", uuid::Uuid::new_v4().simple()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn params(boot: &str, off: &str) -> IpmiParams {
+        IpmiParams::from_json(&json!({
+            "power_address": "10.9.0.11", "power_user": "maas", "power_pass": "s3cr3tpw",
+            "power_driver": "LAN_2_0", "power_boot_type": boot, "power_off_mode": off
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn argv_per_action_redacts_the_password() {
+        let p = params("auto", "hard");
+        let shown: Vec<(String, String)> = [PowerAction::On, PowerAction::Off, PowerAction::Query]
+            .iter()
+            .map(|a| (format!("{a:?}"), power_command(&p, *a).in_netns("lab0").display()))
+            .chain([
+                ("Soft".to_string(), power_command(&params("auto", "soft"), PowerAction::Off).display()),
+                ("Chassis".to_string(), chassis_config_command(&p, Path::new("/tmp/F")).display()),
+            ])
+            .collect();
+        for (_, s) in &shown {
+            assert!(!s.contains("s3cr3tpw"), "{s}");
+        }
+        insta::assert_yaml_snapshot!(shown);
+        // The real argv carries the password.
+        assert!(power_command(&p, PowerAction::Query).argv().contains(&"s3cr3tpw".to_string()));
+    }
+
+    #[test]
+    fn chassis_config_per_boot_type() {
+        let texts: Vec<(String, String)> =
+            ["auto", "legacy", "efi"].iter().map(|b| (b.to_string(), chassis_config_text(b))).collect();
+        insta::assert_yaml_snapshot!(texts);
+    }
+
+    #[test]
+    fn output_classification() {
+        assert!(matches!(classify_output("10.9.0.11: BMC error"), Err(PowerError::Conn(_))));
+        assert!(matches!(classify_output("10.9.0.11: password invalid"), Err(PowerError::Auth(_))));
+        assert!(matches!(classify_output("10.9.0.11: internal IPMI error"), Err(PowerError::Fatal(_))));
+        assert_eq!(classify_output("10.9.0.11: on"), Ok(()));
+        assert_eq!(parse_state("10.9.0.11: off\n"), PowerState::Off);
+        assert_eq!(parse_state("10.9.0.11: on"), PowerState::On);
+        assert_eq!(parse_state("garbage"), PowerState::Unknown);
+    }
+
+    #[test]
+    fn params_need_an_address_and_debug_hides_the_password() {
+        assert!(IpmiParams::from_json(&json!({"power_user": "maas"})).is_err());
+        let p = params("efi", "hard");
+        assert!(!format!("{p:?}").contains("s3cr3tpw"));
+        assert_eq!(IpmiParams::from_json(&json!({"power_address": "1.2.3.4"})).unwrap().power_driver, "LAN_2_0");
+    }
+}

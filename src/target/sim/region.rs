@@ -1,0 +1,368 @@
+//! The sim region: state, start/stop, power orchestration and the handle
+//! the rack uses. HTTP handlers live in `api` (REST API 2.0) and `metadata`
+//! (the ephemeral environment's side).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+
+use super::boot::{BootConfig, BootContext, BootPurpose, Firmware, boot_config};
+use super::events::{self, EventKind};
+use super::postgres::{self, PostgresError};
+use super::power::{IpmiParams, IpmiPowerDriver, PowerAction, PowerDriverConfig, PowerError};
+use super::store::{Store, StoreError};
+use crate::maas::types::{NodeStatus, PowerState};
+use crate::maas::{ApiKey, MaasClient, MaasError};
+
+/// How to start the sim region.
+pub struct SimRegionConfig {
+    /// libpq connection string or URL of the state database
+    /// (`LocalPostgres::connection_string`, or a container's URL).
+    pub database: String,
+    /// Sockets to serve on, already bound: loopback for the harness and/or a
+    /// lab address (bind inside the lab with `lab::netns::bind_tcp`).
+    pub listeners: Vec<std::net::TcpListener>,
+    /// The region's URL as guests reach it (http://ADDR:PORT/MAAS); written
+    /// into preseeds and boot command lines. Default: the first listener.
+    pub maas_url: Option<String>,
+    pub power: PowerDriverConfig,
+    /// Query every ipmi machine's power state this often (None: never).
+    pub power_query_interval: Option<Duration>,
+    /// Put IPMI_RETRY_BASE_SECONDS into preseeds (tests set 1).
+    pub ipmi_retry_base_seconds: Option<u32>,
+    /// The sim rack's hostname in rackcontrollers/.
+    pub rack_hostname: String,
+}
+
+impl SimRegionConfig {
+    pub fn new(database: impl Into<String>, listeners: Vec<std::net::TcpListener>) -> Self {
+        SimRegionConfig {
+            database: database.into(),
+            listeners,
+            maas_url: None,
+            power: PowerDriverConfig::default(),
+            power_query_interval: None,
+            ipmi_retry_base_seconds: None,
+            rack_hostname: "sim-rack".into(),
+        }
+    }
+}
+
+/// A failure starting the region.
+#[derive(Debug, Error)]
+pub enum SimError {
+    #[error("sim region: no listener given; bind at least one socket")]
+    NoListener,
+    #[error("sim region: listener: {0}")]
+    Listener(#[source] std::io::Error),
+    #[error("sim region: {0}")]
+    Postgres(#[from] PostgresError),
+    #[error("sim region state: {0}")]
+    Store(#[from] StoreError),
+    #[error("sim region client: {0}")]
+    Client(#[from] MaasError),
+}
+
+/// Shared by every handler and background task.
+pub struct RegionState {
+    pub store: Store,
+    pub maas_url: String,
+    pub power: IpmiPowerDriver,
+    pub ipmi_retry_base_seconds: Option<u32>,
+    pub rack_system_id: String,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl RegionState {
+    /// Record an event about a machine; failures are logged, not raised
+    /// (an event must never break the action it describes).
+    pub async fn event(&self, system_id: &str, kind: &EventKind, description: &str) {
+        if let Err(e) = self.store.record_event(Some(system_id), None, kind, description).await {
+            tracing::warn!(error = %e, system_id, "could not record event");
+        }
+    }
+
+    async fn spawn(self: &Arc<Self>, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().await;
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(tokio::spawn(fut));
+    }
+
+    /// Start a power change in the background, as MAAS does after the API
+    /// call returns. On power-on failure the machine's status goes back to
+    /// `revert_to` (MAAS resets the status when starting fails).
+    pub async fn start_power(self: &Arc<Self>, system_id: String, action: PowerAction, revert_to: Option<NodeStatus>) {
+        let me = self.clone();
+        self.spawn(async move { me.power_task(&system_id, action, revert_to).await }).await;
+    }
+
+    async fn power_task(self: &Arc<Self>, system_id: &str, action: PowerAction, revert_to: Option<NodeStatus>) {
+        let (starting, done, failed, state) = match action {
+            PowerAction::On => (&events::POWERING_ON, &events::POWERED_ON, &events::POWER_ON_FAILED, PowerState::On),
+            _ => (&events::POWERING_OFF, &events::POWERED_OFF, &events::POWER_OFF_FAILED, PowerState::Off),
+        };
+        self.event(system_id, starting, "").await;
+        let result = match self.store.power_settings(system_id).await {
+            Err(e) => Err(PowerError::Fatal(e.to_string())),
+            Ok(s) if s.power_type == "manual" => {
+                tracing::info!(system_id, "manual power type: the operator powers the machine");
+                return;
+            }
+            Ok(s) if s.power_type != "ipmi" => {
+                Err(PowerError::Settings(format!("the sim drives only ipmi, not power type {:?}", s.power_type)))
+            }
+            Ok(s) => match IpmiParams::from_json(&s.power_parameters) {
+                Err(e) => Err(e),
+                Ok(p) => {
+                    let mut retries = Vec::new();
+                    let r = self
+                        .power
+                        .perform(system_id, &p, action, |attempt, e, wait| {
+                            retries.push(format!("attempt {attempt}: {e} (next try in {wait:?})"))
+                        })
+                        .await;
+                    for r in retries {
+                        self.event(system_id, &events::POWER_RETRY, &r).await;
+                    }
+                    r
+                }
+            },
+        };
+        match result {
+            Ok(()) => {
+                let _ = self.store.set_power_state(system_id, state).await;
+                self.event(system_id, done, "").await;
+            }
+            Err(e) => {
+                let _ = self.store.set_power_state(system_id, PowerState::Error).await;
+                self.event(system_id, failed, &e.to_string()).await;
+                if let Some(old) = revert_to
+                    && let Err(err) = self.store.set_status(system_id, old, Some(&format!("Power {action:?} failed"))).await
+                {
+                    tracing::warn!(error = %err, system_id, "could not revert status after a power failure");
+                }
+            }
+        }
+    }
+
+    /// Query one machine's BMC now and store the answer.
+    pub async fn query_power(&self, system_id: &str) -> Result<PowerState, PowerError> {
+        let s = self.store.power_settings(system_id).await.map_err(|e| PowerError::Fatal(e.to_string()))?;
+        if s.power_type == "manual" {
+            return Ok(PowerState::Unknown);
+        }
+        if s.power_type != "ipmi" {
+            return Err(PowerError::Settings(format!("Power state could not be queried: power type {:?} is not ipmi", s.power_type)));
+        }
+        let p = IpmiParams::from_json(&s.power_parameters)?;
+        match self.power.query(&p).await {
+            Ok(state) => {
+                let _ = self.store.set_power_state(system_id, state).await;
+                Ok(state)
+            }
+            Err(e) => {
+                let old = self.store.set_power_state(system_id, PowerState::Error).await.unwrap_or_default();
+                if old != PowerState::Error {
+                    self.event(system_id, &events::POWER_QUERY_FAILED, &e.to_string()).await;
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A running sim region.
+pub struct SimRegion {
+    state: Arc<RegionState>,
+    admin_key: ApiKey,
+    addrs: Vec<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+}
+
+impl SimRegion {
+    /// Connect to the database, apply migrations, create the admin key and
+    /// the rack controller, and serve on every listener.
+    pub async fn start(cfg: SimRegionConfig) -> Result<SimRegion, SimError> {
+        crate::maas::install_crypto_provider();
+        if cfg.listeners.is_empty() {
+            return Err(SimError::NoListener);
+        }
+        let mut client = postgres::connect(&cfg.database).await?;
+        postgres::migrate(&mut client).await?;
+        let store = Store::new(client);
+        let admin_key = ApiKey::generate();
+        store.insert_token(&admin_key, "admin", None).await?;
+        let rack_system_id = store.register_rack(&cfg.rack_hostname, env!("CARGO_PKG_VERSION")).await?;
+        let mut addrs = Vec::new();
+        let mut listeners = Vec::new();
+        for l in cfg.listeners {
+            l.set_nonblocking(true).map_err(SimError::Listener)?;
+            addrs.push(l.local_addr().map_err(SimError::Listener)?);
+            listeners.push(tokio::net::TcpListener::from_std(l).map_err(SimError::Listener)?);
+        }
+        let maas_url = cfg.maas_url.unwrap_or_else(|| format!("http://{}/MAAS", addrs[0]));
+        let state = Arc::new(RegionState {
+            store,
+            maas_url: maas_url.trim_end_matches('/').to_string(),
+            power: IpmiPowerDriver::new(cfg.power),
+            ipmi_retry_base_seconds: cfg.ipmi_retry_base_seconds,
+            rack_system_id,
+            tasks: Mutex::new(Vec::new()),
+        });
+        let (shutdown, rx) = watch::channel(false);
+        let app = super::api::router(state.clone()).merge(super::metadata::router(state.clone()));
+        let mut servers = Vec::new();
+        for l in listeners {
+            let app = app.clone();
+            let mut rx = rx.clone();
+            servers.push(tokio::spawn(async move {
+                let stop = async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                };
+                if let Err(e) = axum::serve(l, app).with_graceful_shutdown(stop).await {
+                    tracing::error!(error = %e, "sim region server stopped");
+                }
+            }));
+        }
+        if let Some(every) = cfg.power_query_interval {
+            let st = state.clone();
+            let mut rx = rx.clone();
+            servers.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = rx.wait_for(|s| *s) => return,
+                        _ = tokio::time::sleep(every) => {}
+                    }
+                    if let Ok(ids) = st.store.queryable_machines().await {
+                        for id in ids {
+                            let _ = st.query_power(&id).await;
+                        }
+                    }
+                }
+            }));
+        }
+        tracing::info!(%maas_url, ?addrs, "sim region (a MAAS 2.8 reference implementation, not MAAS) serving");
+        Ok(SimRegion { state, admin_key, addrs, shutdown, servers })
+    }
+
+    /// The admin's API key (consumer:token:secret); never log it.
+    pub fn admin_key(&self) -> &ApiKey {
+        &self.admin_key
+    }
+
+    /// Where the region listens.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The URL guests are told (preseeds, boot command lines).
+    pub fn maas_url(&self) -> &str {
+        &self.state.maas_url
+    }
+
+    /// http://<first listener>/MAAS
+    pub fn local_maas_url(&self) -> String {
+        format!("http://{}/MAAS", self.addrs[0])
+    }
+
+    /// An admin client on the first listener.
+    pub fn client(&self) -> Result<MaasClient, MaasError> {
+        MaasClient::new(&self.local_maas_url(), Some(self.admin_key.clone()))
+    }
+
+    /// The handle the sim rack uses (boot decisions, PXE/TFTP events).
+    pub fn rack(&self) -> RackHandle {
+        RackHandle { state: self.state.clone() }
+    }
+
+    pub fn rack_system_id(&self) -> &str {
+        &self.state.rack_system_id
+    }
+
+    /// Stop serving and cancel running power tasks.
+    pub async fn shutdown(mut self) {
+        self.stop_now();
+        for s in self.servers.drain(..) {
+            let _ = s.await;
+        }
+    }
+
+    fn stop_now(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Ok(mut tasks) = self.state.tasks.try_lock() {
+            for t in tasks.drain(..) {
+                t.abort();
+            }
+        }
+    }
+}
+
+impl Drop for SimRegion {
+    fn drop(&mut self) {
+        self.stop_now();
+        for s in &self.servers {
+            s.abort();
+        }
+    }
+}
+
+/// What the sim rack calls: boot decisions and the events MAAS's rack sends.
+#[derive(Clone)]
+pub struct RackHandle {
+    state: Arc<RegionState>,
+}
+
+impl RackHandle {
+    /// Decide the boot for `mac` (see `boot::boot_config`) and record
+    /// "Performing PXE boot" for the ephemeral boots.
+    pub async fn boot_config(&self, mac: &str, firmware: Firmware, boot_http: &str) -> Result<BootConfig, StoreError> {
+        let machine = self.state.store.machine_for_mac(mac).await?;
+        let ctx = BootContext { maas_url: self.state.maas_url.clone(), boot_http: boot_http.to_string() };
+        let cfg = boot_config(&ctx, machine.as_ref(), mac, firmware);
+        if matches!(cfg.purpose, BootPurpose::Enlist | BootPurpose::Commission) {
+            self.record(mac, &events::PERFORMING_PXE_BOOT, "").await?;
+        }
+        Ok(cfg)
+    }
+
+    /// The machine a MAC belongs to (None: unknown, it will enlist).
+    pub async fn machine_for_mac(&self, mac: &str) -> Result<Option<super::store::MachineBootState>, StoreError> {
+        self.state.store.machine_for_mac(mac).await
+    }
+
+    /// A DHCP request from a PXE client ("PXE Request").
+    pub async fn record_pxe_request(&self, mac: &str, firmware: Firmware, boot_file: &str) -> Result<(), StoreError> {
+        let fw = match firmware {
+            Firmware::Bios => "bios",
+            Firmware::Uefi => "uefi",
+        };
+        self.record(mac, &events::PXE_REQUEST, &format!("{fw} firmware, boot file {boot_file}")).await
+    }
+
+    /// A TFTP read ("TFTP Request", the description is the path, as MAAS).
+    pub async fn record_tftp_request(&self, mac: &str, path: &str) -> Result<(), StoreError> {
+        self.record(mac, &events::TFTP_REQUEST, path).await
+    }
+
+    /// An HTTP boot resource read: the kernel or initrd is "Loading ephemeral".
+    pub async fn record_http_request(&self, mac: &str, path: &str) -> Result<(), StoreError> {
+        let kind = if path.contains("kernel") || path.contains("initrd") { &events::LOADING_EPHEMERAL } else { &events::HTTP_REQUEST };
+        self.record(mac, kind, path).await
+    }
+
+    /// Any event about the machine with `mac` (kept by MAC when unknown).
+    pub async fn record(&self, mac: &str, kind: &EventKind, description: &str) -> Result<(), StoreError> {
+        let machine = self.state.store.machine_for_mac(mac).await?;
+        let mac_norm = super::store::normalise_mac(mac).unwrap_or_else(|| mac.to_string());
+        self.state
+            .store
+            .record_event(machine.as_ref().map(|m| m.system_id.as_str()), Some(&mac_norm), kind, description)
+            .await
+            .map(|_| ())
+    }
+}
