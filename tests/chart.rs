@@ -4,6 +4,8 @@
 
 #[path = "chart/common.rs"]
 mod common;
+#[path = "chart/maas_config.rs"]
+mod maas_config;
 #[path = "chart/plan.rs"]
 mod plan;
 #[path = "chart/postgres.rs"]

@@ -114,3 +114,51 @@ async fn precreation_then_chart_db_init_lets_maas_create_tables_on_15() {
     pg.container.rm().await.unwrap();
     drop(guard);
 }
+
+#[tokio::test]
+async fn the_in_cluster_psql_script_precreates_the_same_way() {
+    // The in-cluster mode feeds this script to `kubectl exec -i ... psql`;
+    // here the same psql (in the image) reads it through `docker exec -i`.
+    if !docker_with_image(&format!("{IMAGE}:{TAG}")) {
+        return;
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
+    let guard = DockerGuard { container: format!("me2e-chart-pgs-{id}"), network: format!("me2e-chart-nets-{id}") };
+    Cmd::new("docker").args(["network", "create", "--label", "maas-e2e.test=chart", &guard.network]).run().await.unwrap();
+    let spec = PostgresContainerSpec {
+        name: guard.container.clone(),
+        image: IMAGE.into(),
+        tag: TAG.into(),
+        network: guard.network.clone(),
+        port: 5432,
+        env: vec![],
+        labels: vec![("maas-e2e.test".into(), "chart".into())],
+        ready_line: READY_LINE.into(),
+        precreate_maasdb: true,
+    };
+    let admin_pw = format!("adm-{id}");
+    let user_pw = format!("it's-{id}"); // a quote, to prove the literal quoting
+    let pg = maas_e2e::target::chart::postgres::start_container(&spec, &admin_pw, Duration::from_secs(120)).await.unwrap();
+    let script = maas_e2e::target::chart::postgres::precreate_psql_script(&user_pw);
+    let psql = || {
+        Cmd::new("docker")
+            .args(["exec", "--interactive", &guard.container, "psql", "--username", "postgres", "--set", "ON_ERROR_STOP=1"])
+            .stdin(script.clone())
+    };
+    psql().run().await.unwrap();
+    psql().run().await.unwrap(); // idempotent
+
+    let admin = connect("127.0.0.1", pg.host_port, ADMIN_ROLE, &admin_pw, "postgres").await.unwrap();
+    let owner: String = admin
+        .query_one("SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = 'maasdb'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, "maas");
+    run_guarded(&admin, "db-init", &chart_db_init_steps(MAAS_ROLE, &user_pw, MAAS_DB)).await.unwrap();
+    let maas = connect("127.0.0.1", pg.host_port, MAAS_ROLE, &user_pw, MAAS_DB).await.unwrap();
+    maas.batch_execute("CREATE TABLE maas_e2e_probe (id integer)").await.unwrap();
+    drop((admin, maas));
+    pg.container.rm().await.unwrap();
+    drop(guard);
+}

@@ -57,18 +57,22 @@ pub fn configure_calls(opts: &ChartOptions) -> Vec<ApiCall> {
     racks.captures.push(("rack_id".into(), format!("system_id of the rack whose interface_set has {}", pxe.node_bridge)));
     calls.push(racks);
 
-    let mut subnet = call(Method::Get, &format!("subnets/cidr:{cidr}/"), &[], "the subnet MAAS made from the rack's bridge address");
-    subnet.captures.push(("fabric_id".into(), "/vlan/fabric_id".into()));
-    subnet.captures.push(("vid".into(), "/vlan/vid".into()));
+    // A subnet's cidr holds a '/', so it cannot be a path specifier: list
+    // the subnets and pick it by its cidr.
+    let mut subnet = call(Method::Get, "subnets/", &[], "the subnet MAAS made from the rack's bridge address");
+    let pick = format!("the subnet whose cidr is {cidr}");
+    subnet.captures.push(("subnet_id".into(), format!("{pick}: /id")));
+    subnet.captures.push(("fabric_id".into(), format!("{pick}: /vlan/fabric_id")));
+    subnet.captures.push(("vid".into(), format!("{pick}: /vlan/vid")));
     calls.push(subnet);
 
     if let Some(gw) = opts.wiring.gateway {
-        calls.push(call(Method::Put, &format!("subnets/cidr:{cidr}/"), &[("gateway_ip", &gw.to_string())], "the gateway machines get"));
+        calls.push(call(Method::Put, "subnets/{subnet_id}/", &[("gateway_ip", &gw.to_string())], "the gateway machines get"));
     }
     calls.push(call(
         Method::Post,
         "ipranges/",
-        &[("type", "dynamic"), ("start_ip", &start.to_string()), ("end_ip", &end.to_string()), ("subnet", &format!("cidr:{cidr}")), ("comment", "maas-e2e")],
+        &[("type", "dynamic"), ("start_ip", &start.to_string()), ("end_ip", &end.to_string()), ("subnet", "{subnet_id}"), ("comment", "maas-e2e")],
         "addresses the rack's DHCP hands to enlisting machines",
     ));
     calls.push(call(

@@ -14,9 +14,11 @@ pub mod options;
 pub mod plan;
 pub mod postgres;
 pub mod prereq;
+pub mod run;
 pub mod values;
 pub mod waits;
 pub mod wiring;
 
 pub use options::{ChartOptions, ChartOptionsError, ChartSecrets, ChartTimeouts, ClusterSource, Ipv4Cidr, LabLink, PostgresMode, PostgresOptions, WiringOptions};
 pub use plan::{ChartPlan, Stage, Step};
+pub use run::{ChartError, ChartRun, Deployed};

@@ -415,9 +415,15 @@ impl ChartOptions {
                 format!("START-END inside the PXE subnet {}, START <= END", subnet.subnet()),
             ));
         }
-        let rack = subnet.addr;
-        if (u32::from(start)..=u32::from(end)).contains(&u32::from(rack)) {
-            return Err(bad("wiring.dynamic_range", format!("{start}-{end}"), format!("must not contain the rack's address {rack}")));
+        // Rack i takes the link's address + i (see wiring::plan_wiring).
+        for i in 0..self.rack_replicas {
+            let rack = Ipv4Addr::from(u32::from(subnet.addr).wrapping_add(i));
+            if !subnet.contains(rack) {
+                return Err(bad("wiring.links[].rack_address", subnet, format!("rack {i} would get {rack}, outside the subnet")));
+            }
+            if (u32::from(start)..=u32::from(end)).contains(&u32::from(rack)) {
+                return Err(bad("wiring.dynamic_range", format!("{start}-{end}"), format!("must not contain rack {i}'s address {rack}")));
+            }
         }
         let size = u32::from(end) - u32::from(start) + 1;
         if size < self.machines {

@@ -44,6 +44,9 @@ pub enum Step {
     /// Pre-create maasdb owned by maas through the container's published
     /// port on 127.0.0.1 (Postgres >= 15).
     PrecreateDatabase,
+    /// Join the lab to one rack node (`wiring::wire_node`; the dry run
+    /// shows its commands with the node's pid as a placeholder).
+    Wire(NodeWiring),
     /// Wait through the Kubernetes API.
     Wait(WaitSpec),
     /// A MAAS API call.
@@ -231,10 +234,7 @@ impl ChartPlan {
         // --- wiring (before the chart: the rack sees the bridge when it registers)
         let wiring = plan_wiring(opts);
         let mut steps = vec![Step::Note(format!("lab network namespace {} must exist (lab stage)", opts.wiring.lab_netns))];
-        for w in &wiring {
-            steps.push(Step::Run(node_pid_cmd(&w.node_container)));
-            steps.extend(wire_cmds(w, &format!("{{pid:{}}}", w.node_container)).into_iter().map(Step::Run));
-        }
+        steps.extend(wiring.iter().cloned().map(Step::Wire));
         stages.push(Stage { name: "wiring", steps });
 
         // --- deploy
@@ -349,6 +349,27 @@ impl ChartPlan {
         out
     }
 
+    /// The steps of a stage by name (empty when there is no such stage).
+    pub fn stage(&self, name: &str) -> &[Step] {
+        self.stages.iter().find(|s| s.name == name).map_or(&[], |s| &s.steps)
+    }
+
+    /// The MAAS calls that configure the PXE network (stage `configure`),
+    /// for the MAAS client to perform after `deploy`.
+    pub fn maas_calls(&self) -> Vec<ApiCall> {
+        self.stage("configure").iter().filter_map(|s| if let Step::Api(c) = s { Some(c.clone()) } else { None }).collect()
+    }
+
+    /// The chart-specific checks (stage `chart-checks`).
+    pub fn expectations(&self) -> Vec<ChartExpectation> {
+        self.stage("chart-checks").iter().filter_map(|s| if let Step::Expect(e) = s { Some(e.clone()) } else { None }).collect()
+    }
+
+    /// The MAAS calls of collection.
+    pub fn collect_calls(&self) -> Vec<ApiCall> {
+        self.collect.iter().filter_map(|s| if let Step::Api(c) = s { Some(c.clone()) } else { None }).collect()
+    }
+
     /// A plan file's contents by file name.
     pub fn file(&self, name: &str) -> Option<&str> {
         self.files.iter().find(|f| f.path.file_name().is_some_and(|n| n == name)).and_then(|f| f.contents.as_deref())
@@ -399,6 +420,14 @@ fn render_step(out: &mut String, step: &Step) {
         Step::Capture { cmd, to } => writeln!(out, "$ {} > {}", cmd.display(), to.display()),
         Step::Background { cmd, purpose } => writeln!(out, "$ {} &   # {purpose}", cmd.display()),
         Step::WriteFile(p) => writeln!(out, "write {}", p.display()),
+        Step::Wire(w) => {
+            let _ = writeln!(out, "# wire node {} to lab netns {}", w.node_container, w.lab_netns);
+            let _ = writeln!(out, "$ {}", node_pid_cmd(&w.node_container).display());
+            for cmd in wire_cmds(w, &format!("{{pid:{}}}", w.node_container)) {
+                let _ = writeln!(out, "$ {}", cmd.display());
+            }
+            Ok(())
+        }
         Step::StartPostgres => writeln!(out, "start the postgres container (spec above), wait for its ready line"),
         Step::PrecreateDatabase => writeln!(
             out,
