@@ -12,6 +12,8 @@ mod plan;
 mod postgres;
 #[path = "chart/prereq.rs"]
 mod prereq;
+#[path = "chart/qualification.rs"]
+mod qualification;
 #[path = "chart/waits.rs"]
 mod waits;
 #[path = "chart/wiring.rs"]

@@ -152,3 +152,26 @@ fn reuse_never_deletes_the_cluster() {
     let created = ChartPlan::new(&default_options()).unwrap().render();
     assert!(created.contains("kind delete cluster --name me2e-nightly1"));
 }
+
+#[test]
+fn kind_postgres_settings_match_the_code() {
+    use maas_e2e::target::chart::postgres::{ADMIN_ROLE, MAAS_DB, MAAS_ROLE, PORT, SERVICE_NAME};
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/kind/postgres.yaml")).unwrap();
+    let v: serde_json::Value = serde_norway::from_str(&text).unwrap();
+    assert_eq!(v["listen"]["port"], PORT);
+    assert_eq!(v["service"]["name"], SERVICE_NAME);
+    assert_eq!(v["admin"]["user"], ADMIN_ROLE);
+    assert_eq!(v["user"]["name"], MAAS_ROLE);
+    assert_eq!(v["user"]["database"], MAAS_DB);
+    let defaults = maas_e2e::target::chart::PostgresOptions::default();
+    assert_eq!(v["images"]["default"], defaults.reference());
+}
+
+#[test]
+fn dry_run_is_the_rendered_plan() {
+    let o = default_options();
+    assert_eq!(maas_e2e::target::chart::dry_run(&o).unwrap(), ChartPlan::new(&o).unwrap().render());
+    let mut bad = default_options();
+    bad.namespace = String::new();
+    assert!(maas_e2e::target::chart::dry_run(&bad).unwrap_err().to_string().contains("namespace"));
+}

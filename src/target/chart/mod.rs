@@ -14,6 +14,7 @@ pub mod options;
 pub mod plan;
 pub mod postgres;
 pub mod prereq;
+pub mod qualification;
 pub mod run;
 pub mod values;
 pub mod waits;
@@ -22,3 +23,8 @@ pub mod wiring;
 pub use options::{ChartOptions, ChartOptionsError, ChartSecrets, ChartTimeouts, ClusterSource, Ipv4Cidr, LabLink, PostgresMode, PostgresOptions, WiringOptions};
 pub use plan::{ChartPlan, Stage, Step};
 pub use run::{ChartError, ChartRun, Deployed};
+
+/// What `run --target chart --dry-run` prints: the whole plan.
+pub fn dry_run(opts: &ChartOptions) -> Result<String, ChartOptionsError> {
+    Ok(ChartPlan::new(opts)?.render())
+}
