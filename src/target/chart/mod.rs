@@ -1,1 +1,30 @@
-//! MAAS deployed by the MaaS Helm chart on kind.
+//! MAAS deployed by the MaaS Helm chart on kind: the `chart` target.
+//!
+//! `ChartOptions` (options) -> `ChartPlan::new` (plan, pure) -> the run:
+//! kind cluster (kind_config), Postgres (postgres), lab wiring (wiring),
+//! `helm upgrade --install` with a generated override (values), the
+//! deployment flow's waits (waits), MAAS configuration and chart checks
+//! (maas_config), collection; prerequisites (prereq); the release
+//! qualification matrix and its summary (qualification).
+//! See docs/chart.md.
+
+pub mod kind_config;
+pub mod maas_config;
+pub mod options;
+pub mod plan;
+pub mod postgres;
+pub mod prereq;
+pub mod qualification;
+pub mod run;
+pub mod values;
+pub mod waits;
+pub mod wiring;
+
+pub use options::{ChartOptions, ChartOptionsError, ChartSecrets, ChartTimeouts, ClusterSource, Ipv4Cidr, LabLink, PostgresMode, PostgresOptions, WiringOptions};
+pub use plan::{ChartPlan, Stage, Step};
+pub use run::{ChartError, ChartRun, Deployed};
+
+/// What `run --target chart --dry-run` prints: the whole plan.
+pub fn dry_run(opts: &ChartOptions) -> Result<String, ChartOptionsError> {
+    Ok(ChartPlan::new(opts)?.render())
+}

@@ -1,0 +1,150 @@
+//! The values override the harness hands `helm upgrade --install`: what an
+//! operator changes to run the 2.8 chart on kind (docs/chart.md, "Values").
+//!
+//! Secrets are not in this file: the helm command carries them as
+//! `--set-string` secret arguments, so the file can sit in the run directory.
+
+use serde_json::{Value, json};
+
+use super::options::ChartOptions;
+
+/// Label every kind worker carries: the chart's default node selector for
+/// region, jobs, syslog and tests.
+pub const CONTROL_PLANE_LABEL: (&str, &str) = ("ucp-control-plane", "enabled");
+/// Label only the rack's workers carry, so the harness knows before
+/// install which node containers to wire to the lab.
+pub const RACK_LABEL: (&str, &str) = ("maas-e2e/rack", "enabled");
+/// kind's default StorageClass (local-path-provisioner).
+pub const STORAGE_CLASS: &str = "standard";
+
+/// The image names of the airshipit MAAS 2.8 images under a repository.
+const MAAS_IMAGES: &[(&str, &str)] = &[
+    ("db_sync", "maas-region-controller"),
+    ("maas_region", "maas-region-controller"),
+    ("bootstrap", "maas-region-controller"),
+    ("export_api_key", "maas-region-controller"),
+    ("maas_syslog", "maas-region-controller"),
+    ("maas_rack", "maas-rack-controller"),
+    ("maas_cache", "sstream-cache"),
+];
+
+/// Default repository of the MAAS images when only a tag is given.
+pub const DEFAULT_IMAGE_REPO: &str = "quay.io/airshipit";
+
+/// The region's in-cluster URL: Service maas-region, port 80 -> 5240.
+pub fn maas_url(namespace: &str) -> String {
+    format!("http://maas-region.{namespace}.svc.cluster.local/MAAS")
+}
+
+/// `images.tags.*` -> image reference, when the user overrides repo or tag.
+pub fn image_overrides(opts: &ChartOptions) -> Vec<(&'static str, String)> {
+    if opts.image_repo.is_none() && opts.image_tag.is_none() {
+        return Vec::new();
+    }
+    let repo = opts.image_repo.as_deref().unwrap_or(DEFAULT_IMAGE_REPO);
+    let tag = opts.image_tag.as_deref().unwrap_or("latest");
+    MAAS_IMAGES
+        .iter()
+        .filter(|(key, _)| opts.cache || *key != "maas_cache")
+        .map(|(key, image)| (*key, format!("{repo}/{image}:{tag}")))
+        .collect()
+}
+
+/// Distinct images to `kind load`, in a stable order.
+pub fn images_to_load(opts: &ChartOptions) -> Vec<String> {
+    let mut out: Vec<String> = image_overrides(opts).into_iter().map(|(_, i)| i).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn selector(key: &str, value: &str) -> Value {
+    json!({ "node_selector_key": key, "node_selector_value": value })
+}
+
+/// `dependencies.static` as the chart has it at 2d5b698, less every
+/// `maas_ingress` entry (the ingress is disabled). Helm replaces lists
+/// whole, so each list is restated.
+fn dependencies_without_ingress() -> Value {
+    let region = json!({ "service": "maas_region", "endpoint": "internal" });
+    let db = json!({ "service": "maas_db", "endpoint": "internal" });
+    json!({
+        "rack_controller": { "services": [region], "jobs": ["maas-export-api-key"] },
+        "region_controller": { "jobs": ["maas-db-sync"], "services": [db] },
+        "db_init": { "services": [db] },
+        "db_sync": { "jobs": ["maas-db-init"] },
+        "bootstrap_admin_user": { "jobs": ["maas-db-sync"], "services": [region, db] },
+        "import_resources": { "jobs": ["maas-bootstrap-admin-user"], "services": [region, db] },
+        "export_api_key": { "jobs": ["maas-bootstrap-admin-user"], "services": [region, db] },
+    })
+}
+
+/// The override as a JSON value (keys sorted when written).
+pub fn values_override(opts: &ChartOptions) -> Value {
+    let (cp_key, cp_value) = CONTROL_PLANE_LABEL;
+    let (rack_key, rack_value) = RACK_LABEL;
+    let mut values = json!({
+        "labels": {
+            "rack": selector(rack_key, rack_value),
+            "region": selector(cp_key, cp_value),
+            "ingress": selector(cp_key, cp_value),
+            "syslog": selector(cp_key, cp_value),
+            "test": selector(cp_key, cp_value),
+        },
+        "pod": {
+            // Required anti-affinity: one rack per labelled node. The region
+            // runs once: two regions would race the first db upgrade.
+            "replicas": { "rack": opts.rack_replicas, "region": 1, "syslog": 1 },
+        },
+        "storage": {
+            "rackd": { "pvc": { "class_name": STORAGE_CLASS } },
+            "syslog": { "pvc": { "class_name": STORAGE_CLASS } },
+        },
+        "conf": {
+            "cache": { "enabled": opts.cache },
+            "maas": {
+                "url": { "maas_url": maas_url(&opts.namespace) },
+                "credentials": { "secret": { "namespace": opts.namespace, "name": "maas-api-key" } },
+            },
+        },
+        "manifests": {
+            "maas_ingress": false,
+            "configmap_ingress": false,
+            "ingress_region": false,
+        },
+        "dependencies": { "static": dependencies_without_ingress() },
+    });
+    if !opts.apparmor {
+        // helm-toolkit writes no AppArmor annotation when the type is null.
+        values["pod"]["mandatory_access_control"] = json!({ "type": null });
+    }
+    let images = image_overrides(opts);
+    if !images.is_empty() {
+        let tags: serde_json::Map<String, Value> =
+            images.into_iter().map(|(k, v)| (k.to_string(), Value::String(v))).collect();
+        values["images"] = json!({ "tags": tags });
+    }
+    values
+}
+
+/// The override as YAML, with a header saying where it came from.
+pub fn values_override_yaml(opts: &ChartOptions) -> String {
+    let body = serde_norway::to_string(&values_override(opts)).expect("JSON values serialise as YAML");
+    format!(
+        "# Generated by maas-e2e for run {run}: overrides for the MaaS chart on kind.\n\
+         # Secrets (db passwords, region secret, admin password) are passed to helm\n\
+         # as --set-string arguments, not written here.\n{body}",
+        run = opts.run_id
+    )
+}
+
+/// `--set-string` pairs carrying the run's secrets (key, value).
+pub fn secret_set_strings(opts: &ChartOptions) -> Vec<(&'static str, String)> {
+    let s = &opts.secrets;
+    vec![
+        ("endpoints.maas_db.auth.admin.password", s.db_admin_password.clone()),
+        ("endpoints.maas_db.auth.user.password", s.db_user_password.clone()),
+        ("secrets.maas_region.value", s.region_secret.clone()),
+        ("endpoints.maas_region.auth.admin.password", s.admin_password.clone()),
+    ]
+}

@@ -1,0 +1,20 @@
+//! The chart target's tests: plan snapshots, kube waits against a mocked
+//! API server, Postgres through testcontainers, lab wiring into a real
+//! container, prerequisites, the qualification summary.
+
+#[path = "chart/common.rs"]
+mod common;
+#[path = "chart/maas_config.rs"]
+mod maas_config;
+#[path = "chart/plan.rs"]
+mod plan;
+#[path = "chart/postgres.rs"]
+mod postgres;
+#[path = "chart/prereq.rs"]
+mod prereq;
+#[path = "chart/qualification.rs"]
+mod qualification;
+#[path = "chart/waits.rs"]
+mod waits;
+#[path = "chart/wiring.rs"]
+mod wiring;
