@@ -62,16 +62,47 @@ pub fn normalise_events<'a>(descriptions: impl IntoIterator<Item = &'a str>) -> 
     collapse(descriptions.into_iter().filter(|d| !PERIODIC.iter().any(|p| d.starts_with(p))))
 }
 
-/// Summarise a transcript: `channel command -> cc`, consecutive repeats
-/// collapsed into counts (retries), session set-up noise kept in order.
+/// Commands that set a LAN session up or down: the same in every session.
+const HANDSHAKE: &[&str] = &[
+    "get_channel_auth_capabilities",
+    "get_session_challenge",
+    "activate_session",
+    "set_session_privilege",
+    "close_session",
+    "get_channel_cipher_suites",
+];
+
+/// Summarise a transcript: one line per LAN session (`lan: cmd, cmd -> 0xcc`)
+/// without the handshake, one per in-band command; sessions that only read
+/// the power state (periodic queries, waits) are dropped, and consecutive
+/// repeats (retries) collapsed into counts.
 pub fn summarise_transcript(lines: &[TranscriptLine]) -> Vec<String> {
-    let items: Vec<String> = lines
-        .iter()
-        .map(|l| match l.completion_code {
-            Some(0) | None => format!("{} {}", l.channel, l.command),
-            Some(cc) => format!("{} {} -> {:#04x}", l.channel, l.command, cc),
-        })
-        .collect();
+    let show = |l: &TranscriptLine| match l.completion_code {
+        Some(0) | None => l.command.clone(),
+        Some(cc) => format!("{} -> {:#04x}", l.command, cc),
+    };
+    let mut items: Vec<String> = Vec::new();
+    let mut session: Vec<String> = Vec::new();
+    let flush = |session: &mut Vec<String>, items: &mut Vec<String>| {
+        let only_queries = session.iter().all(|c| c == "get_chassis_status");
+        if !session.is_empty() && !only_queries {
+            items.push(format!("lan: {}", collapse(session.iter().map(String::as_str)).join(", ")));
+        }
+        session.clear();
+    };
+    for l in lines {
+        if l.channel != "lan" {
+            items.push(format!("{}: {}", l.channel, show(l)));
+            continue;
+        }
+        if l.command == "get_channel_auth_capabilities" || l.command == "close_session" {
+            flush(&mut session, &mut items);
+        }
+        if !HANDSHAKE.contains(&l.command.as_str()) || l.completion_code.is_some_and(|c| c != 0) {
+            session.push(show(l));
+        }
+    }
+    flush(&mut session, &mut items);
     collapse(items.iter().map(String::as_str))
 }
 
@@ -110,8 +141,27 @@ mod tests {
     #[test]
     fn transcript_summary_counts_repeats() {
         let l = |c: &str, cc| TranscriptLine { channel: "lan".into(), command: c.into(), completion_code: Some(cc) };
-        let s = summarise_transcript(&[l("get_chassis_status", 0), l("chassis_control", 0xff), l("chassis_control", 0xff), l("chassis_control", 0)]);
-        assert_eq!(s, vec!["lan get_chassis_status", "lan chassis_control -> 0xff (x2)", "lan chassis_control"]);
+        let session = |cmds: &[(&str, u8)]| {
+            let mut v = vec![l("get_channel_auth_capabilities", 0), l("set_session_privilege", 0)];
+            v.extend(cmds.iter().map(|(c, cc)| l(c, *cc)));
+            v.push(l("close_session", 0));
+            v
+        };
+        let mut t = Vec::new();
+        t.extend(session(&[("get_chassis_status", 0), ("chassis_control", 0xff)]));
+        t.extend(session(&[("get_chassis_status", 0)])); // a power query: dropped
+        t.extend(session(&[("get_chassis_status", 0), ("chassis_control", 0xff)]));
+        t.extend(session(&[("get_chassis_status", 0), ("chassis_control", 0)]));
+        t.push(TranscriptLine { channel: "inband".into(), command: "set_user_password".into(), completion_code: Some(0xd5) });
+        let s = summarise_transcript(&t);
+        assert_eq!(
+            s,
+            vec![
+                "lan: get_chassis_status, chassis_control -> 0xff (x2)",
+                "lan: get_chassis_status, chassis_control",
+                "inband: set_user_password -> 0xd5"
+            ]
+        );
     }
 
     #[test]

@@ -329,6 +329,7 @@ pub fn step_name(step: &Step) -> String {
         Step::InjectFault(f) => format!("inject_fault {}", f.machine.0),
         Step::ClearFaults(m) => format!("clear_faults {}", m.0),
         Step::Sleep(d) => format!("sleep {}", humantime::format_duration(d.0)),
+        Step::ExpectError(e) => format!("{} fails with /{}/", step_name(&e.step), e.matches),
     }
 }
 

@@ -260,8 +260,20 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
         format!("machine `{}` is not in `machines`; allowed: `all`, a group name, or one of {}", r.0, names.iter().cloned().collect::<Vec<_>>().join(", "))
     };
     let maas_only = !s.targets.iter().any(|t| *t != TargetKind::None);
-    for (i, step) in s.steps.iter().enumerate() {
-        let at = |f: &str| format!("steps[{i}].{f}");
+    for (i, top) in s.steps.iter().enumerate() {
+        let (step, at_prefix) = match top {
+            Step::ExpectError(e) => {
+                if let Err(re) = regex::Regex::new(&e.matches) {
+                    err(format!("steps[{i}].expect_error.matches"), bad_regex(&re));
+                }
+                if matches!(*e.step, Step::ExpectError(_) | Step::Sleep(_)) {
+                    err(format!("steps[{i}].expect_error.step"), "cannot fail; allowed: a power, commission, wait or fault step".into());
+                }
+                (&*e.step, format!("steps[{i}].expect_error.step"))
+            }
+            other => (other, format!("steps[{i}]")),
+        };
+        let at = |f: &str| format!("{at_prefix}.{f}");
         let (field, r) = match step {
             Step::PowerOn(r) => ("power_on", Some(r)),
             Step::PowerOff(r) => ("power_off", Some(r)),
@@ -272,6 +284,7 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             Step::WaitPower(w) => ("wait_power.machine", Some(&w.machine)),
             Step::InjectFault(f) => ("inject_fault.machine", Some(&f.machine)),
             Step::Sleep(_) => ("sleep", None),
+            Step::ExpectError(_) => ("expect_error", None),
         };
         if let Some(r) = r {
             if !known(r) {
@@ -280,7 +293,7 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
         }
         match step {
             Step::Commission(_) | Step::WaitStatus(_) if maas_only => {
-                err(format!("steps[{i}]"), "needs a MAAS, but `targets` is only `none`; allowed here: power_on, power_off, power_cycle, wait_power, inject_fault, clear_faults, sleep".into());
+                err(at_prefix.clone(), "needs a MAAS, but `targets` is only `none`; allowed here: power_on, power_off, power_cycle, wait_power, inject_fault, clear_faults, sleep".into());
             }
             Step::WaitStatus(w) if w.timeout.0.is_zero() => err(at("wait_status.timeout"), "is zero; allowed: a positive duration such as 5m".into()),
             Step::WaitPower(w) if w.timeout.0.is_zero() => err(at("wait_power.timeout"), "is zero; allowed: a positive duration such as 30s".into()),

@@ -302,6 +302,17 @@ pub enum Step {
     InjectFault(InjectFault),
     ClearFaults(MachineRef),
     Sleep(DurationStr),
+    /// The inner step must fail with an error matching `matches` (e.g. a
+    /// BMC that acknowledges power on without doing it).
+    ExpectError(ExpectError),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectError {
+    pub step: Box<Step>,
+    /// A regular expression the step's error must match.
+    pub matches: String,
 }
 
 /// A machine name, or `all`.

@@ -1,0 +1,107 @@
+//! End to end on target `none`: VM-less machines whose power is driven with
+//! ipmipower (MAAS's flags) against our BMCs inside a lab namespace; the
+//! results match the golden snapshots, no secret reaches an artifact, and
+//! `repro` reproduces a run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use maas_e2e::plan::{self, RunId};
+use maas_e2e::scenario::{self, TargetKind};
+use maas_e2e::testing::{require_program, require_root};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_maas-e2e"))
+}
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn prerequisites() -> bool {
+    require_root() && require_program("ipmipower", "freeipmi-tools") && require_program("ipmi-chassis-config", "freeipmi-tools") && require_program("ip", "iproute2")
+}
+
+fn run_dirs(out: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).collect();
+    v.sort();
+    v
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()) {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(files(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+#[test]
+fn none_target_scenarios_match_their_snapshots_and_leak_nothing() {
+    if !prerequisites() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let names = ["bmc-power", "bmc-faults"];
+    let r = bin()
+        .args(["run", "--target", "none", "--seed", "1", "--out"])
+        .arg(out.path())
+        .args(names.iter().map(|n| repo(&format!("scenarios/{n}.yaml"))))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("bmc-power") && stdout.contains("match"), "{stdout}");
+
+    for dir in run_dirs(out.path()) {
+        let record: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+        let scenario_path = PathBuf::from(record["scenario_path"].as_str().unwrap());
+        let loaded = scenario::load(&scenario_path).unwrap();
+        let run_id: RunId = record["run_id"].as_str().unwrap().parse().unwrap();
+        let plan = plan::plan(&loaded, TargetKind::None, &run_id, 1, out.path());
+        // Every artifact of the run, the transcripts included, is free of
+        // the BMC passwords the plan derived.
+        for f in files(&dir) {
+            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+            for m in &plan.machines {
+                assert!(!text.contains(&m.bmc.password), "{} holds the BMC password of {}", f.display(), m.name);
+            }
+        }
+        let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+        let doc = roxmltree::Document::parse(&junit).unwrap();
+        let cases = doc.descendants().filter(|n| n.has_tag_name("testcase")).count();
+        assert_eq!(cases, loaded.scenario.steps.len() + loaded.scenario.expect.len() + 1, "{junit}");
+        assert_eq!(doc.descendants().filter(|n| n.has_tag_name("failure")).count(), 0, "{junit}");
+        for m in &plan.machines {
+            let t = std::fs::read_to_string(&m.bmc.transcript).unwrap();
+            assert!(t.contains("\"name\":\"ChassisControl\""), "{} transcript lacks Chassis Control", m.name);
+        }
+    }
+}
+
+#[test]
+fn repro_reruns_the_same_scenario_seed_and_target() {
+    if !prerequisites() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let first = bin().args(["run", "--target", "none", "--seed", "1", "--out"]).arg(out.path()).arg(repo("scenarios/bmc-power.yaml")).output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+    let dir = run_dirs(out.path()).pop().unwrap();
+    let out2 = tempfile::tempdir().unwrap();
+    let again = bin().arg("repro").arg(&dir).arg("--out").arg(out2.path()).output().unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", String::from_utf8_lossy(&again.stderr));
+    let dir2 = run_dirs(out2.path()).pop().unwrap();
+    assert_ne!(dir.file_name(), dir2.file_name(), "repro uses a new run id");
+    let plan_a = std::fs::read_to_string(dir.join("plan.yaml")).unwrap();
+    let plan_b = std::fs::read_to_string(dir2.join("plan.yaml")).unwrap();
+    let lab = |p: &str| p.split("\nlab:").nth(1).unwrap().split("machines:").next().unwrap().to_string();
+    assert_eq!(lab(&plan_a), lab(&plan_b), "the same seed gives the same lab");
+    assert_eq!(std::fs::read_to_string(dir.join("result.yaml")).unwrap(), std::fs::read_to_string(dir2.join("result.yaml")).unwrap());
+}

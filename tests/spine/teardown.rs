@@ -1,0 +1,124 @@
+//! Teardown: a run interrupted with SIGINT mid-stage leaves nothing; a run
+//! killed with SIGKILL, followed by `down --all`, leaves nothing. Checked by
+//! listing network namespaces, links, libvirt domains and processes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use maas_e2e::testing::{require_program, require_root};
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_maas-e2e"))
+}
+
+fn start_run(out: &Path) -> Child {
+    Command::new(bin())
+        .args(["run", "--target", "none", "--out"])
+        .arg(out)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/hold-bmc.yaml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start maas-e2e run")
+}
+
+/// The run id once the run has built its lab (its netns exists).
+fn wait_for_lab(out: &Path, child: &mut Child) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "the run exited before building its lab");
+        if let Some(id) = std::fs::read_dir(out).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()) {
+            let netns = Path::new("/run/netns").join(format!("me2e-{id}"));
+            let state = std::fs::read_to_string(out.join(&id).join("state.json")).unwrap_or_default();
+            // Past the lab stage: the BMC's LAN side is listening in the netns.
+            if netns.exists() && state.contains("netns") && out.join(&id).join("bmc-transcript.jsonl").exists() {
+                return id;
+            }
+        }
+        assert!(Instant::now() < deadline, "the lab did not come up within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Everything on the host that carries the run id.
+fn leftovers(id: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for dir in ["/run/netns", "/sys/class/net"] {
+        if let Ok(d) = std::fs::read_dir(dir) {
+            out.extend(d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.contains(id)).map(|n| format!("{dir}/{n}")));
+        }
+    }
+    if let Ok(o) = Command::new("virsh").args(["-c", "qemu:///system", "list", "--all", "--name"]).output() {
+        out.extend(String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.contains(id)).map(|l| format!("domain {l}")));
+    }
+    if Path::new(&format!("/run/maas-e2e/runs/{id}.json")).exists() {
+        out.push(format!("registry entry {id}"));
+    }
+    if Path::new(&format!("/var/lib/maas-e2e/runs/{id}")).exists() {
+        out.push(format!("/var/lib/maas-e2e/runs/{id}"));
+    }
+    out
+}
+
+fn descendants_alive(pid: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(d) = std::fs::read_dir("/proc") {
+        for e in d.filter_map(Result::ok) {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+            let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // field 4 (ppid) and 5 (pgrp): our children run in their own groups,
+            // so look for any process whose parent was the run.
+            if f.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) && f[0] != "Z" {
+                out.push(stat.split(')').next().unwrap_or_default().to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn sigint_mid_stage_leaves_nothing() {
+    if !(require_root() && require_program("ipmipower", "freeipmi-tools") && require_program("ip", "iproute2")) {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let mut child = start_run(out.path());
+    let id = wait_for_lab(out.path(), &mut child);
+    assert!(!leftovers(&id).is_empty(), "the lab should exist before the interrupt");
+    let pid = child.id();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the run did not stop within 60 s of SIGINT");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(130), "an interrupted run exits 130");
+    assert_eq!(leftovers(&id), Vec::<String>::new());
+    assert_eq!(descendants_alive(pid), Vec::<String>::new());
+    let junit = std::fs::read_to_string(out.path().join(&id).join("junit.xml")).unwrap();
+    assert!(junit.contains("interrupted"), "junit.xml records the interruption: {junit}");
+}
+
+#[test]
+fn sigkill_then_down_all_leaves_nothing() {
+    if !(require_root() && require_program("ipmipower", "freeipmi-tools") && require_program("ip", "iproute2")) {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let mut child = start_run(out.path());
+    let id = wait_for_lab(out.path(), &mut child);
+    child.kill().unwrap(); // SIGKILL: no teardown runs
+    child.wait().unwrap();
+    assert!(!leftovers(&id).is_empty(), "SIGKILL leaves the lab behind for down to find");
+    let down = Command::new(bin()).args(["down", "--all"]).output().unwrap();
+    assert!(down.status.success(), "down --all failed: {}", String::from_utf8_lossy(&down.stderr));
+    assert_eq!(leftovers(&id), Vec::<String>::new());
+    // Idempotent: a second sweep finds nothing and succeeds.
+    let again = Command::new(bin()).args(["down", "--all"]).output().unwrap();
+    assert!(again.status.success());
+}
