@@ -36,9 +36,10 @@ pub struct TargetOptions {
     pub postgres_container: bool,
 }
 
+mod sim;
+
 pub struct Env<'p> {
     plan: &'p Plan,
-    #[allow(dead_code)]
     options: TargetOptions,
     teardown: Teardown,
     lab: Option<Lab>,
@@ -46,6 +47,8 @@ pub struct Env<'p> {
     /// On target none the harness plays the rack: FreeIPMI with MAAS's
     /// flags and retries, inside the lab namespace.
     power: IpmiPowerDriver,
+    /// The sim/external targets' part of the environment (env/sim.rs).
+    sim: sim::SimEnv,
 }
 
 /// The fleet's transcript (all BMCs); split per machine at observe.
@@ -63,10 +66,10 @@ impl<'p> Env<'p> {
             command_timeout: Duration::from_secs(30),
             ..PowerDriverConfig::default()
         });
-        Env { plan, options: options.clone(), teardown, lab: None, fleet: None, power }
+        Env { plan, options: options.clone(), teardown, lab: None, fleet: None, power, sim: sim::SimEnv::default() }
     }
 
-    fn lab_spec(&self) -> Result<LabSpec, String> {
+    pub(crate) fn lab_spec(&self) -> Result<LabSpec, String> {
         let p = self.plan;
         let subnet = Ipv4Subnet::new(p.lab.subnet, p.lab.prefix_len).map_err(|e| e.to_string())?;
         let mut addresses = vec![p.lab.rack_ip];
@@ -84,12 +87,15 @@ impl<'p> Env<'p> {
         })
     }
 
-    fn register(&self, r: Resource) -> Result<(), String> {
+    pub(crate) fn register(&self, r: Resource) -> Result<(), String> {
         self.teardown.register(r).map_err(|e| e.to_string())
     }
 
     /// The lab network, then the BMCs on it.
     pub async fn lab_up(&mut self) -> Result<(), String> {
+        if self.plan.target != TargetKind::None {
+            return self.sim_lab_up().await;
+        }
         let p = self.plan;
         let spec = self.lab_spec()?;
         self.register(Resource::Dir { path: p.host.vm_dir.clone() })?;
@@ -103,7 +109,7 @@ impl<'p> Env<'p> {
         }
         self.lab = Some(Lab::up(&spec).await.map_err(|e| e.to_string())?);
         if p.machines.iter().any(|m| m.vm) {
-            return Err(format!("target {}: machines with VMs need the sim target's rack, not available in this build yet", p.target));
+            return Err(format!("target {}: machines with VMs need a MAAS target (sim, chart, external) to boot from", p.target));
         }
         let fleet = Fleet::start(fleet_config(p)).await.map_err(|e| format!("starting the BMCs: {e}"))?;
         for m in &p.machines {
@@ -118,20 +124,23 @@ impl<'p> Env<'p> {
     pub async fn deploy(&mut self) -> Result<(), String> {
         match self.plan.target {
             TargetKind::None => Ok(()),
-            t => Err(format!("target {t}: deploy is not available in this build yet")),
+            _ => self.sim_deploy().await,
         }
     }
 
-    fn machines(&self, name: &str) -> Result<Vec<&'p MachinePlan>, String> {
+    pub(crate) fn machines(&self, name: &str) -> Result<Vec<&'p MachinePlan>, String> {
         let ms = self.plan.select(name);
         if ms.is_empty() { Err(format!("no machine `{name}`")) } else { Ok(ms) }
     }
 
-    fn fleet(&self) -> Result<&FleetHandle, String> {
+    pub(crate) fn fleet(&self) -> Result<&FleetHandle, String> {
         self.fleet.as_ref().ok_or_else(|| "the BMCs are not running".to_string())
     }
 
     pub async fn step(&mut self, step: &Step) -> Result<(), String> {
+        if self.plan.target != TargetKind::None && !matches!(step, Step::ExpectError(_)) {
+            return self.sim_step(step).await;
+        }
         if let Step::ExpectError(e) = step {
             let re = regex::Regex::new(&e.matches).map_err(|e| e.to_string())?;
             return match Box::pin(self.step(&e.step)).await {
@@ -208,6 +217,9 @@ impl<'p> Env<'p> {
     }
 
     pub async fn observe(&mut self) -> Result<Observation, String> {
+        if self.plan.target != TargetKind::None {
+            return self.sim_observe().await;
+        }
         let p = self.plan;
         let mut result = RunResult { scenario: p.scenario.clone(), target: p.target.to_string(), machines: BTreeMap::new() };
         let mut observed = BTreeMap::new();
@@ -239,6 +251,7 @@ impl<'p> Env<'p> {
     /// Stop in-process services (BMCs, servers) before teardown removes
     /// what they sit on.
     pub async fn stop(&mut self) {
+        self.sim_stop().await;
         if let Some(f) = self.fleet.take() {
             f.shutdown().await;
         }
@@ -247,7 +260,7 @@ impl<'p> Env<'p> {
 }
 
 /// The power parameters MAAS's autodetect would report for this BMC.
-fn ipmi_params(m: &MachinePlan) -> IpmiParams {
+pub(crate) fn ipmi_params(m: &MachinePlan) -> IpmiParams {
     IpmiParams {
         power_address: m.bmc.lan_ip.to_string(),
         power_user: m.bmc.username.clone(),
@@ -332,7 +345,7 @@ fn snake_case(name: &str) -> String {
 }
 
 /// (bmc name, line) for every command exchange in a fleet transcript.
-fn read_transcript(path: &std::path::Path) -> Vec<(String, TranscriptLine)> {
+pub(crate) fn read_transcript(path: &std::path::Path) -> Vec<(String, TranscriptLine)> {
     let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -351,7 +364,7 @@ fn read_transcript(path: &std::path::Path) -> Vec<(String, TranscriptLine)> {
 }
 
 /// machines/NAME/bmc-transcript.jsonl: this BMC's lines of the fleet transcript.
-fn write_machine_transcript(m: &MachinePlan, fleet: &std::path::Path) {
+pub(crate) fn write_machine_transcript(m: &MachinePlan, fleet: &std::path::Path) {
     let Ok(text) = std::fs::read_to_string(fleet) else { return };
     let needle = format!("\"bmc\":\"{}\"", m.name);
     let mine: String = text.lines().filter(|l| l.contains(&needle)).map(|l| format!("{l}\n")).collect();
