@@ -1,6 +1,7 @@
 //! The harness spine: scenarios, plans, the run pipeline, reports.
 
 mod spine {
+    pub mod chart_dry_run;
     pub mod cli;
     pub mod invalid_scenarios;
     pub mod plan;

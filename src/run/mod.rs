@@ -1,5 +1,6 @@
 //! The run pipeline: stages, teardown guarantee, the registry of runs.
 
+pub mod chart;
 pub mod down;
 pub mod dry_run;
 pub mod env;
