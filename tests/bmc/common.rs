@@ -97,3 +97,10 @@ pub async fn freeipmi(tool: &str, port: u16, who: (&str, &str), args: &[&str]) -
 pub fn have(program: &str, package: &str) -> bool {
     maas_e2e::testing::require_program(program, package)
 }
+
+impl Lab {
+    /// Transcript lines whose completion code is not 0 (for failure messages).
+    pub fn failed_commands(&self) -> Vec<String> {
+        self.transcript().lines().filter(|l| l.contains("\"cc\":") && !l.contains("\"cc\":0,")).map(String::from).collect()
+    }
+}
