@@ -126,12 +126,8 @@ impl Bmc {
         let mut inner = self.lock();
         let inner = &mut *inner;
         let ctx = Ctx { medium: Medium::Inband, privilege: privilege::ADMIN, active_sessions: inner.sessions.active_count().min(63) as u8 };
-        let reply = if (netfn, cmd) == (cmd::netfn::APP, 0x38) {
-            cmd::channel::auth_capabilities(&inner.state, &ctx, data)
-        } else {
-            let mut env = Env { state: &mut inner.state, power: &*self.power, faults: &mut inner.faults, ctx };
-            cmd::dispatch(&mut env, netfn, cmd, data)
-        };
+        let mut env = Env { state: &mut inner.state, power: &*self.power, faults: &mut inner.faults, ctx };
+        let reply = cmd::dispatch(&mut env, netfn, cmd, data);
         if let Some(t) = &self.transcript {
             t.write(&Entry::new(&self.name, Medium::Inband, "command").command(netfn, cmd, data, reply.cc, &reply.data));
         }

@@ -78,12 +78,6 @@ pub async fn ipmitool(port: u16, iface: &str, suite: Option<u8>, who: (&str, &st
     run(c).await
 }
 
-/// ipmitool with `-L PRIV`.
-pub async fn ipmitool_priv(port: u16, iface: &str, suite: Option<u8>, who: (&str, &str), level: &str, args: &[&str]) -> CmdOutput {
-    let mut a = vec!["-L", level];
-    a.extend_from_slice(args);
-    ipmitool(port, iface, suite, who, &a).await
-}
 
 /// A FreeIPMI tool with `-h 127.0.0.1:PORT -u U -p P` and extra args.
 pub async fn freeipmi(tool: &str, port: u16, who: (&str, &str), args: &[&str]) -> CmdOutput {

@@ -241,8 +241,9 @@ pub fn dispatch(env: &mut Env<'_>, nf: u8, cmd: u8, data: &[u8]) -> Reply {
         GetSolConfig => sol::get_config(env, data),
         SetUserPayloadAccess => sol::set_user_payload_access(env, data),
         GetUserPayloadAccess => sol::get_user_payload_access(env, data),
+        GetChannelAuthCapabilities => channel::auth_capabilities(env.state, &env.ctx, data),
         // Session commands belong to the session layer; in-band they make no sense.
-        GetChannelAuthCapabilities | GetSessionChallenge | ActivateSession | SetSessionPrivilege | CloseSession => {
+        GetSessionChallenge | ActivateSession | SetSessionPrivilege | CloseSession => {
             Reply::cc(cc::INVALID_COMMAND)
         }
         Unknown => Reply::cc(cc::INVALID_COMMAND),
