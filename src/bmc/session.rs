@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::bmc::{Bmc, Inner};
+use super::instance::{Bmc, Inner};
 use super::cmd::{self, Command, Ctx, Env, Reply, cc};
 use super::codec::crypto::{self, AuthType15, CipherSuite, ConfAlg, IntegAlg, RakpParams};
 use super::codec::lan_msg::LanRequest;
