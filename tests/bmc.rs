@@ -2,6 +2,8 @@
 //! FreeIPMI), our own RMCP+ client, ipmi-rs, and a fake QEMU on the in-band
 //! socket. One test binary for the whole area.
 
+#[path = "bmc/bench.rs"]
+mod bench;
 #[path = "bmc/common.rs"]
 mod common;
 #[path = "bmc/freeipmi.rs"]

@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 
-use super::bmc::Bmc;
+use super::instance::Bmc;
 use super::codec::lan_msg::checksum;
 use super::power::{PowerBackend, PowerError, PowerOp};
 
@@ -216,10 +216,8 @@ pub fn qemu_args(socket: &Path) -> Vec<String> {
 /// Bind the unix socket, replacing a stale socket file from an earlier run.
 pub fn listen(path: &Path) -> std::io::Result<UnixListener> {
     use std::os::unix::fs::FileTypeExt;
-    if let Ok(m) = std::fs::symlink_metadata(path) {
-        if m.file_type().is_socket() {
-            std::fs::remove_file(path)?;
-        }
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        std::fs::remove_file(path)?;
     }
     UnixListener::bind(path)
 }

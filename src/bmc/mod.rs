@@ -1,13 +1,13 @@
 //! The virtual BMC: many BMCs in one async process (see docs/bmc.md).
 //!
 //! Layers, outermost first: [`server`] (UDP task per BMC) and [`inband`]
-//! (QEMU's VM serial protocol on a unix socket) -> [`bmc`] (one lock around
+//! (QEMU's VM serial protocol on a unix socket) -> [`instance`] (one BMC: one lock around
 //! state, sessions, faults) -> [`session`] (1.5 and RMCP+ sessions) ->
 //! [`cmd`] (one file per command group) -> [`state`]. [`codec`] is the pure
 //! wire format both the BMC and the bench client use.
 
 pub mod bench;
-pub mod bmc;
+pub mod instance;
 pub mod cli;
 pub mod client;
 pub mod cmd;
@@ -29,7 +29,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use bmc::{Bmc, UserView};
+pub use instance::{Bmc, LatencyRecorder, UserView};
 pub use config::FleetConfig;
 pub use fault::{Fault, Where};
 

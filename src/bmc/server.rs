@@ -9,7 +9,7 @@ use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
-use super::bmc::Bmc;
+use super::instance::Bmc;
 
 /// Serve `socket` until `shutdown` turns true.
 pub async fn serve_lan(bmc: Arc<Bmc>, socket: UdpSocket, mut shutdown: watch::Receiver<bool>) {
@@ -27,11 +27,15 @@ pub async fn serve_lan(bmc: Arc<Bmc>, socket: UdpSocket, mut shutdown: watch::Re
             },
             _ = shutdown.changed() => return,
         };
+        let arrived = Instant::now();
         let Some(latency) = bmc.admit_datagram() else { continue };
-        let Some(answer) = bmc.handle_lan(peer, &buf[..n], Instant::now()) else { continue };
+        let Some(answer) = bmc.handle_lan(peer, &buf[..n], arrived) else { continue };
         match latency {
             None => {
                 let _ = socket.send_to(&answer, peer).await;
+                if let Some(rec) = bmc.latency.get() {
+                    rec.record(arrived.elapsed().as_nanos());
+                }
             }
             Some(d) => {
                 let socket = socket.clone();

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::bmc::{Bmc, Inner};
-use super::cmd::{self, Command, Ctx, Env, Reply, cc, netfn};
+use super::instance::{Bmc, Inner};
+use super::cmd::{self, Command, Ctx, Env, Reply, cc};
 use super::codec::crypto::{self, AuthType15, CipherSuite, ConfAlg, IntegAlg, RakpParams};
 use super::codec::lan_msg::LanRequest;
 use super::codec::rmcp::{self, Rmcp};
@@ -164,6 +164,13 @@ impl SessionTable {
         self.challenges.retain(|_, c| now.duration_since(c.created) <= timeout);
     }
 
+    /// Make room by forgetting the oldest session still in RAKP set-up:
+    /// unauthenticated half-open sessions must not lock real users out.
+    fn evict_oldest_pending(&mut self) -> bool {
+        let oldest = self.sessions.values().filter(|s| !matches!(s.stage, Stage::Active)).min_by_key(|s| s.last_activity).map(|s| s.bmc_id);
+        oldest.is_some_and(|id| self.sessions.remove(&id).is_some())
+    }
+
     fn new_id(&self) -> u32 {
         loop {
             let id: u32 = rand::random();
@@ -224,9 +231,6 @@ impl Lan<'_> {
     fn run(&mut self, privilege: u8, req: &LanRequest) -> Reply {
         let ctx = self.ctx(privilege);
         let inner = &mut *self.inner;
-        if (req.netfn, req.cmd) == (netfn::APP, 0x38) {
-            return cmd::channel::auth_capabilities(&inner.state, &ctx, &req.data);
-        }
         let mut env = Env { state: &mut inner.state, power: &*self.bmc.power, faults: &mut inner.faults, ctx };
         cmd::dispatch(&mut env, req.netfn, req.cmd, &req.data)
     }
@@ -498,7 +502,7 @@ impl Lan<'_> {
         let table = &mut self.inner.sessions;
         if resp.status == 0 {
             table.purge(self.now, limits.timeout);
-            if table.sessions.len() >= limits.max_sessions {
+            if table.sessions.len() >= limits.max_sessions && !table.evict_oldest_pending() {
                 resp.status = status::NO_RESOURCES;
             }
         }

@@ -78,12 +78,6 @@ pub async fn ipmitool(port: u16, iface: &str, suite: Option<u8>, who: (&str, &st
     run(c).await
 }
 
-/// ipmitool with `-L PRIV`.
-pub async fn ipmitool_priv(port: u16, iface: &str, suite: Option<u8>, who: (&str, &str), level: &str, args: &[&str]) -> CmdOutput {
-    let mut a = vec!["-L", level];
-    a.extend_from_slice(args);
-    ipmitool(port, iface, suite, who, &a).await
-}
 
 /// A FreeIPMI tool with `-h 127.0.0.1:PORT -u U -p P` and extra args.
 pub async fn freeipmi(tool: &str, port: u16, who: (&str, &str), args: &[&str]) -> CmdOutput {
@@ -96,4 +90,11 @@ pub async fn freeipmi(tool: &str, port: u16, who: (&str, &str), args: &[&str]) -
 
 pub fn have(program: &str, package: &str) -> bool {
     maas_e2e::testing::require_program(program, package)
+}
+
+impl Lab {
+    /// Transcript lines whose completion code is not 0 (for failure messages).
+    pub fn failed_commands(&self) -> Vec<String> {
+        self.transcript().lines().filter(|l| l.contains("\"cc\":") && !l.contains("\"cc\":0,")).map(String::from).collect()
+    }
 }

@@ -9,6 +9,7 @@ pub mod channel;
 pub mod chassis;
 pub mod device;
 pub mod lan;
+pub mod sol;
 pub mod user;
 
 use super::fault::{Faults, Medium};
@@ -67,8 +68,12 @@ pub enum Command {
     SetUserPassword,
     GetChannelPayloadSupport,
     GetChannelCipherSuites,
+    SetUserPayloadAccess,
+    GetUserPayloadAccess,
     SetLanConfig,
     GetLanConfig,
+    SetSolConfig,
+    GetSolConfig,
     Unknown,
 }
 
@@ -106,8 +111,12 @@ impl Command {
             (netfn::APP, 0x47) => SetUserPassword,
             (netfn::APP, 0x4E) => GetChannelPayloadSupport,
             (netfn::APP, 0x54) => GetChannelCipherSuites,
+            (netfn::APP, 0x4C) => SetUserPayloadAccess,
+            (netfn::APP, 0x4D) => GetUserPayloadAccess,
             (netfn::TRANSPORT, 0x01) => SetLanConfig,
             (netfn::TRANSPORT, 0x02) => GetLanConfig,
+            (netfn::TRANSPORT, 0x21) => SetSolConfig,
+            (netfn::TRANSPORT, 0x22) => GetSolConfig,
             _ => Unknown,
         }
     }
@@ -118,8 +127,8 @@ impl Command {
         use Command::*;
         match self {
             GetChannelAuthCapabilities | GetSessionChallenge | ActivateSession | GetSystemGuid | GetChannelCipherSuites => 0,
-            ChassisControl | ChassisIdentify | SetSystemBootOptions | GetSystemBootOptions | GetUserAccess | GetUserName | GetLanConfig => privilege::OPERATOR,
-            SetChannelAccess | SetUserAccess | SetUserName | SetUserPassword | SetLanConfig | SetBmcGlobalEnables => privilege::ADMIN,
+            ChassisControl | ChassisIdentify | SetSystemBootOptions | GetSystemBootOptions | GetUserAccess | GetUserName | GetLanConfig | GetSolConfig | GetUserPayloadAccess => privilege::OPERATOR,
+            SetChannelAccess | SetUserAccess | SetUserName | SetUserPassword | SetLanConfig | SetBmcGlobalEnables | SetSolConfig | SetUserPayloadAccess => privilege::ADMIN,
             _ => privilege::USER,
         }
     }
@@ -228,8 +237,13 @@ pub fn dispatch(env: &mut Env<'_>, nf: u8, cmd: u8, data: &[u8]) -> Reply {
         SetUserPassword => user::set_password(env, data),
         SetLanConfig => lan::set(env, data),
         GetLanConfig => lan::get(env, data),
+        SetSolConfig => sol::set_config(env, data),
+        GetSolConfig => sol::get_config(env, data),
+        SetUserPayloadAccess => sol::set_user_payload_access(env, data),
+        GetUserPayloadAccess => sol::get_user_payload_access(env, data),
+        GetChannelAuthCapabilities => channel::auth_capabilities(env.state, &env.ctx, data),
         // Session commands belong to the session layer; in-band they make no sense.
-        GetChannelAuthCapabilities | GetSessionChallenge | ActivateSession | SetSessionPrivilege | CloseSession => {
+        GetSessionChallenge | ActivateSession | SetSessionPrivilege | CloseSession => {
             Reply::cc(cc::INVALID_COMMAND)
         }
         Unknown => Reply::cc(cc::INVALID_COMMAND),

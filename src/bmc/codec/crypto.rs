@@ -291,7 +291,7 @@ pub enum DecryptError {
 
 /// Inverse of [`aes_encrypt`]; checks the IPMI pad bytes.
 pub fn aes_decrypt(k2: &[u8], payload: &[u8]) -> Result<Vec<u8>, DecryptError> {
-    if payload.len() < 32 || payload.len() % 16 != 0 {
+    if payload.len() < 32 || !payload.len().is_multiple_of(16) {
         return Err(DecryptError::BadLength);
     }
     let (iv, ct) = payload.split_at(16);

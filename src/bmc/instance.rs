@@ -42,6 +42,25 @@ pub struct Bmc {
     pub(crate) power: Arc<dyn PowerBackend>,
     pub(crate) transcript: Option<Arc<Transcript>>,
     pub(crate) limits: SessionLimits,
+    /// Server-side latency samples, only when a benchmark asks for them.
+    pub(crate) latency: std::sync::OnceLock<Arc<LatencyRecorder>>,
+}
+
+/// Nanoseconds from a datagram's arrival to its answer being sent.
+#[derive(Debug, Default)]
+pub struct LatencyRecorder {
+    samples: Mutex<Vec<u32>>,
+}
+
+impl LatencyRecorder {
+    pub fn record(&self, nanos: u128) {
+        self.samples.lock().unwrap_or_else(|p| p.into_inner()).push(nanos.min(u32::MAX as u128) as u32);
+    }
+
+    /// Take the samples recorded so far.
+    pub fn take(&self) -> Vec<u32> {
+        std::mem::take(&mut *self.samples.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 impl Bmc {
@@ -107,6 +126,7 @@ impl Bmc {
             power,
             transcript,
             limits: SessionLimits { timeout: r.session_timeout, max_sessions: r.max_sessions },
+            latency: std::sync::OnceLock::new(),
         }
     }
 
@@ -126,16 +146,17 @@ impl Bmc {
         let mut inner = self.lock();
         let inner = &mut *inner;
         let ctx = Ctx { medium: Medium::Inband, privilege: privilege::ADMIN, active_sessions: inner.sessions.active_count().min(63) as u8 };
-        let reply = if (netfn, cmd) == (cmd::netfn::APP, 0x38) {
-            cmd::channel::auth_capabilities(&inner.state, &ctx, data)
-        } else {
-            let mut env = Env { state: &mut inner.state, power: &*self.power, faults: &mut inner.faults, ctx };
-            cmd::dispatch(&mut env, netfn, cmd, data)
-        };
+        let mut env = Env { state: &mut inner.state, power: &*self.power, faults: &mut inner.faults, ctx };
+        let reply = cmd::dispatch(&mut env, netfn, cmd, data);
         if let Some(t) = &self.transcript {
             t.write(&Entry::new(&self.name, Medium::Inband, "command").command(netfn, cmd, data, reply.cc, &reply.data));
         }
         reply
+    }
+
+    /// Record server-side latency of every answered datagram from now on.
+    pub fn record_latency(&self, recorder: Arc<LatencyRecorder>) {
+        let _ = self.latency.set(recorder);
     }
 
     pub fn set_fault(&self, fault: Fault) {
