@@ -3,6 +3,8 @@
 //! boots of a BIOS and a UEFI VM to a console marker, isolation of two
 //! labs, and the sweep after SIGKILL.
 
+#[path = "lab/bench.rs"]
+mod bench;
 #[path = "lab/support.rs"]
 mod support;
 

@@ -128,24 +128,43 @@ impl TestLab {
     /// Lab network plus DHCP, TFTP, HTTP and (optionally) RA, serving a
     /// kernel and the marker initramfs.
     pub async fn with_servers(run_id: &str, flow: BootFlow, ra_on: bool, static_macs: &[&str]) -> TestLab {
+        TestLab::with_servers_padded(run_id, flow, ra_on, static_macs, 0).await
+    }
+
+    pub async fn with_servers_padded(run_id: &str, flow: BootFlow, ra_on: bool, static_macs: &[&str], padding_mib: usize) -> TestLab {
         let mut lab = TestLab::network(run_id).await;
+        lab.padding_mib = padding_mib;
         lab.start_servers(flow, ra_on, static_macs).await;
         lab
     }
 
-    pub async fn start_servers(&mut self, flow: BootFlow, ra_on: bool, static_macs: &[&str]) {
-        let seg = self.spec.segments[0].clone();
-        let ns = self.spec.netns.clone();
+    /// Fill RUN_DIR/http with vmlinuz, initrd.img and boot.ipxe (the
+    /// baseline's python http.server serves the same directory).
+    pub fn prepare_http_root(&self) -> (PathBuf, String) {
         let ip = self.server_ip;
         let http_root = self.run_dir.join("http");
         std::fs::create_dir_all(&http_root).unwrap();
         let image = test_image(self.padding_mib);
         std::fs::copy(&image.kernel, http_root.join("vmlinuz")).unwrap();
         std::fs::copy(&image.initrd, http_root.join("initrd.img")).unwrap();
-        let cmdline = format!("console=ttyS0 quiet loglevel=3 panic=-1 e2e_token={}", self.token);
         let ipxe_script = format!(
-            "#!ipxe\nkernel http://{ip}/vmlinuz initrd=initrd.img {cmdline}\ninitrd http://{ip}/initrd.img\nboot\n"
+            "#!ipxe\nkernel http://{ip}/vmlinuz initrd=initrd.img {}\ninitrd http://{ip}/initrd.img\nboot\n",
+            self.cmdline()
         );
+        std::fs::write(http_root.join("boot.ipxe"), &ipxe_script).unwrap();
+        (http_root, ipxe_script)
+    }
+
+    pub fn cmdline(&self) -> String {
+        format!("console=ttyS0 quiet loglevel=3 panic=-1 e2e_token={}", self.token)
+    }
+
+    pub async fn start_servers(&mut self, flow: BootFlow, ra_on: bool, static_macs: &[&str]) {
+        let seg = self.spec.segments[0].clone();
+        let ns = self.spec.netns.clone();
+        let ip = self.server_ip;
+        let (http_root, ipxe_script) = self.prepare_http_root();
+        let cmdline = self.cmdline();
         let pxelinux_cfg = format!(
             "DEFAULT e2e\nPROMPT 0\nTIMEOUT 0\nLABEL e2e\n  KERNEL http://{ip}/vmlinuz\n  INITRD http://{ip}/initrd.img\n  APPEND {cmdline}\n"
         );
@@ -213,6 +232,11 @@ impl TestLab {
             .expect("ra");
             self.servers.push(Box::new(r));
         }
+    }
+
+    /// Keep something alive (a baseline server process) until teardown.
+    pub fn hold(&mut self, thing: Box<dyn std::any::Any + Send>) {
+        self.servers.push(thing);
     }
 
     pub fn bridge(&self) -> &str {
