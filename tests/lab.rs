@@ -3,8 +3,8 @@
 //! boots of a BIOS and a UEFI VM to a console marker, isolation of two
 //! labs, and the sweep after SIGKILL.
 
-#[path = "lab/initramfs.rs"]
-mod initramfs;
+#[path = "lab/bench.rs"]
+mod bench;
 #[path = "lab/support.rs"]
 mod support;
 
@@ -219,7 +219,7 @@ async fn pxe_boot_to_marker(firmware: Firmware, flow: BootFlow, model: vm::NicMo
     let xml = vm::define(&conn, &spec).await.expect("define");
     std::fs::write(lab.run_dir.join(format!("{}.xml", spec.name)), &xml).unwrap();
     vm::start(&conn, &spec.name).expect("start");
-    let line = support::wait_for_line(&spec.console_log, initramfs::MARKER_PREFIX, Duration::from_secs(420)).await;
+    let line = support::wait_for_line(&spec.console_log, support::MARKER_PREFIX, Duration::from_secs(420)).await;
     let console = std::fs::read_to_string(&spec.console_log).unwrap_or_default();
     let tail: String = console.chars().rev().take(3000).collect::<String>().chars().rev().collect();
     let line = line.unwrap_or_else(|| panic!("no marker on the console; tail:\n{tail}"));

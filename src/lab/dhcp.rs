@@ -263,6 +263,12 @@ impl Responder {
         if let Some(h) = self.cfg.static_leases.iter().find(|l| l.mac.eq_ignore_ascii_case(&info.mac)).and_then(|l| l.hostname.clone()) {
             o.insert(DhcpOption::Hostname(h));
         }
+        if info.ipxe {
+            // iPXE's "no-pxedhcp" setting (option 175, sub-option 176 = 1):
+            // without it iPXE keeps collecting offers for ~3 s, waiting
+            // for a ProxyDHCP server the lab does not have.
+            o.insert(DhcpOption::Unknown(v4::UnknownOption::new(OptionCode::Unknown(175), vec![176, 1, 1])));
+        }
         let boot = info.firmware.and_then(|fw| self.cfg.boot.choose(fw, info.ipxe, &info.mac));
         if let Some(file) = &boot {
             o.insert(DhcpOption::TFTPServerName(self.cfg.server_ip.to_string().into_bytes()));
@@ -416,6 +422,11 @@ mod tests {
         let ack = roundtrip(&ack.unwrap());
         assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
         assert_eq!(bootfile(&ack).as_deref(), Some("http://10.9.0.1/bios/52-54-00-00-00-01.ipxe"));
+        match ack.opts().get(OptionCode::Unknown(175)) {
+            Some(DhcpOption::Unknown(u)) => assert_eq!(u.data(), &[176, 1, 1], "iPXE no-pxedhcp"),
+            other => panic!("no option 175 for an iPXE client: {other:?}"),
+        }
+        assert!(offer.opts().get(OptionCode::Unknown(175)).is_none(), "175 only for iPXE");
         let (ack, _) = r.handle(&client_message(MessageType::Request, mac, 9, Some(7), true));
         assert_eq!(bootfile(&ack.unwrap()).as_deref(), Some("http://10.9.0.1/uefi.ipxe"));
         // UEFI without iPXE: the policy has nothing, so no boot file.

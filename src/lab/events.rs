@@ -27,6 +27,8 @@ pub enum LabEventKind {
     TftpDone,
     TftpError,
     HttpGet,
+    /// The last byte of a response body was handed to the socket.
+    HttpDone,
     RouterAdvert,
 }
 

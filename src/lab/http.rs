@@ -12,6 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::Response;
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use thiserror::Error;
 use tokio::task::JoinHandle;
@@ -122,13 +123,18 @@ async fn serve(
         SocketAddr::V4(a) => *a.ip(),
         SocketAddr::V6(a) => a.ip().to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
     };
-    st.events.emit(
-        LabEvent::new(LabEventKind::HttpGet, &st.cfg.name)
-            .ip(ip)
-            .path(uri.to_string())
-            .detail(format!("method={} status={} bytes={}", req.method, reply.status, reply.body.len())),
-    );
-    let mut resp = Response::new(Body::from(reply.body));
+    let detail = format!("method={} status={} bytes={}", req.method, reply.status, reply.body.len());
+    st.events.emit(LabEvent::new(LabEventKind::HttpGet, &st.cfg.name).ip(ip).path(uri.to_string()).detail(&detail));
+    // The body goes out in chunks; after the last one an HttpDone event
+    // marks the end of the transfer (benchmarks split transfer from boot).
+    let chunks: Vec<Result<Bytes, std::convert::Infallible>> =
+        reply.body.chunks(256 * 1024).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    let (events, name, path) = (st.events.clone(), st.cfg.name.clone(), uri.to_string());
+    let done = futures::stream::once(async move {
+        events.emit(LabEvent::new(LabEventKind::HttpDone, &name).ip(ip).path(path).detail(detail));
+        Ok(Bytes::new())
+    });
+    let mut resp = Response::new(Body::from_stream(futures::stream::iter(chunks).chain(done)));
     *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(ct) = reply.content_type.parse() {
         resp.headers_mut().insert(header::CONTENT_TYPE, ct);

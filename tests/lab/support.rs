@@ -13,6 +13,44 @@ use maas_e2e::lab::http::{self, HttpConfig, HttpReply};
 use maas_e2e::lab::net::{Ipv4Subnet, Lab, LabSpec, SegmentSpec};
 use maas_e2e::lab::{ra, tftp, vm};
 
+/// The line the test image's /init prints; the token comes from the kernel
+/// command line, so the marker proves our boot script reached the kernel.
+pub const MARKER_PREFIX: &str = "MAAS-E2E-LAB-INIT-OK";
+
+/// /init of the test image: marker with the command line's token and the
+/// CPU model name (must not say QEMU), then power off.
+const TEST_INIT: &str = r#"#!/bin/sh
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t proc proc /proc
+for w in $(cat /proc/cmdline); do
+  case "$w" in e2e_token=*) token="${w#e2e_token=}" ;; esac
+done
+model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)
+echo "MAAS-E2E-LAB-INIT-OK token=$token cpu=$model" > /dev/console
+poweroff -f
+"#;
+
+/// Kernel + initramfs from the project's image builder (src/image): the
+/// marker image with the test's /init. `padding_mib` adds an incompressible
+/// file so the initrd is as large as a real ephemeral image (benchmarks).
+pub fn test_image(padding_mib: usize) -> maas_e2e::image::Image {
+    let mut spec = maas_e2e::image::ImageSpec::marker("unused");
+    spec.init = TEST_INIT.into();
+    if padding_mib > 0 {
+        let mut pad = vec![0u8; padding_mib << 20];
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        for b in pad.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        spec.files.push(maas_e2e::image::ExtraFile::new("/padding", 0o644, pad));
+    }
+    maas_e2e::image::build(&spec, &maas_e2e::image::default_cache_dir()).expect("image build")
+}
+
 /// A fresh run id: "me2e" + 6 hex digits (names built from it stay <= 15 bytes).
 pub fn new_run_id() -> String {
     let n: u32 = rand::random();
@@ -70,6 +108,8 @@ pub struct TestLab {
     pub events: EventLog,
     pub server_ip: Ipv4Addr,
     pub token: String,
+    /// Extra initrd size for benchmarks (MiB).
+    pub padding_mib: usize,
     servers: Vec<Box<dyn std::any::Any + Send>>,
     domains: Vec<String>,
 }
@@ -82,31 +122,49 @@ impl TestLab {
         let run_dir = vm::run_dir(run_id).unwrap();
         let events = EventLog::new(Some(&run_dir.join("network/events.jsonl"))).unwrap();
         let server_ip = spec.segments[0].addresses[0];
-        TestLab { run_id: run_id.into(), spec, run_dir, events, server_ip, token: format!("tok{}", &run_id[4..]), servers: vec![], domains: vec![] }
+        TestLab { run_id: run_id.into(), spec, run_dir, events, server_ip, token: format!("tok{}", &run_id[4..]), padding_mib: 0, servers: vec![], domains: vec![] }
     }
 
     /// Lab network plus DHCP, TFTP, HTTP and (optionally) RA, serving a
     /// kernel and the marker initramfs.
     pub async fn with_servers(run_id: &str, flow: BootFlow, ra_on: bool, static_macs: &[&str]) -> TestLab {
+        TestLab::with_servers_padded(run_id, flow, ra_on, static_macs, 0).await
+    }
+
+    pub async fn with_servers_padded(run_id: &str, flow: BootFlow, ra_on: bool, static_macs: &[&str], padding_mib: usize) -> TestLab {
         let mut lab = TestLab::network(run_id).await;
+        lab.padding_mib = padding_mib;
         lab.start_servers(flow, ra_on, static_macs).await;
         lab
+    }
+
+    /// Fill RUN_DIR/http with vmlinuz, initrd.img and boot.ipxe (the
+    /// baseline's python http.server serves the same directory).
+    pub fn prepare_http_root(&self) -> (PathBuf, String) {
+        let ip = self.server_ip;
+        let http_root = self.run_dir.join("http");
+        std::fs::create_dir_all(&http_root).unwrap();
+        let image = test_image(self.padding_mib);
+        std::fs::copy(&image.kernel, http_root.join("vmlinuz")).unwrap();
+        std::fs::copy(&image.initrd, http_root.join("initrd.img")).unwrap();
+        let ipxe_script = format!(
+            "#!ipxe\nkernel http://{ip}/vmlinuz initrd=initrd.img {}\ninitrd http://{ip}/initrd.img\nboot\n",
+            self.cmdline()
+        );
+        std::fs::write(http_root.join("boot.ipxe"), &ipxe_script).unwrap();
+        (http_root, ipxe_script)
+    }
+
+    pub fn cmdline(&self) -> String {
+        format!("console=ttyS0 quiet loglevel=3 panic=-1 e2e_token={}", self.token)
     }
 
     pub async fn start_servers(&mut self, flow: BootFlow, ra_on: bool, static_macs: &[&str]) {
         let seg = self.spec.segments[0].clone();
         let ns = self.spec.netns.clone();
         let ip = self.server_ip;
-        let http_root = self.run_dir.join("http");
-        std::fs::create_dir_all(&http_root).unwrap();
-        if let Some(k) = debian_kernel() {
-            std::fs::copy(k, http_root.join("vmlinuz")).unwrap();
-        }
-        super::initramfs::build(&http_root.join("initrd.img")).unwrap();
-        let cmdline = format!("console=ttyS0 quiet loglevel=3 panic=-1 e2e_token={}", self.token);
-        let ipxe_script = format!(
-            "#!ipxe\nkernel http://{ip}/vmlinuz initrd=initrd.img {cmdline}\ninitrd http://{ip}/initrd.img\nboot\n"
-        );
+        let (http_root, ipxe_script) = self.prepare_http_root();
+        let cmdline = self.cmdline();
         let pxelinux_cfg = format!(
             "DEFAULT e2e\nPROMPT 0\nTIMEOUT 0\nLABEL e2e\n  KERNEL http://{ip}/vmlinuz\n  INITRD http://{ip}/initrd.img\n  APPEND {cmdline}\n"
         );
@@ -174,6 +232,11 @@ impl TestLab {
             .expect("ra");
             self.servers.push(Box::new(r));
         }
+    }
+
+    /// Keep something alive (a baseline server process) until teardown.
+    pub fn hold(&mut self, thing: Box<dyn std::any::Any + Send>) {
+        self.servers.push(thing);
     }
 
     pub fn bridge(&self) -> &str {
