@@ -5,6 +5,8 @@
 mod boot;
 #[path = "image/build.rs"]
 mod build;
+#[path = "image/contract.rs"]
+mod contract;
 #[path = "image/ipmi_sim.rs"]
 mod ipmi_sim;
 #[path = "image/qemu.rs"]

@@ -77,3 +77,147 @@ async fn ephemeral_autodetect_configures_the_maas_user_in_band() {
     let maas = maas.unwrap_or_else(|| panic!("user maas on the BMC:\n{users}"));
     assert!(maas.starts_with('3') && maas.contains("ADMINISTRATOR"), "{maas}");
 }
+
+const BOOT_MAC: &str = "52:54:00:e2:e0:01";
+const OTHER_MAC: &str = "52:54:00:e2:e0:02";
+
+/// Boot the ephemeral image in `mode` against the stub, with ipmi_sim as
+/// the BMC and two NICs; returns what the guest sent and the console.
+async fn run_ephemeral(mode: &str) -> Option<(Vec<crate::contract::Request>, String)> {
+    if !qemu::have_qemu()
+        || !maas_e2e::testing::require_program("ipmi_sim", "openipmi")
+        || !maas_e2e::testing::require_program("ipmitool", "ipmitool")
+    {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sim = crate::ipmi_sim::IpmiSim::start(dir.path(), &format!("me2e-img-{mode}-{}", std::process::id())).await;
+    sim.ipmitool(&["lan", "set", "1", "ipaddr", "10.77.0.24"]).await.unwrap();
+    // A slot already named maas (a machine commissioned before): MAAS
+    // reuses it and stops scanning, which spares ~60 slot reads under TCG.
+    sim.ipmitool(&["user", "set", "name", "4", "maas"]).await.unwrap();
+    let mode_owned = mode.to_string();
+    let stub = crate::contract::MaasStub::start(move |port| {
+        let base = format!("http://10.0.2.2:{port}/MAAS");
+        let mut text = format!(
+            "# maas-e2e cloud-config\nMAAS_MODE='{mode_owned}'\nMAAS_URL='{base}'\nMETADATA_URL='{base}/metadata'\n\
+             IPMI_RETRY_BASE_SECONDS='1'\nIPMI_DHCP_WAIT_SECONDS='1'\n"
+        );
+        if mode_owned == "commission" {
+            text.push_str("SYSTEM_ID='abc123'\nOAUTH_KEY='ckey:tkey:tsecret'\nHOSTNAME='node-1'\n");
+        }
+        text
+    })
+    .await;
+    let image = image::build(&ImageSpec::ephemeral(), &image::default_cache_dir()).unwrap();
+    let append = format!(
+        "console=ttyS0 panic=-1 BOOTIF={} cloud-config-url=http://10.0.2.2:{}/cloud-config",
+        crate::contract::bootif(BOOT_MAC),
+        stub.port
+    );
+    let mut extra = sim.qemu_args();
+    extra.extend(crate::contract::two_nics(BOOT_MAC, OTHER_MAC));
+    let console = qemu::boot(&image, &append, &extra, dir.path()).await;
+    Some((stub.requests(), console))
+}
+
+#[tokio::test]
+async fn ephemeral_enlists_with_ipmi_power_parameters_and_every_mac() {
+    let Some((requests, console)) = run_ephemeral("enlist").await else { return };
+    let paths: Vec<_> = requests.iter().map(|r| format!("{} {}", r.method, r.path_and_query)).collect();
+    let registered = format!("GET /MAAS/api/2.0/machines/?op=is_registered&mac_address={}", BOOT_MAC.replace(':', "%3A"));
+    assert!(paths.contains(&registered), "{paths:?}\n{console}");
+    let post = requests
+        .iter()
+        .find(|r| r.method == "POST" && r.path_and_query == "/MAAS/api/2.0/machines/")
+        .unwrap_or_else(|| panic!("enlist POST: {paths:?}\n{console}"));
+    assert!(post.authorization.is_none(), "enlistment is anonymous");
+    assert_eq!(post.field("architecture"), Some("amd64/generic"));
+    assert_eq!(post.field("power_type"), Some("ipmi"));
+    let mut macs = post.fields("mac_addresses");
+    macs.sort();
+    assert_eq!(macs, [BOOT_MAC, OTHER_MAC], "every NIC");
+    let params: serde_json::Value = serde_json::from_str(post.field("power_parameters").unwrap()).unwrap();
+    assert_eq!(params["power_address"], "10.77.0.24");
+    assert_eq!(params["power_user"], "maas");
+    assert_eq!(params["power_driver"], "LAN_2_0");
+    assert_eq!(params["power_boot_type"], "auto");
+    let pass = params["power_pass"].as_str().unwrap();
+    assert!((10..=15).contains(&pass.len()), "MAAS's 10-15 character password");
+    assert!(!console.contains(pass), "the password never reaches the console");
+    assert!(console.contains("user maas configured in User4"), "the existing maas slot is reused:\n{console}");
+    assert!(console.contains("maas-e2e: powering off"), "{console}");
+}
+
+#[tokio::test]
+async fn ephemeral_commissions_with_signals_scripts_and_oauth() {
+    let Some((requests, console)) = run_ephemeral("commission").await else { return };
+    let signals: Vec<_> = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path_and_query == "/MAAS/metadata/2012-03-01/?op=signal")
+        .collect();
+    assert!(!signals.is_empty(), "signals sent:\n{console}");
+    for s in &signals {
+        let auth = s.authorization.as_deref().expect("every signal is signed");
+        assert!(auth.starts_with("OAuth "), "{auth}");
+        for part in [
+            "oauth_version=\"1.0\"",
+            "oauth_signature_method=\"PLAINTEXT\"",
+            "oauth_consumer_key=\"ckey\"",
+            "oauth_token=\"tkey\"",
+            "oauth_signature=\"&tsecret\"",
+        ] {
+            assert!(auth.contains(part), "{part} in {auth}");
+        }
+        assert!(auth.contains("oauth_nonce=\"") && auth.contains("oauth_timestamp=\""), "{auth}");
+    }
+    let statuses: Vec<_> = signals.iter().map(|s| s.field("status").unwrap_or("")).collect();
+    assert_eq!(statuses.first(), Some(&"WORKING"));
+    assert_eq!(statuses.last(), Some(&"OK"), "{statuses:?}\n{console}");
+    assert!(!statuses.contains(&"FAILED"), "{console}");
+    let first = signals[0];
+    assert_eq!(first.field("power_type"), Some("ipmi"));
+    let params: serde_json::Value = serde_json::from_str(first.field("power_parameters").unwrap()).unwrap();
+    assert_eq!(params["power_user"], "maas");
+    assert_eq!(params["power_address"], "10.77.0.24");
+
+    let script = |name: &str| {
+        let s = signals
+            .iter()
+            .find(|s| s.field("script_name") == Some(name))
+            .unwrap_or_else(|| panic!("{name} result sent"));
+        assert_eq!(s.field("status"), Some("WORKING"));
+        assert_eq!(s.field("exit_status"), Some("0"), "{name}");
+        let b64 = s.field("output_b64").unwrap();
+        String::from_utf8(base64_decode(b64)).unwrap()
+    };
+    assert!(script("00-maas-00-support-info").contains("Linux"));
+    let nics: serde_json::Value = serde_json::from_str(&script("40-maas-01-network-interfaces")).unwrap();
+    let nics = nics["interfaces"].as_array().unwrap();
+    assert_eq!(nics.len(), 2, "{nics:?}");
+    let boot: Vec<_> = nics.iter().filter(|n| n["boot"] == true).map(|n| n["mac"].as_str().unwrap()).collect();
+    assert_eq!(boot, [BOOT_MAC]);
+    assert!(nics.iter().any(|n| n["mac"] == OTHER_MAC && n["boot"] == false));
+    let hw: serde_json::Value = serde_json::from_str(&script("50-maas-01-commissioning")).unwrap();
+    assert_eq!(hw["cpu_count"], 1);
+    assert!(hw["cpu_model"].as_str().unwrap().contains("Haswell"), "{hw}");
+    let mib = hw["memory_mib"].as_u64().unwrap();
+    assert!((300..=512).contains(&mib), "512 MiB VM reports {mib}");
+    assert!(hw["disks"].is_array());
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in text.bytes().filter(|c| *c != b'=' && !c.is_ascii_whitespace()) {
+        let v = ALPHABET.iter().position(|a| *a == c).expect("base64 character") as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}

@@ -3,7 +3,7 @@
 //! BMC back from the host, and the "VM" serial codec QEMU's
 //! ipmi-bmc-extern connects to.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use maas_e2e::cmd::Cmd;
@@ -12,7 +12,6 @@ use maas_e2e::cmd::Cmd;
 pub struct IpmiSim {
     pub lan_port: u16,
     pub serial_port: u16,
-    pub state_dir: PathBuf,
     pgid: i32,
     _child: tokio::process::Child,
 }
@@ -71,7 +70,7 @@ mc_enable 0x20
             .stderr(std::fs::File::create(dir.join("ipmi_sim.err")).unwrap());
         let child = cmd.spawn().expect("start ipmi_sim");
         let pgid = child.id().unwrap() as i32;
-        let sim = IpmiSim { lan_port, serial_port, state_dir, pgid, _child: child };
+        let sim = IpmiSim { lan_port, serial_port, pgid, _child: child };
         // Ready when its LAN channel answers.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
