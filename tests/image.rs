@@ -11,3 +11,5 @@ mod contract;
 mod ipmi_sim;
 #[path = "image/qemu.rs"]
 mod qemu;
+#[path = "image/scripts.rs"]
+mod scripts;
