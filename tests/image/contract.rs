@@ -20,10 +20,17 @@ pub struct Request {
 
 impl Request {
     pub fn field(&self, key: &str) -> Option<&str> {
-        self.form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.form
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
     pub fn fields(&self, key: &str) -> Vec<&str> {
-        self.form.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+        self.form
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 
@@ -46,12 +53,19 @@ impl MaasStub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let state = Stub { cloud_config: cloud_config(port), requests: requests.clone() };
+        let state = Stub {
+            cloud_config: cloud_config(port),
+            requests: requests.clone(),
+        };
         let app = axum::Router::new().fallback(handle).with_state(state);
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        MaasStub { port, requests, task }
+        MaasStub {
+            port,
+            requests,
+            task,
+        }
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -65,12 +79,24 @@ impl Drop for MaasStub {
     }
 }
 
-async fn handle(State(stub): State<Stub>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> String {
-    let path_and_query = uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
+async fn handle(
+    State(stub): State<Stub>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> String {
+    let path_and_query = uri
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
     let request = Request {
         method: method.to_string(),
         path_and_query: path_and_query.clone(),
-        authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string),
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
         form: parse_form(&String::from_utf8_lossy(&body)),
     };
     stub.requests.lock().unwrap().push(request);
@@ -130,8 +156,4 @@ pub fn two_nics(boot_mac: &str, other_mac: &str) -> Vec<String> {
         format!("e1000,netdev=n1,mac={other_mac}"),
     ]
     .to_vec()
-}
-
-pub fn bootif(mac: &str) -> String {
-    format!("01-{}", mac.replace(':', "-"))
 }

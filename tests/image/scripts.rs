@@ -44,13 +44,25 @@ fn run(dir: &Path, fail_password_sets: u32, cpu_model: &str, script: &str) -> St
     std::fs::create_dir_all(dir.join("state")).unwrap();
     let stub = bin.join("bmc-config");
     std::fs::write(&stub, STUB_BMC_CONFIG).unwrap();
-    std::fs::write(bin.join("ipmi-locate"), "#!/bin/sh\necho 'IPMI Version: 2.0'\n").unwrap();
+    std::fs::write(
+        bin.join("ipmi-locate"),
+        "#!/bin/sh\necho 'IPMI Version: 2.0'\n",
+    )
+    .unwrap();
     std::fs::write(bin.join("bmc-info"), "#!/bin/sh\nexit 0\n").unwrap();
     std::fs::write(bin.join("ipmitool"), "#!/bin/sh\necho ' 20 01 00'\n").unwrap();
     for f in ["bmc-config", "ipmi-locate", "bmc-info", "ipmitool"] {
-        Cmd::new("chmod").args(["+x"]).arg(bin.join(f).to_string_lossy()).run_blocking().unwrap();
+        Cmd::new("chmod")
+            .args(["+x"])
+            .arg(bin.join(f).to_string_lossy())
+            .run_blocking()
+            .unwrap();
     }
-    std::fs::write(dir.join("cpuinfo"), format!("processor\t: 0\nmodel name\t: {cpu_model}\n")).unwrap();
+    std::fs::write(
+        dir.join("cpuinfo"),
+        format!("processor\t: 0\nmodel name\t: {cpu_model}\n"),
+    )
+    .unwrap();
     let body = format!(
         "log() {{ echo \"LOG $*\"; }}\n. {FIXTURES}/lib.sh\nlog() {{ echo \"LOG $*\"; }}\n. {FIXTURES}/autodetect.sh\n{script}"
     );
@@ -80,21 +92,56 @@ fn flaky_password_sets_are_retried_and_the_first_empty_slot_is_used() {
     let dir = tempfile::tempdir().unwrap();
     // Two failing password commits: the plain and the special-character
     // password of attempt 1 fail, attempt 2 succeeds.
-    let out = run(dir.path(), 2, "Intel Core Processor (Haswell, no TSX)", REPORT);
+    let out = run(
+        dir.path(),
+        2,
+        "Intel Core Processor (Haswell, no TSX)",
+        REPORT,
+    );
     assert!(out.contains("rc=0 type=ipmi"), "{out}");
-    assert!(out.contains("user maas configured in User3 (attempt 2)"), "User2 is taken, User3 is empty:\n{out}");
+    assert!(
+        out.contains("user maas configured in User3 (attempt 2)"),
+        "User2 is taken, User3 is empty:\n{out}"
+    );
     let params_line = out.lines().find_map(|l| l.strip_prefix("params=")).unwrap();
     let params: serde_json::Value = serde_json::from_str(params_line).unwrap();
     assert_eq!(params["power_address"], "192.0.2.9");
     assert_eq!(params["power_driver"], "LAN_2_0");
     let state = dir.path().join("state");
-    assert_eq!(std::fs::read_to_string(state.join("User3_Username")).unwrap().trim(), "maas");
-    assert_eq!(std::fs::read_to_string(state.join("User3_Password")).unwrap().trim(), params["power_pass"]);
-    assert_eq!(std::fs::read_to_string(state.join("User3_Lan_Privilege_Limit")).unwrap().trim(), "Administrator");
-    assert_eq!(std::fs::read_to_string(state.join("User3_Enable_User")).unwrap().trim(), "Yes");
-    assert_eq!(std::fs::read_to_string(state.join("User3_Lan_Enable_IPMI_Msgs")).unwrap().trim(), "Yes");
     assert_eq!(
-        std::fs::read_to_string(state.join("Lan_Channel_Volatile_Access_Mode")).unwrap().trim(),
+        std::fs::read_to_string(state.join("User3_Username"))
+            .unwrap()
+            .trim(),
+        "maas"
+    );
+    assert_eq!(
+        std::fs::read_to_string(state.join("User3_Password"))
+            .unwrap()
+            .trim(),
+        params["power_pass"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(state.join("User3_Lan_Privilege_Limit"))
+            .unwrap()
+            .trim(),
+        "Administrator"
+    );
+    assert_eq!(
+        std::fs::read_to_string(state.join("User3_Enable_User"))
+            .unwrap()
+            .trim(),
+        "Yes"
+    );
+    assert_eq!(
+        std::fs::read_to_string(state.join("User3_Lan_Enable_IPMI_Msgs"))
+            .unwrap()
+            .trim(),
+        "Yes"
+    );
+    assert_eq!(
+        std::fs::read_to_string(state.join("Lan_Channel_Volatile_Access_Mode"))
+            .unwrap()
+            .trim(),
         "Always_Available"
     );
 }
@@ -105,12 +152,26 @@ fn a_bmc_that_never_takes_a_password_fails_with_maas_text() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = run(dir.path(), 1000, "Intel Core Processor (Haswell, no TSX)", REPORT);
+    let out = run(
+        dir.path(),
+        1000,
+        "Intel Core Processor (Haswell, no TSX)",
+        REPORT,
+    );
     assert!(out.contains("rc=1 type="), "{out}");
     assert!(out.contains("error=Unable to set BMC password"), "{out}");
-    assert_eq!(out.matches("setting the BMC password failed").count(), 5, "5 attempts:\n{out}");
+    assert_eq!(
+        out.matches("setting the BMC password failed").count(),
+        5,
+        "5 attempts:\n{out}"
+    );
     // Two passwords per attempt, as configure_ipmi_user tries.
-    assert_eq!(std::fs::read_to_string(dir.path().join("state/fails")).unwrap().trim(), "10");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("state/fails"))
+            .unwrap()
+            .trim(),
+        "10"
+    );
 }
 
 #[test]
@@ -122,7 +183,10 @@ fn a_qemu_cpu_model_skips_ipmi_as_maas_does() {
     let out = run(dir.path(), 0, "QEMU Virtual CPU version 2.5+", REPORT);
     assert!(out.contains("rc=0 type=\n"), "no power type: {out}");
     assert!(out.contains("QEMU"), "{out}");
-    assert!(!dir.path().join("state/User3_Username").exists(), "nothing committed");
+    assert!(
+        !dir.path().join("state/User3_Username").exists(),
+        "nothing committed"
+    );
 }
 
 #[test]
@@ -150,8 +214,14 @@ fn helpers_encode_forms_json_and_oauth() {
         if i % 2 == 0 {
             assert!(pw.chars().all(|c| c.is_ascii_alphanumeric()), "{pw:?}");
         } else {
-            assert!(pw.chars().any(|c| !c.is_ascii_alphanumeric()), "a special character: {pw:?}");
-            assert!(!pw.as_bytes().windows(2).any(|w| w[0] == w[1]), "no character twice in a row: {pw:?}");
+            assert!(
+                pw.chars().any(|c| !c.is_ascii_alphanumeric()),
+                "a special character: {pw:?}"
+            );
+            assert!(
+                !pw.as_bytes().windows(2).any(|w| w[0] == w[1]),
+                "no character twice in a row: {pw:?}"
+            );
         }
     }
 }
