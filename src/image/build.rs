@@ -372,7 +372,7 @@ fn write_entry(
         _ => {
             let out = dir.join("initrd.cpio.zst");
             Cmd::new("zstd")
-                .args(["-q", "-19", "-T0", "--rm", "-o"])
+                .args(["-q", "-9", "-T0", "--rm", "-o"])
                 .arg(out.to_string_lossy())
                 .arg(raw.to_string_lossy())
                 .run_blocking()

@@ -162,7 +162,8 @@ async fn run_ephemeral(mode: &str) -> Option<(Vec<crate::contract::Request>, Str
     })
     .await;
     let image = image::build(&ImageSpec::ephemeral(), &image::default_cache_dir()).unwrap();
-    let url = format!("http://10.0.2.2:{}/cloud-config", stub.port);
+    // A `?` as in the sim's preseed URLs: the guest must not glob it.
+    let url = format!("http://10.0.2.2:{}/cloud-config/?op=get_preseed", stub.port);
     let append = kernel_cmdline(BOOT_MAC, &url, true);
     let mut extra = sim.qemu_args();
     extra.extend(crate::contract::two_nics(BOOT_MAC, OTHER_MAC));

@@ -170,3 +170,44 @@ fn ephemeral_initramfs_has_ipmi_config_and_every_library_it_needs() {
         );
     }
 }
+
+/// Benchmark, not a test: cold build vs cached lookup and image sizes.
+/// `cargo nextest run -E 'binary(image) and test(bench_)' --run-ignored only --no-capture`
+#[test]
+#[ignore = "benchmark; run explicitly"]
+fn bench_build_cold_vs_cached() {
+    if !have_tools() {
+        return;
+    }
+    for (name, spec) in [("marker", ImageSpec::marker("bench")), ("ephemeral", ImageSpec::ephemeral())] {
+        let mut cold = Vec::new();
+        let mut cached = Vec::new();
+        for _ in 0..3 {
+            let cache = tempfile::tempdir().unwrap();
+            let t = std::time::Instant::now();
+            let image = image::build(&spec, cache.path()).unwrap();
+            cold.push(t.elapsed());
+            for _ in 0..3 {
+                let t = std::time::Instant::now();
+                image::build(&spec, cache.path()).unwrap();
+                cached.push(t.elapsed());
+            }
+            let manifest = std::fs::read_to_string(image.initrd.with_file_name("manifest.txt")).unwrap();
+            let raw: u64 = manifest
+                .lines()
+                .filter(|l| l.contains(" file "))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum();
+            eprintln!(
+                "BENCH {name}: initrd {} bytes compressed, {raw} bytes of files, {} entries, kernel {} bytes",
+                std::fs::metadata(&image.initrd).unwrap().len(),
+                manifest.lines().count() - 4,
+                std::fs::metadata(&image.kernel).unwrap().len(),
+            );
+        }
+        cold.sort();
+        cached.sort();
+        eprintln!("BENCH {name}: cold median {:?} (runs {cold:?})", cold[cold.len() / 2]);
+        eprintln!("BENCH {name}: cached median {:?} (runs {cached:?})", cached[cached.len() / 2]);
+    }
+}
