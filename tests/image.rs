@@ -5,7 +5,11 @@
 mod boot;
 #[path = "image/build.rs"]
 mod build;
+#[path = "image/contract.rs"]
+mod contract;
 #[path = "image/ipmi_sim.rs"]
 mod ipmi_sim;
 #[path = "image/qemu.rs"]
 mod qemu;
+#[path = "image/scripts.rs"]
+mod scripts;

@@ -25,7 +25,8 @@ pub fn build(spec: &ImageSpec, cache_dir: &Path) -> Result<Image, ImageError> {
     let tree = assemble(spec, &kernel)?;
     let compression = choose_compression(spec.compression, &kernel)?;
     let cpio = tree.to_newc();
-    let vmlinuz = std::fs::read(&kernel.vmlinuz).map_err(ImageError::io("read", &kernel.vmlinuz))?;
+    let vmlinuz =
+        std::fs::read(&kernel.vmlinuz).map_err(ImageError::io("read", &kernel.vmlinuz))?;
 
     let mut h = Sha256::new();
     h.update(FORMAT);
@@ -38,24 +39,47 @@ pub fn build(spec: &ImageSpec, cache_dir: &Path) -> Result<Image, ImageError> {
     let hash = hex::encode(h.finalize());
 
     let entry = cache_dir.join(&hash[..16]);
-    let image = Image { kernel: entry.join("vmlinuz"), initrd: entry.join("initrd.img"), hash: hash.clone() };
+    let image = Image {
+        kernel: entry.join("vmlinuz"),
+        initrd: entry.join("initrd.img"),
+        hash: hash.clone(),
+    };
     if image.kernel.is_file() && image.initrd.is_file() {
         tracing::debug!(image = %spec.name, hash = %hash, "image cached");
         return Ok(image);
     }
     tracing::info!(image = %spec.name, hash = %hash, "building image");
-    store(cache_dir, &entry, spec, &kernel, &tree, &vmlinuz, &cpio, compression)?;
+    store(
+        cache_dir,
+        &entry,
+        spec,
+        &kernel,
+        &tree,
+        &vmlinuz,
+        &cpio,
+        compression,
+    )?;
     Ok(image)
 }
 
 fn resolve_kernel(source: &KernelSource) -> Result<HostKernel, ImageError> {
     match source {
-        KernelSource::NewestDebian { boot_dir, modules_root } => HostKernel::newest_debian(boot_dir, modules_root),
-        KernelSource::Release { boot_dir, modules_root, release } => {
+        KernelSource::NewestDebian {
+            boot_dir,
+            modules_root,
+        } => HostKernel::newest_debian(boot_dir, modules_root),
+        KernelSource::Release {
+            boot_dir,
+            modules_root,
+            release,
+        } => {
             let vmlinuz = boot_dir.join(format!("vmlinuz-{release}"));
             let modules_dir = modules_root.join(release);
             if !vmlinuz.is_file() || !modules_dir.join("modules.dep").is_file() {
-                return Err(ImageError::NoKernel { boot_dir: boot_dir.clone(), modules_root: modules_root.clone() });
+                return Err(ImageError::NoKernel {
+                    boot_dir: boot_dir.clone(),
+                    modules_root: modules_root.clone(),
+                });
             }
             HostKernel::at(&vmlinuz, &modules_dir, release, boot_dir)
         }
@@ -70,18 +94,45 @@ fn choose_compression(wanted: Compression, kernel: &HostKernel) -> Result<Compre
         Compression::Auto if zstd && crate::testing::have_program("zstd") => Ok(Compression::Zstd),
         Compression::Auto | Compression::Gzip if gzip => Ok(Compression::Gzip),
         Compression::Zstd if zstd => Ok(Compression::Zstd),
-        _ => Err(ImageError::NoCompression { release: kernel.release.clone() }),
+        _ => Err(ImageError::NoCompression {
+            release: kernel.release.clone(),
+        }),
     }
 }
 
 /// The whole initramfs tree, in memory.
 fn assemble(spec: &ImageSpec, kernel: &HostKernel) -> Result<Tree, ImageError> {
     let mut tree = Tree::new();
-    for dir in ["/proc", "/sys", "/dev", "/tmp", "/run", "/root", "/var/run", "/var/lib", "/var/cache", "/etc"] {
+    for dir in [
+        "/proc",
+        "/sys",
+        "/dev",
+        "/tmp",
+        "/run",
+        "/root",
+        "/var/run",
+        "/var/lib",
+        "/var/cache",
+        "/etc",
+    ] {
         tree.insert(dir, Node::Dir);
     }
-    tree.insert("/dev/console", Node::CharDev { mode: 0o600, major: 5, minor: 1 });
-    tree.insert("/dev/null", Node::CharDev { mode: 0o666, major: 1, minor: 3 });
+    tree.insert(
+        "/dev/console",
+        Node::CharDev {
+            mode: 0o600,
+            major: 5,
+            minor: 1,
+        },
+    );
+    tree.insert(
+        "/dev/null",
+        Node::CharDev {
+            mode: 0o666,
+            major: 1,
+            minor: 3,
+        },
+    );
 
     add_busybox(&mut tree)?;
     add_modules(&mut tree, spec, kernel)?;
@@ -96,9 +147,21 @@ fn assemble(spec: &ImageSpec, kernel: &HostKernel) -> Result<Tree, ImageError> {
                 reason: "the path must be absolute, name a file and contain no `..`".into(),
             });
         }
-        tree.insert(&path, Node::File { mode: file.mode, data: file.contents.clone() });
+        tree.insert(
+            &path,
+            Node::File {
+                mode: file.mode,
+                data: file.contents.clone(),
+            },
+        );
     }
-    tree.insert("/init", Node::File { mode: 0o755, data: spec.init.clone().into_bytes() });
+    tree.insert(
+        "/init",
+        Node::File {
+            mode: 0o755,
+            data: spec.init.clone().into_bytes(),
+        },
+    );
     Ok(tree)
 }
 
@@ -107,17 +170,27 @@ fn read_host(path: &Path) -> Result<Vec<u8>, ImageError> {
 }
 
 fn add_busybox(tree: &mut Tree) -> Result<(), ImageError> {
-    let data = std::fs::read(BUSYBOX_HOST).map_err(|_| ImageError::MissingBinary { path: BUSYBOX_HOST.into() })?;
+    let data = std::fs::read(BUSYBOX_HOST).map_err(|_| ImageError::MissingBinary {
+        path: BUSYBOX_HOST.into(),
+    })?;
     tree.insert("/bin/busybox", Node::File { mode: 0o755, data });
     let list = Cmd::new(BUSYBOX_HOST)
         .arg("--list-full")
         .run_blocking()
-        .map_err(|source| ImageError::Tool { what: "list busybox applets".into(), source })?;
+        .map_err(|source| ImageError::Tool {
+            what: "list busybox applets".into(),
+            source,
+        })?;
     for applet in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if applet == "bin/busybox" {
             continue;
         }
-        tree.insert_if_absent(&format!("/{applet}"), Node::Symlink { target: "/bin/busybox".into() });
+        tree.insert_if_absent(
+            &format!("/{applet}"),
+            Node::Symlink {
+                target: "/bin/busybox".into(),
+            },
+        );
     }
     Ok(())
 }
@@ -129,7 +202,9 @@ fn add_modules(tree: &mut Tree, spec: &ImageSpec, kernel: &HostKernel) -> Result
     for rel in &order {
         let host = kernel.modules_dir.join(rel);
         let (rel_plain, data) = match rel.rsplit_once('.') {
-            Some((plain, ext)) if matches!(ext, "xz" | "zst" | "gz") && !kernel.loads_compressed(ext) => {
+            Some((plain, ext))
+                if matches!(ext, "xz" | "zst" | "gz") && !kernel.loads_compressed(ext) =>
+            {
                 (plain.to_string(), decompress(&host, ext)?)
             }
             _ => (rel.clone(), read_host(&host)?),
@@ -140,10 +215,19 @@ fn add_modules(tree: &mut Tree, spec: &ImageSpec, kernel: &HostKernel) -> Result
         load_list.push('\n');
     }
     // /init loads these with insmod, in this order (dependencies first).
-    tree.insert("/etc/maas-e2e/modules", Node::File { mode: 0o644, data: load_list.into_bytes() });
+    tree.insert(
+        "/etc/maas-e2e/modules",
+        Node::File {
+            mode: 0o644,
+            data: load_list.into_bytes(),
+        },
+    );
     tree.insert(
         "/etc/maas-e2e/kernel-release",
-        Node::File { mode: 0o644, data: format!("{}\n", kernel.release).into_bytes() },
+        Node::File {
+            mode: 0o644,
+            data: format!("{}\n", kernel.release).into_bytes(),
+        },
     );
     Ok(())
 }
@@ -163,14 +247,21 @@ fn decompress(path: &Path, ext: &str) -> Result<Vec<u8>, ImageError> {
         .args(["-d", "-q", "-f"])
         .arg(copy.to_string_lossy())
         .run_blocking()
-        .map_err(|source| ImageError::Tool { what: format!("decompress module {}", path.display()), source })
+        .map_err(|source| ImageError::Tool {
+            what: format!("decompress module {}", path.display()),
+            source,
+        })
         .and_then(|_| read_host(&dir.join("m.ko")));
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
 fn tempfile_dir() -> Result<PathBuf, ImageError> {
-    let dir = std::env::temp_dir().join(format!("maas-e2e-image-{}-{}", std::process::id(), unique()));
+    let dir = std::env::temp_dir().join(format!(
+        "maas-e2e-image-{}-{}",
+        std::process::id(),
+        unique()
+    ));
     std::fs::create_dir_all(&dir).map_err(ImageError::io("create", &dir))?;
     Ok(dir)
 }
@@ -187,7 +278,9 @@ fn unique() -> u128 {
 
 fn add_binary(tree: &mut Tree, binary: &Path) -> Result<(), ImageError> {
     if !binary.is_file() {
-        return Err(ImageError::MissingBinary { path: binary.to_path_buf() });
+        return Err(ImageError::MissingBinary {
+            path: binary.to_path_buf(),
+        });
     }
     let data = read_host(binary)?;
     let dynamic = is_dynamic_elf(&data);
@@ -241,7 +334,11 @@ fn store(
             Ok(()) => Ok(()),
             // Another builder finished the same hash first: theirs is as good.
             Err(_) if entry.join("initrd.img").is_file() => Ok(()),
-            Err(source) => Err(ImageError::Io { what: "move the new image to", path: entry.to_path_buf(), source }),
+            Err(source) => Err(ImageError::Io {
+                what: "move the new image to",
+                path: entry.to_path_buf(),
+                source,
+            }),
         }
     });
     let _ = std::fs::remove_dir_all(&tmp);
@@ -266,24 +363,34 @@ fn write_entry(
                 .args(["-n", "-9", "-q"])
                 .arg(raw.to_string_lossy())
                 .run_blocking()
-                .map_err(|source| ImageError::Tool { what: "gzip the initramfs".into(), source })?;
+                .map_err(|source| ImageError::Tool {
+                    what: "gzip the initramfs".into(),
+                    source,
+                })?;
             dir.join("initrd.cpio.gz")
         }
         _ => {
             let out = dir.join("initrd.cpio.zst");
             Cmd::new("zstd")
-                .args(["-q", "-19", "-T0", "--rm", "-o"])
+                .args(["-q", "-9", "-T0", "--rm", "-o"])
                 .arg(out.to_string_lossy())
                 .arg(raw.to_string_lossy())
                 .run_blocking()
-                .map_err(|source| ImageError::Tool { what: "zstd the initramfs".into(), source })?;
+                .map_err(|source| ImageError::Tool {
+                    what: "zstd the initramfs".into(),
+                    source,
+                })?;
             out
         }
     };
     let initrd = dir.join("initrd.img");
     std::fs::rename(&packed, &initrd).map_err(ImageError::io("rename", &packed))?;
-    std::fs::set_permissions(&initrd, std::fs::Permissions::from_mode(0o644)).map_err(ImageError::io("chmod", &initrd))?;
-    let mut manifest = format!("# {FORMAT}\nname: {}\nkernel: {}\ncompression: {compression:?}\n", spec.name, kernel.release);
+    std::fs::set_permissions(&initrd, std::fs::Permissions::from_mode(0o644))
+        .map_err(ImageError::io("chmod", &initrd))?;
+    let mut manifest = format!(
+        "# {FORMAT}\nname: {}\nkernel: {}\ncompression: {compression:?}\n",
+        spec.name, kernel.release
+    );
     for (path, node) in tree.iter() {
         let kind = match node {
             Node::Dir => "dir".to_string(),
@@ -298,7 +405,8 @@ fn write_entry(
 
 fn write_readable(path: &Path, data: &[u8]) -> Result<(), ImageError> {
     std::fs::write(path, data).map_err(ImageError::io("write", path))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).map_err(ImageError::io("chmod", path))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+        .map_err(ImageError::io("chmod", path))
 }
 
 /// Create `dir` (and parents) world-readable: libvirt's QEMU (user
@@ -313,7 +421,14 @@ fn create_readable_dir(dir: &Path) -> Result<(), ImageError> {
     match std::fs::create_dir(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-        Err(source) => return Err(ImageError::Io { what: "create", path: dir.to_path_buf(), source }),
+        Err(source) => {
+            return Err(ImageError::Io {
+                what: "create",
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
     }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(ImageError::io("chmod", dir))
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(ImageError::io("chmod", dir))
 }

@@ -10,11 +10,20 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
     Dir,
-    File { mode: u32, data: Vec<u8> },
-    Symlink { target: String },
+    File {
+        mode: u32,
+        data: Vec<u8>,
+    },
+    Symlink {
+        target: String,
+    },
     /// A character device; /dev/console must exist before devtmpfs is mounted
     /// or the kernel starts /init with no stdin/stdout.
-    CharDev { mode: u32, major: u32, minor: u32 },
+    CharDev {
+        mode: u32,
+        major: u32,
+        minor: u32,
+    },
 }
 
 /// Paths (absolute, `/`-separated) to nodes; parents are created on insert.
@@ -104,7 +113,9 @@ pub fn read_newc(bytes: &[u8]) -> Option<Vec<Entry>> {
             return None;
         }
         let field = |i: usize| {
-            std::str::from_utf8(&header[6 + i * 8..14 + i * 8]).ok().and_then(|h| u32::from_str_radix(h, 16).ok())
+            std::str::from_utf8(&header[6 + i * 8..14 + i * 8])
+                .ok()
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
         };
         let (mode, size, namesize) = (field(1)?, field(6)? as usize, field(11)? as usize);
         let name_start = at + 110;
@@ -121,7 +132,10 @@ pub fn read_newc(bytes: &[u8]) -> Option<Vec<Entry>> {
 }
 
 fn normalize(path: &str) -> String {
-    path.split('/').filter(|p| !p.is_empty() && *p != ".").collect::<Vec<_>>().join("/")
+    path.split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn write_entry(
@@ -174,7 +188,13 @@ mod tests {
     #[test]
     fn parents_are_created_and_sorted_first() {
         let mut t = Tree::new();
-        t.insert("/usr/sbin/ipmi-config", Node::File { mode: 0o755, data: b"x".to_vec() });
+        t.insert(
+            "/usr/sbin/ipmi-config",
+            Node::File {
+                mode: 0o755,
+                data: b"x".to_vec(),
+            },
+        );
         let paths: Vec<_> = t.iter().map(|(p, _)| p.clone()).collect();
         assert_eq!(paths, ["usr", "usr/sbin", "usr/sbin/ipmi-config"]);
     }
@@ -182,9 +202,27 @@ mod tests {
     #[test]
     fn newc_layout_is_aligned_and_ends_with_trailer() {
         let mut t = Tree::new();
-        t.insert("/init", Node::File { mode: 0o755, data: b"#!/bin/sh\n".to_vec() });
-        t.insert("/bin/sh", Node::Symlink { target: "busybox".into() });
-        t.insert("/dev/console", Node::CharDev { mode: 0o600, major: 5, minor: 1 });
+        t.insert(
+            "/init",
+            Node::File {
+                mode: 0o755,
+                data: b"#!/bin/sh\n".to_vec(),
+            },
+        );
+        t.insert(
+            "/bin/sh",
+            Node::Symlink {
+                target: "busybox".into(),
+            },
+        );
+        t.insert(
+            "/dev/console",
+            Node::CharDev {
+                mode: 0o600,
+                major: 5,
+                minor: 1,
+            },
+        );
         let bytes = t.to_newc();
         assert_eq!(bytes.len() % 4, 0);
         assert!(bytes.starts_with(b"070701"));
@@ -199,7 +237,10 @@ mod tests {
         assert_eq!(t.to_newc(), bytes, "same tree, same bytes");
         let back = read_newc(&bytes).unwrap();
         let init = back.iter().find(|e| e.path == "init").unwrap();
-        assert_eq!((init.mode, init.data.as_slice()), (0o100755, b"#!/bin/sh\n".as_slice()));
+        assert_eq!(
+            (init.mode, init.data.as_slice()),
+            (0o100755, b"#!/bin/sh\n".as_slice())
+        );
         let sh = back.iter().find(|e| e.path == "bin/sh").unwrap();
         assert_eq!(sh.data, b"busybox");
     }

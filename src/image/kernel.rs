@@ -33,16 +33,26 @@ impl HostKernel {
             .filter_map(|n| n.strip_prefix("vmlinuz-").map(str::to_string))
             .filter(|r| r.ends_with("-amd64") && modules_root.join(r).join("modules.dep").is_file())
             .collect();
-        releases.sort_by(|a, b| version_key(a).cmp(&version_key(b)));
+        releases.sort_by_key(|r| version_key(r));
         let release = releases.pop().ok_or_else(|| ImageError::NoKernel {
             boot_dir: boot_dir.to_path_buf(),
             modules_root: modules_root.to_path_buf(),
         })?;
-        Self::at(&boot_dir.join(format!("vmlinuz-{release}")), &modules_root.join(&release), &release, boot_dir)
+        Self::at(
+            &boot_dir.join(format!("vmlinuz-{release}")),
+            &modules_root.join(&release),
+            &release,
+            boot_dir,
+        )
     }
 
     /// A kernel at explicit paths; config is read from `boot_dir/config-<release>`.
-    pub fn at(vmlinuz: &Path, modules_dir: &Path, release: &str, boot_dir: &Path) -> Result<HostKernel, ImageError> {
+    pub fn at(
+        vmlinuz: &Path,
+        modules_dir: &Path,
+        release: &str,
+        boot_dir: &Path,
+    ) -> Result<HostKernel, ImageError> {
         let config_path = boot_dir.join(format!("config-{release}"));
         let config = std::fs::read_to_string(&config_path)
             .map(|text| parse_config(&text))
@@ -109,7 +119,9 @@ impl ModuleDeps {
     pub fn parse(modules_dep: &str, modules_builtin: &str) -> ModuleDeps {
         let mut by_name = BTreeMap::new();
         for line in modules_dep.lines() {
-            let Some((path, deps)) = line.split_once(':') else { continue };
+            let Some((path, deps)) = line.split_once(':') else {
+                continue;
+            };
             let deps = deps.split_whitespace().map(str::to_string).collect();
             by_name.insert(module_name(path), (path.to_string(), deps));
         }
@@ -124,13 +136,18 @@ impl ModuleDeps {
             path: dep_path,
             source,
         })?;
-        let builtin = std::fs::read_to_string(modules_dir.join("modules.builtin")).unwrap_or_default();
+        let builtin =
+            std::fs::read_to_string(modules_dir.join("modules.builtin")).unwrap_or_default();
         Ok(ModuleDeps::parse(&dep, &builtin))
     }
 
     /// Relative paths of `wanted` and everything they need, dependencies
     /// first (the order insmod must follow). Built-in modules are skipped.
-    pub fn resolve(&self, wanted: &[String], modules_dir: &Path) -> Result<Vec<String>, ImageError> {
+    pub fn resolve(
+        &self,
+        wanted: &[String],
+        modules_dir: &Path,
+    ) -> Result<Vec<String>, ImageError> {
         let mut order = Vec::new();
         let mut seen = BTreeSet::new();
         for name in wanted {
@@ -153,7 +170,9 @@ impl ModuleDeps {
         if !seen.insert(name.to_string()) {
             return;
         }
-        let Some((path, deps)) = self.by_name.get(name) else { return };
+        let Some((path, deps)) = self.by_name.get(name) else {
+            return;
+        };
         for dep in deps {
             self.visit(&module_name(dep), seen, order);
         }
@@ -178,7 +197,15 @@ kernel/drivers/virtio/virtio.ko:
     fn dependencies_come_first_once() {
         let deps = ModuleDeps::parse(DEP, "kernel/drivers/tty/serial/8250/8250.ko\n");
         let order = deps
-            .resolve(&["ipmi_si".into(), "virtio-net".into(), "ipmi_msghandler".into(), "8250".into()], Path::new("/m"))
+            .resolve(
+                &[
+                    "ipmi_si".into(),
+                    "virtio-net".into(),
+                    "ipmi_msghandler".into(),
+                    "8250".into(),
+                ],
+                Path::new("/m"),
+            )
             .unwrap();
         assert_eq!(
             order,
@@ -196,15 +223,17 @@ kernel/drivers/virtio/virtio.ko:
     #[test]
     fn unknown_module_is_named() {
         let deps = ModuleDeps::parse(DEP, "");
-        let err = deps.resolve(&["nope".into()], Path::new("/lib/modules/x")).unwrap_err();
+        let err = deps
+            .resolve(&["nope".into()], Path::new("/lib/modules/x"))
+            .unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
         assert!(err.to_string().contains("/lib/modules/x"), "{err}");
     }
 
     #[test]
     fn newest_release_sorts_numerically() {
-        let mut v = vec!["6.1.0-9-amd64", "6.1.0-56-amd64", "5.10.0-30-amd64"];
-        v.sort_by(|a, b| version_key(a).cmp(&version_key(b)));
+        let mut v = ["6.1.0-9-amd64", "6.1.0-56-amd64", "5.10.0-30-amd64"];
+        v.sort_by_key(|r| version_key(r));
         assert_eq!(v.last(), Some(&"6.1.0-56-amd64"));
     }
 }

@@ -11,15 +11,23 @@ use super::ImageError;
 pub fn is_dynamic_elf(data: &[u8]) -> bool {
     // A 64-bit little-endian ELF with a PT_INTERP (3) program header is
     // dynamically linked; scripts and static binaries are not.
-    Elf64::new(data).is_some_and(|elf| (0..elf.phnum).filter_map(|i| elf.phdr(i)).any(|p| p.kind == 3))
+    Elf64::new(data).is_some_and(|elf| {
+        (0..elf.phnum)
+            .filter_map(|i| elf.phdr(i))
+            .any(|p| p.kind == 3)
+    })
 }
 
 /// The sonames in an ELF64 file's DT_NEEDED entries (what the loader will
 /// look for), read without running anything. Empty for non-ELF data.
 pub fn elf_needed(data: &[u8]) -> Vec<String> {
-    let Some(elf) = Elf64::new(data) else { return Vec::new() };
+    let Some(elf) = Elf64::new(data) else {
+        return Vec::new();
+    };
     let phdrs: Vec<Phdr> = (0..elf.phnum).filter_map(|i| elf.phdr(i)).collect();
-    let Some(dynamic) = phdrs.iter().find(|p| p.kind == 2) else { return Vec::new() };
+    let Some(dynamic) = phdrs.iter().find(|p| p.kind == 2) else {
+        return Vec::new();
+    };
     let entries: Vec<(u64, u64)> = (0..dynamic.filesz / 16)
         .map_while(|i| {
             let o = (dynamic.offset + i * 16) as usize;
@@ -28,7 +36,9 @@ pub fn elf_needed(data: &[u8]) -> Vec<String> {
         .take_while(|(tag, _)| *tag != 0)
         .collect();
     // DT_STRTAB (5) is an address; map it to a file offset through PT_LOAD.
-    let Some(strtab) = entries.iter().find(|(t, _)| *t == 5).map(|(_, v)| *v) else { return Vec::new() };
+    let Some(strtab) = entries.iter().find(|(t, _)| *t == 5).map(|(_, v)| *v) else {
+        return Vec::new();
+    };
     let Some(strtab_off) = phdrs
         .iter()
         .find(|p| p.kind == 1 && p.vaddr <= strtab && strtab < p.vaddr + p.filesz)
@@ -66,21 +76,40 @@ impl<'a> Elf64<'a> {
         if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 || data[5] != 1 {
             return None;
         }
-        let e = Elf64 { data, phoff: 0, phentsize: 0, phnum: 0 };
-        Some(Elf64 { phoff: e.u64(32)?, phentsize: e.u16(54)?, phnum: e.u16(56)?, ..e })
+        let e = Elf64 {
+            data,
+            phoff: 0,
+            phentsize: 0,
+            phnum: 0,
+        };
+        Some(Elf64 {
+            phoff: e.u64(32)?,
+            phentsize: e.u16(54)?,
+            phnum: e.u16(56)?,
+            ..e
+        })
     }
     fn u16(&self, o: usize) -> Option<u64> {
         Some(u16::from_le_bytes(self.data.get(o..o + 2)?.try_into().ok()?) as u64)
     }
     fn u32(&self, o: usize) -> Option<u32> {
-        Some(u32::from_le_bytes(self.data.get(o..o + 4)?.try_into().ok()?))
+        Some(u32::from_le_bytes(
+            self.data.get(o..o + 4)?.try_into().ok()?,
+        ))
     }
     fn u64(&self, o: usize) -> Option<u64> {
-        Some(u64::from_le_bytes(self.data.get(o..o + 8)?.try_into().ok()?))
+        Some(u64::from_le_bytes(
+            self.data.get(o..o + 8)?.try_into().ok()?,
+        ))
     }
     fn phdr(&self, i: u64) -> Option<Phdr> {
         let o = (self.phoff + i * self.phentsize) as usize;
-        Some(Phdr { kind: self.u32(o)?, offset: self.u64(o + 8)?, vaddr: self.u64(o + 16)?, filesz: self.u64(o + 32)? })
+        Some(Phdr {
+            kind: self.u32(o)?,
+            offset: self.u64(o + 8)?,
+            vaddr: self.u64(o + 16)?,
+            filesz: self.u64(o + 32)?,
+        })
     }
 }
 
@@ -89,8 +118,14 @@ pub fn needed_libraries(binary: &Path) -> Result<Vec<PathBuf>, ImageError> {
     let out = Cmd::new("ldd")
         .arg(binary.to_string_lossy())
         .run_blocking()
-        .map_err(|source| ImageError::Ldd { binary: binary.to_path_buf(), source })?;
-    parse_ldd(&out).map_err(|library| ImageError::MissingLibrary { binary: binary.to_path_buf(), library })
+        .map_err(|source| ImageError::Ldd {
+            binary: binary.to_path_buf(),
+            source,
+        })?;
+    parse_ldd(&out).map_err(|library| ImageError::MissingLibrary {
+        binary: binary.to_path_buf(),
+        library,
+    })
 }
 
 /// ldd lines -> paths; `Err(name)` for a library ldd could not find.
@@ -100,14 +135,18 @@ pub fn parse_ldd(output: &str) -> Result<Vec<PathBuf>, String> {
         // "libfoo.so.1 => /lib/x86_64-linux-gnu/libfoo.so.1 (0x...)"
         // "/lib64/ld-linux-x86-64.so.2 (0x...)"; "linux-vdso.so.1 (0x...)"
         if let Some((name, rest)) = line.split_once("=>") {
-            let target = rest.trim().split_whitespace().next().unwrap_or("");
+            let target = rest.split_whitespace().next().unwrap_or("");
             if target == "not" || target.is_empty() {
                 return Err(name.trim().to_string());
             }
             if target.starts_with('/') {
                 libs.push(PathBuf::from(target));
             }
-        } else if let Some(path) = line.split_whitespace().next().filter(|p| p.starts_with('/')) {
+        } else if let Some(path) = line
+            .split_whitespace()
+            .next()
+            .filter(|p| p.starts_with('/'))
+        {
             libs.push(PathBuf::from(path));
         }
     }
@@ -138,19 +177,29 @@ mod tests {
 
     #[test]
     fn missing_library_is_named() {
-        assert_eq!(parse_ldd("\tlibgone.so.1 => not found\n"), Err("libgone.so.1".into()));
+        assert_eq!(
+            parse_ldd("\tlibgone.so.1 => not found\n"),
+            Err("libgone.so.1".into())
+        );
     }
 
     #[test]
     fn host_ipmi_config_needs_freeipmi() {
-        let Ok(data) = std::fs::read("/usr/sbin/ipmi-config") else { return };
+        let Ok(data) = std::fs::read("/usr/sbin/ipmi-config") else {
+            return;
+        };
         assert!(is_dynamic_elf(&data));
         let needed = elf_needed(&data);
-        assert!(needed.iter().any(|n| n.starts_with("libfreeipmi.so")), "{needed:?}");
+        assert!(
+            needed.iter().any(|n| n.starts_with("libfreeipmi.so")),
+            "{needed:?}"
+        );
     }
 
     #[test]
     fn scripts_are_not_dynamic_elf() {
-        assert!(!is_dynamic_elf(b"#!/bin/sh\nexec /usr/sbin/ipmi-config --category=core \"$@\"\n"));
+        assert!(!is_dynamic_elf(
+            b"#!/bin/sh\nexec /usr/sbin/ipmi-config --category=core \"$@\"\n"
+        ));
     }
 }

@@ -8,6 +8,7 @@
 //! See docs/image.md for the guest contract of `ImageSpec::ephemeral()`.
 
 mod build;
+pub mod contract;
 pub mod cpio;
 pub mod kernel;
 pub mod libs;
@@ -49,9 +50,17 @@ pub enum ImageError {
         "no Debian kernel: no vmlinuz-*-amd64 in {boot_dir} with modules under {modules_root}; \
          install one with `apt-get install linux-image-amd64`"
     )]
-    NoKernel { boot_dir: PathBuf, modules_root: PathBuf },
-    #[error("kernel module `{module}` is not in {modules_dir}/modules.dep nor built in; check the name (e.g. ipmi_si)")]
-    ModuleNotFound { module: String, modules_dir: PathBuf },
+    NoKernel {
+        boot_dir: PathBuf,
+        modules_root: PathBuf,
+    },
+    #[error(
+        "kernel module `{module}` is not in {modules_dir}/modules.dep nor built in; check the name (e.g. ipmi_si)"
+    )]
+    ModuleNotFound {
+        module: String,
+        modules_dir: PathBuf,
+    },
     #[error("could not {what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -59,7 +68,9 @@ pub enum ImageError {
         #[source]
         source: std::io::Error,
     },
-    #[error("host binary {path} for the image does not exist; install the package that has it (e.g. freeipmi-tools, ipmitool)")]
+    #[error(
+        "host binary {path} for the image does not exist; install the package that has it (e.g. freeipmi-tools, ipmitool)"
+    )]
     MissingBinary { path: PathBuf },
     #[error("could not list the libraries of {binary}")]
     Ldd {
@@ -67,11 +78,15 @@ pub enum ImageError {
         #[source]
         source: CmdError,
     },
-    #[error("{binary} needs {library}, which the host's loader cannot find; install the package that has it")]
+    #[error(
+        "{binary} needs {library}, which the host's loader cannot find; install the package that has it"
+    )]
     MissingLibrary { binary: PathBuf, library: String },
     #[error("image file {path}: {reason}")]
     BadExtraFile { path: PathBuf, reason: String },
-    #[error("kernel {release} can unpack neither a zstd nor a gzip initramfs (CONFIG_RD_ZSTD / CONFIG_RD_GZIP)")]
+    #[error(
+        "kernel {release} can unpack neither a zstd nor a gzip initramfs (CONFIG_RD_ZSTD / CONFIG_RD_GZIP)"
+    )]
     NoCompression { release: String },
     #[error("could not {what}")]
     Tool {

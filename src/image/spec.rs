@@ -26,14 +26,24 @@ pub struct ImageSpec {
 pub enum KernelSource {
     /// The newest `vmlinuz-*-amd64` in `boot_dir` with modules in
     /// `modules_root/<release>` (Debian's linux-image-amd64).
-    NewestDebian { boot_dir: PathBuf, modules_root: PathBuf },
+    NewestDebian {
+        boot_dir: PathBuf,
+        modules_root: PathBuf,
+    },
     /// One release, at `boot_dir/vmlinuz-<release>`.
-    Release { boot_dir: PathBuf, modules_root: PathBuf, release: String },
+    Release {
+        boot_dir: PathBuf,
+        modules_root: PathBuf,
+        release: String,
+    },
 }
 
 impl Default for KernelSource {
     fn default() -> Self {
-        KernelSource::NewestDebian { boot_dir: "/boot".into(), modules_root: "/lib/modules".into() }
+        KernelSource::NewestDebian {
+            boot_dir: "/boot".into(),
+            modules_root: "/lib/modules".into(),
+        }
     }
 }
 
@@ -59,18 +69,37 @@ pub struct ExtraFile {
 
 impl ExtraFile {
     pub fn new(path: impl Into<PathBuf>, mode: u32, contents: impl Into<Vec<u8>>) -> Self {
-        ExtraFile { path: path.into(), mode, contents: contents.into() }
+        ExtraFile {
+            path: path.into(),
+            mode,
+            contents: contents.into(),
+        }
     }
 }
 
 /// The guest scripts of the ephemeral environment (fixtures/ephemeral/).
 const EPHEMERAL_INIT: &str = include_str!("../../fixtures/ephemeral/init");
 const EPHEMERAL_SCRIPTS: &[(&str, &str)] = &[
-    ("/maas/lib.sh", include_str!("../../fixtures/ephemeral/lib.sh")),
-    ("/maas/autodetect.sh", include_str!("../../fixtures/ephemeral/autodetect.sh")),
-    ("/maas/enlist.sh", include_str!("../../fixtures/ephemeral/enlist.sh")),
-    ("/maas/commission.sh", include_str!("../../fixtures/ephemeral/commission.sh")),
-    ("/maas/udhcpc.script", include_str!("../../fixtures/ephemeral/udhcpc.script")),
+    (
+        "/maas/lib.sh",
+        include_str!("../../fixtures/ephemeral/lib.sh"),
+    ),
+    (
+        "/maas/autodetect.sh",
+        include_str!("../../fixtures/ephemeral/autodetect.sh"),
+    ),
+    (
+        "/maas/enlist.sh",
+        include_str!("../../fixtures/ephemeral/enlist.sh"),
+    ),
+    (
+        "/maas/commission.sh",
+        include_str!("../../fixtures/ephemeral/commission.sh"),
+    ),
+    (
+        "/maas/udhcpc.script",
+        include_str!("../../fixtures/ephemeral/udhcpc.script"),
+    ),
     (
         "/maas/commissioning.d/00-maas-00-support-info",
         include_str!("../../fixtures/ephemeral/commissioning.d/00-maas-00-support-info"),
@@ -94,6 +123,15 @@ poweroff -f
 ";
 
 impl ImageSpec {
+    /// A ready-made spec by name, for the command line: `ephemeral`, or
+    /// `marker:TEXT`. `None` for anything else.
+    pub fn named(name: &str) -> Option<ImageSpec> {
+        match name {
+            "ephemeral" => Some(ImageSpec::ephemeral()),
+            _ => name.strip_prefix("marker:").map(ImageSpec::marker),
+        }
+    }
+
     /// Busybox only: prints `marker` (and a newline) on the console
     /// (ttyS0 with `console=ttyS0`) and powers off. For lab tests.
     pub fn marker(marker: &str) -> ImageSpec {
@@ -102,7 +140,11 @@ impl ImageSpec {
             kernel: KernelSource::default(),
             modules: Vec::new(),
             binaries: Vec::new(),
-            files: vec![ExtraFile::new("/etc/maas-e2e/marker", 0o644, format!("{marker}\n"))],
+            files: vec![ExtraFile::new(
+                "/etc/maas-e2e/marker",
+                0o644,
+                format!("{marker}\n"),
+            )],
             init: MARKER_INIT.into(),
             compression: Compression::Auto,
         }

@@ -9,7 +9,11 @@ use maas_e2e::image::{self, ImageSpec, cpio, libs};
 pub fn read_initrd(initrd: &Path, scratch: &Path) -> Vec<cpio::Entry> {
     let out = scratch.join("initrd.cpio");
     let magic = std::fs::read(initrd).unwrap();
-    let tool = if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) { "zstd" } else { "gzip" };
+    let tool = if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        "zstd"
+    } else {
+        "gzip"
+    };
     // Binary output: std's Command writes it to a file as is.
     let status = std::process::Command::new(tool)
         .args(["-d", "-q", "-c"])
@@ -23,7 +27,11 @@ pub fn read_initrd(initrd: &Path, scratch: &Path) -> Vec<cpio::Entry> {
 
 fn have_tools() -> bool {
     maas_e2e::testing::require_program("busybox", "busybox-static")
-        && maas_e2e::testing::require("a Debian kernel in /boot", Path::new("/boot").is_dir(), "apt-get install linux-image-amd64")
+        && maas_e2e::testing::require(
+            "a Debian kernel in /boot",
+            Path::new("/boot").is_dir(),
+            "apt-get install linux-image-amd64",
+        )
 }
 
 #[test]
@@ -33,17 +41,34 @@ fn same_inputs_reuse_the_cache_and_a_change_rebuilds() {
     }
     let cache = tempfile::tempdir().unwrap();
     let first = image::build(&ImageSpec::marker("cache-test-a"), cache.path()).unwrap();
-    let built_at = std::fs::metadata(&first.initrd).unwrap().modified().unwrap();
+    let built_at = std::fs::metadata(&first.initrd)
+        .unwrap()
+        .modified()
+        .unwrap();
     let again = image::build(&ImageSpec::marker("cache-test-a"), cache.path()).unwrap();
     assert_eq!(first, again, "same inputs give the same image");
-    assert_eq!(std::fs::metadata(&again.initrd).unwrap().modified().unwrap(), built_at, "not rebuilt");
+    assert_eq!(
+        std::fs::metadata(&again.initrd)
+            .unwrap()
+            .modified()
+            .unwrap(),
+        built_at,
+        "not rebuilt"
+    );
 
     let changed = image::build(&ImageSpec::marker("cache-test-b"), cache.path()).unwrap();
     assert_ne!(changed.hash, first.hash, "a changed file changes the hash");
     assert_ne!(changed.initrd, first.initrd);
     assert!(changed.initrd.is_file() && first.initrd.is_file());
-    let entries: Vec<_> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(entries.len(), 2, "two cache entries, no leftovers: {entries:?}");
+    let entries: Vec<_> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        entries.len(),
+        2,
+        "two cache entries, no leftovers: {entries:?}"
+    );
 }
 
 #[test]
@@ -55,12 +80,19 @@ fn bad_module_and_extra_file_are_refused_clearly() {
     let mut spec = ImageSpec::marker("x");
     spec.modules.push("no_such_module".into());
     let err = image::build(&spec, cache.path()).unwrap_err().to_string();
-    assert!(err.contains("no_such_module") && err.contains("modules.dep"), "{err}");
+    assert!(
+        err.contains("no_such_module") && err.contains("modules.dep"),
+        "{err}"
+    );
 
     let mut spec = ImageSpec::marker("x");
-    spec.files.push(image::ExtraFile::new("relative/file", 0o644, "x"));
+    spec.files
+        .push(image::ExtraFile::new("relative/file", 0o644, "x"));
     let err = image::build(&spec, cache.path()).unwrap_err().to_string();
-    assert!(err.contains("relative/file") && err.contains("absolute"), "{err}");
+    assert!(
+        err.contains("relative/file") && err.contains("absolute"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -76,13 +108,18 @@ fn ephemeral_initramfs_has_ipmi_config_and_every_library_it_needs() {
 
     // Resolve inside the archive, from the archived files' own DT_NEEDED:
     // every soname must be in a directory the loader searches.
-    let mut todo = vec!["usr/sbin/ipmi-config".to_string(), "usr/bin/ipmitool".to_string()];
+    let mut todo = vec![
+        "usr/sbin/ipmi-config".to_string(),
+        "usr/bin/ipmitool".to_string(),
+    ];
     let mut seen = BTreeSet::new();
     while let Some(path) = todo.pop() {
         if !seen.insert(path.clone()) {
             continue;
         }
-        let entry = by_path.get(path.as_str()).unwrap_or_else(|| panic!("{path} is not in the initramfs"));
+        let entry = by_path
+            .get(path.as_str())
+            .unwrap_or_else(|| panic!("{path} is not in the initramfs"));
         for soname in libs::elf_needed(&entry.data) {
             let found = ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu"]
                 .iter()
@@ -92,10 +129,22 @@ fn ephemeral_initramfs_has_ipmi_config_and_every_library_it_needs() {
             todo.push(found);
         }
     }
-    for lib in ["libfreeipmi.so", "libipmidetect.so", "libgcrypt.so", "libgpg-error.so", "libc.so"] {
-        assert!(seen.iter().any(|p| p.contains(lib)), "{lib} resolved: {seen:?}");
+    for lib in [
+        "libfreeipmi.so",
+        "libipmidetect.so",
+        "libgcrypt.so",
+        "libgpg-error.so",
+        "libc.so",
+    ] {
+        assert!(
+            seen.iter().any(|p| p.contains(lib)),
+            "{lib} resolved: {seen:?}"
+        );
     }
-    assert!(by_path.contains_key("lib64/ld-linux-x86-64.so.2"), "the ELF interpreter's path is there");
+    assert!(
+        by_path.contains_key("lib64/ld-linux-x86-64.so.2"),
+        "the ELF interpreter's path is there"
+    );
 
     // bmc-config is the script that execs ipmi-config; busybox gives the shell.
     let bmc_config = String::from_utf8_lossy(&by_path["usr/sbin/bmc-config"].data).into_owned();
@@ -105,10 +154,60 @@ fn ephemeral_initramfs_has_ipmi_config_and_every_library_it_needs() {
     }
     // The IPMI modules, their dependency first in the load list.
     let list = String::from_utf8_lossy(&by_path["etc/maas-e2e/modules"].data).into_owned();
-    let pos = |m: &str| list.lines().position(|l| l.ends_with(&format!("/{m}.ko"))).unwrap_or_else(|| panic!("{m} in {list}"));
-    assert!(pos("ipmi_msghandler") < pos("ipmi_si") && pos("ipmi_msghandler") < pos("ipmi_devintf"));
+    let pos = |m: &str| {
+        list.lines()
+            .position(|l| l.ends_with(&format!("/{m}.ko")))
+            .unwrap_or_else(|| panic!("{m} in {list}"))
+    };
+    assert!(
+        pos("ipmi_msghandler") < pos("ipmi_si") && pos("ipmi_msghandler") < pos("ipmi_devintf")
+    );
     assert!(pos("virtio") < pos("virtio_net") && pos("failover") < pos("virtio_net"));
     for line in list.lines() {
-        assert!(by_path.contains_key(line.trim_start_matches('/')), "{line} listed and present");
+        assert!(
+            by_path.contains_key(line.trim_start_matches('/')),
+            "{line} listed and present"
+        );
+    }
+}
+
+/// Benchmark, not a test: cold build vs cached lookup and image sizes.
+/// `cargo nextest run -E 'binary(image) and test(bench_)' --run-ignored only --no-capture`
+#[test]
+#[ignore = "benchmark; run explicitly"]
+fn bench_build_cold_vs_cached() {
+    if !have_tools() {
+        return;
+    }
+    for (name, spec) in [("marker", ImageSpec::marker("bench")), ("ephemeral", ImageSpec::ephemeral())] {
+        let mut cold = Vec::new();
+        let mut cached = Vec::new();
+        for _ in 0..3 {
+            let cache = tempfile::tempdir().unwrap();
+            let t = std::time::Instant::now();
+            let image = image::build(&spec, cache.path()).unwrap();
+            cold.push(t.elapsed());
+            for _ in 0..3 {
+                let t = std::time::Instant::now();
+                image::build(&spec, cache.path()).unwrap();
+                cached.push(t.elapsed());
+            }
+            let manifest = std::fs::read_to_string(image.initrd.with_file_name("manifest.txt")).unwrap();
+            let raw: u64 = manifest
+                .lines()
+                .filter(|l| l.contains(" file "))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum();
+            eprintln!(
+                "BENCH {name}: initrd {} bytes compressed, {raw} bytes of files, {} entries, kernel {} bytes",
+                std::fs::metadata(&image.initrd).unwrap().len(),
+                manifest.lines().count() - 4,
+                std::fs::metadata(&image.kernel).unwrap().len(),
+            );
+        }
+        cold.sort();
+        cached.sort();
+        eprintln!("BENCH {name}: cold median {:?} (runs {cold:?})", cold[cold.len() / 2]);
+        eprintln!("BENCH {name}: cached median {:?} (runs {cached:?})", cached[cached.len() / 2]);
     }
 }

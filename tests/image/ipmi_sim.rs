@@ -3,7 +3,7 @@
 //! BMC back from the host, and the "VM" serial codec QEMU's
 //! ipmi-bmc-extern connects to.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use maas_e2e::cmd::Cmd;
@@ -12,7 +12,6 @@ use maas_e2e::cmd::Cmd;
 pub struct IpmiSim {
     pub lan_port: u16,
     pub serial_port: u16,
-    pub state_dir: PathBuf,
     pgid: i32,
     _child: tokio::process::Child,
 }
@@ -23,9 +22,17 @@ pub const ADMIN_PASSWORD: &str = "adminpass";
 
 fn free_port(udp: bool) -> u16 {
     if udp {
-        std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     } else {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     }
 }
 
@@ -71,14 +78,22 @@ mc_enable 0x20
             .stderr(std::fs::File::create(dir.join("ipmi_sim.err")).unwrap());
         let child = cmd.spawn().expect("start ipmi_sim");
         let pgid = child.id().unwrap() as i32;
-        let sim = IpmiSim { lan_port, serial_port, state_dir, pgid, _child: child };
+        let sim = IpmiSim {
+            lan_port,
+            serial_port,
+            pgid,
+            _child: child,
+        };
         // Ready when its LAN channel answers.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
             if sim.ipmitool(&["mc", "info"]).await.is_ok() {
                 return sim;
             }
-            assert!(tokio::time::Instant::now() < deadline, "ipmi_sim did not answer on 127.0.0.1:{lan_port}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "ipmi_sim did not answer on 127.0.0.1:{lan_port}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -100,7 +115,10 @@ mc_enable 0x20
     pub fn qemu_args(&self) -> Vec<String> {
         [
             "-chardev",
-            &format!("socket,id=ipmi0,host=127.0.0.1,port={},reconnect-ms=1000", self.serial_port),
+            &format!(
+                "socket,id=ipmi0,host=127.0.0.1,port={},reconnect-ms=1000",
+                self.serial_port
+            ),
             "-device",
             "ipmi-bmc-extern,id=bmc0,chardev=ipmi0",
             "-device",

@@ -1,6 +1,6 @@
 //! Boot an image under QEMU TCG with the serial console written to a file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use maas_e2e::cmd::Cmd;
@@ -10,7 +10,16 @@ use maas_e2e::image::Image;
 pub async fn boot(image: &Image, append: &str, extra: &[String], dir: &Path) -> String {
     let console = dir.join("console.log");
     let cmd = Cmd::new("qemu-system-x86_64")
-        .args(["-machine", "pc", "-accel", "tcg", "-cpu", "Haswell-noTSX", "-m", "512"])
+        .args([
+            "-machine",
+            "pc",
+            "-accel",
+            "tcg",
+            "-cpu",
+            "Haswell-noTSX",
+            "-m",
+            "512",
+        ])
         .args(["-nographic", "-no-reboot", "-monitor", "none"])
         .arg("-kernel")
         .arg(path(&image.kernel))
@@ -30,7 +39,7 @@ pub async fn boot(image: &Image, append: &str, extra: &[String], dir: &Path) -> 
     text
 }
 
-fn path(p: &PathBuf) -> String {
+fn path(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
