@@ -196,6 +196,9 @@ pub struct PowerDriverConfig {
     pub wait_unit: Duration,
     /// Kill one FreeIPMI run after this long.
     pub command_timeout: Duration,
+    /// A directory searched first for ipmipower and ipmi-chassis-config
+    /// (tests put named fakes there; a lab may pin a FreeIPMI build).
+    pub path_prepend: Option<PathBuf>,
 }
 
 impl Default for PowerDriverConfig {
@@ -205,6 +208,7 @@ impl Default for PowerDriverConfig {
             wait_time: vec![4, 4, 8, 8, 16, 16, 32, 32],
             wait_unit: Duration::from_secs(1),
             command_timeout: Duration::from_secs(60),
+            path_prepend: None,
         }
     }
 }
@@ -221,7 +225,11 @@ impl IpmiPowerDriver {
     }
 
     fn place(&self, cmd: Cmd) -> Cmd {
-        let cmd = cmd.timeout(self.config.command_timeout);
+        let mut cmd = cmd.timeout(self.config.command_timeout);
+        if let Some(dir) = &self.config.path_prepend {
+            let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+            cmd = cmd.env("PATH", format!("{}:{path}", dir.display()));
+        }
         match &self.config.netns {
             Some(ns) => cmd.in_netns(ns.clone()),
             None => cmd,

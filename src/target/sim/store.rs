@@ -607,11 +607,11 @@ impl Store {
             .await
             .map_err(sql("closing script results"))?;
         db.execute("UPDATE script_sets SET ended = now() WHERE id = $1", &[&set]).await.map_err(sql("closing a script set"))?;
-        let failed = db
-            .query_opt("SELECT 1 FROM script_results WHERE script_set_id = $1 AND status IN (3, 4, 5)", &[&set])
+        let failed: bool = db
+            .query_one("SELECT EXISTS (SELECT 1 FROM script_results WHERE script_set_id = $1 AND status IN (3, 4, 5))", &[&set])
             .await
             .map_err(sql("reading script results"))?
-            .is_some();
+            .get(0);
         let status = if failed { ScriptStatus::FAILED } else { ScriptStatus::PASSED };
         db.execute("UPDATE machines SET commissioning_status = $2 WHERE id = $1", &[&id, &status])
             .await
@@ -963,7 +963,7 @@ impl Store {
                 end_ip: r.get(3),
                 comment: r.get(4),
                 subnet,
-                user: Some("admin".into()),
+                user: json!({"username": "admin", "is_superuser": true, "resource_uri": format!("{API}/users/admin/")}),
                 resource_uri: format!("{API}/ipranges/{id}/"),
             });
         }
