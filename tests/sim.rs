@@ -3,6 +3,8 @@
 //! HTTP clients (reqwest, busybox wget) and named fake FreeIPMI scripts
 //! until the project's BMC can answer for real.
 
+#[path = "sim/bench.rs"]
+mod bench;
 #[path = "sim/client.rs"]
 mod client;
 #[path = "sim/common.rs"]

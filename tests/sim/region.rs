@@ -11,7 +11,7 @@ use maas_e2e::target::sim::{BootPurpose, Firmware};
 use maas_e2e::testing::require_program;
 use serde_json::json;
 
-use crate::common::{Sim, TestDir, fake_calls, fast_power, start_sim, write_fake_freeipmi};
+use crate::common::{Sim, TestDir, fake_calls, fast_power, start_sim, start_sim_with, write_fake_freeipmi};
 
 const BMC_PASS: &str = "pw-region-test";
 
@@ -426,4 +426,27 @@ async fn external_target_checks_a_running_sim() {
     let nothing = External::from_args(Some(&format!("http://127.0.0.1:{port}/MAAS")), Some(&key)).unwrap();
     let e = nothing.check().await.unwrap_err();
     assert!(matches!(e, ExternalError::NotMaas { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn periodic_power_queries_follow_the_bmc() {
+    let fakes = TestDir::new("fakes-periodic");
+    write_fake_freeipmi(&fakes.0, 0);
+    let Some(sim) = start_sim_with("periodic", fast_power(Some(&fakes.0)), Some(Duration::from_millis(50))).await else { return };
+    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
+    let id = anon.enlist(&enlist_request("periodic", &["52:54:00:9f:00:01"])).await.unwrap().system_id;
+    // The BMC's state changes behind MAAS's back (the guest powered itself on).
+    for want in [PowerState::Off, PowerState::On, PowerState::Off] {
+        std::fs::write(fakes.0.join("state"), want.as_str()).unwrap();
+        let mut seen = PowerState::Unknown;
+        for _ in 0..200 {
+            seen = sim.client.machine(&id).await.unwrap().power_state;
+            if seen == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(seen, want);
+    }
+    assert!(fake_calls(&fakes.0).iter().filter(|c| c.ends_with(" --stat")).count() >= 3);
 }

@@ -105,7 +105,10 @@ pub enum PowerError {
 
 /// The ipmipower errors MAAS 2.8 recognises in output (IPMI_ERRORS), with
 /// the ipmi_error patch's "BMC error" as a connection error.
-const IPMI_ERRORS: &[(&str, fn(String) -> PowerError, &str)] = &[
+/// (text in the output, error kind, MAAS's message)
+type IpmiErrorEntry = (&'static str, fn(String) -> PowerError, &'static str);
+
+const IPMI_ERRORS: &[IpmiErrorEntry] = &[
     ("username invalid", PowerError::Auth, "Incorrect username.  Check BMC configuration and try again."),
     ("password invalid", PowerError::Auth, "Incorrect password.  Check BMC configuration and try again."),
     ("password verification timeout", PowerError::Settings, "Authentication timeout.  Check BMC configuration and try again."),
