@@ -9,6 +9,8 @@ mod bench;
 mod client;
 #[path = "sim/common.rs"]
 mod common;
+#[path = "sim/netns.rs"]
+mod netns;
 #[path = "sim/postgres.rs"]
 mod postgres;
 #[path = "sim/power.rs"]
