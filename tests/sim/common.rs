@@ -66,11 +66,17 @@ impl Drop for Sim {
 
 /// Start Postgres and a region on 127.0.0.1 with a fast power driver.
 pub async fn start_sim(tag: &str, power: PowerDriverConfig) -> Option<Sim> {
-    start_sim_with(tag, power, None).await
+    start_sim_with(tag, power, None, None).await
 }
 
-/// `start_sim` with periodic power queries every `query_every`.
-pub async fn start_sim_with(tag: &str, power: PowerDriverConfig, query_every: Option<Duration>) -> Option<Sim> {
+/// `start_sim` with periodic power queries every `query_every` and a
+/// heartbeat timeout.
+pub async fn start_sim_with(
+    tag: &str,
+    power: PowerDriverConfig,
+    query_every: Option<Duration>,
+    heartbeat: Option<Duration>,
+) -> Option<Sim> {
     if !postgres_available() {
         return None;
     }
@@ -82,6 +88,7 @@ pub async fn start_sim_with(tag: &str, power: PowerDriverConfig, query_every: Op
     cfg.power = power;
     cfg.ipmi_retry_base_seconds = Some(1);
     cfg.power_query_interval = query_every;
+    cfg.heartbeat_timeout = heartbeat;
     let region = SimRegion::start(cfg).await.expect("start sim region");
     let client = region
         .client()

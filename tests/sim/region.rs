@@ -432,7 +432,7 @@ async fn external_target_checks_a_running_sim() {
 async fn periodic_power_queries_follow_the_bmc() {
     let fakes = TestDir::new("fakes-periodic");
     write_fake_freeipmi(&fakes.0, 0);
-    let Some(sim) = start_sim_with("periodic", fast_power(Some(&fakes.0)), Some(Duration::from_millis(50))).await else { return };
+    let Some(sim) = start_sim_with("periodic", fast_power(Some(&fakes.0)), Some(Duration::from_millis(50)), None).await else { return };
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
     let id = anon.enlist(&enlist_request("periodic", &["52:54:00:9f:00:01"])).await.unwrap().system_id;
     // The BMC's state changes behind MAAS's back (the guest powered itself on).
@@ -449,4 +449,30 @@ async fn periodic_power_queries_follow_the_bmc() {
         assert_eq!(seen, want);
     }
     assert!(fake_calls(&fakes.0).iter().filter(|c| c.ends_with(" --stat")).count() >= 3);
+}
+
+#[tokio::test]
+async fn a_silent_machine_fails_commissioning_after_the_heartbeat_timeout() {
+    let fakes = TestDir::new("fakes-heartbeat");
+    write_fake_freeipmi(&fakes.0, 0);
+    let Some(sim) = start_sim_with("heartbeat", fast_power(Some(&fakes.0)), None, Some(Duration::from_millis(800))).await else { return };
+    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
+    let quiet = anon.enlist(&enlist_request("quiet", &["52:54:00:4b:00:01"])).await.unwrap().system_id;
+    let chatty = anon.enlist(&enlist_request("chatty", &["52:54:00:4b:00:02"])).await.unwrap().system_id;
+    let chatty_key = sim_node_key(&sim, &chatty).await;
+    sim.client.commission(&quiet, &CommissionOptions::default()).await.unwrap();
+    sim.client.commission(&chatty, &CommissionOptions::default()).await.unwrap();
+    // The chatty one keeps signalling WORKING; the quiet one never does.
+    let keep_alive = async {
+        for _ in 0..12 {
+            signal(&sim, &chatty_key, &[("op", "signal"), ("status", "WORKING")]).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let wait = sim.client.wait_for_status(&quiet, NodeStatus::FAILED_COMMISSIONING, Duration::from_secs(20));
+    let (_, t) = tokio::join!(keep_alive, wait);
+    assert_eq!(t.unwrap().statuses().last(), Some(&NodeStatus::FAILED_COMMISSIONING));
+    let m = sim.client.machine(&quiet).await.unwrap();
+    assert!(m.status_message.as_deref().unwrap_or("").starts_with("Node has not been heard from"), "{m:?}");
+    assert_eq!(sim.client.machine(&chatty).await.unwrap().status, NodeStatus::COMMISSIONING);
 }

@@ -581,6 +581,28 @@ impl Store {
         Ok(())
     }
 
+    /// Commissioning machines whose newest script set has not pinged (or,
+    /// without a ping, started) within `timeout`.
+    pub async fn silent_commissioning(&self, timeout: std::time::Duration) -> Result<Vec<String>> {
+        let secs = timeout.as_secs_f64();
+        Ok(self
+            .db
+            .lock()
+            .await
+            .query(
+                "SELECT m.system_id FROM machines m
+                 JOIN LATERAL (SELECT started, last_ping FROM script_sets s WHERE s.machine_id = m.id
+                               ORDER BY s.id DESC LIMIT 1) s ON TRUE
+                 WHERE m.status = 1 AND COALESCE(s.last_ping, s.started) < now() - make_interval(secs => $1)",
+                &[&secs],
+            )
+            .await
+            .map_err(sql("finding silent machines"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
     /// Whether any script of the current commissioning set failed.
     pub async fn commissioning_failed_scripts(&self, system_id: &str) -> Result<Vec<String>> {
         let id = self.machine_id(system_id).await?;
