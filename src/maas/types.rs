@@ -245,8 +245,9 @@ pub struct IpRange {
     #[serde(default)]
     pub comment: String,
     pub subnet: Subnet,
+    /// The user object of whoever made the range (`username` inside).
     #[serde(default)]
-    pub user: Option<String>,
+    pub user: serde_json::Value,
     #[serde(default)]
     pub resource_uri: String,
 }

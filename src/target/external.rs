@@ -33,14 +33,14 @@ pub enum ExternalError {
     NotMaas {
         url: String,
         #[source]
-        source: MaasError,
+        source: Box<MaasError>,
     },
     #[error("external target: {url} answered version/ ({version}) but refused the API key: {source}; check the key belongs to an admin of this MAAS")]
     KeyRefused {
         url: String,
         version: String,
         #[source]
-        source: MaasError,
+        source: Box<MaasError>,
     },
 }
 
@@ -59,12 +59,13 @@ impl External {
 
     /// version/ anonymously, then one authenticated call (machines/).
     pub async fn check(&self) -> Result<Version, ExternalError> {
-        let client = self.client().map_err(|source| ExternalError::NotMaas { url: self.url.clone(), source })?;
-        let version = client.version().await.map_err(|source| ExternalError::NotMaas { url: self.url.clone(), source })?;
+        let not_maas = |source| ExternalError::NotMaas { url: self.url.clone(), source: Box::new(source) };
+        let client = self.client().map_err(not_maas)?;
+        let version = client.version().await.map_err(not_maas)?;
         client.machines().await.map_err(|source| ExternalError::KeyRefused {
             url: self.url.clone(),
             version: version.version.clone(),
-            source,
+            source: Box::new(source),
         })?;
         Ok(version)
     }

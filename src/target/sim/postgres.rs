@@ -154,10 +154,12 @@ fn chown_tree(path: &Path, uid: nix::unistd::Uid, gid: nix::unistd::Gid) -> Resu
     Ok(())
 }
 
-/// A free TCP port on `addr` (bound then released; a small race is accepted).
-fn free_port(addr: IpAddr) -> Result<u16, PostgresError> {
-    let l = std::net::TcpListener::bind((addr, 0)).map_err(|source| PostgresError::Io { path: PathBuf::from(addr.to_string()), source })?;
-    Ok(l.local_addr().map_err(|source| PostgresError::Io { path: PathBuf::from(addr.to_string()), source })?.port())
+/// A free TCP port on `addr` inside `netns` (bound then released; a small
+/// race is accepted).
+fn free_port(netns: Option<&str>, addr: IpAddr) -> Result<u16, PostgresError> {
+    let io = |source| PostgresError::Io { path: PathBuf::from(addr.to_string()), source };
+    let l = crate::lab::netns::bind_tcp(netns, std::net::SocketAddr::new(addr, 0)).map_err(io)?;
+    Ok(l.local_addr().map_err(io)?.port())
 }
 
 impl LocalPostgres {
@@ -205,7 +207,7 @@ impl LocalPostgres {
         }
         let (listen_addresses, port, host) = match &opts.listen {
             PgListen::Tcp { addr, port } => {
-                let port = if *port == 0 { free_port(*addr)? } else { *port };
+                let port = if *port == 0 { free_port(opts.netns.as_deref(), *addr)? } else { *port };
                 (addr.to_string(), port, addr.to_string())
             }
             PgListen::Unix { dir } => (String::new(), 5432, dir.display().to_string()),

@@ -105,7 +105,10 @@ pub enum PowerError {
 
 /// The ipmipower errors MAAS 2.8 recognises in output (IPMI_ERRORS), with
 /// the ipmi_error patch's "BMC error" as a connection error.
-const IPMI_ERRORS: &[(&str, fn(String) -> PowerError, &str)] = &[
+/// (text in the output, error kind, MAAS's message)
+type IpmiErrorEntry = (&'static str, fn(String) -> PowerError, &'static str);
+
+const IPMI_ERRORS: &[IpmiErrorEntry] = &[
     ("username invalid", PowerError::Auth, "Incorrect username.  Check BMC configuration and try again."),
     ("password invalid", PowerError::Auth, "Incorrect password.  Check BMC configuration and try again."),
     ("password verification timeout", PowerError::Settings, "Authentication timeout.  Check BMC configuration and try again."),
@@ -196,6 +199,9 @@ pub struct PowerDriverConfig {
     pub wait_unit: Duration,
     /// Kill one FreeIPMI run after this long.
     pub command_timeout: Duration,
+    /// A directory searched first for ipmipower and ipmi-chassis-config
+    /// (tests put named fakes there; a lab may pin a FreeIPMI build).
+    pub path_prepend: Option<PathBuf>,
 }
 
 impl Default for PowerDriverConfig {
@@ -205,6 +211,7 @@ impl Default for PowerDriverConfig {
             wait_time: vec![4, 4, 8, 8, 16, 16, 32, 32],
             wait_unit: Duration::from_secs(1),
             command_timeout: Duration::from_secs(60),
+            path_prepend: None,
         }
     }
 }
@@ -221,7 +228,11 @@ impl IpmiPowerDriver {
     }
 
     fn place(&self, cmd: Cmd) -> Cmd {
-        let cmd = cmd.timeout(self.config.command_timeout);
+        let mut cmd = cmd.timeout(self.config.command_timeout);
+        if let Some(dir) = &self.config.path_prepend {
+            let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+            cmd = cmd.env("PATH", format!("{}:{path}", dir.display()));
+        }
         match &self.config.netns {
             Some(ns) => cmd.in_netns(ns.clone()),
             None => cmd,

@@ -32,6 +32,9 @@ pub struct SimRegionConfig {
     pub power: PowerDriverConfig,
     /// Query every ipmi machine's power state this often (None: never).
     pub power_query_interval: Option<Duration>,
+    /// Fail commissioning when a Commissioning machine has not signalled
+    /// for this long (MAAS: node_timeout, 20 minutes; None: never).
+    pub heartbeat_timeout: Option<Duration>,
     /// Put IPMI_RETRY_BASE_SECONDS into preseeds (tests set 1).
     pub ipmi_retry_base_seconds: Option<u32>,
     /// The sim rack's hostname in rackcontrollers/.
@@ -46,6 +49,7 @@ impl SimRegionConfig {
             maas_url: None,
             power: PowerDriverConfig::default(),
             power_query_interval: None,
+            heartbeat_timeout: Some(Duration::from_secs(20 * 60)),
             ipmi_retry_base_seconds: None,
             rack_hostname: "sim-rack".into(),
         }
@@ -149,6 +153,26 @@ impl RegionState {
         }
     }
 
+    /// MAAS's status monitor: a Commissioning machine silent for `timeout`
+    /// (since its last signal, or since commissioning started) fails.
+    pub async fn fail_silent_machines(&self, timeout: Duration) {
+        let silent = match self.store.silent_commissioning(timeout).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat check failed");
+                return;
+            }
+        };
+        for id in silent {
+            let minutes = timeout.as_secs_f64() / 60.0;
+            let msg = format!("Node has not been heard from for the last {minutes:.0} minutes");
+            let _ = self.store.end_script_set(&id, 4).await;
+            if let Err(e) = self.store.set_status(&id, NodeStatus::FAILED_COMMISSIONING, Some(&msg)).await {
+                tracing::warn!(error = %e, system_id = %id, "could not fail a silent machine");
+            }
+        }
+    }
+
     /// Query one machine's BMC now and store the answer.
     pub async fn query_power(&self, system_id: &str) -> Result<PowerState, PowerError> {
         let s = self.store.power_settings(system_id).await.map_err(|e| PowerError::Fatal(e.to_string()))?;
@@ -243,6 +267,20 @@ impl SimRegion {
                             let _ = st.query_power(&id).await;
                         }
                     }
+                }
+            }));
+        }
+        if let Some(timeout) = cfg.heartbeat_timeout {
+            let st = state.clone();
+            let mut rx = rx.clone();
+            let every = (timeout / 4).clamp(Duration::from_millis(20), Duration::from_secs(10));
+            servers.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = rx.wait_for(|s| *s) => return,
+                        _ = tokio::time::sleep(every) => {}
+                    }
+                    st.fail_silent_machines(timeout).await;
                 }
             }));
         }

@@ -581,6 +581,28 @@ impl Store {
         Ok(())
     }
 
+    /// Commissioning machines whose newest script set has not pinged (or,
+    /// without a ping, started) within `timeout`.
+    pub async fn silent_commissioning(&self, timeout: std::time::Duration) -> Result<Vec<String>> {
+        let secs = timeout.as_secs_f64();
+        Ok(self
+            .db
+            .lock()
+            .await
+            .query(
+                "SELECT m.system_id FROM machines m
+                 JOIN LATERAL (SELECT started, last_ping FROM script_sets s WHERE s.machine_id = m.id
+                               ORDER BY s.id DESC LIMIT 1) s ON TRUE
+                 WHERE m.status = 1 AND COALESCE(s.last_ping, s.started) < now() - make_interval(secs => $1)",
+                &[&secs],
+            )
+            .await
+            .map_err(sql("finding silent machines"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
     /// Whether any script of the current commissioning set failed.
     pub async fn commissioning_failed_scripts(&self, system_id: &str) -> Result<Vec<String>> {
         let id = self.machine_id(system_id).await?;
@@ -607,11 +629,11 @@ impl Store {
             .await
             .map_err(sql("closing script results"))?;
         db.execute("UPDATE script_sets SET ended = now() WHERE id = $1", &[&set]).await.map_err(sql("closing a script set"))?;
-        let failed = db
-            .query_opt("SELECT 1 FROM script_results WHERE script_set_id = $1 AND status IN (3, 4, 5)", &[&set])
+        let failed: bool = db
+            .query_one("SELECT EXISTS (SELECT 1 FROM script_results WHERE script_set_id = $1 AND status IN (3, 4, 5))", &[&set])
             .await
             .map_err(sql("reading script results"))?
-            .is_some();
+            .get(0);
         let status = if failed { ScriptStatus::FAILED } else { ScriptStatus::PASSED };
         db.execute("UPDATE machines SET commissioning_status = $2 WHERE id = $1", &[&id, &status])
             .await
@@ -963,7 +985,7 @@ impl Store {
                 end_ip: r.get(3),
                 comment: r.get(4),
                 subnet,
-                user: Some("admin".into()),
+                user: json!({"username": "admin", "is_superuser": true, "resource_uri": format!("{API}/users/admin/")}),
                 resource_uri: format!("{API}/ipranges/{id}/"),
             });
         }

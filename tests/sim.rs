@@ -1,0 +1,19 @@
+//! Integration tests of the sim target and the MAAS client: a real local
+//! Postgres (run as the postgres user), the sim region on 127.0.0.1, real
+//! HTTP clients (reqwest, busybox wget) and named fake FreeIPMI scripts
+//! until the project's BMC can answer for real.
+
+#[path = "sim/bench.rs"]
+mod bench;
+#[path = "sim/client.rs"]
+mod client;
+#[path = "sim/common.rs"]
+mod common;
+#[path = "sim/netns.rs"]
+mod netns;
+#[path = "sim/postgres.rs"]
+mod postgres;
+#[path = "sim/power.rs"]
+mod power;
+#[path = "sim/region.rs"]
+mod region;
