@@ -230,10 +230,10 @@ impl ChartPlan {
                 postgres_spec = Some(spec);
             }
             PostgresMode::InCluster => {
+                // `apply` with the manifest on stdin: idempotent on a reused
+                // cluster, and the password is in no argv and no file.
                 steps.push(Step::Run(
-                    k(&ns)
-                        .args(["create", "secret", "generic", "maas-e2e-postgres"])
-                        .secret_arg(format!("--from-literal=password={}", opts.secrets.db_admin_password)),
+                    k(&ns).args(["apply", "--filename", "-"]).stdin(postgres::password_secret_manifest(&ns, &opts.secrets.db_admin_password)),
                 ));
                 plan_files.push(PlanFile {
                     path: path(files::POSTGRES_IN_CLUSTER),
@@ -529,7 +529,17 @@ impl ChartPlan {
 
 fn render_step(out: &mut String, step: &Step) {
     let _ = match step {
-        Step::Run(cmd) => writeln!(out, "$ {}", cmd.display()),
+        Step::Run(cmd) => {
+            let _ = writeln!(out, "$ {}", cmd.display());
+            if let Some(data) = cmd.stdin_data() {
+                // Shown for the reader; the plan's redaction hides the secrets in it.
+                let _ = writeln!(out, "  <<stdin");
+                for line in String::from_utf8_lossy(data).lines() {
+                    let _ = writeln!(out, "  | {line}");
+                }
+            }
+            Ok(())
+        }
         Step::Capture { cmd, to } => writeln!(out, "$ {} > {}", cmd.display(), to.display()),
         Step::Background { cmd, purpose } => writeln!(out, "$ {} &   # {purpose}", cmd.display()),
         Step::WriteFile(p) => writeln!(out, "write {}", p.display()),

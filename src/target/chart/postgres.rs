@@ -153,6 +153,19 @@ pub fn service_manifest(namespace: &str, address: &str) -> String {
     yaml_documents(&[service, endpoints])
 }
 
+/// Secret maas-e2e-postgres (key `password`) for the in-cluster Postgres;
+/// fed to `kubectl apply -f -` on stdin, never written to disk.
+pub fn password_secret_manifest(namespace: &str, password: &str) -> String {
+    let secret = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": { "name": "maas-e2e-postgres", "namespace": namespace },
+        "type": "Opaque",
+        "stringData": { "password": password },
+    });
+    yaml_documents(&[secret])
+}
+
 /// Postgres inside the cluster (`--postgres in-cluster`): a one-replica
 /// Deployment and Service `postgresql`. The password comes from a Secret
 /// the harness creates (`kubectl create secret`, secret argument).
