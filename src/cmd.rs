@@ -124,6 +124,11 @@ impl Cmd {
         &self.program
     }
 
+    /// What the command gets on stdin, if anything (for dry-run printing).
+    pub fn stdin_data(&self) -> Option<&[u8]> {
+        self.stdin.as_deref()
+    }
+
     /// The full argv, with the netns and user wrappers applied.
     pub fn argv(&self) -> Vec<String> {
         let mut argv = Vec::new();

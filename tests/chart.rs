@@ -14,6 +14,8 @@ mod postgres;
 mod prereq;
 #[path = "chart/qualification.rs"]
 mod qualification;
+#[path = "chart/run.rs"]
+mod run;
 #[path = "chart/waits.rs"]
 mod waits;
 #[path = "chart/wiring.rs"]

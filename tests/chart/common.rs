@@ -34,7 +34,11 @@ pub fn two_racks_options() -> ChartOptions {
     o.image_tag = Some("2.8.7".into());
     o.load_images = true;
     o.apparmor = true;
-    o.postgres = PostgresOptions { mode: PostgresMode::Container, image: "maas-e2e/postgres".into(), tag: "15-bookworm".into() };
+    o.postgres = PostgresOptions {
+        mode: PostgresMode::Container,
+        image: "maas-e2e/postgres".into(),
+        tag: "15-bookworm".into(),
+    };
     o.values_files = vec![PathBuf::from("/etc/maas-e2e/site-values.yaml")];
     o.wiring.links.push(LabLink {
         lab_bridge: "br-bmc".into(),
@@ -53,6 +57,10 @@ pub fn reuse_options() -> ChartOptions {
     o.cluster = ClusterSource::Reuse { name: "maas-dev".into() };
     o.keep_cluster = true;
     o.namespace = "ucp".into();
-    o.postgres = PostgresOptions { mode: PostgresMode::InCluster, image: "postgres".into(), tag: "16".into() };
+    o.postgres = PostgresOptions {
+        mode: PostgresMode::InCluster,
+        image: "postgres".into(),
+        tag: "16".into(),
+    };
     o
 }

@@ -26,7 +26,11 @@ fn kind_config_snapshots() {
 
 #[test]
 fn dry_run_snapshots() {
-    for (name, opts) in [("plan_default", default_options()), ("plan_two_racks", two_racks_options()), ("plan_reuse", reuse_options())] {
+    for (name, opts) in [
+        ("plan_default", default_options()),
+        ("plan_two_racks", two_racks_options()),
+        ("plan_reuse", reuse_options()),
+    ] {
         let plan = ChartPlan::new(&opts).unwrap();
         insta::assert_snapshot!(name, plan.render());
     }
@@ -49,7 +53,10 @@ fn values_follow_the_options() {
     assert_eq!(d["pod"]["replicas"]["rack"], 1);
     assert_eq!(d["pod"]["replicas"]["region"], 1);
     assert_eq!(d["storage"]["rackd"]["pvc"]["class_name"], "standard");
-    assert_eq!(d["conf"]["maas"]["url"]["maas_url"], "http://maas-region.maas.svc.cluster.local/MAAS");
+    assert_eq!(
+        d["conf"]["maas"]["url"]["maas_url"],
+        "http://maas-region.maas.svc.cluster.local/MAAS"
+    );
     assert_eq!(d["conf"]["maas"]["credentials"]["secret"]["namespace"], "maas");
     assert_eq!(d["conf"]["cache"]["enabled"], false);
     assert!(d["pod"]["mandatory_access_control"]["type"].is_null());
@@ -63,14 +70,23 @@ fn values_follow_the_options() {
     assert!(deps.contains("maas-export-api-key"));
 
     let r = values_override(&reuse_options());
-    assert_eq!(r["conf"]["maas"]["url"]["maas_url"], "http://maas-region.ucp.svc.cluster.local/MAAS");
+    assert_eq!(
+        r["conf"]["maas"]["url"]["maas_url"],
+        "http://maas-region.ucp.svc.cluster.local/MAAS"
+    );
     assert_eq!(r["conf"]["maas"]["credentials"]["secret"]["namespace"], "ucp");
 
     let t = values_override(&two_racks_options());
     assert_eq!(t["pod"]["replicas"]["rack"], 2);
     assert_eq!(t["conf"]["cache"]["enabled"], true);
-    assert!(t["pod"].get("mandatory_access_control").is_none(), "AppArmor host keeps the chart's profiles");
-    assert_eq!(t["images"]["tags"]["maas_rack"], "localhost:5000/airshipit/maas-rack-controller:2.8.7");
+    assert!(
+        t["pod"].get("mandatory_access_control").is_none(),
+        "AppArmor host keeps the chart's profiles"
+    );
+    assert_eq!(
+        t["images"]["tags"]["maas_rack"],
+        "localhost:5000/airshipit/maas-rack-controller:2.8.7"
+    );
     assert_eq!(t["images"]["tags"]["maas_cache"], "localhost:5000/airshipit/sstream-cache:2.8.7");
 }
 
@@ -81,7 +97,10 @@ fn kind_workers_match_the_rack_anti_affinity() {
     assert_eq!(cfg.matches("- role: worker").count(), 3);
     assert_eq!(cfg.matches("maas-e2e/rack: enabled").count(), 2, "one labelled worker per rack");
     assert_eq!(cfg.matches("ucp-control-plane: enabled").count(), 3);
-    assert_eq!(kind_config::rack_node_names(&o), vec!["me2e-qual-uefi-worker", "me2e-qual-uefi-worker2"]);
+    assert_eq!(
+        kind_config::rack_node_names(&o),
+        vec!["me2e-qual-uefi-worker", "me2e-qual-uefi-worker2"]
+    );
 
     let mut bad = default_options();
     bad.rack_replicas = 2;
@@ -112,13 +131,20 @@ fn the_checked_in_kind_configs_are_what_the_harness_generates() {
 
 #[test]
 fn bad_options_name_the_field() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut maas_e2e::target::chart::ChartOptions)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut maas_e2e::target::chart::ChartOptions)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         ("run_id", Box::new(|o| o.run_id = "Has Spaces".into())),
         ("namespace", Box::new(|o| o.namespace = "UPPER".into())),
         ("rack_replicas", Box::new(|o| o.rack_replicas = 0)),
-        ("wiring.dynamic_range", Box::new(|o| o.wiring.dynamic_range.1 = "10.99.0.5".parse().unwrap())),
+        (
+            "wiring.dynamic_range",
+            Box::new(|o| o.wiring.dynamic_range.1 = "10.99.0.5".parse().unwrap()),
+        ),
         ("wiring.dynamic_range", Box::new(|o| o.machines = 500)),
-        ("wiring.links[].node_bridge", Box::new(|o| o.wiring.links[0].node_bridge = "cali-pxe".into())),
+        (
+            "wiring.links[].node_bridge",
+            Box::new(|o| o.wiring.links[0].node_bridge = "cali-pxe".into()),
+        ),
         ("wiring.links", Box::new(|o| o.wiring.links.clear())),
         ("load_images", Box::new(|o| o.load_images = true)),
     ];
@@ -173,5 +199,10 @@ fn dry_run_is_the_rendered_plan() {
     assert_eq!(maas_e2e::target::chart::dry_run(&o).unwrap(), ChartPlan::new(&o).unwrap().render());
     let mut bad = default_options();
     bad.namespace = String::new();
-    assert!(maas_e2e::target::chart::dry_run(&bad).unwrap_err().to_string().contains("namespace"));
+    assert!(
+        maas_e2e::target::chart::dry_run(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("namespace")
+    );
 }

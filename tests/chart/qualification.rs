@@ -21,7 +21,11 @@ fn the_checked_in_matrix_is_complete_and_only17_must_fail_power() {
     let m = parse_matrix("ci/qualification/matrix.yaml", &matrix_text()).unwrap();
     assert_eq!(m.cells.len(), 8);
     for c in &m.cells {
-        let want = if c.ciphers == "only17" { "power-cipher-unsupported" } else { "pass" };
+        let want = if c.ciphers == "only17" {
+            "power-cipher-unsupported"
+        } else {
+            "pass"
+        };
         assert_eq!(c.expect, want, "cell {}", c.id);
     }
     assert_eq!(m.failures["power-cipher-unsupported"].event, "Failed to power on node");
@@ -73,8 +77,15 @@ fn all_cells_as_expected_qualifies_and_the_last_result_wins() {
 #[test]
 fn bad_matrices_name_the_cell_and_field() {
     let text = matrix_text();
-    let err = parse_matrix("m.yaml", &text.replacen("expect: power-cipher-unsupported", "expect: power-fails", 1)).unwrap_err();
-    assert!(matches!(&err, MatrixError::Cell { field: "expect", cell, .. } if cell == "bios-only17-lan15+20"), "{err}");
+    let err = parse_matrix(
+        "m.yaml",
+        &text.replacen("expect: power-cipher-unsupported", "expect: power-fails", 1),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, MatrixError::Cell { field: "expect", cell, .. } if cell == "bios-only17-lan15+20"),
+        "{err}"
+    );
     let err = parse_matrix("m.yaml", &text.replacen("lan: lan20\n", "lan: lan16\n", 1)).unwrap_err();
     assert!(err.to_string().contains("field `lan` = \"lan16\""), "{err}");
     // Dropping a cell leaves a combination uncovered.

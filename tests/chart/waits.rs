@@ -92,22 +92,45 @@ const POLL: Duration = Duration::from_secs(5);
 async fn the_whole_flow_succeeds_as_objects_appear() {
     let mut s = Script::new();
     // db-init is first missing, then running, then complete.
-    s.insert(format!("{JOBS}/maas-db-init"), vec![
-        (StatusCode::NOT_FOUND, not_found("maas-db-init")),
-        (StatusCode::OK, job("maas-db-init", json!([]), 1)),
-        (StatusCode::OK, complete("maas-db-init")),
-    ]);
+    s.insert(
+        format!("{JOBS}/maas-db-init"),
+        vec![
+            (StatusCode::NOT_FOUND, not_found("maas-db-init")),
+            (StatusCode::OK, job("maas-db-init", json!([]), 1)),
+            (StatusCode::OK, complete("maas-db-init")),
+        ],
+    );
     s.insert(format!("{JOBS}/maas-db-sync"), vec![(StatusCode::OK, complete("maas-db-sync"))]);
-    s.insert(format!("{STS}/maas-region"), vec![(StatusCode::OK, sts("maas-region", 1, 0)), (StatusCode::OK, sts("maas-region", 1, 1))]);
-    s.insert(format!("{SECRETS}/maas-api-key"), vec![
-        (StatusCode::NOT_FOUND, not_found("maas-api-key")),
-        (StatusCode::OK, secret(json!({ "token": "YTpiOmM=" }))),
-    ]);
-    s.insert(format!("{PODS}/maas-rack-0"), vec![(StatusCode::OK, pod("maas-rack-0", false)), (StatusCode::OK, pod("maas-rack-0", true))]);
-    s.insert(format!("{JOBS}/maas-import-resources"), vec![(StatusCode::OK, complete("maas-import-resources"))]);
+    s.insert(
+        format!("{STS}/maas-region"),
+        vec![
+            (StatusCode::OK, sts("maas-region", 1, 0)),
+            (StatusCode::OK, sts("maas-region", 1, 1)),
+        ],
+    );
+    s.insert(
+        format!("{SECRETS}/maas-api-key"),
+        vec![
+            (StatusCode::NOT_FOUND, not_found("maas-api-key")),
+            (StatusCode::OK, secret(json!({ "token": "YTpiOmM=" }))),
+        ],
+    );
+    s.insert(
+        format!("{PODS}/maas-rack-0"),
+        vec![
+            (StatusCode::OK, pod("maas-rack-0", false)),
+            (StatusCode::OK, pod("maas-rack-0", true)),
+        ],
+    );
+    s.insert(
+        format!("{JOBS}/maas-import-resources"),
+        vec![(StatusCode::OK, complete("maas-import-resources"))],
+    );
     let (client, seen) = mock_client(s);
 
-    let states = wait_all(&client, "maas", &deployment_waits(&default_options()), POLL).await.unwrap();
+    let states = wait_all(&client, "maas", &deployment_waits(&default_options()), POLL)
+        .await
+        .unwrap();
     assert_eq!(states.len(), 6);
     assert_eq!(states[0], "Complete=True");
     assert_eq!(states[2], "ready 1/1");
@@ -123,15 +146,29 @@ async fn the_whole_flow_succeeds_as_objects_appear() {
 async fn a_failed_job_fails_fast_naming_it_and_its_condition() {
     let mut s = Script::new();
     s.insert(format!("{JOBS}/maas-db-init"), vec![(StatusCode::OK, complete("maas-db-init"))]);
-    s.insert(format!("{JOBS}/maas-db-sync"), vec![
-        (StatusCode::OK, job("maas-db-sync", json!([]), 1)),
-        (StatusCode::OK, job("maas-db-sync", json!([{ "type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                                                        "message": "Job has reached the specified backoff limit" }]), 0)),
-    ]);
+    s.insert(
+        format!("{JOBS}/maas-db-sync"),
+        vec![
+            (StatusCode::OK, job("maas-db-sync", json!([]), 1)),
+            (
+                StatusCode::OK,
+                job(
+                    "maas-db-sync",
+                    json!([{ "type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                                        "message": "Job has reached the specified backoff limit" }]),
+                    0,
+                ),
+            ),
+        ],
+    );
     let (client, seen) = mock_client(s);
-    let err = wait_all(&client, "maas", &deployment_waits(&default_options()), POLL).await.unwrap_err();
+    let err = wait_all(&client, "maas", &deployment_waits(&default_options()), POLL)
+        .await
+        .unwrap_err();
     match &err {
-        WaitError::Failed { object, condition, reason, .. } => {
+        WaitError::Failed {
+            object, condition, reason, ..
+        } => {
             assert_eq!(object, "job/maas-db-sync");
             assert_eq!(condition, "Failed=True");
             assert_eq!(reason, "BackoffLimitExceeded");
@@ -150,15 +187,23 @@ async fn a_timeout_names_the_stuck_object_and_its_last_condition() {
     s.insert(format!("{PODS}/maas-rack-0"), vec![(StatusCode::OK, pod("maas-rack-0", false))]);
     let (client, seen) = mock_client(s);
     let spec = WaitSpec {
-        target: WaitTarget::PodsReady { statefulset: "maas-rack".into(), replicas: 1 },
+        target: WaitTarget::PodsReady {
+            statefulset: "maas-rack".into(),
+            replicas: 1,
+        },
         timeout: Duration::from_secs(600),
         why: "every rack registered (/tmp/maas-rack.done)",
     };
     let err = wait_for(&client, "maas", &spec, POLL).await.unwrap_err();
-    let WaitError::Timeout { object, last, timeout, .. } = &err else { panic!("expected a timeout, got {err}") };
+    let WaitError::Timeout { object, last, timeout, .. } = &err else {
+        panic!("expected a timeout, got {err}")
+    };
     assert_eq!(object, "pods of statefulset/maas-rack");
     assert_eq!(*timeout, Duration::from_secs(600));
-    assert!(last.contains("maas-rack-0") && last.contains("Ready=False") && last.contains("ContainersNotReady"), "{last}");
+    assert!(
+        last.contains("maas-rack-0") && last.contains("Ready=False") && last.contains("ContainersNotReady"),
+        "{last}"
+    );
     assert!(err.to_string().contains("10m"), "{err}");
     // It kept polling for the whole deadline (paused clock: 600 s / 5 s + the first read).
     assert_eq!(seen.lock().unwrap()[&format!("{PODS}/maas-rack-0")], 121);
@@ -168,7 +213,10 @@ async fn a_timeout_names_the_stuck_object_and_its_last_condition() {
 async fn a_missing_secret_times_out_saying_not_found() {
     let (client, _) = mock_client(Script::new());
     let spec = WaitSpec {
-        target: WaitTarget::SecretKey { name: "maas-api-key".into(), key: "token".into() },
+        target: WaitTarget::SecretKey {
+            name: "maas-api-key".into(),
+            key: "token".into(),
+        },
         timeout: Duration::from_secs(60),
         why: "export-api-key wrote the admin's API key",
     };
@@ -181,10 +229,16 @@ async fn a_missing_secret_times_out_saying_not_found() {
 #[tokio::test(start_paused = true)]
 async fn a_secret_without_the_token_key_is_reported_with_its_keys() {
     let mut s = Script::new();
-    s.insert(format!("{SECRETS}/maas-api-key"), vec![(StatusCode::OK, secret(json!({ "other": "eA==" })))]);
+    s.insert(
+        format!("{SECRETS}/maas-api-key"),
+        vec![(StatusCode::OK, secret(json!({ "other": "eA==" })))],
+    );
     let (client, _) = mock_client(s);
     let spec = WaitSpec {
-        target: WaitTarget::SecretKey { name: "maas-api-key".into(), key: "token".into() },
+        target: WaitTarget::SecretKey {
+            name: "maas-api-key".into(),
+            key: "token".into(),
+        },
         timeout: Duration::from_secs(30),
         why: "export-api-key wrote the admin's API key",
     };
@@ -200,7 +254,13 @@ async fn api_errors_are_retried_and_reported() {
         json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "statefulsets is forbidden", "reason": "Forbidden", "code": 403 }),
     )]);
     let (client, _) = mock_client(s);
-    let spec = WaitSpec { target: WaitTarget::StatefulSetReady { name: "maas-region".into() }, timeout: Duration::from_secs(20), why: "the region answers on 5240" };
+    let spec = WaitSpec {
+        target: WaitTarget::StatefulSetReady {
+            name: "maas-region".into(),
+        },
+        timeout: Duration::from_secs(20),
+        why: "the region answers on 5240",
+    };
     let err = wait_for(&client, "maas", &spec, POLL).await.unwrap_err().to_string();
     assert!(err.contains("statefulset/maas-region") && err.contains("forbidden"), "{err}");
 }

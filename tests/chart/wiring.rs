@@ -19,8 +19,16 @@ fn prerequisites() -> bool {
     require_root()
         && require_program("ip", "iproute2")
         && require_program("busybox", "busybox-static")
-        && require("docker", have_program("docker"), "apt-get install docker.io (ci/setup-host.sh --docker)")
-        && require("a running dockerd", Cmd::new("docker").arg("info").run_blocking().is_ok(), "start it: ci/setup-host.sh --docker")
+        && require(
+            "docker",
+            have_program("docker"),
+            "apt-get install docker.io (ci/setup-host.sh --docker)",
+        )
+        && require(
+            "a running dockerd",
+            Cmd::new("docker").arg("info").run_blocking().is_ok(),
+            "start it: ci/setup-host.sh --docker",
+        )
 }
 
 /// Build the node stand-in from tests/chart/node-image with the host's
@@ -33,7 +41,11 @@ async fn build_node_image() {
     assert!(busybox);
     let which = Cmd::new("sh").args(["-c", "command -v busybox"]).run().await.unwrap();
     std::fs::copy(which.trim(), ctx.path().join("busybox")).unwrap();
-    Cmd::new("docker").args(["build", "--quiet", "--tag", NODE_IMAGE, &ctx.path().display().to_string()]).run().await.unwrap();
+    Cmd::new("docker")
+        .args(["build", "--quiet", "--tag", NODE_IMAGE, &ctx.path().display().to_string()])
+        .run()
+        .await
+        .unwrap();
 }
 
 /// Removes the container, the lab namespace and the node's netns name.
@@ -70,7 +82,11 @@ async fn a_lab_client_gets_a_lease_from_a_dhcp_server_on_the_node_bridge() {
     let mut node = plan_wiring(&opts).remove(0);
     node.node_container = format!("me2e-chart-node-{id}");
     let link = node.links[0].clone();
-    let guard = Teardown { container: node.node_container.clone(), lab_netns: node.lab_netns.clone(), unwire: unwire_cmds(&node) };
+    let guard = Teardown {
+        container: node.node_container.clone(),
+        lab_netns: node.lab_netns.clone(),
+        unwire: unwire_cmds(&node),
+    };
 
     // The lab side, as the lab stage makes it: a namespace with the PXE
     // bridge, and a "machine" port (vmc) on it.
@@ -97,7 +113,18 @@ async fn a_lab_client_gets_a_lease_from_a_dhcp_server_on_the_node_bridge() {
          exec busybox udhcpd -f /tmp/udhcpd.conf"
     );
     Cmd::new("docker")
-        .args(["run", "--detach", "--name", &node.node_container, "--network", "none", "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW"])
+        .args([
+            "run",
+            "--detach",
+            "--name",
+            &node.node_container,
+            "--network",
+            "none",
+            "--cap-add",
+            "NET_ADMIN",
+            "--cap-add",
+            "NET_RAW",
+        ])
         .args(["--label", "maas-e2e.test=chart", NODE_IMAGE, "sh", "-c", &script])
         .run()
         .await
@@ -107,33 +134,80 @@ async fn a_lab_client_gets_a_lease_from_a_dhcp_server_on_the_node_bridge() {
     wire_node(&node).await.unwrap();
 
     // Inside the node: the bridge carries the rack's address; the decoy veth is there.
-    let links = Cmd::new("docker").args(["exec", &node.node_container, "busybox", "ip", "-o", "addr", "show"]).run().await.unwrap();
-    assert!(links.contains(&format!("{bridge}")) && links.contains("10.40.0.2/24"), "{links}");
-    let all = Cmd::new("docker").args(["exec", &node.node_container, "busybox", "ip", "-o", "link", "show"]).run().await.unwrap();
+    let links = Cmd::new("docker")
+        .args(["exec", &node.node_container, "busybox", "ip", "-o", "addr", "show"])
+        .run()
+        .await
+        .unwrap();
+    assert!(links.contains(bridge.as_str()) && links.contains("10.40.0.2/24"), "{links}");
+    let all = Cmd::new("docker")
+        .args(["exec", &node.node_container, "busybox", "ip", "-o", "link", "show"])
+        .run()
+        .await
+        .unwrap();
     assert!(all.contains(DECOY_VETH), "{all}");
-    assert!(all.contains(&format!("master {bridge}")), "the node end of the veth is on the bridge: {all}");
+    assert!(
+        all.contains(&format!("master {bridge}")),
+        "the node end of the veth is on the bridge: {all}"
+    );
 
     // The DHCP exchange across lab bridge -> veth -> node bridge.
     // A closed file: an executable still open for writing cannot be run.
     let hook_dir = tempfile::tempdir().unwrap();
     let hook = hook_dir.path().join("hook");
-    std::fs::write(&hook, "#!/bin/sh\n[ \"$1\" = bound ] && echo \"LEASE ip=$ip serverid=$serverid\"\nexit 0\n").unwrap();
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\n[ \"$1\" = bound ] && echo \"LEASE ip=$ip serverid=$serverid\"\nexit 0\n",
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = Cmd::new("busybox")
-        .args(["udhcpc", "-f", "-q", "-n", "-t", "15", "-T", "1", "-i", "vmc", "-s", &hook.display().to_string()])
+        .args([
+            "udhcpc",
+            "-f",
+            "-q",
+            "-n",
+            "-t",
+            "15",
+            "-T",
+            "1",
+            "-i",
+            "vmc",
+            "-s",
+            &hook.display().to_string(),
+        ])
         .in_netns(&node.lab_netns)
         .timeout(std::time::Duration::from_secs(60))
         .output()
         .await
         .unwrap();
     let (out, err) = (out.stdout, out.stderr);
-    let lease = out.lines().find(|l| l.starts_with("LEASE ")).unwrap_or_else(|| panic!("no lease: {out}\n{err}"));
-    let ip: Ipv4Addr = lease.split_whitespace().find_map(|w| w.strip_prefix("ip=")).unwrap().parse().unwrap();
-    assert!((Ipv4Addr::new(10, 40, 0, 100)..=Ipv4Addr::new(10, 40, 0, 199)).contains(&ip), "{lease}");
+    let lease = out
+        .lines()
+        .find(|l| l.starts_with("LEASE "))
+        .unwrap_or_else(|| panic!("no lease: {out}\n{err}"));
+    let ip: Ipv4Addr = lease
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("ip="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (Ipv4Addr::new(10, 40, 0, 100)..=Ipv4Addr::new(10, 40, 0, 199)).contains(&ip),
+        "{lease}"
+    );
     assert!(lease.contains("serverid=10.40.0.2"), "the node bridge's address served it: {lease}");
 
     drop(guard);
     // Everything is gone again.
-    assert!(Cmd::new("ip").args(["netns", "list"]).run().await.unwrap().lines().all(|l| !l.contains(&id)));
+    assert!(
+        Cmd::new("ip")
+            .args(["netns", "list"])
+            .run()
+            .await
+            .unwrap()
+            .lines()
+            .all(|l| !l.contains(&id))
+    );
 }

@@ -24,6 +24,11 @@ need docker docker.io
 docker info >/dev/null 2>&1 || { echo "postgres-image: dockerd is not running; start it: ci/setup-host.sh --docker" >&2; exit 3; }
 
 if ! docker image inspect "$base_image" >/dev/null 2>&1; then
+  if ! command -v debootstrap >/dev/null && [ "$(id -u)" = 0 ]; then
+    log "installing debootstrap"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
+  fi
   need debootstrap debootstrap
   rootfs=$(mktemp -d /var/tmp/maas-e2e-rootfs.XXXXXX)
   trap 'rm -rf "$rootfs"' EXIT

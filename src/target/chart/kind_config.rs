@@ -9,7 +9,11 @@ use super::values::{CONTROL_PLANE_LABEL, RACK_LABEL};
 
 /// The docker container (and Kubernetes node) name of worker `index` (0-based).
 pub fn worker_node_name(cluster: &str, index: u32) -> String {
-    if index == 0 { format!("{cluster}-worker") } else { format!("{cluster}-worker{}", index + 1) }
+    if index == 0 {
+        format!("{cluster}-worker")
+    } else {
+        format!("{cluster}-worker{}", index + 1)
+    }
 }
 
 /// The control-plane node's name.

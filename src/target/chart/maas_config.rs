@@ -53,8 +53,16 @@ pub fn configure_calls(opts: &ChartOptions) -> Vec<ApiCall> {
     let (start, end) = opts.wiring.dynamic_range;
     let mut calls = Vec::new();
 
-    let mut racks = call(Method::Get, "rackcontrollers/", &[], "find the rack that registered from the wired node");
-    racks.captures.push(("rack_id".into(), format!("system_id of the rack whose interface_set has {}", pxe.node_bridge)));
+    let mut racks = call(
+        Method::Get,
+        "rackcontrollers/",
+        &[],
+        "find the rack that registered from the wired node",
+    );
+    racks.captures.push((
+        "rack_id".into(),
+        format!("system_id of the rack whose interface_set has {}", pxe.node_bridge),
+    ));
     calls.push(racks);
 
     // A subnet's cidr holds a '/', so it cannot be a path specifier: list
@@ -67,12 +75,23 @@ pub fn configure_calls(opts: &ChartOptions) -> Vec<ApiCall> {
     calls.push(subnet);
 
     if let Some(gw) = opts.wiring.gateway {
-        calls.push(call(Method::Put, "subnets/{subnet_id}/", &[("gateway_ip", &gw.to_string())], "the gateway machines get"));
+        calls.push(call(
+            Method::Put,
+            "subnets/{subnet_id}/",
+            &[("gateway_ip", &gw.to_string())],
+            "the gateway machines get",
+        ));
     }
     calls.push(call(
         Method::Post,
         "ipranges/",
-        &[("type", "dynamic"), ("start_ip", &start.to_string()), ("end_ip", &end.to_string()), ("subnet", "{subnet_id}"), ("comment", "maas-e2e")],
+        &[
+            ("type", "dynamic"),
+            ("start_ip", &start.to_string()),
+            ("end_ip", &end.to_string()),
+            ("subnet", "{subnet_id}"),
+            ("comment", "maas-e2e"),
+        ],
         "addresses the rack's DHCP hands to enlisting machines",
     ));
     calls.push(call(
@@ -81,10 +100,20 @@ pub fn configure_calls(opts: &ChartOptions) -> Vec<ApiCall> {
         &[("dhcp_on", "True"), ("primary_rack", "{rack_id}")],
         "DHCP on the PXE VLAN, served by the rack",
     ));
-    let mut importing = call(Method::Get, "boot-resources/", &[("op", "is_importing")], "the region finished importing");
+    let mut importing = call(
+        Method::Get,
+        "boot-resources/",
+        &[("op", "is_importing")],
+        "the region finished importing",
+    );
     importing.until = Some("answer is false".into());
     calls.push(importing);
-    let mut synced = call(Method::Get, "rackcontrollers/{rack_id}/", &[("op", "list_boot_images")], "boot images reached the rack");
+    let mut synced = call(
+        Method::Get,
+        "rackcontrollers/{rack_id}/",
+        &[("op", "list_boot_images")],
+        "boot images reached the rack",
+    );
     synced.until = Some("status is \"synced\"".into());
     calls.push(synced);
     calls
@@ -110,9 +139,18 @@ pub fn chart_expectations(opts: &ChartOptions) -> Vec<ChartExpectation> {
             includes: opts.wiring.links.iter().map(|l| l.node_bridge.clone()).collect(),
             excludes: vec![DECOY_VETH.into()],
         },
-        ChartExpectation::NoServerHeader { component: "region (service/maas-region)".into(), port: 5240 },
-        ChartExpectation::NoServerHeader { component: "rack (pod/maas-rack-0)".into(), port: 5249 },
-        ChartExpectation::ApiKeyAuthenticates { secret: "maas-api-key".into(), key: "token".into() },
+        ChartExpectation::NoServerHeader {
+            component: "region (service/maas-region)".into(),
+            port: 5240,
+        },
+        ChartExpectation::NoServerHeader {
+            component: "rack (pod/maas-rack-0)".into(),
+            port: 5249,
+        },
+        ChartExpectation::ApiKeyAuthenticates {
+            secret: "maas-api-key".into(),
+            key: "token".into(),
+        },
     ]
 }
 
@@ -136,7 +174,9 @@ pub fn check_rack_interfaces(rack: &Value, includes: &[String], excludes: &[Stri
         why.push(format!("missing {missing:?}"));
     }
     if !present.is_empty() {
-        why.push(format!("listed but should be left out {present:?} (is the nic_filter patch in the rack image?)"));
+        why.push(format!(
+            "listed but should be left out {present:?} (is the nic_filter patch in the rack image?)"
+        ));
     }
     Err(format!("rack interface_set [{}]: {}", names.join(", "), why.join("; ")))
 }
@@ -145,7 +185,9 @@ pub fn check_rack_interfaces(rack: &Value, includes: &[String], excludes: &[Stri
 pub fn check_no_server_header<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<(), String> {
     match headers.into_iter().find(|(k, _)| k.eq_ignore_ascii_case("server")) {
         None => Ok(()),
-        Some((_, v)) => Err(format!("response carries `Server: {v}` (is the secure_headers patch in the image?)")),
+        Some((_, v)) => Err(format!(
+            "response carries `Server: {v}` (is the secure_headers patch in the image?)"
+        )),
     }
 }
 
@@ -153,7 +195,12 @@ pub fn check_no_server_header<'a>(headers: impl IntoIterator<Item = (&'a str, &'
 /// machine, commissioning script results.
 pub fn collect_calls() -> Vec<ApiCall> {
     vec![
-        call(Method::Get, "events/", &[("op", "query"), ("level", "DEBUG"), ("limit", "1000")], "MAAS events -> maas-events.json"),
+        call(
+            Method::Get,
+            "events/",
+            &[("op", "query"), ("level", "DEBUG"), ("limit", "1000")],
+            "MAAS events -> maas-events.json",
+        ),
         call(Method::Get, "machines/", &[], "machines -> maas-machines.json"),
         call(
             Method::Get,
@@ -161,6 +208,11 @@ pub fn collect_calls() -> Vec<ApiCall> {
             &[("type", "commissioning"), ("include_output", "1")],
             "per machine: script results -> maas-results-{system_id}.json",
         ),
-        call(Method::Get, "rackcontrollers/", &[], "racks and their interfaces -> maas-racks.json"),
+        call(
+            Method::Get,
+            "rackcontrollers/",
+            &[],
+            "racks and their interfaces -> maas-racks.json",
+        ),
     ]
 }

@@ -45,11 +45,30 @@ pub struct PostgresOptions {
 impl Default for PostgresOptions {
     fn default() -> Self {
         // The chart's GRANT model works unchanged up to 14 (see docs/chart.md).
-        PostgresOptions { mode: PostgresMode::Container, image: "postgres".into(), tag: "14".into() }
+        PostgresOptions {
+            mode: PostgresMode::Container,
+            image: "postgres".into(),
+            tag: "14".into(),
+        }
     }
 }
 
 impl PostgresOptions {
+    /// From `--postgres-image IMAGE:TAG` (the tag is required: a
+    /// registry's default tag says nothing about the major version).
+    pub fn from_reference(mode: PostgresMode, reference: &str) -> Result<Self, ChartOptionsError> {
+        // A registry port (`host:5000/pg:15`) has a ':' before the last '/'.
+        let split = reference.rfind(':').filter(|&i| !reference[i..].contains('/'));
+        match split {
+            Some(i) if i > 0 && i + 1 < reference.len() => Ok(PostgresOptions {
+                mode,
+                image: reference[..i].into(),
+                tag: reference[i + 1..].into(),
+            }),
+            _ => Err(bad("postgres_image", reference, "IMAGE:TAG with an explicit tag, e.g. postgres:14")),
+        }
+    }
+
     /// `image:tag`.
     pub fn reference(&self) -> String {
         format!("{}:{}", self.image, self.tag)
@@ -176,7 +195,12 @@ impl ChartSecrets {
 
     /// Each secret value, for redaction.
     pub fn values(&self) -> [&str; 4] {
-        [&self.db_admin_password, &self.db_user_password, &self.region_secret, &self.admin_password]
+        [
+            &self.db_admin_password,
+            &self.db_user_password,
+            &self.region_secret,
+            &self.admin_password,
+        ]
     }
 }
 
@@ -274,7 +298,11 @@ pub struct ChartOptionsError {
 }
 
 fn bad(field: &'static str, value: impl fmt::Display, allowed: impl Into<String>) -> ChartOptionsError {
-    ChartOptionsError { field, value: value.to_string(), allowed: allowed.into() }
+    ChartOptionsError {
+        field,
+        value: value.to_string(),
+        allowed: allowed.into(),
+    }
 }
 
 fn dns_label(s: &str, max: usize) -> bool {
@@ -339,7 +367,11 @@ impl ChartOptions {
     pub fn validate(&self) -> Result<(), ChartOptionsError> {
         // Cluster name `me2e-<id>` plus `-worker10` must stay a short DNS label.
         if !dns_label(&self.run_id, 20) {
-            return Err(bad("run_id", &self.run_id, "1-20 of a-z, 0-9, '-', not starting or ending with '-'"));
+            return Err(bad(
+                "run_id",
+                &self.run_id,
+                "1-20 of a-z, 0-9, '-', not starting or ending with '-'",
+            ));
         }
         if !dns_label(&self.namespace, 63) {
             return Err(bad("namespace", &self.namespace, "a DNS label: a-z, 0-9, '-', at most 63"));
@@ -372,7 +404,11 @@ impl ChartOptions {
             return Err(bad("postgres", self.postgres.reference(), "IMAGE:TAG, both non-empty"));
         }
         if matches!(&self.image_repo, Some(r) if r.is_empty() || r.ends_with('/')) {
-            return Err(bad("image_repo", self.image_repo.clone().unwrap_or_default(), "a repository without a trailing '/', e.g. quay.io/airshipit"));
+            return Err(bad(
+                "image_repo",
+                self.image_repo.clone().unwrap_or_default(),
+                "a repository without a trailing '/', e.g. quay.io/airshipit",
+            ));
         }
         if self.load_images && self.image_repo.is_none() && self.image_tag.is_none() {
             return Err(bad("load_images", true, "needs --image-repo or --image-tag (the images to load)"));
@@ -390,7 +426,11 @@ impl ChartOptions {
         };
         for (i, l) in w.links.iter().enumerate() {
             if !ifname_ok(&l.lab_bridge) {
-                return Err(bad("wiring.links[].lab_bridge", &l.lab_bridge, "an interface name, 1-15 characters"));
+                return Err(bad(
+                    "wiring.links[].lab_bridge",
+                    &l.lab_bridge,
+                    "an interface name, 1-15 characters",
+                ));
             }
             if !ifname_ok(&l.node_bridge) || l.node_bridge.starts_with("cali") {
                 return Err(bad(
@@ -419,10 +459,18 @@ impl ChartOptions {
         for i in 0..self.rack_replicas {
             let rack = Ipv4Addr::from(u32::from(subnet.addr).wrapping_add(i));
             if !subnet.contains(rack) {
-                return Err(bad("wiring.links[].rack_address", subnet, format!("rack {i} would get {rack}, outside the subnet")));
+                return Err(bad(
+                    "wiring.links[].rack_address",
+                    subnet,
+                    format!("rack {i} would get {rack}, outside the subnet"),
+                ));
             }
             if (u32::from(start)..=u32::from(end)).contains(&u32::from(rack)) {
-                return Err(bad("wiring.dynamic_range", format!("{start}-{end}"), format!("must not contain rack {i}'s address {rack}")));
+                return Err(bad(
+                    "wiring.dynamic_range",
+                    format!("{start}-{end}"),
+                    format!("must not contain rack {i}'s address {rack}"),
+                ));
             }
         }
         let size = u32::from(end) - u32::from(start) + 1;
@@ -439,5 +487,43 @@ impl ChartOptions {
             return Err(bad("wiring.gateway", gw, format!("an address inside {}", subnet.subnet())));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_references_and_versions() {
+        let p = PostgresOptions::from_reference(PostgresMode::Container, "localhost:5000/pg/postgres:15-bookworm").unwrap();
+        assert_eq!((p.image.as_str(), p.tag.as_str()), ("localhost:5000/pg/postgres", "15-bookworm"));
+        assert_eq!(p.major_version(), Some(15));
+        assert!(p.needs_precreate());
+        let p = PostgresOptions::from_reference(PostgresMode::InCluster, "postgres:14").unwrap();
+        assert!(!p.needs_precreate());
+        let p = PostgresOptions::from_reference(PostgresMode::Container, "postgres:latest").unwrap();
+        assert!(p.needs_precreate(), "unknown version: pre-create to be safe");
+        for bad in ["postgres", "localhost:5000/postgres", "postgres:", ":14"] {
+            let e = PostgresOptions::from_reference(PostgresMode::Container, bad).unwrap_err();
+            assert_eq!(e.field, "postgres_image", "{bad}");
+        }
+    }
+
+    #[test]
+    fn cidr_parsing_and_membership() {
+        let c: Ipv4Cidr = "10.40.0.2/24".parse().unwrap();
+        assert_eq!(c.subnet(), "10.40.0.0/24");
+        assert!(c.contains(Ipv4Addr::new(10, 40, 0, 254)));
+        assert!(!c.contains(Ipv4Addr::new(10, 40, 1, 1)));
+        assert!("10.40.0.2".parse::<Ipv4Cidr>().is_err());
+        assert!("10.40.0.2/33".parse::<Ipv4Cidr>().is_err());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = ChartSecrets::generate();
+        let shown = format!("{s:?}");
+        assert!(s.values().iter().all(|v| !shown.contains(v) && v.len() >= 20));
     }
 }

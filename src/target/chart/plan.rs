@@ -171,7 +171,12 @@ impl ChartPlan {
         // config may not carry them; --overwrite makes it idempotent.
         let racks = rack_node_names(opts);
         for node in worker_names(opts) {
-            let mut cmd = k(&ns).args(["label", "node", &node, &format!("{}={}", CONTROL_PLANE_LABEL.0, CONTROL_PLANE_LABEL.1)]);
+            let mut cmd = k(&ns).args([
+                "label",
+                "node",
+                &node,
+                &format!("{}={}", CONTROL_PLANE_LABEL.0, CONTROL_PLANE_LABEL.1),
+            ]);
             if racks.contains(&node) {
                 cmd = cmd.arg(format!("{}={}", RACK_LABEL.0, RACK_LABEL.1));
             }
@@ -179,12 +184,26 @@ impl ChartPlan {
         }
         for image in images_to_load(opts) {
             if opts.load_images {
-                steps.push(Step::Run(Cmd::new("kind").args(["load", "docker-image", &image, "--name", &cluster])));
+                steps.push(Step::Run(Cmd::new("kind").args([
+                    "load",
+                    "docker-image",
+                    &image,
+                    "--name",
+                    &cluster,
+                ])));
             }
         }
-        plan_files.push(PlanFile { path: path(files::NAMESPACE), purpose: "release namespace", contents: Some(namespace_manifest(&ns)) });
+        plan_files.push(PlanFile {
+            path: path(files::NAMESPACE),
+            purpose: "release namespace",
+            contents: Some(namespace_manifest(&ns)),
+        });
         steps.push(Step::WriteFile(path(files::NAMESPACE)));
-        steps.push(Step::Run(k(&ns).args(["apply", "--filename", &path(files::NAMESPACE).display().to_string()])));
+        steps.push(Step::Run(k(&ns).args([
+            "apply",
+            "--filename",
+            &path(files::NAMESPACE).display().to_string(),
+        ])));
         stages.push(Stage { name: "cluster", steps });
 
         // --- postgres
@@ -203,14 +222,18 @@ impl ChartPlan {
                     contents: Some(postgres::service_manifest(&ns, "{postgres-ip}")),
                 });
                 steps.push(Step::WriteFile(path(files::POSTGRES_SERVICE)));
-                steps.push(Step::Run(k(&ns).args(["apply", "--filename", &path(files::POSTGRES_SERVICE).display().to_string()])));
+                steps.push(Step::Run(k(&ns).args([
+                    "apply",
+                    "--filename",
+                    &path(files::POSTGRES_SERVICE).display().to_string(),
+                ])));
                 postgres_spec = Some(spec);
             }
             PostgresMode::InCluster => {
+                // `apply` with the manifest on stdin: idempotent on a reused
+                // cluster, and the password is in no argv and no file.
                 steps.push(Step::Run(
-                    k(&ns)
-                        .args(["create", "secret", "generic", "maas-e2e-postgres"])
-                        .secret_arg(format!("--from-literal=password={}", opts.secrets.db_admin_password)),
+                    k(&ns).args(["apply", "--filename", "-"]).stdin(postgres::password_secret_manifest(&ns, &opts.secrets.db_admin_password)),
                 ));
                 plan_files.push(PlanFile {
                     path: path(files::POSTGRES_IN_CLUSTER),
@@ -218,12 +241,32 @@ impl ChartPlan {
                     contents: Some(postgres::in_cluster_manifest(opts)),
                 });
                 steps.push(Step::WriteFile(path(files::POSTGRES_IN_CLUSTER)));
-                steps.push(Step::Run(k(&ns).args(["apply", "--filename", &path(files::POSTGRES_IN_CLUSTER).display().to_string()])));
-                steps.push(Step::Run(k(&ns).args(["rollout", "status", "deployment/postgresql", "--timeout", "5m"])));
+                steps.push(Step::Run(k(&ns).args([
+                    "apply",
+                    "--filename",
+                    &path(files::POSTGRES_IN_CLUSTER).display().to_string(),
+                ])));
+                steps.push(Step::Run(k(&ns).args([
+                    "rollout",
+                    "status",
+                    "deployment/postgresql",
+                    "--timeout",
+                    "5m",
+                ])));
                 if opts.postgres.needs_precreate() {
                     steps.push(Step::Run(
                         k(&ns)
-                            .args(["exec", "--stdin", "deployment/postgresql", "--", "psql", "--username", "postgres", "--set", "ON_ERROR_STOP=1"])
+                            .args([
+                                "exec",
+                                "--stdin",
+                                "deployment/postgresql",
+                                "--",
+                                "psql",
+                                "--username",
+                                "postgres",
+                                "--set",
+                                "ON_ERROR_STOP=1",
+                            ])
                             .stdin(postgres::precreate_psql_script(&opts.secrets.db_user_password)),
                     ));
                 }
@@ -233,15 +276,26 @@ impl ChartPlan {
 
         // --- wiring (before the chart: the rack sees the bridge when it registers)
         let wiring = plan_wiring(opts);
-        let mut steps = vec![Step::Note(format!("lab network namespace {} must exist (lab stage)", opts.wiring.lab_netns))];
+        let mut steps = vec![Step::Note(format!(
+            "lab network namespace {} must exist (lab stage)",
+            opts.wiring.lab_netns
+        ))];
         steps.extend(wiring.iter().cloned().map(Step::Wire));
         stages.push(Stage { name: "wiring", steps });
 
         // --- deploy
         let mut steps = Vec::new();
-        plan_files.push(PlanFile { path: path(files::VALUES), purpose: "values override", contents: Some(values_override_yaml(opts)) });
+        plan_files.push(PlanFile {
+            path: path(files::VALUES),
+            purpose: "values override",
+            contents: Some(values_override_yaml(opts)),
+        });
         steps.push(Step::WriteFile(path(files::VALUES)));
-        steps.push(Step::Run(Cmd::new("helm").args(["dependency", "build", &opts.chart_path.display().to_string()])));
+        steps.push(Step::Run(Cmd::new("helm").args([
+            "dependency",
+            "build",
+            &opts.chart_path.display().to_string(),
+        ])));
         let mut helm = Cmd::new("helm").args([
             "upgrade",
             "--install",
@@ -274,31 +328,71 @@ impl ChartPlan {
         stages.push(Stage { name: "deploy", steps });
 
         // --- configure MAAS, then the chart checks
-        stages.push(Stage { name: "configure", steps: configure_calls(opts).into_iter().map(Step::Api).collect() });
-        stages.push(Stage { name: "chart-checks", steps: chart_expectations(opts).into_iter().map(Step::Expect).collect() });
+        stages.push(Stage {
+            name: "configure",
+            steps: configure_calls(opts).into_iter().map(Step::Api).collect(),
+        });
+        stages.push(Stage {
+            name: "chart-checks",
+            steps: chart_expectations(opts).into_iter().map(Step::Expect).collect(),
+        });
 
         // --- collection
         let out = run_dir.join(files::COLLECT_DIR);
         let o = |name: &str| out.join(name);
         let mut collect = vec![
-            Step::Capture { cmd: k(&ns).args(["get", "all,pvc,jobs,endpoints", "--output", "wide"]), to: o("resources.txt") },
-            Step::Capture { cmd: k(&ns).args(["get", "events", "--sort-by", ".lastTimestamp", "--output", "wide"]), to: o("events.txt") },
-            Step::Capture { cmd: k(&ns).args(["describe", "pods,jobs,statefulsets"]), to: o("describe.txt") },
-            Step::Capture { cmd: k(&ns).args(["get", "pods", "--output", "name"]), to: o("pods.txt") },
+            Step::Capture {
+                cmd: k(&ns).args(["get", "all,pvc,jobs,endpoints", "--output", "wide"]),
+                to: o("resources.txt"),
+            },
+            Step::Capture {
+                cmd: k(&ns).args(["get", "events", "--sort-by", ".lastTimestamp", "--output", "wide"]),
+                to: o("events.txt"),
+            },
+            Step::Capture {
+                cmd: k(&ns).args(["describe", "pods,jobs,statefulsets"]),
+                to: o("describe.txt"),
+            },
+            Step::Capture {
+                cmd: k(&ns).args(["get", "pods", "--output", "name"]),
+                to: o("pods.txt"),
+            },
             Step::Note("per pod in pods.txt: logs of all containers, current and previous".into()),
         ];
         collect.extend(pod_log_steps(&kubeconfig, &ns, "{pod}", &out));
         collect.extend([
-            Step::Capture { cmd: Cmd::new("helm").args(["status", &opts.release, "--namespace", &ns, "--kubeconfig", &kubeconfig.display().to_string()]), to: o("helm-status.txt") },
             Step::Capture {
-                cmd: Cmd::new("helm").args(["get", "values", &opts.release, "--all", "--namespace", &ns, "--kubeconfig", &kubeconfig.display().to_string()]),
+                cmd: Cmd::new("helm").args([
+                    "status",
+                    &opts.release,
+                    "--namespace",
+                    &ns,
+                    "--kubeconfig",
+                    &kubeconfig.display().to_string(),
+                ]),
+                to: o("helm-status.txt"),
+            },
+            Step::Capture {
+                cmd: Cmd::new("helm").args([
+                    "get",
+                    "values",
+                    &opts.release,
+                    "--all",
+                    "--namespace",
+                    &ns,
+                    "--kubeconfig",
+                    &kubeconfig.display().to_string(),
+                ]),
                 to: o("helm-values.yaml"),
             },
             Step::Run(Cmd::new("kind").args(["export", "logs", &o("kind-logs").display().to_string(), "--name", &cluster])),
             Step::Note("every collected file is redacted of the run's secrets".into()),
         ]);
         if let Some(spec) = &postgres_spec {
-            collect.push(Step::Capture { cmd: Cmd::new("docker").args(["logs", &spec.name]), to: o("postgres.log") });
+            collect.push(Step::Capture {
+                cmd: Cmd::new("docker").args(["logs", &spec.name]),
+                to: o("postgres.log"),
+            });
         }
         collect.extend(collect_calls().into_iter().map(Step::Api));
 
@@ -315,7 +409,14 @@ impl ChartPlan {
                 teardown.push(Step::Run(Cmd::new("kind").args(["delete", "cluster", "--name", &cluster])));
             }
             (ClusterSource::Reuse { .. }, false) => {
-                teardown.push(Step::Run(Cmd::new("helm").args(["uninstall", &opts.release, "--namespace", &ns, "--kubeconfig", &kubeconfig.display().to_string()])));
+                teardown.push(Step::Run(Cmd::new("helm").args([
+                    "uninstall",
+                    &opts.release,
+                    "--namespace",
+                    &ns,
+                    "--kubeconfig",
+                    &kubeconfig.display().to_string(),
+                ])));
                 teardown.push(Step::Run(k(&ns).args(["delete", "namespace", &ns, "--wait=false"])));
             }
             (_, true) => teardown.push(Step::Note(format!("--keep-cluster: cluster {cluster} and namespace {ns} stay"))),
@@ -357,22 +458,34 @@ impl ChartPlan {
     /// The MAAS calls that configure the PXE network (stage `configure`),
     /// for the MAAS client to perform after `deploy`.
     pub fn maas_calls(&self) -> Vec<ApiCall> {
-        self.stage("configure").iter().filter_map(|s| if let Step::Api(c) = s { Some(c.clone()) } else { None }).collect()
+        self.stage("configure")
+            .iter()
+            .filter_map(|s| if let Step::Api(c) = s { Some(c.clone()) } else { None })
+            .collect()
     }
 
     /// The chart-specific checks (stage `chart-checks`).
     pub fn expectations(&self) -> Vec<ChartExpectation> {
-        self.stage("chart-checks").iter().filter_map(|s| if let Step::Expect(e) = s { Some(e.clone()) } else { None }).collect()
+        self.stage("chart-checks")
+            .iter()
+            .filter_map(|s| if let Step::Expect(e) = s { Some(e.clone()) } else { None })
+            .collect()
     }
 
     /// The MAAS calls of collection.
     pub fn collect_calls(&self) -> Vec<ApiCall> {
-        self.collect.iter().filter_map(|s| if let Step::Api(c) = s { Some(c.clone()) } else { None }).collect()
+        self.collect
+            .iter()
+            .filter_map(|s| if let Step::Api(c) = s { Some(c.clone()) } else { None })
+            .collect()
     }
 
     /// A plan file's contents by file name.
     pub fn file(&self, name: &str) -> Option<&str> {
-        self.files.iter().find(|f| f.path.file_name().is_some_and(|n| n == name)).and_then(|f| f.contents.as_deref())
+        self.files
+            .iter()
+            .find(|f| f.path.file_name().is_some_and(|n| n == name))
+            .and_then(|f| f.contents.as_deref())
     }
 
     /// The dry run: every command, every file, the Postgres spec, the
@@ -416,7 +529,17 @@ impl ChartPlan {
 
 fn render_step(out: &mut String, step: &Step) {
     let _ = match step {
-        Step::Run(cmd) => writeln!(out, "$ {}", cmd.display()),
+        Step::Run(cmd) => {
+            let _ = writeln!(out, "$ {}", cmd.display());
+            if let Some(data) = cmd.stdin_data() {
+                // Shown for the reader; the plan's redaction hides the secrets in it.
+                let _ = writeln!(out, "  <<stdin");
+                for line in String::from_utf8_lossy(data).lines() {
+                    let _ = writeln!(out, "  | {line}");
+                }
+            }
+            Ok(())
+        }
         Step::Capture { cmd, to } => writeln!(out, "$ {} > {}", cmd.display(), to.display()),
         Step::Background { cmd, purpose } => writeln!(out, "$ {} &   # {purpose}", cmd.display()),
         Step::WriteFile(p) => writeln!(out, "write {}", p.display()),
@@ -436,10 +559,19 @@ fn render_step(out: &mut String, step: &Step) {
             postgres::MAAS_DB,
             postgres::MAAS_ROLE
         ),
-        Step::Wait(w) => writeln!(out, "wait {} (timeout {}): {}", w.target.object(), humantime::format_duration(w.timeout), w.why),
+        Step::Wait(w) => writeln!(
+            out,
+            "wait {} (timeout {}): {}",
+            w.target.object(),
+            humantime::format_duration(w.timeout),
+            w.why
+        ),
         Step::Api(c) => {
             let params = c.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
-            let mut line = format!("maas {:?} {}", c.method, c.path).replace("maas Get", "maas GET").replace("maas Post", "maas POST").replace("maas Put", "maas PUT");
+            let mut line = format!("maas {:?} {}", c.method, c.path)
+                .replace("maas Get", "maas GET")
+                .replace("maas Post", "maas POST")
+                .replace("maas Put", "maas PUT");
             if !params.is_empty() {
                 line.push_str(&format!(" [{params}]"));
             }
@@ -462,7 +594,13 @@ pub fn pod_log_steps(kubeconfig: &Path, namespace: &str, pod: &str, out_dir: &Pa
     let safe = pod.trim_start_matches("pod/").replace(['/', '{', '}'], "");
     let base = kubectl(kubeconfig, namespace).args(["logs", pod, "--all-containers", "--prefix", "--timestamps"]);
     vec![
-        Step::Capture { cmd: base.clone(), to: out_dir.join(format!("logs-{safe}.txt")) },
-        Step::Capture { cmd: base.arg("--previous"), to: out_dir.join(format!("logs-{safe}-previous.txt")) },
+        Step::Capture {
+            cmd: base.clone(),
+            to: out_dir.join(format!("logs-{safe}.txt")),
+        },
+        Step::Capture {
+            cmd: base.arg("--previous"),
+            to: out_dir.join(format!("logs-{safe}-previous.txt")),
+        },
     ]
 }

@@ -119,7 +119,10 @@ pub struct GuardedStatement {
 
 impl GuardedStatement {
     fn always(statement: String) -> Self {
-        GuardedStatement { exists_query: String::new(), statement }
+        GuardedStatement {
+            exists_query: String::new(),
+            statement,
+        }
     }
 }
 
@@ -148,6 +151,19 @@ pub fn service_manifest(namespace: &str, address: &str) -> String {
         }],
     });
     yaml_documents(&[service, endpoints])
+}
+
+/// Secret maas-e2e-postgres (key `password`) for the in-cluster Postgres;
+/// fed to `kubectl apply -f -` on stdin, never written to disk.
+pub fn password_secret_manifest(namespace: &str, password: &str) -> String {
+    let secret = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": { "name": "maas-e2e-postgres", "namespace": namespace },
+        "type": "Opaque",
+        "stringData": { "password": password },
+    });
+    yaml_documents(&[secret])
 }
 
 /// Postgres inside the cluster (`--postgres in-cluster`): a one-replica
@@ -202,7 +218,9 @@ pub fn uses_container(opts: &ChartOptions) -> bool {
 /// A failure starting or preparing Postgres.
 #[derive(Debug, Error)]
 pub enum PostgresError {
-    #[error("could not start Postgres container {name} from {image} on docker network {network}: {source}; is the image built (ci/images/postgres/build.sh) and dockerd running?")]
+    #[error(
+        "could not start Postgres container {name} from {image} on docker network {network}: {source}; is the image built (ci/images/postgres/build.sh) and dockerd running?"
+    )]
     Start {
         name: String,
         image: String,
@@ -261,25 +279,29 @@ pub async fn start_container(
         network: spec.network.clone(),
         source,
     })?;
-    let network_address = container
-        .get_bridge_ip_address()
-        .await
-        .map_err(|source| PostgresError::Inspect { name: spec.name.clone(), what: "network address", source })?;
+    let network_address = container.get_bridge_ip_address().await.map_err(|source| PostgresError::Inspect {
+        name: spec.name.clone(),
+        what: "network address",
+        source,
+    })?;
     let host_port = container
         .get_host_port_ipv4(ContainerPort::Tcp(spec.port))
         .await
-        .map_err(|source| PostgresError::Inspect { name: spec.name.clone(), what: "published port", source })?;
-    Ok(PostgresContainer { container, name: spec.name.clone(), network_address, host_port })
+        .map_err(|source| PostgresError::Inspect {
+            name: spec.name.clone(),
+            what: "published port",
+            source,
+        })?;
+    Ok(PostgresContainer {
+        container,
+        name: spec.name.clone(),
+        network_address,
+        host_port,
+    })
 }
 
 /// Connect with tokio-postgres; the connection task runs in the background.
-pub async fn connect(
-    host: &str,
-    port: u16,
-    user: &str,
-    password: &str,
-    database: &str,
-) -> Result<tokio_postgres::Client, PostgresError> {
+pub async fn connect(host: &str, port: u16, user: &str, password: &str, database: &str) -> Result<tokio_postgres::Client, PostgresError> {
     let mut cfg = tokio_postgres::Config::new();
     cfg.host(host).port(port).user(user).password(password).dbname(database);
     cfg.connect_timeout(Duration::from_secs(10));
@@ -296,19 +318,18 @@ pub async fn connect(
 
 /// Run guarded statements in order; returns the statements that ran.
 /// Passwords are never in the returned text (they are literal-redacted).
-pub async fn run_guarded(
-    client: &tokio_postgres::Client,
-    target: &str,
-    steps: &[GuardedStatement],
-) -> Result<Vec<String>, PostgresError> {
+pub async fn run_guarded(client: &tokio_postgres::Client, target: &str, steps: &[GuardedStatement]) -> Result<Vec<String>, PostgresError> {
     let mut ran = Vec::new();
     for step in steps {
         if !step.exists_query.is_empty() {
-            let rows = client.query(step.exists_query.as_str(), &[]).await.map_err(|source| PostgresError::Sql {
-                target: target.into(),
-                action: step.exists_query.clone(),
-                source,
-            })?;
+            let rows = client
+                .query(step.exists_query.as_str(), &[])
+                .await
+                .map_err(|source| PostgresError::Sql {
+                    target: target.into(),
+                    action: step.exists_query.clone(),
+                    source,
+                })?;
             if !rows.is_empty() {
                 continue;
             }
@@ -333,12 +354,7 @@ pub fn redact_password_literal(statement: &str) -> String {
 }
 
 /// The harness's pre-creation (Postgres >= 15), run as the superuser.
-pub async fn precreate_maasdb(
-    host: &str,
-    port: u16,
-    admin_password: &str,
-    user_password: &str,
-) -> Result<Vec<String>, PostgresError> {
+pub async fn precreate_maasdb(host: &str, port: u16, admin_password: &str, user_password: &str) -> Result<Vec<String>, PostgresError> {
     let client = connect(host, port, ADMIN_ROLE, admin_password, "postgres").await?;
     run_guarded(&client, &format!("{ADMIN_ROLE}@{host}:{port}"), &precreate_steps(user_password)).await
 }

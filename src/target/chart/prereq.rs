@@ -33,7 +33,11 @@ pub const TOOLS: &[Tool] = &[
         used_for: "labels, manifests, port-forwards and log collection",
         install: "kubectl from https://kubernetes.io/docs/tasks/tools/ (Debian: apt-get install kubectl where packaged)",
     },
-    Tool { program: "ip", used_for: "wiring the lab to the rack's node", install: "apt-get install iproute2" },
+    Tool {
+        program: "ip",
+        used_for: "wiring the lab to the rack's node",
+        install: "apt-get install iproute2",
+    },
 ];
 
 /// Programs missing from the host.
@@ -54,7 +58,11 @@ fn render(missing: &[Tool]) -> String {
 /// Check with a given lookup (`have("kind")` -> on PATH?).
 pub fn check_with(have: impl Fn(&str) -> bool) -> Result<(), MissingTools> {
     let missing: Vec<Tool> = TOOLS.iter().filter(|t| !have(t.program)).cloned().collect();
-    if missing.is_empty() { Ok(()) } else { Err(MissingTools { missing }) }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(MissingTools { missing })
+    }
 }
 
 /// Check the real PATH.

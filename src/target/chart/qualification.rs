@@ -61,7 +61,13 @@ pub enum MatrixError {
     #[error("{file}: {detail}")]
     Parse { file: String, detail: String },
     #[error("{file}: cell {cell}: field `{field}` = {value:?}: {allowed}")]
-    Cell { file: String, cell: String, field: &'static str, value: String, allowed: String },
+    Cell {
+        file: String,
+        cell: String,
+        field: &'static str,
+        value: String,
+        allowed: String,
+    },
     #[error("{file}: the cells do not cover {axes} exactly once: {detail}")]
     Coverage { file: String, axes: String, detail: String },
 }
@@ -70,16 +76,29 @@ pub enum MatrixError {
 /// every expectation is `pass` or a named failure, ids are unique, and the
 /// cells cover the cross product of the axes exactly once.
 pub fn parse_matrix(file: &str, text: &str) -> Result<Matrix, MatrixError> {
-    let m: Matrix = serde_norway::from_str(text).map_err(|e| MatrixError::Parse { file: file.into(), detail: e.to_string() })?;
+    let m: Matrix = serde_norway::from_str(text).map_err(|e| MatrixError::Parse {
+        file: file.into(),
+        detail: e.to_string(),
+    })?;
     let mut seen_ids = Vec::new();
     let mut seen_combos = Vec::new();
     for c in &m.cells {
         if seen_ids.contains(&c.id) {
-            return Err(MatrixError::Cell { file: file.into(), cell: c.id.clone(), field: "id", value: c.id.clone(), allowed: "unique ids".into() });
+            return Err(MatrixError::Cell {
+                file: file.into(),
+                cell: c.id.clone(),
+                field: "id",
+                value: c.id.clone(),
+                allowed: "unique ids".into(),
+            });
         }
         seen_ids.push(c.id.clone());
         for (axis, value) in c.axes() {
-            let values = m.overrides.get(axis).map(|v| v.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+            let values = m
+                .overrides
+                .get(axis)
+                .map(|v| v.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default();
             if !values.iter().any(|v| v == value) {
                 return Err(MatrixError::Cell {
                     file: file.into(),
@@ -165,7 +184,9 @@ pub struct Summary {
 }
 
 fn judge(m: &Matrix, cell: &Cell, result: Option<&CellResult>) -> (String, Verdict) {
-    let Some(r) = result else { return ("(no result)".into(), Verdict::NotRun) };
+    let Some(r) = result else {
+        return ("(no result)".into(), Verdict::NotRun);
+    };
     let actual = if r.passed {
         "pass".to_string()
     } else {
@@ -209,7 +230,11 @@ pub fn summarize(m: &Matrix, results: &[CellResult]) -> Summary {
         })
         .collect();
     let qualified = rows.iter().all(|r| r.verdict == Verdict::AsExpected);
-    Summary { suite: m.suite.clone(), rows, qualified }
+    Summary {
+        suite: m.suite.clone(),
+        rows,
+        qualified,
+    }
 }
 
 /// The summary as a Markdown table plus a one-line verdict.
@@ -223,7 +248,11 @@ pub fn render_markdown(s: &Summary) -> String {
             Verdict::Unexpected(why) => format!("**UNEXPECTED**: {why}"),
             Verdict::NotRun => "**NOT RUN**".to_string(),
         };
-        let _ = writeln!(out, "| {} | {} | {} | {} | {} | {} | {} |", r.cell, r.firmware, r.ciphers, r.lan, r.expected, r.actual, verdict);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r.cell, r.firmware, r.ciphers, r.lan, r.expected, r.actual, verdict
+        );
     }
     let bad = s.rows.iter().filter(|r| r.verdict != Verdict::AsExpected).count();
     let _ = writeln!(

@@ -36,7 +36,7 @@ pub enum ChartError {
         source: CmdError,
     },
     #[error("stage postgres: {0}")]
-    Postgres(#[from] PostgresError),
+    Postgres(#[from] Box<PostgresError>),
     #[error("stage wiring: {0}")]
     Wiring(#[from] WiringError),
     #[error("stage deploy: {0}")]
@@ -123,7 +123,10 @@ impl ChartRun {
     }
 
     fn write(&self, path: &Path, contents: &str) -> Result<(), ChartError> {
-        let io = |source| ChartError::Io { path: path.to_path_buf(), source };
+        let io = |source| ChartError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
@@ -135,7 +138,9 @@ impl ChartRun {
             return Ok(c.clone());
         }
         let kubeconfig = self.plan.kubeconfig.clone();
-        let c = waits::client_from_kubeconfig(&kubeconfig, None).await.map_err(|source| ChartError::Kube { kubeconfig, source })?;
+        let c = waits::client_from_kubeconfig(&kubeconfig, None)
+            .await
+            .map_err(|source| ChartError::Kube { kubeconfig, source })?;
         self.client = Some(c.clone());
         Ok(c)
     }
@@ -144,7 +149,10 @@ impl ChartRun {
     /// `deploy`. Call `teardown` afterwards whatever this returns.
     pub async fn deploy(&mut self) -> Result<Deployed, ChartError> {
         prereq::check()?;
-        std::fs::create_dir_all(&self.plan.run_dir).map_err(|source| ChartError::Io { path: self.plan.run_dir.clone(), source })?;
+        std::fs::create_dir_all(&self.plan.run_dir).map_err(|source| ChartError::Io {
+            path: self.plan.run_dir.clone(),
+            source,
+        })?;
         let stages: Vec<(&'static str, Vec<Step>)> = self
             .plan
             .stages
@@ -161,7 +169,11 @@ impl ChartRun {
         let region = self.forwarded("the region API")?;
         let rack = self.forwarded("the rack's 5249")?;
         let api_key = self.api_key().await?;
-        Ok(Deployed { maas_url: format!("http://127.0.0.1:{region}/MAAS"), rack_rpc_port: rack, api_key })
+        Ok(Deployed {
+            maas_url: format!("http://127.0.0.1:{region}/MAAS"),
+            rack_rpc_port: rack,
+            api_key,
+        })
     }
 
     fn forwarded(&self, prefix: &str) -> Result<u16, ChartError> {
@@ -169,7 +181,10 @@ impl ChartRun {
             .iter()
             .find(|p| p.purpose.starts_with(prefix))
             .map(|p| p.local_port)
-            .ok_or(ChartError::PortForward { purpose: "deploy", detail: format!("no port-forward for {prefix}") })
+            .ok_or(ChartError::PortForward {
+                purpose: "deploy",
+                detail: format!("no port-forward for {prefix}"),
+            })
     }
 
     async fn step(&mut self, stage: &'static str, step: Step) -> Result<(), ChartError> {
@@ -193,12 +208,14 @@ impl ChartRun {
             }
             Step::StartPostgres => {
                 if let Some(spec) = self.plan.postgres.clone() {
-                    self.postgres = Some(postgres::start_container(&spec, &self.admin_password, Duration::from_secs(180)).await?);
+                    self.postgres = Some(postgres::start_container(&spec, &self.admin_password, Duration::from_secs(180)).await.map_err(Box::new)?);
                 }
             }
             Step::PrecreateDatabase => {
                 if let Some(pg) = &self.postgres {
-                    let ran = postgres::precreate_maasdb("127.0.0.1", pg.host_port, &self.admin_password, &self.user_password).await?;
+                    let ran = postgres::precreate_maasdb("127.0.0.1", pg.host_port, &self.admin_password, &self.user_password)
+                        .await
+                        .map_err(Box::new)?;
                     tracing::info!(?ran, "pre-created maasdb");
                 }
             }
@@ -227,12 +244,21 @@ impl ChartRun {
         let secret = Api::<Secret>::namespaced(client, &ns)
             .get("maas-api-key")
             .await
-            .map_err(|e| ChartError::ApiKey { namespace: ns.clone(), detail: e.to_string() })?;
+            .map_err(|e| ChartError::ApiKey {
+                namespace: ns.clone(),
+                detail: e.to_string(),
+            })?;
         let token = secret
             .data
             .and_then(|d| d.get("token").cloned())
-            .ok_or_else(|| ChartError::ApiKey { namespace: ns.clone(), detail: "no key `token`".into() })?;
-        let text = String::from_utf8(token.0).map_err(|_| ChartError::ApiKey { namespace: ns, detail: "token is not UTF-8".into() })?;
+            .ok_or_else(|| ChartError::ApiKey {
+                namespace: ns.clone(),
+                detail: "no key `token`".into(),
+            })?;
+        let text = String::from_utf8(token.0).map_err(|_| ChartError::ApiKey {
+            namespace: ns,
+            detail: "token is not UTF-8".into(),
+        })?;
         Ok(ApiKey(text.trim().to_string()))
     }
 
@@ -248,7 +274,15 @@ impl ChartRun {
             match step {
                 Step::Capture { cmd, to } => {
                     let text = match cmd.output().await {
-                        Ok(o) => format!("{}{}", o.stdout, if o.stderr.is_empty() { String::new() } else { format!("\n--- stderr ---\n{}", o.stderr) }),
+                        Ok(o) => format!(
+                            "{}{}",
+                            o.stdout,
+                            if o.stderr.is_empty() {
+                                String::new()
+                            } else {
+                                format!("\n--- stderr ---\n{}", o.stderr)
+                            }
+                        ),
                         Err(e) => format!("{e}"),
                     };
                     if let Err(e) = self.write(&to, &self.plan.redact(&text)) {
@@ -258,7 +292,11 @@ impl ChartRun {
                         for pod in text.lines().filter(|l| l.starts_with("pod/")) {
                             for s in pod_log_steps(&self.plan.kubeconfig, &self.plan.namespace, pod, &out_dir) {
                                 if let Step::Capture { cmd, to } = s {
-                                    let text = cmd.output().await.map(|o| format!("{}{}", o.stdout, o.stderr)).unwrap_or_else(|e| e.to_string());
+                                    let text = cmd
+                                        .output()
+                                        .await
+                                        .map(|o| format!("{}{}", o.stdout, o.stderr))
+                                        .unwrap_or_else(|e| e.to_string());
                                     let _ = self.write(&to, &self.plan.redact(&text));
                                 }
                             }
@@ -321,18 +359,37 @@ impl ChartRun {
 async fn start_port_forward(cmd: &Cmd, purpose: &'static str) -> Result<PortForward, ChartError> {
     let mut tokio_cmd = cmd.to_tokio();
     tokio_cmd.stdout(Stdio::piped()).stderr(Stdio::null()).stdin(Stdio::null());
-    let mut child = tokio_cmd.spawn().map_err(|e| ChartError::PortForward { purpose, detail: format!("{}: {e}", cmd.display()) })?;
-    let stdout = child.stdout.take().ok_or(ChartError::PortForward { purpose, detail: "no stdout".into() })?;
+    let mut child = tokio_cmd.spawn().map_err(|e| ChartError::PortForward {
+        purpose,
+        detail: format!("{}: {e}", cmd.display()),
+    })?;
+    let stdout = child.stdout.take().ok_or(ChartError::PortForward {
+        purpose,
+        detail: "no stdout".into(),
+    })?;
     let mut lines = BufReader::new(stdout).lines();
     let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
         .await
-        .map_err(|_| ChartError::PortForward { purpose, detail: "nothing printed within 30 s".into() })?
-        .map_err(|e| ChartError::PortForward { purpose, detail: e.to_string() })?
+        .map_err(|_| ChartError::PortForward {
+            purpose,
+            detail: "nothing printed within 30 s".into(),
+        })?
+        .map_err(|e| ChartError::PortForward {
+            purpose,
+            detail: e.to_string(),
+        })?
         .unwrap_or_default();
-    let local_port = parse_forwarded_port(&first).ok_or_else(|| ChartError::PortForward { purpose, detail: format!("first line {first:?}") })?;
+    let local_port = parse_forwarded_port(&first).ok_or_else(|| ChartError::PortForward {
+        purpose,
+        detail: format!("first line {first:?}"),
+    })?;
     // Keep draining stdout so kubectl never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(PortForward { purpose, local_port, child })
+    Ok(PortForward {
+        purpose,
+        local_port,
+        child,
+    })
 }
 
 /// Apply `redact` to every regular file under `dir` (text files only; a
@@ -370,7 +427,11 @@ mod tests {
     fn redact_tree_rewrites_nested_files() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
-        std::fs::write(dir.path().join("a/b/job.log"), "+ psql --command=ALTER USER maas with password 'hunter22'").unwrap();
+        std::fs::write(
+            dir.path().join("a/b/job.log"),
+            "+ psql --command=ALTER USER maas with password 'hunter22'",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("plain.txt"), "nothing here").unwrap();
         redact_tree(dir.path(), &|t| t.replace("hunter22", "<redacted>"));
         let text = std::fs::read_to_string(dir.path().join("a/b/job.log")).unwrap();

@@ -120,8 +120,7 @@ pub fn values_override(opts: &ChartOptions) -> Value {
     }
     let images = image_overrides(opts);
     if !images.is_empty() {
-        let tags: serde_json::Map<String, Value> =
-            images.into_iter().map(|(k, v)| (k.to_string(), Value::String(v))).collect();
+        let tags: serde_json::Map<String, Value> = images.into_iter().map(|(k, v)| (k.to_string(), Value::String(v))).collect();
         values["images"] = json!({ "tags": tags });
     }
     values

@@ -64,24 +64,44 @@ pub fn deployment_waits(opts: &ChartOptions) -> Vec<WaitSpec> {
     let t = &opts.timeouts;
     let job = |name: &str| WaitTarget::JobComplete { name: name.into() };
     vec![
-        WaitSpec { target: job("maas-db-init"), timeout: t.db_jobs, why: "database maasdb and role maas exist" },
-        WaitSpec { target: job("maas-db-sync"), timeout: t.db_jobs, why: "maas-region dbupgrade ran" },
         WaitSpec {
-            target: WaitTarget::StatefulSetReady { name: "maas-region".into() },
+            target: job("maas-db-init"),
+            timeout: t.db_jobs,
+            why: "database maasdb and role maas exist",
+        },
+        WaitSpec {
+            target: job("maas-db-sync"),
+            timeout: t.db_jobs,
+            why: "maas-region dbupgrade ran",
+        },
+        WaitSpec {
+            target: WaitTarget::StatefulSetReady {
+                name: "maas-region".into(),
+            },
             timeout: t.region,
             why: "the region answers on 5240",
         },
         WaitSpec {
-            target: WaitTarget::SecretKey { name: "maas-api-key".into(), key: "token".into() },
+            target: WaitTarget::SecretKey {
+                name: "maas-api-key".into(),
+                key: "token".into(),
+            },
             timeout: t.api_key,
             why: "export-api-key wrote the admin's API key",
         },
         WaitSpec {
-            target: WaitTarget::PodsReady { statefulset: "maas-rack".into(), replicas: opts.rack_replicas },
+            target: WaitTarget::PodsReady {
+                statefulset: "maas-rack".into(),
+                replicas: opts.rack_replicas,
+            },
             timeout: t.rack,
             why: "every rack registered (/tmp/maas-rack.done)",
         },
-        WaitSpec { target: job("maas-import-resources"), timeout: t.import, why: "boot images imported and synced to the racks" },
+        WaitSpec {
+            target: job("maas-import-resources"),
+            timeout: t.import,
+            why: "boot images imported and synced to the racks",
+        },
     ]
 }
 
@@ -91,7 +111,11 @@ pub enum Progress {
     Done(String),
     Pending(String),
     /// A terminal failure: stop waiting.
-    Failed { condition: String, reason: String, message: String },
+    Failed {
+        condition: String,
+        reason: String,
+        message: String,
+    },
 }
 
 /// A wait that did not end well.
@@ -101,9 +125,21 @@ pub enum WaitError {
         "{object} in namespace {namespace} failed: condition {condition}, reason {reason}: {message}; \
          see `kubectl -n {namespace} describe {object}` and the collected pod logs"
     )]
-    Failed { object: String, namespace: String, condition: String, reason: String, message: String },
+    Failed {
+        object: String,
+        namespace: String,
+        condition: String,
+        reason: String,
+        message: String,
+    },
     #[error("timed out after {} waiting for {object} in namespace {namespace} ({why}); last seen: {last}", humantime::format_duration(*.timeout))]
-    Timeout { object: String, namespace: String, why: String, timeout: Duration, last: String },
+    Timeout {
+        object: String,
+        namespace: String,
+        why: String,
+        timeout: Duration,
+        last: String,
+    },
 }
 
 /// Judge a Job.
@@ -123,7 +159,12 @@ pub fn job_progress(job: &Job) -> Progress {
         return Progress::Done("Complete=True".into());
     }
     let counts = status.map_or_else(String::new, |s| {
-        format!("active {} succeeded {} failed {}", s.active.unwrap_or(0), s.succeeded.unwrap_or(0), s.failed.unwrap_or(0))
+        format!(
+            "active {} succeeded {} failed {}",
+            s.active.unwrap_or(0),
+            s.succeeded.unwrap_or(0),
+            s.failed.unwrap_or(0)
+        )
     });
     match conditions.last() {
         Some(c) => Progress::Pending(format!(
@@ -143,7 +184,11 @@ pub fn statefulset_progress(sts: &StatefulSet) -> Progress {
     let want = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let ready = sts.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
     let text = format!("ready {ready}/{want}");
-    if want > 0 && ready >= want { Progress::Done(text) } else { Progress::Pending(text) }
+    if want > 0 && ready >= want {
+        Progress::Done(text)
+    } else {
+        Progress::Pending(text)
+    }
 }
 
 /// Judge a Pod by its Ready condition.
@@ -151,7 +196,9 @@ pub fn pod_progress(pod: &Pod) -> Progress {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let status = pod.status.as_ref();
     let phase = status.and_then(|s| s.phase.clone()).unwrap_or_else(|| "Unknown".into());
-    let ready = status.and_then(|s| s.conditions.as_ref()).and_then(|cs| cs.iter().find(|c| c.type_ == "Ready").cloned());
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready").cloned());
     match ready {
         Some(c) if c.status == "True" => Progress::Done(format!("pod {name} Ready=True")),
         Some(c) => Progress::Pending(format!(
@@ -190,13 +237,11 @@ pub async fn check(client: &Client, namespace: &str, target: &WaitTarget) -> Pro
             Ok(None) => Progress::Pending("not found (not created yet)".into()),
             Err(e) => read_error(e),
         },
-        WaitTarget::StatefulSetReady { name } => {
-            match Api::<StatefulSet>::namespaced(client.clone(), namespace).get_opt(name).await {
-                Ok(Some(sts)) => statefulset_progress(&sts),
-                Ok(None) => Progress::Pending("not found (not created yet)".into()),
-                Err(e) => read_error(e),
-            }
-        }
+        WaitTarget::StatefulSetReady { name } => match Api::<StatefulSet>::namespaced(client.clone(), namespace).get_opt(name).await {
+            Ok(Some(sts)) => statefulset_progress(&sts),
+            Ok(None) => Progress::Pending("not found (not created yet)".into()),
+            Err(e) => read_error(e),
+        },
         WaitTarget::PodsReady { statefulset, replicas } => {
             let api = Api::<Pod>::namespaced(client.clone(), namespace);
             let mut done = Vec::new();
@@ -213,13 +258,11 @@ pub async fn check(client: &Client, namespace: &str, target: &WaitTarget) -> Pro
             }
             Progress::Done(done.join(", "))
         }
-        WaitTarget::SecretKey { name, key } => {
-            match Api::<Secret>::namespaced(client.clone(), namespace).get_opt(name).await {
-                Ok(Some(secret)) => secret_progress(&secret, key),
-                Ok(None) => Progress::Pending("not found".into()),
-                Err(e) => read_error(e),
-            }
-        }
+        WaitTarget::SecretKey { name, key } => match Api::<Secret>::namespaced(client.clone(), namespace).get_opt(name).await {
+            Ok(Some(secret)) => secret_progress(&secret, key),
+            Ok(None) => Progress::Pending("not found".into()),
+            Err(e) => read_error(e),
+        },
     }
 }
 
@@ -230,7 +273,11 @@ pub async fn wait_for(client: &Client, namespace: &str, spec: &WaitSpec, poll: D
     loop {
         let last = match check(client, namespace, &spec.target).await {
             Progress::Done(d) => return Ok(d),
-            Progress::Failed { condition, reason, message } => {
+            Progress::Failed {
+                condition,
+                reason,
+                message,
+            } => {
                 return Err(WaitError::Failed {
                     object: spec.target.object(),
                     namespace: namespace.into(),
@@ -275,8 +322,14 @@ pub fn install_crypto_provider() {
 pub async fn client_from_kubeconfig(path: &std::path::Path, context: Option<String>) -> Result<Client, kube::Error> {
     install_crypto_provider();
     let kc = kube::config::Kubeconfig::read_from(path).map_err(kube::Error::InferKubeconfig)?;
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions { context, ..Default::default() })
-        .await
-        .map_err(kube::Error::InferKubeconfig)?;
+    let cfg = kube::Config::from_custom_kubeconfig(
+        kc,
+        &kube::config::KubeConfigOptions {
+            context,
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(kube::Error::InferKubeconfig)?;
     Client::try_from(cfg)
 }

@@ -79,7 +79,10 @@ fn link_wiring(l: &LabLink, tag: &str, node: u32, link: u32) -> LinkWiring {
         lab_end: format!("x{tag}{node}{link}l"),
         node_end: format!("x{tag}{node}{link}n"),
         node_bridge: l.node_bridge.clone(),
-        address: Ipv4Cidr { addr, prefix: l.rack_address.prefix },
+        address: Ipv4Cidr {
+            addr,
+            prefix: l.rack_address.prefix,
+        },
     }
 }
 
@@ -105,7 +108,18 @@ pub fn wire_cmds(w: &NodeWiring, node_pid: &str) -> Vec<Cmd> {
     let mut cmds = vec![Cmd::new("ip").args(["netns", "attach", &w.node_netns, node_pid])];
     for l in &w.links {
         cmds.extend([
-            ip(&w.lab_netns).args(["link", "add", &l.lab_end, "type", "veth", "peer", "name", &l.node_end, "netns", &w.node_netns]),
+            ip(&w.lab_netns).args([
+                "link",
+                "add",
+                &l.lab_end,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &l.node_end,
+                "netns",
+                &w.node_netns,
+            ]),
             ip(&w.lab_netns).args(["link", "set", &l.lab_end, "master", &l.lab_bridge]),
             ip(&w.lab_netns).args(["link", "set", &l.lab_end, "up"]),
             ip(&w.node_netns).args(["link", "add", &l.node_bridge, "type", "bridge"]),
@@ -150,11 +164,17 @@ pub async fn wire_node(w: &NodeWiring) -> Result<(), WiringError> {
         node: w.node_container.clone(),
         source,
     })?;
-    let pid = parse_pid(&out).ok_or_else(|| WiringError::NotRunning { node: w.node_container.clone(), output: out.trim().to_string() })?;
+    let pid = parse_pid(&out).ok_or_else(|| WiringError::NotRunning {
+        node: w.node_container.clone(),
+        output: out.trim().to_string(),
+    })?;
     for cmd in wire_cmds(w, &pid.to_string()) {
         if let Err(source) = cmd.run().await {
             unwire_node(w).await;
-            return Err(WiringError::Step { node: w.node_container.clone(), source });
+            return Err(WiringError::Step {
+                node: w.node_container.clone(),
+                source,
+            });
         }
     }
     Ok(())
