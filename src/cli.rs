@@ -45,6 +45,12 @@ pub enum Command {
         #[arg(long, value_enum)]
         target: Option<TargetKind>,
     },
+    /// The virtual BMC on its own: serve a fleet from YAML, or load-test BMCs.
+    #[command(subcommand)]
+    Bmc(crate::bmc::cli::BmcCommand),
+    /// The ephemeral environment (kernel + initramfs) the sim target boots.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Re-run exactly the scenario, seed and target a recorded run used.
     Repro {
         run_dir: PathBuf,
@@ -52,6 +58,16 @@ pub enum Command {
         keep: bool,
         #[arg(long, default_value = "runs")]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// Build (or find in the cache) the ephemeral kernel + initramfs.
+    Build {
+        /// Cache directory (must be readable by libvirt-qemu, so not under /root).
+        #[arg(long, default_value_os_t = crate::image::default_cache_dir())]
+        cache: PathBuf,
     },
 }
 
@@ -173,6 +189,30 @@ async fn dispatch(command: Command) -> i32 {
             if ready { exit::PASSED } else { exit::HOST_NOT_READY }
         }
         Command::Repro { run_dir, keep, out } => repro(run_dir, keep, out).await,
+        Command::Bmc(cmd) => match crate::bmc::cli::run(cmd).await {
+            Ok(()) => exit::PASSED,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                exit::BAD_INPUT
+            }
+        },
+        Command::Image(ImageCommand::Build { cache }) => {
+            let spec = crate::image::ImageSpec::ephemeral();
+            match tokio::task::spawn_blocking(move || crate::image::build(&spec, &cache)).await {
+                Ok(Ok(img)) => {
+                    println!("kernel {}\ninitrd {}\nhash   {}", img.kernel.display(), img.initrd.display(), img.hash);
+                    exit::PASSED
+                }
+                Ok(Err(e)) => {
+                    eprintln!("error: {e}");
+                    exit::HOST_NOT_READY
+                }
+                Err(e) => {
+                    eprintln!("error: the image build panicked: {e}");
+                    exit::FAILED
+                }
+            }
+        }
     }
 }
 
