@@ -93,6 +93,19 @@ async fn precreation_then_chart_db_init_lets_maas_create_tables_on_15() {
         .unwrap();
     assert_eq!(inspect.trim(), pg.network_address.to_string());
 
+    // What the chart is given: Service postgresql + Endpoints at this address.
+    let manifest = maas_e2e::target::chart::postgres::service_manifest("maas", &pg.network_address.to_string());
+    let docs: Vec<serde_json::Value> = serde_norway::Deserializer::from_str(&manifest)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[0]["kind"], "Service");
+    assert!(docs[0]["spec"].get("selector").is_none(), "no selector: the Endpoints are ours");
+    assert_eq!(docs[1]["kind"], "Endpoints");
+    assert_eq!(docs[1]["metadata"]["name"], docs[0]["metadata"]["name"]);
+    assert_eq!(docs[1]["subsets"][0]["addresses"][0]["ip"], pg.network_address.to_string());
+    assert_eq!(docs[1]["subsets"][0]["ports"][0]["port"], 5432);
+
     let admin = connect("127.0.0.1", pg.host_port, ADMIN_ROLE, &admin_pw, "postgres").await.unwrap();
     let version: i32 = admin
         .query_one("SELECT current_setting('server_version_num')::int", &[])

@@ -211,3 +211,14 @@ async fn a_lab_client_gets_a_lease_from_a_dhcp_server_on_the_node_bridge() {
             .all(|l| !l.contains(&id))
     );
 }
+
+#[tokio::test]
+async fn wiring_without_the_lab_namespace_says_so_and_touches_nothing() {
+    let mut opts = default_options();
+    opts.run_id = format!("n{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    opts.wiring.lab_netns = format!("me2e-{}-nolab", opts.run_id);
+    let node = plan_wiring(&opts).remove(0);
+    let err = wire_node(&node).await.unwrap_err().to_string();
+    assert!(err.contains(&opts.wiring.lab_netns) && err.contains("lab stage"), "{err}");
+    assert!(!maas_e2e::lab::netns::netns_path(&node.node_netns).exists());
+}

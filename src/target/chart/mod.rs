@@ -8,6 +8,7 @@
 //! qualification matrix and its summary (qualification).
 //! See docs/chart.md.
 
+pub mod args;
 pub mod kind_config;
 pub mod maas_config;
 pub mod options;
@@ -24,6 +25,7 @@ pub use options::{
     ChartOptions, ChartOptionsError, ChartSecrets, ChartTimeouts, ClusterSource, Ipv4Cidr, LabLink, PostgresMode, PostgresOptions,
     WiringOptions,
 };
+pub use args::ChartArgs;
 pub use plan::{ChartPlan, Stage, Step};
 pub use run::{ChartError, ChartRun, Deployed};
 

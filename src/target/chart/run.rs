@@ -149,6 +149,12 @@ impl ChartRun {
     /// `deploy`. Call `teardown` afterwards whatever this returns.
     pub async fn deploy(&mut self) -> Result<Deployed, ChartError> {
         prereq::check()?;
+        // The lab comes first (lab stage): fail before a cluster exists.
+        if let Some(w) = self.plan.wiring.first()
+            && !crate::lab::netns::netns_path(&w.lab_netns).exists()
+        {
+            return Err(WiringError::NoLab { netns: w.lab_netns.clone() }.into());
+        }
         std::fs::create_dir_all(&self.plan.run_dir).map_err(|source| ChartError::Io {
             path: self.plan.run_dir.clone(),
             source,

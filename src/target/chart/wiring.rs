@@ -160,6 +160,9 @@ pub fn parse_pid(stdout: &str) -> Option<u32> {
 /// Wire one node for real: read its pid, then run every step; on a failed
 /// step the steps done so far are undone before the error returns.
 pub async fn wire_node(w: &NodeWiring) -> Result<(), WiringError> {
+    if !crate::lab::netns::netns_path(&w.lab_netns).exists() {
+        return Err(WiringError::NoLab { netns: w.lab_netns.clone() });
+    }
     let out = node_pid_cmd(&w.node_container).run().await.map_err(|source| WiringError::Step {
         node: w.node_container.clone(),
         source,
@@ -196,6 +199,8 @@ pub enum WiringError {
         #[source]
         source: crate::cmd::CmdError,
     },
+    #[error("lab network namespace {netns} does not exist: the lab stage makes it before the chart target wires the rack")]
+    NoLab { netns: String },
     #[error("kind node container {node} is not running (docker inspect printed {output:?}); is the cluster up?")]
     NotRunning { node: String, output: String },
 }

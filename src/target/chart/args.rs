@@ -1,0 +1,138 @@
+//! The `run --target chart` flags, as a clap `Args` group the CLI flattens,
+//! and their mapping onto `ChartOptions`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::options::{ChartOptions, ChartOptionsError, ClusterSource, PostgresMode, PostgresOptions, WiringOptions};
+
+/// Flags of the chart target.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ChartArgs {
+    /// A checkout of the MaaS chart (charts/maas, helm-toolkit in charts/deps).
+    #[arg(long, value_name = "PATH")]
+    pub chart: Option<PathBuf>,
+    /// Extra values files, applied after the generated override (repeatable).
+    #[arg(long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+    /// Repository of the MAAS images, e.g. quay.io/airshipit.
+    #[arg(long, value_name = "REPO")]
+    pub image_repo: Option<String>,
+    /// Tag of the MAAS images.
+    #[arg(long, value_name = "TAG")]
+    pub image_tag: Option<String>,
+    /// `kind load docker-image` the MAAS images (built locally).
+    #[arg(long)]
+    pub load_images: bool,
+    /// Use this kind config instead of the generated one.
+    #[arg(long, value_name = "FILE", conflicts_with = "reuse_cluster")]
+    pub kind_config: Option<PathBuf>,
+    /// Leave the cluster and Postgres running after the run.
+    #[arg(long)]
+    pub keep_cluster: bool,
+    /// Deploy into an existing kind cluster (never deleted).
+    #[arg(long, value_name = "NAME")]
+    pub reuse_cluster: Option<String>,
+    /// Release namespace (also the API key secret's namespace).
+    #[arg(long, value_name = "NS", default_value = "maas")]
+    pub namespace: String,
+    /// Postgres image with an explicit tag.
+    #[arg(long, value_name = "IMAGE:TAG", default_value = "postgres:14")]
+    pub postgres_image: String,
+    /// Run Postgres inside the cluster instead of as a container on kind's network.
+    #[arg(long)]
+    pub postgres_in_cluster: bool,
+    /// Rack replicas (one labelled worker each).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub rack_replicas: u32,
+    /// Workers in the generated kind config (default: one per rack).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<u32>,
+}
+
+impl ChartArgs {
+    /// Options for one run; the scenario fills `cache`, `machines` and the
+    /// lab's `wiring` (its netns, bridges and addresses).
+    pub fn to_options(
+        &self,
+        run_id: &str,
+        run_dir: PathBuf,
+        cache: bool,
+        machines: u32,
+        wiring: WiringOptions,
+    ) -> Result<ChartOptions, ChartOptionsError> {
+        let chart = self.chart.clone().ok_or(ChartOptionsError {
+            field: "chart",
+            value: String::new(),
+            allowed: "--chart PATH: a checkout of the MaaS chart (charts/maas with helm-toolkit in charts/deps)".into(),
+        })?;
+        let mut o = ChartOptions::new(run_id, run_dir, chart);
+        o.values_files = self.values.clone();
+        o.image_repo = self.image_repo.clone();
+        o.image_tag = self.image_tag.clone();
+        o.load_images = self.load_images;
+        o.cluster = match &self.reuse_cluster {
+            Some(name) => ClusterSource::Reuse { name: name.clone() },
+            None => ClusterSource::Create { config: self.kind_config.clone() },
+        };
+        o.keep_cluster = self.keep_cluster;
+        o.namespace = self.namespace.clone();
+        let mode = if self.postgres_in_cluster { PostgresMode::InCluster } else { PostgresMode::Container };
+        o.postgres = PostgresOptions::from_reference(mode, &self.postgres_image)?;
+        o.rack_replicas = self.rack_replicas;
+        o.workers = self.workers.unwrap_or(self.rack_replicas);
+        o.apparmor = host_has_apparmor();
+        o.cache = cache;
+        o.machines = machines;
+        o.wiring = wiring;
+        o.validate()?;
+        Ok(o)
+    }
+}
+
+/// Whether the kernel has AppArmor enabled (else the chart's AppArmor
+/// annotations would keep its pods from starting).
+pub fn host_has_apparmor() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        chart: ChartArgs,
+    }
+
+    fn wiring() -> WiringOptions {
+        ChartOptions::new("x", "/r", "/c").wiring
+    }
+
+    #[test]
+    fn flags_map_onto_options() {
+        let cli = Cli::try_parse_from([
+            "t", "--chart", "/src/maas/charts/maas", "--values", "a.yaml", "--values", "b.yaml", "--image-tag", "2.8.7",
+            "--reuse-cluster", "dev", "--keep-cluster", "--postgres-image", "maas-e2e/postgres:15-bookworm", "--rack-replicas", "2",
+        ])
+        .unwrap();
+        let o = cli.chart.to_options("r1", "/runs/r1".into(), true, 3, wiring()).unwrap();
+        assert_eq!(o.values_files, [PathBuf::from("a.yaml"), PathBuf::from("b.yaml")]);
+        assert_eq!(o.cluster, ClusterSource::Reuse { name: "dev".into() });
+        assert!(o.keep_cluster && o.cache);
+        assert_eq!(o.postgres.tag, "15-bookworm");
+        assert_eq!((o.rack_replicas, o.workers), (2, 2));
+    }
+
+    #[test]
+    fn missing_chart_and_bad_postgres_are_named() {
+        let cli = Cli::try_parse_from(["t"]).unwrap();
+        assert_eq!(cli.chart.to_options("r1", "/r".into(), false, 1, wiring()).unwrap_err().field, "chart");
+        let cli = Cli::try_parse_from(["t", "--chart", "/c", "--postgres-image", "postgres"]).unwrap();
+        assert_eq!(cli.chart.to_options("r1", "/r".into(), false, 1, wiring()).unwrap_err().field, "postgres_image");
+        assert!(Cli::try_parse_from(["t", "--kind-config", "k.yaml", "--reuse-cluster", "x"]).is_err());
+    }
+}
