@@ -39,7 +39,7 @@ packages=(
   postgresql                                         # sim target state
   dnsmasq tcpdump iproute2 procps python3 hyperfine  # lab baseline peers, captures
 )
-[ "$want_docker" = 1 ] && packages+=(docker.io)
+[ "$want_docker" = 1 ] && packages+=(docker.io debootstrap)
 
 missing=()
 for p in "${packages[@]}"; do

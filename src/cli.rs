@@ -91,22 +91,8 @@ pub struct CommonRunArgs {
     /// External target: an existing host bridge the VMs join.
     #[arg(long)]
     pub lab_bridge: Option<String>,
-    /// Chart target: a checkout of the chart (charts/maas).
-    #[arg(long)]
-    pub chart: Option<PathBuf>,
-    /// Chart target: extra values overrides.
-    #[arg(long)]
-    pub values: Option<PathBuf>,
-    #[arg(long)]
-    pub image_repo: Option<String>,
-    #[arg(long)]
-    pub image_tag: Option<String>,
-    #[arg(long)]
-    pub kind_config: Option<PathBuf>,
-    #[arg(long)]
-    pub keep_cluster: bool,
-    #[arg(long)]
-    pub reuse_cluster: Option<String>,
+    #[command(flatten, next_help_heading = "Chart target")]
+    pub chart: crate::target::chart::ChartArgs,
     /// Postgres for the sim region: a local process (default) or a container.
     #[arg(long, value_parser = ["local", "container"], default_value = "local")]
     pub postgres: String,
@@ -221,14 +207,8 @@ fn target_options(c: &CommonRunArgs) -> TargetOptions {
         maas_url: c.maas_url.clone(),
         api_key: c.api_key.clone(),
         lab_bridge: c.lab_bridge.clone(),
-        chart: c.chart.clone(),
-        values: c.values.clone(),
-        image_repo: c.image_repo.clone(),
-        image_tag: c.image_tag.clone(),
-        kind_config: c.kind_config.clone(),
-        keep_cluster: c.keep_cluster,
-        reuse_cluster: c.reuse_cluster.clone(),
         postgres_container: c.postgres == "container",
+        chart: c.chart.clone(),
     }
 }
 
@@ -455,13 +435,7 @@ async fn repro(run_dir: PathBuf, keep: bool, out: PathBuf) -> i32 {
             maas_url: std::env::var("MAAS_URL").ok(),
             api_key: std::env::var("MAAS_API_KEY").ok(),
             lab_bridge: None,
-            chart: None,
-            values: None,
-            image_repo: None,
-            image_tag: None,
-            kind_config: None,
-            keep_cluster: false,
-            reuse_cluster: None,
+            chart: Default::default(),
             postgres: "local".into(),
         },
         keep,

@@ -239,12 +239,6 @@ pub fn plan(
     Plan { run_id: run_id.clone(), seed, scenario: s.name.clone(), target, host, lab, machines }
 }
 
-impl LabPlan {
-    pub fn dynamic_range_pair(&self) -> (Ipv4Addr, Ipv4Addr) {
-        self.dhcp_range
-    }
-}
-
 impl Plan {
     pub fn machine(&self, name: &str) -> Option<&MachinePlan> {
         self.machines.iter().find(|m| m.name == name)

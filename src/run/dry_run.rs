@@ -47,7 +47,7 @@ pub fn actions(plan: &Plan, scenario: &Scenario, _options: &TargetOptions) -> Ve
         TargetKind::None => out.push("no MAAS: the harness drives the BMCs with ipmipower inside the lab namespace".into()),
         TargetKind::Sim => out.push(format!("start Postgres (local, as user postgres), the sim region on {}:{} and the rack's DHCP/TFTP/HTTP in netns {}", plan.lab.rack_ip, plan.lab.region_port, h.netns)),
         TargetKind::External => out.push("check MAAS_URL version/ and the API key; VMs join --lab-bridge".into()),
-        TargetKind::Chart => match crate::target::chart::dry_run(&crate::run::chart::chart_options(plan, _options)) {
+        TargetKind::Chart => match crate::run::chart::chart_options(plan, _options).and_then(|o| crate::target::chart::dry_run(&o)) {
             Ok(text) => out.extend(text.lines().map(String::from)),
             Err(e) => out.push(format!("the chart plan is invalid: {e}")),
         },

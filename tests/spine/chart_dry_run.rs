@@ -27,7 +27,11 @@ fn chart_dry_run_per_scenario() {
         seen += 1;
         let run_id: RunId = "0c4a27e0".parse().unwrap();
         let p = plan::plan(&loaded, TargetKind::Chart, &run_id, 1, Path::new("runs"));
-        let opts = TargetOptions { chart: Some("charts/maas".into()), ..TargetOptions::default() };
+        let mut opts = TargetOptions::default();
+        opts.chart.chart = Some("charts/maas".into());
+        opts.chart.namespace = "maas".into();
+        opts.chart.postgres_image = "postgres:14".into();
+        opts.chart.rack_replicas = 1;
         let text = dry_run::actions(&p, &loaded.scenario, &opts).join("\n");
         assert!(text.contains("helm upgrade --install maas charts/maas"), "{text}");
         assert!(!text.contains("the chart plan is invalid"), "{text}");

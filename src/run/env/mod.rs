@@ -26,14 +26,9 @@ pub struct TargetOptions {
     pub maas_url: Option<String>,
     pub api_key: Option<String>,
     pub lab_bridge: Option<String>,
-    pub chart: Option<PathBuf>,
-    pub values: Option<PathBuf>,
-    pub image_repo: Option<String>,
-    pub image_tag: Option<String>,
-    pub kind_config: Option<PathBuf>,
-    pub keep_cluster: bool,
-    pub reuse_cluster: Option<String>,
+    /// The sim region's Postgres: a testcontainers container, not a local process.
     pub postgres_container: bool,
+    pub chart: crate::target::chart::ChartArgs,
 }
 
 mod sim;
