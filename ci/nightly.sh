@@ -100,7 +100,7 @@ log "postgres: $postgres"
 cargo build --locked --release
 bin="$root/target/release/maas-e2e"
 args=(run --target chart --chart "$chart" --postgres-image "$postgres"
-      --runs-dir "$out/runs" --junit "$out/junit.xml" "${keep[@]}")
+      --out "$out/runs" --junit "$out/junit.xml" "${keep[@]}")
 [ -n "${MAAS_E2E_IMAGE_REPO:-}" ] && args+=(--image-repo "$MAAS_E2E_IMAGE_REPO")
 [ -n "${MAAS_E2E_IMAGE_TAG:-}" ] && args+=(--image-tag "$MAAS_E2E_IMAGE_TAG")
 
@@ -112,7 +112,7 @@ if [ "$qualification" = 1 ]; then
   log "release qualification: ci/qualification/matrix.yaml"
   qstatus=0
   "$bin" qualify --matrix "$here/qualification/matrix.yaml" --target chart --chart "$chart" \
-    --postgres-image "$postgres" --runs-dir "$out/qualification" --junit "$out/qualification-junit.xml" \
+    --postgres-image "$postgres" --out "$out/qualification" --junit "$out/qualification-junit.xml" \
     --summary "$out/qualification-summary.md" || qstatus=$?
   [ "$status" = 0 ] && status=$qstatus
 fi

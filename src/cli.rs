@@ -51,6 +51,21 @@ pub enum Command {
     /// The ephemeral environment (kernel + initramfs) the sim target boots.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Release qualification: run every cell of a matrix, judge each against
+    /// what it states, write a summary table.
+    Qualify {
+        /// The matrix (ci/qualification/matrix.yaml).
+        #[arg(long)]
+        matrix: PathBuf,
+        #[command(flatten)]
+        common: CommonRunArgs,
+        /// Write one JUnit file for every cell here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Write the summary matrix (Markdown) here.
+        #[arg(long)]
+        summary: Option<PathBuf>,
+    },
     /// Re-run exactly the scenario, seed and target a recorded run used.
     Repro {
         run_dir: PathBuf,
@@ -113,6 +128,9 @@ pub struct RunArgs {
     /// Rewrite the golden snapshots with this run's results.
     #[arg(long)]
     pub update_snapshots: bool,
+    /// Also write one JUnit file for every scenario of this invocation.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -175,6 +193,7 @@ async fn dispatch(command: Command) -> i32 {
             if ready { exit::PASSED } else { exit::HOST_NOT_READY }
         }
         Command::Repro { run_dir, keep, out } => repro(run_dir, keep, out).await,
+        Command::Qualify { matrix, common, junit, summary } => qualify(matrix, common, junit, summary).await,
         Command::Bmc(cmd) => match crate::bmc::cli::run(cmd).await {
             Ok(()) => exit::PASSED,
             Err(e) => {
@@ -283,6 +302,7 @@ async fn run(args: RunArgs) -> i32 {
         keep: args.keep,
         update_snapshots: args.update_snapshots,
         hold: false,
+        snapshots: true,
         target_options: target_options(&args.common),
     };
     for s in &loaded {
@@ -299,30 +319,116 @@ async fn run(args: RunArgs) -> i32 {
     }
     let cancel = CancellationToken::new();
     install_signals(cancel.clone());
-    let mut rows = Vec::new();
-    let mut code = exit::PASSED;
+    let mut summaries = Vec::new();
     for s in &loaded {
         if cancel.is_cancelled() {
             break;
         }
         let reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Progress::new())];
         match pipeline::execute(s, &base, &cancel, reporters).await {
-            Ok(sum) => {
-                if sum.interrupted {
-                    code = exit::INTERRUPTED;
-                } else if !sum.passed && code == exit::PASSED {
-                    code = exit::FAILED;
-                }
-                rows.push(Row { scenario: s.scenario.name.clone(), target: base.target.to_string(), run_dir: sum.run_dir.display().to_string(), events: sum.events });
-            }
+            Ok(sum) => summaries.push(sum),
             Err(e) => {
                 eprintln!("error: {e}");
                 return exit::BAD_INPUT;
             }
         }
     }
+    finish(&summaries, args.junit.as_deref())
+}
+
+/// The summary table, the combined JUnit file, and the exit code of a batch.
+fn finish(summaries: &[pipeline::RunSummary], junit: Option<&std::path::Path>) -> i32 {
+    let rows: Vec<Row> = summaries
+        .iter()
+        .map(|s| Row { scenario: s.suite.rsplit_once('.').map_or(s.suite.clone(), |(n, _)| n.to_string()), target: s.suite.rsplit_once('.').map_or(String::new(), |(_, t)| t.to_string()), run_dir: s.run_dir.display().to_string(), events: s.events.clone() })
+        .collect();
     println!("{}", summary::table(&rows));
-    code
+    if let Some(path) = junit {
+        let suites: Vec<_> = summaries.iter().map(|s| crate::report::junit::SuiteInput { name: s.suite.clone(), events: &s.events, redactor: &s.redactor }).collect();
+        if let Err(e) = state::write_atomic(path, crate::report::junit::junit_xml(&suites).as_bytes()) {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    }
+    if summaries.iter().any(|s| s.interrupted) {
+        exit::INTERRUPTED
+    } else if summaries.iter().all(|s| s.passed) {
+        exit::PASSED
+    } else {
+        exit::FAILED
+    }
+}
+
+async fn qualify(matrix_path: PathBuf, common: CommonRunArgs, junit: Option<PathBuf>, summary_path: Option<PathBuf>) -> i32 {
+    use crate::run::qualify;
+    let matrix = match qualify::load_matrix(&matrix_path) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let base = match scenario::load(std::path::Path::new(&matrix.base_scenario)) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{}: base_scenario: {e}", matrix_path.display());
+            return exit::BAD_INPUT;
+        }
+    };
+    // Every cell's scenario first: a bad override starts nothing.
+    let mut cells = Vec::new();
+    for cell in &matrix.cells {
+        match qualify::cell_scenario(&base, &matrix, cell) {
+            Ok(s) => cells.push((cell, s)),
+            Err(e) => {
+                eprintln!("{}: {e}", matrix_path.display());
+                return exit::BAD_INPUT;
+            }
+        }
+    }
+    if let Some(code) = host_ready(common.target) {
+        return code;
+    }
+    let opts = RunOptions {
+        target: common.target,
+        out_dir: common.out.clone(),
+        seed: common.seed,
+        run_id: None,
+        keep: false,
+        update_snapshots: false,
+        hold: false,
+        snapshots: false,
+        target_options: target_options(&common),
+    };
+    let cancel = CancellationToken::new();
+    install_signals(cancel.clone());
+    let mut summaries = Vec::new();
+    let mut results = Vec::new();
+    for (cell, s) in &cells {
+        if cancel.is_cancelled() {
+            break;
+        }
+        match pipeline::execute(s, &opts, &cancel, vec![Box::new(Progress::new())]).await {
+            Ok(sum) => {
+                results.push(qualify::cell_result(cell, &sum));
+                summaries.push(sum);
+            }
+            Err(e) => {
+                eprintln!("error: cell {}: {e}", cell.id);
+                return exit::BAD_INPUT;
+            }
+        }
+    }
+    let _ = finish(&summaries, junit.as_deref());
+    let judged = crate::target::chart::qualification::summarize(&matrix, &results);
+    let table = crate::target::chart::qualification::render_markdown(&judged);
+    println!("{table}");
+    if let Some(p) = summary_path {
+        if let Err(e) = state::write_atomic(&p, table.as_bytes()) {
+            eprintln!("error: {e}");
+        }
+    }
+    if judged.qualified { exit::PASSED } else { exit::FAILED }
 }
 
 /// Refuse to start when the host lacks what the target needs.
@@ -352,6 +458,7 @@ async fn up(args: UpArgs) -> i32 {
         keep: false,
         update_snapshots: false,
         hold: true,
+        snapshots: false,
         target_options: target_options(&args.common),
     };
     let cancel = CancellationToken::new();
@@ -441,6 +548,7 @@ async fn repro(run_dir: PathBuf, keep: bool, out: PathBuf) -> i32 {
         keep,
         dry_run: false,
         update_snapshots: false,
+        junit: None,
     };
     run(args).await
 }

@@ -5,6 +5,7 @@ mod spine {
     pub mod cli;
     pub mod invalid_scenarios;
     pub mod plan;
+    pub mod qualify;
     pub mod e2e;
     pub mod report;
     pub mod teardown;

@@ -5,5 +5,6 @@ pub mod down;
 pub mod dry_run;
 pub mod env;
 pub mod pipeline;
+pub mod qualify;
 pub mod state;
 pub mod teardown;
