@@ -225,3 +225,41 @@ fn helpers_encode_forms_json_and_oauth() {
         }
     }
 }
+
+#[test]
+fn cloud_config_takes_only_quoted_assignments() {
+    if !have_busybox() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rendered = maas_e2e::image::contract::CloudConfig {
+        mode: maas_e2e::image::contract::Mode::Commission,
+        maas_url: "http://10.0.0.1:5240/MAAS".into(),
+        metadata_url: "http://10.0.0.1:5240/MAAS/metadata".into(),
+        commissioning: Some(maas_e2e::image::contract::Commissioning {
+            system_id: "abc123".into(),
+            oauth_key: "ck:tk:ts".into(),
+            hostname: "it's-a-node".into(),
+        }),
+        ipmi_retry_base_seconds: Some(1),
+        ipmi_dhcp_wait_seconds: None,
+    }
+    .render()
+    .unwrap();
+    let hostile = "EVIL='x'; touch $STATE/pwned; '\nX=$(touch $STATE/pwned2)\ntouch $STATE/pwned3\n";
+    let file = dir.path().join("cloud-config");
+    std::fs::write(&file, format!("{rendered}{hostile}")).unwrap();
+    let out = run(
+        dir.path(),
+        0,
+        "x",
+        &format!(
+            "load_cloud_config {}; echo \"$MAAS_MODE|$SYSTEM_ID|$OAUTH_KEY|$HOSTNAME|$IPMI_RETRY_BASE_SECONDS|${{EVIL:-unset}}\"",
+            file.display()
+        ),
+    );
+    assert_eq!(out.trim(), "commission|abc123|ck:tk:ts|it's-a-node|1|unset");
+    for f in ["pwned", "pwned2", "pwned3"] {
+        assert!(!dir.path().join("state").join(f).exists(), "{f}: a non-assignment line ran");
+    }
+}
