@@ -66,12 +66,17 @@ fn same_inputs_reuse_the_cache_and_a_change_rebuilds() {
         .map(|e| e.unwrap().file_name())
         .collect();
     entries.retain(|e| e != ".digests"); // the digest memo (docs/image.md)
-    assert_eq!(entries.len(), 2, "two cache entries, no leftovers: {entries:?}");
+    assert_eq!(
+        entries.len(),
+        2,
+        "two cache entries, no leftovers: {entries:?}"
+    );
 
     // A file given in the spec replaces a host file at the same path: its
     // own bytes count, not the host file's remembered digest.
     let mut spec = ImageSpec::marker("cache-test-a");
-    spec.files.push(image::ExtraFile::new("/bin/busybox", 0o755, "not busybox"));
+    spec.files
+        .push(image::ExtraFile::new("/bin/busybox", 0o755, "not busybox"));
     let replaced = image::build(&spec, cache.path()).unwrap();
     assert_ne!(replaced.hash, first.hash);
 }
@@ -242,7 +247,8 @@ fn compressed_modules_are_unpacked_only_when_the_kernel_needs_it() {
         std::fs::create_dir_all(&boot).unwrap();
         std::fs::create_dir_all(modules.join("kernel")).unwrap();
         std::fs::write(boot.join("vmlinuz-9.9.9-test-amd64"), b"not a real kernel").unwrap();
-        let mut config = String::from("CONFIG_RD_GZIP=y\nCONFIG_RD_ZSTD=y\nCONFIG_MODULE_COMPRESS_XZ=y\n");
+        let mut config =
+            String::from("CONFIG_RD_GZIP=y\nCONFIG_RD_ZSTD=y\nCONFIG_MODULE_COMPRESS_XZ=y\n");
         if decompress_in_kernel {
             config.push_str("CONFIG_MODULE_DECOMPRESS=y\n");
         }
@@ -250,7 +256,10 @@ fn compressed_modules_are_unpacked_only_when_the_kernel_needs_it() {
         for name in ["dep_mod", "top_mod"] {
             let ko = modules.join(format!("kernel/{name}.ko"));
             std::fs::write(&ko, format!("module {name} bytes")).unwrap();
-            Cmd::new("xz").arg(ko.to_string_lossy()).run_blocking().unwrap();
+            Cmd::new("xz")
+                .arg(ko.to_string_lossy())
+                .run_blocking()
+                .unwrap();
         }
         std::fs::write(
             modules.join("modules.dep"),
@@ -268,13 +277,25 @@ fn compressed_modules_are_unpacked_only_when_the_kernel_needs_it() {
         let built = image::build(&spec, &cache).unwrap();
         let entries = read_initrd(&built.initrd, root.path());
         let find = |suffix: &str| entries.iter().find(|e| e.path.ends_with(suffix));
-        let dep = find(&format!("kernel/{expect_path}")).unwrap_or_else(|| panic!("{expect_path} in the image"));
+        let dep = find(&format!("kernel/{expect_path}"))
+            .unwrap_or_else(|| panic!("{expect_path} in the image"));
         if !decompress_in_kernel {
             assert_eq!(dep.data, b"module dep_mod bytes", "unpacked");
         }
         let list = String::from_utf8(find("etc/maas-e2e/modules").unwrap().data.clone()).unwrap();
-        let order: Vec<_> = list.lines().map(|l| l.rsplit('/').next().unwrap()).collect();
-        let ext = if decompress_in_kernel { ".ko.xz" } else { ".ko" };
-        assert_eq!(order, [format!("dep_mod{ext}"), format!("top_mod{ext}")], "dependency first");
+        let order: Vec<_> = list
+            .lines()
+            .map(|l| l.rsplit('/').next().unwrap())
+            .collect();
+        let ext = if decompress_in_kernel {
+            ".ko.xz"
+        } else {
+            ".ko"
+        };
+        assert_eq!(
+            order,
+            [format!("dep_mod{ext}"), format!("top_mod{ext}")],
+            "dependency first"
+        );
     }
 }
