@@ -67,6 +67,7 @@ async fn ephemeral_autodetect_configures_the_maas_user_in_band() {
         }),
         "ipmi-locate reports the KCS interface:\n{text}"
     );
+    assert!(!text.contains("insmod"), "every module loads:\n{text}");
     assert!(text.contains("power_type=ipmi"), "{text}");
     let params_line = lines
         .iter()
