@@ -3,18 +3,21 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use sha2::{Digest, Sha256};
 
 use crate::cmd::Cmd;
 
-use super::cpio::{Node, Tree};
+use super::cpio::{Node, Tree, normalize};
+use super::digest::{DigestMemo, Stamp, sha256};
 use super::kernel::{HostKernel, ModuleDeps};
 use super::libs::{is_dynamic_elf, needed_libraries};
 use super::{Compression, Image, ImageError, ImageSpec, KernelSource};
 
 /// Bumped when the layout of the image changes, so old cache entries are
 /// not reused for a new layout.
-const FORMAT: &str = "maas-e2e-image/1";
+const FORMAT: &str = "maas-e2e-image/2";
 
 /// Where busybox lives in the image; applets link to it.
 const BUSYBOX_HOST: &str = "/usr/bin/busybox";
@@ -22,21 +25,20 @@ const BUSYBOX_HOST: &str = "/usr/bin/busybox";
 /// Build the image (or find it in `cache_dir`) and return its paths.
 pub fn build(spec: &ImageSpec, cache_dir: &Path) -> Result<Image, ImageError> {
     let kernel = resolve_kernel(&spec.kernel)?;
-    let tree = assemble(spec, &kernel)?;
+    let mut parts = assemble(spec, &kernel)?;
     let compression = choose_compression(spec.compression, &kernel)?;
-    let cpio = tree.to_newc();
     let vmlinuz =
         std::fs::read(&kernel.vmlinuz).map_err(ImageError::io("read", &kernel.vmlinuz))?;
+    let kernel_meta =
+        std::fs::metadata(&kernel.vmlinuz).map_err(ImageError::io("stat", &kernel.vmlinuz))?;
+    parts.stamps.insert(
+        KERNEL_KEY.into(),
+        (kernel.vmlinuz.clone(), Stamp::of(&kernel_meta)),
+    );
 
-    let mut h = Sha256::new();
-    h.update(FORMAT);
-    h.update([0]);
-    h.update(format!("{compression:?}"));
-    h.update([0]);
-    h.update((vmlinuz.len() as u64).to_le_bytes());
-    h.update(&vmlinuz);
-    h.update(&cpio);
-    let hash = hex::encode(h.finalize());
+    let mut memo = DigestMemo::load(cache_dir);
+    let hash = content_hash(&parts, &vmlinuz, compression, &mut memo);
+    memo.save();
 
     let entry = cache_dir.join(&hash[..16]);
     let image = Image {
@@ -49,17 +51,85 @@ pub fn build(spec: &ImageSpec, cache_dir: &Path) -> Result<Image, ImageError> {
         return Ok(image);
     }
     tracing::info!(image = %spec.name, hash = %hash, "building image");
+    let cpio = parts.tree.to_newc();
     store(
         cache_dir,
         &entry,
         spec,
         &kernel,
-        &tree,
+        &parts.tree,
         &vmlinuz,
         &cpio,
         compression,
     )?;
+    memo.save();
     Ok(image)
+}
+
+/// The key the kernel's stamp is kept under (not a path in the image).
+const KERNEL_KEY: &str = "\0kernel";
+
+/// sha256 over everything that goes in: the format, the compression, the
+/// kernel, and every entry of the tree (path, kind, mode, size, and the
+/// digest of its bytes). Host files' digests come from the memo while
+/// their stamp is unchanged; generated files are hashed each time.
+fn content_hash(
+    parts: &Assembly,
+    vmlinuz: &[u8],
+    compression: Compression,
+    memo: &mut DigestMemo,
+) -> String {
+    let mut digest_of = |key: &str, data: &[u8]| match parts.stamps.get(key) {
+        Some((host, stamp)) => memo.digest(host, *stamp, data),
+        None => sha256(data),
+    };
+    let mut h = Sha256::new();
+    h.update(FORMAT);
+    h.update([0]);
+    h.update(format!("{compression:?}"));
+    h.update([0]);
+    h.update(digest_of(KERNEL_KEY, vmlinuz));
+    for (path, node) in parts.tree.iter() {
+        h.update(path.as_bytes());
+        h.update([0]);
+        match node {
+            Node::Dir => h.update(b"d"),
+            Node::File { mode, data } => {
+                h.update(format!("f {mode:o} {} ", data.len()));
+                h.update(digest_of(path, data));
+            }
+            Node::Symlink { target } => h.update(format!("l {target}")),
+            Node::CharDev { mode, major, minor } => h.update(format!("c {mode:o} {major}:{minor}")),
+        }
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// The tree, and for each file copied from the host, where from and its
+/// stamp (keyed by the path in the tree, without the leading `/`).
+struct Assembly {
+    tree: Tree,
+    stamps: BTreeMap<String, (PathBuf, Stamp)>,
+}
+
+impl Assembly {
+    /// Copy a host file into the tree at `image_path`.
+    fn add_host_file(
+        &mut self,
+        image_path: &str,
+        host: &Path,
+        mode: u32,
+    ) -> Result<(), ImageError> {
+        let meta = std::fs::metadata(host).map_err(ImageError::io("stat", host))?;
+        let data = read_host(host)?;
+        self.tree.insert(image_path, Node::File { mode, data });
+        self.stamps.insert(
+            normalize(image_path),
+            (host.to_path_buf(), Stamp::of(&meta)),
+        );
+        Ok(())
+    }
 }
 
 fn resolve_kernel(source: &KernelSource) -> Result<HostKernel, ImageError> {
@@ -101,8 +171,12 @@ fn choose_compression(wanted: Compression, kernel: &HostKernel) -> Result<Compre
 }
 
 /// The whole initramfs tree, in memory.
-fn assemble(spec: &ImageSpec, kernel: &HostKernel) -> Result<Tree, ImageError> {
-    let mut tree = Tree::new();
+fn assemble(spec: &ImageSpec, kernel: &HostKernel) -> Result<Assembly, ImageError> {
+    let mut parts = Assembly {
+        tree: Tree::new(),
+        stamps: BTreeMap::new(),
+    };
+    let tree = &mut parts.tree;
     for dir in [
         "/proc",
         "/sys",
@@ -134,10 +208,10 @@ fn assemble(spec: &ImageSpec, kernel: &HostKernel) -> Result<Tree, ImageError> {
         },
     );
 
-    add_busybox(&mut tree)?;
-    add_modules(&mut tree, spec, kernel)?;
+    add_busybox(&mut parts)?;
+    add_modules(&mut parts, spec, kernel)?;
     for binary in &spec.binaries {
-        add_binary(&mut tree, binary)?;
+        add_binary(&mut parts, binary)?;
     }
     for file in &spec.files {
         let path = file.path.to_string_lossy();
@@ -147,7 +221,9 @@ fn assemble(spec: &ImageSpec, kernel: &HostKernel) -> Result<Tree, ImageError> {
                 reason: "the path must be absolute, name a file and contain no `..`".into(),
             });
         }
-        tree.insert(
+        // Generated content replaces any host file here: hash its bytes.
+        parts.stamps.remove(&normalize(&path));
+        parts.tree.insert(
             &path,
             Node::File {
                 mode: file.mode,
@@ -155,25 +231,28 @@ fn assemble(spec: &ImageSpec, kernel: &HostKernel) -> Result<Tree, ImageError> {
             },
         );
     }
-    tree.insert(
+    parts.stamps.remove("init");
+    parts.tree.insert(
         "/init",
         Node::File {
             mode: 0o755,
             data: spec.init.clone().into_bytes(),
         },
     );
-    Ok(tree)
+    Ok(parts)
 }
 
 fn read_host(path: &Path) -> Result<Vec<u8>, ImageError> {
     std::fs::read(path).map_err(ImageError::io("read", path))
 }
 
-fn add_busybox(tree: &mut Tree) -> Result<(), ImageError> {
-    let data = std::fs::read(BUSYBOX_HOST).map_err(|_| ImageError::MissingBinary {
-        path: BUSYBOX_HOST.into(),
-    })?;
-    tree.insert("/bin/busybox", Node::File { mode: 0o755, data });
+fn add_busybox(parts: &mut Assembly) -> Result<(), ImageError> {
+    if !Path::new(BUSYBOX_HOST).is_file() {
+        return Err(ImageError::MissingBinary {
+            path: BUSYBOX_HOST.into(),
+        });
+    }
+    parts.add_host_file("/bin/busybox", Path::new(BUSYBOX_HOST), 0o755)?;
     let list = Cmd::new(BUSYBOX_HOST)
         .arg("--list-full")
         .run_blocking()
@@ -185,7 +264,7 @@ fn add_busybox(tree: &mut Tree) -> Result<(), ImageError> {
         if applet == "bin/busybox" {
             continue;
         }
-        tree.insert_if_absent(
+        parts.tree.insert_if_absent(
             &format!("/{applet}"),
             Node::Symlink {
                 target: "/bin/busybox".into(),
@@ -195,26 +274,37 @@ fn add_busybox(tree: &mut Tree) -> Result<(), ImageError> {
     Ok(())
 }
 
-fn add_modules(tree: &mut Tree, spec: &ImageSpec, kernel: &HostKernel) -> Result<(), ImageError> {
+fn add_modules(
+    parts: &mut Assembly,
+    spec: &ImageSpec,
+    kernel: &HostKernel,
+) -> Result<(), ImageError> {
     let deps = ModuleDeps::load(&kernel.modules_dir)?;
     let order = deps.resolve(&spec.modules, &kernel.modules_dir)?;
     let mut load_list = String::new();
     for rel in &order {
         let host = kernel.modules_dir.join(rel);
-        let (rel_plain, data) = match rel.rsplit_once('.') {
+        let path = match rel.rsplit_once('.') {
             Some((plain, ext))
                 if matches!(ext, "xz" | "zst" | "gz") && !kernel.loads_compressed(ext) =>
             {
-                (plain.to_string(), decompress(&host, ext)?)
+                // Unpacked here, so hashed each time (rare: Debian's are plain).
+                let path = format!("/lib/modules/{}/{plain}", kernel.release);
+                let data = decompress(&host, ext)?;
+                parts.tree.insert(&path, Node::File { mode: 0o644, data });
+                path
             }
-            _ => (rel.clone(), read_host(&host)?),
+            _ => {
+                let path = format!("/lib/modules/{}/{rel}", kernel.release);
+                parts.add_host_file(&path, &host, 0o644)?;
+                path
+            }
         };
-        let path = format!("/lib/modules/{}/{rel_plain}", kernel.release);
-        tree.insert(&path, Node::File { mode: 0o644, data });
         load_list.push_str(&path);
         load_list.push('\n');
     }
     // /init loads these with insmod, in this order (dependencies first).
+    let tree = &mut parts.tree;
     tree.insert(
         "/etc/maas-e2e/modules",
         Node::File {
@@ -276,18 +366,19 @@ fn unique() -> u128 {
     nanos ^ ((COUNTER.fetch_add(1, Ordering::Relaxed) as u128) << 64)
 }
 
-fn add_binary(tree: &mut Tree, binary: &Path) -> Result<(), ImageError> {
+fn add_binary(parts: &mut Assembly, binary: &Path) -> Result<(), ImageError> {
     if !binary.is_file() {
         return Err(ImageError::MissingBinary {
             path: binary.to_path_buf(),
         });
     }
-    let data = read_host(binary)?;
-    let dynamic = is_dynamic_elf(&data);
-    tree.insert(&binary.to_string_lossy(), Node::File { mode: 0o755, data });
+    let key = binary.to_string_lossy().into_owned();
+    parts.add_host_file(&key, binary, 0o755)?;
+    let dynamic =
+        matches!(parts.tree.get(&key), Some(Node::File { data, .. }) if is_dynamic_elf(data));
     if dynamic {
         for lib in needed_libraries(binary)? {
-            add_library(tree, &lib)?;
+            add_library(parts, &lib)?;
         }
     }
     Ok(())
@@ -296,19 +387,20 @@ fn add_binary(tree: &mut Tree, binary: &Path) -> Result<(), ImageError> {
 /// A library at the path ldd named. When that path is an absolute symlink
 /// (Debian's /lib64/ld-linux-x86-64.so.2), the file goes at the link's
 /// target and the link is kept, so both names resolve as on the host.
-fn add_library(tree: &mut Tree, lib: &Path) -> Result<(), ImageError> {
+fn add_library(parts: &mut Assembly, lib: &Path) -> Result<(), ImageError> {
     let key = lib.to_string_lossy().into_owned();
-    if tree.contains(&key) {
+    if parts.tree.contains(&key) {
         return Ok(());
     }
-    let data = read_host(lib)?;
     match std::fs::read_link(lib) {
         Ok(target) if target.is_absolute() => {
             let target = target.to_string_lossy().into_owned();
-            tree.insert_if_absent(&target, Node::File { mode: 0o755, data });
-            tree.insert(&key, Node::Symlink { target });
+            if !parts.tree.contains(&target) {
+                parts.add_host_file(&target, lib, 0o755)?;
+            }
+            parts.tree.insert(&key, Node::Symlink { target });
         }
-        _ => tree.insert(&key, Node::File { mode: 0o755, data }),
+        _ => parts.add_host_file(&key, lib, 0o755)?,
     }
     Ok(())
 }

@@ -64,7 +64,8 @@ pub enum ContractError {
 
 impl CloudConfig {
     /// The text the guest sources: only `KEY='value'` lines (the guest
-    /// ignores every other line and never runs them).
+    /// ignores every other line and never runs them). Errors on a newline
+    /// in a value.
     pub fn render(&self) -> Result<String, ContractError> {
         let mut pairs: Vec<(&'static str, String)> = vec![
             ("MAAS_MODE", self.mode.as_str().to_string()),
@@ -97,14 +98,15 @@ impl CloudConfig {
         }
         let mut out = String::from("# maas-e2e ephemeral cloud-config\n");
         for (key, value) in pairs {
-            // The guest accepts exactly ^KEY='[^']*'$: no quote, no newline.
-            if value.contains('\'') || value.contains('\n') {
+            // The guest takes ^KEY='([^']|'\\'')*'$ lines: a quote is
+            // written as sh writes it ('\''); a newline cannot be carried.
+            if value.contains('\n') {
                 return Err(ContractError::BadValue {
                     key,
-                    reason: "must not contain ' or a newline",
+                    reason: "must not contain a newline",
                 });
             }
-            let _ = writeln!(out, "{key}='{value}'");
+            let _ = writeln!(out, "{key}='{}'", value.replace('\'', r"'\''"));
         }
         Ok(out)
     }
@@ -156,9 +158,11 @@ mod tests {
     }
 
     #[test]
-    fn quotes_cannot_break_out_of_a_value() {
+    fn quotes_are_escaped_as_sh_does_and_newlines_refused() {
         let mut config = commission();
-        config.commissioning.as_mut().unwrap().hostname = "a'b".into();
+        config.commissioning.as_mut().unwrap().hostname = "it's".into();
+        assert!(config.render().unwrap().contains(r"HOSTNAME='it'\''s'"));
+        config.commissioning.as_mut().unwrap().hostname = "a\nb".into();
         let err = config.render().unwrap_err();
         assert!(err.to_string().contains("HOSTNAME"), "{err}");
     }

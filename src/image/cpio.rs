@@ -131,7 +131,7 @@ pub fn read_newc(bytes: &[u8]) -> Option<Vec<Entry>> {
     }
 }
 
-fn normalize(path: &str) -> String {
+pub(crate) fn normalize(path: &str) -> String {
     path.split('/')
         .filter(|p| !p.is_empty() && *p != ".")
         .collect::<Vec<_>>()

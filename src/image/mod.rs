@@ -10,6 +10,7 @@
 mod build;
 pub mod contract;
 pub mod cpio;
+mod digest;
 pub mod kernel;
 pub mod libs;
 mod spec;

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use maas_e2e::cmd::Cmd;
 use maas_e2e::image::{self, ImageSpec, cpio, libs};
 
 /// The initramfs of `initrd` unpacked into entries.
@@ -60,15 +61,24 @@ fn same_inputs_reuse_the_cache_and_a_change_rebuilds() {
     assert_ne!(changed.hash, first.hash, "a changed file changes the hash");
     assert_ne!(changed.initrd, first.initrd);
     assert!(changed.initrd.is_file() && first.initrd.is_file());
-    let entries: Vec<_> = std::fs::read_dir(cache.path())
+    let mut entries: Vec<_> = std::fs::read_dir(cache.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
+    entries.retain(|e| e != ".digests"); // the digest memo (docs/image.md)
     assert_eq!(
         entries.len(),
         2,
         "two cache entries, no leftovers: {entries:?}"
     );
+
+    // A file given in the spec replaces a host file at the same path: its
+    // own bytes count, not the host file's remembered digest.
+    let mut spec = ImageSpec::marker("cache-test-a");
+    spec.files
+        .push(image::ExtraFile::new("/bin/busybox", 0o755, "not busybox"));
+    let replaced = image::build(&spec, cache.path()).unwrap();
+    assert_ne!(replaced.hash, first.hash);
 }
 
 #[test]
@@ -179,7 +189,10 @@ fn bench_build_cold_vs_cached() {
     if !have_tools() {
         return;
     }
-    for (name, spec) in [("marker", ImageSpec::marker("bench")), ("ephemeral", ImageSpec::ephemeral())] {
+    for (name, spec) in [
+        ("marker", ImageSpec::marker("bench")),
+        ("ephemeral", ImageSpec::ephemeral()),
+    ] {
         let mut cold = Vec::new();
         let mut cached = Vec::new();
         for _ in 0..3 {
@@ -192,7 +205,8 @@ fn bench_build_cold_vs_cached() {
                 image::build(&spec, cache.path()).unwrap();
                 cached.push(t.elapsed());
             }
-            let manifest = std::fs::read_to_string(image.initrd.with_file_name("manifest.txt")).unwrap();
+            let manifest =
+                std::fs::read_to_string(image.initrd.with_file_name("manifest.txt")).unwrap();
             let raw: u64 = manifest
                 .lines()
                 .filter(|l| l.contains(" file "))
@@ -207,7 +221,81 @@ fn bench_build_cold_vs_cached() {
         }
         cold.sort();
         cached.sort();
-        eprintln!("BENCH {name}: cold median {:?} (runs {cold:?})", cold[cold.len() / 2]);
-        eprintln!("BENCH {name}: cached median {:?} (runs {cached:?})", cached[cached.len() / 2]);
+        eprintln!(
+            "BENCH {name}: cold median {:?} (runs {cold:?})",
+            cold[cold.len() / 2]
+        );
+        eprintln!(
+            "BENCH {name}: cached median {:?} (runs {cached:?})",
+            cached[cached.len() / 2]
+        );
+    }
+}
+
+/// A kernel whose modules are .ko.xz and which cannot load them compressed
+/// (no CONFIG_MODULE_DECOMPRESS): the builder unpacks them; one that can
+/// gets them as they are.
+#[test]
+fn compressed_modules_are_unpacked_only_when_the_kernel_needs_it() {
+    if !have_tools() || !maas_e2e::testing::require_program("xz", "xz-utils") {
+        return;
+    }
+    for (decompress_in_kernel, expect_path) in [(false, "dep_mod.ko"), (true, "dep_mod.ko.xz")] {
+        let root = tempfile::tempdir().unwrap();
+        let boot = root.path().join("boot");
+        let modules = root.path().join("modules/9.9.9-test-amd64");
+        std::fs::create_dir_all(&boot).unwrap();
+        std::fs::create_dir_all(modules.join("kernel")).unwrap();
+        std::fs::write(boot.join("vmlinuz-9.9.9-test-amd64"), b"not a real kernel").unwrap();
+        let mut config =
+            String::from("CONFIG_RD_GZIP=y\nCONFIG_RD_ZSTD=y\nCONFIG_MODULE_COMPRESS_XZ=y\n");
+        if decompress_in_kernel {
+            config.push_str("CONFIG_MODULE_DECOMPRESS=y\n");
+        }
+        std::fs::write(boot.join("config-9.9.9-test-amd64"), config).unwrap();
+        for name in ["dep_mod", "top_mod"] {
+            let ko = modules.join(format!("kernel/{name}.ko"));
+            std::fs::write(&ko, format!("module {name} bytes")).unwrap();
+            Cmd::new("xz")
+                .arg(ko.to_string_lossy())
+                .run_blocking()
+                .unwrap();
+        }
+        std::fs::write(
+            modules.join("modules.dep"),
+            "kernel/dep_mod.ko.xz:\nkernel/top_mod.ko.xz: kernel/dep_mod.ko.xz\n",
+        )
+        .unwrap();
+        let mut spec = ImageSpec::marker("xz");
+        spec.kernel = image::KernelSource::Release {
+            boot_dir: boot.clone(),
+            modules_root: root.path().join("modules"),
+            release: "9.9.9-test-amd64".into(),
+        };
+        spec.modules = vec!["top_mod".into()];
+        let cache = root.path().join("cache");
+        let built = image::build(&spec, &cache).unwrap();
+        let entries = read_initrd(&built.initrd, root.path());
+        let find = |suffix: &str| entries.iter().find(|e| e.path.ends_with(suffix));
+        let dep = find(&format!("kernel/{expect_path}"))
+            .unwrap_or_else(|| panic!("{expect_path} in the image"));
+        if !decompress_in_kernel {
+            assert_eq!(dep.data, b"module dep_mod bytes", "unpacked");
+        }
+        let list = String::from_utf8(find("etc/maas-e2e/modules").unwrap().data.clone()).unwrap();
+        let order: Vec<_> = list
+            .lines()
+            .map(|l| l.rsplit('/').next().unwrap())
+            .collect();
+        let ext = if decompress_in_kernel {
+            ".ko.xz"
+        } else {
+            ".ko"
+        };
+        assert_eq!(
+            order,
+            [format!("dep_mod{ext}"), format!("top_mod{ext}")],
+            "dependency first"
+        );
     }
 }
