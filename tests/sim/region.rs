@@ -476,3 +476,71 @@ async fn a_silent_machine_fails_commissioning_after_the_heartbeat_timeout() {
     assert!(m.status_message.as_deref().unwrap_or("").starts_with("Node has not been heard from"), "{m:?}");
     assert_eq!(sim.client.machine(&chatty).await.unwrap().status, NodeStatus::COMMISSIONING);
 }
+
+/// Every key path in `v` (objects recursed, array elements merged).
+fn key_paths(v: &serde_json::Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map {
+                let p = format!("{prefix}.{k}");
+                out.insert(p.clone());
+                key_paths(child, &p, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                key_paths(item, &format!("{prefix}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn sim_json_uses_only_maas_field_names() {
+    // The sim's answers may have fewer fields than MAAS 2.8's documented
+    // shapes (fixtures/maas/), never other names.
+    let fakes = TestDir::new("fakes-shapes");
+    write_fake_freeipmi(&fakes.0, 0);
+    let Some(sim) = start_sim("shapes", fast_power(Some(&fakes.0))).await else { return };
+    let c = &sim.client;
+    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
+    let id = anon.enlist(&enlist_request("shape", &["52:54:00:5a:00:01", "52:54:00:5a:00:02"])).await.unwrap().system_id;
+    let racks = c.rack_controllers().await.unwrap();
+    c.create_subnet("10.66.0.0/24", None, None, None).await.unwrap();
+    c.create_ip_range("dynamic", "10.66.0.10", "10.66.0.20", "x").await.unwrap();
+    // fabric-0 has id 0, as in MAAS.
+    assert_eq!(c.fabrics().await.unwrap()[0].id, 0);
+    c.update_vlan(0, 0, true, Some(&racks[0].system_id)).await.unwrap();
+    c.commission(&id, &CommissionOptions::default()).await.unwrap();
+    let key = sim_node_key(&sim, &id).await;
+    let hw = base64_encode(json!({"cpu_count": 1, "memory_mib": 512, "disks": [{"name": "vda", "size_bytes": 1000}]}).to_string().as_bytes());
+    signal(&sim, &key, &[("op", "signal"), ("status", "WORKING"), ("script_name", "50-maas-01-commissioning"), ("exit_status", "0"), ("output_b64", &hw)]).await;
+
+    let cases = [
+        (format!("machines/{id}/"), vec![], "machine_ready.json"),
+        ("machines/".to_string(), vec![], "machines.json"),
+        ("events/".to_string(), vec![("op", "query"), ("level", "DEBUG")], "events_query.json"),
+        (format!("nodes/{id}/results/"), vec![("type", "commissioning"), ("include_output", "1")], "results_commissioning.json"),
+        ("rackcontrollers/".to_string(), vec![], "rackcontrollers.json"),
+        ("fabrics/".to_string(), vec![], "fabrics.json"),
+        ("subnets/".to_string(), vec![], "subnets.json"),
+        ("ipranges/".to_string(), vec![], "ipranges.json"),
+        ("version/".to_string(), vec![], "version.json"),
+        ("boot-resources/".to_string(), vec![], "boot_resources.json"),
+    ];
+    for (path, query, fixture) in cases {
+        let body = c.get_raw(&path, &query).await.unwrap();
+        let sim_json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/maas").join(fixture)).unwrap(),
+        )
+        .unwrap();
+        let (mut ours, mut theirs) = (Default::default(), Default::default());
+        key_paths(&sim_json, "", &mut ours);
+        key_paths(&doc, "", &mut theirs);
+        let extra: Vec<&String> = ours.difference(&theirs).collect();
+        assert!(extra.is_empty(), "{path}: fields MAAS 2.8 does not have: {extra:?}");
+        assert!(!ours.is_empty(), "{path}: empty answer");
+    }
+}
