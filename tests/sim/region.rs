@@ -395,10 +395,18 @@ async fn network_objects_config_and_racks() {
     assert_eq!(c.create_ip_range("dynamic", "10.78.0.1", "10.78.0.2", "").await.unwrap_err().status(), Some(400));
     // DHCP needs a primary rack, as MAAS says.
     assert_eq!(c.update_vlan(fabrics[0].id, 0, true, None).await.unwrap_err().status(), Some(400));
+    let rack = sim.region().rack();
+    assert!(rack.dhcp_config().await.unwrap().is_empty(), "no DHCP before dhcp_on");
     let v = c.update_vlan(fabrics[0].id, 0, true, Some(&racks[0].system_id)).await.unwrap();
     assert!(v.dhcp_on);
+    c.create_ip_range("reserved", "10.77.0.1", "10.77.0.9", "infra").await.unwrap();
+    let dhcp = rack.dhcp_config().await.unwrap();
+    assert_eq!(dhcp.len(), 1);
+    assert_eq!((dhcp[0].cidr.as_str(), dhcp[0].gateway_ip.as_deref()), ("10.77.0.0/24", Some("10.77.0.1")));
+    assert_eq!(dhcp[0].dynamic_ranges, vec![("10.77.0.100".to_string(), "10.77.0.150".to_string())]);
+    assert_eq!(dhcp[0].reserved_ranges, vec![("10.77.0.1".to_string(), "10.77.0.9".to_string())]);
     assert_eq!(c.subnets().await.unwrap()[0].vlan.primary_rack.as_deref(), Some(racks[0].system_id.as_str()));
-    assert_eq!(c.ip_ranges().await.unwrap().len(), 1);
+    assert_eq!(c.ip_ranges().await.unwrap().len(), 2);
     assert_eq!(c.get_config("enlist_commissioning").await.unwrap(), json!(false));
     c.set_config("maas_name", "e2e-region").await.unwrap();
     assert_eq!(c.get_config("maas_name").await.unwrap(), json!("e2e-region"));

@@ -349,6 +349,18 @@ impl Drop for SimRegion {
     }
 }
 
+/// One subnet the rack serves DHCP on (derived from the API's objects).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DhcpSubnet {
+    pub cidr: String,
+    pub vid: u16,
+    pub gateway_ip: Option<String>,
+    pub dns_servers: Vec<String>,
+    /// (start, end) inclusive; leases come only from these.
+    pub dynamic_ranges: Vec<(String, String)>,
+    pub reserved_ranges: Vec<(String, String)>,
+}
+
 /// What the sim rack calls: boot decisions and the events MAAS's rack sends.
 #[derive(Clone)]
 pub struct RackHandle {
@@ -366,6 +378,39 @@ impl RackHandle {
             self.record(mac, &events::PERFORMING_PXE_BOOT, "").await?;
         }
         Ok(cfg)
+    }
+
+    /// This rack's system_id (what `primary_rack` must name for DHCP).
+    pub fn system_id(&self) -> &str {
+        &self.state.rack_system_id
+    }
+
+    /// What this rack's DHCP server should serve, as MAAS configures
+    /// dhcpd: every subnet on a VLAN with dhcp_on whose primary rack is this
+    /// rack, with its dynamic ranges (leases come only from those).
+    pub async fn dhcp_config(&self) -> Result<Vec<DhcpSubnet>, StoreError> {
+        let subnets = self.state.store.subnets().await?;
+        let ranges = self.state.store.ip_ranges().await?;
+        Ok(subnets
+            .into_iter()
+            .filter(|s| s.vlan.dhcp_on && s.vlan.primary_rack.as_deref() == Some(self.state.rack_system_id.as_str()))
+            .map(|s| DhcpSubnet {
+                dynamic_ranges: ranges
+                    .iter()
+                    .filter(|r| r.subnet.id == s.id && r.range_type == "dynamic")
+                    .map(|r| (r.start_ip.clone(), r.end_ip.clone()))
+                    .collect(),
+                reserved_ranges: ranges
+                    .iter()
+                    .filter(|r| r.subnet.id == s.id && r.range_type == "reserved")
+                    .map(|r| (r.start_ip.clone(), r.end_ip.clone()))
+                    .collect(),
+                cidr: s.cidr,
+                gateway_ip: s.gateway_ip,
+                dns_servers: s.dns_servers,
+                vid: s.vlan.vid,
+            })
+            .collect())
     }
 
     /// The machine a MAC belongs to (None: unknown, it will enlist).

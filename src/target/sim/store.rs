@@ -14,6 +14,19 @@ use crate::maas::ApiKey;
 
 const API: &str = "/MAAS/api/2.0";
 
+/// Rows grouped by the machine id in column `col`.
+fn by_machine(rows: &[Row], col: usize) -> std::collections::HashMap<i64, Vec<&Row>> {
+    let mut map: std::collections::HashMap<i64, Vec<&Row>> = std::collections::HashMap::new();
+    for r in rows {
+        map.entry(r.get::<_, i64>(col)).or_default().push(r);
+    }
+    map
+}
+
+/// The machine columns `machine_from_rows` reads, in its order.
+const MACHINE_COLUMNS: &str = "SELECT id, system_id, hostname, architecture, status, status_message, power_type, power_state,
+        cpu_count, memory_mib, commissioning_status FROM machines";
+
 /// A store operation that failed; the API maps each kind to an HTTP status.
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -186,34 +199,37 @@ impl Store {
         row.map(|r| r.get(0)).ok_or_else(|| StoreError::NotFound(format!("No machine matches the given query ({system_id}).")))
     }
 
+    /// All machines, in enlistment order (three queries, not one per machine).
     pub async fn machines(&self) -> Result<Vec<Machine>> {
-        let ids: Vec<String> = self
-            .db
-            .lock()
+        let db = self.db.lock().await;
+        let rows = db
+            .query(&format!("{MACHINE_COLUMNS} ORDER BY id"), &[])
             .await
-            .query("SELECT system_id FROM machines ORDER BY id", &[])
+            .map_err(sql("listing machines"))?;
+        let ifaces = db
+            .query("SELECT id, name, mac_address, is_boot, machine_id FROM interfaces ORDER BY id", &[])
             .await
-            .map_err(sql("listing machines"))?
+            .map_err(sql("reading interfaces"))?;
+        let disks = db
+            .query("SELECT id, name, size_bytes, machine_id FROM block_devices ORDER BY name", &[])
+            .await
+            .map_err(sql("reading block devices"))?;
+        drop(db);
+        let (ifaces, disks) = (by_machine(&ifaces, 4), by_machine(&disks, 3));
+        Ok(rows
             .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            out.push(self.machine(&id).await?);
-        }
-        Ok(out)
+            .map(|r| {
+                let id: i64 = r.get(0);
+                machine_from_rows(r, ifaces.get(&id).map_or(&[][..], Vec::as_slice), disks.get(&id).map_or(&[][..], Vec::as_slice))
+            })
+            .collect())
     }
 
     /// One machine in MAAS's JSON shape; NotFound when there is none.
     pub async fn machine(&self, system_id: &str) -> Result<Machine> {
         let db = self.db.lock().await;
         let row = db
-            .query_opt(
-                "SELECT id, system_id, hostname, architecture, status, status_message, power_type, power_state,
-                        cpu_count, memory_mib, commissioning_status
-                 FROM machines WHERE system_id = $1",
-                &[&system_id],
-            )
+            .query_opt(&format!("{MACHINE_COLUMNS} WHERE system_id = $1"), &[&system_id])
             .await
             .map_err(sql("reading a machine"))?
             .ok_or_else(|| StoreError::NotFound(format!("No machine matches the given query ({system_id}).")))?;
@@ -227,6 +243,7 @@ impl Store {
             .await
             .map_err(sql("reading block devices"))?;
         drop(db);
+        let (ifaces, disks): (Vec<&Row>, Vec<&Row>) = (ifaces.iter().collect(), disks.iter().collect());
         Ok(machine_from_rows(&row, &ifaces, &disks))
     }
 
@@ -1101,7 +1118,7 @@ fn vlan_from_row(r: &Row) -> Vlan {
     vlan_at(r, 0)
 }
 
-fn machine_from_rows(row: &Row, ifaces: &[Row], disks: &[Row]) -> Machine {
+fn machine_from_rows(row: &Row, ifaces: &[&Row], disks: &[&Row]) -> Machine {
     let system_id: String = row.get(1);
     let hostname: String = row.get(2);
     let status = NodeStatus(row.get(4));
