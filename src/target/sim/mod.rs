@@ -14,5 +14,7 @@ pub mod store;
 
 pub use boot::{BootConfig, BootContext, BootPurpose, Firmware, boot_config};
 pub use postgres::{LocalPostgres, LocalPostgresOptions, PgListen, PostgresMode};
-pub use power::{IpmiParams, IpmiPowerDriver, PowerAction, PowerDriverConfig, PowerError, power_command};
+pub use power::{
+    IpmiParams, IpmiPowerDriver, PowerAction, PowerDriverConfig, PowerError, power_command,
+};
 pub use region::{DhcpSubnet, RackHandle, SimError, SimRegion, SimRegionConfig};
