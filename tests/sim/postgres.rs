@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use maas_e2e::target::sim::postgres::{MIGRATIONS, connect, migrate};
-use maas_e2e::target::sim::{LocalPostgres, LocalPostgresOptions, PgListen};
+use maas_e2e::target::sim::{
+    LocalPostgres, LocalPostgresOptions, PgListen, PostgresMode, SimDatabase,
+};
 
 use crate::common::{TestDir, postgres_available};
 
@@ -109,4 +111,28 @@ async fn unix_socket_postgres_has_no_tcp() {
         .unwrap()
         .get(0);
     assert_eq!(listen, "");
+}
+
+#[tokio::test]
+async fn postgres_mode_local_starts_and_container_passes_the_url_on() {
+    let external = PostgresMode::Container("postgres://maas:pw@172.18.0.9:5432/maasdb".into())
+        .start(LocalPostgresOptions::new("/nonexistent/never/used"))
+        .await
+        .unwrap();
+    assert!(matches!(external, SimDatabase::External(_)));
+    assert_eq!(
+        external.connection_string(),
+        "postgres://maas:pw@172.18.0.9:5432/maasdb"
+    );
+    if !postgres_available() {
+        return;
+    }
+    let dir = TestDir::new("pg-mode");
+    let local = PostgresMode::Local
+        .start(LocalPostgresOptions::new(dir.0.join("pg")))
+        .await
+        .unwrap();
+    let client = connect(local.connection_string()).await.unwrap();
+    let one: i32 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
 }

@@ -13,7 +13,7 @@ pub mod region;
 pub mod store;
 
 pub use boot::{BootConfig, BootContext, BootPurpose, Firmware, boot_config};
-pub use postgres::{LocalPostgres, LocalPostgresOptions, PgListen, PostgresMode};
+pub use postgres::{LocalPostgres, LocalPostgresOptions, PgListen, PostgresMode, SimDatabase};
 pub use power::{
     IpmiParams, IpmiPowerDriver, PowerAction, PowerDriverConfig, PowerError, power_command,
 };

@@ -26,6 +26,36 @@ pub enum PostgresMode {
     Container(String),
 }
 
+impl PostgresMode {
+    /// Bring the database up: start a local server (with `opts`), or just
+    /// hand the container's URL on. Keep the result alive while the region
+    /// runs; dropping it stops a local server.
+    pub async fn start(&self, opts: LocalPostgresOptions) -> Result<SimDatabase, PostgresError> {
+        match self {
+            PostgresMode::Local => Ok(SimDatabase::Local(LocalPostgres::start(opts).await?)),
+            PostgresMode::Container(url) => Ok(SimDatabase::External(url.clone())),
+        }
+    }
+}
+
+/// The sim's database, whichever way it came.
+#[derive(Debug)]
+pub enum SimDatabase {
+    Local(LocalPostgres),
+    /// Run by someone else (a testcontainers container); not stopped here.
+    External(String),
+}
+
+impl SimDatabase {
+    /// What `SimRegionConfig::new` takes.
+    pub fn connection_string(&self) -> &str {
+        match self {
+            SimDatabase::Local(pg) => pg.connection_string(),
+            SimDatabase::External(url) => url,
+        }
+    }
+}
+
 /// How the local server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PgListen {
