@@ -234,12 +234,13 @@ async fn signal(
             .get("exit_status")
             .and_then(|e| e.trim().parse().ok())
             .unwrap_or(0);
-        let output = base64_decode(p.get("output_b64").unwrap_or("")).ok_or_else(|| {
-            StoreError::Invalid {
+        // A '+' the sender forgot to percent-encode arrives as ' ': base64
+        // has no spaces, so put it back.
+        let output = base64_decode(&p.get("output_b64").unwrap_or("").replace(' ', "+"))
+            .ok_or_else(|| StoreError::Invalid {
                 field: "output_b64".into(),
                 message: "not base64".into(),
-            }
-        })?;
+            })?;
         let mut result_status = st
             .store
             .store_script_result(&system_id, name, exit_status, &output)
