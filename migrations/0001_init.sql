@@ -43,7 +43,8 @@ CREATE TABLE vlans (
     UNIQUE (fabric_id, vid)
 );
 
-INSERT INTO fabrics (name) VALUES ('fabric-0');
+-- MAAS's default fabric has id 0 (new ones count from 1).
+INSERT INTO fabrics (id, name) VALUES (0, 'fabric-0');
 INSERT INTO vlans (fabric_id, vid, name) SELECT id, 0, 'untagged' FROM fabrics WHERE name = 'fabric-0';
 
 CREATE TABLE subnets (

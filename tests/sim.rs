@@ -9,6 +9,8 @@ mod bench;
 mod client;
 #[path = "sim/common.rs"]
 mod common;
+#[path = "sim/guest.rs"]
+mod guest;
 #[path = "sim/netns.rs"]
 mod netns;
 #[path = "sim/postgres.rs"]

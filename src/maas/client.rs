@@ -24,14 +24,20 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { attempts: 5, base_delay: Duration::from_millis(500), max_delay: Duration::from_secs(8) }
+        RetryPolicy {
+            attempts: 5,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(8),
+        }
     }
 }
 
 impl RetryPolicy {
     /// The wait after failed attempt number `attempt` (1-based).
     pub fn delay(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.base_delay.saturating_mul(factor).min(self.max_delay)
     }
 }
@@ -43,7 +49,9 @@ pub enum MaasError {
     BadUrl { url: String, reason: String },
     #[error("could not build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
-    #[error("{method} {url}: no connection after {attempts} attempt(s): {source}; is MAAS running and reachable at that address?")]
+    #[error(
+        "{method} {url}: no connection after {attempts} attempt(s): {source}; is MAAS running and reachable at that address?"
+    )]
     Connect {
         method: String,
         url: String,
@@ -52,7 +60,13 @@ pub enum MaasError {
         source: reqwest::Error,
     },
     #[error("{method} {url}: HTTP {status} after {attempts} attempt(s): {body}")]
-    Http { method: String, url: String, status: u16, attempts: u32, body: String },
+    Http {
+        method: String,
+        url: String,
+        status: u16,
+        attempts: u32,
+        body: String,
+    },
     #[error("{method} {url}: the answer is not {what}: {source}; body starts: {body}")]
     Decode {
         method: String,
@@ -144,10 +158,16 @@ impl MaasClient {
         install_crypto_provider();
         let trimmed = maas_url.trim_end_matches('/');
         if !(trimmed.starts_with("http://") || trimmed.starts_with("https://")) {
-            return Err(MaasError::BadUrl { url: maas_url.into(), reason: "scheme must be http or https".into() });
+            return Err(MaasError::BadUrl {
+                url: maas_url.into(),
+                reason: "scheme must be http or https".into(),
+            });
         }
         if trimmed.len() <= "https://".len() {
-            return Err(MaasError::BadUrl { url: maas_url.into(), reason: "no host".into() });
+            return Err(MaasError::BadUrl {
+                url: maas_url.into(),
+                reason: "no host".into(),
+            });
         }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
@@ -183,7 +203,13 @@ impl MaasClient {
         format!("{}/api/2.0/{}", self.maas_url, path.trim_start_matches('/'))
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, query: &[(&str, &str)], body: Body) -> Result<String, MaasError> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Body,
+    ) -> Result<String, MaasError> {
         let url = self.api_url(path);
         let shown = if query.is_empty() {
             url.clone()
@@ -205,7 +231,12 @@ impl MaasClient {
             match req.send().await {
                 Err(e) => {
                     if last || !(e.is_connect() || e.is_timeout() || e.is_request()) {
-                        return Err(MaasError::Connect { method: method.to_string(), url: shown, attempts: attempt, source: e });
+                        return Err(MaasError::Connect {
+                            method: method.to_string(),
+                            url: shown,
+                            attempts: attempt,
+                            source: e,
+                        });
                     }
                     tracing::debug!(url = %shown, attempt, error = %e, "MAAS request failed to connect, retrying");
                 }
@@ -249,8 +280,14 @@ impl MaasClient {
         })
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)], what: &'static str) -> Result<T, MaasError> {
-        self.json(reqwest::Method::GET, path, query, Body::None, what).await
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        what: &'static str,
+    ) -> Result<T, MaasError> {
+        self.json(reqwest::Method::GET, path, query, Body::None, what)
+            .await
     }
 
     async fn post<T: DeserializeOwned>(
@@ -260,12 +297,14 @@ impl MaasClient {
         form: Vec<(String, String)>,
         what: &'static str,
     ) -> Result<T, MaasError> {
-        self.json(reqwest::Method::POST, path, query, Body::Form(form), what).await
+        self.json(reqwest::Method::POST, path, query, Body::Form(form), what)
+            .await
     }
 
     /// GET any API path and return the raw body (for probes and tests).
     pub async fn get_raw(&self, path: &str, query: &[(&str, &str)]) -> Result<String, MaasError> {
-        self.call(reqwest::Method::GET, path, query, Body::None).await
+        self.call(reqwest::Method::GET, path, query, Body::None)
+            .await
     }
 
     pub async fn version(&self) -> Result<Version, MaasError> {
@@ -277,12 +316,18 @@ impl MaasClient {
     }
 
     pub async fn machine(&self, system_id: &str) -> Result<Machine, MaasError> {
-        self.get(&format!("machines/{system_id}/"), &[], "a machine").await
+        self.get(&format!("machines/{system_id}/"), &[], "a machine")
+            .await
     }
 
     /// Anonymous: whether a machine with this MAC exists.
     pub async fn is_registered(&self, mac_address: &str) -> Result<bool, MaasError> {
-        self.get("machines/", &[("op", "is_registered"), ("mac_address", mac_address)], "true or false").await
+        self.get(
+            "machines/",
+            &[("op", "is_registered"), ("mac_address", mac_address)],
+            "true or false",
+        )
+        .await
     }
 
     /// Anonymous enlistment, as the ephemeral environment does it.
@@ -291,16 +336,27 @@ impl MaasClient {
             ("hostname".to_string(), req.hostname.clone()),
             ("architecture".to_string(), req.architecture.clone()),
             ("power_type".to_string(), req.power_type.clone()),
-            ("power_parameters".to_string(), req.power_parameters.to_string()),
+            (
+                "power_parameters".to_string(),
+                req.power_parameters.to_string(),
+            ),
         ];
         if let Some(sub) = &req.subarchitecture {
             form.push(("subarchitecture".into(), sub.clone()));
         }
-        form.extend(req.mac_addresses.iter().map(|m| ("mac_addresses".to_string(), m.clone())));
+        form.extend(
+            req.mac_addresses
+                .iter()
+                .map(|m| ("mac_addresses".to_string(), m.clone())),
+        );
         self.post("machines/", &[], form, "a machine").await
     }
 
-    pub async fn commission(&self, system_id: &str, opts: &CommissionOptions) -> Result<Machine, MaasError> {
+    pub async fn commission(
+        &self,
+        system_id: &str,
+        opts: &CommissionOptions,
+    ) -> Result<Machine, MaasError> {
         let flag = |b: bool| if b { "1".to_string() } else { "0".to_string() };
         let mut form = vec![
             ("enable_ssh".to_string(), flag(opts.enable_ssh)),
@@ -309,35 +365,75 @@ impl MaasClient {
             ("skip_storage".to_string(), flag(opts.skip_storage)),
         ];
         if !opts.commissioning_scripts.is_empty() {
-            form.push(("commissioning_scripts".into(), opts.commissioning_scripts.join(",")));
+            form.push((
+                "commissioning_scripts".into(),
+                opts.commissioning_scripts.join(","),
+            ));
         }
         if !opts.testing_scripts.is_empty() {
             form.push(("testing_scripts".into(), opts.testing_scripts.join(",")));
         }
-        self.post(&format!("machines/{system_id}/"), &[("op", "commission")], form, "a machine").await
+        self.post(
+            &format!("machines/{system_id}/"),
+            &[("op", "commission")],
+            form,
+            "a machine",
+        )
+        .await
     }
 
     pub async fn abort(&self, system_id: &str) -> Result<Machine, MaasError> {
-        self.post(&format!("machines/{system_id}/"), &[("op", "abort")], vec![], "a machine").await
+        self.post(
+            &format!("machines/{system_id}/"),
+            &[("op", "abort")],
+            vec![],
+            "a machine",
+        )
+        .await
     }
 
     /// The machine's power parameters (contains the BMC password: never log it).
-    pub async fn power_parameters(&self, system_id: &str) -> Result<serde_json::Map<String, serde_json::Value>, MaasError> {
-        self.get(&format!("machines/{system_id}/"), &[("op", "power_parameters")], "a power parameters object").await
+    pub async fn power_parameters(
+        &self,
+        system_id: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, MaasError> {
+        self.get(
+            &format!("machines/{system_id}/"),
+            &[("op", "power_parameters")],
+            "a power parameters object",
+        )
+        .await
     }
 
     pub async fn query_power_state(&self, system_id: &str) -> Result<PowerState, MaasError> {
-        let r: PowerStateReply =
-            self.get(&format!("machines/{system_id}/"), &[("op", "query_power_state")], "a power state").await?;
+        let r: PowerStateReply = self
+            .get(
+                &format!("machines/{system_id}/"),
+                &[("op", "query_power_state")],
+                "a power state",
+            )
+            .await?;
         Ok(r.state)
     }
 
     pub async fn power_on(&self, system_id: &str) -> Result<Machine, MaasError> {
-        self.post(&format!("machines/{system_id}/"), &[("op", "power_on")], vec![], "a machine").await
+        self.post(
+            &format!("machines/{system_id}/"),
+            &[("op", "power_on")],
+            vec![],
+            "a machine",
+        )
+        .await
     }
 
     pub async fn power_off(&self, system_id: &str) -> Result<Machine, MaasError> {
-        self.post(&format!("machines/{system_id}/"), &[("op", "power_off")], vec![], "a machine").await
+        self.post(
+            &format!("machines/{system_id}/"),
+            &[("op", "power_off")],
+            vec![],
+            "a machine",
+        )
+        .await
     }
 
     pub async fn events(&self, q: &EventQuery) -> Result<EventsPage, MaasError> {
@@ -360,7 +456,10 @@ impl MaasClient {
     }
 
     /// Commissioning script sets with their output (base64).
-    pub async fn commissioning_results(&self, system_id: &str) -> Result<Vec<ScriptSet>, MaasError> {
+    pub async fn commissioning_results(
+        &self,
+        system_id: &str,
+    ) -> Result<Vec<ScriptSet>, MaasError> {
         self.get(
             &format!("nodes/{system_id}/results/"),
             &[("type", "commissioning"), ("include_output", "1")],
@@ -370,16 +469,32 @@ impl MaasClient {
     }
 
     pub async fn get_config(&self, name: &str) -> Result<serde_json::Value, MaasError> {
-        self.get("maas/", &[("op", "get_config"), ("name", name)], "a config value").await
+        self.get(
+            "maas/",
+            &[("op", "get_config"), ("name", name)],
+            "a config value",
+        )
+        .await
     }
 
     pub async fn set_config(&self, name: &str, value: &str) -> Result<(), MaasError> {
-        let form = vec![("name".to_string(), name.to_string()), ("value".to_string(), value.to_string())];
-        self.call(reqwest::Method::POST, "maas/", &[("op", "set_config")], Body::Form(form)).await.map(|_| ())
+        let form = vec![
+            ("name".to_string(), name.to_string()),
+            ("value".to_string(), value.to_string()),
+        ];
+        self.call(
+            reqwest::Method::POST,
+            "maas/",
+            &[("op", "set_config")],
+            Body::Form(form),
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn rack_controllers(&self) -> Result<Vec<RackController>, MaasError> {
-        self.get("rackcontrollers/", &[], "a list of rack controllers").await
+        self.get("rackcontrollers/", &[], "a list of rack controllers")
+            .await
     }
 
     pub async fn fabrics(&self) -> Result<Vec<Fabric>, MaasError> {
@@ -387,17 +502,37 @@ impl MaasClient {
     }
 
     pub async fn vlans(&self, fabric_id: i64) -> Result<Vec<Vlan>, MaasError> {
-        self.get(&format!("fabrics/{fabric_id}/vlans/"), &[], "a list of VLANs").await
+        self.get(
+            &format!("fabrics/{fabric_id}/vlans/"),
+            &[],
+            "a list of VLANs",
+        )
+        .await
     }
 
     /// `PUT fabrics/{f}/vlans/{vid}/` with dhcp_on and primary_rack.
-    pub async fn update_vlan(&self, fabric_id: i64, vid: u16, dhcp_on: bool, primary_rack: Option<&str>) -> Result<Vlan, MaasError> {
-        let mut form = vec![("dhcp_on".to_string(), if dhcp_on { "True" } else { "False" }.to_string())];
+    pub async fn update_vlan(
+        &self,
+        fabric_id: i64,
+        vid: u16,
+        dhcp_on: bool,
+        primary_rack: Option<&str>,
+    ) -> Result<Vlan, MaasError> {
+        let mut form = vec![(
+            "dhcp_on".to_string(),
+            if dhcp_on { "True" } else { "False" }.to_string(),
+        )];
         if let Some(rack) = primary_rack {
             form.push(("primary_rack".into(), rack.into()));
         }
-        self.json(reqwest::Method::PUT, &format!("fabrics/{fabric_id}/vlans/{vid}/"), &[], Body::Form(form), "a VLAN")
-            .await
+        self.json(
+            reqwest::Method::PUT,
+            &format!("fabrics/{fabric_id}/vlans/{vid}/"),
+            &[],
+            Body::Form(form),
+            "a VLAN",
+        )
+        .await
     }
 
     pub async fn subnets(&self) -> Result<Vec<Subnet>, MaasError> {
@@ -405,7 +540,13 @@ impl MaasClient {
     }
 
     /// `POST subnets/` with cidr (and optionally the fabric, vid, gateway).
-    pub async fn create_subnet(&self, cidr: &str, fabric_id: Option<i64>, vid: Option<u16>, gateway_ip: Option<&str>) -> Result<Subnet, MaasError> {
+    pub async fn create_subnet(
+        &self,
+        cidr: &str,
+        fabric_id: Option<i64>,
+        vid: Option<u16>,
+        gateway_ip: Option<&str>,
+    ) -> Result<Subnet, MaasError> {
         let mut form = vec![("cidr".to_string(), cidr.to_string())];
         if let Some(f) = fabric_id {
             form.push(("fabric".into(), f.to_string()));
@@ -424,7 +565,13 @@ impl MaasClient {
     }
 
     /// `POST ipranges/` type=dynamic|reserved start_ip end_ip.
-    pub async fn create_ip_range(&self, range_type: &str, start_ip: &str, end_ip: &str, comment: &str) -> Result<IpRange, MaasError> {
+    pub async fn create_ip_range(
+        &self,
+        range_type: &str,
+        start_ip: &str,
+        end_ip: &str,
+        comment: &str,
+    ) -> Result<IpRange, MaasError> {
         let form = vec![
             ("type".to_string(), range_type.to_string()),
             ("start_ip".to_string(), start_ip.to_string()),
@@ -435,18 +582,28 @@ impl MaasClient {
     }
 
     pub async fn boot_resources_is_importing(&self) -> Result<bool, MaasError> {
-        self.get("boot-resources/", &[("op", "is_importing")], "true or false").await
+        self.get(
+            "boot-resources/",
+            &[("op", "is_importing")],
+            "true or false",
+        )
+        .await
     }
 
     pub async fn boot_resources(&self) -> Result<Vec<BootResource>, MaasError> {
-        self.get("boot-resources/", &[], "a list of boot resources").await
+        self.get("boot-resources/", &[], "a list of boot resources")
+            .await
     }
 }
 
 /// The first 300 characters of a body, for error messages.
 fn excerpt(text: &str) -> String {
     let t: String = text.chars().take(300).collect();
-    if text.chars().count() > 300 { format!("{t}...") } else { t }
+    if text.chars().count() > 300 {
+        format!("{t}...")
+    } else {
+        t
+    }
 }
 
 #[cfg(test)]
@@ -455,7 +612,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
-        let p = RetryPolicy { attempts: 6, base_delay: Duration::from_millis(100), max_delay: Duration::from_millis(500) };
+        let p = RetryPolicy {
+            attempts: 6,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+        };
         let d: Vec<u128> = (1..=5).map(|a| p.delay(a).as_millis()).collect();
         assert_eq!(d, vec![100, 200, 400, 500, 500]);
     }
@@ -465,6 +626,9 @@ mod tests {
         let e = MaasClient::new("ftp://x", None).unwrap_err().to_string();
         assert!(e.contains("scheme"), "{e}");
         let c = MaasClient::new("http://h:5240/MAAS/", None).unwrap();
-        assert_eq!(c.api_url("machines/"), "http://h:5240/MAAS/api/2.0/machines/");
+        assert_eq!(
+            c.api_url("machines/"),
+            "http://h:5240/MAAS/api/2.0/machines/"
+        );
     }
 }

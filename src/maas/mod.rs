@@ -6,7 +6,10 @@ pub mod oauth;
 pub mod types;
 pub mod wait;
 
-pub use client::{CommissionOptions, EnlistRequest, EventQuery, MaasClient, MaasError, RetryPolicy, install_crypto_provider};
+pub use client::{
+    CommissionOptions, EnlistRequest, EventQuery, MaasClient, MaasError, RetryPolicy,
+    install_crypto_provider,
+};
 pub use oauth::{ApiKey, ApiKeyError, OAuthError, OAuthParams};
 pub use types::*;
 pub use wait::{Timeline, TimelineEntry, WaitError};

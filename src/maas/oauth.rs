@@ -30,8 +30,16 @@ pub struct ApiKeyError {
 }
 
 impl ApiKey {
-    pub fn new(consumer_key: impl Into<String>, token_key: impl Into<String>, token_secret: impl Into<String>) -> Self {
-        ApiKey { consumer_key: consumer_key.into(), token_key: token_key.into(), token_secret: token_secret.into() }
+    pub fn new(
+        consumer_key: impl Into<String>,
+        token_key: impl Into<String>,
+        token_secret: impl Into<String>,
+    ) -> Self {
+        ApiKey {
+            consumer_key: consumer_key.into(),
+            token_key: token_key.into(),
+            token_secret: token_secret.into(),
+        }
     }
 
     /// A fresh random key (the sim region's admin key and per-node keys).
@@ -43,14 +51,20 @@ impl ApiKey {
     /// The key in MAAS's colon form, for handing to a trusted consumer
     /// (the preseed, a secret file). Never log it.
     pub fn expose(&self) -> String {
-        format!("{}:{}:{}", self.consumer_key, self.token_key, self.token_secret)
+        format!(
+            "{}:{}:{}",
+            self.consumer_key, self.token_key, self.token_secret
+        )
     }
 
     /// The `Authorization` header value for one request: a fresh nonce and
     /// the current timestamp each call.
     pub fn authorization_header(&self) -> String {
         let nonce = uuid::Uuid::new_v4().simple().to_string();
-        let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         self.authorization_header_with(&nonce, timestamp)
     }
 
@@ -122,10 +136,15 @@ pub enum OAuthError {
 impl OAuthParams {
     /// Parse an `Authorization: OAuth k="v", ...` header.
     pub fn parse(header: &str) -> Result<Self, OAuthError> {
-        let rest = header.trim().strip_prefix("OAuth").ok_or(OAuthError::NotOAuth)?;
+        let rest = header
+            .trim()
+            .strip_prefix("OAuth")
+            .ok_or(OAuthError::NotOAuth)?;
         let mut p = OAuthParams::default();
         for item in rest.split(',') {
-            let Some((k, v)) = item.trim().split_once('=') else { continue };
+            let Some((k, v)) = item.trim().split_once('=') else {
+                continue;
+            };
             let v = percent_decode(v.trim().trim_matches('"'));
             match k.trim() {
                 "oauth_consumer_key" => p.consumer_key = v,
@@ -161,7 +180,10 @@ impl OAuthParams {
             return Err(OAuthError::UnknownToken);
         }
         // Consumer secret is empty in MAAS, so the signature is "&" + token secret.
-        if !constant_time_eq(self.signature.as_bytes(), format!("&{}", key.token_secret).as_bytes()) {
+        if !constant_time_eq(
+            self.signature.as_bytes(),
+            format!("&{}", key.token_secret).as_bytes(),
+        ) {
             return Err(OAuthError::BadSignature);
         }
         Ok(())
@@ -230,14 +252,23 @@ mod tests {
     #[test]
     fn parses_three_parts_and_rejects_others() {
         assert_eq!(key().token_secret, "sec789");
-        assert_eq!("a:b".parse::<ApiKey>().unwrap_err(), ApiKeyError { parts: 2 });
-        assert_eq!("a::c".parse::<ApiKey>().unwrap_err(), ApiKeyError { parts: 3 });
+        assert_eq!(
+            "a:b".parse::<ApiKey>().unwrap_err(),
+            ApiKeyError { parts: 2 }
+        );
+        assert_eq!(
+            "a::c".parse::<ApiKey>().unwrap_err(),
+            ApiKeyError { parts: 3 }
+        );
     }
 
     #[test]
     fn debug_never_shows_the_secret() {
         let shown = format!("{:?}", key());
-        assert!(!shown.contains("sec789") && !shown.contains("tk456"), "{shown}");
+        assert!(
+            !shown.contains("sec789") && !shown.contains("tk456"),
+            "{shown}"
+        );
         assert!(shown.contains("ck123"));
     }
 
@@ -271,7 +302,9 @@ mod tests {
 
     #[test]
     fn rejects_other_methods_and_missing_params() {
-        let h = key().authorization_header().replace("PLAINTEXT", "HMAC-SHA1");
+        let h = key()
+            .authorization_header()
+            .replace("PLAINTEXT", "HMAC-SHA1");
         assert!(matches!(OAuthParams::parse(&h), Err(OAuthError::Method(_))));
         assert_eq!(OAuthParams::parse("Bearer x"), Err(OAuthError::NotOAuth));
         assert_eq!(

@@ -556,8 +556,10 @@ mod tests {
 
     #[test]
     fn status_names_match_maas() {
-        let pairs: Vec<(i32, &str)> =
-            [0, 1, 2, 4, 21, 22].iter().map(|n| (*n, NodeStatus(*n).name())).collect();
+        let pairs: Vec<(i32, &str)> = [0, 1, 2, 4, 21, 22]
+            .iter()
+            .map(|n| (*n, NodeStatus(*n).name()))
+            .collect();
         insta::assert_yaml_snapshot!(pairs);
         assert!(NodeStatus::FAILED_COMMISSIONING.is_failed());
         assert!(!NodeStatus::READY.is_failed());

@@ -15,8 +15,19 @@ use super::types::{Event, Machine, NodeStatus};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TimelineEntry {
-    Status { at_ms: u64, status: i32, status_name: String, power_state: String },
-    Event { at_ms: u64, id: i64, level: String, event_type: String, description: String },
+    Status {
+        at_ms: u64,
+        status: i32,
+        status_name: String,
+        power_state: String,
+    },
+    Event {
+        at_ms: u64,
+        id: i64,
+        level: String,
+        event_type: String,
+        description: String,
+    },
 }
 
 /// Statuses and events of one machine, in the order seen.
@@ -43,8 +54,16 @@ impl Timeline {
         self.entries
             .iter()
             .filter_map(|e| match e {
-                TimelineEntry::Event { event_type, description, .. } if description.is_empty() => Some(event_type.clone()),
-                TimelineEntry::Event { event_type, description, .. } => Some(format!("{event_type}: {description}")),
+                TimelineEntry::Event {
+                    event_type,
+                    description,
+                    ..
+                } if description.is_empty() => Some(event_type.clone()),
+                TimelineEntry::Event {
+                    event_type,
+                    description,
+                    ..
+                } => Some(format!("{event_type}: {description}")),
                 _ => None,
             })
             .collect()
@@ -54,7 +73,11 @@ impl Timeline {
         let mut parts = Vec::new();
         match last_machine {
             Some(m) => {
-                let msg = m.status_message.as_deref().filter(|s| !s.is_empty()).map(|s| format!(", message {s:?}"));
+                let msg = m
+                    .status_message
+                    .as_deref()
+                    .filter(|s| !s.is_empty())
+                    .map(|s| format!(", message {s:?}"));
                 parts.push(format!(
                     "status {} (power {}{})",
                     m.status,
@@ -65,9 +88,15 @@ impl Timeline {
             None => parts.push("the machine was never read".to_string()),
         }
         let last_event = self.entries.iter().rev().find_map(|e| match e {
-            TimelineEntry::Event { at_ms, event_type, description, .. } => {
-                Some(format!("last event {event_type:?} {description:?} at +{:.1}s", *at_ms as f64 / 1000.0))
-            }
+            TimelineEntry::Event {
+                at_ms,
+                event_type,
+                description,
+                ..
+            } => Some(format!(
+                "last event {event_type:?} {description:?} at +{:.1}s",
+                *at_ms as f64 / 1000.0
+            )),
             _ => None,
         });
         parts.push(last_event.unwrap_or_else(|| "no events".to_string()));
@@ -82,9 +111,23 @@ impl Timeline {
 #[derive(Debug, Error)]
 pub enum WaitError {
     #[error("machine {system_id} did not reach {want} within {timeout:?}; last seen: {last_seen}")]
-    Timeout { system_id: String, want: NodeStatus, timeout: Duration, last_seen: String, timeline: Timeline },
-    #[error("machine {system_id} reached {reached} while waiting for {want}; last seen: {last_seen}")]
-    Failed { system_id: String, want: NodeStatus, reached: NodeStatus, last_seen: String, timeline: Timeline },
+    Timeout {
+        system_id: String,
+        want: NodeStatus,
+        timeout: Duration,
+        last_seen: String,
+        timeline: Timeline,
+    },
+    #[error(
+        "machine {system_id} reached {reached} while waiting for {want}; last seen: {last_seen}"
+    )]
+    Failed {
+        system_id: String,
+        want: NodeStatus,
+        reached: NodeStatus,
+        last_seen: String,
+        timeline: Timeline,
+    },
     #[error("while waiting for machine {system_id} to reach {want}: {source}")]
     Api {
         system_id: String,
@@ -97,7 +140,9 @@ pub enum WaitError {
 impl WaitError {
     pub fn timeline(&self) -> Option<&Timeline> {
         match self {
-            WaitError::Timeout { timeline, .. } | WaitError::Failed { timeline, .. } => Some(timeline),
+            WaitError::Timeout { timeline, .. } | WaitError::Failed { timeline, .. } => {
+                Some(timeline)
+            }
             WaitError::Api { .. } => None,
         }
     }
@@ -107,10 +152,18 @@ impl MaasClient {
     /// Poll until the machine has status `want`. Stops early when it lands in
     /// a failed status it was not asked for. Connection errors and 5xx while
     /// polling are tolerated until the deadline; a 4xx ends the wait.
-    pub async fn wait_for_status(&self, system_id: &str, want: NodeStatus, timeout: Duration) -> Result<Timeline, WaitError> {
+    pub async fn wait_for_status(
+        &self,
+        system_id: &str,
+        want: NodeStatus,
+        timeout: Duration,
+    ) -> Result<Timeline, WaitError> {
         let start = Instant::now();
         let deadline = start + timeout;
-        let mut timeline = Timeline { system_id: system_id.to_string(), entries: Vec::new() };
+        let mut timeline = Timeline {
+            system_id: system_id.to_string(),
+            entries: Vec::new(),
+        };
         let mut last_machine: Option<Machine> = None;
         let mut last_event_id: Option<i64> = None;
         let mut last_error: Option<String> = None;
@@ -145,13 +198,19 @@ impl MaasClient {
                     }
                 }
                 Err(e) if e.status().is_some_and(|s| (400..500).contains(&s)) => {
-                    return Err(WaitError::Api { system_id: system_id.into(), want, source: Box::new(e) });
+                    return Err(WaitError::Api {
+                        system_id: system_id.into(),
+                        want,
+                        source: Box::new(e),
+                    });
                 }
                 Err(e) => last_error = Some(e.to_string()),
             }
             match self.machine(system_id).await {
                 Ok(m) => {
-                    let changed = last_machine.as_ref().is_none_or(|old| old.status != m.status);
+                    let changed = last_machine
+                        .as_ref()
+                        .is_none_or(|old| old.status != m.status);
                     if changed {
                         timeline.entries.push(TimelineEntry::Status {
                             at_ms,
@@ -167,22 +226,40 @@ impl MaasClient {
                     }
                     if status.is_failed() && !want.is_failed() {
                         // Collect the events that explain the failure first.
-                        let last_seen = timeline.last_seen(last_machine.as_ref(), last_error.as_deref());
-                        return Err(WaitError::Failed { system_id: system_id.into(), want, reached: status, last_seen, timeline });
+                        let last_seen =
+                            timeline.last_seen(last_machine.as_ref(), last_error.as_deref());
+                        return Err(WaitError::Failed {
+                            system_id: system_id.into(),
+                            want,
+                            reached: status,
+                            last_seen,
+                            timeline,
+                        });
                     }
                 }
                 Err(e) if e.status().is_some_and(|s| (400..500).contains(&s)) => {
-                    return Err(WaitError::Api { system_id: system_id.into(), want, source: Box::new(e) });
+                    return Err(WaitError::Api {
+                        system_id: system_id.into(),
+                        want,
+                        source: Box::new(e),
+                    });
                 }
                 Err(e) => last_error = Some(e.to_string()),
             }
             if Instant::now() >= deadline {
                 let last_seen = timeline.last_seen(last_machine.as_ref(), last_error.as_deref());
-                return Err(WaitError::Timeout { system_id: system_id.into(), want, timeout, last_seen, timeline });
+                return Err(WaitError::Timeout {
+                    system_id: system_id.into(),
+                    want,
+                    timeout,
+                    last_seen,
+                    timeline,
+                });
             }
-            let nap = self.poll_interval.min(deadline.saturating_duration_since(Instant::now()));
+            let nap = self
+                .poll_interval
+                .min(deadline.saturating_duration_since(Instant::now()));
             tokio::time::sleep(nap).await;
         }
     }
-
 }

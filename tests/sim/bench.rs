@@ -25,14 +25,22 @@ async fn bench_sim_region() {
     let fakes = TestDir::new("bench-fakes");
     write_fake_freeipmi(&fakes.0, 0);
     let t0 = Instant::now();
-    let pg = LocalPostgres::start(LocalPostgresOptions::new(dir.0.join("pg"))).await.unwrap();
+    let pg = LocalPostgres::start(LocalPostgresOptions::new(dir.0.join("pg")))
+        .await
+        .unwrap();
     let pg_start = t0.elapsed();
     let t1 = Instant::now();
-    let mut cfg = SimRegionConfig::new(pg.connection_string(), vec![std::net::TcpListener::bind("127.0.0.1:0").unwrap()]);
+    let mut cfg = SimRegionConfig::new(
+        pg.connection_string(),
+        vec![std::net::TcpListener::bind("127.0.0.1:0").unwrap()],
+    );
     cfg.power = fast_power(Some(&fakes.0));
     let region = SimRegion::start(cfg).await.unwrap();
     let region_start = t1.elapsed();
-    let admin = region.client().unwrap().with_poll_interval(Duration::from_millis(20));
+    let admin = region
+        .client()
+        .unwrap()
+        .with_poll_interval(Duration::from_millis(20));
     let anon = MaasClient::new(&region.local_maas_url(), None).unwrap();
 
     let n = 100;
@@ -70,13 +78,35 @@ async fn bench_sim_region() {
     let http = reqwest::Client::new();
     let t = Instant::now();
     for id in &ids[..10] {
-        admin.commission(id, &CommissionOptions::default()).await.unwrap();
+        admin
+            .commission(id, &CommissionOptions::default())
+            .await
+            .unwrap();
     }
     let mut signal = Vec::new();
     for id in &ids[..10] {
-        let pre = http.get(format!("{}/metadata/latest/by-id/{id}/?op=get_preseed", region.local_maas_url())).send().await.unwrap().text().await.unwrap();
-        let key: ApiKey = pre.lines().find_map(|l| l.strip_prefix("OAUTH_KEY=")).unwrap().trim_matches('\'').parse().unwrap();
-        for form in [vec![("op", "signal"), ("status", "WORKING")], vec![("op", "signal"), ("status", "OK")]] {
+        let pre = http
+            .get(format!(
+                "{}/metadata/latest/by-id/{id}/?op=get_preseed",
+                region.local_maas_url()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let key: ApiKey = pre
+            .lines()
+            .find_map(|l| l.strip_prefix("OAUTH_KEY="))
+            .unwrap()
+            .trim_matches('\'')
+            .parse()
+            .unwrap();
+        for form in [
+            vec![("op", "signal"), ("status", "WORKING")],
+            vec![("op", "signal"), ("status", "OK")],
+        ] {
             let s = Instant::now();
             let r = http
                 .post(format!("{}/metadata/2012-03-01/", region.local_maas_url()))
@@ -88,17 +118,49 @@ async fn bench_sim_region() {
             assert_eq!(r.status(), 200);
             signal.push(s.elapsed());
         }
-        admin.wait_for_status(id, NodeStatus::READY, Duration::from_secs(30)).await.unwrap();
+        admin
+            .wait_for_status(id, NodeStatus::READY, Duration::from_secs(30))
+            .await
+            .unwrap();
     }
     let ten_ready = t.elapsed();
-    eprintln!("BENCH postgres start (initdb + start + createdb): {:.0} ms", pg_start.as_secs_f64() * 1000.0);
-    eprintln!("BENCH region start (migrate + keys + listen): {:.0} ms", region_start.as_secs_f64() * 1000.0);
-    eprintln!("BENCH is_registered p50 {:.2} ms p95 {:.2} ms (n={n})", pct(registered.clone(), 0.5), pct(registered, 0.95));
-    eprintln!("BENCH enlist POST p50 {:.2} ms p95 {:.2} ms (n={n})", pct(enlist.clone(), 0.5), pct(enlist, 0.95));
-    eprintln!("BENCH GET machine p50 {:.2} ms p95 {:.2} ms (n={n})", pct(get_machine.clone(), 0.5), pct(get_machine, 0.95));
-    eprintln!("BENCH GET machines/ with {n} machines: {:.0} ms", list_100.as_secs_f64() * 1000.0);
-    eprintln!("BENCH signal p50 {:.2} ms p95 {:.2} ms (n={})", pct(signal.clone(), 0.5), pct(signal.clone(), 0.95), signal.len());
-    eprintln!("BENCH 10 machines commission -> Ready (fake FreeIPMI, 2 ms wait unit, sequential signals): {:.0} ms", ten_ready.as_secs_f64() * 1000.0);
+    eprintln!(
+        "BENCH postgres start (initdb + start + createdb): {:.0} ms",
+        pg_start.as_secs_f64() * 1000.0
+    );
+    eprintln!(
+        "BENCH region start (migrate + keys + listen): {:.0} ms",
+        region_start.as_secs_f64() * 1000.0
+    );
+    eprintln!(
+        "BENCH is_registered p50 {:.2} ms p95 {:.2} ms (n={n})",
+        pct(registered.clone(), 0.5),
+        pct(registered, 0.95)
+    );
+    eprintln!(
+        "BENCH enlist POST p50 {:.2} ms p95 {:.2} ms (n={n})",
+        pct(enlist.clone(), 0.5),
+        pct(enlist, 0.95)
+    );
+    eprintln!(
+        "BENCH GET machine p50 {:.2} ms p95 {:.2} ms (n={n})",
+        pct(get_machine.clone(), 0.5),
+        pct(get_machine, 0.95)
+    );
+    eprintln!(
+        "BENCH GET machines/ with {n} machines: {:.0} ms",
+        list_100.as_secs_f64() * 1000.0
+    );
+    eprintln!(
+        "BENCH signal p50 {:.2} ms p95 {:.2} ms (n={})",
+        pct(signal.clone(), 0.5),
+        pct(signal.clone(), 0.95),
+        signal.len()
+    );
+    eprintln!(
+        "BENCH 10 machines commission -> Ready (fake FreeIPMI, 2 ms wait unit, sequential signals): {:.0} ms",
+        ten_ready.as_secs_f64() * 1000.0
+    );
     drop(region);
     drop(pg);
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use maas_e2e::maas::{MaasClient, RetryPolicy};
 use maas_e2e::target::sim::postgres::find_bin_dir;
-use maas_e2e::target::sim::{LocalPostgres, LocalPostgresOptions, PowerDriverConfig, SimRegion, SimRegionConfig};
+use maas_e2e::target::sim::{
+    LocalPostgres, LocalPostgresOptions, PowerDriverConfig, SimRegion, SimRegionConfig,
+};
 use maas_e2e::testing::require;
 
 /// A directory for one test's Postgres: outside /root when root (the
@@ -36,8 +38,16 @@ impl Drop for TestDir {
 /// Whether a local Postgres can be started here.
 pub fn postgres_available() -> bool {
     let bins = find_bin_dir().is_ok();
-    let user = !nix::unistd::Uid::effective().is_root() || nix::unistd::User::from_name("postgres").ok().flatten().is_some();
-    require("Postgres server binaries and the postgres user", bins && user, "apt-get install postgresql (ci/setup-host.sh)")
+    let user = !nix::unistd::Uid::effective().is_root()
+        || nix::unistd::User::from_name("postgres")
+            .ok()
+            .flatten()
+            .is_some();
+    require(
+        "Postgres server binaries and the postgres user",
+        bins && user,
+        "apt-get install postgresql (ci/setup-host.sh)",
+    )
 }
 
 /// A running sim: Postgres + region + an admin client. Drop order: the
@@ -82,7 +92,9 @@ pub async fn start_sim_with(
     }
     maas_e2e::maas::install_crypto_provider();
     let dir = TestDir::new(tag);
-    let pg = LocalPostgres::start(LocalPostgresOptions::new(dir.0.join("pg"))).await.expect("start local postgres");
+    let pg = LocalPostgres::start(LocalPostgresOptions::new(dir.0.join("pg")))
+        .await
+        .expect("start local postgres");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut cfg = SimRegionConfig::new(pg.connection_string(), vec![listener]);
     cfg.power = power;
@@ -94,8 +106,17 @@ pub async fn start_sim_with(
         .client()
         .unwrap()
         .with_poll_interval(Duration::from_millis(50))
-        .with_retry(RetryPolicy { attempts: 2, base_delay: Duration::from_millis(50), max_delay: Duration::from_millis(100) });
-    Some(Sim { region: Some(region), client, pg: Some(pg), _dir: dir })
+        .with_retry(RetryPolicy {
+            attempts: 2,
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(100),
+        });
+    Some(Sim {
+        region: Some(region),
+        client,
+        pg: Some(pg),
+        _dir: dir,
+    })
 }
 
 /// A power driver config for tests: waits scaled to milliseconds, fakes first on PATH.
@@ -151,5 +172,9 @@ exit 0
 
 /// The fake's log, one call per line.
 pub fn fake_calls(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("calls.log")).unwrap_or_default().lines().map(String::from).collect()
+    std::fs::read_to_string(dir.join("calls.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
 }

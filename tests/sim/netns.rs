@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use maas_e2e::cmd::Cmd;
 use maas_e2e::maas::*;
-use maas_e2e::target::sim::{LocalPostgres, LocalPostgresOptions, PgListen, SimRegion, SimRegionConfig};
+use maas_e2e::target::sim::{
+    LocalPostgres, LocalPostgresOptions, PgListen, SimRegion, SimRegionConfig,
+};
 use maas_e2e::testing::{require_program, require_root};
 use serde_json::json;
 
@@ -18,23 +20,38 @@ struct TestNetns(String);
 
 impl TestNetns {
     fn create() -> TestNetns {
-        let name = format!("me2e-sim-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        Cmd::new("ip").args(["netns", "add", &name]).run_blocking().unwrap();
+        let name = format!(
+            "me2e-sim-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        Cmd::new("ip")
+            .args(["netns", "add", &name])
+            .run_blocking()
+            .unwrap();
         let ns = TestNetns(name);
-        Cmd::new("ip").args(["-n", &ns.0, "link", "set", "lo", "up"]).run_blocking().unwrap();
+        Cmd::new("ip")
+            .args(["-n", &ns.0, "link", "set", "lo", "up"])
+            .run_blocking()
+            .unwrap();
         ns
     }
 }
 
 impl Drop for TestNetns {
     fn drop(&mut self) {
-        let _ = Cmd::new("ip").args(["netns", "del", &self.0]).run_blocking();
+        let _ = Cmd::new("ip")
+            .args(["netns", "del", &self.0])
+            .run_blocking();
     }
 }
 
 #[tokio::test]
 async fn region_postgres_and_power_inside_a_lab_namespace() {
-    if !(require_root() && require_program("ip", "iproute2") && require_program("busybox", "busybox-static") && postgres_available()) {
+    if !(require_root()
+        && require_program("ip", "iproute2")
+        && require_program("busybox", "busybox-static")
+        && postgres_available())
+    {
         return;
     }
     maas_e2e::maas::install_crypto_provider();
@@ -44,15 +61,19 @@ async fn region_postgres_and_power_inside_a_lab_namespace() {
     write_fake_freeipmi(&fakes.0, 0);
     // The fake also notes which namespace it ran in.
     let log = fakes.0.join("netns.log");
-    let wrapper = std::fs::read_to_string(fakes.0.join("ipmipower")).unwrap().replacen(
-        "\n",
-        &format!("\nip netns identify >> {}\n", log.display()),
-        1,
-    );
+    let wrapper = std::fs::read_to_string(fakes.0.join("ipmipower"))
+        .unwrap()
+        .replacen(
+            "\n",
+            &format!("\nip netns identify >> {}\n", log.display()),
+            1,
+        );
     std::fs::write(fakes.0.join("ipmipower"), wrapper).unwrap();
 
     let mut opts = LocalPostgresOptions::new(dir.0.join("pg"));
-    opts.listen = PgListen::Unix { dir: dir.0.join("sock") };
+    opts.listen = PgListen::Unix {
+        dir: dir.0.join("sock"),
+    };
     opts.netns = Some(ns.0.clone());
     let pg = LocalPostgres::start(opts).await.unwrap();
 
@@ -65,16 +86,29 @@ async fn region_postgres_and_power_inside_a_lab_namespace() {
     power.netns = Some(ns.0.clone());
     cfg.power = power;
     let region = SimRegion::start(cfg).await.unwrap();
-    let admin = region.client().unwrap().with_poll_interval(Duration::from_millis(50));
+    let admin = region
+        .client()
+        .unwrap()
+        .with_poll_interval(Duration::from_millis(50));
 
     // A guest inside the namespace enlists through the lab socket.
-    let params = json!({"power_address": "127.0.0.1", "power_user": "maas", "power_pass": "pw-netns"}).to_string();
+    let params =
+        json!({"power_address": "127.0.0.1", "power_user": "maas", "power_pass": "pw-netns"})
+            .to_string();
     let data = format!(
         "hostname=lab-node&architecture=amd64&power_type=ipmi&power_parameters={}&mac_addresses=52%3A54%3A00%3A11%3A00%3A01",
         maas_e2e::maas::oauth::percent_encode(&params)
     );
     let body = Cmd::new("busybox")
-        .args(["wget", "-q", "-O", "-", "--post-data", &data, &format!("{}/api/2.0/machines/", region.maas_url())])
+        .args([
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "--post-data",
+            &data,
+            &format!("{}/api/2.0/machines/", region.maas_url()),
+        ])
         .in_netns(ns.0.clone())
         .timeout(Duration::from_secs(20))
         .run()
@@ -82,7 +116,10 @@ async fn region_postgres_and_power_inside_a_lab_namespace() {
         .unwrap();
     let m: Machine = serde_json::from_str(&body).unwrap();
     // The harness sees it on the host loopback.
-    assert_eq!(admin.machine(&m.system_id).await.unwrap().hostname, "lab-node");
+    assert_eq!(
+        admin.machine(&m.system_id).await.unwrap().hostname,
+        "lab-node"
+    );
 
     // Power runs inside the namespace.
     admin.power_on(&m.system_id).await.unwrap();
@@ -92,10 +129,21 @@ async fn region_postgres_and_power_inside_a_lab_namespace() {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(admin.machine(&m.system_id).await.unwrap().power_state, PowerState::On);
-    assert!(fake_calls(&fakes.0).iter().any(|c| c.ends_with("--cycle --on-if-off")));
+    assert_eq!(
+        admin.machine(&m.system_id).await.unwrap().power_state,
+        PowerState::On
+    );
+    assert!(
+        fake_calls(&fakes.0)
+            .iter()
+            .any(|c| c.ends_with("--cycle --on-if-off"))
+    );
     let seen = std::fs::read_to_string(&log).unwrap();
-    assert!(!seen.is_empty() && seen.lines().all(|l| l.trim() == ns.0), "ipmipower ran outside {}: {seen:?}", ns.0);
+    assert!(
+        !seen.is_empty() && seen.lines().all(|l| l.trim() == ns.0),
+        "ipmipower ran outside {}: {seen:?}",
+        ns.0
+    );
 
     region.shutdown().await;
     drop(pg);

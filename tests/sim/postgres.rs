@@ -4,12 +4,21 @@
 use std::time::Duration;
 
 use maas_e2e::target::sim::postgres::{MIGRATIONS, connect, migrate};
-use maas_e2e::target::sim::{LocalPostgres, LocalPostgresOptions, PgListen};
+use maas_e2e::target::sim::{
+    LocalPostgres, LocalPostgresOptions, PgListen, PostgresMode, SimDatabase,
+};
 
 use crate::common::{TestDir, postgres_available};
 
 fn server_pids(data_dir: &std::path::Path) -> i32 {
-    std::fs::read_to_string(data_dir.join("postmaster.pid")).unwrap().lines().next().unwrap().trim().parse().unwrap()
+    std::fs::read_to_string(data_dir.join("postmaster.pid"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -18,24 +27,49 @@ async fn tcp_postgres_migrates_once_and_stops_on_drop() {
         return;
     }
     let dir = TestDir::new("pg-tcp");
-    let pg = LocalPostgres::start(LocalPostgresOptions::new(dir.0.join("pg"))).await.unwrap();
-    assert!(pg.connection_string().contains("host=127.0.0.1"), "{}", pg.connection_string());
+    let pg = LocalPostgres::start(LocalPostgresOptions::new(dir.0.join("pg")))
+        .await
+        .unwrap();
+    assert!(
+        pg.connection_string().contains("host=127.0.0.1"),
+        "{}",
+        pg.connection_string()
+    );
     let pid = server_pids(&dir.0.join("pg/data"));
     if nix::unistd::Uid::effective().is_root() {
         // initdb/postgres refuse root: the server must run as postgres.
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap().to_string();
-        let pg_uid = nix::unistd::User::from_name("postgres").unwrap().unwrap().uid.as_raw();
-        assert!(uid_line.split_whitespace().nth(1) == Some(&pg_uid.to_string()), "{uid_line}");
+        let uid_line = status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .unwrap()
+            .to_string();
+        let pg_uid = nix::unistd::User::from_name("postgres")
+            .unwrap()
+            .unwrap()
+            .uid
+            .as_raw();
+        assert!(
+            uid_line.split_whitespace().nth(1) == Some(&pg_uid.to_string()),
+            "{uid_line}"
+        );
     }
     let mut client = connect(pg.connection_string()).await.unwrap();
     let first = migrate(&mut client).await.unwrap();
     assert_eq!(first.len(), MIGRATIONS.len());
     let second = migrate(&mut client).await.unwrap();
     assert!(second.is_empty(), "migrations applied twice: {second:?}");
-    let n: i64 = client.query_one("SELECT count(*) FROM schema_migrations", &[]).await.unwrap().get(0);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n as usize, MIGRATIONS.len());
-    let fabric: String = client.query_one("SELECT name FROM fabrics", &[]).await.unwrap().get(0);
+    let fabric: String = client
+        .query_one("SELECT name FROM fabrics", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(fabric, "fabric-0");
     drop(client);
     drop(pg);
@@ -43,7 +77,10 @@ async fn tcp_postgres_migrates_once_and_stops_on_drop() {
     while maas_e2e::process::is_alive(pid) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(!maas_e2e::process::is_alive(pid), "postgres {pid} still runs after drop");
+    assert!(
+        !maas_e2e::process::is_alive(pid),
+        "postgres {pid} still runs after drop"
+    );
 }
 
 #[tokio::test]
@@ -56,10 +93,46 @@ async fn unix_socket_postgres_has_no_tcp() {
     let mut opts = LocalPostgresOptions::new(dir.0.join("pg"));
     opts.listen = PgListen::Unix { dir: sock.clone() };
     let pg = LocalPostgres::start(opts).await.unwrap();
-    assert!(sock.join(".s.PGSQL.5432").exists(), "no socket in {}", sock.display());
+    assert!(
+        sock.join(".s.PGSQL.5432").exists(),
+        "no socket in {}",
+        sock.display()
+    );
     let client = connect(pg.connection_string()).await.unwrap();
-    let addr: Option<String> = client.query_one("SELECT inet_server_addr()::text", &[]).await.unwrap().get(0);
+    let addr: Option<String> = client
+        .query_one("SELECT inet_server_addr()::text", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(addr, None, "a unix-socket connection has no server address");
-    let listen: String = client.query_one("SHOW listen_addresses", &[]).await.unwrap().get(0);
+    let listen: String = client
+        .query_one("SHOW listen_addresses", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(listen, "");
+}
+
+#[tokio::test]
+async fn postgres_mode_local_starts_and_container_passes_the_url_on() {
+    let external = PostgresMode::Container("postgres://maas:pw@172.18.0.9:5432/maasdb".into())
+        .start(LocalPostgresOptions::new("/nonexistent/never/used"))
+        .await
+        .unwrap();
+    assert!(matches!(external, SimDatabase::External(_)));
+    assert_eq!(
+        external.connection_string(),
+        "postgres://maas:pw@172.18.0.9:5432/maasdb"
+    );
+    if !postgres_available() {
+        return;
+    }
+    let dir = TestDir::new("pg-mode");
+    let local = PostgresMode::Local
+        .start(LocalPostgresOptions::new(dir.0.join("pg")))
+        .await
+        .unwrap();
+    let client = connect(local.connection_string()).await.unwrap();
+    let one: i32 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
 }

@@ -24,7 +24,12 @@ async fn power_on_sets_pxe_boot_then_cycles_on_if_off() {
     let dir = TestDir::new("pw-on");
     write_fake_freeipmi(&dir.0, 0);
     let driver = IpmiPowerDriver::new(fast_power(Some(&dir.0)));
-    driver.perform("abc123", &params(), PowerAction::On, |_, _, _| panic!("no retry expected")).await.unwrap();
+    driver
+        .perform("abc123", &params(), PowerAction::On, |_, _, _| {
+            panic!("no retry expected")
+        })
+        .await
+        .unwrap();
     let calls = fake_calls(&dir.0);
     assert_eq!(
         calls,
@@ -35,9 +40,16 @@ async fn power_on_sets_pxe_boot_then_cycles_on_if_off() {
         ]
     );
     let cfg = std::fs::read_to_string(dir.0.join("chassis.cfg")).unwrap();
-    assert!(cfg.contains("BIOS_Boot_Type                                EFI") && cfg.contains("Boot_Device                                   PXE"), "{cfg}");
+    assert!(
+        cfg.contains("BIOS_Boot_Type                                EFI")
+            && cfg.contains("Boot_Device                                   PXE"),
+        "{cfg}"
+    );
     assert_eq!(driver.query(&params()).await.unwrap(), PowerState::On);
-    driver.perform("abc123", &params(), PowerAction::Off, |_, _, _| {}).await.unwrap();
+    driver
+        .perform("abc123", &params(), PowerAction::Off, |_, _, _| {})
+        .await
+        .unwrap();
     assert_eq!(driver.query(&params()).await.unwrap(), PowerState::Off);
 }
 
@@ -48,17 +60,28 @@ async fn bmc_error_is_retried_with_the_patch_schedule_then_fails() {
     let driver = IpmiPowerDriver::new(fast_power(Some(&dir.0)));
     let mut waits = Vec::new();
     let e = driver
-        .perform("abc123", &params(), PowerAction::On, |attempt, err, wait| {
-            assert!(matches!(err, PowerError::Conn(_)), "{err}");
-            waits.push((attempt, wait));
-        })
+        .perform(
+            "abc123",
+            &params(),
+            PowerAction::On,
+            |attempt, err, wait| {
+                assert!(matches!(err, PowerError::Conn(_)), "{err}");
+                waits.push((attempt, wait));
+            },
+        )
         .await
         .unwrap_err();
-    assert!(matches!(e, PowerError::Conn(ref m) if m.contains("BMC returned an error")), "{e}");
+    assert!(
+        matches!(e, PowerError::Conn(ref m) if m.contains("BMC returned an error")),
+        "{e}"
+    );
     // 8 attempts; the 7 retried ones waited 4,4,8,8,16,16,32 units (unit = 2 ms here).
     let units: Vec<u128> = waits.iter().map(|(_, w)| w.as_millis() / 2).collect();
     assert_eq!(units, vec![4, 4, 8, 8, 16, 16, 32]);
-    let power_calls = fake_calls(&dir.0).iter().filter(|c| c.starts_with("ipmipower") && c.contains("--cycle --on-if-off")).count();
+    let power_calls = fake_calls(&dir.0)
+        .iter()
+        .filter(|c| c.starts_with("ipmipower") && c.contains("--cycle --on-if-off"))
+        .count();
     assert_eq!(power_calls, 8);
 }
 
@@ -68,7 +91,10 @@ async fn bmc_error_then_recovery_powers_on() {
     write_fake_freeipmi(&dir.0, 2);
     let driver = IpmiPowerDriver::new(fast_power(Some(&dir.0)));
     let mut retries = 0;
-    driver.perform("abc123", &params(), PowerAction::On, |_, _, _| retries += 1).await.unwrap();
+    driver
+        .perform("abc123", &params(), PowerAction::On, |_, _, _| retries += 1)
+        .await
+        .unwrap();
     assert_eq!(retries, 2);
     assert_eq!(driver.query(&params()).await.unwrap(), PowerState::On);
 }

@@ -11,7 +11,9 @@ use maas_e2e::target::sim::{BootPurpose, Firmware};
 use maas_e2e::testing::require_program;
 use serde_json::json;
 
-use crate::common::{Sim, TestDir, fake_calls, fast_power, start_sim, start_sim_with, write_fake_freeipmi};
+use crate::common::{
+    Sim, TestDir, fake_calls, fast_power, start_sim, start_sim_with, write_fake_freeipmi,
+};
 
 const BMC_PASS: &str = "pw-region-test";
 
@@ -34,17 +36,35 @@ fn urlencode(s: &str) -> String {
 
 /// POST a form with busybox wget, the way the ephemeral environment does.
 async fn busybox_post(url: &str, form: &[(&str, &str)], auth: Option<&str>) -> (bool, String) {
-    let data: Vec<String> = form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect();
+    let data: Vec<String> = form
+        .iter()
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect();
     let mut cmd = maas_e2e::cmd::Cmd::new("busybox").args(["wget", "-q", "-O", "-"]);
     if let Some(a) = auth {
         cmd = cmd.arg("--header").arg(format!("Authorization: {a}"));
     }
-    let out = cmd.arg("--post-data").arg(data.join("&")).arg(url).timeout(Duration::from_secs(20)).output().await.unwrap();
-    (out.status.success(), format!("{}{}", out.stdout, out.stderr))
+    let out = cmd
+        .arg("--post-data")
+        .arg(data.join("&"))
+        .arg(url)
+        .timeout(Duration::from_secs(20))
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        format!("{}{}", out.stdout, out.stderr),
+    )
 }
 
 async fn busybox_get(url: &str) -> String {
-    maas_e2e::cmd::Cmd::new("busybox").args(["wget", "-q", "-O", "-", url]).timeout(Duration::from_secs(20)).run().await.unwrap()
+    maas_e2e::cmd::Cmd::new("busybox")
+        .args(["wget", "-q", "-O", "-", url])
+        .timeout(Duration::from_secs(20))
+        .run()
+        .await
+        .unwrap()
 }
 
 /// Parse the preseed's KEY='value' lines.
@@ -57,7 +77,10 @@ fn preseed_value(text: &str, key: &str) -> String {
 
 /// What the guest sends: one signal through reqwest with the node key.
 async fn signal(sim: &Sim, node_key: &ApiKey, form: &[(&str, &str)]) -> reqwest::Response {
-    let url = format!("{}/metadata/2012-03-01/?op=signal", sim.region().local_maas_url());
+    let url = format!(
+        "{}/metadata/2012-03-01/?op=signal",
+        sim.region().local_maas_url()
+    );
     reqwest::Client::new()
         .post(url)
         .header("Authorization", node_key.authorization_header())
@@ -72,18 +95,32 @@ async fn enlist_with_reqwest_and_busybox_wget() {
     if !require_program("busybox", "busybox-static") {
         return;
     }
-    let Some(sim) = start_sim("enlist", fast_power(None)).await else { return };
+    let Some(sim) = start_sim("enlist", fast_power(None)).await else {
+        return;
+    };
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
     assert!(!anon.is_registered("52:54:00:e1:00:01").await.unwrap());
-    let m = anon.enlist(&enlist_request("node-a", &["52:54:00:e1:00:01"])).await.unwrap();
-    assert_eq!((m.status, m.status_name.as_str(), m.power_type.as_str()), (NodeStatus::NEW, "New", "ipmi"));
+    let m = anon
+        .enlist(&enlist_request("node-a", &["52:54:00:e1:00:01"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (m.status, m.status_name.as_str(), m.power_type.as_str()),
+        (NodeStatus::NEW, "New", "ipmi")
+    );
     assert_eq!(m.architecture, "amd64/generic");
-    assert_eq!(m.boot_interface.as_ref().unwrap().mac_address, "52:54:00:e1:00:01");
+    assert_eq!(
+        m.boot_interface.as_ref().unwrap().mac_address,
+        "52:54:00:e1:00:01"
+    );
     assert!(anon.is_registered("52:54:00:E1:00:01").await.unwrap());
 
     // The guest's form through busybox wget: repeated mac_addresses, JSON power_parameters.
     let base = sim.region().local_maas_url();
-    let is_reg = busybox_get(&format!("{base}/api/2.0/machines/?op=is_registered&mac_address=52:54:00:e1:00:02")).await;
+    let is_reg = busybox_get(&format!(
+        "{base}/api/2.0/machines/?op=is_registered&mac_address=52:54:00:e1:00:02"
+    ))
+    .await;
     assert_eq!(is_reg.trim(), "false");
     let params = json!({"power_address": "10.9.0.12", "power_user": "maas", "power_pass": "x y'z&=", "power_driver": "LAN_2_0"}).to_string();
     let (ok, body) = busybox_post(
@@ -104,36 +141,78 @@ async fn enlist_with_reqwest_and_busybox_wget() {
     let b: Machine = serde_json::from_str(&body).unwrap();
     assert_eq!(b.interface_set.len(), 2);
     let p = sim.client.power_parameters(&b.system_id).await.unwrap();
-    assert_eq!(p["power_pass"], "x y'z&=", "the JSON string survived form encoding");
+    assert_eq!(
+        p["power_pass"], "x y'z&=",
+        "the JSON string survived form encoding"
+    );
     assert_eq!(p["power_user"], "maas");
 
     // A MAC already in use: 400 with MAAS's field error, not retried.
-    let e = anon.enlist(&enlist_request("node-c", &["52:54:00:e1:00:02"])).await.unwrap_err();
+    let e = anon
+        .enlist(&enlist_request("node-c", &["52:54:00:e1:00:02"]))
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(400), "{e}");
-    assert!(e.to_string().contains("mac_addresses") && e.to_string().contains("after 1 attempt"), "{e}");
+    assert!(
+        e.to_string().contains("mac_addresses") && e.to_string().contains("after 1 attempt"),
+        "{e}"
+    );
 
     let all = sim.client.machines().await.unwrap();
-    assert_eq!(all.iter().map(|m| m.hostname.as_str()).collect::<Vec<_>>(), vec!["node-a", "node-b"]);
+    assert_eq!(
+        all.iter().map(|m| m.hostname.as_str()).collect::<Vec<_>>(),
+        vec!["node-a", "node-b"]
+    );
 }
 
 #[tokio::test]
 async fn oauth_is_checked_and_no_server_header() {
-    let Some(sim) = start_sim("oauth", fast_power(None)).await else { return };
+    let Some(sim) = start_sim("oauth", fast_power(None)).await else {
+        return;
+    };
     let url = sim.region().local_maas_url();
     let mut wrong = sim.region().admin_key().clone();
     wrong.token_secret.push('x');
-    let e = MaasClient::new(&url, Some(wrong)).unwrap().machines().await.unwrap_err();
+    let e = MaasClient::new(&url, Some(wrong))
+        .unwrap()
+        .machines()
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(401), "{e}");
     let unknown: ApiKey = "a:b:c".parse().unwrap();
-    assert_eq!(MaasClient::new(&url, Some(unknown)).unwrap().machines().await.unwrap_err().status(), Some(401));
-    assert_eq!(MaasClient::new(&url, None).unwrap().machines().await.unwrap_err().status(), Some(401));
+    assert_eq!(
+        MaasClient::new(&url, Some(unknown))
+            .unwrap()
+            .machines()
+            .await
+            .unwrap_err()
+            .status(),
+        Some(401)
+    );
+    assert_eq!(
+        MaasClient::new(&url, None)
+            .unwrap()
+            .machines()
+            .await
+            .unwrap_err()
+            .status(),
+        Some(401)
+    );
     assert!(sim.client.machines().await.unwrap().is_empty());
     // version/ is anonymous; no Server header anywhere (secure_headers).
     for path in ["version/", "machines/"] {
         let r = reqwest::get(format!("{url}/api/2.0/{path}")).await.unwrap();
-        assert!(r.headers().get("server").is_none(), "{path}: {:?}", r.headers());
+        assert!(
+            r.headers().get("server").is_none(),
+            "{path}: {:?}",
+            r.headers()
+        );
     }
-    let v = MaasClient::new(&url, None).unwrap().version().await.unwrap();
+    let v = MaasClient::new(&url, None)
+        .unwrap()
+        .version()
+        .await
+        .unwrap();
     assert!(v.subversion.contains("not MAAS"), "{v:?}");
 }
 
@@ -144,51 +223,115 @@ async fn commission_new_to_ready_with_events_results_and_power() {
     }
     let fakes = TestDir::new("fakes-ok");
     write_fake_freeipmi(&fakes.0, 0);
-    let Some(sim) = start_sim("commission", fast_power(Some(&fakes.0))).await else { return };
+    let Some(sim) = start_sim("commission", fast_power(Some(&fakes.0))).await else {
+        return;
+    };
     let rack = sim.region().rack();
     let boot_http = "http://127.0.0.1:5248/boot";
     let mac0 = "52:54:00:c0:00:01";
     let mac1 = "52:54:00:c0:00:02";
 
     // Unknown MAC: enlist boot; the PXE/TFTP events join the machine when it enlists.
-    rack.record_pxe_request(mac0, Firmware::Bios, "lpxelinux.0").await.unwrap();
-    let b = rack.boot_config(mac0, Firmware::Bios, boot_http).await.unwrap();
+    rack.record_pxe_request(mac0, Firmware::Bios, "lpxelinux.0")
+        .await
+        .unwrap();
+    let b = rack
+        .boot_config(mac0, Firmware::Bios, boot_http)
+        .await
+        .unwrap();
     assert_eq!(b.purpose, BootPurpose::Enlist);
-    assert!(b.cmdline.as_deref().unwrap().contains("BOOTIF=01-52-54-00-c0-00-01"), "{b:?}");
+    assert!(
+        b.cmdline
+            .as_deref()
+            .unwrap()
+            .contains("BOOTIF=01-52-54-00-c0-00-01"),
+        "{b:?}"
+    );
     rack.record_tftp_request(mac0, "lpxelinux.0").await.unwrap();
-    let enlist_url = b.cmdline.unwrap().split("cloud-config-url=").nth(1).unwrap().to_string();
+    let enlist_url = b
+        .cmdline
+        .unwrap()
+        .split("cloud-config-url=")
+        .nth(1)
+        .unwrap()
+        .to_string();
     let enlist_preseed = busybox_get(&enlist_url).await;
     assert_eq!(preseed_value(&enlist_preseed, "MAAS_MODE"), "enlist");
-    assert_eq!(preseed_value(&enlist_preseed, "IPMI_RETRY_BASE_SECONDS"), "1");
+    assert_eq!(
+        preseed_value(&enlist_preseed, "IPMI_RETRY_BASE_SECONDS"),
+        "1"
+    );
 
     let m = MaasClient::new(&preseed_value(&enlist_preseed, "MAAS_URL"), None)
         .unwrap()
         .enlist(&enlist_request("", &[mac0, mac1]))
         .await
         .unwrap();
-    assert!(!m.hostname.is_empty(), "a hostname is generated when none is given");
+    assert!(
+        !m.hostname.is_empty(),
+        "a hostname is generated when none is given"
+    );
     let id = m.system_id.clone();
-    assert_eq!(rack.boot_config(mac0, Firmware::Bios, boot_http).await.unwrap().purpose, BootPurpose::Poweroff);
+    assert_eq!(
+        rack.boot_config(mac0, Firmware::Bios, boot_http)
+            .await
+            .unwrap()
+            .purpose,
+        BootPurpose::Poweroff
+    );
 
     // Commission: status Commissioning, power on through FreeIPMI (fake).
-    let c = sim.client.commission(&id, &CommissionOptions::default()).await.unwrap();
+    let c = sim
+        .client
+        .commission(&id, &CommissionOptions::default())
+        .await
+        .unwrap();
     assert_eq!(c.status, NodeStatus::COMMISSIONING);
-    let b = rack.boot_config(mac0, Firmware::Uefi, boot_http).await.unwrap();
+    let b = rack
+        .boot_config(mac0, Firmware::Uefi, boot_http)
+        .await
+        .unwrap();
     assert_eq!(b.purpose, BootPurpose::Commission);
-    let preseed = busybox_get(b.cmdline.unwrap().split("cloud-config-url=").nth(1).unwrap()).await;
+    let preseed = busybox_get(
+        b.cmdline
+            .unwrap()
+            .split("cloud-config-url=")
+            .nth(1)
+            .unwrap(),
+    )
+    .await;
     assert_eq!(preseed_value(&preseed, "MAAS_MODE"), "commission");
     assert_eq!(preseed_value(&preseed, "SYSTEM_ID"), id);
     assert_eq!(preseed_value(&preseed, "HOSTNAME"), m.hostname);
-    assert_eq!(preseed_value(&preseed, "METADATA_URL"), format!("{}/metadata", sim.region().maas_url()));
+    assert_eq!(
+        preseed_value(&preseed, "METADATA_URL"),
+        format!("{}/metadata", sim.region().maas_url())
+    );
     let node_key: ApiKey = preseed_value(&preseed, "OAUTH_KEY").parse().unwrap();
     assert_ne!(&node_key, sim.region().admin_key());
 
     // The guest's signals: WORKING with power parameters, results, OK.
-    let power = json!({"power_address": "127.0.0.1", "power_user": "maas", "power_pass": "rotated-pw",
-        "power_driver": "LAN_2_0", "power_boot_type": "efi"}).to_string();
-    let r = signal(&sim, &node_key, &[("op", "signal"), ("status", "WORKING"), ("error", "Gathering information"), ("power_type", "ipmi"), ("power_parameters", &power)]).await;
+    let power =
+        json!({"power_address": "127.0.0.1", "power_user": "maas", "power_pass": "rotated-pw",
+        "power_driver": "LAN_2_0", "power_boot_type": "efi"})
+        .to_string();
+    let r = signal(
+        &sim,
+        &node_key,
+        &[
+            ("op", "signal"),
+            ("status", "WORKING"),
+            ("error", "Gathering information"),
+            ("power_type", "ipmi"),
+            ("power_parameters", &power),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(sim.client.power_parameters(&id).await.unwrap()["power_pass"], "rotated-pw");
+    assert_eq!(
+        sim.client.power_parameters(&id).await.unwrap()["power_pass"],
+        "rotated-pw"
+    );
     let ifaces = json!({"interfaces": [{"name": "ens3", "mac": mac0, "boot": false}, {"name": "ens4", "mac": mac1, "boot": true}]});
     let hw = json!({"cpu_count": 2, "cpu_model": "Haswell-noTSX", "memory_mib": 2048, "disks": [{"name": "vda", "size_bytes": 8589934592u64}]});
     for (name, out) in [
@@ -201,13 +344,30 @@ async fn commission_new_to_ready_with_events_results_and_power() {
         if name.starts_with("40") {
             let (ok, body) = busybox_post(
                 &format!("{}/metadata/2012-03-01/", sim.region().local_maas_url()),
-                &[("op", "signal"), ("status", "WORKING"), ("script_name", name), ("exit_status", "0"), ("output_b64", &b64)],
+                &[
+                    ("op", "signal"),
+                    ("status", "WORKING"),
+                    ("script_name", name),
+                    ("exit_status", "0"),
+                    ("output_b64", &b64),
+                ],
                 Some(&node_key.authorization_header()),
             )
             .await;
             assert!(ok && body.contains("OK"), "{body}");
         } else {
-            let r = signal(&sim, &node_key, &[("op", "signal"), ("status", "WORKING"), ("script_name", name), ("exit_status", "0"), ("output_b64", &b64)]).await;
+            let r = signal(
+                &sim,
+                &node_key,
+                &[
+                    ("op", "signal"),
+                    ("status", "WORKING"),
+                    ("script_name", name),
+                    ("exit_status", "0"),
+                    ("output_b64", &b64),
+                ],
+            )
+            .await;
             assert_eq!(r.status(), 200, "{name}");
         }
     }
@@ -221,41 +381,103 @@ async fn commission_new_to_ready_with_events_results_and_power() {
     let r = signal(&sim, &node_key, &[("op", "signal"), ("status", "OK")]).await;
     assert_eq!(r.status(), 200);
 
-    let t = sim.client.wait_for_status(&id, NodeStatus::READY, Duration::from_secs(30)).await.unwrap();
+    let t = sim
+        .client
+        .wait_for_status(&id, NodeStatus::READY, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(t.statuses().last(), Some(&NodeStatus::READY));
     let ready = sim.client.machine(&id).await.unwrap();
-    assert_eq!((ready.cpu_count, ready.memory, ready.power_state), (2, 2048, PowerState::On));
-    assert_eq!(ready.boot_interface.as_ref().map(|i| (i.name.as_str(), i.mac_address.as_str())), Some(("ens4", mac1)));
+    assert_eq!(
+        (ready.cpu_count, ready.memory, ready.power_state),
+        (2, 2048, PowerState::On)
+    );
+    assert_eq!(
+        ready
+            .boot_interface
+            .as_ref()
+            .map(|i| (i.name.as_str(), i.mac_address.as_str())),
+        Some(("ens4", mac1))
+    );
     assert_eq!(ready.interface_set.len(), 2);
     assert_eq!(ready.physicalblockdevice_set[0].name, "vda");
     assert_eq!(ready.commissioning_status_name, "Passed");
 
     // Events tell the story in MAAS's words, oldest first.
-    let page = sim.client.events(&EventQuery { system_id: Some(id.clone()), level: Some("DEBUG".into()), limit: Some(1000), ..Default::default() }).await.unwrap();
-    let mut seen: Vec<String> = page.events.iter().rev().map(|e| format!("{}|{}", e.event_type, e.description)).collect();
+    let page = sim
+        .client
+        .events(&EventQuery {
+            system_id: Some(id.clone()),
+            level: Some("DEBUG".into()),
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut seen: Vec<String> = page
+        .events
+        .iter()
+        .rev()
+        .map(|e| format!("{}|{}", e.event_type, e.description))
+        .collect();
     seen.dedup();
-    let pos = |needle: &str| seen.iter().position(|s| s.starts_with(needle)).unwrap_or_else(|| panic!("{needle} not in {seen:#?}"));
+    let pos = |needle: &str| {
+        seen.iter()
+            .position(|s| s.starts_with(needle))
+            .unwrap_or_else(|| panic!("{needle} not in {seen:#?}"))
+    };
     assert!(pos("PXE Request") < pos("TFTP Request|lpxelinux.0"));
     assert!(pos("Node changed status|From 'New' to 'Commissioning'") < pos("Powering on"));
     assert!(pos("Powering on") < pos("Node powered on"));
     assert!(pos("Performing PXE boot") < pos("Gathering information"));
-    assert!(pos("Script result|40-maas-01-network-interfaces changed status from 'Running' to 'Passed'") > 0);
+    assert!(
+        pos(
+            "Script result|40-maas-01-network-interfaces changed status from 'Running' to 'Passed'"
+        ) > 0
+    );
     assert!(pos("Node changed status|From 'Commissioning' to 'Ready'") > pos("Script result"));
 
     // Results: the three scripts passed, outputs base64 as MAAS sends them.
     let sets = sim.client.commissioning_results(&id).await.unwrap();
-    let names: Vec<(&str, &str)> = sets[0].results.iter().map(|r| (r.name.as_str(), r.status_name.as_str())).collect();
-    assert_eq!(names, vec![("00-maas-00-support-info", "Passed"), ("40-maas-01-network-interfaces", "Passed"), ("50-maas-01-commissioning", "Passed")]);
-    assert_eq!(sets[0].results[0].output.as_deref(), Some(base64_encode(b"support info\n").as_str()));
+    let names: Vec<(&str, &str)> = sets[0]
+        .results
+        .iter()
+        .map(|r| (r.name.as_str(), r.status_name.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("00-maas-00-support-info", "Passed"),
+            ("40-maas-01-network-interfaces", "Passed"),
+            ("50-maas-01-commissioning", "Passed")
+        ]
+    );
+    assert_eq!(
+        sets[0].results[0].output.as_deref(),
+        Some(base64_encode(b"support info\n").as_str())
+    );
 
     // The rack ran FreeIPMI as MAAS does, with the password from enlistment.
     let calls = fake_calls(&fakes.0);
     assert!(calls[0].starts_with("ipmi-chassis-config -W opensesspriv -l OPERATOR --driver-type LAN_2_0 -h 127.0.0.1 -u maas -p pw-region-test --commit --filename"), "{calls:#?}");
-    assert!(calls.iter().any(|c| c.ends_with("--cycle --on-if-off")), "{calls:#?}");
+    assert!(
+        calls.iter().any(|c| c.ends_with("--cycle --on-if-off")),
+        "{calls:#?}"
+    );
     // A Ready machine PXE-booting again is told to power off.
-    assert_eq!(rack.boot_config(mac1, Firmware::Bios, boot_http).await.unwrap().purpose, BootPurpose::Poweroff);
+    assert_eq!(
+        rack.boot_config(mac1, Firmware::Bios, boot_http)
+            .await
+            .unwrap()
+            .purpose,
+        BootPurpose::Poweroff
+    );
     // The node key cannot use the admin API.
-    let e = MaasClient::new(&sim.region().local_maas_url(), Some(node_key)).unwrap().machines().await.unwrap_err();
+    let e = MaasClient::new(&sim.region().local_maas_url(), Some(node_key))
+        .unwrap()
+        .machines()
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(403));
 }
 
@@ -263,10 +485,20 @@ async fn commission_new_to_ready_with_events_results_and_power() {
 async fn failed_signal_and_failed_script_end_in_failed_commissioning() {
     let fakes = TestDir::new("fakes-fail");
     write_fake_freeipmi(&fakes.0, 0);
-    let Some(sim) = start_sim("failed", fast_power(Some(&fakes.0))).await else { return };
+    let Some(sim) = start_sim("failed", fast_power(Some(&fakes.0))).await else {
+        return;
+    };
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
-    let a = anon.enlist(&enlist_request("fail-a", &["52:54:00:fa:00:01"])).await.unwrap().system_id;
-    let b = anon.enlist(&enlist_request("fail-b", &["52:54:00:fa:00:02"])).await.unwrap().system_id;
+    let a = anon
+        .enlist(&enlist_request("fail-a", &["52:54:00:fa:00:01"]))
+        .await
+        .unwrap()
+        .system_id;
+    let b = anon
+        .enlist(&enlist_request("fail-b", &["52:54:00:fa:00:02"]))
+        .await
+        .unwrap()
+        .system_id;
     let key_a = sim_node_key(&sim, &a).await;
     let key_b = sim_node_key(&sim, &b).await;
 
@@ -275,38 +507,103 @@ async fn failed_signal_and_failed_script_end_in_failed_commissioning() {
     assert_eq!(r.status(), 409);
 
     // a: the environment signals FAILED.
-    sim.client.commission(&a, &CommissionOptions::default()).await.unwrap();
-    let r = signal(&sim, &key_a, &[("op", "signal"), ("status", "FAILED"), ("error", "50-maas-01-commissioning: lsblk not found")]).await;
+    sim.client
+        .commission(&a, &CommissionOptions::default())
+        .await
+        .unwrap();
+    let r = signal(
+        &sim,
+        &key_a,
+        &[
+            ("op", "signal"),
+            ("status", "FAILED"),
+            ("error", "50-maas-01-commissioning: lsblk not found"),
+        ],
+    )
+    .await;
     let status = r.status();
     assert_eq!(status, 200, "{}", r.text().await.unwrap());
-    let e = sim.client.wait_for_status(&a, NodeStatus::READY, Duration::from_secs(20)).await.unwrap_err();
+    let e = sim
+        .client
+        .wait_for_status(&a, NodeStatus::READY, Duration::from_secs(20))
+        .await
+        .unwrap_err();
     match &e {
         WaitError::Failed { reached, .. } => assert_eq!(*reached, NodeStatus::FAILED_COMMISSIONING),
         other => panic!("expected Failed, got {other}"),
     }
     assert!(e.to_string().contains("lsblk not found"), "{e}");
     let sets = sim.client.commissioning_results(&a).await.unwrap();
-    assert!(sets[0].results.iter().all(|r| r.status_name == "Aborted"), "{:?}", sets[0].results);
+    assert!(
+        sets[0].results.iter().all(|r| r.status_name == "Aborted"),
+        "{:?}",
+        sets[0].results
+    );
 
     // b: a script exits 1, then OK: MAAS still fails commissioning.
-    sim.client.commission(&b, &CommissionOptions::default()).await.unwrap();
+    sim.client
+        .commission(&b, &CommissionOptions::default())
+        .await
+        .unwrap();
     let out = base64_encode(b"lshw: crashed\n");
-    signal(&sim, &key_b, &[("op", "signal"), ("status", "WORKING"), ("script_name", "00-maas-00-support-info"), ("exit_status", "1"), ("output_b64", &out)]).await;
+    signal(
+        &sim,
+        &key_b,
+        &[
+            ("op", "signal"),
+            ("status", "WORKING"),
+            ("script_name", "00-maas-00-support-info"),
+            ("exit_status", "1"),
+            ("output_b64", &out),
+        ],
+    )
+    .await;
     // Output that does not parse fails its script too.
     let junk = base64_encode(b"not json");
-    signal(&sim, &key_b, &[("op", "signal"), ("status", "WORKING"), ("script_name", "50-maas-01-commissioning"), ("exit_status", "0"), ("output_b64", &junk)]).await;
+    signal(
+        &sim,
+        &key_b,
+        &[
+            ("op", "signal"),
+            ("status", "WORKING"),
+            ("script_name", "50-maas-01-commissioning"),
+            ("exit_status", "0"),
+            ("output_b64", &junk),
+        ],
+    )
+    .await;
     signal(&sim, &key_b, &[("op", "signal"), ("status", "OK")]).await;
     let m = sim.client.machine(&b).await.unwrap();
     assert_eq!(m.status, NodeStatus::FAILED_COMMISSIONING);
-    assert_eq!(m.status_message.as_deref(), Some("Failed scripts: 00-maas-00-support-info, 50-maas-01-commissioning"));
+    assert_eq!(
+        m.status_message.as_deref(),
+        Some("Failed scripts: 00-maas-00-support-info, 50-maas-01-commissioning")
+    );
     // A failed machine can be commissioned again.
-    assert_eq!(sim.client.commission(&b, &CommissionOptions::default()).await.unwrap().status, NodeStatus::COMMISSIONING);
+    assert_eq!(
+        sim.client
+            .commission(&b, &CommissionOptions::default())
+            .await
+            .unwrap()
+            .status,
+        NodeStatus::COMMISSIONING
+    );
     // Commissioning a machine that is already commissioning is a conflict.
-    assert_eq!(sim.client.commission(&b, &CommissionOptions::default()).await.unwrap_err().status(), Some(409));
+    assert_eq!(
+        sim.client
+            .commission(&b, &CommissionOptions::default())
+            .await
+            .unwrap_err()
+            .status(),
+        Some(409)
+    );
 }
 
 async fn sim_node_key(sim: &Sim, system_id: &str) -> ApiKey {
-    let url = format!("{}/metadata/latest/by-id/{system_id}/?op=get_preseed", sim.region().local_maas_url());
+    let url = format!(
+        "{}/metadata/latest/by-id/{system_id}/?op=get_preseed",
+        sim.region().local_maas_url()
+    );
     let text = reqwest::get(url).await.unwrap().text().await.unwrap();
     preseed_value(&text, "OAUTH_KEY").parse().unwrap()
 }
@@ -315,24 +612,75 @@ async fn sim_node_key(sim: &Sim, system_id: &str) -> ApiKey {
 async fn bmc_error_on_power_on_is_retried_then_reverts_status() {
     let fakes = TestDir::new("fakes-bmcerr");
     write_fake_freeipmi(&fakes.0, 1000);
-    let Some(sim) = start_sim("bmcerr", fast_power(Some(&fakes.0))).await else { return };
+    let Some(sim) = start_sim("bmcerr", fast_power(Some(&fakes.0))).await else {
+        return;
+    };
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
-    let id = anon.enlist(&enlist_request("bmc-err", &["52:54:00:be:00:01"])).await.unwrap().system_id;
-    sim.client.commission(&id, &CommissionOptions::default()).await.unwrap();
+    let id = anon
+        .enlist(&enlist_request("bmc-err", &["52:54:00:be:00:01"]))
+        .await
+        .unwrap()
+        .system_id;
+    sim.client
+        .commission(&id, &CommissionOptions::default())
+        .await
+        .unwrap();
     // MAAS resets the status when starting the machine fails.
     // Commissioning first (the waiter may see it or not), then back to New.
-    let t = sim.client.wait_for_status(&id, NodeStatus::NEW, Duration::from_secs(30)).await.unwrap();
+    let t = sim
+        .client
+        .wait_for_status(&id, NodeStatus::NEW, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(t.statuses().last(), Some(&NodeStatus::NEW));
-    let page = sim.client.events(&EventQuery { system_id: Some(id.clone()), level: Some("DEBUG".into()), limit: Some(1000), ..Default::default() }).await.unwrap();
-    let kinds: Vec<&str> = page.events.iter().rev().map(|e| e.event_type.as_str()).collect();
-    assert_eq!(kinds.iter().filter(|k| **k == "Power command failed, retrying").count(), 7, "{kinds:?}");
-    let failed = page.events.iter().find(|e| e.event_type == "Failed to power on node").expect("failure event");
+    let page = sim
+        .client
+        .events(&EventQuery {
+            system_id: Some(id.clone()),
+            level: Some("DEBUG".into()),
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = page
+        .events
+        .iter()
+        .rev()
+        .map(|e| e.event_type.as_str())
+        .collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "Power command failed, retrying")
+            .count(),
+        7,
+        "{kinds:?}"
+    );
+    let failed = page
+        .events
+        .iter()
+        .find(|e| e.event_type == "Failed to power on node")
+        .expect("failure event");
     assert_eq!(failed.level, "ERROR");
-    assert!(failed.description.contains("BMC returned an error"), "{}", failed.description);
-    assert!(kinds.iter().position(|k| *k == "Failed to power on node") < kinds.iter().rposition(|k| *k == "Node changed status"));
+    assert!(
+        failed.description.contains("BMC returned an error"),
+        "{}",
+        failed.description
+    );
+    assert!(
+        kinds.iter().position(|k| *k == "Failed to power on node")
+            < kinds.iter().rposition(|k| *k == "Node changed status")
+    );
     let m = sim.client.machine(&id).await.unwrap();
-    assert_eq!((m.status, m.power_state), (NodeStatus::NEW, PowerState::Error));
-    let cycles = fake_calls(&fakes.0).iter().filter(|c| c.contains("--cycle --on-if-off")).count();
+    assert_eq!(
+        (m.status, m.power_state),
+        (NodeStatus::NEW, PowerState::Error)
+    );
+    let cycles = fake_calls(&fakes.0)
+        .iter()
+        .filter(|c| c.contains("--cycle --on-if-off"))
+        .count();
     assert_eq!(cycles, 8);
 }
 
@@ -340,10 +688,19 @@ async fn bmc_error_on_power_on_is_retried_then_reverts_status() {
 async fn query_power_state_and_power_off() {
     let fakes = TestDir::new("fakes-query");
     write_fake_freeipmi(&fakes.0, 0);
-    let Some(sim) = start_sim("query", fast_power(Some(&fakes.0))).await else { return };
+    let Some(sim) = start_sim("query", fast_power(Some(&fakes.0))).await else {
+        return;
+    };
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
-    let id = anon.enlist(&enlist_request("q", &["52:54:00:9e:00:01"])).await.unwrap().system_id;
-    assert_eq!(sim.client.query_power_state(&id).await.unwrap(), PowerState::Off);
+    let id = anon
+        .enlist(&enlist_request("q", &["52:54:00:9e:00:01"]))
+        .await
+        .unwrap()
+        .system_id;
+    assert_eq!(
+        sim.client.query_power_state(&id).await.unwrap(),
+        PowerState::Off
+    );
     sim.client.power_on(&id).await.unwrap();
     for _ in 0..200 {
         if sim.client.machine(&id).await.unwrap().power_state == PowerState::On {
@@ -351,7 +708,10 @@ async fn query_power_state_and_power_off() {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(sim.client.query_power_state(&id).await.unwrap(), PowerState::On);
+    assert_eq!(
+        sim.client.query_power_state(&id).await.unwrap(),
+        PowerState::On
+    );
     sim.client.power_off(&id).await.unwrap();
     for _ in 0..200 {
         if sim.client.machine(&id).await.unwrap().power_state == PowerState::Off {
@@ -359,57 +719,146 @@ async fn query_power_state_and_power_off() {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(sim.client.query_power_state(&id).await.unwrap(), PowerState::Off);
+    assert_eq!(
+        sim.client.query_power_state(&id).await.unwrap(),
+        PowerState::Off
+    );
     assert!(fake_calls(&fakes.0).iter().any(|c| c.ends_with(" --off")));
 }
 
 #[tokio::test]
 async fn waiter_timeout_names_the_last_status_and_event() {
-    let Some(sim) = start_sim("waiter", fast_power(None)).await else { return };
+    let Some(sim) = start_sim("waiter", fast_power(None)).await else {
+        return;
+    };
     let rack = sim.region().rack();
-    rack.record_pxe_request("52:54:00:0a:00:01", Firmware::Uefi, "bootx64.efi").await.unwrap();
+    rack.record_pxe_request("52:54:00:0a:00:01", Firmware::Uefi, "bootx64.efi")
+        .await
+        .unwrap();
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
-    let id = anon.enlist(&enlist_request("waits", &["52:54:00:0a:00:01"])).await.unwrap().system_id;
-    let e = sim.client.wait_for_status(&id, NodeStatus::READY, Duration::from_millis(400)).await.unwrap_err();
+    let id = anon
+        .enlist(&enlist_request("waits", &["52:54:00:0a:00:01"]))
+        .await
+        .unwrap()
+        .system_id;
+    let e = sim
+        .client
+        .wait_for_status(&id, NodeStatus::READY, Duration::from_millis(400))
+        .await
+        .unwrap_err();
     let text = e.to_string();
     assert!(matches!(e, WaitError::Timeout { .. }), "{text}");
-    assert!(text.contains(&format!("machine {id} did not reach Ready (4)")), "{text}");
+    assert!(
+        text.contains(&format!("machine {id} did not reach Ready (4)")),
+        "{text}"
+    );
     assert!(text.contains("status New (0) (power unknown)"), "{text}");
-    assert!(text.contains("last event \"PXE Request\" \"uefi firmware, boot file bootx64.efi\""), "{text}");
+    assert!(
+        text.contains("last event \"PXE Request\" \"uefi firmware, boot file bootx64.efi\""),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn network_objects_config_and_racks() {
-    let Some(sim) = start_sim("net", fast_power(None)).await else { return };
+    let Some(sim) = start_sim("net", fast_power(None)).await else {
+        return;
+    };
     let c = &sim.client;
     let racks = c.rack_controllers().await.unwrap();
     assert_eq!(racks.len(), 1);
     assert_eq!(racks[0].system_id, sim.region().rack_system_id());
     let fabrics = c.fabrics().await.unwrap();
-    assert_eq!((fabrics[0].name.as_str(), fabrics[0].vlans[0].vid), ("fabric-0", 0));
-    let subnet = c.create_subnet("10.77.0.0/24", None, None, Some("10.77.0.1")).await.unwrap();
+    assert_eq!(
+        (fabrics[0].name.as_str(), fabrics[0].vlans[0].vid),
+        ("fabric-0", 0)
+    );
+    let subnet = c
+        .create_subnet("10.77.0.0/24", None, None, Some("10.77.0.1"))
+        .await
+        .unwrap();
     assert_eq!(subnet.vlan.fabric, "fabric-0");
-    assert_eq!(c.create_subnet("10.77.0.0/24", None, None, None).await.unwrap_err().status(), Some(400));
-    let range = c.create_ip_range("dynamic", "10.77.0.100", "10.77.0.150", "e2e").await.unwrap();
+    assert_eq!(
+        c.create_subnet("10.77.0.0/24", None, None, None)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(400)
+    );
+    let range = c
+        .create_ip_range("dynamic", "10.77.0.100", "10.77.0.150", "e2e")
+        .await
+        .unwrap();
     assert_eq!(range.subnet.cidr, "10.77.0.0/24");
-    assert_eq!(c.create_ip_range("dynamic", "10.78.0.1", "10.78.0.2", "").await.unwrap_err().status(), Some(400));
+    assert_eq!(
+        c.create_ip_range("dynamic", "10.78.0.1", "10.78.0.2", "")
+            .await
+            .unwrap_err()
+            .status(),
+        Some(400)
+    );
     // DHCP needs a primary rack, as MAAS says.
-    assert_eq!(c.update_vlan(fabrics[0].id, 0, true, None).await.unwrap_err().status(), Some(400));
-    let v = c.update_vlan(fabrics[0].id, 0, true, Some(&racks[0].system_id)).await.unwrap();
+    assert_eq!(
+        c.update_vlan(fabrics[0].id, 0, true, None)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(400)
+    );
+    let rack = sim.region().rack();
+    assert!(
+        rack.dhcp_config().await.unwrap().is_empty(),
+        "no DHCP before dhcp_on"
+    );
+    let v = c
+        .update_vlan(fabrics[0].id, 0, true, Some(&racks[0].system_id))
+        .await
+        .unwrap();
     assert!(v.dhcp_on);
-    assert_eq!(c.subnets().await.unwrap()[0].vlan.primary_rack.as_deref(), Some(racks[0].system_id.as_str()));
-    assert_eq!(c.ip_ranges().await.unwrap().len(), 1);
-    assert_eq!(c.get_config("enlist_commissioning").await.unwrap(), json!(false));
+    c.create_ip_range("reserved", "10.77.0.1", "10.77.0.9", "infra")
+        .await
+        .unwrap();
+    let dhcp = rack.dhcp_config().await.unwrap();
+    assert_eq!(dhcp.len(), 1);
+    assert_eq!(
+        (dhcp[0].cidr.as_str(), dhcp[0].gateway_ip.as_deref()),
+        ("10.77.0.0/24", Some("10.77.0.1"))
+    );
+    assert_eq!(
+        dhcp[0].dynamic_ranges,
+        vec![("10.77.0.100".to_string(), "10.77.0.150".to_string())]
+    );
+    assert_eq!(
+        dhcp[0].reserved_ranges,
+        vec![("10.77.0.1".to_string(), "10.77.0.9".to_string())]
+    );
+    assert_eq!(
+        c.subnets().await.unwrap()[0].vlan.primary_rack.as_deref(),
+        Some(racks[0].system_id.as_str())
+    );
+    assert_eq!(c.ip_ranges().await.unwrap().len(), 2);
+    assert_eq!(
+        c.get_config("enlist_commissioning").await.unwrap(),
+        json!(false)
+    );
     c.set_config("maas_name", "e2e-region").await.unwrap();
-    assert_eq!(c.get_config("maas_name").await.unwrap(), json!("e2e-region"));
-    assert_eq!(c.get_config("no_such_setting").await.unwrap_err().status(), Some(400));
+    assert_eq!(
+        c.get_config("maas_name").await.unwrap(),
+        json!("e2e-region")
+    );
+    assert_eq!(
+        c.get_config("no_such_setting").await.unwrap_err().status(),
+        Some(400)
+    );
     assert!(!c.boot_resources_is_importing().await.unwrap());
     assert_eq!(c.machine("nope00").await.unwrap_err().status(), Some(404));
 }
 
 #[tokio::test]
 async fn external_target_checks_a_running_sim() {
-    let Some(sim) = start_sim("external", fast_power(None)).await else { return };
+    let Some(sim) = start_sim("external", fast_power(None)).await else {
+        return;
+    };
     let url = sim.region().local_maas_url();
     let key = sim.region().admin_key().expose();
     let ext = External::from_args(Some(&url), Some(&key)).unwrap();
@@ -422,8 +871,13 @@ async fn external_target_checks_a_running_sim() {
     assert!(matches!(e, ExternalError::KeyRefused { .. }), "{e}");
     assert!(e.to_string().contains("refused the API key"), "{e}");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let nothing = External::from_args(Some(&format!("http://127.0.0.1:{port}/MAAS")), Some(&key)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nothing =
+        External::from_args(Some(&format!("http://127.0.0.1:{port}/MAAS")), Some(&key)).unwrap();
     let e = nothing.check().await.unwrap_err();
     assert!(matches!(e, ExternalError::NotMaas { .. }), "{e}");
 }
@@ -432,9 +886,22 @@ async fn external_target_checks_a_running_sim() {
 async fn periodic_power_queries_follow_the_bmc() {
     let fakes = TestDir::new("fakes-periodic");
     write_fake_freeipmi(&fakes.0, 0);
-    let Some(sim) = start_sim_with("periodic", fast_power(Some(&fakes.0)), Some(Duration::from_millis(50)), None).await else { return };
+    let Some(sim) = start_sim_with(
+        "periodic",
+        fast_power(Some(&fakes.0)),
+        Some(Duration::from_millis(50)),
+        None,
+    )
+    .await
+    else {
+        return;
+    };
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
-    let id = anon.enlist(&enlist_request("periodic", &["52:54:00:9f:00:01"])).await.unwrap().system_id;
+    let id = anon
+        .enlist(&enlist_request("periodic", &["52:54:00:9f:00:01"]))
+        .await
+        .unwrap()
+        .system_id;
     // The BMC's state changes behind MAAS's back (the guest powered itself on).
     for want in [PowerState::Off, PowerState::On, PowerState::Off] {
         std::fs::write(fakes.0.join("state"), want.as_str()).unwrap();
@@ -448,31 +915,201 @@ async fn periodic_power_queries_follow_the_bmc() {
         }
         assert_eq!(seen, want);
     }
-    assert!(fake_calls(&fakes.0).iter().filter(|c| c.ends_with(" --stat")).count() >= 3);
+    assert!(
+        fake_calls(&fakes.0)
+            .iter()
+            .filter(|c| c.ends_with(" --stat"))
+            .count()
+            >= 3
+    );
 }
 
 #[tokio::test]
 async fn a_silent_machine_fails_commissioning_after_the_heartbeat_timeout() {
     let fakes = TestDir::new("fakes-heartbeat");
     write_fake_freeipmi(&fakes.0, 0);
-    let Some(sim) = start_sim_with("heartbeat", fast_power(Some(&fakes.0)), None, Some(Duration::from_millis(800))).await else { return };
+    let Some(sim) = start_sim_with(
+        "heartbeat",
+        fast_power(Some(&fakes.0)),
+        None,
+        Some(Duration::from_millis(800)),
+    )
+    .await
+    else {
+        return;
+    };
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
-    let quiet = anon.enlist(&enlist_request("quiet", &["52:54:00:4b:00:01"])).await.unwrap().system_id;
-    let chatty = anon.enlist(&enlist_request("chatty", &["52:54:00:4b:00:02"])).await.unwrap().system_id;
+    let quiet = anon
+        .enlist(&enlist_request("quiet", &["52:54:00:4b:00:01"]))
+        .await
+        .unwrap()
+        .system_id;
+    let chatty = anon
+        .enlist(&enlist_request("chatty", &["52:54:00:4b:00:02"]))
+        .await
+        .unwrap()
+        .system_id;
     let chatty_key = sim_node_key(&sim, &chatty).await;
-    sim.client.commission(&quiet, &CommissionOptions::default()).await.unwrap();
-    sim.client.commission(&chatty, &CommissionOptions::default()).await.unwrap();
+    sim.client
+        .commission(&quiet, &CommissionOptions::default())
+        .await
+        .unwrap();
+    sim.client
+        .commission(&chatty, &CommissionOptions::default())
+        .await
+        .unwrap();
     // The chatty one keeps signalling WORKING; the quiet one never does.
     let keep_alive = async {
         for _ in 0..12 {
-            signal(&sim, &chatty_key, &[("op", "signal"), ("status", "WORKING")]).await;
+            signal(
+                &sim,
+                &chatty_key,
+                &[("op", "signal"), ("status", "WORKING")],
+            )
+            .await;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
-    let wait = sim.client.wait_for_status(&quiet, NodeStatus::FAILED_COMMISSIONING, Duration::from_secs(20));
+    let wait = sim.client.wait_for_status(
+        &quiet,
+        NodeStatus::FAILED_COMMISSIONING,
+        Duration::from_secs(20),
+    );
     let (_, t) = tokio::join!(keep_alive, wait);
-    assert_eq!(t.unwrap().statuses().last(), Some(&NodeStatus::FAILED_COMMISSIONING));
+    assert_eq!(
+        t.unwrap().statuses().last(),
+        Some(&NodeStatus::FAILED_COMMISSIONING)
+    );
     let m = sim.client.machine(&quiet).await.unwrap();
-    assert!(m.status_message.as_deref().unwrap_or("").starts_with("Node has not been heard from"), "{m:?}");
-    assert_eq!(sim.client.machine(&chatty).await.unwrap().status, NodeStatus::COMMISSIONING);
+    assert!(
+        m.status_message
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("Node has not been heard from"),
+        "{m:?}"
+    );
+    assert_eq!(
+        sim.client.machine(&chatty).await.unwrap().status,
+        NodeStatus::COMMISSIONING
+    );
+}
+
+/// Every key path in `v` (objects recursed, array elements merged).
+fn key_paths(v: &serde_json::Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map {
+                let p = format!("{prefix}.{k}");
+                out.insert(p.clone());
+                key_paths(child, &p, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                key_paths(item, &format!("{prefix}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn sim_json_uses_only_maas_field_names() {
+    // The sim's answers may have fewer fields than MAAS 2.8's documented
+    // shapes (fixtures/maas/), never other names.
+    let fakes = TestDir::new("fakes-shapes");
+    write_fake_freeipmi(&fakes.0, 0);
+    let Some(sim) = start_sim("shapes", fast_power(Some(&fakes.0))).await else {
+        return;
+    };
+    let c = &sim.client;
+    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
+    let id = anon
+        .enlist(&enlist_request(
+            "shape",
+            &["52:54:00:5a:00:01", "52:54:00:5a:00:02"],
+        ))
+        .await
+        .unwrap()
+        .system_id;
+    let racks = c.rack_controllers().await.unwrap();
+    c.create_subnet("10.66.0.0/24", None, None, None)
+        .await
+        .unwrap();
+    c.create_ip_range("dynamic", "10.66.0.10", "10.66.0.20", "x")
+        .await
+        .unwrap();
+    // fabric-0 has id 0, as in MAAS.
+    assert_eq!(c.fabrics().await.unwrap()[0].id, 0);
+    c.update_vlan(0, 0, true, Some(&racks[0].system_id))
+        .await
+        .unwrap();
+    c.commission(&id, &CommissionOptions::default())
+        .await
+        .unwrap();
+    let key = sim_node_key(&sim, &id).await;
+    let hw = base64_encode(
+        json!({"cpu_count": 1, "memory_mib": 512, "disks": [{"name": "vda", "size_bytes": 1000}]})
+            .to_string()
+            .as_bytes(),
+    );
+    signal(
+        &sim,
+        &key,
+        &[
+            ("op", "signal"),
+            ("status", "WORKING"),
+            ("script_name", "50-maas-01-commissioning"),
+            ("exit_status", "0"),
+            ("output_b64", &hw),
+        ],
+    )
+    .await;
+
+    let cases = [
+        (format!("machines/{id}/"), vec![], "machine_ready.json"),
+        ("machines/".to_string(), vec![], "machines.json"),
+        (
+            "events/".to_string(),
+            vec![("op", "query"), ("level", "DEBUG")],
+            "events_query.json",
+        ),
+        (
+            format!("nodes/{id}/results/"),
+            vec![("type", "commissioning"), ("include_output", "1")],
+            "results_commissioning.json",
+        ),
+        (
+            "rackcontrollers/".to_string(),
+            vec![],
+            "rackcontrollers.json",
+        ),
+        ("fabrics/".to_string(), vec![], "fabrics.json"),
+        ("subnets/".to_string(), vec![], "subnets.json"),
+        ("ipranges/".to_string(), vec![], "ipranges.json"),
+        ("version/".to_string(), vec![], "version.json"),
+        ("boot-resources/".to_string(), vec![], "boot_resources.json"),
+    ];
+    for (path, query, fixture) in cases {
+        let body = c.get_raw(&path, &query).await.unwrap();
+        let sim_json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("fixtures/maas")
+                    .join(fixture),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let (mut ours, mut theirs) = (Default::default(), Default::default());
+        key_paths(&sim_json, "", &mut ours);
+        key_paths(&doc, "", &mut theirs);
+        let extra: Vec<&String> = ours.difference(&theirs).collect();
+        assert!(
+            extra.is_empty(),
+            "{path}: fields MAAS 2.8 does not have: {extra:?}"
+        );
+        assert!(!ours.is_empty(), "{path}: empty answer");
+    }
 }

@@ -14,10 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use super::events;
 use super::power::PowerAction;
 use super::region::RegionState;
 use super::store::{EnlistForm, StoreError};
-use super::events;
 use crate::maas::types::{NodeStatus, PowerStateReply, Version};
 use crate::maas::{OAuthError, OAuthParams};
 
@@ -32,23 +32,38 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn text(status: StatusCode, body: impl Into<String>) -> Self {
-        ApiError { status, body: body.into(), json: false }
+        ApiError {
+            status,
+            body: body.into(),
+            json: false,
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let ctype = if self.json { "application/json" } else { "text/plain; charset=utf-8" };
-        (self.status, [(axum::http::header::CONTENT_TYPE, ctype)], self.body).into_response()
+        let ctype = if self.json {
+            "application/json"
+        } else {
+            "text/plain; charset=utf-8"
+        };
+        (
+            self.status,
+            [(axum::http::header::CONTENT_TYPE, ctype)],
+            self.body,
+        )
+            .into_response()
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Invalid { field, message } => {
-                ApiError { status: StatusCode::BAD_REQUEST, body: json!({ field: [message] }).to_string(), json: true }
-            }
+            StoreError::Invalid { field, message } => ApiError {
+                status: StatusCode::BAD_REQUEST,
+                body: json!({ field: [message] }).to_string(),
+                json: true,
+            },
             StoreError::NotFound(m) => ApiError::text(StatusCode::NOT_FOUND, m),
             StoreError::Conflict(m) => ApiError::text(StatusCode::CONFLICT, m),
             StoreError::Sql { .. } => {
@@ -88,10 +103,17 @@ impl Params {
         Params(v)
     }
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
     }
     pub fn all(&self, k: &str) -> Vec<String> {
-        self.0.iter().filter(|(key, _)| key == k).map(|(_, v)| v.clone()).collect()
+        self.0
+            .iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
     pub fn op(&self) -> &str {
         self.get("op").unwrap_or("")
@@ -107,61 +129,109 @@ pub struct Principal {
 
 /// Check the OAuth PLAINTEXT header against the tokens table.
 pub async fn authenticate(state: &RegionState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let unauthorized = |e: OAuthError| ApiError::text(StatusCode::UNAUTHORIZED, format!("Authorization Error: {e}"));
+    let unauthorized = |e: OAuthError| {
+        ApiError::text(
+            StatusCode::UNAUTHORIZED,
+            format!("Authorization Error: {e}"),
+        )
+    };
     let header = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
         .ok_or_else(|| unauthorized(OAuthError::Missing))?;
     let params = OAuthParams::parse(header).map_err(unauthorized)?;
-    let (key, username, system_id) =
-        state.store.lookup_token(&params.token).await?.ok_or_else(|| unauthorized(OAuthError::UnknownToken))?;
+    let (key, username, system_id) = state
+        .store
+        .lookup_token(&params.token)
+        .await?
+        .ok_or_else(|| unauthorized(OAuthError::UnknownToken))?;
     params.verify(&key).map_err(unauthorized)?;
-    Ok(Principal { username, system_id })
+    Ok(Principal {
+        username,
+        system_id,
+    })
 }
 
 async fn admin(state: &RegionState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let p = authenticate(state, headers).await?;
     if p.system_id.is_some() {
-        return Err(ApiError::text(StatusCode::FORBIDDEN, "a node key cannot use the admin API"));
+        return Err(ApiError::text(
+            StatusCode::FORBIDDEN,
+            "a node key cannot use the admin API",
+        ));
     }
     Ok(p)
 }
 
 fn bad_op(op: &str) -> ApiError {
-    ApiError::text(StatusCode::BAD_REQUEST, format!("Unrecognised signature: method={op}"))
+    ApiError::text(
+        StatusCode::BAD_REQUEST,
+        format!("Unrecognised signature: method={op}"),
+    )
 }
 
 /// The API 2.0 routes.
 pub fn router(state: Arc<RegionState>) -> Router {
     Router::new()
         .route("/MAAS/api/2.0/version/", get(version))
-        .route("/MAAS/api/2.0/machines/", get(machines_get).post(machines_post))
-        .route("/MAAS/api/2.0/machines/{id}/", get(machine_get).post(machine_post))
+        .route(
+            "/MAAS/api/2.0/machines/",
+            get(machines_get).post(machines_post),
+        )
+        .route(
+            "/MAAS/api/2.0/machines/{id}/",
+            get(machine_get).post(machine_post),
+        )
         .route("/MAAS/api/2.0/events/", get(events_get))
         .route("/MAAS/api/2.0/nodes/{id}/results/", get(results_get))
         .route("/MAAS/api/2.0/maas/", get(maas_get).post(maas_post))
         .route("/MAAS/api/2.0/rackcontrollers/", get(racks_get))
         .route("/MAAS/api/2.0/fabrics/", get(fabrics_get))
         .route("/MAAS/api/2.0/fabrics/{fabric}/vlans/", get(vlans_get))
-        .route("/MAAS/api/2.0/fabrics/{fabric}/vlans/{vid}/", get(vlan_get).put(vlan_put))
-        .route("/MAAS/api/2.0/subnets/", get(subnets_get).post(subnets_post))
-        .route("/MAAS/api/2.0/ipranges/", get(ipranges_get).post(ipranges_post))
+        .route(
+            "/MAAS/api/2.0/fabrics/{fabric}/vlans/{vid}/",
+            get(vlan_get).put(vlan_put),
+        )
+        .route(
+            "/MAAS/api/2.0/subnets/",
+            get(subnets_get).post(subnets_post),
+        )
+        .route(
+            "/MAAS/api/2.0/ipranges/",
+            get(ipranges_get).post(ipranges_post),
+        )
         .route("/MAAS/api/2.0/boot-resources/", get(boot_resources_get))
-        .fallback(|uri: Uri| async move { ApiError::text(StatusCode::NOT_FOUND, format!("Unknown API endpoint: {}", uri.path())) })
+        .fallback(|uri: Uri| async move {
+            ApiError::text(
+                StatusCode::NOT_FOUND,
+                format!("Unknown API endpoint: {}", uri.path()),
+            )
+        })
         .with_state(state)
 }
 
 async fn version() -> ApiResult {
     ok_json(&Version {
-        capabilities: ["networks-management", "static-ipaddresses", "ipv6-deployment-ubuntu", "devices-management",
-            "storage-deployment-ubuntu", "network-deployment-ubuntu", "bridging-interface-ubuntu",
-            "bridging-automatic-ubuntu", "authenticate-api"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        capabilities: [
+            "networks-management",
+            "static-ipaddresses",
+            "ipv6-deployment-ubuntu",
+            "devices-management",
+            "storage-deployment-ubuntu",
+            "network-deployment-ubuntu",
+            "bridging-interface-ubuntu",
+            "bridging-automatic-ubuntu",
+            "authenticate-api",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
         // Speaks 2.8's API; says in the subversion that it is not MAAS.
         version: "2.8.7".into(),
-        subversion: format!("maas-e2e sim region {} (a reference implementation, not MAAS)", env!("CARGO_PKG_VERSION")),
+        subversion: format!(
+            "maas-e2e sim region {} (a reference implementation, not MAAS)",
+            env!("CARGO_PKG_VERSION")
+        ),
     })
 }
 
@@ -173,7 +243,9 @@ async fn machines_get(State(st): St, headers: HeaderMap, uri: Uri) -> ApiResult 
             if super::store::normalise_mac(mac).is_none() {
                 return Err(ApiError {
                     status: StatusCode::BAD_REQUEST,
-                    body: json!({ "mac_address": [format!("'{mac}' is not a valid MAC address.")] }).to_string(),
+                    body:
+                        json!({ "mac_address": [format!("'{mac}' is not a valid MAC address.")] })
+                            .to_string(),
                     json: true,
                 });
             }
@@ -205,7 +277,12 @@ async fn machines_post(State(st): St, uri: Uri, body: Bytes) -> ApiResult {
     ok_json(&m)
 }
 
-async fn machine_get(State(st): St, headers: HeaderMap, Path(id): Path<String>, uri: Uri) -> ApiResult {
+async fn machine_get(
+    State(st): St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> ApiResult {
     admin(&st, &headers).await?;
     let q = Params::from(&uri, b"");
     match q.op() {
@@ -213,13 +290,22 @@ async fn machine_get(State(st): St, headers: HeaderMap, Path(id): Path<String>, 
         "power_parameters" => ok_json(&st.store.power_settings(&id).await?.power_parameters),
         "query_power_state" => match st.query_power(&id).await {
             Ok(state) => ok_json(&PowerStateReply { state }),
-            Err(e) => Err(ApiError::text(StatusCode::SERVICE_UNAVAILABLE, format!("Power state could not be queried: {e}"))),
+            Err(e) => Err(ApiError::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("Power state could not be queried: {e}"),
+            )),
         },
         op => Err(bad_op(op)),
     }
 }
 
-async fn machine_post(State(st): St, headers: HeaderMap, Path(id): Path<String>, uri: Uri, body: Bytes) -> ApiResult {
+async fn machine_post(
+    State(st): St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult {
     let who = admin(&st, &headers).await?;
     let p = Params::from(&uri, &body);
     match p.op() {
@@ -228,11 +314,18 @@ async fn machine_post(State(st): St, headers: HeaderMap, Path(id): Path<String>,
             if settings.power_type.is_empty() {
                 return Err(ApiError::text(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    format!("Unable to start machine {id}: no power type is set; MAAS cannot power it on."),
+                    format!(
+                        "Unable to start machine {id}: no power type is set; MAAS cannot power it on."
+                    ),
                 ));
             }
             let old = st.store.start_commissioning(&id).await?;
-            st.event(&id, &events::USER_COMMISSIONING, &format!("(admin: {})", who.username)).await;
+            st.event(
+                &id,
+                &events::USER_COMMISSIONING,
+                &format!("(admin: {})", who.username),
+            )
+            .await;
             st.start_power(id.clone(), PowerAction::On, Some(old)).await;
             ok_json(&st.store.machine(&id).await?)
         }
@@ -249,10 +342,18 @@ async fn machine_post(State(st): St, headers: HeaderMap, Path(id): Path<String>,
         "abort" => {
             let m = st.store.machine(&id).await?;
             if m.status != NodeStatus::COMMISSIONING && m.status != NodeStatus::TESTING {
-                return Err(ApiError::text(StatusCode::CONFLICT, format!("Node {id} has no action to abort (status {}).", m.status.name())));
+                return Err(ApiError::text(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "Node {id} has no action to abort (status {}).",
+                        m.status.name()
+                    ),
+                ));
             }
             st.store.end_script_set(&id, 5).await?;
-            st.store.set_status(&id, NodeStatus::NEW, Some("Aborted")).await?;
+            st.store
+                .set_status(&id, NodeStatus::NEW, Some("Aborted"))
+                .await?;
             st.start_power(id.clone(), PowerAction::Off, None).await;
             ok_json(&st.store.machine(&id).await?)
         }
@@ -267,19 +368,34 @@ async fn events_get(State(st): St, headers: HeaderMap, uri: Uri) -> ApiResult {
         return Err(bad_op(q.op()));
     }
     let after = q.get("after").and_then(|a| a.parse().ok());
-    let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100).clamp(1, 1000);
-    let page = st.store.events(q.get("id"), q.get("level").unwrap_or("INFO"), after, limit).await?;
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(100)
+        .clamp(1, 1000);
+    let page = st
+        .store
+        .events(q.get("id"), q.get("level").unwrap_or("INFO"), after, limit)
+        .await?;
     ok_json(&page)
 }
 
-async fn results_get(State(st): St, headers: HeaderMap, Path(id): Path<String>, uri: Uri) -> ApiResult {
+async fn results_get(
+    State(st): St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> ApiResult {
     admin(&st, &headers).await?;
     let q = Params::from(&uri, b"");
     match q.get("type").unwrap_or("commissioning") {
         "commissioning" | "0" => {}
         "testing" | "2" | "installation" | "1" => return ok_json(&Vec::<()>::new()),
         other => {
-            return Err(ApiError::text(StatusCode::BAD_REQUEST, format!("Unknown script type {other:?}: commissioning, testing or installation")));
+            return Err(ApiError::text(
+                StatusCode::BAD_REQUEST,
+                format!("Unknown script type {other:?}: commissioning, testing or installation"),
+            ));
         }
     }
     let include_output = matches!(q.get("include_output"), Some("1" | "true" | "True"));
@@ -302,9 +418,15 @@ async fn maas_post(State(st): St, headers: HeaderMap, uri: Uri, body: Bytes) -> 
         "set_config" => {
             let name = p.get("name").unwrap_or("");
             if name.is_empty() {
-                return Err(StoreError::Invalid { field: "name".into(), message: "This field is required.".into() }.into());
+                return Err(StoreError::Invalid {
+                    field: "name".into(),
+                    message: "This field is required.".into(),
+                }
+                .into());
             }
-            st.store.set_config(name, p.get("value").unwrap_or("")).await?;
+            st.store
+                .set_config(name, p.get("value").unwrap_or(""))
+                .await?;
             Ok("OK".into_response())
         }
         op => Err(bad_op(op)),
@@ -326,19 +448,39 @@ async fn vlans_get(State(st): St, headers: HeaderMap, Path(fabric): Path<i64>) -
     ok_json(&st.store.vlans(fabric).await?)
 }
 
-async fn vlan_get(State(st): St, headers: HeaderMap, Path((fabric, vid)): Path<(i64, i32)>) -> ApiResult {
+async fn vlan_get(
+    State(st): St,
+    headers: HeaderMap,
+    Path((fabric, vid)): Path<(i64, i32)>,
+) -> ApiResult {
     admin(&st, &headers).await?;
-    let v = st.store.vlans(fabric).await?.into_iter().find(|v| i32::from(v.vid) == vid);
+    let v = st
+        .store
+        .vlans(fabric)
+        .await?
+        .into_iter()
+        .find(|v| i32::from(v.vid) == vid);
     match v {
         Some(v) => ok_json(&v),
-        None => Err(StoreError::NotFound(format!("No VLAN matches the given query (fabric {fabric}, vid {vid}).")).into()),
+        None => Err(StoreError::NotFound(format!(
+            "No VLAN matches the given query (fabric {fabric}, vid {vid})."
+        ))
+        .into()),
     }
 }
 
-async fn vlan_put(State(st): St, headers: HeaderMap, Path((fabric, vid)): Path<(i64, i32)>, uri: Uri, body: Bytes) -> ApiResult {
+async fn vlan_put(
+    State(st): St,
+    headers: HeaderMap,
+    Path((fabric, vid)): Path<(i64, i32)>,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult {
     admin(&st, &headers).await?;
     let p = Params::from(&uri, &body);
-    let dhcp_on = p.get("dhcp_on").map(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"));
+    let dhcp_on = p
+        .get("dhcp_on")
+        .map(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"));
     let rack = p.get("primary_rack").map(String::from);
     ok_json(&st.store.update_vlan(fabric, vid, dhcp_on, rack).await?)
 }
@@ -354,7 +496,16 @@ async fn subnets_post(State(st): St, headers: HeaderMap, uri: Uri, body: Bytes) 
     let cidr = p.get("cidr").unwrap_or("");
     let fabric = p.get("fabric").and_then(|f| f.parse().ok());
     let vid = p.get("vid").and_then(|v| v.parse().ok());
-    ok_json(&st.store.create_subnet(cidr, fabric, vid, p.get("gateway_ip").filter(|g| !g.is_empty())).await?)
+    ok_json(
+        &st.store
+            .create_subnet(
+                cidr,
+                fabric,
+                vid,
+                p.get("gateway_ip").filter(|g| !g.is_empty()),
+            )
+            .await?,
+    )
 }
 
 async fn ipranges_get(State(st): St, headers: HeaderMap) -> ApiResult {
@@ -367,7 +518,12 @@ async fn ipranges_post(State(st): St, headers: HeaderMap, uri: Uri, body: Bytes)
     let p = Params::from(&uri, &body);
     let r = st
         .store
-        .create_ip_range(p.get("type").unwrap_or(""), p.get("start_ip").unwrap_or(""), p.get("end_ip").unwrap_or(""), p.get("comment").unwrap_or(""))
+        .create_ip_range(
+            p.get("type").unwrap_or(""),
+            p.get("start_ip").unwrap_or(""),
+            p.get("end_ip").unwrap_or(""),
+            p.get("comment").unwrap_or(""),
+        )
         .await?;
     ok_json(&r)
 }

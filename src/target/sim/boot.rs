@@ -55,12 +55,18 @@ pub struct BootConfig {
 
 /// The enlistment preseed URL (served by the metadata service).
 pub fn enlist_preseed_url(maas_url: &str) -> String {
-    format!("{}/metadata/latest/enlist-preseed/?op=get_enlist_preseed", maas_url.trim_end_matches('/'))
+    format!(
+        "{}/metadata/latest/enlist-preseed/?op=get_enlist_preseed",
+        maas_url.trim_end_matches('/')
+    )
 }
 
 /// The commissioning preseed URL of one machine.
 pub fn commission_preseed_url(maas_url: &str, system_id: &str) -> String {
-    format!("{}/metadata/latest/by-id/{system_id}/?op=get_preseed", maas_url.trim_end_matches('/'))
+    format!(
+        "{}/metadata/latest/by-id/{system_id}/?op=get_preseed",
+        maas_url.trim_end_matches('/')
+    )
 }
 
 /// PXELINUX's BOOTIF form of a MAC: `01-aa-bb-cc-dd-ee-ff` (01 = Ethernet).
@@ -70,13 +76,20 @@ pub fn bootif(mac: &str) -> String {
 
 /// Decide the boot of the machine with `mac`, `machine` being what the
 /// region knows about that MAC (None: unknown).
-pub fn boot_config(ctx: &BootContext, machine: Option<&MachineBootState>, mac: &str, firmware: Firmware) -> BootConfig {
+pub fn boot_config(
+    ctx: &BootContext,
+    machine: Option<&MachineBootState>,
+    mac: &str,
+    firmware: Firmware,
+) -> BootConfig {
     let (purpose, system_id) = match machine {
         None => (BootPurpose::Enlist, None),
         Some(m) if m.status == NodeStatus::COMMISSIONING || m.status == NodeStatus::TESTING => {
             (BootPurpose::Commission, Some(m.system_id.clone()))
         }
-        Some(m) if m.status == NodeStatus::DEPLOYED => (BootPurpose::Local, Some(m.system_id.clone())),
+        Some(m) if m.status == NodeStatus::DEPLOYED => {
+            (BootPurpose::Local, Some(m.system_id.clone()))
+        }
         Some(m) => (BootPurpose::Poweroff, Some(m.system_id.clone())),
     };
     let preseed = match (purpose, &system_id) {
@@ -92,9 +105,19 @@ pub fn boot_config(ctx: &BootContext, machine: Option<&MachineBootState>, mac: &
             system_id,
             kernel_url: Some(format!("{boot_http}/ephemeral/kernel")),
             initrd_url: Some(format!("{boot_http}/ephemeral/initrd")),
-            cmdline: Some(format!("console=ttyS0 BOOTIF={} cloud-config-url={url}", bootif(mac))),
+            cmdline: Some(format!(
+                "console=ttyS0 BOOTIF={} cloud-config-url={url}",
+                bootif(mac)
+            )),
         },
-        None => BootConfig { purpose, firmware, system_id, kernel_url: None, initrd_url: None, cmdline: None },
+        None => BootConfig {
+            purpose,
+            firmware,
+            system_id,
+            kernel_url: None,
+            initrd_url: None,
+            cmdline: None,
+        },
     }
 }
 
@@ -103,23 +126,58 @@ mod tests {
     use super::*;
 
     fn ctx() -> BootContext {
-        BootContext { maas_url: "http://10.9.0.1:5240/MAAS".into(), boot_http: "http://10.9.0.1:5248/boot".into() }
+        BootContext {
+            maas_url: "http://10.9.0.1:5240/MAAS".into(),
+            boot_http: "http://10.9.0.1:5248/boot".into(),
+        }
     }
 
     fn state(status: NodeStatus) -> MachineBootState {
-        MachineBootState { system_id: "abc123".into(), hostname: "node1".into(), status }
+        MachineBootState {
+            system_id: "abc123".into(),
+            hostname: "node1".into(),
+            status,
+        }
     }
 
     #[test]
     fn decisions_by_status() {
         let mac = "52:54:00:AA:BB:01";
         let cases: Vec<(&str, BootConfig)> = vec![
-            ("unknown_bios", boot_config(&ctx(), None, mac, Firmware::Bios)),
-            ("unknown_uefi", boot_config(&ctx(), None, mac, Firmware::Uefi)),
-            ("commissioning", boot_config(&ctx(), Some(&state(NodeStatus::COMMISSIONING)), mac, Firmware::Bios)),
-            ("new", boot_config(&ctx(), Some(&state(NodeStatus::NEW)), mac, Firmware::Bios)),
-            ("ready", boot_config(&ctx(), Some(&state(NodeStatus::READY)), mac, Firmware::Uefi)),
-            ("deployed", boot_config(&ctx(), Some(&state(NodeStatus::DEPLOYED)), mac, Firmware::Bios)),
+            (
+                "unknown_bios",
+                boot_config(&ctx(), None, mac, Firmware::Bios),
+            ),
+            (
+                "unknown_uefi",
+                boot_config(&ctx(), None, mac, Firmware::Uefi),
+            ),
+            (
+                "commissioning",
+                boot_config(
+                    &ctx(),
+                    Some(&state(NodeStatus::COMMISSIONING)),
+                    mac,
+                    Firmware::Bios,
+                ),
+            ),
+            (
+                "new",
+                boot_config(&ctx(), Some(&state(NodeStatus::NEW)), mac, Firmware::Bios),
+            ),
+            (
+                "ready",
+                boot_config(&ctx(), Some(&state(NodeStatus::READY)), mac, Firmware::Uefi),
+            ),
+            (
+                "deployed",
+                boot_config(
+                    &ctx(),
+                    Some(&state(NodeStatus::DEPLOYED)),
+                    mac,
+                    Firmware::Bios,
+                ),
+            ),
         ];
         insta::assert_yaml_snapshot!(cases);
     }

@@ -43,13 +43,31 @@ fn shell_line(key: &str, value: &str) -> String {
 }
 
 fn text(body: String) -> Response {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// The preseed shell lines (pure; the contract's single source).
-pub fn preseed_text(maas_url: &str, retry_base: Option<u32>, commission: Option<(&str, &str, &str)>) -> String {
+pub fn preseed_text(
+    maas_url: &str,
+    retry_base: Option<u32>,
+    commission: Option<(&str, &str, &str)>,
+) -> String {
     let mut s = String::new();
-    s += &shell_line("MAAS_MODE", if commission.is_some() { "commission" } else { "enlist" });
+    s += &shell_line(
+        "MAAS_MODE",
+        if commission.is_some() {
+            "commission"
+        } else {
+            "enlist"
+        },
+    );
     s += &shell_line("MAAS_URL", maas_url);
     s += &shell_line("METADATA_URL", &format!("{maas_url}/metadata"));
     if let Some((system_id, key, hostname)) = commission {
@@ -70,8 +88,17 @@ async fn enlist_preseed(State(st): St) -> Response {
 async fn node_preseed(State(st): St, Path(id): Path<String>) -> Result<Response, ApiError> {
     let m = st.store.machine(&id).await?;
     let key = st.store.node_key(&id).await?;
-    st.event(&id, &events::LOADING_EPHEMERAL, "commissioning preseed fetched").await;
-    Ok(text(preseed_text(&st.maas_url, st.ipmi_retry_base_seconds, Some((&m.system_id, &key.expose(), &m.hostname)))))
+    st.event(
+        &id,
+        &events::LOADING_EPHEMERAL,
+        "commissioning preseed fetched",
+    )
+    .await;
+    Ok(text(preseed_text(
+        &st.maas_url,
+        st.ipmi_retry_base_seconds,
+        Some((&m.system_id, &key.expose(), &m.hostname)),
+    )))
 }
 
 #[derive(Deserialize)]
@@ -105,92 +132,172 @@ struct DiskEntry {
 
 /// Apply what a known commissioning script reported; Err is the parse
 /// problem, which fails the script as MAAS fails a script whose hook fails.
-async fn apply_script(st: &RegionState, system_id: &str, name: &str, output: &[u8]) -> Result<(), String> {
+async fn apply_script(
+    st: &RegionState,
+    system_id: &str,
+    name: &str,
+    output: &[u8],
+) -> Result<(), String> {
     match name {
         "40-maas-01-network-interfaces" => {
-            let r: InterfacesReport = serde_json::from_slice(output).map_err(|e| format!("interfaces JSON: {e}"))?;
-            let ifaces: Vec<ReportedInterface> =
-                r.interfaces.into_iter().map(|i| ReportedInterface { name: i.name, mac: i.mac, boot: i.boot }).collect();
-            st.store.apply_interfaces(system_id, &ifaces).await.map_err(|e| e.to_string())
+            let r: InterfacesReport =
+                serde_json::from_slice(output).map_err(|e| format!("interfaces JSON: {e}"))?;
+            let ifaces: Vec<ReportedInterface> = r
+                .interfaces
+                .into_iter()
+                .map(|i| ReportedInterface {
+                    name: i.name,
+                    mac: i.mac,
+                    boot: i.boot,
+                })
+                .collect();
+            st.store
+                .apply_interfaces(system_id, &ifaces)
+                .await
+                .map_err(|e| e.to_string())
         }
         "50-maas-01-commissioning" => {
-            let r: HardwareReport = serde_json::from_slice(output).map_err(|e| format!("commissioning JSON: {e}"))?;
+            let r: HardwareReport =
+                serde_json::from_slice(output).map_err(|e| format!("commissioning JSON: {e}"))?;
             let hw = ReportedHardware {
                 cpu_count: r.cpu_count,
                 cpu_model: r.cpu_model,
                 memory_mib: r.memory_mib,
-                disks: r.disks.into_iter().map(|d| (d.name, d.size_bytes)).collect(),
+                disks: r
+                    .disks
+                    .into_iter()
+                    .map(|d| (d.name, d.size_bytes))
+                    .collect(),
             };
-            st.store.apply_hardware(system_id, &hw).await.map_err(|e| e.to_string())
+            st.store
+                .apply_hardware(system_id, &hw)
+                .await
+                .map_err(|e| e.to_string())
         }
         _ => Ok(()),
     }
 }
 
-async fn signal(State(st): St, headers: HeaderMap, uri: Uri, body: Bytes) -> Result<Response, ApiError> {
+async fn signal(
+    State(st): St,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let who = authenticate(&st, &headers).await?;
     let Some(system_id) = who.system_id else {
-        return Err(ApiError::text(StatusCode::FORBIDDEN, "signal needs a node's key, not a user's"));
+        return Err(ApiError::text(
+            StatusCode::FORBIDDEN,
+            "signal needs a node's key, not a user's",
+        ));
     };
     let p = Params::from(&uri, &body);
     if p.op() != "signal" {
-        return Err(ApiError::text(StatusCode::BAD_REQUEST, format!("Unrecognised signature: method={}", p.op())));
+        return Err(ApiError::text(
+            StatusCode::BAD_REQUEST,
+            format!("Unrecognised signature: method={}", p.op()),
+        ));
     }
     let status = p.get("status").unwrap_or("");
     if !matches!(status, "WORKING" | "OK" | "FAILED") {
-        return Err(StoreError::Invalid { field: "status".into(), message: format!("Unknown status code: {status:?}") }.into());
+        return Err(StoreError::Invalid {
+            field: "status".into(),
+            message: format!("Unknown status code: {status:?}"),
+        }
+        .into());
     }
     let machine = st.store.machine(&system_id).await?;
     if machine.status != NodeStatus::COMMISSIONING {
         return Err(ApiError::text(
             StatusCode::CONFLICT,
-            format!("Node wasn't commissioning/installing/entering rescue mode/testing (status is {})", machine.status.name()),
+            format!(
+                "Node wasn't commissioning/installing/entering rescue mode/testing (status is {})",
+                machine.status.name()
+            ),
         ));
     }
     st.store.ping(&system_id).await?;
 
     if let Some(power_type) = p.get("power_type").filter(|t| !t.is_empty()) {
-        let params: serde_json::Value = serde_json::from_str(p.get("power_parameters").unwrap_or("{}"))
-            .map_err(|e| StoreError::Invalid { field: "power_parameters".into(), message: format!("not JSON: {e}") })?;
+        let params: serde_json::Value =
+            serde_json::from_str(p.get("power_parameters").unwrap_or("{}")).map_err(|e| {
+                StoreError::Invalid {
+                    field: "power_parameters".into(),
+                    message: format!("not JSON: {e}"),
+                }
+            })?;
         st.store.set_power(&system_id, power_type, &params).await?;
     }
 
     if let Some(name) = p.get("script_name").filter(|n| !n.is_empty()) {
-        let exit_status: i32 = p.get("exit_status").and_then(|e| e.trim().parse().ok()).unwrap_or(0);
-        let output = base64_decode(p.get("output_b64").unwrap_or(""))
-            .ok_or_else(|| StoreError::Invalid { field: "output_b64".into(), message: "not base64".into() })?;
-        let mut result_status = st.store.store_script_result(&system_id, name, exit_status, &output).await?;
+        let exit_status: i32 = p
+            .get("exit_status")
+            .and_then(|e| e.trim().parse().ok())
+            .unwrap_or(0);
+        // A '+' the sender forgot to percent-encode arrives as ' ': base64
+        // has no spaces, so put it back.
+        let output = base64_decode(&p.get("output_b64").unwrap_or("").replace(' ', "+"))
+            .ok_or_else(|| StoreError::Invalid {
+                field: "output_b64".into(),
+                message: "not base64".into(),
+            })?;
+        let mut result_status = st
+            .store
+            .store_script_result(&system_id, name, exit_status, &output)
+            .await?;
         if exit_status == 0
             && let Err(problem) = apply_script(&st, &system_id, name, &output).await
         {
             let mut out = output.clone();
-            out.extend_from_slice(format!("\nsim region: could not use this output: {problem}\n").as_bytes());
-            st.store.store_script_result(&system_id, name, 1, &out).await?;
+            out.extend_from_slice(
+                format!("\nsim region: could not use this output: {problem}\n").as_bytes(),
+            );
+            st.store
+                .store_script_result(&system_id, name, 1, &out)
+                .await?;
             result_status = ScriptStatus::FAILED;
         }
-        st.event(&system_id, &events::SCRIPT_RESULT, &format!("{name} changed status from 'Running' to '{}'", ScriptStatus::name(result_status)))
-            .await;
+        st.event(
+            &system_id,
+            &events::SCRIPT_RESULT,
+            &format!(
+                "{name} changed status from 'Running' to '{}'",
+                ScriptStatus::name(result_status)
+            ),
+        )
+        .await;
         return Ok(text("OK".into()));
     }
 
     match status {
         "WORKING" => {
-            st.event(&system_id, &events::GATHERING_INFO, p.get("error").unwrap_or("")).await;
+            st.event(
+                &system_id,
+                &events::GATHERING_INFO,
+                p.get("error").unwrap_or(""),
+            )
+            .await;
         }
         "OK" => {
             let failed = st.store.commissioning_failed_scripts(&system_id).await?;
             st.store.end_script_set(&system_id, 9).await?;
             if failed.is_empty() {
-                st.store.set_status(&system_id, NodeStatus::READY, None).await?;
+                st.store
+                    .set_status(&system_id, NodeStatus::READY, None)
+                    .await?;
             } else {
                 let msg = format!("Failed scripts: {}", failed.join(", "));
-                st.store.set_status(&system_id, NodeStatus::FAILED_COMMISSIONING, Some(&msg)).await?;
+                st.store
+                    .set_status(&system_id, NodeStatus::FAILED_COMMISSIONING, Some(&msg))
+                    .await?;
             }
         }
         _ => {
             let error = p.get("error").unwrap_or("");
             st.store.end_script_set(&system_id, 5).await?;
-            st.store.set_status(&system_id, NodeStatus::FAILED_COMMISSIONING, Some(error)).await?;
+            st.store
+                .set_status(&system_id, NodeStatus::FAILED_COMMISSIONING, Some(error))
+                .await?;
         }
     }
     Ok(text("OK".into()))
@@ -203,7 +310,11 @@ mod tests {
     #[test]
     fn preseed_lines() {
         let enlist = preseed_text("http://10.9.0.1:5240/MAAS", Some(1), None);
-        let commission = preseed_text("http://10.9.0.1:5240/MAAS", None, Some(("abc123", "ck:tk:sec", "it's-a-node")));
+        let commission = preseed_text(
+            "http://10.9.0.1:5240/MAAS",
+            None,
+            Some(("abc123", "ck:tk:sec", "it's-a-node")),
+        );
         insta::assert_snapshot!(enlist);
         insta::assert_snapshot!(commission);
     }

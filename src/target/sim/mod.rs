@@ -13,6 +13,8 @@ pub mod region;
 pub mod store;
 
 pub use boot::{BootConfig, BootContext, BootPurpose, Firmware, boot_config};
-pub use postgres::{LocalPostgres, LocalPostgresOptions, PgListen, PostgresMode};
-pub use power::{IpmiParams, IpmiPowerDriver, PowerAction, PowerDriverConfig, PowerError, power_command};
-pub use region::{RackHandle, SimError, SimRegion, SimRegionConfig};
+pub use postgres::{LocalPostgres, LocalPostgresOptions, PgListen, PostgresMode, SimDatabase};
+pub use power::{
+    IpmiParams, IpmiPowerDriver, PowerAction, PowerDriverConfig, PowerError, power_command,
+};
+pub use region::{DhcpSubnet, RackHandle, SimError, SimRegion, SimRegionConfig};

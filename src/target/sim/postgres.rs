@@ -26,6 +26,36 @@ pub enum PostgresMode {
     Container(String),
 }
 
+impl PostgresMode {
+    /// Bring the database up: start a local server (with `opts`), or just
+    /// hand the container's URL on. Keep the result alive while the region
+    /// runs; dropping it stops a local server.
+    pub async fn start(&self, opts: LocalPostgresOptions) -> Result<SimDatabase, PostgresError> {
+        match self {
+            PostgresMode::Local => Ok(SimDatabase::Local(LocalPostgres::start(opts).await?)),
+            PostgresMode::Container(url) => Ok(SimDatabase::External(url.clone())),
+        }
+    }
+}
+
+/// The sim's database, whichever way it came.
+#[derive(Debug)]
+pub enum SimDatabase {
+    Local(LocalPostgres),
+    /// Run by someone else (a testcontainers container); not stopped here.
+    External(String),
+}
+
+impl SimDatabase {
+    /// What `SimRegionConfig::new` takes.
+    pub fn connection_string(&self) -> &str {
+        match self {
+            SimDatabase::Local(pg) => pg.connection_string(),
+            SimDatabase::External(url) => url,
+        }
+    }
+}
+
 /// How the local server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PgListen {
@@ -37,7 +67,10 @@ pub enum PgListen {
 
 impl Default for PgListen {
     fn default() -> Self {
-        PgListen::Tcp { addr: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 0 }
+        PgListen::Tcp {
+            addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+        }
     }
 }
 
@@ -68,11 +101,17 @@ impl LocalPostgresOptions {
 /// A failure starting, reaching or migrating Postgres.
 #[derive(Debug, Error)]
 pub enum PostgresError {
-    #[error("no Postgres server binaries: looked for {looked}; install the Debian package postgresql (ci/setup-host.sh does)")]
+    #[error(
+        "no Postgres server binaries: looked for {looked}; install the Debian package postgresql (ci/setup-host.sh does)"
+    )]
     NoBinaries { looked: String },
-    #[error("the postgres system user does not exist (initdb refuses root); install the Debian package postgresql")]
+    #[error(
+        "the postgres system user does not exist (initdb refuses root); install the Debian package postgresql"
+    )]
     NoPostgresUser,
-    #[error("base directory {path} is under /root, which the postgres user cannot enter; use e.g. /var/lib/maas-e2e/...")]
+    #[error(
+        "base directory {path} is under /root, which the postgres user cannot enter; use e.g. /var/lib/maas-e2e/..."
+    )]
     UnderRoot { path: PathBuf },
     #[error("preparing {path}: {source}")]
     Io {
@@ -84,8 +123,15 @@ pub enum PostgresError {
     Initdb(#[source] CmdError),
     #[error("could not start postgres: {0}")]
     Spawn(#[source] std::io::Error),
-    #[error("postgres did not accept connections within {waited:?} ({why}); its log {log}:\n{log_tail}")]
-    NotReady { waited: Duration, why: String, log: PathBuf, log_tail: String },
+    #[error(
+        "postgres did not accept connections within {waited:?} ({why}); its log {log}:\n{log_tail}"
+    )]
+    NotReady {
+        waited: Duration,
+        why: String,
+        log: PathBuf,
+        log_tail: String,
+    },
     #[error("connecting to Postgres ({target}): {source}")]
     Connect {
         target: String,
@@ -132,11 +178,19 @@ pub fn find_bin_dir() -> Result<PathBuf, PostgresError> {
         })
         .collect();
     versions.sort();
-    versions.pop().map(|(_, b)| b).ok_or_else(|| PostgresError::NoBinaries { looked: format!("{}/<version>/bin/initdb", root.display()) })
+    versions
+        .pop()
+        .map(|(_, b)| b)
+        .ok_or_else(|| PostgresError::NoBinaries {
+            looked: format!("{}/<version>/bin/initdb", root.display()),
+        })
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PostgresError + '_ {
-    move |source| PostgresError::Io { path: path.to_path_buf(), source }
+    move |source| PostgresError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Whether server commands must switch to the postgres user.
@@ -144,8 +198,15 @@ fn need_postgres_user() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
 
-fn chown_tree(path: &Path, uid: nix::unistd::Uid, gid: nix::unistd::Gid) -> Result<(), PostgresError> {
-    nix::unistd::chown(path, Some(uid), Some(gid)).map_err(|e| PostgresError::Io { path: path.into(), source: e.into() })?;
+fn chown_tree(
+    path: &Path,
+    uid: nix::unistd::Uid,
+    gid: nix::unistd::Gid,
+) -> Result<(), PostgresError> {
+    nix::unistd::chown(path, Some(uid), Some(gid)).map_err(|e| PostgresError::Io {
+        path: path.into(),
+        source: e.into(),
+    })?;
     if path.is_dir() {
         for entry in fs::read_dir(path).map_err(io_err(path))? {
             chown_tree(&entry.map_err(io_err(path))?.path(), uid, gid)?;
@@ -157,7 +218,10 @@ fn chown_tree(path: &Path, uid: nix::unistd::Uid, gid: nix::unistd::Gid) -> Resu
 /// A free TCP port on `addr` inside `netns` (bound then released; a small
 /// race is accepted).
 fn free_port(netns: Option<&str>, addr: IpAddr) -> Result<u16, PostgresError> {
-    let io = |source| PostgresError::Io { path: PathBuf::from(addr.to_string()), source };
+    let io = |source| PostgresError::Io {
+        path: PathBuf::from(addr.to_string()),
+        source,
+    };
     let l = crate::lab::netns::bind_tcp(netns, std::net::SocketAddr::new(addr, 0)).map_err(io)?;
     Ok(l.local_addr().map_err(io)?.port())
 }
@@ -173,7 +237,12 @@ impl LocalPostgres {
         }
         let as_postgres = need_postgres_user();
         let owner = if as_postgres {
-            Some(nix::unistd::User::from_name("postgres").ok().flatten().ok_or(PostgresError::NoPostgresUser)?)
+            Some(
+                nix::unistd::User::from_name("postgres")
+                    .ok()
+                    .flatten()
+                    .ok_or(PostgresError::NoPostgresUser)?,
+            )
         } else {
             None
         };
@@ -189,7 +258,11 @@ impl LocalPostgres {
             chown_tree(&sock_dir, u.uid, u.gid)?;
         }
         let wrap = |c: Cmd| -> Cmd {
-            let c = if as_postgres { c.as_user("postgres") } else { c };
+            let c = if as_postgres {
+                c.as_user("postgres")
+            } else {
+                c
+            };
             match &opts.netns {
                 Some(ns) => c.in_netns(ns.clone()),
                 None => c,
@@ -199,7 +272,17 @@ impl LocalPostgres {
             // Trust auth: the server listens only on loopback, a lab address
             // or a socket directory only this harness uses.
             wrap(Cmd::new(bin.join("initdb").display().to_string()))
-                .args(["-D", &data_dir.display().to_string(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
+                .args([
+                    "-D",
+                    &data_dir.display().to_string(),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ])
                 .timeout(Duration::from_secs(120))
                 .run()
                 .await
@@ -207,7 +290,11 @@ impl LocalPostgres {
         }
         let (listen_addresses, port, host) = match &opts.listen {
             PgListen::Tcp { addr, port } => {
-                let port = if *port == 0 { free_port(opts.netns.as_deref(), *addr)? } else { *port };
+                let port = if *port == 0 {
+                    free_port(opts.netns.as_deref(), *addr)?
+                } else {
+                    *port
+                };
                 (addr.to_string(), port, addr.to_string())
             }
             PgListen::Unix { dir } => (String::new(), 5432, dir.display().to_string()),
@@ -237,7 +324,9 @@ impl LocalPostgres {
         let log = fs::File::create(&log_path).map_err(io_err(&log_path))?;
         let log2 = log.try_clone().map_err(io_err(&log_path))?;
         let mut cmd = server.to_tokio();
-        cmd.stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log2));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2));
         tracing::info!(command = %server.display(), "starting postgres");
         let child = cmd.spawn().map_err(PostgresError::Spawn)?;
         let pgid = child.id().map(|p| p as i32);
@@ -245,34 +334,55 @@ impl LocalPostgres {
             base_dir: base,
             data_dir,
             log_path,
-            connection: format!("host={host} port={port} user=postgres dbname={}", opts.database),
+            connection: format!(
+                "host={host} port={port} user=postgres dbname={}",
+                opts.database
+            ),
             child: Some(child),
             pgid,
         };
         let admin = format!("host={host} port={port} user=postgres dbname=postgres");
         let client = pg.wait_ready(&admin, Duration::from_secs(60)).await?;
         let exists = client
-            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&opts.database])
+            .query_opt(
+                "SELECT 1 FROM pg_database WHERE datname = $1",
+                &[&opts.database],
+            )
             .await
-            .map_err(|source| PostgresError::Sql { what: "looking up the sim database".into(), source })?;
+            .map_err(|source| PostgresError::Sql {
+                what: "looking up the sim database".into(),
+                source,
+            })?;
         if exists.is_none() {
             // A database name cannot be a bind parameter; it is quoted here.
             client
-                .batch_execute(&format!("CREATE DATABASE \"{}\"", opts.database.replace('"', "")))
+                .batch_execute(&format!(
+                    "CREATE DATABASE \"{}\"",
+                    opts.database.replace('"', "")
+                ))
                 .await
-                .map_err(|source| PostgresError::Sql { what: format!("creating database {}", opts.database), source })?;
+                .map_err(|source| PostgresError::Sql {
+                    what: format!("creating database {}", opts.database),
+                    source,
+                })?;
         }
         Ok(pg)
     }
 
-    async fn wait_ready(&mut self, conn: &str, within: Duration) -> Result<tokio_postgres::Client, PostgresError> {
+    async fn wait_ready(
+        &mut self,
+        conn: &str,
+        within: Duration,
+    ) -> Result<tokio_postgres::Client, PostgresError> {
         let start = Instant::now();
         let mut last = String::from("not tried");
         while start.elapsed() < within {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                return Err(self.not_ready(start.elapsed(), format!("the server exited with {status}")));
+                return Err(
+                    self.not_ready(start.elapsed(), format!("the server exited with {status}"))
+                );
             }
             match connect(conn).await {
                 Ok(c) => return Ok(c),
@@ -309,7 +419,13 @@ impl LocalPostgres {
 
     /// The postmaster's pid, from its pid file.
     fn postmaster_pid(&self) -> Option<i32> {
-        fs::read_to_string(self.data_dir.join("postmaster.pid")).ok()?.lines().next()?.trim().parse().ok()
+        fs::read_to_string(self.data_dir.join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Fast shutdown (SIGINT to the postmaster), then SIGKILL the process
@@ -317,7 +433,10 @@ impl LocalPostgres {
     pub fn stop(&mut self) {
         let Some(pgid) = self.pgid.take() else { return };
         if let Some(pid) = self.postmaster_pid() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGINT);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGINT,
+            );
             let deadline = Instant::now() + Duration::from_secs(10);
             while crate::process::is_alive(pid) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
@@ -347,7 +466,10 @@ impl Drop for LocalPostgres {
 pub async fn connect(conn: &str) -> Result<tokio_postgres::Client, PostgresError> {
     let (client, connection) = tokio_postgres::connect(conn, tokio_postgres::NoTls)
         .await
-        .map_err(|source| PostgresError::Connect { target: redact_conn(conn), source })?;
+        .map_err(|source| PostgresError::Connect {
+            target: redact_conn(conn),
+            source,
+        })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "postgres connection closed");
@@ -369,14 +491,23 @@ pub fn redact_conn(conn: &str) -> String {
         return conn.to_string();
     }
     conn.split_whitespace()
-        .map(|kv| if kv.starts_with("password=") { "password=<redacted>" } else { kv })
+        .map(|kv| {
+            if kv.starts_with("password=") {
+                "password=<redacted>"
+            } else {
+                kv
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
 
 /// The schema migrations, in order (compiled in; a test checks the list
 /// matches migrations/*.sql).
-pub const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../../../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_init",
+    include_str!("../../../migrations/0001_init.sql"),
+)];
 
 /// Apply every migration not yet recorded in schema_migrations, in order,
 /// each in its own transaction. Returns the versions applied now.
@@ -399,24 +530,48 @@ pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<Vec<String>,
     let result: Result<(), PostgresError> = async {
         for (version, sql) in MIGRATIONS {
             let done = client
-                .query_opt("SELECT 1 FROM schema_migrations WHERE version = $1", &[version])
+                .query_opt(
+                    "SELECT 1 FROM schema_migrations WHERE version = $1",
+                    &[version],
+                )
                 .await
                 .map_err(sql_err("reading schema_migrations"))?;
             if done.is_some() {
                 continue;
             }
-            let tx = client.transaction().await.map_err(sql_err("opening a migration transaction"))?;
-            tx.batch_execute(sql).await.map_err(|source| PostgresError::Migration { version: version.to_string(), source })?;
-            tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version])
+            let tx = client
+                .transaction()
                 .await
-                .map_err(|source| PostgresError::Migration { version: version.to_string(), source })?;
-            tx.commit().await.map_err(|source| PostgresError::Migration { version: version.to_string(), source })?;
+                .map_err(sql_err("opening a migration transaction"))?;
+            tx.batch_execute(sql)
+                .await
+                .map_err(|source| PostgresError::Migration {
+                    version: version.to_string(),
+                    source,
+                })?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version) VALUES ($1)",
+                &[version],
+            )
+            .await
+            .map_err(|source| PostgresError::Migration {
+                version: version.to_string(),
+                source,
+            })?;
+            tx.commit()
+                .await
+                .map_err(|source| PostgresError::Migration {
+                    version: version.to_string(),
+                    source,
+                })?;
             applied.push(version.to_string());
         }
         Ok(())
     }
     .await;
-    let _ = client.batch_execute("SELECT pg_advisory_unlock(54240)").await;
+    let _ = client
+        .batch_execute("SELECT pg_advisory_unlock(54240)")
+        .await;
     result.map(|_| applied)
 }
 
@@ -430,26 +585,45 @@ mod tests {
         let mut on_disk: Vec<String> = fs::read_dir(&dir)
             .unwrap()
             .flatten()
-            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".sql").map(String::from))
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".sql")
+                    .map(String::from)
+            })
             .collect();
         on_disk.sort();
         let listed: Vec<String> = MIGRATIONS.iter().map(|(v, _)| v.to_string()).collect();
-        assert_eq!(listed, on_disk, "add new migrations/*.sql files to MIGRATIONS");
+        assert_eq!(
+            listed, on_disk,
+            "add new migrations/*.sql files to MIGRATIONS"
+        );
     }
 
     #[test]
     fn connection_strings_lose_their_password() {
-        assert_eq!(redact_conn("postgres://maas:pw@10.0.0.2:5432/maasdb"), "postgres://maas:<redacted>@10.0.0.2:5432/maasdb");
-        assert_eq!(redact_conn("host=x password=pw user=u"), "host=x password=<redacted> user=u");
+        assert_eq!(
+            redact_conn("postgres://maas:pw@10.0.0.2:5432/maasdb"),
+            "postgres://maas:<redacted>@10.0.0.2:5432/maasdb"
+        );
+        assert_eq!(
+            redact_conn("host=x password=pw user=u"),
+            "host=x password=<redacted> user=u"
+        );
     }
 
     #[test]
     fn refuses_a_base_under_root() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         if find_bin_dir().is_err() {
             return;
         }
-        let e = rt.block_on(LocalPostgres::start(LocalPostgresOptions::new("/root/x"))).unwrap_err();
+        let e = rt
+            .block_on(LocalPostgres::start(LocalPostgresOptions::new("/root/x")))
+            .unwrap_err();
         assert!(matches!(e, PostgresError::UnderRoot { .. }), "{e}");
     }
 }

@@ -44,11 +44,21 @@ impl std::fmt::Debug for IpmiParams {
 impl IpmiParams {
     /// From a machine's power_parameters JSON; power_address is required.
     pub fn from_json(v: &Value) -> Result<IpmiParams, PowerError> {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").trim().to_string();
+        let s = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        };
         let p = IpmiParams {
             power_address: s("power_address"),
             power_user: s("power_user"),
-            power_pass: v.get("power_pass").and_then(Value::as_str).unwrap_or("").to_string(),
+            power_pass: v
+                .get("power_pass")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
             power_driver: match s("power_driver").as_str() {
                 "" => "LAN_2_0".into(),
                 d => d.into(),
@@ -63,13 +73,21 @@ impl IpmiParams {
             },
         };
         if p.power_address.is_empty() {
-            return Err(PowerError::Settings("power_address is not set; the BMC's address is needed".into()));
+            return Err(PowerError::Settings(
+                "power_address is not set; the BMC's address is needed".into(),
+            ));
         }
         if !matches!(p.power_driver.as_str(), "LAN_2_0" | "LAN") {
-            return Err(PowerError::Settings(format!("power_driver {:?} is not LAN_2_0 or LAN", p.power_driver)));
+            return Err(PowerError::Settings(format!(
+                "power_driver {:?} is not LAN_2_0 or LAN",
+                p.power_driver
+            )));
         }
         if !matches!(p.power_boot_type.as_str(), "auto" | "legacy" | "efi") {
-            return Err(PowerError::Settings(format!("power_boot_type {:?} is not auto, legacy or efi", p.power_boot_type)));
+            return Err(PowerError::Settings(format!(
+                "power_boot_type {:?} is not auto, legacy or efi",
+                p.power_boot_type
+            )));
         }
         Ok(p)
     }
@@ -100,7 +118,11 @@ pub enum PowerError {
     #[error("{0}")]
     Failed(String),
     #[error("Failed to power {system_id}. BMC never transitioned from {from} to {to}.")]
-    NeverTransitioned { system_id: String, from: String, to: String },
+    NeverTransitioned {
+        system_id: String,
+        from: String,
+        to: String,
+    },
 }
 
 /// The ipmipower errors MAAS 2.8 recognises in output (IPMI_ERRORS), with
@@ -109,20 +131,76 @@ pub enum PowerError {
 type IpmiErrorEntry = (&'static str, fn(String) -> PowerError, &'static str);
 
 const IPMI_ERRORS: &[IpmiErrorEntry] = &[
-    ("username invalid", PowerError::Auth, "Incorrect username.  Check BMC configuration and try again."),
-    ("password invalid", PowerError::Auth, "Incorrect password.  Check BMC configuration and try again."),
-    ("password verification timeout", PowerError::Settings, "Authentication timeout.  Check BMC configuration and try again."),
-    ("k_g invalid", PowerError::Auth, "Incorrect K_g key.  Check BMC configuration and try again."),
-    ("privilege level insufficient", PowerError::Auth, "Access denied while performing power action.  Check BMC configuration and try again."),
-    ("privilege level cannot be obtained for this user", PowerError::Auth, "Access denied while performing power action.  Check BMC configuration and try again."),
-    ("authentication type unavailable for attempted privilege level", PowerError::Auth, "Access denied while performing power action.  Check BMC configuration and try again."),
-    ("cipher suite id unavailable", PowerError::Settings, "The cipher suite id is not supported on the BMC."),
-    ("ipmi 2.0 unavailable", PowerError::Settings, "IPMI 2.0 was not discovered on the BMC.  Please try to use IPMI 1.5 instead."),
-    ("connection timeout", PowerError::Conn, "Connection timed out while performing power action.  Check BMC configuration and connectivity and try again."),
-    ("session timeout", PowerError::Conn, "The IPMI session has timed out.  MAAS performed several retries.  Check BMC configuration and connectivity and try again."),
-    ("internal IPMI error", PowerError::Fatal, "An error occurred while performing power action.  Check BMC configuration and try again."),
-    ("BMC busy", PowerError::Conn, "The BMC is busy.  MAAS performed several retries.  Check BMC configuration and try again."),
-    ("BMC error", PowerError::Conn, "The BMC returned an error.  MAAS performed several retries.  Check BMC configuration and try again."),
+    (
+        "username invalid",
+        PowerError::Auth,
+        "Incorrect username.  Check BMC configuration and try again.",
+    ),
+    (
+        "password invalid",
+        PowerError::Auth,
+        "Incorrect password.  Check BMC configuration and try again.",
+    ),
+    (
+        "password verification timeout",
+        PowerError::Settings,
+        "Authentication timeout.  Check BMC configuration and try again.",
+    ),
+    (
+        "k_g invalid",
+        PowerError::Auth,
+        "Incorrect K_g key.  Check BMC configuration and try again.",
+    ),
+    (
+        "privilege level insufficient",
+        PowerError::Auth,
+        "Access denied while performing power action.  Check BMC configuration and try again.",
+    ),
+    (
+        "privilege level cannot be obtained for this user",
+        PowerError::Auth,
+        "Access denied while performing power action.  Check BMC configuration and try again.",
+    ),
+    (
+        "authentication type unavailable for attempted privilege level",
+        PowerError::Auth,
+        "Access denied while performing power action.  Check BMC configuration and try again.",
+    ),
+    (
+        "cipher suite id unavailable",
+        PowerError::Settings,
+        "The cipher suite id is not supported on the BMC.",
+    ),
+    (
+        "ipmi 2.0 unavailable",
+        PowerError::Settings,
+        "IPMI 2.0 was not discovered on the BMC.  Please try to use IPMI 1.5 instead.",
+    ),
+    (
+        "connection timeout",
+        PowerError::Conn,
+        "Connection timed out while performing power action.  Check BMC configuration and connectivity and try again.",
+    ),
+    (
+        "session timeout",
+        PowerError::Conn,
+        "The IPMI session has timed out.  MAAS performed several retries.  Check BMC configuration and connectivity and try again.",
+    ),
+    (
+        "internal IPMI error",
+        PowerError::Fatal,
+        "An error occurred while performing power action.  Check BMC configuration and try again.",
+    ),
+    (
+        "BMC busy",
+        PowerError::Conn,
+        "The BMC is busy.  MAAS performed several retries.  Check BMC configuration and try again.",
+    ),
+    (
+        "BMC error",
+        PowerError::Conn,
+        "The BMC returned an error.  MAAS performed several retries.  Check BMC configuration and try again.",
+    ),
 ];
 
 /// Classify ipmipower output: a recognised error, else Ok.
@@ -151,9 +229,21 @@ pub fn parse_state(output: &str) -> PowerState {
 
 /// Arguments ipmipower and ipmi-chassis-config share.
 fn common_args(cmd: Cmd, p: &IpmiParams) -> Cmd {
-    let cmd = cmd
-        .args(["-W", "opensesspriv", "-l", "OPERATOR", "--driver-type", p.power_driver.as_str(), "-h", p.power_address.as_str()]);
-    let cmd = if p.power_user.is_empty() { cmd } else { cmd.args(["-u", p.power_user.as_str()]) };
+    let cmd = cmd.args([
+        "-W",
+        "opensesspriv",
+        "-l",
+        "OPERATOR",
+        "--driver-type",
+        p.power_driver.as_str(),
+        "-h",
+        p.power_address.as_str(),
+    ]);
+    let cmd = if p.power_user.is_empty() {
+        cmd
+    } else {
+        cmd.args(["-u", p.power_user.as_str()])
+    };
     cmd.arg("-p").secret_arg(p.power_pass.clone())
 }
 
@@ -175,9 +265,13 @@ pub fn chassis_config_text(power_boot_type: &str) -> String {
         "legacy" => Some("PC-COMPATIBLE"),
         _ => None,
     };
-    let mut s = String::from("Section Chassis_Boot_Flags\n        Boot_Flags_Persistent                         No\n");
+    let mut s = String::from(
+        "Section Chassis_Boot_Flags\n        Boot_Flags_Persistent                         No\n",
+    );
     if let Some(t) = boot_type {
-        s.push_str(&format!("        BIOS_Boot_Type                                {t}\n"));
+        s.push_str(&format!(
+            "        BIOS_Boot_Type                                {t}\n"
+        ));
     }
     s.push_str("        Boot_Device                                   PXE\nEndSection\n");
     s
@@ -185,7 +279,9 @@ pub fn chassis_config_text(power_boot_type: &str) -> String {
 
 /// `ipmi-chassis-config ... --commit --filename FILE`.
 pub fn chassis_config_command(p: &IpmiParams, file: &Path) -> Cmd {
-    common_args(Cmd::new("ipmi-chassis-config"), p).args(["--commit", "--filename"]).arg(file.display().to_string())
+    common_args(Cmd::new("ipmi-chassis-config"), p)
+        .args(["--commit", "--filename"])
+        .arg(file.display().to_string())
 }
 
 /// How the driver runs.
@@ -230,7 +326,8 @@ impl IpmiPowerDriver {
     fn place(&self, cmd: Cmd) -> Cmd {
         let mut cmd = cmd.timeout(self.config.command_timeout);
         if let Some(dir) = &self.config.path_prepend {
-            let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+            let path =
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
             cmd = cmd.env("PATH", format!("{}:{path}", dir.display()));
         }
         match &self.config.netns {
@@ -240,7 +337,11 @@ impl IpmiPowerDriver {
     }
 
     /// One attempt of `action`, as MAAS's _issue_ipmi_command.
-    pub async fn issue(&self, p: &IpmiParams, action: PowerAction) -> Result<PowerState, PowerError> {
+    pub async fn issue(
+        &self,
+        p: &IpmiParams,
+        action: PowerAction,
+    ) -> Result<PowerState, PowerError> {
         if action == PowerAction::On {
             self.set_pxe_boot(p).await?;
         }
@@ -254,7 +355,11 @@ impl IpmiPowerDriver {
                 PowerAction::Off => "off",
                 PowerAction::Query => "query",
             };
-            return Err(PowerError::Failed(format!("Failed to power {verb} {}: {}", p.power_address, out.stdout.trim())));
+            return Err(PowerError::Failed(format!(
+                "Failed to power {verb} {}: {}",
+                p.power_address,
+                out.stdout.trim()
+            )));
         }
         Ok(match action {
             PowerAction::Query => parse_state(&out.stdout),
@@ -341,13 +446,18 @@ impl IpmiPowerDriver {
 
 fn cmd_error(e: CmdError) -> PowerError {
     match e {
-        CmdError::Timeout { .. } => PowerError::Conn(format!("Connection timed out while performing power action: {e}")),
+        CmdError::Timeout { .. } => PowerError::Conn(format!(
+            "Connection timed out while performing power action: {e}"
+        )),
         other => PowerError::Failed(other.to_string()),
     }
 }
 
 fn temp_config_path() -> PathBuf {
-    std::env::temp_dir().join(format!("maas-e2e-chassis-{}.cfg", uuid::Uuid::new_v4().simple()))
+    std::env::temp_dir().join(format!(
+        "maas-e2e-chassis-{}.cfg",
+        uuid::Uuid::new_v4().simple()
+    ))
 }
 
 #[cfg(test)]
@@ -368,10 +478,21 @@ mod tests {
         let p = params("auto", "hard");
         let shown: Vec<(String, String)> = [PowerAction::On, PowerAction::Off, PowerAction::Query]
             .iter()
-            .map(|a| (format!("{a:?}"), power_command(&p, *a).in_netns("lab0").display()))
+            .map(|a| {
+                (
+                    format!("{a:?}"),
+                    power_command(&p, *a).in_netns("lab0").display(),
+                )
+            })
             .chain([
-                ("Soft".to_string(), power_command(&params("auto", "soft"), PowerAction::Off).display()),
-                ("Chassis".to_string(), chassis_config_command(&p, Path::new("/tmp/F")).display()),
+                (
+                    "Soft".to_string(),
+                    power_command(&params("auto", "soft"), PowerAction::Off).display(),
+                ),
+                (
+                    "Chassis".to_string(),
+                    chassis_config_command(&p, Path::new("/tmp/F")).display(),
+                ),
             ])
             .collect();
         for (_, s) in &shown {
@@ -379,21 +500,36 @@ mod tests {
         }
         insta::assert_yaml_snapshot!(shown);
         // The real argv carries the password.
-        assert!(power_command(&p, PowerAction::Query).argv().contains(&"s3cr3tpw".to_string()));
+        assert!(
+            power_command(&p, PowerAction::Query)
+                .argv()
+                .contains(&"s3cr3tpw".to_string())
+        );
     }
 
     #[test]
     fn chassis_config_per_boot_type() {
-        let texts: Vec<(String, String)> =
-            ["auto", "legacy", "efi"].iter().map(|b| (b.to_string(), chassis_config_text(b))).collect();
+        let texts: Vec<(String, String)> = ["auto", "legacy", "efi"]
+            .iter()
+            .map(|b| (b.to_string(), chassis_config_text(b)))
+            .collect();
         insta::assert_yaml_snapshot!(texts);
     }
 
     #[test]
     fn output_classification() {
-        assert!(matches!(classify_output("10.9.0.11: BMC error"), Err(PowerError::Conn(_))));
-        assert!(matches!(classify_output("10.9.0.11: password invalid"), Err(PowerError::Auth(_))));
-        assert!(matches!(classify_output("10.9.0.11: internal IPMI error"), Err(PowerError::Fatal(_))));
+        assert!(matches!(
+            classify_output("10.9.0.11: BMC error"),
+            Err(PowerError::Conn(_))
+        ));
+        assert!(matches!(
+            classify_output("10.9.0.11: password invalid"),
+            Err(PowerError::Auth(_))
+        ));
+        assert!(matches!(
+            classify_output("10.9.0.11: internal IPMI error"),
+            Err(PowerError::Fatal(_))
+        ));
         assert_eq!(classify_output("10.9.0.11: on"), Ok(()));
         assert_eq!(parse_state("10.9.0.11: off\n"), PowerState::Off);
         assert_eq!(parse_state("10.9.0.11: on"), PowerState::On);
@@ -405,6 +541,11 @@ mod tests {
         assert!(IpmiParams::from_json(&json!({"power_user": "maas"})).is_err());
         let p = params("efi", "hard");
         assert!(!format!("{p:?}").contains("s3cr3tpw"));
-        assert_eq!(IpmiParams::from_json(&json!({"power_address": "1.2.3.4"})).unwrap().power_driver, "LAN_2_0");
+        assert_eq!(
+            IpmiParams::from_json(&json!({"power_address": "1.2.3.4"}))
+                .unwrap()
+                .power_driver,
+            "LAN_2_0"
+        );
     }
 }

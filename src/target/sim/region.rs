@@ -85,7 +85,11 @@ impl RegionState {
     /// Record an event about a machine; failures are logged, not raised
     /// (an event must never break the action it describes).
     pub async fn event(&self, system_id: &str, kind: &EventKind, description: &str) {
-        if let Err(e) = self.store.record_event(Some(system_id), None, kind, description).await {
+        if let Err(e) = self
+            .store
+            .record_event(Some(system_id), None, kind, description)
+            .await
+        {
             tracing::warn!(error = %e, system_id, "could not record event");
         }
     }
@@ -99,26 +103,51 @@ impl RegionState {
     /// Start a power change in the background, as MAAS does after the API
     /// call returns. On power-on failure the machine's status goes back to
     /// `revert_to` (MAAS resets the status when starting fails).
-    pub async fn start_power(self: &Arc<Self>, system_id: String, action: PowerAction, revert_to: Option<NodeStatus>) {
+    pub async fn start_power(
+        self: &Arc<Self>,
+        system_id: String,
+        action: PowerAction,
+        revert_to: Option<NodeStatus>,
+    ) {
         let me = self.clone();
-        self.spawn(async move { me.power_task(&system_id, action, revert_to).await }).await;
+        self.spawn(async move { me.power_task(&system_id, action, revert_to).await })
+            .await;
     }
 
-    async fn power_task(self: &Arc<Self>, system_id: &str, action: PowerAction, revert_to: Option<NodeStatus>) {
+    async fn power_task(
+        self: &Arc<Self>,
+        system_id: &str,
+        action: PowerAction,
+        revert_to: Option<NodeStatus>,
+    ) {
         let (starting, done, failed, state) = match action {
-            PowerAction::On => (&events::POWERING_ON, &events::POWERED_ON, &events::POWER_ON_FAILED, PowerState::On),
-            _ => (&events::POWERING_OFF, &events::POWERED_OFF, &events::POWER_OFF_FAILED, PowerState::Off),
+            PowerAction::On => (
+                &events::POWERING_ON,
+                &events::POWERED_ON,
+                &events::POWER_ON_FAILED,
+                PowerState::On,
+            ),
+            _ => (
+                &events::POWERING_OFF,
+                &events::POWERED_OFF,
+                &events::POWER_OFF_FAILED,
+                PowerState::Off,
+            ),
         };
         self.event(system_id, starting, "").await;
         let result = match self.store.power_settings(system_id).await {
             Err(e) => Err(PowerError::Fatal(e.to_string())),
             Ok(s) if s.power_type == "manual" => {
-                tracing::info!(system_id, "manual power type: the operator powers the machine");
+                tracing::info!(
+                    system_id,
+                    "manual power type: the operator powers the machine"
+                );
                 return;
             }
-            Ok(s) if s.power_type != "ipmi" => {
-                Err(PowerError::Settings(format!("the sim drives only ipmi, not power type {:?}", s.power_type)))
-            }
+            Ok(s) if s.power_type != "ipmi" => Err(PowerError::Settings(format!(
+                "the sim drives only ipmi, not power type {:?}",
+                s.power_type
+            ))),
             Ok(s) => match IpmiParams::from_json(&s.power_parameters) {
                 Err(e) => Err(e),
                 Ok(p) => {
@@ -142,10 +171,16 @@ impl RegionState {
                 self.event(system_id, done, "").await;
             }
             Err(e) => {
-                let _ = self.store.set_power_state(system_id, PowerState::Error).await;
+                let _ = self
+                    .store
+                    .set_power_state(system_id, PowerState::Error)
+                    .await;
                 self.event(system_id, failed, &e.to_string()).await;
                 if let Some(old) = revert_to
-                    && let Err(err) = self.store.set_status(system_id, old, Some(&format!("Power {action:?} failed"))).await
+                    && let Err(err) = self
+                        .store
+                        .set_status(system_id, old, Some(&format!("Power {action:?} failed")))
+                        .await
                 {
                     tracing::warn!(error = %err, system_id, "could not revert status after a power failure");
                 }
@@ -167,7 +202,11 @@ impl RegionState {
             let minutes = timeout.as_secs_f64() / 60.0;
             let msg = format!("Node has not been heard from for the last {minutes:.0} minutes");
             let _ = self.store.end_script_set(&id, 4).await;
-            if let Err(e) = self.store.set_status(&id, NodeStatus::FAILED_COMMISSIONING, Some(&msg)).await {
+            if let Err(e) = self
+                .store
+                .set_status(&id, NodeStatus::FAILED_COMMISSIONING, Some(&msg))
+                .await
+            {
                 tracing::warn!(error = %e, system_id = %id, "could not fail a silent machine");
             }
         }
@@ -175,12 +214,19 @@ impl RegionState {
 
     /// Query one machine's BMC now and store the answer.
     pub async fn query_power(&self, system_id: &str) -> Result<PowerState, PowerError> {
-        let s = self.store.power_settings(system_id).await.map_err(|e| PowerError::Fatal(e.to_string()))?;
+        let s = self
+            .store
+            .power_settings(system_id)
+            .await
+            .map_err(|e| PowerError::Fatal(e.to_string()))?;
         if s.power_type == "manual" {
             return Ok(PowerState::Unknown);
         }
         if s.power_type != "ipmi" {
-            return Err(PowerError::Settings(format!("Power state could not be queried: power type {:?} is not ipmi", s.power_type)));
+            return Err(PowerError::Settings(format!(
+                "Power state could not be queried: power type {:?} is not ipmi",
+                s.power_type
+            )));
         }
         let p = IpmiParams::from_json(&s.power_parameters)?;
         match self.power.query(&p).await {
@@ -189,9 +235,14 @@ impl RegionState {
                 Ok(state)
             }
             Err(e) => {
-                let old = self.store.set_power_state(system_id, PowerState::Error).await.unwrap_or_default();
+                let old = self
+                    .store
+                    .set_power_state(system_id, PowerState::Error)
+                    .await
+                    .unwrap_or_default();
                 if old != PowerState::Error {
-                    self.event(system_id, &events::POWER_QUERY_FAILED, &e.to_string()).await;
+                    self.event(system_id, &events::POWER_QUERY_FAILED, &e.to_string())
+                        .await;
                 }
                 Err(e)
             }
@@ -221,7 +272,9 @@ impl SimRegion {
         let store = Store::new(client);
         let admin_key = ApiKey::generate();
         store.insert_token(&admin_key, "admin", None).await?;
-        let rack_system_id = store.register_rack(&cfg.rack_hostname, env!("CARGO_PKG_VERSION")).await?;
+        let rack_system_id = store
+            .register_rack(&cfg.rack_hostname, env!("CARGO_PKG_VERSION"))
+            .await?;
         let mut addrs = Vec::new();
         let mut listeners = Vec::new();
         for l in cfg.listeners {
@@ -229,7 +282,9 @@ impl SimRegion {
             addrs.push(l.local_addr().map_err(SimError::Listener)?);
             listeners.push(tokio::net::TcpListener::from_std(l).map_err(SimError::Listener)?);
         }
-        let maas_url = cfg.maas_url.unwrap_or_else(|| format!("http://{}/MAAS", addrs[0]));
+        let maas_url = cfg
+            .maas_url
+            .unwrap_or_else(|| format!("http://{}/MAAS", addrs[0]));
         let state = Arc::new(RegionState {
             store,
             maas_url: maas_url.trim_end_matches('/').to_string(),
@@ -285,7 +340,13 @@ impl SimRegion {
             }));
         }
         tracing::info!(%maas_url, ?addrs, "sim region (a MAAS 2.8 reference implementation, not MAAS) serving");
-        Ok(SimRegion { state, admin_key, addrs, shutdown, servers })
+        Ok(SimRegion {
+            state,
+            admin_key,
+            addrs,
+            shutdown,
+            servers,
+        })
     }
 
     /// The admin's API key (consumer:token:secret); never log it.
@@ -315,7 +376,9 @@ impl SimRegion {
 
     /// The handle the sim rack uses (boot decisions, PXE/TFTP events).
     pub fn rack(&self) -> RackHandle {
-        RackHandle { state: self.state.clone() }
+        RackHandle {
+            state: self.state.clone(),
+        }
     }
 
     pub fn rack_system_id(&self) -> &str {
@@ -349,6 +412,18 @@ impl Drop for SimRegion {
     }
 }
 
+/// One subnet the rack serves DHCP on (derived from the API's objects).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DhcpSubnet {
+    pub cidr: String,
+    pub vid: u16,
+    pub gateway_ip: Option<String>,
+    pub dns_servers: Vec<String>,
+    /// (start, end) inclusive; leases come only from these.
+    pub dynamic_ranges: Vec<(String, String)>,
+    pub reserved_ranges: Vec<(String, String)>,
+}
+
 /// What the sim rack calls: boot decisions and the events MAAS's rack sends.
 #[derive(Clone)]
 pub struct RackHandle {
@@ -358,9 +433,17 @@ pub struct RackHandle {
 impl RackHandle {
     /// Decide the boot for `mac` (see `boot::boot_config`) and record
     /// "Performing PXE boot" for the ephemeral boots.
-    pub async fn boot_config(&self, mac: &str, firmware: Firmware, boot_http: &str) -> Result<BootConfig, StoreError> {
+    pub async fn boot_config(
+        &self,
+        mac: &str,
+        firmware: Firmware,
+        boot_http: &str,
+    ) -> Result<BootConfig, StoreError> {
         let machine = self.state.store.machine_for_mac(mac).await?;
-        let ctx = BootContext { maas_url: self.state.maas_url.clone(), boot_http: boot_http.to_string() };
+        let ctx = BootContext {
+            maas_url: self.state.maas_url.clone(),
+            boot_http: boot_http.to_string(),
+        };
         let cfg = boot_config(&ctx, machine.as_ref(), mac, firmware);
         if matches!(cfg.purpose, BootPurpose::Enlist | BootPurpose::Commission) {
             self.record(mac, &events::PERFORMING_PXE_BOOT, "").await?;
@@ -368,18 +451,67 @@ impl RackHandle {
         Ok(cfg)
     }
 
+    /// This rack's system_id (what `primary_rack` must name for DHCP).
+    pub fn system_id(&self) -> &str {
+        &self.state.rack_system_id
+    }
+
+    /// What this rack's DHCP server should serve, as MAAS configures
+    /// dhcpd: every subnet on a VLAN with dhcp_on whose primary rack is this
+    /// rack, with its dynamic ranges (leases come only from those).
+    pub async fn dhcp_config(&self) -> Result<Vec<DhcpSubnet>, StoreError> {
+        let subnets = self.state.store.subnets().await?;
+        let ranges = self.state.store.ip_ranges().await?;
+        Ok(subnets
+            .into_iter()
+            .filter(|s| {
+                s.vlan.dhcp_on
+                    && s.vlan.primary_rack.as_deref() == Some(self.state.rack_system_id.as_str())
+            })
+            .map(|s| DhcpSubnet {
+                dynamic_ranges: ranges
+                    .iter()
+                    .filter(|r| r.subnet.id == s.id && r.range_type == "dynamic")
+                    .map(|r| (r.start_ip.clone(), r.end_ip.clone()))
+                    .collect(),
+                reserved_ranges: ranges
+                    .iter()
+                    .filter(|r| r.subnet.id == s.id && r.range_type == "reserved")
+                    .map(|r| (r.start_ip.clone(), r.end_ip.clone()))
+                    .collect(),
+                cidr: s.cidr,
+                gateway_ip: s.gateway_ip,
+                dns_servers: s.dns_servers,
+                vid: s.vlan.vid,
+            })
+            .collect())
+    }
+
     /// The machine a MAC belongs to (None: unknown, it will enlist).
-    pub async fn machine_for_mac(&self, mac: &str) -> Result<Option<super::store::MachineBootState>, StoreError> {
+    pub async fn machine_for_mac(
+        &self,
+        mac: &str,
+    ) -> Result<Option<super::store::MachineBootState>, StoreError> {
         self.state.store.machine_for_mac(mac).await
     }
 
     /// A DHCP request from a PXE client ("PXE Request").
-    pub async fn record_pxe_request(&self, mac: &str, firmware: Firmware, boot_file: &str) -> Result<(), StoreError> {
+    pub async fn record_pxe_request(
+        &self,
+        mac: &str,
+        firmware: Firmware,
+        boot_file: &str,
+    ) -> Result<(), StoreError> {
         let fw = match firmware {
             Firmware::Bios => "bios",
             Firmware::Uefi => "uefi",
         };
-        self.record(mac, &events::PXE_REQUEST, &format!("{fw} firmware, boot file {boot_file}")).await
+        self.record(
+            mac,
+            &events::PXE_REQUEST,
+            &format!("{fw} firmware, boot file {boot_file}"),
+        )
+        .await
     }
 
     /// A TFTP read ("TFTP Request", the description is the path, as MAAS).
@@ -389,17 +521,31 @@ impl RackHandle {
 
     /// An HTTP boot resource read: the kernel or initrd is "Loading ephemeral".
     pub async fn record_http_request(&self, mac: &str, path: &str) -> Result<(), StoreError> {
-        let kind = if path.contains("kernel") || path.contains("initrd") { &events::LOADING_EPHEMERAL } else { &events::HTTP_REQUEST };
+        let kind = if path.contains("kernel") || path.contains("initrd") {
+            &events::LOADING_EPHEMERAL
+        } else {
+            &events::HTTP_REQUEST
+        };
         self.record(mac, kind, path).await
     }
 
     /// Any event about the machine with `mac` (kept by MAC when unknown).
-    pub async fn record(&self, mac: &str, kind: &EventKind, description: &str) -> Result<(), StoreError> {
+    pub async fn record(
+        &self,
+        mac: &str,
+        kind: &EventKind,
+        description: &str,
+    ) -> Result<(), StoreError> {
         let machine = self.state.store.machine_for_mac(mac).await?;
         let mac_norm = super::store::normalise_mac(mac).unwrap_or_else(|| mac.to_string());
         self.state
             .store
-            .record_event(machine.as_ref().map(|m| m.system_id.as_str()), Some(&mac_norm), kind, description)
+            .record_event(
+                machine.as_ref().map(|m| m.system_id.as_str()),
+                Some(&mac_norm),
+                kind,
+                description,
+            )
             .await
             .map(|_| ())
     }

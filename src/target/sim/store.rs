@@ -9,10 +9,24 @@ use thiserror::Error;
 use tokio::sync::Mutex;
 use tokio_postgres::Row;
 
-use crate::maas::types::*;
 use crate::maas::ApiKey;
+use crate::maas::types::*;
 
 const API: &str = "/MAAS/api/2.0";
+
+/// Rows grouped by the machine id in column `col`.
+fn by_machine(rows: &[Row], col: usize) -> std::collections::HashMap<i64, Vec<&Row>> {
+    let mut map: std::collections::HashMap<i64, Vec<&Row>> = std::collections::HashMap::new();
+    for r in rows {
+        map.entry(r.get::<_, i64>(col)).or_default().push(r);
+    }
+    map
+}
+
+/// The machine columns `machine_from_rows` reads, in its order.
+const MACHINE_COLUMNS: &str =
+    "SELECT id, system_id, hostname, architecture, status, status_message, power_type, power_state,
+        cpu_count, memory_mib, commissioning_status FROM machines";
 
 /// A store operation that failed; the API maps each kind to an HTTP status.
 #[derive(Debug, Error)]
@@ -42,13 +56,20 @@ fn sql(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> StoreEr
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> StoreError {
-    StoreError::Invalid { field: field.into(), message: message.into() }
+    StoreError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// Normalise a MAC to lower-case colon form, or None when it is not a MAC.
 pub fn normalise_mac(mac: &str) -> Option<String> {
     let hex: Vec<&str> = mac.trim().split([':', '-']).collect();
-    if hex.len() != 6 || hex.iter().any(|h| h.len() != 2 || !h.chars().all(|c| c.is_ascii_hexdigit())) {
+    if hex.len() != 6
+        || hex
+            .iter()
+            .any(|h| h.len() != 2 || !h.chars().all(|c| c.is_ascii_hexdigit()))
+    {
         return None;
     }
     Some(hex.join(":").to_ascii_lowercase())
@@ -72,8 +93,10 @@ pub struct EnlistForm {
 }
 
 /// Power types MAAS 2.8 knows; the sim drives only ipmi (and manual does nothing).
-pub const KNOWN_POWER_TYPES: &[&str] =
-    &["", "ipmi", "manual", "virsh", "redfish", "amt", "apc", "hmc", "lxd", "moonshot", "mscm", "msftocs", "openbmc", "sm15k", "ucsm", "vmware", "wedge", "webhook"];
+pub const KNOWN_POWER_TYPES: &[&str] = &[
+    "", "ipmi", "manual", "virsh", "redfish", "amt", "apc", "hmc", "lxd", "moonshot", "mscm",
+    "msftocs", "openbmc", "sm15k", "ucsm", "vmware", "wedge", "webhook",
+];
 
 /// One interface reported by commissioning.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,8 +133,11 @@ pub struct PowerSettings {
 }
 
 /// Commissioning scripts the sim expects (MAAS 2.8 built-ins it implements).
-pub const COMMISSIONING_SCRIPTS: &[&str] =
-    &["00-maas-00-support-info", "40-maas-01-network-interfaces", "50-maas-01-commissioning"];
+pub const COMMISSIONING_SCRIPTS: &[&str] = &[
+    "00-maas-00-support-info",
+    "40-maas-01-network-interfaces",
+    "50-maas-01-commissioning",
+];
 
 /// The Postgres-backed state.
 pub struct Store {
@@ -120,12 +146,19 @@ pub struct Store {
 
 impl Store {
     pub fn new(client: tokio_postgres::Client) -> Self {
-        Store { db: Mutex::new(client) }
+        Store {
+            db: Mutex::new(client),
+        }
     }
 
     // ---- tokens -------------------------------------------------------
 
-    pub async fn insert_token(&self, key: &ApiKey, username: &str, machine_id: Option<i64>) -> Result<()> {
+    pub async fn insert_token(
+        &self,
+        key: &ApiKey,
+        username: &str,
+        machine_id: Option<i64>,
+    ) -> Result<()> {
         self.db
             .lock()
             .await
@@ -140,7 +173,10 @@ impl Store {
 
     /// The key a token belongs to, its username and the node's system_id
     /// for node tokens.
-    pub async fn lookup_token(&self, token_key: &str) -> Result<Option<(ApiKey, String, Option<String>)>> {
+    pub async fn lookup_token(
+        &self,
+        token_key: &str,
+    ) -> Result<Option<(ApiKey, String, Option<String>)>> {
         let row = self
             .db
             .lock()
@@ -152,7 +188,17 @@ impl Store {
             )
             .await
             .map_err(sql("looking up an API token"))?;
-        Ok(row.map(|r| (ApiKey::new(r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2)), r.get(3), r.get(4))))
+        Ok(row.map(|r| {
+            (
+                ApiKey::new(
+                    r.get::<_, String>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(2),
+                ),
+                r.get(3),
+                r.get(4),
+            )
+        }))
     }
 
     /// The node's own OAuth key (MAAS makes one per node); created on first use.
@@ -166,10 +212,15 @@ impl Store {
             .await
             .map_err(sql("reading a node key"))?;
         if let Some(r) = existing {
-            return Ok(ApiKey::new(r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2)));
+            return Ok(ApiKey::new(
+                r.get::<_, String>(0),
+                r.get::<_, String>(1),
+                r.get::<_, String>(2),
+            ));
         }
         let key = ApiKey::generate();
-        self.insert_token(&key, &format!("node-{system_id}"), Some(id)).await?;
+        self.insert_token(&key, &format!("node-{system_id}"), Some(id))
+            .await?;
         Ok(key)
     }
 
@@ -180,28 +231,51 @@ impl Store {
             .db
             .lock()
             .await
-            .query_opt("SELECT id FROM machines WHERE system_id = $1", &[&system_id])
+            .query_opt(
+                "SELECT id FROM machines WHERE system_id = $1",
+                &[&system_id],
+            )
             .await
             .map_err(sql("looking up a machine"))?;
-        row.map(|r| r.get(0)).ok_or_else(|| StoreError::NotFound(format!("No machine matches the given query ({system_id}).")))
+        row.map(|r| r.get(0)).ok_or_else(|| {
+            StoreError::NotFound(format!("No machine matches the given query ({system_id})."))
+        })
     }
 
+    /// All machines, in enlistment order (three queries, not one per machine).
     pub async fn machines(&self) -> Result<Vec<Machine>> {
-        let ids: Vec<String> = self
-            .db
-            .lock()
+        let db = self.db.lock().await;
+        let rows = db
+            .query(&format!("{MACHINE_COLUMNS} ORDER BY id"), &[])
             .await
-            .query("SELECT system_id FROM machines ORDER BY id", &[])
+            .map_err(sql("listing machines"))?;
+        let ifaces = db
+            .query(
+                "SELECT id, name, mac_address, is_boot, machine_id FROM interfaces ORDER BY id",
+                &[],
+            )
             .await
-            .map_err(sql("listing machines"))?
+            .map_err(sql("reading interfaces"))?;
+        let disks = db
+            .query(
+                "SELECT id, name, size_bytes, machine_id FROM block_devices ORDER BY name",
+                &[],
+            )
+            .await
+            .map_err(sql("reading block devices"))?;
+        drop(db);
+        let (ifaces, disks) = (by_machine(&ifaces, 4), by_machine(&disks, 3));
+        Ok(rows
             .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            out.push(self.machine(&id).await?);
-        }
-        Ok(out)
+            .map(|r| {
+                let id: i64 = r.get(0);
+                machine_from_rows(
+                    r,
+                    ifaces.get(&id).map_or(&[][..], Vec::as_slice),
+                    disks.get(&id).map_or(&[][..], Vec::as_slice),
+                )
+            })
+            .collect())
     }
 
     /// One machine in MAAS's JSON shape; NotFound when there is none.
@@ -209,14 +283,14 @@ impl Store {
         let db = self.db.lock().await;
         let row = db
             .query_opt(
-                "SELECT id, system_id, hostname, architecture, status, status_message, power_type, power_state,
-                        cpu_count, memory_mib, commissioning_status
-                 FROM machines WHERE system_id = $1",
+                &format!("{MACHINE_COLUMNS} WHERE system_id = $1"),
                 &[&system_id],
             )
             .await
             .map_err(sql("reading a machine"))?
-            .ok_or_else(|| StoreError::NotFound(format!("No machine matches the given query ({system_id}).")))?;
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("No machine matches the given query ({system_id})."))
+            })?;
         let id: i64 = row.get(0);
         let ifaces = db
             .query("SELECT id, name, mac_address, is_boot FROM interfaces WHERE machine_id = $1 ORDER BY id", &[&id])
@@ -227,12 +301,16 @@ impl Store {
             .await
             .map_err(sql("reading block devices"))?;
         drop(db);
+        let (ifaces, disks): (Vec<&Row>, Vec<&Row>) =
+            (ifaces.iter().collect(), disks.iter().collect());
         Ok(machine_from_rows(&row, &ifaces, &disks))
     }
 
     /// The machine that owns this MAC, if any.
     pub async fn machine_for_mac(&self, mac: &str) -> Result<Option<MachineBootState>> {
-        let Some(mac) = normalise_mac(mac) else { return Ok(None) };
+        let Some(mac) = normalise_mac(mac) else {
+            return Ok(None);
+        };
         let row = self
             .db
             .lock()
@@ -244,7 +322,11 @@ impl Store {
             )
             .await
             .map_err(sql("looking up a MAC"))?;
-        Ok(row.map(|r| MachineBootState { system_id: r.get(0), hostname: r.get(1), status: NodeStatus(r.get(2)) }))
+        Ok(row.map(|r| MachineBootState {
+            system_id: r.get(0),
+            hostname: r.get(1),
+            status: NodeStatus(r.get(2)),
+        }))
     }
 
     /// Anonymous enlistment: validate as MAAS does, create the machine New.
@@ -254,7 +336,12 @@ impl Store {
         }
         let mut macs = Vec::new();
         for m in &form.mac_addresses {
-            let n = normalise_mac(m).ok_or_else(|| invalid("mac_addresses", format!("'{m}' is not a valid MAC address.")))?;
+            let n = normalise_mac(m).ok_or_else(|| {
+                invalid(
+                    "mac_addresses",
+                    format!("'{m}' is not a valid MAC address."),
+                )
+            })?;
             if !macs.contains(&n) {
                 macs.push(n);
             }
@@ -268,11 +355,16 @@ impl Store {
         if !(arch.starts_with("amd64/") || arch.starts_with("i386/")) {
             return Err(invalid(
                 "architecture",
-                format!("'{arch}' is not a valid architecture.  It should be one of: 'amd64/generic', 'i386/generic'."),
+                format!(
+                    "'{arch}' is not a valid architecture.  It should be one of: 'amd64/generic', 'i386/generic'."
+                ),
             ));
         }
         if !KNOWN_POWER_TYPES.contains(&form.power_type.as_str()) {
-            return Err(invalid("power_type", format!("'{}' is not a valid power type.", form.power_type)));
+            return Err(invalid(
+                "power_type",
+                format!("'{}' is not a valid power type.", form.power_type),
+            ));
         }
         let params: Value = if form.power_parameters.trim().is_empty() {
             json!({})
@@ -285,28 +377,42 @@ impl Store {
         }
         let system_id = new_system_id();
         let mut db = self.db.lock().await;
-        let tx = db.transaction().await.map_err(sql("opening an enlistment transaction"))?;
+        let tx = db
+            .transaction()
+            .await
+            .map_err(sql("opening an enlistment transaction"))?;
         for m in &macs {
             let taken = tx
                 .query_opt("SELECT 1 FROM interfaces WHERE mac_address = $1", &[m])
                 .await
                 .map_err(sql("checking a MAC"))?;
             if taken.is_some() {
-                return Err(invalid("mac_addresses", format!("MAC address {m} already in use on another machine.")));
+                return Err(invalid(
+                    "mac_addresses",
+                    format!("MAC address {m} already in use on another machine."),
+                ));
             }
         }
         let hostname = if form.hostname.trim().is_empty() {
             petname(&system_id)
         } else {
             // MAAS keeps only the host part of an FQDN given at enlistment.
-            form.hostname.trim().split('.').next().unwrap_or_default().to_string()
+            form.hostname
+                .trim()
+                .split('.')
+                .next()
+                .unwrap_or_default()
+                .to_string()
         };
         let dup = tx
             .query_opt("SELECT 1 FROM machines WHERE hostname = $1", &[&hostname])
             .await
             .map_err(sql("checking a hostname"))?;
         if dup.is_some() {
-            return Err(invalid("hostname", format!("Node with hostname \"{hostname}\" already exists.")));
+            return Err(invalid(
+                "hostname",
+                format!("Node with hostname \"{hostname}\" already exists."),
+            ));
         }
         let params_text = params.to_string();
         let row = tx
@@ -327,9 +433,12 @@ impl Store {
             .map_err(sql("creating an interface"))?;
         }
         // PXE/TFTP events recorded before the machine existed join it.
-        tx.execute("UPDATE events SET machine_id = $1 WHERE machine_id IS NULL AND mac_address = ANY($2)", &[&id, &macs])
-            .await
-            .map_err(sql("attaching boot events"))?;
+        tx.execute(
+            "UPDATE events SET machine_id = $1 WHERE machine_id IS NULL AND mac_address = ANY($2)",
+            &[&id, &macs],
+        )
+        .await
+        .map_err(sql("attaching boot events"))?;
         tx.commit().await.map_err(sql("committing an enlistment"))?;
         drop(db);
         self.machine(&system_id).await
@@ -337,7 +446,12 @@ impl Store {
 
     /// Change the status and record MAAS's "Node changed status" event.
     /// Returns the old status.
-    pub async fn set_status(&self, system_id: &str, new: NodeStatus, message: Option<&str>) -> Result<NodeStatus> {
+    pub async fn set_status(
+        &self,
+        system_id: &str,
+        new: NodeStatus,
+        message: Option<&str>,
+    ) -> Result<NodeStatus> {
         let row = self
             .db
             .lock()
@@ -349,7 +463,9 @@ impl Store {
             )
             .await
             .map_err(sql("changing a machine's status"))?
-            .ok_or_else(|| StoreError::NotFound(format!("No machine matches the given query ({system_id}).")))?;
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("No machine matches the given query ({system_id})."))
+            })?;
         let old = NodeStatus(row.get(0));
         if old != new {
             self.record_event(
@@ -387,7 +503,10 @@ impl Store {
             .db
             .lock()
             .await
-            .query("SELECT system_id FROM machines WHERE power_type = 'ipmi' ORDER BY id", &[])
+            .query(
+                "SELECT system_id FROM machines WHERE power_type = 'ipmi' ORDER BY id",
+                &[],
+            )
             .await
             .map_err(sql("listing machines to query"))?
             .iter()
@@ -397,7 +516,10 @@ impl Store {
 
     pub async fn set_power(&self, system_id: &str, power_type: &str, params: &Value) -> Result<()> {
         if !KNOWN_POWER_TYPES.contains(&power_type) {
-            return Err(invalid("power_type", format!("'{power_type}' is not a valid power type.")));
+            return Err(invalid(
+                "power_type",
+                format!("'{power_type}' is not a valid power type."),
+            ));
         }
         let n = self
             .db
@@ -410,7 +532,9 @@ impl Store {
             .await
             .map_err(sql("storing power parameters"))?;
         if n == 0 {
-            return Err(StoreError::NotFound(format!("No machine matches the given query ({system_id}).")));
+            return Err(StoreError::NotFound(format!(
+                "No machine matches the given query ({system_id})."
+            )));
         }
         Ok(())
     }
@@ -428,7 +552,9 @@ impl Store {
             )
             .await
             .map_err(sql("storing a power state"))?;
-        Ok(row.map(|r| PowerState::parse(r.get::<_, &str>(0))).unwrap_or_default())
+        Ok(row
+            .map(|r| PowerState::parse(r.get::<_, &str>(0)))
+            .unwrap_or_default())
     }
 
     // ---- events -------------------------------------------------------
@@ -457,7 +583,13 @@ impl Store {
     }
 
     /// events/?op=query: newest first, filtered by node and minimum level.
-    pub async fn events(&self, system_id: Option<&str>, min_level: &str, after: Option<i64>, limit: i64) -> Result<EventsPage> {
+    pub async fn events(
+        &self,
+        system_id: Option<&str>,
+        min_level: &str,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<EventsPage> {
         let levels = levels_at_or_above(min_level);
         let rows = self
             .db
@@ -489,7 +621,12 @@ impl Store {
                 username: r.get(7),
             })
             .collect();
-        Ok(EventsPage { count: events.len(), events, next_uri: String::new(), prev_uri: String::new() })
+        Ok(EventsPage {
+            count: events.len(),
+            events,
+            next_uri: String::new(),
+            prev_uri: String::new(),
+        })
     }
 
     // ---- commissioning ------------------------------------------------
@@ -515,23 +652,38 @@ impl Store {
         let id = self.machine_id(system_id).await?;
         {
             let mut db = self.db.lock().await;
-            let tx = db.transaction().await.map_err(sql("opening a commissioning transaction"))?;
+            let tx = db
+                .transaction()
+                .await
+                .map_err(sql("opening a commissioning transaction"))?;
             let set: i64 = tx
-                .query_one("INSERT INTO script_sets (machine_id, result_type) VALUES ($1, 0) RETURNING id", &[&id])
+                .query_one(
+                    "INSERT INTO script_sets (machine_id, result_type) VALUES ($1, 0) RETURNING id",
+                    &[&id],
+                )
                 .await
                 .map_err(sql("creating a script set"))?
                 .get(0);
             for name in COMMISSIONING_SCRIPTS {
-                tx.execute("INSERT INTO script_results (script_set_id, name) VALUES ($1, $2)", &[&set, name])
-                    .await
-                    .map_err(sql("creating a script result"))?;
-            }
-            tx.execute("UPDATE machines SET commissioning_status = 0 WHERE id = $1", &[&id])
+                tx.execute(
+                    "INSERT INTO script_results (script_set_id, name) VALUES ($1, $2)",
+                    &[&set, name],
+                )
                 .await
-                .map_err(sql("resetting commissioning status"))?;
-            tx.commit().await.map_err(sql("committing commissioning start"))?;
+                .map_err(sql("creating a script result"))?;
+            }
+            tx.execute(
+                "UPDATE machines SET commissioning_status = 0 WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .map_err(sql("resetting commissioning status"))?;
+            tx.commit()
+                .await
+                .map_err(sql("committing commissioning start"))?;
         }
-        self.set_status(system_id, NodeStatus::COMMISSIONING, None).await
+        self.set_status(system_id, NodeStatus::COMMISSIONING, None)
+            .await
     }
 
     async fn current_script_set(&self, machine_id: i64) -> Result<i64> {
@@ -542,14 +694,26 @@ impl Store {
             .query_opt("SELECT id FROM script_sets WHERE machine_id = $1 AND result_type = 0 ORDER BY id DESC LIMIT 1", &[&machine_id])
             .await
             .map_err(sql("finding the commissioning script set"))?;
-        row.map(|r| r.get(0)).ok_or_else(|| StoreError::Conflict("no commissioning script set: commission the machine first".into()))
+        row.map(|r| r.get(0)).ok_or_else(|| {
+            StoreError::Conflict("no commissioning script set: commission the machine first".into())
+        })
     }
 
     /// Store one script's result (status Passed on exit 0, else Failed).
-    pub async fn store_script_result(&self, system_id: &str, name: &str, exit_status: i32, output: &[u8]) -> Result<i32> {
+    pub async fn store_script_result(
+        &self,
+        system_id: &str,
+        name: &str,
+        exit_status: i32,
+        output: &[u8],
+    ) -> Result<i32> {
         let id = self.machine_id(system_id).await?;
         let set = self.current_script_set(id).await?;
-        let status = if exit_status == 0 { ScriptStatus::PASSED } else { ScriptStatus::FAILED };
+        let status = if exit_status == 0 {
+            ScriptStatus::PASSED
+        } else {
+            ScriptStatus::FAILED
+        };
         self.db
             .lock()
             .await
@@ -625,46 +789,82 @@ impl Store {
         let id = self.machine_id(system_id).await?;
         let set = self.current_script_set(id).await?;
         let db = self.db.lock().await;
-        db.execute("UPDATE script_results SET status = $2 WHERE script_set_id = $1 AND status IN (0, 1)", &[&set, &leftover_status])
-            .await
-            .map_err(sql("closing script results"))?;
-        db.execute("UPDATE script_sets SET ended = now() WHERE id = $1", &[&set]).await.map_err(sql("closing a script set"))?;
+        db.execute(
+            "UPDATE script_results SET status = $2 WHERE script_set_id = $1 AND status IN (0, 1)",
+            &[&set, &leftover_status],
+        )
+        .await
+        .map_err(sql("closing script results"))?;
+        db.execute(
+            "UPDATE script_sets SET ended = now() WHERE id = $1",
+            &[&set],
+        )
+        .await
+        .map_err(sql("closing a script set"))?;
         let failed: bool = db
             .query_one("SELECT EXISTS (SELECT 1 FROM script_results WHERE script_set_id = $1 AND status IN (3, 4, 5))", &[&set])
             .await
             .map_err(sql("reading script results"))?
             .get(0);
-        let status = if failed { ScriptStatus::FAILED } else { ScriptStatus::PASSED };
-        db.execute("UPDATE machines SET commissioning_status = $2 WHERE id = $1", &[&id, &status])
-            .await
-            .map_err(sql("storing commissioning status"))?;
+        let status = if failed {
+            ScriptStatus::FAILED
+        } else {
+            ScriptStatus::PASSED
+        };
+        db.execute(
+            "UPDATE machines SET commissioning_status = $2 WHERE id = $1",
+            &[&id, &status],
+        )
+        .await
+        .map_err(sql("storing commissioning status"))?;
         Ok(())
     }
 
     /// Replace the machine's interfaces with what commissioning reported
     /// (matched by MAC; MACs no longer present are removed, as MAAS does).
-    pub async fn apply_interfaces(&self, system_id: &str, reported: &[ReportedInterface]) -> Result<()> {
+    pub async fn apply_interfaces(
+        &self,
+        system_id: &str,
+        reported: &[ReportedInterface],
+    ) -> Result<()> {
         let id = self.machine_id(system_id).await?;
         let mut norm = Vec::new();
         for r in reported {
-            let mac = normalise_mac(&r.mac).ok_or_else(|| invalid("interfaces", format!("'{}' is not a valid MAC address", r.mac)))?;
+            let mac = normalise_mac(&r.mac).ok_or_else(|| {
+                invalid(
+                    "interfaces",
+                    format!("'{}' is not a valid MAC address", r.mac),
+                )
+            })?;
             norm.push((r.name.clone(), mac, r.boot));
         }
         let mut db = self.db.lock().await;
-        let tx = db.transaction().await.map_err(sql("opening an interface update"))?;
+        let tx = db
+            .transaction()
+            .await
+            .map_err(sql("opening an interface update"))?;
         for (_, mac, _) in &norm {
             let other = tx
-                .query_opt("SELECT 1 FROM interfaces WHERE mac_address = $1 AND machine_id <> $2", &[mac, &id])
+                .query_opt(
+                    "SELECT 1 FROM interfaces WHERE mac_address = $1 AND machine_id <> $2",
+                    &[mac, &id],
+                )
                 .await
                 .map_err(sql("checking a MAC"))?;
             if other.is_some() {
-                return Err(invalid("interfaces", format!("MAC address {mac} already in use on another machine.")));
+                return Err(invalid(
+                    "interfaces",
+                    format!("MAC address {mac} already in use on another machine."),
+                ));
             }
         }
         let macs: Vec<String> = norm.iter().map(|(_, m, _)| m.clone()).collect();
-        tx.execute("DELETE FROM interfaces WHERE machine_id = $1 AND NOT (mac_address = ANY($2))", &[&id, &macs])
-            .await
-            .map_err(sql("removing interfaces"))?;
+        tx.execute(
+            "DELETE FROM interfaces WHERE machine_id = $1 AND NOT (mac_address = ANY($2))",
+            &[&id, &macs],
+        )
+        .await
+        .map_err(sql("removing interfaces"))?;
         let any_boot = norm.iter().any(|(_, _, b)| *b);
         for (name, mac, boot) in &norm {
             tx.execute(
@@ -682,25 +882,37 @@ impl Store {
     pub async fn apply_hardware(&self, system_id: &str, hw: &ReportedHardware) -> Result<()> {
         let id = self.machine_id(system_id).await?;
         let mut db = self.db.lock().await;
-        let tx = db.transaction().await.map_err(sql("opening a hardware update"))?;
+        let tx = db
+            .transaction()
+            .await
+            .map_err(sql("opening a hardware update"))?;
         tx.execute(
             "UPDATE machines SET cpu_count = $2, cpu_model = $3, memory_mib = $4, updated = now() WHERE id = $1",
             &[&id, &hw.cpu_count, &hw.cpu_model, &hw.memory_mib],
         )
         .await
         .map_err(sql("storing hardware"))?;
-        tx.execute("DELETE FROM block_devices WHERE machine_id = $1", &[&id]).await.map_err(sql("clearing disks"))?;
+        tx.execute("DELETE FROM block_devices WHERE machine_id = $1", &[&id])
+            .await
+            .map_err(sql("clearing disks"))?;
         for (name, size) in &hw.disks {
-            tx.execute("INSERT INTO block_devices (machine_id, name, size_bytes) VALUES ($1, $2, $3)", &[&id, name, size])
-                .await
-                .map_err(sql("storing a disk"))?;
+            tx.execute(
+                "INSERT INTO block_devices (machine_id, name, size_bytes) VALUES ($1, $2, $3)",
+                &[&id, name, size],
+            )
+            .await
+            .map_err(sql("storing a disk"))?;
         }
         tx.commit().await.map_err(sql("committing hardware"))?;
         Ok(())
     }
 
     /// nodes/{id}/results/?type=commissioning
-    pub async fn script_sets(&self, system_id: &str, include_output: bool) -> Result<Vec<ScriptSet>> {
+    pub async fn script_sets(
+        &self,
+        system_id: &str,
+        include_output: bool,
+    ) -> Result<Vec<ScriptSet>> {
         let id = self.machine_id(system_id).await?;
         let db = self.db.lock().await;
         let sets = db
@@ -795,7 +1007,10 @@ impl Store {
         let v = match value.to_ascii_lowercase().as_str() {
             "true" => json!(true),
             "false" => json!(false),
-            _ => value.parse::<i64>().map(|n| json!(n)).unwrap_or_else(|_| json!(value)),
+            _ => value
+                .parse::<i64>()
+                .map(|n| json!(n))
+                .unwrap_or_else(|_| json!(value)),
         };
         self.db
             .lock()
@@ -811,7 +1026,11 @@ impl Store {
 
     // ---- network objects ----------------------------------------------
 
-    async fn vlan_rows(&self, filter: &str, args: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<Vlan>> {
+    async fn vlan_rows(
+        &self,
+        filter: &str,
+        args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Vlan>> {
         let rows = self
             .db
             .lock()
@@ -855,11 +1074,22 @@ impl Store {
     }
 
     /// PUT fabrics/{f}/vlans/{vid}/: dhcp_on and primary_rack.
-    pub async fn update_vlan(&self, fabric_id: i64, vid: i32, dhcp_on: Option<bool>, primary_rack: Option<String>) -> Result<Vlan> {
+    pub async fn update_vlan(
+        &self,
+        fabric_id: i64,
+        vid: i32,
+        dhcp_on: Option<bool>,
+        primary_rack: Option<String>,
+    ) -> Result<Vlan> {
         if dhcp_on == Some(true) && primary_rack.is_none() {
-            let current = self.vlan_rows("WHERE f.id = $1 AND v.vid = $2", &[&fabric_id, &vid]).await?;
+            let current = self
+                .vlan_rows("WHERE f.id = $1 AND v.vid = $2", &[&fabric_id, &vid])
+                .await?;
             if current.first().is_some_and(|v| v.primary_rack.is_none()) {
-                return Err(invalid("dhcp_on", "dhcp can only be turned on when a primary rack controller is set."));
+                return Err(invalid(
+                    "dhcp_on",
+                    "dhcp can only be turned on when a primary rack controller is set.",
+                ));
             }
         }
         if let Some(rack) = &primary_rack {
@@ -867,11 +1097,17 @@ impl Store {
                 .db
                 .lock()
                 .await
-                .query_opt("SELECT 1 FROM rack_controllers WHERE system_id = $1", &[rack])
+                .query_opt(
+                    "SELECT 1 FROM rack_controllers WHERE system_id = $1",
+                    &[rack],
+                )
                 .await
                 .map_err(sql("checking a rack"))?;
             if known.is_none() {
-                return Err(invalid("primary_rack", format!("Select a valid choice. {rack} is not one of the available choices.")));
+                return Err(invalid(
+                    "primary_rack",
+                    format!("Select a valid choice. {rack} is not one of the available choices."),
+                ));
             }
         }
         let n = self
@@ -886,12 +1122,21 @@ impl Store {
             .await
             .map_err(sql("updating a VLAN"))?;
         if n == 0 {
-            return Err(StoreError::NotFound(format!("No VLAN matches the given query (fabric {fabric_id}, vid {vid}).")));
+            return Err(StoreError::NotFound(format!(
+                "No VLAN matches the given query (fabric {fabric_id}, vid {vid})."
+            )));
         }
-        Ok(self.vlan_rows("WHERE f.id = $1 AND v.vid = $2", &[&fabric_id, &vid]).await?.remove(0))
+        Ok(self
+            .vlan_rows("WHERE f.id = $1 AND v.vid = $2", &[&fabric_id, &vid])
+            .await?
+            .remove(0))
     }
 
-    async fn subnet_rows(&self, filter: &str, args: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<Subnet>> {
+    async fn subnet_rows(
+        &self,
+        filter: &str,
+        args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Subnet>> {
         let rows = self
             .db
             .lock()
@@ -934,8 +1179,19 @@ impl Store {
     }
 
     /// POST subnets/: cidr required; fabric/vid default to fabric-0 untagged.
-    pub async fn create_subnet(&self, cidr: &str, fabric_id: Option<i64>, vid: Option<i32>, gateway_ip: Option<&str>) -> Result<Subnet> {
-        let net = parse_cidr(cidr).ok_or_else(|| invalid("cidr", format!("Required format: <network>/<prefixlen>, got '{cidr}'.")))?;
+    pub async fn create_subnet(
+        &self,
+        cidr: &str,
+        fabric_id: Option<i64>,
+        vid: Option<i32>,
+        gateway_ip: Option<&str>,
+    ) -> Result<Subnet> {
+        let net = parse_cidr(cidr).ok_or_else(|| {
+            invalid(
+                "cidr",
+                format!("Required format: <network>/<prefixlen>, got '{cidr}'."),
+            )
+        })?;
         let vlan = self
             .db
             .lock()
@@ -960,12 +1216,21 @@ impl Store {
                 &[&canonical, &vlan_id, &gateway_ip],
             )
             .await
-            .map_err(|_| invalid("cidr", format!("Subnet with this Cidr already exists ({canonical}).")))?;
+            .map_err(|_| {
+                invalid(
+                    "cidr",
+                    format!("Subnet with this Cidr already exists ({canonical})."),
+                )
+            })?;
         let id: i64 = row.get(0);
         Ok(self.subnet_rows("WHERE s.id = $1", &[&id]).await?.remove(0))
     }
 
-    async fn range_rows(&self, filter: &str, args: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<IpRange>> {
+    async fn range_rows(
+        &self,
+        filter: &str,
+        args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<IpRange>> {
         let rows = self
             .db
             .lock()
@@ -977,7 +1242,10 @@ impl Store {
         for r in rows {
             let id: i64 = r.get(0);
             let subnet_id: i64 = r.get(5);
-            let subnet = self.subnet_rows("WHERE s.id = $1", &[&subnet_id]).await?.remove(0);
+            let subnet = self
+                .subnet_rows("WHERE s.id = $1", &[&subnet_id])
+                .await?
+                .remove(0);
             out.push(IpRange {
                 id,
                 range_type: r.get(1),
@@ -997,20 +1265,41 @@ impl Store {
     }
 
     /// POST ipranges/: the subnet is the one containing both ends.
-    pub async fn create_ip_range(&self, range_type: &str, start: &str, end: &str, comment: &str) -> Result<IpRange> {
+    pub async fn create_ip_range(
+        &self,
+        range_type: &str,
+        start: &str,
+        end: &str,
+        comment: &str,
+    ) -> Result<IpRange> {
         if range_type != "dynamic" && range_type != "reserved" {
-            return Err(invalid("type", format!("Select a valid choice. {range_type} is not one of the available choices.")));
+            return Err(invalid(
+                "type",
+                format!("Select a valid choice. {range_type} is not one of the available choices."),
+            ));
         }
-        let s: std::net::Ipv4Addr = start.parse().map_err(|_| invalid("start_ip", format!("Enter a valid IPv4 address ({start}).")))?;
-        let e: std::net::Ipv4Addr = end.parse().map_err(|_| invalid("end_ip", format!("Enter a valid IPv4 address ({end}).")))?;
+        let s: std::net::Ipv4Addr = start
+            .parse()
+            .map_err(|_| invalid("start_ip", format!("Enter a valid IPv4 address ({start}).")))?;
+        let e: std::net::Ipv4Addr = end
+            .parse()
+            .map_err(|_| invalid("end_ip", format!("Enter a valid IPv4 address ({end}).")))?;
         if u32::from(s) > u32::from(e) {
-            return Err(invalid("end_ip", "End IP address must not be less than Start IP address."));
+            return Err(invalid(
+                "end_ip",
+                "End IP address must not be less than Start IP address.",
+            ));
         }
         let subnets = self.subnets().await?;
         let subnet = subnets
             .iter()
             .find(|sn| parse_cidr(&sn.cidr).is_some_and(|net| contains(net, s) && contains(net, e)))
-            .ok_or_else(|| invalid("subnet", format!("No subnet contains {start}-{end}; create the subnet first.")))?;
+            .ok_or_else(|| {
+                invalid(
+                    "subnet",
+                    format!("No subnet contains {start}-{end}; create the subnet first."),
+                )
+            })?;
         let row = self
             .db
             .lock()
@@ -1048,7 +1337,10 @@ impl Store {
             .db
             .lock()
             .await
-            .query("SELECT system_id, hostname, version FROM rack_controllers ORDER BY id", &[])
+            .query(
+                "SELECT system_id, hostname, version FROM rack_controllers ORDER BY id",
+                &[],
+            )
             .await
             .map_err(sql("listing rack controllers"))?;
         Ok(rows
@@ -1068,7 +1360,11 @@ impl Store {
                     interface_set: Vec::new(),
                     service_set: ["rackd", "dhcpd", "tftp", "http"]
                         .iter()
-                        .map(|n| ServiceStatus { name: n.to_string(), status: "running".into(), status_info: String::new() })
+                        .map(|n| ServiceStatus {
+                            name: n.to_string(),
+                            status: "running".into(),
+                            status_info: String::new(),
+                        })
                         .collect(),
                 }
             })
@@ -1101,7 +1397,7 @@ fn vlan_from_row(r: &Row) -> Vlan {
     vlan_at(r, 0)
 }
 
-fn machine_from_rows(row: &Row, ifaces: &[Row], disks: &[Row]) -> Machine {
+fn machine_from_rows(row: &Row, ifaces: &[&Row], disks: &[&Row]) -> Machine {
     let system_id: String = row.get(1);
     let hostname: String = row.get(2);
     let status = NodeStatus(row.get(4));
@@ -1128,7 +1424,11 @@ fn machine_from_rows(row: &Row, ifaces: &[Row], disks: &[Row]) -> Machine {
             )
         })
         .collect();
-    let boot_interface = interfaces.iter().find(|(b, _)| *b).or(interfaces.first()).map(|(_, i)| i.clone());
+    let boot_interface = interfaces
+        .iter()
+        .find(|(b, _)| *b)
+        .or(interfaces.first())
+        .map(|(_, i)| i.clone());
     let devices: Vec<BlockDevice> = disks
         .iter()
         .map(|r| {
@@ -1151,7 +1451,12 @@ fn machine_from_rows(row: &Row, ifaces: &[Row], disks: &[Row]) -> Machine {
     let commissioning_status: i32 = row.get(10);
     Machine {
         fqdn: format!("{hostname}.maas"),
-        domain: Some(Domain { id: 0, name: "maas".into(), authoritative: true, resource_uri: format!("{API}/domains/0/") }),
+        domain: Some(Domain {
+            id: 0,
+            name: "maas".into(),
+            authoritative: true,
+            resource_uri: format!("{API}/domains/0/"),
+        }),
         status_name: status.name().to_string(),
         status,
         status_message: row.get(5),
@@ -1165,8 +1470,18 @@ fn machine_from_rows(row: &Row, ifaces: &[Row], disks: &[Row]) -> Machine {
         memory: row.get::<_, i64>(9) as u64,
         storage: storage_mb,
         physicalblockdevice_set: devices,
-        zone: Some(NamedRef { id: 1, name: "default".into(), description: String::new(), resource_uri: format!("{API}/zones/default/") }),
-        pool: Some(NamedRef { id: 0, name: "default".into(), description: "Default pool".into(), resource_uri: format!("{API}/resourcepool/0/") }),
+        zone: Some(NamedRef {
+            id: 1,
+            name: "default".into(),
+            description: String::new(),
+            resource_uri: format!("{API}/zones/default/"),
+        }),
+        pool: Some(NamedRef {
+            id: 0,
+            name: "default".into(),
+            description: "Default pool".into(),
+            resource_uri: format!("{API}/resourcepool/0/"),
+        }),
         node_type: 0,
         node_type_name: "Machine".into(),
         commissioning_status,
@@ -1214,15 +1529,31 @@ fn levels_at_or_above(min: &str) -> Vec<String> {
 /// A six-character system_id like MAAS's (lower-case letters and digits).
 pub fn new_system_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstwxy0123456789";
-    uuid::Uuid::new_v4().as_bytes()[..6].iter().map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect()
+    uuid::Uuid::new_v4().as_bytes()[..6]
+        .iter()
+        .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
+        .collect()
 }
 
 /// A two-word hostname, as MAAS gives nodes enlisted without one.
 fn petname(system_id: &str) -> String {
-    const ADJ: &[&str] = &["able", "brave", "calm", "eager", "fair", "glad", "keen", "lucky", "neat", "proud", "quick", "sharp", "tidy", "vast", "wise", "bold"];
-    const NOUN: &[&str] = &["ant", "bass", "crab", "deer", "eel", "fox", "gull", "hare", "ibis", "jay", "koi", "lynx", "mole", "newt", "owl", "yak"];
-    let h = system_id.bytes().fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
-    format!("{}-{}-{}", ADJ[h % ADJ.len()], NOUN[(h / ADJ.len()) % NOUN.len()], system_id)
+    const ADJ: &[&str] = &[
+        "able", "brave", "calm", "eager", "fair", "glad", "keen", "lucky", "neat", "proud",
+        "quick", "sharp", "tidy", "vast", "wise", "bold",
+    ];
+    const NOUN: &[&str] = &[
+        "ant", "bass", "crab", "deer", "eel", "fox", "gull", "hare", "ibis", "jay", "koi", "lynx",
+        "mole", "newt", "owl", "yak",
+    ];
+    let h = system_id
+        .bytes()
+        .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
+    format!(
+        "{}-{}-{}",
+        ADJ[h % ADJ.len()],
+        NOUN[(h / ADJ.len()) % NOUN.len()],
+        system_id
+    )
 }
 
 fn parse_cidr(cidr: &str) -> Option<(u32, u8)> {
@@ -1234,7 +1565,11 @@ fn parse_cidr(cidr: &str) -> Option<(u32, u8)> {
 }
 
 fn contains(net: (u32, u8), ip: std::net::Ipv4Addr) -> bool {
-    let mask = if net.1 == 0 { 0 } else { u32::MAX << (32 - net.1) };
+    let mask = if net.1 == 0 {
+        0
+    } else {
+        u32::MAX << (32 - net.1)
+    };
     u32::from(ip) & mask == net.0
 }
 
@@ -1243,7 +1578,11 @@ pub fn base64_encode(data: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for i in 0..4 {
             if i <= chunk.len() {
@@ -1296,7 +1635,10 @@ mod tests {
 
     #[test]
     fn macs_normalise() {
-        assert_eq!(normalise_mac("52-54-00-AB-cd-01").as_deref(), Some("52:54:00:ab:cd:01"));
+        assert_eq!(
+            normalise_mac("52-54-00-AB-cd-01").as_deref(),
+            Some("52:54:00:ab:cd:01")
+        );
         assert_eq!(normalise_mac("52:54:00:ab:cd"), None);
         assert_eq!(normalise_mac("zz:54:00:ab:cd:01"), None);
     }
@@ -1321,7 +1663,10 @@ mod tests {
 
     #[test]
     fn levels_filter_from_the_minimum() {
-        assert_eq!(levels_at_or_above("warning"), vec!["WARNING", "ERROR", "CRITICAL"]);
+        assert_eq!(
+            levels_at_or_above("warning"),
+            vec!["WARNING", "ERROR", "CRITICAL"]
+        );
         assert_eq!(levels_at_or_above("DEBUG").len(), 5);
     }
 
@@ -1329,6 +1674,9 @@ mod tests {
     fn system_ids_look_like_maas() {
         let id = new_system_id();
         assert_eq!(id.len(), 6);
-        assert!(id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
     }
 }

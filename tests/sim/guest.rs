@@ -1,0 +1,122 @@
+//! The metadata contract driven from busybox sh alone, the way an ephemeral
+//! environment can: source the preseed, build the OAuth PLAINTEXT header in
+//! shell, signal with busybox wget. (A guest-like script for this test; the
+//! image's real scripts belong to the image.)
+
+use std::time::Duration;
+
+use maas_e2e::cmd::Cmd;
+use maas_e2e::maas::*;
+use maas_e2e::target::sim::Firmware;
+use maas_e2e::testing::require_program;
+use serde_json::json;
+
+use crate::common::{TestDir, fast_power, start_sim, write_fake_freeipmi};
+
+const GUEST: &str = r#"
+set -e
+W="busybox wget -q -O -"
+busybox wget -q -O "$WORK/preseed" "$1"
+. "$WORK/preseed"
+[ "$MAAS_MODE" = commission ] || { echo "mode $MAAS_MODE"; exit 3; }
+ck=${OAUTH_KEY%%:*}; rest=${OAUTH_KEY#*:}; tk=${rest%%:*}; sec=${rest#*:}
+auth() {
+  echo "Authorization: OAuth oauth_version=\"1.0\", oauth_signature_method=\"PLAINTEXT\", oauth_consumer_key=\"$ck\", oauth_token=\"$tk\", oauth_signature=\"%26$sec\", oauth_nonce=\"$(cat /proc/sys/kernel/random/uuid)\", oauth_timestamp=\"$(date +%s)\""
+}
+# Form values: percent-encode what base64 and JSON contain.
+enc() { busybox sed -e 's/%/%25/g; s/+/%2B/g; s/\//%2F/g; s/=/%3D/g; s/&/%26/g; s/ /%20/g; s/"/%22/g; s/:/%3A/g; s/,/%2C/g; s/{/%7B/g; s/}/%7D/g'; }
+signal() { $W --header "$(auth)" --post-data "op=signal&$1" "$METADATA_URL/2012-03-01/"; }
+power=$(printf '{"power_address":"127.0.0.1","power_user":"maas","power_pass":"guest+pw=1","power_driver":"LAN_2_0"}' | enc)
+signal "status=WORKING&error=Gathering%20information&power_type=ipmi&power_parameters=$power"
+result() {
+  out=$(printf '%s' "$2" | busybox base64 -w 0 | enc)
+  signal "status=WORKING&script_name=$1&exit_status=0&output_b64=$out"
+}
+result 00-maas-00-support-info "hostname $HOSTNAME system $SYSTEM_ID ~~~>>>???"
+result 40-maas-01-network-interfaces "{\"interfaces\":[{\"name\":\"eth0\",\"mac\":\"$MAC\",\"boot\":true}]}"
+result 50-maas-01-commissioning '{"cpu_count":1,"memory_mib":1024,"disks":[]}'
+signal "status=OK"
+"#;
+
+#[tokio::test]
+async fn busybox_sh_guest_commissions_through_the_contract() {
+    if !require_program("busybox", "busybox-static") {
+        return;
+    }
+    let fakes = TestDir::new("fakes-guest");
+    write_fake_freeipmi(&fakes.0, 0);
+    let Some(sim) = start_sim("guest", fast_power(Some(&fakes.0))).await else {
+        return;
+    };
+    let mac = "52:54:00:6e:00:01";
+    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
+    let req = EnlistRequest {
+        hostname: "guest".into(),
+        architecture: "amd64".into(),
+        power_type: "ipmi".into(),
+        power_parameters: json!({"power_address": "127.0.0.1", "power_user": "maas", "power_pass": "first"}),
+        mac_addresses: vec![mac.into()],
+        ..Default::default()
+    };
+    let id = anon.enlist(&req).await.unwrap().system_id;
+    sim.client
+        .commission(&id, &CommissionOptions::default())
+        .await
+        .unwrap();
+    let boot = sim
+        .region()
+        .rack()
+        .boot_config(mac, Firmware::Bios, "http://127.0.0.1:1/boot")
+        .await
+        .unwrap();
+    let url = boot
+        .cmdline
+        .unwrap()
+        .split("cloud-config-url=")
+        .nth(1)
+        .unwrap()
+        .to_string();
+
+    let work = TestDir::new("guest-work");
+    std::fs::create_dir_all(&work.0).unwrap();
+    let out = Cmd::new("busybox")
+        .args(["sh", "-c", GUEST, "guest", &url])
+        .env("WORK", work.0.display().to_string())
+        .env("MAC", mac)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "guest script failed:\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+
+    sim.client
+        .wait_for_status(&id, NodeStatus::READY, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let p = sim.client.power_parameters(&id).await.unwrap();
+    assert_eq!(p["power_pass"], "guest+pw=1");
+    let sets = sim.client.commissioning_results(&id).await.unwrap();
+    let support = &sets[0].results[0];
+    assert_eq!(support.name, "00-maas-00-support-info");
+    let text =
+        maas_e2e::target::sim::store::base64_decode(support.output.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        String::from_utf8(text).unwrap(),
+        format!("hostname guest system {id} ~~~>>>???")
+    );
+    assert_eq!(
+        sim.client
+            .machine(&id)
+            .await
+            .unwrap()
+            .boot_interface
+            .unwrap()
+            .name,
+        "eth0"
+    );
+}
