@@ -40,3 +40,20 @@ pub fn is_alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// SIGTERM one process (not its group: a harness run tears its own children
+/// down), wait up to `grace` for it to exit, then SIGKILL it.
+pub fn terminate(pid: i32, grace: Duration) {
+    let p = Pid::from_raw(pid);
+    if kill(p, Signal::SIGTERM).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if !is_alive(pid) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = kill(p, Signal::SIGKILL);
+}

@@ -32,7 +32,7 @@ pub fn down_one(run_id: &RunId, report: &mut DownReport) {
     if let Some(e) = &entry {
         if alive(e) {
             // `up` and running `run`s tear down on SIGTERM; give them time.
-            crate::process::terminate_group(e.pid, Duration::from_secs(30));
+            crate::process::terminate(e.pid, Duration::from_secs(60));
         }
         if let Ok(s) = state::read_state(&e.run_dir) {
             resources.extend(s.resources);

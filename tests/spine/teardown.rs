@@ -122,3 +122,62 @@ fn sigkill_then_down_all_leaves_nothing() {
     let again = Command::new(bin()).args(["down", "--all"]).output().unwrap();
     assert!(again.status.success());
 }
+
+fn start_up(out: &Path) -> Child {
+    Command::new(bin())
+        .args(["up", "--target", "none", "--out"])
+        .arg(out)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/bmc-power.yaml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start maas-e2e up")
+}
+
+/// The run id of an `up` once its environment is held (the steps ran).
+fn wait_for_up(out: &Path, child: &mut Child) -> String {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "up exited before holding its environment");
+        if let Some(id) = std::fs::read_dir(out).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()) {
+            let events = std::fs::read_to_string(out.join(&id).join("state.json")).unwrap_or_default();
+            let list = Command::new(bin()).arg("list").output().unwrap();
+            let listed = String::from_utf8_lossy(&list.stdout).lines().any(|l| l.starts_with(&id) && l.contains("running"));
+            if listed && events.contains("netns") && Path::new(&format!("/run/netns/me2e-{id}")).exists() {
+                // Past the drive stage: the power steps touched the BMCs.
+                if std::fs::read_to_string(out.join(&id).join("bmc-transcript.jsonl")).unwrap_or_default().contains("ChassisControl") {
+                    return id;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "up did not hold its environment within 90 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn up_up_again_down_down_again() {
+    if !(require_root() && require_program("ipmipower", "freeipmi-tools") && require_program("ip", "iproute2")) {
+        return;
+    }
+    let (out1, out2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = start_up(out1.path());
+    let id_a = wait_for_up(out1.path(), &mut a);
+    let mut b = start_up(out2.path());
+    let id_b = wait_for_up(out2.path(), &mut b);
+    assert_ne!(id_a, id_b);
+    // `down --all` leaves live runs alone.
+    let all = Command::new(bin()).args(["down", "--all"]).output().unwrap();
+    assert!(all.status.success());
+    assert!(String::from_utf8_lossy(&all.stdout).contains(&format!("skipped  run {id_a}")), "{}", String::from_utf8_lossy(&all.stdout));
+    assert!(Path::new(&format!("/run/netns/me2e-{id_a}")).exists());
+    for (id, child) in [(&id_a, &mut a), (&id_b, &mut b)] {
+        let d = Command::new(bin()).args(["down", id]).output().unwrap();
+        assert!(d.status.success(), "down {id}: {}", String::from_utf8_lossy(&d.stderr));
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "up exits 0 after an orderly down");
+        assert_eq!(leftovers(id), Vec::<String>::new());
+        let again = Command::new(bin()).args(["down", id]).output().unwrap();
+        assert!(again.status.success(), "a second down of {id} fails");
+    }
+}
