@@ -13,3 +13,5 @@ mod ipmi_sim;
 mod qemu;
 #[path = "image/scripts.rs"]
 mod scripts;
+#[path = "image/own_bmc.rs"]
+mod own_bmc;
