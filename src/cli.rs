@@ -162,7 +162,7 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    init_tracing();
+    crate::report::log::init();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build() {
         Ok(rt) => rt,
@@ -172,12 +172,6 @@ pub fn main() -> i32 {
         }
     };
     rt.block_on(dispatch(cli.command))
-}
-
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 async fn dispatch(command: Command) -> i32 {

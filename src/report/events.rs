@@ -93,3 +93,18 @@ impl Fanout {
         }
     }
 }
+
+/// Every event into the tracing log (and so into `RUN_DIR/maas-e2e.log`).
+pub struct TracingReporter;
+
+impl Reporter for TracingReporter {
+    fn event(&mut self, event: &RunEvent) {
+        match event {
+            RunEvent::StageFinished { outcome: Outcome::Failed(_), .. }
+            | RunEvent::StepFinished { outcome: Outcome::Failed(_), .. }
+            | RunEvent::CheckFinished { outcome: Outcome::Failed(_), .. }
+            | RunEvent::SnapshotCompared { outcome: Outcome::Failed(_), .. } => tracing::warn!(?event, "run event"),
+            _ => tracing::info!(?event, "run event"),
+        }
+    }
+}

@@ -4,6 +4,7 @@
 pub mod checks;
 pub mod events;
 pub mod junit;
+pub mod log;
 pub mod progress;
 pub mod redact;
 pub mod result;

@@ -181,6 +181,8 @@ pub async fn execute(
     state::write_atomic(&run_dir.join("plan.yaml"), serde_norway::to_string(&plan).expect("plan serialises").as_bytes())?;
     state::write_atomic(&run_dir.join("run.json"), &serde_json::to_vec_pretty(&record).expect("record serialises"))?;
     let teardown = Teardown::new(&run_id, &run_dir, opts.keep)?;
+    crate::report::log::begin_run(&run_dir);
+    tracing::info!(run_id = %run_id, scenario = %s.name, target = %opts.target, seed = opts.seed, "run started");
     let me = std::process::id() as i32;
     state::register(&RegistryEntry {
         run_id: run_id.clone(),
@@ -193,6 +195,8 @@ pub async fn execute(
         kept: opts.keep,
     })?;
 
+    let mut reporters = reporters;
+    reporters.push(Box::new(crate::report::events::TracingReporter));
     let mut runner = Runner { events: Fanout::new(reporters), cancel, interrupted: false, failed: false };
     runner.events.emit(RunEvent::RunStarted { run_id: run_id.to_string(), scenario: s.name.clone(), target: opts.target.to_string() });
     runner.events.emit(RunEvent::StageStarted { stage: StageName::Plan });
@@ -288,6 +292,8 @@ pub async fn execute(
     runner.events.emit(RunEvent::StageFinished { stage: StageName::Report, duration: report_t0.elapsed(), outcome: report_outcome });
     runner.events.emit(RunEvent::RunFinished { duration: t_run.elapsed(), passed, interrupted: runner.interrupted });
 
+    tracing::info!(passed, interrupted = runner.interrupted, "run finished");
+    crate::report::log::end_run();
     let events = runner.events.recorded.events.clone();
     let xml = junit::junit_xml(&[SuiteInput { name: format!("{}.{}", s.name, opts.target), events: &events, redactor: &redactor }]);
     let _ = state::write_atomic(&run_dir.join("junit.xml"), xml.as_bytes());
