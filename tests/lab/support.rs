@@ -46,7 +46,8 @@ pub fn test_image(padding_mib: usize) -> maas_e2e::image::Image {
             x ^= x << 17;
             *b = x as u8;
         }
-        spec.files.push(maas_e2e::image::ExtraFile::new("/padding", 0o644, pad));
+        spec.files
+            .push(maas_e2e::image::ExtraFile::new("/padding", 0o644, pad));
     }
     maas_e2e::image::build(&spec, &maas_e2e::image::default_cache_dir()).expect("image build")
 }
@@ -60,7 +61,11 @@ pub fn new_run_id() -> String {
 /// Distinct /24 per run so two labs never share a subnet by accident.
 pub fn subnet_for(run_id: &str) -> Ipv4Subnet {
     let n = u32::from_str_radix(&run_id[4..], 16).unwrap_or(0);
-    Ipv4Subnet::new(Ipv4Addr::new(10, 200 + (n % 50) as u8, ((n >> 8) % 250) as u8, 0), 24).unwrap()
+    Ipv4Subnet::new(
+        Ipv4Addr::new(10, 200 + (n % 50) as u8, ((n >> 8) % 250) as u8, 0),
+        24,
+    )
+    .unwrap()
 }
 
 pub fn lab_spec(run_id: &str) -> LabSpec {
@@ -85,7 +90,11 @@ pub fn debian_kernel() -> Option<PathBuf> {
     let mut k: Vec<PathBuf> = std::fs::read_dir(KERNEL_GLOB_DIR)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vmlinuz-") && n.ends_with("-amd64")))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("vmlinuz-") && n.ends_with("-amd64"))
+        })
         .collect();
     k.sort();
     k.pop()
@@ -122,16 +131,37 @@ impl TestLab {
         let run_dir = vm::run_dir(run_id).unwrap();
         let events = EventLog::new(Some(&run_dir.join("network/events.jsonl"))).unwrap();
         let server_ip = spec.segments[0].addresses[0];
-        TestLab { run_id: run_id.into(), spec, run_dir, events, server_ip, token: format!("tok{}", &run_id[4..]), padding_mib: 0, servers: vec![], domains: vec![] }
+        TestLab {
+            run_id: run_id.into(),
+            spec,
+            run_dir,
+            events,
+            server_ip,
+            token: format!("tok{}", &run_id[4..]),
+            padding_mib: 0,
+            servers: vec![],
+            domains: vec![],
+        }
     }
 
     /// Lab network plus DHCP, TFTP, HTTP and (optionally) RA, serving a
     /// kernel and the marker initramfs.
-    pub async fn with_servers(run_id: &str, flow: BootFlow, ra_on: bool, static_macs: &[&str]) -> TestLab {
+    pub async fn with_servers(
+        run_id: &str,
+        flow: BootFlow,
+        ra_on: bool,
+        static_macs: &[&str],
+    ) -> TestLab {
         TestLab::with_servers_padded(run_id, flow, ra_on, static_macs, 0).await
     }
 
-    pub async fn with_servers_padded(run_id: &str, flow: BootFlow, ra_on: bool, static_macs: &[&str], padding_mib: usize) -> TestLab {
+    pub async fn with_servers_padded(
+        run_id: &str,
+        flow: BootFlow,
+        ra_on: bool,
+        static_macs: &[&str],
+        padding_mib: usize,
+    ) -> TestLab {
         let mut lab = TestLab::network(run_id).await;
         lab.padding_mib = padding_mib;
         lab.start_servers(flow, ra_on, static_macs).await;
@@ -156,7 +186,10 @@ impl TestLab {
     }
 
     pub fn cmdline(&self) -> String {
-        format!("console=ttyS0 quiet loglevel=3 panic=-1 e2e_token={}", self.token)
+        format!(
+            "console=ttyS0 quiet loglevel=3 panic=-1 e2e_token={}",
+            self.token
+        )
     }
 
     pub async fn start_servers(&mut self, flow: BootFlow, ra_on: bool, static_macs: &[&str]) {
@@ -169,8 +202,14 @@ impl TestLab {
             "DEFAULT e2e\nPROMPT 0\nTIMEOUT 0\nLABEL e2e\n  KERNEL http://{ip}/vmlinuz\n  INITRD http://{ip}/initrd.img\n  APPEND {cmdline}\n"
         );
         let boot = match flow {
-            BootFlow::PxelinuxTftp => dhcp::BootTarget { pxe: Some("lpxelinux.0".into()), ipxe: Some("lpxelinux.0".into()) },
-            BootFlow::IpxeScript => dhcp::BootTarget { pxe: None, ipxe: Some(format!("http://{ip}/boot.ipxe?mac={{mac}}")) },
+            BootFlow::PxelinuxTftp => dhcp::BootTarget {
+                pxe: Some("lpxelinux.0".into()),
+                ipxe: Some("lpxelinux.0".into()),
+            },
+            BootFlow::IpxeScript => dhcp::BootTarget {
+                pxe: None,
+                ipxe: Some(format!("http://{ip}/boot.ipxe?mac={{mac}}")),
+            },
         };
         let dcfg = DhcpConfig {
             name: ns.clone(),
@@ -183,12 +222,21 @@ impl TestLab {
             static_leases: static_macs
                 .iter()
                 .enumerate()
-                .map(|(i, m)| StaticLease { mac: m.to_string(), ip: seg.subnet.host(10 + i as u32), hostname: Some(format!("node{i}")) })
+                .map(|(i, m)| StaticLease {
+                    mac: m.to_string(),
+                    ip: seg.subnet.host(10 + i as u32),
+                    hostname: Some(format!("node{i}")),
+                })
                 .collect(),
             pool: Some((seg.subnet.host(100), seg.subnet.host(199))),
-            boot: BootPolicy { bios: boot.clone(), uefi: boot },
+            boot: BootPolicy {
+                bios: boot.clone(),
+                uefi: boot,
+            },
         };
-        let d = dhcp::start_dhcp(&ns, dcfg, self.events.clone()).await.expect("dhcp");
+        let d = dhcp::start_dhcp(&ns, dcfg, self.events.clone())
+            .await
+            .expect("dhcp");
         // TFTP: pxelinux files from the syslinux packages, configs from a callback.
         let cfg_text = pxelinux_cfg.clone();
         let callback: tftp::TftpCallback = Arc::new(move |path: &str, _client| {
@@ -196,13 +244,20 @@ impl TestLab {
             match path {
                 "lpxelinux.0" => std::fs::read("/usr/lib/PXELINUX/lpxelinux.0").ok(),
                 p if p.starts_with("pxelinux.cfg/") => Some(cfg_text.clone().into_bytes()),
-                p if p.ends_with(".c32") => std::fs::read(Path::new("/usr/lib/syslinux/modules/bios").join(p.rsplit('/').next()?)).ok(),
+                p if p.ends_with(".c32") => std::fs::read(
+                    Path::new("/usr/lib/syslinux/modules/bios").join(p.rsplit('/').next()?),
+                )
+                .ok(),
                 _ => None,
             }
         });
         let t = tftp::start_tftp(
             &ns,
-            tftp::TftpConfig { name: ns.clone(), listen: SocketAddrV4::new(ip, 69), source: tftp::TftpSource::Callback(callback) },
+            tftp::TftpConfig {
+                name: ns.clone(),
+                listen: SocketAddrV4::new(ip, 69),
+                source: tftp::TftpSource::Callback(callback),
+            },
             self.events.clone(),
         )
         .await
@@ -214,7 +269,12 @@ impl TestLab {
         });
         let h = http::start_http(
             &ns,
-            HttpConfig { name: ns.clone(), listen: SocketAddrV4::new(ip, 80), root: Some(http_root), handler: Some(handler) },
+            HttpConfig {
+                name: ns.clone(),
+                listen: SocketAddrV4::new(ip, 80),
+                root: Some(http_root),
+                handler: Some(handler),
+            },
             self.events.clone(),
         )
         .await
@@ -225,7 +285,11 @@ impl TestLab {
         if ra_on {
             let r = ra::start_ra(
                 &ns,
-                ra::RaConfig { name: ns.clone(), interface: seg.veth_lab.clone(), interval: Duration::from_secs(2) },
+                ra::RaConfig {
+                    name: ns.clone(),
+                    interface: seg.veth_lab.clone(),
+                    interval: Duration::from_secs(2),
+                },
                 self.events.clone(),
             )
             .await
@@ -244,7 +308,13 @@ impl TestLab {
     }
 
     /// A VM spec on this lab's bridge, files in the run directory.
-    pub fn domain(&mut self, tag: &str, firmware: dhcp::Firmware, model: vm::NicModel, mac: &str) -> vm::DomainSpec {
+    pub fn domain(
+        &mut self,
+        tag: &str,
+        firmware: dhcp::Firmware,
+        model: vm::NicModel,
+        mac: &str,
+    ) -> vm::DomainSpec {
         let name = format!("{}-{tag}", self.run_id);
         self.domains.push(name.clone());
         vm::DomainSpec {
@@ -255,10 +325,18 @@ impl TestLab {
             vcpus: 1,
             firmware,
             cpu_model: vm::DEFAULT_CPU_MODEL.into(),
-            nics: vec![vm::NicSpec { model, mac: mac.into(), bridge: self.bridge().into() }],
-            disks: vec![vm::DiskSpec { path: self.run_dir.join(format!("{tag}-disk0.qcow2")), size_gib: 1 }],
+            nics: vec![vm::NicSpec {
+                model,
+                mac: mac.into(),
+                bridge: self.bridge().into(),
+            }],
+            disks: vec![vm::DiskSpec {
+                path: self.run_dir.join(format!("{tag}-disk0.qcow2")),
+                size_gib: 1,
+            }],
             console_log: self.run_dir.join(format!("{tag}-console.log")),
-            nvram: (firmware == dhcp::Firmware::Uefi).then(|| self.run_dir.join(format!("{tag}_VARS.fd"))),
+            nvram: (firmware == dhcp::Firmware::Uefi)
+                .then(|| self.run_dir.join(format!("{tag}_VARS.fd"))),
             bmc_socket: None,
             accel: vm::Accel::Tcg,
         }
@@ -280,7 +358,10 @@ pub fn sweep_blocking(run_id: &str) {
         if let Ok(conn) = vm::connect() {
             let _ = vm::sweep(&conn, &run_id);
         }
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let _ = rt.block_on(maas_e2e::lab::net::sweep(&run_id));
     })
     .join()
