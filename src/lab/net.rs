@@ -136,6 +136,28 @@ pub struct LabState {
     pub links: Vec<String>,
 }
 
+impl LabState {
+    /// Write the state list (JSON) so `down --all` can delete exactly these
+    /// resources after a crash, without the spec.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(path, text)
+    }
+
+    pub fn read(path: &Path) -> std::io::Result<LabState> {
+        let text = std::fs::read_to_string(path)?;
+        serde_json::from_str(&text).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("lab state {}: {e}", path.display()),
+            )
+        })
+    }
+}
+
 /// Where a second namespace lives, for joining a bridge to it (a kind node
 /// container: its pid; another named lab namespace: its name).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -700,6 +722,14 @@ mod tests {
         let mut s = spec();
         s.segments[0].veth_lab = s.netns.clone();
         assert!(s.validate().unwrap_err().to_string().contains("used twice"));
+    }
+
+    #[test]
+    fn state_round_trips_through_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("network/lab-state.json");
+        spec().state().write(&p).unwrap();
+        assert_eq!(LabState::read(&p).unwrap(), spec().state());
     }
 
     #[test]

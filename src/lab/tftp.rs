@@ -295,7 +295,7 @@ mod tests {
     #[test]
     fn parses_rrq_with_options() {
         let r =
-            parse_request(b"\0\x01pxelinux.cfg/default\0octet\0tsize\00\0blksize\01432\0").unwrap();
+            parse_request(b"\0\x01pxelinux.cfg/default\0octet\0tsize\0\x30\0blksize\0\x31432\0").unwrap();
         assert_eq!(
             r,
             ReadRequest {
