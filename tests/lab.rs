@@ -546,3 +546,83 @@ async fn sweep_after_sigkill_leaves_nothing() {
     // tcpdump ran inside the lab namespace and went with it.
     let _ = std::fs::remove_dir_all(Path::new(vm::RUNS_ROOT).join(&run_id));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn join_bridge_reaches_a_namespace_by_pid() {
+    // The chart target's case: a kind node is a container, known by pid.
+    if !net_prereqs()
+        || !require_program("unshare", "util-linux")
+        || !require_program("nsenter", "util-linux")
+    {
+        return;
+    }
+    let run_id = new_run_id();
+    let lab = TestLab::with_servers(&run_id, BootFlow::IpxeScript, false, &[]).await;
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--net", "sleep", "120"])
+        .spawn()
+        .unwrap();
+    let pid = holder.id();
+    let peer = format!("{run_id}-lp");
+    // unshare execs sleep once the namespace exists: wait for that.
+    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+    for _ in 0..50 {
+        if std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|ns| ns != own) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Lab::join_bridge(
+        lab.bridge(),
+        &format!("{run_id}-hp"),
+        &peer,
+        &NetnsTarget::Pid(pid),
+        &[],
+    )
+    .await
+    .expect("join by pid");
+    Lab::join_bridge(
+        lab.bridge(),
+        &format!("{run_id}-hp"),
+        &peer,
+        &NetnsTarget::Pid(pid),
+        &[],
+    )
+    .await
+    .expect("join again is a no-op");
+    let out = Cmd::new("nsenter")
+        .args([
+            "-t",
+            &pid.to_string(),
+            "-n",
+            "busybox",
+            "udhcpc",
+            "-i",
+            &peer,
+            "-n",
+            "-q",
+            "-f",
+            "-t",
+            "3",
+            "-T",
+            "1",
+            "-s",
+            "/bin/true",
+        ])
+        .timeout(Duration::from_secs(20))
+        .output()
+        .await
+        .unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = holder.wait();
+    assert!(
+        format!("{}{}", out.stdout, out.stderr)
+            .contains(&format!("obtained from {}", lab.server_ip)),
+        "{out:?}"
+    );
+    lab.teardown().await;
+    assert_eq!(leftovers(&run_id).await, Vec::<String>::new());
+}
