@@ -2,16 +2,19 @@
 //! HTTP and RA servers, named from a fresh run id, swept on drop (panics
 //! included) so no test leaves a namespace, link or domain behind.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use maas_e2e::lab::dhcp::{self, BootPolicy, DhcpConfig, StaticLease};
+use maas_e2e::lab::dhcp::{self, BootPolicy, StaticLease};
 use maas_e2e::lab::events::EventLog;
-use maas_e2e::lab::http::{self, HttpConfig, HttpReply};
+use maas_e2e::lab::http::{self, HttpReply};
 use maas_e2e::lab::net::{Ipv4Subnet, Lab, LabSpec, SegmentSpec};
-use maas_e2e::lab::{ra, tftp, vm};
+use maas_e2e::lab::servers::{
+    DhcpSettings, HttpSettings, SegmentServersConfig, start_segment_servers,
+};
+use maas_e2e::lab::{tftp, vm};
 
 /// The line the test image's /init prints; the token comes from the kernel
 /// command line, so the marker proves our boot script reached the kernel.
@@ -211,11 +214,7 @@ impl TestLab {
                 ipxe: Some(format!("http://{ip}/boot.ipxe?mac={{mac}}")),
             },
         };
-        let dcfg = DhcpConfig {
-            name: ns.clone(),
-            interface: seg.veth_lab.clone(),
-            server_ip: ip,
-            subnet: seg.subnet,
+        let dhcp = DhcpSettings {
             router: None,
             dns: vec![],
             lease_secs: 600,
@@ -234,9 +233,6 @@ impl TestLab {
                 uefi: boot,
             },
         };
-        let d = dhcp::start_dhcp(&ns, dcfg, self.events.clone())
-            .await
-            .expect("dhcp");
         // TFTP: pxelinux files from the syslinux packages, configs from a callback.
         let cfg_text = pxelinux_cfg.clone();
         let callback: tftp::TftpCallback = Arc::new(move |path: &str, _client| {
@@ -251,51 +247,26 @@ impl TestLab {
                 _ => None,
             }
         });
-        let t = tftp::start_tftp(
-            &ns,
-            tftp::TftpConfig {
-                name: ns.clone(),
-                listen: SocketAddrV4::new(ip, 69),
-                source: tftp::TftpSource::Callback(callback),
-            },
-            self.events.clone(),
-        )
-        .await
-        .expect("tftp");
         let script = ipxe_script.clone();
         let handler: http::HttpHandler = Arc::new(move |req| {
             let script = script.clone();
             Box::pin(async move { (req.path == "/boot.ipxe").then(|| HttpReply::text(script)) })
         });
-        let h = http::start_http(
-            &ns,
-            HttpConfig {
-                name: ns.clone(),
-                listen: SocketAddrV4::new(ip, 80),
+        let cfg = SegmentServersConfig {
+            name: ns.clone(),
+            dhcp: Some(dhcp),
+            tftp: Some(tftp::TftpSource::Callback(callback)),
+            http: Some(HttpSettings {
+                port: 80,
                 root: Some(http_root),
                 handler: Some(handler),
-            },
-            self.events.clone(),
-        )
-        .await
-        .expect("http");
-        self.servers.push(Box::new(d));
-        self.servers.push(Box::new(t));
-        self.servers.push(Box::new(h));
-        if ra_on {
-            let r = ra::start_ra(
-                &ns,
-                ra::RaConfig {
-                    name: ns.clone(),
-                    interface: seg.veth_lab.clone(),
-                    interval: Duration::from_secs(2),
-                },
-                self.events.clone(),
-            )
+            }),
+            router_advertisements: ra_on,
+        };
+        let servers = start_segment_servers(&ns, &seg, cfg, self.events.clone())
             .await
-            .expect("ra");
-            self.servers.push(Box::new(r));
-        }
+            .expect("lab servers");
+        self.servers.push(Box::new(servers));
     }
 
     /// Keep something alive (a baseline server process) until teardown.
@@ -345,7 +316,13 @@ impl TestLab {
     pub async fn teardown(mut self) {
         self.servers.clear();
         sweep_blocking(&self.run_id);
-        let _ = std::fs::remove_dir_all(&self.run_dir);
+        // MAAS_E2E_KEEP_RUN_DIR=1 keeps the artifacts (events, consoles,
+        // XML) for a look after the run; the network and domains still go.
+        if std::env::var("MAAS_E2E_KEEP_RUN_DIR").is_ok_and(|v| v == "1") {
+            eprintln!("kept {}", self.run_dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.run_dir);
+        }
         self.run_id.clear();
     }
 }
