@@ -114,10 +114,10 @@ impl Capture {
 
 impl Drop for Capture {
     fn drop(&mut self) {
-        if let Some(child) = &self.child {
-            if let Some(pid) = child.id() {
-                crate::process::kill_group(pid as i32);
-            }
+        if let Some(child) = &self.child
+            && let Some(pid) = child.id()
+        {
+            crate::process::kill_group(pid as i32);
         }
     }
 }

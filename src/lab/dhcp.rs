@@ -152,13 +152,13 @@ impl Responder {
                 ));
             }
         }
-        if let Some((a, b)) = cfg.pool {
-            if !cfg.subnet.contains(a) || !cfg.subnet.contains(b) || u32::from(a) > u32::from(b) {
-                return Err(bad(
-                    "pool",
-                    format!("{a}-{b} is not an ascending range inside {}", cfg.subnet),
-                ));
-            }
+        if let Some((a, b)) = cfg.pool
+            && (!cfg.subnet.contains(a) || !cfg.subnet.contains(b) || u32::from(a) > u32::from(b))
+        {
+            return Err(bad(
+                "pool",
+                format!("{a}-{b} is not an ascending range inside {}", cfg.subnet),
+            ));
         }
         Ok(Responder {
             cfg,
@@ -249,10 +249,9 @@ impl Responder {
                 // A request for another server's offer is not ours to answer.
                 if let Some(DhcpOption::ServerIdentifier(sid)) =
                     req.opts().get(OptionCode::ServerIdentifier)
+                    && *sid != self.cfg.server_ip
                 {
-                    if *sid != self.cfg.server_ip {
-                        return (None, events);
-                    }
+                    return (None, events);
                 }
                 let Some(ip) = self.address_for(&info.mac) else {
                     return (None, events);

@@ -137,10 +137,10 @@ impl EventLog {
             }
         }
         tracing::debug!(kind = ?ev.kind, mac = ?ev.mac, ip = ?ev.ip, path = ?ev.path, "lab event");
-        if let Some(f) = self.inner.file.lock().unwrap().as_mut() {
-            if let Ok(line) = serde_json::to_string(&ev) {
-                let _ = writeln!(f, "{line}");
-            }
+        if let Some(f) = self.inner.file.lock().unwrap().as_mut()
+            && let Ok(line) = serde_json::to_string(&ev)
+        {
+            let _ = writeln!(f, "{line}");
         }
         let _ = self.inner.tx.send(ev);
     }

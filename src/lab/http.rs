@@ -178,10 +178,10 @@ async fn serve(
 }
 
 async fn answer(cfg: &HttpConfig, req: HttpRequest) -> HttpReply {
-    if let Some(h) = &cfg.handler {
-        if let Some(r) = h(req.clone()).await {
-            return r;
-        }
+    if let Some(h) = &cfg.handler
+        && let Some(r) = h(req.clone()).await
+    {
+        return r;
     }
     let not_found = HttpReply {
         status: 404,

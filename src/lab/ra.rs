@@ -106,11 +106,12 @@ pub async fn start_ra(netns: &str, cfg: RaConfig, events: EventLog) -> Result<Ra
             tokio::select! {
                 _ = tick.tick() => send(&sock),
                 got = sock.recv_from(&mut buf) => {
-                    if let Ok((n, _)) = got {
-                        if n > 0 && buf[0] == ICMPV6_RS {
-                            send(&sock);
-                            events.emit(LabEvent::new(LabEventKind::RouterAdvert, &name).detail("answered a router solicitation"));
-                        }
+                    if let Ok((n, _)) = got
+                        && n > 0
+                        && buf[0] == ICMPV6_RS
+                    {
+                        send(&sock);
+                        events.emit(LabEvent::new(LabEventKind::RouterAdvert, &name).detail("answered a router solicitation"));
                     }
                 }
             }

@@ -376,10 +376,10 @@ pub async fn prepare_files(spec: &DomainSpec) -> Result<(), VmError> {
                 })?;
         }
     }
-    if let Some(nv) = &spec.nvram {
-        if !nv.exists() {
-            std::fs::copy(OVMF_VARS, nv).map_err(file_err("NVRAM copy", nv))?;
-        }
+    if let Some(nv) = &spec.nvram
+        && !nv.exists()
+    {
+        std::fs::copy(OVMF_VARS, nv).map_err(file_err("NVRAM copy", nv))?;
     }
     Ok(())
 }
@@ -442,13 +442,12 @@ pub fn destroy(conn: &Connect, name: &str) -> Result<(), VmError> {
     let Ok(d) = conn.lookup_domain_by_name(name) else {
         return Ok(());
     };
-    if d.is_active().map_err(lv("is_active", name))? {
-        if let Err(e) = d.destroy() {
-            // It may have powered off between the two calls.
-            if d.is_active().unwrap_or(true) {
-                return Err(lv("destroy", name)(e));
-            }
-        }
+    if d.is_active().map_err(lv("is_active", name))?
+        && let Err(e) = d.destroy()
+        // It may have powered off between the two calls.
+        && d.is_active().unwrap_or(true)
+    {
+        return Err(lv("destroy", name)(e));
     }
     Ok(())
 }
