@@ -21,25 +21,62 @@ use maas_e2e::testing::{require, require_program, require_root};
 use support::{BootFlow, TestLab, new_run_id};
 
 fn net_prereqs() -> bool {
-    require_root() && require_program("ip", "iproute2") && require_program("busybox", "busybox-static")
+    require_root()
+        && require_program("ip", "iproute2")
+        && require_program("busybox", "busybox-static")
 }
 
 fn vm_prereqs() -> bool {
     net_prereqs()
         && require_program("qemu-system-x86_64", "qemu-system-x86")
         && require_program("qemu-img", "qemu-utils")
-        && require("libvirtd answering on qemu:///system", vm::connect().is_ok(), "run ci/setup-host.sh (starts libvirtd)")
-        && require("a Debian kernel in /boot", support::debian_kernel().is_some(), "apt-get install linux-image-amd64")
-        && require("OVMF", Path::new(vm::OVMF_CODE).exists(), "apt-get install ovmf")
+        && require(
+            "libvirtd answering on qemu:///system",
+            vm::connect().is_ok(),
+            "run ci/setup-host.sh (starts libvirtd)",
+        )
+        && require(
+            "a Debian kernel in /boot",
+            support::debian_kernel().is_some(),
+            "apt-get install linux-image-amd64",
+        )
+        && require(
+            "OVMF",
+            Path::new(vm::OVMF_CODE).exists(),
+            "apt-get install ovmf",
+        )
 }
 
 /// Everything on this host whose name carries `run_id`.
 async fn leftovers(run_id: &str) -> Vec<String> {
     let mut left = vec![];
-    left.extend(net::list_netns().await.unwrap().into_iter().filter(|n| n.contains(run_id)).map(|n| format!("netns {n}")));
-    left.extend(net::list_links().await.unwrap().into_iter().filter(|n| n.contains(run_id)).map(|n| format!("link {n}")));
-    let rules = Cmd::new("iptables").args(["-w", "-S", "FORWARD"]).run().await.unwrap_or_default();
-    left.extend(rules.lines().filter(|l| l.contains(run_id)).map(|l| format!("iptables {l}")));
+    left.extend(
+        net::list_netns()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.contains(run_id))
+            .map(|n| format!("netns {n}")),
+    );
+    left.extend(
+        net::list_links()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.contains(run_id))
+            .map(|n| format!("link {n}")),
+    );
+    let rules = Cmd::new("iptables")
+        .args(["-w", "-S", "FORWARD"])
+        .run()
+        .await
+        .unwrap_or_default();
+    left.extend(
+        rules
+            .lines()
+            .filter(|l| l.contains(run_id))
+            .map(|l| format!("iptables {l}")),
+    );
     let conn = vm::connect().unwrap();
     for d in conn.list_all_domains(0).unwrap() {
         let name = d.name().unwrap_or_default();
@@ -64,17 +101,40 @@ async fn client_netns(lab: &TestLab, tag: &str) -> (String, String) {
     let ns = format!("{}-c{tag}", lab.run_id);
     let iface = format!("{}-l{tag}", lab.run_id);
     if !Path::new("/run/netns").join(&ns).exists() {
-        Cmd::new("ip").args(["netns", "add", &ns]).run().await.unwrap();
+        Cmd::new("ip")
+            .args(["netns", "add", &ns])
+            .run()
+            .await
+            .unwrap();
     }
-    Lab::join_bridge(lab.bridge(), &format!("{}-h{tag}", lab.run_id), &iface, &NetnsTarget::Named(ns.clone()), &[])
-        .await
-        .expect("join bridge");
+    Lab::join_bridge(
+        lab.bridge(),
+        &format!("{}-h{tag}", lab.run_id),
+        &iface,
+        &NetnsTarget::Named(ns.clone()),
+        &[],
+    )
+    .await
+    .expect("join bridge");
     (ns, iface)
 }
 
 async fn udhcpc(ns: &str, iface: &str) -> Result<String, String> {
     Cmd::new("busybox")
-        .args(["udhcpc", "-i", iface, "-n", "-q", "-f", "-t", "3", "-T", "1", "-s", "/bin/true"])
+        .args([
+            "udhcpc",
+            "-i",
+            iface,
+            "-n",
+            "-q",
+            "-f",
+            "-t",
+            "3",
+            "-T",
+            "1",
+            "-s",
+            "/bin/true",
+        ])
         .in_netns(ns)
         .timeout(Duration::from_secs(20))
         .output()
@@ -94,20 +154,58 @@ async fn lab_network_up_twice_down_twice() {
     Lab::up(&spec).await.expect("second up is a no-op");
     let seg = &spec.segments[0];
     // Lab addresses live in the namespace only.
-    let inside = Cmd::new("ip").args(["-n", &spec.netns, "-4", "-o", "addr", "show", "dev", &seg.veth_lab]).run().await.unwrap();
+    let inside = Cmd::new("ip")
+        .args([
+            "-n",
+            &spec.netns,
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "dev",
+            &seg.veth_lab,
+        ])
+        .run()
+        .await
+        .unwrap();
     for a in &seg.addresses {
-        assert!(inside.contains(&a.to_string()), "{a} missing in netns: {inside}");
+        assert!(
+            inside.contains(&a.to_string()),
+            "{a} missing in netns: {inside}"
+        );
     }
-    let host = Cmd::new("ip").args(["-o", "addr", "show"]).run().await.unwrap();
-    assert!(!host.contains(&seg.addresses[0].to_string()), "lab address leaked to host: {host}");
+    let host = Cmd::new("ip")
+        .args(["-o", "addr", "show"])
+        .run()
+        .await
+        .unwrap();
+    assert!(
+        !host.contains(&seg.addresses[0].to_string()),
+        "lab address leaked to host: {host}"
+    );
     for link in [&seg.bridge, &seg.veth_host] {
-        let a = Cmd::new("ip").args(["-o", "addr", "show", "dev", link.as_str()]).run().await.unwrap();
+        let a = Cmd::new("ip")
+            .args(["-o", "addr", "show", "dev", link.as_str()])
+            .run()
+            .await
+            .unwrap();
         assert!(a.trim().is_empty(), "host-side {link} has an address: {a}");
     }
-    let master = Cmd::new("ip").args(["-o", "link", "show", "dev", &seg.veth_host]).run().await.unwrap();
-    assert!(master.contains(&format!("master {}", seg.bridge)), "{master}");
+    let master = Cmd::new("ip")
+        .args(["-o", "link", "show", "dev", &seg.veth_host])
+        .run()
+        .await
+        .unwrap();
+    assert!(
+        master.contains(&format!("master {}", seg.bridge)),
+        "{master}"
+    );
     // The bridge's only port is our veth: no uplink.
-    let ports = Cmd::new("ip").args(["-o", "link", "show", "master", &seg.bridge]).run().await.unwrap();
+    let ports = Cmd::new("ip")
+        .args(["-o", "link", "show", "master", &seg.bridge])
+        .run()
+        .await
+        .unwrap();
     assert_eq!(ports.lines().count(), 1, "bridge ports: {ports}");
     Lab::down(&spec).await.expect("first down");
     Lab::down(&spec).await.expect("second down is a no-op");
@@ -116,23 +214,52 @@ async fn lab_network_up_twice_down_twice() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn servers_answer_real_dhcp_tftp_http_clients_and_capture() {
-    if !net_prereqs() || !require_program("tcpdump", "tcpdump") || !require_program("curl", "curl") {
+    if !net_prereqs() || !require_program("tcpdump", "tcpdump") || !require_program("curl", "curl")
+    {
         return;
     }
     let run_id = new_run_id();
     let lab = TestLab::with_servers(&run_id, BootFlow::IpxeScript, true, &[]).await;
-    let cap = Capture::start(&lab.spec.netns, &lab.spec.segments[0].veth_lab, &capture::capture_path(&lab.run_dir))
-        .await
-        .expect("capture");
+    let cap = Capture::start(
+        &lab.spec.netns,
+        &lab.spec.segments[0].veth_lab,
+        &capture::capture_path(&lab.run_dir),
+    )
+    .await
+    .expect("capture");
     let mut rx = lab.events.subscribe();
     let (ns, iface) = client_netns(&lab, "1").await;
     let out = udhcpc(&ns, &iface).await.expect("udhcpc ran");
     let ip = lab.server_ip;
-    assert!(out.contains(&format!("obtained from {ip}")), "udhcpc: {out}");
+    assert!(
+        out.contains(&format!("obtained from {ip}")),
+        "udhcpc: {out}"
+    );
     // udhcpc ran without a script: configure the leased address ourselves.
-    let leased = out.split("lease of ").nth(1).and_then(|r| r.split_whitespace().next()).expect("leased address");
-    assert!(lab.spec.segments[0].subnet.contains(leased.parse().unwrap()), "{leased} outside the lab subnet");
-    Cmd::new("ip").args(["-n", &ns, "addr", "add", &format!("{leased}/24"), "dev", &iface]).run().await.unwrap();
+    let leased = out
+        .split("lease of ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("leased address");
+    assert!(
+        lab.spec.segments[0]
+            .subnet
+            .contains(leased.parse().unwrap()),
+        "{leased} outside the lab subnet"
+    );
+    Cmd::new("ip")
+        .args([
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{leased}/24"),
+            "dev",
+            &iface,
+        ])
+        .run()
+        .await
+        .unwrap();
     // TFTP with the blksize option, byte for byte.
     let got = lab.run_dir.join("tftp-got");
     Cmd::new("busybox")
@@ -144,19 +271,53 @@ async fn servers_answer_real_dhcp_tftp_http_clients_and_capture() {
         .run()
         .await
         .expect("tftp get");
-    assert_eq!(std::fs::read(&got).unwrap(), std::fs::read("/usr/lib/PXELINUX/lpxelinux.0").unwrap());
+    assert_eq!(
+        std::fs::read(&got).unwrap(),
+        std::fs::read("/usr/lib/PXELINUX/lpxelinux.0").unwrap()
+    );
     // HTTP: dynamic content and a file.
-    let script = Cmd::new("curl").args(["-sf", &format!("http://{ip}/boot.ipxe")]).in_netns(&ns).run().await.expect("curl");
-    assert!(script.starts_with("#!ipxe") && script.contains(&lab.token), "{script}");
-    let missing = Cmd::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("http://{ip}/nope")]).in_netns(&ns).run().await.unwrap();
+    let script = Cmd::new("curl")
+        .args(["-sf", &format!("http://{ip}/boot.ipxe")])
+        .in_netns(&ns)
+        .run()
+        .await
+        .expect("curl");
+    assert!(
+        script.starts_with("#!ipxe") && script.contains(&lab.token),
+        "{script}"
+    );
+    let missing = Cmd::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{ip}/nope"),
+        ])
+        .in_netns(&ns)
+        .run()
+        .await
+        .unwrap();
     assert_eq!(missing, "404");
     // Every request is an event, with the client's MAC filled in.
     let mut kinds = vec![];
     while let Ok(e) = rx.try_recv() {
         kinds.push((e.kind, e.mac.is_some(), e.path.clone()));
     }
-    for k in [LabEventKind::DhcpDiscover, LabEventKind::DhcpOffer, LabEventKind::DhcpRequest, LabEventKind::DhcpAck, LabEventKind::TftpRead, LabEventKind::TftpDone, LabEventKind::HttpGet] {
-        assert!(kinds.iter().any(|(kk, mac, _)| *kk == k && *mac), "no {k:?} with a MAC in {kinds:?}");
+    for k in [
+        LabEventKind::DhcpDiscover,
+        LabEventKind::DhcpOffer,
+        LabEventKind::DhcpRequest,
+        LabEventKind::DhcpAck,
+        LabEventKind::TftpRead,
+        LabEventKind::TftpDone,
+        LabEventKind::HttpGet,
+    ] {
+        assert!(
+            kinds.iter().any(|(kk, mac, _)| *kk == k && *mac),
+            "no {k:?} with a MAC in {kinds:?}"
+        );
     }
     let jsonl = std::fs::read_to_string(lab.run_dir.join("network/events.jsonl")).unwrap();
     assert!(jsonl.lines().count() >= kinds.len());
@@ -165,8 +326,16 @@ async fn servers_answer_real_dhcp_tftp_http_clients_and_capture() {
     let path = cap.path.clone();
     cap.stop().await;
     assert!(path.to_string_lossy().contains("SECRET"));
-    let dump = Cmd::new("tcpdump").args(["-n", "-r"]).arg(path.display().to_string()).run().await.unwrap();
-    assert!(dump.contains(".67 > ") && dump.contains("BOOTP/DHCP"), "capture: {dump}");
+    let dump = Cmd::new("tcpdump")
+        .args(["-n", "-r"])
+        .arg(path.display().to_string())
+        .run()
+        .await
+        .unwrap();
+    assert!(
+        dump.contains(".67 > ") && dump.contains("BOOTP/DHCP"),
+        "capture: {dump}"
+    );
     lab.teardown().await;
     assert_eq!(leftovers(&run_id).await, Vec::<String>::new());
 }
@@ -183,10 +352,16 @@ async fn two_labs_do_not_see_each_others_dhcp() {
     let mut rx_b = b.events.subscribe();
     let (ns, iface) = client_netns(&a, "1").await;
     let out = udhcpc(&ns, &iface).await.unwrap();
-    assert!(out.contains(&format!("obtained from {}", a.server_ip)), "client on lab A: {out}");
+    assert!(
+        out.contains(&format!("obtained from {}", a.server_ip)),
+        "client on lab A: {out}"
+    );
     let (ns_b, iface_b) = client_netns(&b, "1").await;
     let out_b = udhcpc(&ns_b, &iface_b).await.unwrap();
-    assert!(out_b.contains(&format!("obtained from {}", b.server_ip)), "client on lab B: {out_b}");
+    assert!(
+        out_b.contains(&format!("obtained from {}", b.server_ip)),
+        "client on lab B: {out_b}"
+    );
     let macs = |rx: &mut tokio::sync::broadcast::Receiver<maas_e2e::lab::events::LabEvent>| {
         let mut m = std::collections::BTreeSet::new();
         while let Ok(e) = rx.try_recv() {
@@ -199,7 +374,10 @@ async fn two_labs_do_not_see_each_others_dhcp() {
     let (seen_a, seen_b) = (macs(&mut rx_a), macs(&mut rx_b));
     assert_eq!(seen_a.len(), 1, "lab A saw {seen_a:?}");
     assert_eq!(seen_b.len(), 1, "lab B saw {seen_b:?}");
-    assert!(seen_a.is_disjoint(&seen_b), "a DHCP client was seen by both labs: {seen_a:?} {seen_b:?}");
+    assert!(
+        seen_a.is_disjoint(&seen_b),
+        "a DHCP client was seen by both labs: {seen_a:?} {seen_b:?}"
+    );
     a.teardown().await;
     b.teardown().await;
 }
@@ -214,24 +392,63 @@ async fn pxe_boot_to_marker(firmware: Firmware, flow: BootFlow, model: vm::NicMo
     let conn = vm::connect().unwrap();
     let accel = vm::detect_accel(&conn);
     eprintln!("accelerator: {accel:?}");
-    let mut spec = lab.domain(&format!("{firmware:?}").to_lowercase(), firmware, model, mac);
+    let mut spec = lab.domain(
+        &format!("{firmware:?}").to_lowercase(),
+        firmware,
+        model,
+        mac,
+    );
     spec.accel = accel;
     let xml = vm::define(&conn, &spec).await.expect("define");
     std::fs::write(lab.run_dir.join(format!("{}.xml", spec.name)), &xml).unwrap();
     vm::start(&conn, &spec.name).expect("start");
-    let line = support::wait_for_line(&spec.console_log, support::MARKER_PREFIX, Duration::from_secs(420)).await;
+    let line = support::wait_for_line(
+        &spec.console_log,
+        support::MARKER_PREFIX,
+        Duration::from_secs(420),
+    )
+    .await;
     let console = std::fs::read_to_string(&spec.console_log).unwrap_or_default();
-    let tail: String = console.chars().rev().take(3000).collect::<String>().chars().rev().collect();
+    let tail: String = console
+        .chars()
+        .rev()
+        .take(3000)
+        .collect::<String>()
+        .chars()
+        .rev()
+        .collect();
     let line = line.unwrap_or_else(|| panic!("no marker on the console; tail:\n{tail}"));
-    assert!(line.contains(&format!("token={}", lab.token)), "marker without our command line: {line}");
-    assert!(!line.to_ascii_uppercase().contains("QEMU"), "CPU model shows QEMU: {line}");
-    vm::wait_state(&conn, &spec.name, virt::domain::DomainState::Shutoff, Duration::from_secs(120)).await.expect("powers off");
+    assert!(
+        line.contains(&format!("token={}", lab.token)),
+        "marker without our command line: {line}"
+    );
+    assert!(
+        !line.to_ascii_uppercase().contains("QEMU"),
+        "CPU model shows QEMU: {line}"
+    );
+    vm::wait_state(
+        &conn,
+        &spec.name,
+        virt::domain::DomainState::Shutoff,
+        Duration::from_secs(120),
+    )
+    .await
+    .expect("powers off");
     // The boot went through our servers.
     let events = std::fs::read_to_string(lab.run_dir.join("network/events.jsonl")).unwrap();
-    assert!(events.contains("\"DhcpAck\"") && events.contains(mac), "no DHCP ack for the VM");
-    assert!(events.contains("/initrd.img"), "initrd not fetched over HTTP");
+    assert!(
+        events.contains("\"DhcpAck\"") && events.contains(mac),
+        "no DHCP ack for the VM"
+    );
+    assert!(
+        events.contains("/initrd.img"),
+        "initrd not fetched over HTTP"
+    );
     if flow == BootFlow::PxelinuxTftp {
-        assert!(events.contains("lpxelinux.0") && events.contains("pxelinux.cfg/"), "pxelinux not fetched over TFTP");
+        assert!(
+            events.contains("lpxelinux.0") && events.contains("pxelinux.cfg/"),
+            "pxelinux not fetched over TFTP"
+        );
     }
     vm::undefine(&conn, &spec.name).expect("undefine");
     vm::undefine(&conn, &spec.name).expect("undefine again is a no-op");
@@ -259,13 +476,26 @@ const CHILD_ENV: &str = "MAAS_E2E_LAB_SIGKILL_CHILD";
 /// be killed.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_child_holder() {
-    let Ok(run_id) = std::env::var(CHILD_ENV) else { return };
+    let Ok(run_id) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let mut lab = TestLab::with_servers(&run_id, BootFlow::IpxeScript, true, &[]).await;
     let conn = vm::connect().unwrap();
-    let spec = lab.domain("victim", Firmware::Bios, vm::NicModel::Virtio, "52:54:00:e2:00:09");
+    let spec = lab.domain(
+        "victim",
+        Firmware::Bios,
+        vm::NicModel::Virtio,
+        "52:54:00:e2:00:09",
+    );
     vm::define(&conn, &spec).await.unwrap();
     vm::start(&conn, &spec.name).unwrap();
-    let _cap = Capture::start(&lab.spec.netns, &lab.spec.segments[0].veth_lab, &capture::capture_path(&lab.run_dir)).await.unwrap();
+    let _cap = Capture::start(
+        &lab.spec.netns,
+        &lab.spec.segments[0].veth_lab,
+        &capture::capture_path(&lab.run_dir),
+    )
+    .await
+    .unwrap();
     std::fs::write(lab.run_dir.join("READY"), b"ready").unwrap();
     std::mem::forget(lab); // a killed process runs no destructor either
     tokio::time::sleep(Duration::from_secs(600)).await;
@@ -291,10 +521,21 @@ async fn sweep_after_sigkill_leaves_nothing() {
     }
     assert!(ready.exists(), "child never got ready");
     let before = leftovers(&run_id).await;
-    assert!(before.iter().any(|l| l.starts_with("domain")) && before.iter().any(|l| l.starts_with("process")), "child made no VM: {before:?}");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert!(
+        before.iter().any(|l| l.starts_with("domain"))
+            && before.iter().any(|l| l.starts_with("process")),
+        "child made no VM: {before:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     child.wait().unwrap();
-    assert!(!leftovers(&run_id).await.is_empty(), "the kill alone should leave the lab behind");
+    assert!(
+        !leftovers(&run_id).await.is_empty(),
+        "the kill alone should leave the lab behind"
+    );
     // What `down --all` does: sweep by run id, by listing.
     let conn = vm::connect().unwrap();
     let domains = vm::sweep(&conn, &run_id).unwrap();
@@ -304,4 +545,84 @@ async fn sweep_after_sigkill_leaves_nothing() {
     assert_eq!(leftovers(&run_id).await, Vec::<String>::new());
     // tcpdump ran inside the lab namespace and went with it.
     let _ = std::fs::remove_dir_all(Path::new(vm::RUNS_ROOT).join(&run_id));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn join_bridge_reaches_a_namespace_by_pid() {
+    // The chart target's case: a kind node is a container, known by pid.
+    if !net_prereqs()
+        || !require_program("unshare", "util-linux")
+        || !require_program("nsenter", "util-linux")
+    {
+        return;
+    }
+    let run_id = new_run_id();
+    let lab = TestLab::with_servers(&run_id, BootFlow::IpxeScript, false, &[]).await;
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--net", "sleep", "120"])
+        .spawn()
+        .unwrap();
+    let pid = holder.id();
+    let peer = format!("{run_id}-lp");
+    // unshare execs sleep once the namespace exists: wait for that.
+    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+    for _ in 0..50 {
+        if std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|ns| ns != own) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Lab::join_bridge(
+        lab.bridge(),
+        &format!("{run_id}-hp"),
+        &peer,
+        &NetnsTarget::Pid(pid),
+        &[],
+    )
+    .await
+    .expect("join by pid");
+    Lab::join_bridge(
+        lab.bridge(),
+        &format!("{run_id}-hp"),
+        &peer,
+        &NetnsTarget::Pid(pid),
+        &[],
+    )
+    .await
+    .expect("join again is a no-op");
+    let out = Cmd::new("nsenter")
+        .args([
+            "-t",
+            &pid.to_string(),
+            "-n",
+            "busybox",
+            "udhcpc",
+            "-i",
+            &peer,
+            "-n",
+            "-q",
+            "-f",
+            "-t",
+            "3",
+            "-T",
+            "1",
+            "-s",
+            "/bin/true",
+        ])
+        .timeout(Duration::from_secs(20))
+        .output()
+        .await
+        .unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = holder.wait();
+    assert!(
+        format!("{}{}", out.stdout, out.stderr)
+            .contains(&format!("obtained from {}", lab.server_ip)),
+        "{out:?}"
+    );
+    lab.teardown().await;
+    assert_eq!(leftovers(&run_id).await, Vec::<String>::new());
 }

@@ -25,7 +25,11 @@ pub enum CaptureError {
         source: std::io::Error,
     },
     #[error("tcpdump on {interface} in netns {netns} exited at once: {stderr}")]
-    Exited { netns: String, interface: String, stderr: String },
+    Exited {
+        netns: String,
+        interface: String,
+        stderr: String,
+    },
 }
 
 /// A running tcpdump; `stop` (or drop) ends it and flushes the file.
@@ -37,7 +41,11 @@ pub struct Capture {
 impl Capture {
     /// Start capturing on `interface` inside `netns` into `path`.
     pub async fn start(netns: &str, interface: &str, path: &Path) -> Result<Capture, CaptureError> {
-        let start_err = |source| CaptureError::Start { netns: netns.into(), interface: interface.into(), source };
+        let start_err = |source| CaptureError::Start {
+            netns: netns.into(),
+            interface: interface.into(),
+            source,
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(start_err)?;
         }
@@ -46,11 +54,23 @@ impl Capture {
         // loses them), so a killed run still leaves a readable file. -s 0: whole packets. -Z root: tcpdump otherwise
         // drops privileges and may not write into the run directory.
         let cmd = Cmd::new("tcpdump")
-            .args(["-i", interface, "--immediate-mode", "-U", "-s", "0", "-n", "-Z", "root", "-w"])
+            .args([
+                "-i",
+                interface,
+                "--immediate-mode",
+                "-U",
+                "-s",
+                "0",
+                "-n",
+                "-Z",
+                "root",
+                "-w",
+            ])
             .arg(path.display().to_string())
             .in_netns(netns);
         let mut tcmd = cmd.to_tokio();
-        tcmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+        tcmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
         let mut child = tcmd.spawn().map_err(start_err)?;
         // tcpdump creates the file once it listens; an exit before that is
         // a bad interface or a missing capability.
@@ -66,7 +86,10 @@ impl Capture {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(Capture { path: path.to_path_buf(), child: Some(child) })
+        Ok(Capture {
+            path: path.to_path_buf(),
+            child: Some(child),
+        })
     }
 
     /// SIGTERM the tcpdump group (it flushes), wait for it.
@@ -78,9 +101,11 @@ impl Capture {
         if let Some(mut child) = self.child.take() {
             if let Some(pid) = child.id() {
                 let pid = pid as i32;
-                tokio::task::spawn_blocking(move || crate::process::terminate_group(pid, Duration::from_secs(3)))
-                    .await
-                    .ok();
+                tokio::task::spawn_blocking(move || {
+                    crate::process::terminate_group(pid, Duration::from_secs(3))
+                })
+                .await
+                .ok();
             }
             let _ = child.wait().await;
         }
@@ -89,10 +114,10 @@ impl Capture {
 
 impl Drop for Capture {
     fn drop(&mut self) {
-        if let Some(child) = &self.child {
-            if let Some(pid) = child.id() {
-                crate::process::kill_group(pid as i32);
-            }
+        if let Some(child) = &self.child
+            && let Some(pid) = child.id()
+        {
+            crate::process::kill_group(pid as i32);
         }
     }
 }

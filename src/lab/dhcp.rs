@@ -31,7 +31,11 @@ impl Firmware {
     /// 0 = x86 BIOS; 6 = IA32 EFI, 7 = x64 EFI (BC), 9 = x64 EFI (as
     /// OVMF's iPXE sends it); 10/11 ARM EFI are treated as UEFI too.
     pub fn from_arch(arch: u16) -> Firmware {
-        if arch == 0 { Firmware::Bios } else { Firmware::Uefi }
+        if arch == 0 {
+            Firmware::Bios
+        } else {
+            Firmware::Uefi
+        }
     }
 }
 
@@ -60,7 +64,11 @@ impl BootPolicy {
             Firmware::Bios => &self.bios,
             Firmware::Uefi => &self.uefi,
         };
-        let f = if ipxe { t.ipxe.as_ref().or(t.pxe.as_ref()) } else { t.pxe.as_ref() }?;
+        let f = if ipxe {
+            t.ipxe.as_ref().or(t.pxe.as_ref())
+        } else {
+            t.pxe.as_ref()
+        }?;
         Some(f.replace("{mac}", &mac.replace(':', "-")))
     }
 }
@@ -120,30 +128,50 @@ pub struct ClientInfo {
 
 impl Responder {
     pub fn new(cfg: DhcpConfig) -> Result<Responder, DhcpError> {
-        let bad = |field: &str, problem: String| DhcpError::Config { field: field.into(), problem };
+        let bad = |field: &str, problem: String| DhcpError::Config {
+            field: field.into(),
+            problem,
+        };
         if !cfg.subnet.contains(cfg.server_ip) {
-            return Err(bad("server_ip", format!("{} is outside {}", cfg.server_ip, cfg.subnet)));
+            return Err(bad(
+                "server_ip",
+                format!("{} is outside {}", cfg.server_ip, cfg.subnet),
+            ));
         }
         for (i, l) in cfg.static_leases.iter().enumerate() {
             if !cfg.subnet.contains(l.ip) {
-                return Err(bad(&format!("static_leases[{i}].ip"), format!("{} is outside {}", l.ip, cfg.subnet)));
+                return Err(bad(
+                    &format!("static_leases[{i}].ip"),
+                    format!("{} is outside {}", l.ip, cfg.subnet),
+                ));
             }
             if parse_mac(&l.mac).is_none() {
-                return Err(bad(&format!("static_leases[{i}].mac"), format!("`{}` is not aa:bb:cc:dd:ee:ff", l.mac)));
+                return Err(bad(
+                    &format!("static_leases[{i}].mac"),
+                    format!("`{}` is not aa:bb:cc:dd:ee:ff", l.mac),
+                ));
             }
         }
-        if let Some((a, b)) = cfg.pool {
-            if !cfg.subnet.contains(a) || !cfg.subnet.contains(b) || u32::from(a) > u32::from(b) {
-                return Err(bad("pool", format!("{a}-{b} is not an ascending range inside {}", cfg.subnet)));
-            }
+        if let Some((a, b)) = cfg.pool
+            && (!cfg.subnet.contains(a) || !cfg.subnet.contains(b) || u32::from(a) > u32::from(b))
+        {
+            return Err(bad(
+                "pool",
+                format!("{a}-{b} is not an ascending range inside {}", cfg.subnet),
+            ));
         }
-        Ok(Responder { cfg, dynamic: HashMap::new() })
+        Ok(Responder {
+            cfg,
+            dynamic: HashMap::new(),
+        })
     }
 
     pub fn client_info(req: &Message) -> ClientInfo {
         let mac = format_mac(req.chaddr());
         let firmware = match req.opts().get(OptionCode::ClientSystemArchitecture) {
-            Some(DhcpOption::ClientSystemArchitecture(a)) => Some(Firmware::from_arch(u16::from(*a))),
+            Some(DhcpOption::ClientSystemArchitecture(a)) => {
+                Some(Firmware::from_arch(u16::from(*a)))
+            }
             _ => None,
         };
         let user_class_ipxe = match req.opts().get(OptionCode::UserClass) {
@@ -153,11 +181,20 @@ impl Responder {
             _ => false,
         };
         let has_175 = req.opts().get(OptionCode::Unknown(175)).is_some();
-        ClientInfo { mac, firmware, ipxe: user_class_ipxe || has_175 }
+        ClientInfo {
+            mac,
+            firmware,
+            ipxe: user_class_ipxe || has_175,
+        }
     }
 
     fn address_for(&mut self, mac: &str) -> Option<Ipv4Addr> {
-        if let Some(l) = self.cfg.static_leases.iter().find(|l| l.mac.eq_ignore_ascii_case(mac)) {
+        if let Some(l) = self
+            .cfg
+            .static_leases
+            .iter()
+            .find(|l| l.mac.eq_ignore_ascii_case(mac))
+        {
             return Some(l.ip);
         }
         if let Some(ip) = self.dynamic.get(mac) {
@@ -171,7 +208,9 @@ impl Responder {
             .chain(self.cfg.static_leases.iter().map(|l| l.ip))
             .chain([self.cfg.server_ip])
             .collect();
-        let ip = (u32::from(lo)..=u32::from(hi)).map(Ipv4Addr::from).find(|ip| !taken.contains(ip))?;
+        let ip = (u32::from(lo)..=u32::from(hi))
+            .map(Ipv4Addr::from)
+            .find(|ip| !taken.contains(ip))?;
         self.dynamic.insert(mac.to_string(), ip);
         Some(ip)
     }
@@ -184,26 +223,39 @@ impl Responder {
             return (None, vec![]);
         }
         let info = Self::client_info(req);
-        let fw = info.firmware.map(|f| format!("{f:?}").to_lowercase()).unwrap_or_else(|| "none".into());
+        let fw = info
+            .firmware
+            .map(|f| format!("{f:?}").to_lowercase())
+            .unwrap_or_else(|| "none".into());
         let what = format!("firmware={fw} ipxe={}", info.ipxe);
         let mut events = vec![];
         match req.opts().msg_type() {
             Some(MessageType::Discover) => {
                 events.push(ev(LabEventKind::DhcpDiscover).mac(&info.mac).detail(&what));
-                let Some(ip) = self.address_for(&info.mac) else { return (None, events) };
+                let Some(ip) = self.address_for(&info.mac) else {
+                    return (None, events);
+                };
                 let (reply, boot) = self.reply(req, &info, MessageType::Offer, ip);
-                events.push(ev(LabEventKind::DhcpOffer).mac(&info.mac).ip(ip).detail(boot_detail(&what, &boot)));
+                events.push(
+                    ev(LabEventKind::DhcpOffer)
+                        .mac(&info.mac)
+                        .ip(ip)
+                        .detail(boot_detail(&what, &boot)),
+                );
                 (Some(reply), events)
             }
             Some(MessageType::Request) => {
                 events.push(ev(LabEventKind::DhcpRequest).mac(&info.mac).detail(&what));
                 // A request for another server's offer is not ours to answer.
-                if let Some(DhcpOption::ServerIdentifier(sid)) = req.opts().get(OptionCode::ServerIdentifier) {
-                    if *sid != self.cfg.server_ip {
-                        return (None, events);
-                    }
+                if let Some(DhcpOption::ServerIdentifier(sid)) =
+                    req.opts().get(OptionCode::ServerIdentifier)
+                    && *sid != self.cfg.server_ip
+                {
+                    return (None, events);
                 }
-                let Some(ip) = self.address_for(&info.mac) else { return (None, events) };
+                let Some(ip) = self.address_for(&info.mac) else {
+                    return (None, events);
+                };
                 let wanted = match req.opts().get(OptionCode::RequestedIpAddress) {
                     Some(DhcpOption::RequestedIpAddress(r)) => Some(*r),
                     _ if !req.ciaddr().is_unspecified() => Some(req.ciaddr()),
@@ -212,15 +264,28 @@ impl Responder {
                 if wanted.is_some_and(|w| w != ip) {
                     let mut nak = self.base_reply(req, MessageType::Nak);
                     nak.set_yiaddr(Ipv4Addr::UNSPECIFIED);
-                    events.push(ev(LabEventKind::DhcpNak).mac(&info.mac).detail(format!("wanted {}", wanted.unwrap())));
+                    events.push(
+                        ev(LabEventKind::DhcpNak)
+                            .mac(&info.mac)
+                            .detail(format!("wanted {}", wanted.unwrap())),
+                    );
                     return (Some(nak), events);
                 }
                 let (reply, boot) = self.reply(req, &info, MessageType::Ack, ip);
-                events.push(ev(LabEventKind::DhcpAck).mac(&info.mac).ip(ip).detail(boot_detail(&what, &boot)));
+                events.push(
+                    ev(LabEventKind::DhcpAck)
+                        .mac(&info.mac)
+                        .ip(ip)
+                        .detail(boot_detail(&what, &boot)),
+                );
                 (Some(reply), events)
             }
             Some(MessageType::Release) => {
-                events.push(ev(LabEventKind::DhcpRelease).mac(&info.mac).ip(req.ciaddr()));
+                events.push(
+                    ev(LabEventKind::DhcpRelease)
+                        .mac(&info.mac)
+                        .ip(req.ciaddr()),
+                );
                 self.dynamic.remove(&info.mac);
                 (None, events)
             }
@@ -243,11 +308,18 @@ impl Responder {
             .set_giaddr(req.giaddr())
             .set_chaddr(req.chaddr());
         m.opts_mut().insert(DhcpOption::MessageType(kind));
-        m.opts_mut().insert(DhcpOption::ServerIdentifier(self.cfg.server_ip));
+        m.opts_mut()
+            .insert(DhcpOption::ServerIdentifier(self.cfg.server_ip));
         m
     }
 
-    fn reply(&self, req: &Message, info: &ClientInfo, kind: MessageType, ip: Ipv4Addr) -> (Message, Option<String>) {
+    fn reply(
+        &self,
+        req: &Message,
+        info: &ClientInfo,
+        kind: MessageType,
+        ip: Ipv4Addr,
+    ) -> (Message, Option<String>) {
         let mut m = self.base_reply(req, kind);
         m.set_yiaddr(ip).set_siaddr(self.cfg.server_ip);
         let o = m.opts_mut();
@@ -260,18 +332,31 @@ impl Responder {
         if !self.cfg.dns.is_empty() {
             o.insert(DhcpOption::DomainNameServer(self.cfg.dns.clone()));
         }
-        if let Some(h) = self.cfg.static_leases.iter().find(|l| l.mac.eq_ignore_ascii_case(&info.mac)).and_then(|l| l.hostname.clone()) {
+        if let Some(h) = self
+            .cfg
+            .static_leases
+            .iter()
+            .find(|l| l.mac.eq_ignore_ascii_case(&info.mac))
+            .and_then(|l| l.hostname.clone())
+        {
             o.insert(DhcpOption::Hostname(h));
         }
         if info.ipxe {
             // iPXE's "no-pxedhcp" setting (option 175, sub-option 176 = 1):
             // without it iPXE keeps collecting offers for ~3 s, waiting
             // for a ProxyDHCP server the lab does not have.
-            o.insert(DhcpOption::Unknown(v4::UnknownOption::new(OptionCode::Unknown(175), vec![176, 1, 1])));
+            o.insert(DhcpOption::Unknown(v4::UnknownOption::new(
+                OptionCode::Unknown(175),
+                vec![176, 1, 1],
+            )));
         }
-        let boot = info.firmware.and_then(|fw| self.cfg.boot.choose(fw, info.ipxe, &info.mac));
+        let boot = info
+            .firmware
+            .and_then(|fw| self.cfg.boot.choose(fw, info.ipxe, &info.mac));
         if let Some(file) = &boot {
-            o.insert(DhcpOption::TFTPServerName(self.cfg.server_ip.to_string().into_bytes()));
+            o.insert(DhcpOption::TFTPServerName(
+                self.cfg.server_ip.to_string().into_bytes(),
+            ));
             o.insert(DhcpOption::BootfileName(file.clone().into_bytes()));
             // Also in the fixed `file` field: older PXE ROMs read only that.
             if file.len() < 128 {
@@ -290,11 +375,19 @@ fn boot_detail(what: &str, boot: &Option<String>) -> String {
 }
 
 pub fn format_mac(b: &[u8]) -> String {
-    b.iter().take(6).map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
+    b.iter()
+        .take(6)
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let parts: Vec<u8> = s.split(':').map(|p| u8::from_str_radix(p, 16)).collect::<Result<_, _>>().ok()?;
+    let parts: Vec<u8> = s
+        .split(':')
+        .map(|p| u8::from_str_radix(p, 16))
+        .collect::<Result<_, _>>()
+        .ok()?;
     parts.try_into().ok()
 }
 
@@ -316,11 +409,23 @@ impl Drop for DhcpServer {
 }
 
 /// Start the DHCP server inside namespace `netns`.
-pub async fn start_dhcp(netns: &str, cfg: DhcpConfig, events: EventLog) -> Result<DhcpServer, DhcpError> {
+pub async fn start_dhcp(
+    netns: &str,
+    cfg: DhcpConfig,
+    events: EventLog,
+) -> Result<DhcpServer, DhcpError> {
     let interface = cfg.interface.clone();
-    let bind_err = |source| DhcpError::Bind { netns: netns.to_string(), interface: interface.clone(), source };
+    let bind_err = |source| DhcpError::Bind {
+        netns: netns.to_string(),
+        interface: interface.clone(),
+        source,
+    };
     let std_sock = crate::lab::netns::run_in(Some(netns), || {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+        let s = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
         s.set_reuse_address(true)?;
         s.set_broadcast(true)?;
         // Only this lab's segment: another segment (or lab) never hears us.
@@ -339,7 +444,9 @@ pub async fn start_dhcp(netns: &str, cfg: DhcpConfig, events: EventLog) -> Resul
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
-            let Ok(req) = Message::decode(&mut Decoder::new(&buf[..n])) else { continue };
+            let Ok(req) = Message::decode(&mut Decoder::new(&buf[..n])) else {
+                continue;
+            };
             let (reply, evs) = responder.handle(&req);
             for e in evs {
                 events.emit(e);
@@ -359,12 +466,22 @@ pub async fn start_dhcp(netns: &str, cfg: DhcpConfig, events: EventLog) -> Resul
 }
 
 /// Build a client request (tests and the baseline checks use it).
-pub fn client_message(kind: MessageType, mac: [u8; 6], xid: u32, arch: Option<u16>, ipxe: bool) -> Message {
+pub fn client_message(
+    kind: MessageType,
+    mac: [u8; 6],
+    xid: u32,
+    arch: Option<u16>,
+    ipxe: bool,
+) -> Message {
     let mut m = Message::default();
-    m.set_opcode(Opcode::BootRequest).set_xid(xid).set_chaddr(&mac).set_flags(v4::Flags::default().set_broadcast());
+    m.set_opcode(Opcode::BootRequest)
+        .set_xid(xid)
+        .set_chaddr(&mac)
+        .set_flags(v4::Flags::default().set_broadcast());
     m.opts_mut().insert(DhcpOption::MessageType(kind));
     if let Some(a) = arch {
-        m.opts_mut().insert(DhcpOption::ClientSystemArchitecture(a.into()));
+        m.opts_mut()
+            .insert(DhcpOption::ClientSystemArchitecture(a.into()));
     }
     if ipxe {
         m.opts_mut().insert(DhcpOption::UserClass(b"iPXE".to_vec()));
@@ -385,11 +502,21 @@ mod tests {
             router: None,
             dns: vec![],
             lease_secs: 600,
-            static_leases: vec![StaticLease { mac: "52:54:00:00:00:01".into(), ip: Ipv4Addr::new(10, 9, 0, 50), hostname: Some("node1".into()) }],
+            static_leases: vec![StaticLease {
+                mac: "52:54:00:00:00:01".into(),
+                ip: Ipv4Addr::new(10, 9, 0, 50),
+                hostname: Some("node1".into()),
+            }],
             pool: Some((Ipv4Addr::new(10, 9, 0, 100), Ipv4Addr::new(10, 9, 0, 101))),
             boot: BootPolicy {
-                bios: BootTarget { pxe: Some("lpxelinux.0".into()), ipxe: Some("http://10.9.0.1/bios/{mac}.ipxe".into()) },
-                uefi: BootTarget { pxe: None, ipxe: Some("http://10.9.0.1/uefi.ipxe".into()) },
+                bios: BootTarget {
+                    pxe: Some("lpxelinux.0".into()),
+                    ipxe: Some("http://10.9.0.1/bios/{mac}.ipxe".into()),
+                },
+                uefi: BootTarget {
+                    pxe: None,
+                    ipxe: Some("http://10.9.0.1/uefi.ipxe".into()),
+                },
             },
         }
     }
@@ -411,26 +538,56 @@ mod tests {
     fn static_lease_and_boot_file_by_firmware() {
         let mut r = Responder::new(cfg()).unwrap();
         let mac = [0x52, 0x54, 0, 0, 0, 1];
-        let (offer, ev) = r.handle(&roundtrip(&client_message(MessageType::Discover, mac, 7, Some(0), false)));
+        let (offer, ev) = r.handle(&roundtrip(&client_message(
+            MessageType::Discover,
+            mac,
+            7,
+            Some(0),
+            false,
+        )));
         let offer = roundtrip(&offer.unwrap());
         assert_eq!(offer.yiaddr(), Ipv4Addr::new(10, 9, 0, 50));
         assert_eq!(offer.siaddr(), Ipv4Addr::new(10, 9, 0, 1));
         assert_eq!(offer.xid(), 7);
         assert_eq!(bootfile(&offer).as_deref(), Some("lpxelinux.0"));
-        assert_eq!(ev.iter().map(|e| e.kind).collect::<Vec<_>>(), vec![LabEventKind::DhcpDiscover, LabEventKind::DhcpOffer]);
-        let (ack, _) = r.handle(&roundtrip(&client_message(MessageType::Request, mac, 8, Some(0), true)));
+        assert_eq!(
+            ev.iter().map(|e| e.kind).collect::<Vec<_>>(),
+            vec![LabEventKind::DhcpDiscover, LabEventKind::DhcpOffer]
+        );
+        let (ack, _) = r.handle(&roundtrip(&client_message(
+            MessageType::Request,
+            mac,
+            8,
+            Some(0),
+            true,
+        )));
         let ack = roundtrip(&ack.unwrap());
         assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
-        assert_eq!(bootfile(&ack).as_deref(), Some("http://10.9.0.1/bios/52-54-00-00-00-01.ipxe"));
+        assert_eq!(
+            bootfile(&ack).as_deref(),
+            Some("http://10.9.0.1/bios/52-54-00-00-00-01.ipxe")
+        );
         match ack.opts().get(OptionCode::Unknown(175)) {
             Some(DhcpOption::Unknown(u)) => assert_eq!(u.data(), &[176, 1, 1], "iPXE no-pxedhcp"),
             other => panic!("no option 175 for an iPXE client: {other:?}"),
         }
-        assert!(offer.opts().get(OptionCode::Unknown(175)).is_none(), "175 only for iPXE");
+        assert!(
+            offer.opts().get(OptionCode::Unknown(175)).is_none(),
+            "175 only for iPXE"
+        );
         let (ack, _) = r.handle(&client_message(MessageType::Request, mac, 9, Some(7), true));
-        assert_eq!(bootfile(&ack.unwrap()).as_deref(), Some("http://10.9.0.1/uefi.ipxe"));
+        assert_eq!(
+            bootfile(&ack.unwrap()).as_deref(),
+            Some("http://10.9.0.1/uefi.ipxe")
+        );
         // UEFI without iPXE: the policy has nothing, so no boot file.
-        let (ack, _) = r.handle(&client_message(MessageType::Request, mac, 9, Some(9), false));
+        let (ack, _) = r.handle(&client_message(
+            MessageType::Request,
+            mac,
+            9,
+            Some(9),
+            false,
+        ));
         assert_eq!(bootfile(&ack.unwrap()), None);
     }
 
@@ -438,7 +595,15 @@ mod tests {
     fn pool_allocates_keeps_and_runs_out() {
         let mut r = Responder::new(cfg()).unwrap();
         let ip = |r: &mut Responder, last: u8| {
-            r.handle(&client_message(MessageType::Discover, [2, 0, 0, 0, 0, last], 1, None, false)).0.map(|m| m.yiaddr())
+            r.handle(&client_message(
+                MessageType::Discover,
+                [2, 0, 0, 0, 0, last],
+                1,
+                None,
+                false,
+            ))
+            .0
+            .map(|m| m.yiaddr())
         };
         assert_eq!(ip(&mut r, 1), Some(Ipv4Addr::new(10, 9, 0, 100)));
         assert_eq!(ip(&mut r, 2), Some(Ipv4Addr::new(10, 9, 0, 101)));
@@ -449,8 +614,15 @@ mod tests {
     #[test]
     fn request_for_other_address_is_naked() {
         let mut r = Responder::new(cfg()).unwrap();
-        let mut req = client_message(MessageType::Request, [0x52, 0x54, 0, 0, 0, 1], 1, None, false);
-        req.opts_mut().insert(DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 9, 0, 77)));
+        let mut req = client_message(
+            MessageType::Request,
+            [0x52, 0x54, 0, 0, 0, 1],
+            1,
+            None,
+            false,
+        );
+        req.opts_mut()
+            .insert(DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 9, 0, 77)));
         let (reply, _) = r.handle(&req);
         assert_eq!(reply.unwrap().opts().msg_type(), Some(MessageType::Nak));
     }

@@ -52,7 +52,10 @@ pub struct LabEvent {
 impl LabEvent {
     pub fn new(kind: LabEventKind, server: &str) -> Self {
         LabEvent {
-            time_ms: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0),
+            time_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0),
             kind,
             server: server.to_string(),
             mac: None,
@@ -99,13 +102,22 @@ impl EventLog {
                 if let Some(dir) = p.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                Some(std::fs::OpenOptions::new().create(true).append(true).open(p)?)
+                Some(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(p)?,
+                )
             }
             None => None,
         };
         let (tx, _) = broadcast::channel(4096);
         Ok(EventLog {
-            inner: Arc::new(Inner { tx, file: Mutex::new(file), mac_by_ip: Mutex::new(HashMap::new()) }),
+            inner: Arc::new(Inner {
+                tx,
+                file: Mutex::new(file),
+                mac_by_ip: Mutex::new(HashMap::new()),
+            }),
         })
     }
 
@@ -125,10 +137,10 @@ impl EventLog {
             }
         }
         tracing::debug!(kind = ?ev.kind, mac = ?ev.mac, ip = ?ev.ip, path = ?ev.path, "lab event");
-        if let Some(f) = self.inner.file.lock().unwrap().as_mut() {
-            if let Ok(line) = serde_json::to_string(&ev) {
-                let _ = writeln!(f, "{line}");
-            }
+        if let Some(f) = self.inner.file.lock().unwrap().as_mut()
+            && let Ok(line) = serde_json::to_string(&ev)
+        {
+            let _ = writeln!(f, "{line}");
         }
         let _ = self.inner.tx.send(ev);
     }
@@ -145,8 +157,16 @@ mod tests {
         let log = EventLog::new(Some(&path)).unwrap();
         let mut rx = log.subscribe();
         let ip = Ipv4Addr::new(10, 0, 0, 5);
-        log.emit(LabEvent::new(LabEventKind::DhcpAck, "t").mac("52:54:00:00:00:01").ip(ip));
-        log.emit(LabEvent::new(LabEventKind::HttpGet, "t").ip(ip).path("/boot.ipxe"));
+        log.emit(
+            LabEvent::new(LabEventKind::DhcpAck, "t")
+                .mac("52:54:00:00:00:01")
+                .ip(ip),
+        );
+        log.emit(
+            LabEvent::new(LabEventKind::HttpGet, "t")
+                .ip(ip)
+                .path("/boot.ipxe"),
+        );
         assert_eq!(rx.try_recv().unwrap().kind, LabEventKind::DhcpAck);
         let get = rx.try_recv().unwrap();
         assert_eq!(get.mac.as_deref(), Some("52:54:00:00:00:01"));

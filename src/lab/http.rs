@@ -38,12 +38,17 @@ pub struct HttpReply {
 
 impl HttpReply {
     pub fn text(body: impl Into<String>) -> Self {
-        HttpReply { status: 200, content_type: "text/plain".into(), body: body.into().into_bytes() }
+        HttpReply {
+            status: 200,
+            content_type: "text/plain".into(),
+            body: body.into().into_bytes(),
+        }
     }
 }
 
 /// Dynamic content: `None` falls through to the directory.
-pub type HttpHandler = Arc<dyn Fn(HttpRequest) -> BoxFuture<'static, Option<HttpReply>> + Send + Sync>;
+pub type HttpHandler =
+    Arc<dyn Fn(HttpRequest) -> BoxFuture<'static, Option<HttpReply>> + Send + Sync>;
 
 #[derive(Clone)]
 pub struct HttpConfig {
@@ -89,12 +94,23 @@ struct AppState {
 }
 
 /// Start the HTTP server inside namespace `netns`.
-pub async fn start_http(netns: &str, cfg: HttpConfig, events: EventLog) -> Result<HttpServer, HttpError> {
-    let bind_err = |source| HttpError::Bind { netns: netns.to_string(), addr: cfg.listen, source };
-    let std_listener = crate::lab::netns::bind_tcp(Some(netns), SocketAddr::V4(cfg.listen)).map_err(bind_err)?;
+pub async fn start_http(
+    netns: &str,
+    cfg: HttpConfig,
+    events: EventLog,
+) -> Result<HttpServer, HttpError> {
+    let bind_err = |source| HttpError::Bind {
+        netns: netns.to_string(),
+        addr: cfg.listen,
+        source,
+    };
+    let std_listener =
+        crate::lab::netns::bind_tcp(Some(netns), SocketAddr::V4(cfg.listen)).map_err(bind_err)?;
     let listener = tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?;
     let local_addr = listener.local_addr().map_err(bind_err)?;
-    let app = axum::Router::new().fallback(serve).with_state(AppState { cfg, events });
+    let app = axum::Router::new()
+        .fallback(serve)
+        .with_state(AppState { cfg, events });
     let task = tokio::spawn(async move {
         let svc = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, svc).await {
@@ -123,19 +139,38 @@ async fn serve(
         SocketAddr::V4(a) => *a.ip(),
         SocketAddr::V6(a) => a.ip().to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
     };
-    let detail = format!("method={} status={} bytes={}", req.method, reply.status, reply.body.len());
-    st.events.emit(LabEvent::new(LabEventKind::HttpGet, &st.cfg.name).ip(ip).path(uri.to_string()).detail(&detail));
+    let detail = format!(
+        "method={} status={} bytes={}",
+        req.method,
+        reply.status,
+        reply.body.len()
+    );
+    st.events.emit(
+        LabEvent::new(LabEventKind::HttpGet, &st.cfg.name)
+            .ip(ip)
+            .path(uri.to_string())
+            .detail(&detail),
+    );
     // The body goes out in chunks; after the last one an HttpDone event
     // marks the end of the transfer (benchmarks split transfer from boot).
-    let chunks: Vec<Result<Bytes, std::convert::Infallible>> =
-        reply.body.chunks(256 * 1024).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    let chunks: Vec<Result<Bytes, std::convert::Infallible>> = reply
+        .body
+        .chunks(256 * 1024)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
     let (events, name, path) = (st.events.clone(), st.cfg.name.clone(), uri.to_string());
     let done = futures::stream::once(async move {
-        events.emit(LabEvent::new(LabEventKind::HttpDone, &name).ip(ip).path(path).detail(detail));
+        events.emit(
+            LabEvent::new(LabEventKind::HttpDone, &name)
+                .ip(ip)
+                .path(path)
+                .detail(detail),
+        );
         Ok(Bytes::new())
     });
     let mut resp = Response::new(Body::from_stream(futures::stream::iter(chunks).chain(done)));
-    *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(ct) = reply.content_type.parse() {
         resp.headers_mut().insert(header::CONTENT_TYPE, ct);
     }
@@ -143,16 +178,25 @@ async fn serve(
 }
 
 async fn answer(cfg: &HttpConfig, req: HttpRequest) -> HttpReply {
-    if let Some(h) = &cfg.handler {
-        if let Some(r) = h(req.clone()).await {
-            return r;
-        }
+    if let Some(h) = &cfg.handler
+        && let Some(r) = h(req.clone()).await
+    {
+        return r;
     }
-    let not_found = HttpReply { status: 404, content_type: "text/plain".into(), body: b"not found\n".to_vec() };
+    let not_found = HttpReply {
+        status: 404,
+        content_type: "text/plain".into(),
+        body: b"not found\n".to_vec(),
+    };
     if req.method != "GET" && req.method != "HEAD" {
-        return HttpReply { status: 405, ..not_found };
+        return HttpReply {
+            status: 405,
+            ..not_found
+        };
     }
-    let Some(root) = &cfg.root else { return not_found };
+    let Some(root) = &cfg.root else {
+        return not_found;
+    };
     let mut path = root.clone();
     for part in req.path.split('/').filter(|p| !p.is_empty()) {
         if part == ".." || part == "." {
@@ -161,7 +205,11 @@ async fn answer(cfg: &HttpConfig, req: HttpRequest) -> HttpReply {
         path.push(part);
     }
     match tokio::fs::read(&path).await {
-        Ok(body) => HttpReply { status: 200, content_type: "application/octet-stream".into(), body },
+        Ok(body) => HttpReply {
+            status: 200,
+            content_type: "application/octet-stream".into(),
+            body,
+        },
         Err(_) => not_found,
     }
 }

@@ -9,5 +9,6 @@ pub mod http;
 pub mod net;
 pub mod netns;
 pub mod ra;
+pub mod servers;
 pub mod tftp;
 pub mod vm;

@@ -36,11 +36,18 @@ impl Ipv4Subnet {
                 problem: format!("prefix /{prefix} is longer than 32"),
             });
         }
-        Ok(Ipv4Subnet { addr: Ipv4Addr::from(u32::from(addr) & Self::mask_bits(prefix)), prefix })
+        Ok(Ipv4Subnet {
+            addr: Ipv4Addr::from(u32::from(addr) & Self::mask_bits(prefix)),
+            prefix,
+        })
     }
 
     fn mask_bits(prefix: u8) -> u32 {
-        if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) }
+        if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(prefix))
+        }
     }
 
     pub fn netmask(&self) -> Ipv4Addr {
@@ -129,6 +136,28 @@ pub struct LabState {
     pub links: Vec<String>,
 }
 
+impl LabState {
+    /// Write the state list (JSON) so `down --all` can delete exactly these
+    /// resources after a crash, without the spec.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(path, text)
+    }
+
+    pub fn read(path: &Path) -> std::io::Result<LabState> {
+        let text = std::fs::read_to_string(path)?;
+        serde_json::from_str(&text).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("lab state {}: {e}", path.display()),
+            )
+        })
+    }
+}
+
 /// Where a second namespace lives, for joining a bridge to it (a kind node
 /// container: its pid; another named lab namespace: its name).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,12 +186,18 @@ pub enum LabNetError {
         #[source]
         source: CmdError,
     },
-    #[error("sweep prefix `{0}` is shorter than 4 characters; it could match other runs' resources")]
+    #[error(
+        "sweep prefix `{0}` is shorter than 4 characters; it could match other runs' resources"
+    )]
     PrefixTooShort(String),
 }
 
 fn ip_err<'a>(step: &'static str, object: &'a str) -> impl FnOnce(CmdError) -> LabNetError + 'a {
-    move |source| LabNetError::Ip { step, object: object.to_string(), source }
+    move |source| LabNetError::Ip {
+        step,
+        object: object.to_string(),
+        source,
+    }
 }
 
 impl LabSpec {
@@ -170,12 +205,20 @@ impl LabSpec {
     pub fn validate(&self) -> Result<(), LabNetError> {
         let mut seen = std::collections::HashSet::new();
         let mut check_name = |field: String, name: &str| -> Result<(), LabNetError> {
-            let bad = |problem: String| LabNetError::Invalid { field: field.clone(), problem };
+            let bad = |problem: String| LabNetError::Invalid {
+                field: field.clone(),
+                problem,
+            };
             if name.is_empty() || name.len() > MAX_NAME_LEN {
                 return Err(bad(format!("`{name}` must be 1..={MAX_NAME_LEN} bytes")));
             }
-            if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
-                return Err(bad(format!("`{name}` may contain only ASCII letters, digits, - _ .")));
+            if !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            {
+                return Err(bad(format!(
+                    "`{name}` may contain only ASCII letters, digits, - _ ."
+                )));
             }
             if !seen.insert(name.to_string()) {
                 return Err(bad(format!("`{name}` is used twice in this lab")));
@@ -184,7 +227,10 @@ impl LabSpec {
         };
         check_name("netns".into(), &self.netns)?;
         if self.segments.is_empty() {
-            return Err(LabNetError::Invalid { field: "segments".into(), problem: "at least one segment is needed".into() });
+            return Err(LabNetError::Invalid {
+                field: "segments".into(),
+                problem: "at least one segment is needed".into(),
+            });
         }
         for (i, s) in self.segments.iter().enumerate() {
             check_name(format!("segments[{i}].bridge"), &s.bridge)?;
@@ -213,7 +259,11 @@ impl LabSpec {
         LabState {
             run_id: self.run_id.clone(),
             netns: vec![self.netns.clone()],
-            links: self.segments.iter().flat_map(|s| [s.bridge.clone(), s.veth_host.clone()]).collect(),
+            links: self
+                .segments
+                .iter()
+                .flat_map(|s| [s.bridge.clone(), s.veth_host.clone()])
+                .collect(),
         }
     }
 }
@@ -231,26 +281,54 @@ impl Lab {
         spec.validate()?;
         ensure_netns(&spec.netns).await?;
         // Loopback up: servers may also listen on 127.0.0.1 inside the lab.
-        ip(&["-n", &spec.netns, "link", "set", "lo", "up"]).run().await.map_err(ip_err("set lo up", &spec.netns))?;
+        ip(&["-n", &spec.netns, "link", "set", "lo", "up"])
+            .run()
+            .await
+            .map_err(ip_err("set lo up", &spec.netns))?;
         for seg in &spec.segments {
             ensure_bridge(&seg.bridge).await?;
-            ensure_veth_into(&seg.bridge, &seg.veth_host, &seg.veth_lab, &NetnsTarget::Named(spec.netns.clone())).await?;
+            ensure_veth_into(
+                &seg.bridge,
+                &seg.veth_host,
+                &seg.veth_lab,
+                &NetnsTarget::Named(spec.netns.clone()),
+            )
+            .await?;
             for (i, a) in seg.addresses.iter().enumerate() {
                 let cidr = format!("{a}/{}", seg.subnet.prefix);
                 // `replace` is add-or-keep: idempotent. Extra addresses are
                 // secondary, so the primary stays the source of replies.
-                let mut c = ip(&["-n", &spec.netns, "addr", "replace", &cidr, "dev", &seg.veth_lab]);
+                let mut c = ip(&[
+                    "-n",
+                    &spec.netns,
+                    "addr",
+                    "replace",
+                    &cidr,
+                    "dev",
+                    &seg.veth_lab,
+                ]);
                 if i == 0 {
                     c = c.args(["broadcast", &seg.subnet.broadcast().to_string()]);
                 }
-                c.run().await.map_err(ip_err("add address", &seg.veth_lab))?;
+                c.run()
+                    .await
+                    .map_err(ip_err("add address", &seg.veth_lab))?;
             }
             // A fixed link-local address without DAD: the RA sender can start
             // at once instead of waiting for the kernel's DAD.
-            ip(&["-n", &spec.netns, "addr", "replace", "fe80::1/64", "dev", &seg.veth_lab, "nodad"])
-                .run()
-                .await
-                .map_err(ip_err("add link-local address", &seg.veth_lab))?;
+            ip(&[
+                "-n",
+                &spec.netns,
+                "addr",
+                "replace",
+                "fe80::1/64",
+                "dev",
+                &seg.veth_lab,
+                "nodad",
+            ])
+            .run()
+            .await
+            .map_err(ip_err("add link-local address", &seg.veth_lab))?;
             ip(&["-n", &spec.netns, "link", "set", &seg.veth_lab, "up"])
                 .run()
                 .await
@@ -286,7 +364,10 @@ impl Lab {
                 .await
                 .map_err(ip_err("add address", veth_peer))?;
         }
-        ip_target(target, &["link", "set", veth_peer, "up"]).run().await.map_err(ip_err("set up", &ns))?;
+        ip_target(target, &["link", "set", veth_peer, "up"])
+            .run()
+            .await
+            .map_err(ip_err("set up", &ns))?;
         Ok(())
     }
 }
@@ -338,20 +419,30 @@ pub async fn sweep(run_id_prefix: &str) -> Result<Swept, LabNetError> {
 
 /// Names of all named network namespaces.
 pub async fn list_netns() -> Result<Vec<String>, LabNetError> {
-    let out = ip(&["-j", "netns", "list"]).run().await.map_err(ip_err("list", "netns"))?;
+    let out = ip(&["-j", "netns", "list"])
+        .run()
+        .await
+        .map_err(ip_err("list", "netns"))?;
     Ok(json_names(&out, "name"))
 }
 
 /// Names of all links in the host namespace.
 pub async fn list_links() -> Result<Vec<String>, LabNetError> {
-    let out = ip(&["-j", "link", "show"]).run().await.map_err(ip_err("list", "links"))?;
+    let out = ip(&["-j", "link", "show"])
+        .run()
+        .await
+        .map_err(ip_err("list", "links"))?;
     Ok(json_names(&out, "ifname"))
 }
 
 fn json_names(out: &str, key: &str) -> Vec<String> {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or(serde_json::Value::Null);
     v.as_array()
-        .map(|a| a.iter().filter_map(|e| e.get(key)?.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.get(key)?.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -364,7 +455,12 @@ fn ip_target(target: &NetnsTarget, args: &[&str]) -> Cmd {
         NetnsTarget::Named(n) => ip(&["-n", n]).args(args.iter().copied()),
         // nsenter reaches a container's namespace by pid without naming it.
         NetnsTarget::Pid(p) => Cmd::new("nsenter")
-            .args(["-t".to_string(), p.to_string(), "-n".to_string(), "ip".to_string()])
+            .args([
+                "-t".to_string(),
+                p.to_string(),
+                "-n".to_string(),
+                "ip".to_string(),
+            ])
             .args(args.iter().copied()),
     }
 }
@@ -381,7 +477,10 @@ async fn ensure_netns(name: &str) -> Result<(), LabNetError> {
     if Path::new("/run/netns").join(name).exists() {
         return Ok(());
     }
-    ip(&["netns", "add", name]).run().await.map_err(ip_err("create netns", name))?;
+    ip(&["netns", "add", name])
+        .run()
+        .await
+        .map_err(ip_err("create netns", name))?;
     Ok(())
 }
 
@@ -389,15 +488,29 @@ async fn ensure_bridge(name: &str) -> Result<(), LabNetError> {
     if !link_exists(None, name).await {
         // forward_delay 0 + no STP: a NIC's port forwards at once (PXE ROMs
         // give up before a 15 s listening/learning phase ends).
-        ip(&["link", "add", "name", name, "type", "bridge", "forward_delay", "0", "stp_state", "0"])
-            .run()
-            .await
-            .map_err(ip_err("create bridge", name))?;
+        ip(&[
+            "link",
+            "add",
+            "name",
+            name,
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+            "stp_state",
+            "0",
+        ])
+        .run()
+        .await
+        .map_err(ip_err("create bridge", name))?;
     }
     ensure_forward_rule(name).await?;
     // No IPv6 link-local on the host side: the host keeps no address on the lab.
     host_no_ipv6(name).await?;
-    ip(&["link", "set", "dev", name, "up"]).run().await.map_err(ip_err("set up", name))?;
+    ip(&["link", "set", "dev", name, "up"])
+        .run()
+        .await
+        .map_err(ip_err("set up", name))?;
     Ok(())
 }
 
@@ -405,7 +518,21 @@ async fn ensure_bridge(name: &str) -> Result<(), LabNetError> {
 const RULE_COMMENT: &str = "maas-e2e-lab";
 
 fn forward_rule(op: &str, bridge: &str) -> Cmd {
-    Cmd::new("iptables").args(["-w", op, "FORWARD", "-i", bridge, "-o", bridge, "-m", "comment", "--comment", RULE_COMMENT, "-j", "ACCEPT"])
+    Cmd::new("iptables").args([
+        "-w",
+        op,
+        "FORWARD",
+        "-i",
+        bridge,
+        "-o",
+        bridge,
+        "-m",
+        "comment",
+        "--comment",
+        RULE_COMMENT,
+        "-j",
+        "ACCEPT",
+    ])
 }
 
 /// With br_netfilter loaded (Docker loads it) bridged IPv4 frames pass the
@@ -418,7 +545,10 @@ async fn ensure_forward_rule(bridge: &str) -> Result<(), LabNetError> {
         return Ok(());
     }
     if forward_rule("-C", bridge).run().await.is_err() {
-        forward_rule("-I", bridge).run().await.map_err(ip_err("accept bridged frames (iptables)", bridge))?;
+        forward_rule("-I", bridge)
+            .run()
+            .await
+            .map_err(ip_err("accept bridged frames (iptables)", bridge))?;
     }
     Ok(())
 }
@@ -428,7 +558,10 @@ async fn delete_forward_rule(bridge: &str) -> Result<(), LabNetError> {
         return Ok(());
     }
     while forward_rule("-C", bridge).run().await.is_ok() {
-        forward_rule("-D", bridge).run().await.map_err(ip_err("delete iptables rule", bridge))?;
+        forward_rule("-D", bridge)
+            .run()
+            .await
+            .map_err(ip_err("delete iptables rule", bridge))?;
     }
     Ok(())
 }
@@ -438,7 +571,11 @@ async fn forward_rule_bridges() -> Vec<String> {
     if !crate::testing::have_program("iptables") {
         return vec![];
     }
-    let out = Cmd::new("iptables").args(["-w", "-S", "FORWARD"]).run().await.unwrap_or_default();
+    let out = Cmd::new("iptables")
+        .args(["-w", "-S", "FORWARD"])
+        .run()
+        .await
+        .unwrap_or_default();
     out.lines()
         .filter(|l| l.contains(RULE_COMMENT))
         .filter_map(|l| {
@@ -455,27 +592,41 @@ async fn host_no_ipv6(name: &str) -> Result<(), LabNetError> {
         std::fs::write(&key, "1").map_err(|e| LabNetError::Ip {
             step: "disable IPv6",
             object: name.to_string(),
-            source: CmdError::Spawn { command: format!("write 1 > {key}"), program: key.clone(), source: e },
+            source: CmdError::Spawn {
+                command: format!("write 1 > {key}"),
+                program: key.clone(),
+                source: e,
+            },
         })?;
     }
     Ok(())
 }
 
-async fn ensure_veth_into(bridge: &str, veth_host: &str, veth_peer: &str, target: &NetnsTarget) -> Result<(), LabNetError> {
+async fn ensure_veth_into(
+    bridge: &str,
+    veth_host: &str,
+    veth_peer: &str,
+    target: &NetnsTarget,
+) -> Result<(), LabNetError> {
     let host_end = link_exists(None, veth_host).await;
     let peer_in_target = match target {
         NetnsTarget::Named(n) => link_exists(Some(n), veth_peer).await,
-        NetnsTarget::Pid(_) => ip_target(target, &["link", "show", "dev", veth_peer]).run().await.is_ok(),
+        NetnsTarget::Pid(_) => ip_target(target, &["link", "show", "dev", veth_peer])
+            .run()
+            .await
+            .is_ok(),
     };
     if host_end && !peer_in_target {
         // Half-made pair from an interrupted run: start over.
         delete_link(veth_host).await?;
     }
     if !(host_end && peer_in_target) {
-        ip(&["link", "add", "name", veth_host, "type", "veth", "peer", "name", veth_peer])
-            .run()
-            .await
-            .map_err(ip_err("create veth", veth_host))?;
+        ip(&[
+            "link", "add", "name", veth_host, "type", "veth", "peer", "name", veth_peer,
+        ])
+        .run()
+        .await
+        .map_err(ip_err("create veth", veth_host))?;
         ip(&["link", "set", "dev", veth_peer, "netns", &target.ip_arg()])
             .run()
             .await
@@ -497,10 +648,16 @@ async fn delete_netns(name: &str) -> Result<(), LabNetError> {
     }
     if let Ok(out) = ip(&["netns", "pids", name]).run().await {
         for pid in out.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
-    ip(&["netns", "delete", name]).run().await.map_err(ip_err("delete netns", name))?;
+    ip(&["netns", "delete", name])
+        .run()
+        .await
+        .map_err(ip_err("delete netns", name))?;
     Ok(())
 }
 
@@ -556,10 +713,23 @@ mod tests {
         assert!(e.contains("segments[0].bridge") && e.contains("15"), "{e}");
         let mut s = spec();
         s.segments[0].addresses.push(Ipv4Addr::new(192, 168, 1, 1));
-        assert!(s.validate().unwrap_err().to_string().contains("not a host address"));
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("not a host address")
+        );
         let mut s = spec();
         s.segments[0].veth_lab = s.netns.clone();
         assert!(s.validate().unwrap_err().to_string().contains("used twice"));
+    }
+
+    #[test]
+    fn state_round_trips_through_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("network/lab-state.json");
+        spec().state().write(&p).unwrap();
+        assert_eq!(LabState::read(&p).unwrap(), spec().state());
     }
 
     #[test]

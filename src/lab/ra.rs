@@ -57,9 +57,9 @@ impl Drop for RaSender {
 /// The RA message body (the kernel fills in the checksum).
 pub fn router_advertisement() -> Vec<u8> {
     vec![
-        ICMPV6_RA, 0, 0, 0, // type, code, checksum
-        64,  // current hop limit
-        0,   // flags: M=0 O=0 -> no DHCPv6, configuration done
+        ICMPV6_RA, 0, 0, 0,  // type, code, checksum
+        64, // current hop limit
+        0,  // flags: M=0 O=0 -> no DHCPv6, configuration done
         0, 0, // router lifetime 0: not a default router
         0, 0, 0, 0, // reachable time: unspecified
         0, 0, 0, 0, // retrans timer: unspecified
@@ -68,10 +68,15 @@ pub fn router_advertisement() -> Vec<u8> {
 
 /// Start sending RAs on `cfg.interface` inside namespace `netns`.
 pub async fn start_ra(netns: &str, cfg: RaConfig, events: EventLog) -> Result<RaSender, RaError> {
-    let err = |source| RaError::Socket { netns: netns.to_string(), interface: cfg.interface.clone(), source };
+    let err = |source| RaError::Socket {
+        netns: netns.to_string(),
+        interface: cfg.interface.clone(),
+        source,
+    };
     let iface = cfg.interface.clone();
     let (sock, ifindex) = crate::lab::netns::run_in(Some(netns), move || {
-        let ifindex = nix::net::if_::if_nametoindex(iface.as_str()).map_err(std::io::Error::from)?;
+        let ifindex =
+            nix::net::if_::if_nametoindex(iface.as_str()).map_err(std::io::Error::from)?;
         let s = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
         s.bind_device(Some(iface.as_bytes()))?;
         // RFC 4861: hop limit 255, or receivers drop the RA.
@@ -101,11 +106,12 @@ pub async fn start_ra(netns: &str, cfg: RaConfig, events: EventLog) -> Result<Ra
             tokio::select! {
                 _ = tick.tick() => send(&sock),
                 got = sock.recv_from(&mut buf) => {
-                    if let Ok((n, _)) = got {
-                        if n > 0 && buf[0] == ICMPV6_RS {
-                            send(&sock);
-                            events.emit(LabEvent::new(LabEventKind::RouterAdvert, &name).detail("answered a router solicitation"));
-                        }
+                    if let Ok((n, _)) = got
+                        && n > 0
+                        && buf[0] == ICMPV6_RS
+                    {
+                        send(&sock);
+                        events.emit(LabEvent::new(LabEventKind::RouterAdvert, &name).detail("answered a router solicitation"));
                     }
                 }
             }

@@ -89,10 +89,20 @@ pub fn parse_request(pkt: &[u8]) -> Result<ReadRequest, (u16, &'static str)> {
         OP_WRQ => return Err((2, "read-only server")),
         _ => return Err((4, "expected a read request")),
     }
-    let mut fields = pkt[2..].split(|b| *b == 0).map(|f| String::from_utf8_lossy(f).into_owned());
-    let file = fields.next().filter(|f| !f.is_empty()).ok_or((4, "no file name"))?;
+    let mut fields = pkt[2..]
+        .split(|b| *b == 0)
+        .map(|f| String::from_utf8_lossy(f).into_owned());
+    let file = fields
+        .next()
+        .filter(|f| !f.is_empty())
+        .ok_or((4, "no file name"))?;
     let mode = fields.next().unwrap_or_default().to_lowercase();
-    let mut req = ReadRequest { file, mode, blksize: None, tsize: false };
+    let mut req = ReadRequest {
+        file,
+        mode,
+        blksize: None,
+        tsize: false,
+    };
     while let (Some(k), Some(v)) = (fields.next(), fields.next()) {
         match k.to_lowercase().as_str() {
             "blksize" => req.blksize = v.parse::<usize>().ok().map(|b| b.clamp(8, 65464)),
@@ -119,7 +129,8 @@ fn safe_relative(file: &str) -> Option<PathBuf> {
 }
 
 async fn lookup(source: &TftpSource, file: &str, client: Ipv4Addr) -> Option<Vec<u8>> {
-    let from_dir = |dir: PathBuf| async move { tokio::fs::read(dir.join(safe_relative(file)?)).await.ok() };
+    let from_dir =
+        |dir: PathBuf| async move { tokio::fs::read(dir.join(safe_relative(file)?)).await.ok() };
     match source {
         TftpSource::Dir(d) => from_dir(d.clone()).await,
         TftpSource::Callback(cb) => cb(file, client),
@@ -139,9 +150,18 @@ fn error_packet(code: u16, msg: &str) -> Vec<u8> {
 }
 
 /// Start the TFTP server inside namespace `netns`.
-pub async fn start_tftp(netns: &str, cfg: TftpConfig, events: EventLog) -> Result<TftpServer, TftpError> {
-    let bind_err = |source| TftpError::Bind { netns: netns.to_string(), addr: cfg.listen, source };
-    let std_sock = crate::lab::netns::bind_udp(Some(netns), SocketAddr::V4(cfg.listen)).map_err(bind_err)?;
+pub async fn start_tftp(
+    netns: &str,
+    cfg: TftpConfig,
+    events: EventLog,
+) -> Result<TftpServer, TftpError> {
+    let bind_err = |source| TftpError::Bind {
+        netns: netns.to_string(),
+        addr: cfg.listen,
+        source,
+    };
+    let std_sock =
+        crate::lab::netns::bind_udp(Some(netns), SocketAddr::V4(cfg.listen)).map_err(bind_err)?;
     let sock = UdpSocket::from_std(std_sock).map_err(bind_err)?;
     let netns = netns.to_string();
     let task = tokio::spawn(async move {
@@ -160,11 +180,20 @@ pub async fn start_tftp(netns: &str, cfg: TftpConfig, events: EventLog) -> Resul
     Ok(TftpServer { task })
 }
 
-async fn transfer(netns: &str, cfg: &TftpConfig, events: &EventLog, peer: SocketAddrV4, pkt: &[u8]) {
+async fn transfer(
+    netns: &str,
+    cfg: &TftpConfig,
+    events: &EventLog,
+    peer: SocketAddrV4,
+    pkt: &[u8],
+) {
     let ev = |k| LabEvent::new(k, &cfg.name).ip(*peer.ip());
     // The transfer's own port (TID), in the lab namespace, same address.
     let local = SocketAddr::V4(SocketAddrV4::new(*cfg.listen.ip(), 0));
-    let Ok(sock) = crate::lab::netns::bind_udp(Some(netns), local).and_then(UdpSocket::from_std) else { return };
+    let Ok(sock) = crate::lab::netns::bind_udp(Some(netns), local).and_then(UdpSocket::from_std)
+    else {
+        return;
+    };
     let req = match parse_request(pkt) {
         Ok(r) => r,
         Err((code, msg)) => {
@@ -175,7 +204,11 @@ async fn transfer(netns: &str, cfg: &TftpConfig, events: &EventLog, peer: Socket
     };
     events.emit(ev(LabEventKind::TftpRead).path(&req.file));
     let Some(data) = lookup(&cfg.source, &req.file, *peer.ip()).await else {
-        events.emit(ev(LabEventKind::TftpError).path(&req.file).detail("not found"));
+        events.emit(
+            ev(LabEventKind::TftpError)
+                .path(&req.file)
+                .detail("not found"),
+        );
         let _ = sock.send_to(&error_packet(1, "file not found"), peer).await;
         return;
     };
@@ -213,13 +246,24 @@ async fn transfer(netns: &str, cfg: &TftpConfig, events: &EventLog, peer: Socket
             return;
         }
     }
-    events.emit(ev(LabEventKind::TftpDone).path(&req.file).detail(format!("bytes={} blksize={blksize}", data.len())));
+    events.emit(
+        ev(LabEventKind::TftpDone)
+            .path(&req.file)
+            .detail(format!("bytes={} blksize={blksize}", data.len())),
+    );
 }
 
-async fn send_until_ack(sock: &UdpSocket, peer: SocketAddrV4, pkt: &[u8], block: u16) -> Result<(), String> {
+async fn send_until_ack(
+    sock: &UdpSocket,
+    peer: SocketAddrV4,
+    pkt: &[u8],
+    block: u16,
+) -> Result<(), String> {
     let mut buf = [0u8; 1024];
     for _ in 0..6 {
-        sock.send_to(pkt, peer).await.map_err(|e| format!("send: {e}"))?;
+        sock.send_to(pkt, peer)
+            .await
+            .map_err(|e| format!("send: {e}"))?;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(1000);
         loop {
             let r = tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await;
@@ -233,7 +277,9 @@ async fn send_until_ack(sock: &UdpSocket, peer: SocketAddrV4, pkt: &[u8], block:
                 return Ok(());
             }
             if op == OP_ERROR {
-                let msg = String::from_utf8_lossy(&buf[4..n]).trim_end_matches('\0').to_string();
+                let msg = String::from_utf8_lossy(&buf[4..n])
+                    .trim_end_matches('\0')
+                    .to_string();
                 return Err(format!("client error {num}: {msg}"));
             }
             // A duplicate ACK for an older block: keep waiting.
@@ -248,8 +294,17 @@ mod tests {
 
     #[test]
     fn parses_rrq_with_options() {
-        let r = parse_request(b"\0\x01pxelinux.cfg/default\0octet\0tsize\00\0blksize\01432\0").unwrap();
-        assert_eq!(r, ReadRequest { file: "pxelinux.cfg/default".into(), mode: "octet".into(), blksize: Some(1432), tsize: true });
+        let r =
+            parse_request(b"\0\x01pxelinux.cfg/default\0octet\0tsize\0\x30\0blksize\0\x31432\0").unwrap();
+        assert_eq!(
+            r,
+            ReadRequest {
+                file: "pxelinux.cfg/default".into(),
+                mode: "octet".into(),
+                blksize: Some(1432),
+                tsize: true
+            }
+        );
         assert_eq!(parse_request(b"\0\x02x\0octet\0").unwrap_err().0, 2);
     }
 

@@ -100,8 +100,14 @@ pub struct DomainSpec {
 #[derive(Debug, Error)]
 pub enum VmError {
     #[error("domain spec `{name}` field `{field}`: {problem}")]
-    Invalid { name: String, field: String, problem: String },
-    #[error("libvirt {op} for domain `{name}` failed: {source}; is libvirtd running? (ci/setup-host.sh starts it)")]
+    Invalid {
+        name: String,
+        field: String,
+        problem: String,
+    },
+    #[error(
+        "libvirt {op} for domain `{name}` failed: {source}; is libvirtd running? (ci/setup-host.sh starts it)"
+    )]
     Libvirt {
         op: &'static str,
         name: String,
@@ -123,40 +129,83 @@ pub enum VmError {
         source: CmdError,
     },
     #[error("domain `{name}` did not reach {wanted:?} within {timeout:?}")]
-    Timeout { name: String, wanted: DomainState, timeout: Duration },
+    Timeout {
+        name: String,
+        wanted: DomainState,
+        timeout: Duration,
+    },
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
 }
 
 impl DomainSpec {
     pub fn validate(&self) -> Result<(), VmError> {
-        let bad = |field: &str, problem: String| VmError::Invalid { name: self.name.clone(), field: field.into(), problem };
-        if self.name.is_empty() || !self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+        let bad = |field: &str, problem: String| VmError::Invalid {
+            name: self.name.clone(),
+            field: field.into(),
+            problem,
+        };
+        if self.name.is_empty()
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
             return Err(bad("name", "use ASCII letters, digits, - _ .".into()));
         }
         if uuid::Uuid::parse_str(&self.uuid).is_err() {
             return Err(bad("uuid", format!("`{}` is not a UUID", self.uuid)));
         }
         if self.memory_mib < 128 || self.vcpus == 0 {
-            return Err(bad("memory_mib/vcpus", "at least 128 MiB and 1 vCPU".into()));
+            return Err(bad(
+                "memory_mib/vcpus",
+                "at least 128 MiB and 1 vCPU".into(),
+            ));
         }
         if self.cpu_model.to_ascii_uppercase().contains("QEMU") {
-            return Err(bad("cpu_model", format!("`{}` shows as QEMU in /proc/cpuinfo; MAAS then skips IPMI", self.cpu_model)));
+            return Err(bad(
+                "cpu_model",
+                format!(
+                    "`{}` shows as QEMU in /proc/cpuinfo; MAAS then skips IPMI",
+                    self.cpu_model
+                ),
+            ));
         }
         for (i, n) in self.nics.iter().enumerate() {
             if crate::lab::dhcp::parse_mac(&n.mac).is_none() {
-                return Err(bad(&format!("nics[{i}].mac"), format!("`{}` is not aa:bb:cc:dd:ee:ff", n.mac)));
+                return Err(bad(
+                    &format!("nics[{i}].mac"),
+                    format!("`{}` is not aa:bb:cc:dd:ee:ff", n.mac),
+                ));
             }
         }
         if self.firmware == Firmware::Uefi && self.nvram.is_none() {
             return Err(bad("nvram", "UEFI needs a per-VM NVRAM path".into()));
         }
-        let paths = [Some(&self.console_log), self.nvram.as_ref(), self.bmc_socket.as_ref()];
-        for p in paths.into_iter().flatten().chain(self.disks.iter().map(|d| &d.path)) {
+        let paths = [
+            Some(&self.console_log),
+            self.nvram.as_ref(),
+            self.bmc_socket.as_ref(),
+        ];
+        for p in paths
+            .into_iter()
+            .flatten()
+            .chain(self.disks.iter().map(|d| &d.path))
+        {
             if p.starts_with("/root") {
-                return Err(bad("paths", format!("{} is under /root, which libvirt-qemu cannot open; use {RUNS_ROOT}", p.display())));
+                return Err(bad(
+                    "paths",
+                    format!(
+                        "{} is under /root, which libvirt-qemu cannot open; use {RUNS_ROOT}",
+                        p.display()
+                    ),
+                ));
             }
         }
         Ok(())
@@ -171,12 +220,22 @@ pub fn domain_xml(spec: &DomainSpec) -> String {
         Accel::Kvm => "kvm",
         Accel::Tcg => "qemu",
     };
-    let _ = writeln!(x, "<domain type='{dtype}' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>");
+    let _ = writeln!(
+        x,
+        "<domain type='{dtype}' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>"
+    );
     let _ = writeln!(x, "  <name>{}</name>", e(&spec.name));
     let _ = writeln!(x, "  <uuid>{}</uuid>", e(&spec.uuid));
     let _ = writeln!(x, "  <metadata>");
-    let _ = writeln!(x, "    <{METADATA_PREFIX}:run xmlns:{METADATA_PREFIX}='{METADATA_NS}'>");
-    let _ = writeln!(x, "      <{METADATA_PREFIX}:id>{}</{METADATA_PREFIX}:id>", e(&spec.run_id));
+    let _ = writeln!(
+        x,
+        "    <{METADATA_PREFIX}:run xmlns:{METADATA_PREFIX}='{METADATA_NS}'>"
+    );
+    let _ = writeln!(
+        x,
+        "      <{METADATA_PREFIX}:id>{}</{METADATA_PREFIX}:id>",
+        e(&spec.run_id)
+    );
     let _ = writeln!(x, "    </{METADATA_PREFIX}:run>");
     let _ = writeln!(x, "  </metadata>");
     let _ = writeln!(x, "  <memory unit='MiB'>{}</memory>", spec.memory_mib);
@@ -190,8 +249,15 @@ pub fn domain_xml(spec: &DomainSpec) -> String {
         }
         Firmware::Uefi => {
             let _ = writeln!(x, "    <type arch='x86_64' machine='q35'>hvm</type>");
-            let _ = writeln!(x, "    <loader readonly='yes' secure='no' type='pflash'>{OVMF_CODE}</loader>");
-            let nv = spec.nvram.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+            let _ = writeln!(
+                x,
+                "    <loader readonly='yes' secure='no' type='pflash'>{OVMF_CODE}</loader>"
+            );
+            let nv = spec
+                .nvram
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
             let _ = writeln!(x, "    <nvram template='{OVMF_VARS}'>{}</nvram>", e(&nv));
         }
     }
@@ -200,7 +266,11 @@ pub fn domain_xml(spec: &DomainSpec) -> String {
     // check='none': TCG lacks some Haswell features; QEMU warns, runs, and
     // the model name is what matters here.
     let _ = writeln!(x, "  <cpu mode='custom' match='exact' check='none'>");
-    let _ = writeln!(x, "    <model fallback='allow'>{}</model>", e(&spec.cpu_model));
+    let _ = writeln!(
+        x,
+        "    <model fallback='allow'>{}</model>",
+        e(&spec.cpu_model)
+    );
     let _ = writeln!(x, "  </cpu>");
     let _ = writeln!(x, "  <clock offset='utc'/>");
     let _ = writeln!(x, "  <on_poweroff>destroy</on_poweroff>");
@@ -213,7 +283,11 @@ pub fn domain_xml(spec: &DomainSpec) -> String {
     for n in &spec.nics {
         let _ = writeln!(x, "    <interface type='bridge'>");
         let _ = writeln!(x, "      <source bridge='{}'/>", e(&n.bridge));
-        let _ = writeln!(x, "      <mac address='{}'/>", e(&n.mac.to_ascii_lowercase()));
+        let _ = writeln!(
+            x,
+            "      <mac address='{}'/>",
+            e(&n.mac.to_ascii_lowercase())
+        );
         let _ = writeln!(x, "      <model type='{}'/>", n.model.libvirt_name());
         let _ = writeln!(x, "      <boot order='{order}'/>");
         let _ = writeln!(x, "    </interface>");
@@ -223,15 +297,25 @@ pub fn domain_xml(spec: &DomainSpec) -> String {
         let dev = format!("vd{}", (b'a' + i as u8) as char);
         let _ = writeln!(x, "    <disk type='file' device='disk'>");
         let _ = writeln!(x, "      <driver name='qemu' type='qcow2'/>");
-        let _ = writeln!(x, "      <source file='{}'/>", e(&d.path.display().to_string()));
+        let _ = writeln!(
+            x,
+            "      <source file='{}'/>",
+            e(&d.path.display().to_string())
+        );
         let _ = writeln!(x, "      <target dev='{dev}' bus='virtio'/>");
         let _ = writeln!(x, "      <boot order='{order}'/>");
         let _ = writeln!(x, "    </disk>");
         order += 1;
     }
     let log = e(&spec.console_log.display().to_string());
-    let _ = writeln!(x, "    <serial type='file'>\n      <source path='{log}'/>\n      <target port='0'/>\n    </serial>");
-    let _ = writeln!(x, "    <console type='file'>\n      <source path='{log}'/>\n      <target type='serial' port='0'/>\n    </console>");
+    let _ = writeln!(
+        x,
+        "    <serial type='file'>\n      <source path='{log}'/>\n      <target port='0'/>\n    </serial>"
+    );
+    let _ = writeln!(
+        x,
+        "    <console type='file'>\n      <source path='{log}'/>\n      <target type='serial' port='0'/>\n    </console>"
+    );
     let _ = writeln!(x, "    <video>\n      <model type='none'/>\n    </video>");
     let _ = writeln!(x, "    <controller type='usb' model='none'/>");
     let _ = writeln!(x, "    <memballoon model='none'/>");
@@ -263,7 +347,12 @@ pub async fn prepare_files(spec: &DomainSpec) -> Result<(), VmError> {
     spec.validate()?;
     let file_err = |what, path: &Path| {
         let (name, path) = (spec.name.clone(), path.to_path_buf());
-        move |source| VmError::File { name, what, path, source }
+        move |source| VmError::File {
+            name,
+            what,
+            path,
+            source,
+        }
     };
     let mut dirs: Vec<&Path> = vec![];
     dirs.extend(spec.console_log.parent());
@@ -281,13 +370,16 @@ pub async fn prepare_files(spec: &DomainSpec) -> Result<(), VmError> {
                 .arg(format!("{}G", d.size_gib))
                 .run()
                 .await
-                .map_err(|source| VmError::QemuImg { name: spec.name.clone(), source })?;
+                .map_err(|source| VmError::QemuImg {
+                    name: spec.name.clone(),
+                    source,
+                })?;
         }
     }
-    if let Some(nv) = &spec.nvram {
-        if !nv.exists() {
-            std::fs::copy(OVMF_VARS, nv).map_err(file_err("NVRAM copy", nv))?;
-        }
+    if let Some(nv) = &spec.nvram
+        && !nv.exists()
+    {
+        std::fs::copy(OVMF_VARS, nv).map_err(file_err("NVRAM copy", nv))?;
     }
     Ok(())
 }
@@ -309,11 +401,19 @@ fn make_traversable(dir: &Path) {
 /// A connection to libvirt with its stderr error printer turned off.
 pub fn connect() -> Result<Connect, VmError> {
     virt::error::clear_error_callback();
-    Connect::open(Some(LIBVIRT_URI)).map_err(|source| VmError::Libvirt { op: "connect", name: LIBVIRT_URI.into(), source })
+    Connect::open(Some(LIBVIRT_URI)).map_err(|source| VmError::Libvirt {
+        op: "connect",
+        name: LIBVIRT_URI.into(),
+        source,
+    })
 }
 
 fn lv<'a>(op: &'static str, name: &'a str) -> impl FnOnce(virt::error::Error) -> VmError + 'a {
-    move |source| VmError::Libvirt { op, name: name.to_string(), source }
+    move |source| VmError::Libvirt {
+        op,
+        name: name.to_string(),
+        source,
+    }
 }
 
 /// Define (or redefine) the domain from its spec; the XML is returned for
@@ -321,13 +421,16 @@ fn lv<'a>(op: &'static str, name: &'a str) -> impl FnOnce(virt::error::Error) ->
 pub async fn define(conn: &Connect, spec: &DomainSpec) -> Result<String, VmError> {
     prepare_files(spec).await?;
     let xml = domain_xml(spec);
-    conn.define_domain_xml(&xml).map_err(lv("define", &spec.name))?;
+    conn.define_domain_xml(&xml)
+        .map_err(lv("define", &spec.name))?;
     Ok(xml)
 }
 
 /// Power on (no-op when running).
 pub fn start(conn: &Connect, name: &str) -> Result<(), VmError> {
-    let d = conn.lookup_domain_by_name(name).map_err(lv("lookup", name))?;
+    let d = conn
+        .lookup_domain_by_name(name)
+        .map_err(lv("lookup", name))?;
     if d.is_active().map_err(lv("is_active", name))? {
         return Ok(());
     }
@@ -336,14 +439,15 @@ pub fn start(conn: &Connect, name: &str) -> Result<(), VmError> {
 
 /// Hard power off (no-op when off or gone).
 pub fn destroy(conn: &Connect, name: &str) -> Result<(), VmError> {
-    let Ok(d) = conn.lookup_domain_by_name(name) else { return Ok(()) };
-    if d.is_active().map_err(lv("is_active", name))? {
-        if let Err(e) = d.destroy() {
-            // It may have powered off between the two calls.
-            if d.is_active().unwrap_or(true) {
-                return Err(lv("destroy", name)(e));
-            }
-        }
+    let Ok(d) = conn.lookup_domain_by_name(name) else {
+        return Ok(());
+    };
+    if d.is_active().map_err(lv("is_active", name))?
+        && let Err(e) = d.destroy()
+        // It may have powered off between the two calls.
+        && d.is_active().unwrap_or(true)
+    {
+        return Err(lv("destroy", name)(e));
     }
     Ok(())
 }
@@ -351,26 +455,40 @@ pub fn destroy(conn: &Connect, name: &str) -> Result<(), VmError> {
 /// Destroy and undefine, removing the NVRAM file (no-op when gone).
 pub fn undefine(conn: &Connect, name: &str) -> Result<(), VmError> {
     destroy(conn, name)?;
-    let Ok(d) = conn.lookup_domain_by_name(name) else { return Ok(()) };
-    d.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM).map_err(lv("undefine", name))
+    let Ok(d) = conn.lookup_domain_by_name(name) else {
+        return Ok(());
+    };
+    d.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM)
+        .map_err(lv("undefine", name))
 }
 
 /// The domain's state; `None` when it is not defined.
 pub fn state(conn: &Connect, name: &str) -> Result<Option<DomainState>, VmError> {
-    let Ok(d) = conn.lookup_domain_by_name(name) else { return Ok(None) };
+    let Ok(d) = conn.lookup_domain_by_name(name) else {
+        return Ok(None);
+    };
     let (s, _) = d.state().map_err(lv("state", name))?;
     Ok(Some(s.unwrap_or(DomainState::NoState)))
 }
 
 /// Wait (polling) until the domain reaches `wanted`.
-pub async fn wait_state(conn: &Connect, name: &str, wanted: DomainState, timeout: Duration) -> Result<(), VmError> {
+pub async fn wait_state(
+    conn: &Connect,
+    name: &str,
+    wanted: DomainState,
+    timeout: Duration,
+) -> Result<(), VmError> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if state(conn, name)? == Some(wanted) {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(VmError::Timeout { name: name.into(), wanted, timeout });
+            return Err(VmError::Timeout {
+                name: name.into(),
+                wanted,
+                timeout,
+            });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -378,7 +496,13 @@ pub async fn wait_state(conn: &Connect, name: &str, wanted: DomainState, timeout
 
 /// The run id in a domain's metadata, if it is one of ours.
 pub fn run_id_of(d: &Domain) -> Option<String> {
-    let meta = d.metadata(virt::sys::VIR_DOMAIN_METADATA_ELEMENT as i32, Some(METADATA_NS), 0).ok()?;
+    let meta = d
+        .metadata(
+            virt::sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+            Some(METADATA_NS),
+            0,
+        )
+        .ok()?;
     let start = meta.find(":id>")? + 4;
     let end = meta[start..].find("</")? + start;
     Some(meta[start..end].to_string())
@@ -389,12 +513,17 @@ pub fn run_id_of(d: &Domain) -> Option<String> {
 /// Returns the names removed.
 pub fn sweep(conn: &Connect, run_id_prefix: &str) -> Result<Vec<String>, VmError> {
     if run_id_prefix.len() < 4 {
-        return Err(VmError::Invalid { name: "*".into(), field: "run_id_prefix".into(), problem: "shorter than 4 characters".into() });
+        return Err(VmError::Invalid {
+            name: "*".into(),
+            field: "run_id_prefix".into(),
+            problem: "shorter than 4 characters".into(),
+        });
     }
     let mut removed = vec![];
     for d in conn.list_all_domains(0).map_err(lv("list", "*"))? {
         let Ok(name) = d.name() else { continue };
-        let ours = run_id_of(&d).is_some_and(|r| r.starts_with(run_id_prefix)) || name.starts_with(run_id_prefix);
+        let ours = run_id_of(&d).is_some_and(|r| r.starts_with(run_id_prefix))
+            || name.starts_with(run_id_prefix);
         if ours {
             undefine(conn, &name)?;
             removed.push(name);
@@ -420,7 +549,9 @@ fn probe_kvm(conn: &Connect) -> Accel {
          <os><type arch='x86_64'>hvm</type></os><devices><video><model type='none'/></video>\
          <controller type='usb' model='none'/><memballoon model='none'/></devices></domain>"
     );
-    let Ok(d) = conn.create_domain_xml(&xml, 0) else { return Accel::Tcg };
+    let Ok(d) = conn.create_domain_xml(&xml, 0) else {
+        return Accel::Tcg;
+    };
     // A guest that "starts" but stops or pauses at once did not run.
     std::thread::sleep(Duration::from_millis(1500));
     let running = matches!(d.state(), Ok((s, _)) if s.is(DomainState::Running));
@@ -450,8 +581,15 @@ mod tests {
             vcpus: 1,
             firmware,
             cpu_model: DEFAULT_CPU_MODEL.into(),
-            nics: vec![NicSpec { model, mac: "52:54:00:AA:00:01".into(), bridge: "r1234-br0".into() }],
-            disks: vec![DiskSpec { path: dir.join("node1-disk0.qcow2"), size_gib: 8 }],
+            nics: vec![NicSpec {
+                model,
+                mac: "52:54:00:AA:00:01".into(),
+                bridge: "r1234-br0".into(),
+            }],
+            disks: vec![DiskSpec {
+                path: dir.join("node1-disk0.qcow2"),
+                size_gib: 8,
+            }],
             console_log: dir.join("node1-console.log"),
             nvram: (firmware == Firmware::Uefi).then(|| dir.join("node1_VARS.fd")),
             bmc_socket: bmc.then(|| dir.join("bmc/node1.sock")),
@@ -466,7 +604,11 @@ mod tests {
                 for bmc in [false, true] {
                     let s = spec(fw, model, bmc);
                     s.validate().unwrap();
-                    let name = format!("domain_{fw:?}_{model:?}_{}", if bmc { "bmc" } else { "nobmc" }).to_lowercase();
+                    let name = format!(
+                        "domain_{fw:?}_{model:?}_{}",
+                        if bmc { "bmc" } else { "nobmc" }
+                    )
+                    .to_lowercase();
                     insta::assert_snapshot!(name, domain_xml(&s));
                 }
             }
@@ -477,7 +619,10 @@ mod tests {
     fn xml_has_run_id_boot_order_and_no_qemu_cpu() {
         let x = domain_xml(&spec(Firmware::Uefi, NicModel::Virtio, true));
         assert!(x.contains("<maase2e:id>r1234</maase2e:id>"));
-        assert!(x.find("<boot order='1'/>").unwrap() < x.find("<disk").unwrap(), "NIC boots first");
+        assert!(
+            x.find("<boot order='1'/>").unwrap() < x.find("<disk").unwrap(),
+            "NIC boots first"
+        );
         assert!(x.contains("isa-ipmi-kcs,bmc=bmc0"));
         assert!(!x.contains("QEMU"));
     }
@@ -492,7 +637,12 @@ mod tests {
         assert!(s.validate().unwrap_err().to_string().contains("/root"));
         let mut s = spec(Firmware::Bios, NicModel::E1000, false);
         s.nics[0].mac = "52:54".into();
-        assert!(s.validate().unwrap_err().to_string().contains("nics[0].mac"));
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("nics[0].mac")
+        );
         let mut s = spec(Firmware::Uefi, NicModel::E1000, false);
         s.nvram = None;
         assert!(s.validate().unwrap_err().to_string().contains("nvram"));

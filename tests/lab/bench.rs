@@ -51,7 +51,10 @@ struct CaseResult {
 }
 
 fn now_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
 }
 
 fn secs(a: u128, b: u128) -> Option<f64> {
@@ -61,28 +64,56 @@ fn secs(a: u128, b: u128) -> Option<f64> {
 async fn baseline_servers(lab: &mut TestLab, http_root: &std::path::Path) {
     let seg = lab.spec.segments[0].clone();
     let ip = lab.server_ip;
-    let range = format!("{},{},{},10m", seg.subnet.host(100), seg.subnet.host(199), seg.subnet.netmask());
+    let range = format!(
+        "{},{},{},10m",
+        seg.subnet.host(100),
+        seg.subnet.host(199),
+        seg.subnet.netmask()
+    );
     let dnsmasq = Cmd::new("dnsmasq")
-        .args(["--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--bind-interfaces", "--no-resolv", "--no-hosts"])
+        .args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--port=0",
+            "--bind-interfaces",
+            "--no-resolv",
+            "--no-hosts",
+        ])
         .arg(format!("--interface={}", seg.veth_lab))
         .arg(format!("--dhcp-range={range}"))
         .arg("--dhcp-userclass=set:ipxe,iPXE")
         .arg(format!("--dhcp-boot=tag:ipxe,http://{ip}/boot.ipxe"))
-        .arg(format!("--dhcp-leasefile={}", lab.run_dir.join("dnsmasq.leases").display()))
+        .arg(format!(
+            "--dhcp-leasefile={}",
+            lab.run_dir.join("dnsmasq.leases").display()
+        ))
         .arg("--pid-file=")
         .in_netns(&lab.spec.netns);
     let python = Cmd::new("python3")
-        .args(["-m", "http.server", "80", "--bind", &ip.to_string(), "--directory"])
+        .args([
+            "-m",
+            "http.server",
+            "80",
+            "--bind",
+            &ip.to_string(),
+            "--directory",
+        ])
         .arg(http_root.display().to_string())
         .in_netns(&lab.spec.netns);
     for c in [dnsmasq, python] {
         let mut t = c.to_tokio();
-        t.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        t.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
         lab.hold(Box::new(t.spawn().expect("start baseline server")));
     }
     // Wait until the HTTP server answers inside the lab.
     for _ in 0..50 {
-        let ok = Cmd::new("curl").args(["-sf", "-o", "/dev/null", &format!("http://{ip}/boot.ipxe")]).in_netns(&lab.spec.netns).run().await.is_ok();
+        let ok = Cmd::new("curl")
+            .args(["-sf", "-o", "/dev/null", &format!("http://{ip}/boot.ipxe")])
+            .in_netns(&lab.spec.netns)
+            .run()
+            .await
+            .is_ok();
         if ok {
             return;
         }
@@ -91,12 +122,24 @@ async fn baseline_servers(lab: &mut TestLab, http_root: &std::path::Path) {
     panic!("baseline http.server did not come up");
 }
 
-async fn run_case(name: &str, firmware: Firmware, servers: Servers, vms: usize, round: usize, padding_mib: usize) -> CaseResult {
+async fn run_case(
+    name: &str,
+    firmware: Firmware,
+    servers: Servers,
+    vms: usize,
+    round: usize,
+    padding_mib: usize,
+) -> CaseResult {
     let run_id = new_run_id();
-    let macs: Vec<String> = (0..vms).map(|i| format!("52:54:00:be:{:02x}:{:02x}", round, i + 1)).collect();
+    let macs: Vec<String> = (0..vms)
+        .map(|i| format!("52:54:00:be:{:02x}:{:02x}", round, i + 1))
+        .collect();
     let mac_refs: Vec<&str> = macs.iter().map(String::as_str).collect();
     let mut lab = match servers {
-        Servers::Ours { ra } => TestLab::with_servers_padded(&run_id, BootFlow::IpxeScript, ra, &mac_refs, padding_mib).await,
+        Servers::Ours { ra } => {
+            TestLab::with_servers_padded(&run_id, BootFlow::IpxeScript, ra, &mac_refs, padding_mib)
+                .await
+        }
         Servers::Baseline => {
             let mut lab = TestLab::network(&run_id).await;
             lab.padding_mib = padding_mib;
@@ -147,7 +190,12 @@ async fn run_case(name: &str, firmware: Firmware, servers: Servers, vms: usize, 
             let first = |k: LabEventKind, path: Option<&str>| {
                 events
                     .iter()
-                    .find(|e| e.kind == k && e.mac.as_deref() == Some(mac.as_str()) && path.is_none_or(|p| e.path.as_deref().is_some_and(|ep| ep.contains(p))))
+                    .find(|e| {
+                        e.kind == k
+                            && e.mac.as_deref() == Some(mac.as_str())
+                            && path
+                                .is_none_or(|p| e.path.as_deref().is_some_and(|ep| ep.contains(p)))
+                    })
                     .map(|e| e.time_ms)
             };
             let disc = first(LabEventKind::DhcpDiscover, None);
@@ -170,29 +218,58 @@ async fn run_case(name: &str, firmware: Firmware, servers: Servers, vms: usize, 
         vm::undefine(&conn, &s.name).unwrap();
     }
     lab.teardown().await;
-    CaseResult { case: name.into(), firmware, servers, vms, round, wall_s, per_vm }
+    CaseResult {
+        case: name.into(),
+        firmware,
+        servers,
+        vms,
+        round,
+        wall_s,
+        per_vm,
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
 }
 
 fn fmt_opt(v: Vec<Option<f64>>) -> String {
     let vals: Vec<f64> = v.into_iter().flatten().collect();
-    if vals.is_empty() { "-".into() } else { format!("{:.1}", median(vals)) }
+    if vals.is_empty() {
+        "-".into()
+    } else {
+        format!("{:.1}", median(vals))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "benchmark: run ci/bench/lab.sh"]
 async fn bench_pxe_boot_to_marker() {
-    let rounds: usize = std::env::var("LAB_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-    let padding: usize = std::env::var("LAB_BENCH_INITRD_PAD_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(14);
-    let out = PathBuf::from(std::env::var("LAB_BENCH_OUT").unwrap_or_else(|_| "/var/lib/maas-e2e/bench-lab".into()));
+    let rounds: usize = std::env::var("LAB_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let padding: usize = std::env::var("LAB_BENCH_INITRD_PAD_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(14);
+    let out = PathBuf::from(
+        std::env::var("LAB_BENCH_OUT").unwrap_or_else(|_| "/var/lib/maas-e2e/bench-lab".into()),
+    );
     std::fs::create_dir_all(&out).unwrap();
     let cases: Vec<(&str, Firmware, Servers, usize)> = vec![
         ("bios-1-ours", Firmware::Bios, Servers::Ours { ra: true }, 1),
-        ("bios-1-ours-noRA", Firmware::Bios, Servers::Ours { ra: false }, 1),
+        (
+            "bios-1-ours-noRA",
+            Firmware::Bios,
+            Servers::Ours { ra: false },
+            1,
+        ),
         ("bios-1-baseline", Firmware::Bios, Servers::Baseline, 1),
         ("uefi-1-ours", Firmware::Uefi, Servers::Ours { ra: true }, 1),
         ("uefi-1-baseline", Firmware::Uefi, Servers::Baseline, 1),
@@ -200,17 +277,30 @@ async fn bench_pxe_boot_to_marker() {
         ("bios-4-baseline", Firmware::Bios, Servers::Baseline, 4),
     ];
     // LAB_BENCH_CASES=bios-1-ours,uefi-1-ours runs a subset.
-    let only: Option<Vec<String>> = std::env::var("LAB_BENCH_CASES").ok().map(|v| v.split(',').map(str::to_string).collect());
-    let cases: Vec<_> = cases.into_iter().filter(|c| only.as_ref().is_none_or(|o| o.iter().any(|n| n == c.0))).collect();
+    let only: Option<Vec<String>> = std::env::var("LAB_BENCH_CASES")
+        .ok()
+        .map(|v| v.split(',').map(str::to_string).collect());
+    let cases: Vec<_> = cases
+        .into_iter()
+        .filter(|c| only.as_ref().is_none_or(|o| o.iter().any(|n| n == c.0)))
+        .collect();
     let mut results = vec![];
     // Rounds interleave the cases, so load from other users of the
     // machine spreads over all of them alike.
     for round in 0..rounds {
         for (name, fw, servers, vms) in &cases {
             let r = run_case(name, *fw, *servers, *vms, round, padding).await;
-            eprintln!("{name} round {round}: wall {:.1}s {:?}", r.wall_s, r.per_vm.iter().map(|v| v.total_s).collect::<Vec<_>>());
+            eprintln!(
+                "{name} round {round}: wall {:.1}s {:?}",
+                r.wall_s,
+                r.per_vm.iter().map(|v| v.total_s).collect::<Vec<_>>()
+            );
             results.push(r);
-            std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&results).unwrap()).unwrap();
+            std::fs::write(
+                out.join("results.json"),
+                serde_json::to_string_pretty(&results).unwrap(),
+            )
+            .unwrap();
         }
     }
     let mut md = String::from(
@@ -218,7 +308,9 @@ async fn bench_pxe_boot_to_marker() {
     );
     for (name, ..) in &cases {
         let rs: Vec<&CaseResult> = results.iter().filter(|r| r.case == *name).collect();
-        let vm_all = |f: fn(&VmTiming) -> Option<f64>| fmt_opt(rs.iter().flat_map(|r| r.per_vm.iter().map(f)).collect());
+        let vm_all = |f: fn(&VmTiming) -> Option<f64>| {
+            fmt_opt(rs.iter().flat_map(|r| r.per_vm.iter().map(f)).collect())
+        };
         md.push_str(&format!(
             "| {name} | {} | {:.1} | {} | {} | {} | {} | {} | {} |\n",
             rs.len(),

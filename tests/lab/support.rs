@@ -2,16 +2,19 @@
 //! HTTP and RA servers, named from a fresh run id, swept on drop (panics
 //! included) so no test leaves a namespace, link or domain behind.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use maas_e2e::lab::dhcp::{self, BootPolicy, DhcpConfig, StaticLease};
+use maas_e2e::lab::dhcp::{self, BootPolicy, StaticLease};
 use maas_e2e::lab::events::EventLog;
-use maas_e2e::lab::http::{self, HttpConfig, HttpReply};
+use maas_e2e::lab::http::{self, HttpReply};
 use maas_e2e::lab::net::{Ipv4Subnet, Lab, LabSpec, SegmentSpec};
-use maas_e2e::lab::{ra, tftp, vm};
+use maas_e2e::lab::servers::{
+    DhcpSettings, HttpSettings, SegmentServersConfig, start_segment_servers,
+};
+use maas_e2e::lab::{tftp, vm};
 
 /// The line the test image's /init prints; the token comes from the kernel
 /// command line, so the marker proves our boot script reached the kernel.
@@ -46,7 +49,8 @@ pub fn test_image(padding_mib: usize) -> maas_e2e::image::Image {
             x ^= x << 17;
             *b = x as u8;
         }
-        spec.files.push(maas_e2e::image::ExtraFile::new("/padding", 0o644, pad));
+        spec.files
+            .push(maas_e2e::image::ExtraFile::new("/padding", 0o644, pad));
     }
     maas_e2e::image::build(&spec, &maas_e2e::image::default_cache_dir()).expect("image build")
 }
@@ -60,7 +64,11 @@ pub fn new_run_id() -> String {
 /// Distinct /24 per run so two labs never share a subnet by accident.
 pub fn subnet_for(run_id: &str) -> Ipv4Subnet {
     let n = u32::from_str_radix(&run_id[4..], 16).unwrap_or(0);
-    Ipv4Subnet::new(Ipv4Addr::new(10, 200 + (n % 50) as u8, ((n >> 8) % 250) as u8, 0), 24).unwrap()
+    Ipv4Subnet::new(
+        Ipv4Addr::new(10, 200 + (n % 50) as u8, ((n >> 8) % 250) as u8, 0),
+        24,
+    )
+    .unwrap()
 }
 
 pub fn lab_spec(run_id: &str) -> LabSpec {
@@ -85,7 +93,11 @@ pub fn debian_kernel() -> Option<PathBuf> {
     let mut k: Vec<PathBuf> = std::fs::read_dir(KERNEL_GLOB_DIR)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vmlinuz-") && n.ends_with("-amd64")))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("vmlinuz-") && n.ends_with("-amd64"))
+        })
         .collect();
     k.sort();
     k.pop()
@@ -122,16 +134,37 @@ impl TestLab {
         let run_dir = vm::run_dir(run_id).unwrap();
         let events = EventLog::new(Some(&run_dir.join("network/events.jsonl"))).unwrap();
         let server_ip = spec.segments[0].addresses[0];
-        TestLab { run_id: run_id.into(), spec, run_dir, events, server_ip, token: format!("tok{}", &run_id[4..]), padding_mib: 0, servers: vec![], domains: vec![] }
+        TestLab {
+            run_id: run_id.into(),
+            spec,
+            run_dir,
+            events,
+            server_ip,
+            token: format!("tok{}", &run_id[4..]),
+            padding_mib: 0,
+            servers: vec![],
+            domains: vec![],
+        }
     }
 
     /// Lab network plus DHCP, TFTP, HTTP and (optionally) RA, serving a
     /// kernel and the marker initramfs.
-    pub async fn with_servers(run_id: &str, flow: BootFlow, ra_on: bool, static_macs: &[&str]) -> TestLab {
+    pub async fn with_servers(
+        run_id: &str,
+        flow: BootFlow,
+        ra_on: bool,
+        static_macs: &[&str],
+    ) -> TestLab {
         TestLab::with_servers_padded(run_id, flow, ra_on, static_macs, 0).await
     }
 
-    pub async fn with_servers_padded(run_id: &str, flow: BootFlow, ra_on: bool, static_macs: &[&str], padding_mib: usize) -> TestLab {
+    pub async fn with_servers_padded(
+        run_id: &str,
+        flow: BootFlow,
+        ra_on: bool,
+        static_macs: &[&str],
+        padding_mib: usize,
+    ) -> TestLab {
         let mut lab = TestLab::network(run_id).await;
         lab.padding_mib = padding_mib;
         lab.start_servers(flow, ra_on, static_macs).await;
@@ -156,7 +189,10 @@ impl TestLab {
     }
 
     pub fn cmdline(&self) -> String {
-        format!("console=ttyS0 quiet loglevel=3 panic=-1 e2e_token={}", self.token)
+        format!(
+            "console=ttyS0 quiet loglevel=3 panic=-1 e2e_token={}",
+            self.token
+        )
     }
 
     pub async fn start_servers(&mut self, flow: BootFlow, ra_on: bool, static_macs: &[&str]) {
@@ -169,26 +205,34 @@ impl TestLab {
             "DEFAULT e2e\nPROMPT 0\nTIMEOUT 0\nLABEL e2e\n  KERNEL http://{ip}/vmlinuz\n  INITRD http://{ip}/initrd.img\n  APPEND {cmdline}\n"
         );
         let boot = match flow {
-            BootFlow::PxelinuxTftp => dhcp::BootTarget { pxe: Some("lpxelinux.0".into()), ipxe: Some("lpxelinux.0".into()) },
-            BootFlow::IpxeScript => dhcp::BootTarget { pxe: None, ipxe: Some(format!("http://{ip}/boot.ipxe?mac={{mac}}")) },
+            BootFlow::PxelinuxTftp => dhcp::BootTarget {
+                pxe: Some("lpxelinux.0".into()),
+                ipxe: Some("lpxelinux.0".into()),
+            },
+            BootFlow::IpxeScript => dhcp::BootTarget {
+                pxe: None,
+                ipxe: Some(format!("http://{ip}/boot.ipxe?mac={{mac}}")),
+            },
         };
-        let dcfg = DhcpConfig {
-            name: ns.clone(),
-            interface: seg.veth_lab.clone(),
-            server_ip: ip,
-            subnet: seg.subnet,
+        let dhcp = DhcpSettings {
             router: None,
             dns: vec![],
             lease_secs: 600,
             static_leases: static_macs
                 .iter()
                 .enumerate()
-                .map(|(i, m)| StaticLease { mac: m.to_string(), ip: seg.subnet.host(10 + i as u32), hostname: Some(format!("node{i}")) })
+                .map(|(i, m)| StaticLease {
+                    mac: m.to_string(),
+                    ip: seg.subnet.host(10 + i as u32),
+                    hostname: Some(format!("node{i}")),
+                })
                 .collect(),
             pool: Some((seg.subnet.host(100), seg.subnet.host(199))),
-            boot: BootPolicy { bios: boot.clone(), uefi: boot },
+            boot: BootPolicy {
+                bios: boot.clone(),
+                uefi: boot,
+            },
         };
-        let d = dhcp::start_dhcp(&ns, dcfg, self.events.clone()).await.expect("dhcp");
         // TFTP: pxelinux files from the syslinux packages, configs from a callback.
         let cfg_text = pxelinux_cfg.clone();
         let callback: tftp::TftpCallback = Arc::new(move |path: &str, _client| {
@@ -196,42 +240,33 @@ impl TestLab {
             match path {
                 "lpxelinux.0" => std::fs::read("/usr/lib/PXELINUX/lpxelinux.0").ok(),
                 p if p.starts_with("pxelinux.cfg/") => Some(cfg_text.clone().into_bytes()),
-                p if p.ends_with(".c32") => std::fs::read(Path::new("/usr/lib/syslinux/modules/bios").join(p.rsplit('/').next()?)).ok(),
+                p if p.ends_with(".c32") => std::fs::read(
+                    Path::new("/usr/lib/syslinux/modules/bios").join(p.rsplit('/').next()?),
+                )
+                .ok(),
                 _ => None,
             }
         });
-        let t = tftp::start_tftp(
-            &ns,
-            tftp::TftpConfig { name: ns.clone(), listen: SocketAddrV4::new(ip, 69), source: tftp::TftpSource::Callback(callback) },
-            self.events.clone(),
-        )
-        .await
-        .expect("tftp");
         let script = ipxe_script.clone();
         let handler: http::HttpHandler = Arc::new(move |req| {
             let script = script.clone();
             Box::pin(async move { (req.path == "/boot.ipxe").then(|| HttpReply::text(script)) })
         });
-        let h = http::start_http(
-            &ns,
-            HttpConfig { name: ns.clone(), listen: SocketAddrV4::new(ip, 80), root: Some(http_root), handler: Some(handler) },
-            self.events.clone(),
-        )
-        .await
-        .expect("http");
-        self.servers.push(Box::new(d));
-        self.servers.push(Box::new(t));
-        self.servers.push(Box::new(h));
-        if ra_on {
-            let r = ra::start_ra(
-                &ns,
-                ra::RaConfig { name: ns.clone(), interface: seg.veth_lab.clone(), interval: Duration::from_secs(2) },
-                self.events.clone(),
-            )
+        let cfg = SegmentServersConfig {
+            name: ns.clone(),
+            dhcp: Some(dhcp),
+            tftp: Some(tftp::TftpSource::Callback(callback)),
+            http: Some(HttpSettings {
+                port: 80,
+                root: Some(http_root),
+                handler: Some(handler),
+            }),
+            router_advertisements: ra_on,
+        };
+        let servers = start_segment_servers(&ns, &seg, cfg, self.events.clone())
             .await
-            .expect("ra");
-            self.servers.push(Box::new(r));
-        }
+            .expect("lab servers");
+        self.servers.push(Box::new(servers));
     }
 
     /// Keep something alive (a baseline server process) until teardown.
@@ -244,7 +279,13 @@ impl TestLab {
     }
 
     /// A VM spec on this lab's bridge, files in the run directory.
-    pub fn domain(&mut self, tag: &str, firmware: dhcp::Firmware, model: vm::NicModel, mac: &str) -> vm::DomainSpec {
+    pub fn domain(
+        &mut self,
+        tag: &str,
+        firmware: dhcp::Firmware,
+        model: vm::NicModel,
+        mac: &str,
+    ) -> vm::DomainSpec {
         let name = format!("{}-{tag}", self.run_id);
         self.domains.push(name.clone());
         vm::DomainSpec {
@@ -255,10 +296,18 @@ impl TestLab {
             vcpus: 1,
             firmware,
             cpu_model: vm::DEFAULT_CPU_MODEL.into(),
-            nics: vec![vm::NicSpec { model, mac: mac.into(), bridge: self.bridge().into() }],
-            disks: vec![vm::DiskSpec { path: self.run_dir.join(format!("{tag}-disk0.qcow2")), size_gib: 1 }],
+            nics: vec![vm::NicSpec {
+                model,
+                mac: mac.into(),
+                bridge: self.bridge().into(),
+            }],
+            disks: vec![vm::DiskSpec {
+                path: self.run_dir.join(format!("{tag}-disk0.qcow2")),
+                size_gib: 1,
+            }],
             console_log: self.run_dir.join(format!("{tag}-console.log")),
-            nvram: (firmware == dhcp::Firmware::Uefi).then(|| self.run_dir.join(format!("{tag}_VARS.fd"))),
+            nvram: (firmware == dhcp::Firmware::Uefi)
+                .then(|| self.run_dir.join(format!("{tag}_VARS.fd"))),
             bmc_socket: None,
             accel: vm::Accel::Tcg,
         }
@@ -267,7 +316,13 @@ impl TestLab {
     pub async fn teardown(mut self) {
         self.servers.clear();
         sweep_blocking(&self.run_id);
-        let _ = std::fs::remove_dir_all(&self.run_dir);
+        // MAAS_E2E_KEEP_RUN_DIR=1 keeps the artifacts (events, consoles,
+        // XML) for a look after the run; the network and domains still go.
+        if std::env::var("MAAS_E2E_KEEP_RUN_DIR").is_ok_and(|v| v == "1") {
+            eprintln!("kept {}", self.run_dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.run_dir);
+        }
         self.run_id.clear();
     }
 }
@@ -280,7 +335,10 @@ pub fn sweep_blocking(run_id: &str) {
         if let Ok(conn) = vm::connect() {
             let _ = vm::sweep(&conn, &run_id);
         }
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let _ = rt.block_on(maas_e2e::lab::net::sweep(&run_id));
     })
     .join()
