@@ -517,7 +517,9 @@ async fn ensure_bridge(name: &str) -> Result<(), LabNetError> {
 /// Comment on our iptables rules, so a sweep finds them by listing.
 const RULE_COMMENT: &str = "maas-e2e-lab";
 
-fn forward_rule(op: &str, bridge: &str) -> Cmd {
+/// `iptables OP FORWARD` for the rule that lets frames stay on `bridge`
+/// (`-I`, `-C`, `-D`); teardown and `down` use it too.
+pub fn forward_rule(op: &str, bridge: &str) -> Cmd {
     Cmd::new("iptables").args([
         "-w",
         op,

@@ -103,6 +103,13 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
             virsh(&["undefine", "--nvram", name]).or_else(|_| virsh(&["undefine", name])).map(drop).map_err(|e| e.to_string())
         }
         Resource::Link { name } => {
+            // The lab's iptables rule for a bridge outlives the bridge unless removed.
+            if have_program("iptables") {
+                let rule = |op| crate::lab::net::forward_rule(op, name);
+                while rule("-C").run_blocking().is_ok() {
+                    rule("-D").run_blocking().map_err(|e| e.to_string())?;
+                }
+            }
             if !Path::new("/sys/class/net").join(name).exists() {
                 return Ok(());
             }
@@ -147,6 +154,17 @@ pub fn discover(run_id: Option<&RunId>) -> Vec<Resource> {
     }
     if let Ok(dir) = std::fs::read_dir("/sys/class/net") {
         out.extend(dir.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| is_run_link(n) && matches(n)).map(|name| Resource::Link { name }));
+    }
+    // Rules left for bridges that are gone (a run killed between the two).
+    if have_program("iptables") {
+        if let Ok(rules) = Cmd::new("iptables").args(["-w", "-S", "FORWARD"]).run_blocking() {
+            for name in rules.lines().filter(|l| l.contains("maas-e2e-lab")).filter_map(|l| l.split_whitespace().skip_while(|w| *w != "-i").nth(1)) {
+                let r = Resource::Link { name: name.to_string() };
+                if is_run_link(name) && matches(name) && !out.contains(&r) {
+                    out.push(r);
+                }
+            }
+        }
     }
     if let Ok(dir) = std::fs::read_dir("/run/netns") {
         out.extend(dir.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(NAME_PREFIX) && matches(n)).map(|name| Resource::Netns { name }));

@@ -64,6 +64,11 @@ fn none_target_scenarios_match_their_snapshots_and_leak_nothing() {
         let scenario_path = PathBuf::from(record["scenario_path"].as_str().unwrap());
         let loaded = scenario::load(&scenario_path).unwrap();
         let run_id: RunId = record["run_id"].as_str().unwrap().parse().unwrap();
+        // A finished run leaves nothing on the host.
+        assert!(!Path::new(&format!("/run/netns/me2e-{run_id}")).exists());
+        let rules = Command::new("iptables").args(["-w", "-S", "FORWARD"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        assert!(!rules.contains(run_id.as_str()), "an iptables rule of run {run_id} is left:\n{rules}");
+        assert!(!Path::new("/sys/class/net").join(format!("m2b{run_id}")).exists());
         let plan = plan::plan(&loaded, TargetKind::None, &run_id, 1, out.path());
         // Every artifact of the run, the transcripts included, is free of
         // the BMC passwords the plan derived.

@@ -52,6 +52,9 @@ fn leftovers(id: &str) -> Vec<String> {
     if let Ok(o) = Command::new("virsh").args(["-c", "qemu:///system", "list", "--all", "--name"]).output() {
         out.extend(String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.contains(id)).map(|l| format!("domain {l}")));
     }
+    if let Ok(o) = Command::new("iptables").args(["-w", "-S", "FORWARD"]).output() {
+        out.extend(String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.contains(id)).map(|l| format!("iptables {l}")));
+    }
     if Path::new(&format!("/run/maas-e2e/runs/{id}.json")).exists() {
         out.push(format!("registry entry {id}"));
     }
