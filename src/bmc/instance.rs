@@ -204,6 +204,8 @@ impl Bmc {
 
     /// Sessions active now.
     pub fn active_sessions(&self) -> usize {
-        self.lock().sessions.active_count()
+        let mut inner = self.lock();
+        inner.sessions.purge(Instant::now(), self.limits.timeout);
+        inner.sessions.active_count()
     }
 }

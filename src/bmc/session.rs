@@ -152,14 +152,23 @@ struct Challenge {
 pub struct SessionTable {
     sessions: HashMap<u32, Session>,
     challenges: HashMap<u32, Challenge>,
+    last_purge: Option<Instant>,
 }
 
 impl SessionTable {
+    /// Forget expired sessions, at most once a second (cheap on the hot path).
+    pub fn maybe_purge(&mut self, now: Instant, timeout: Duration) {
+        if self.last_purge.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+            self.purge(now, timeout);
+        }
+    }
+
     pub fn active_count(&self) -> usize {
         self.sessions.values().filter(|s| matches!(s.stage, Stage::Active)).count()
     }
 
-    fn purge(&mut self, now: Instant, timeout: Duration) {
+    pub fn purge(&mut self, now: Instant, timeout: Duration) {
+        self.last_purge = Some(now);
         self.sessions.retain(|_, s| now.duration_since(s.last_activity) <= timeout);
         self.challenges.retain(|_, c| now.duration_since(c.created) <= timeout);
     }
@@ -201,6 +210,7 @@ struct Lan<'a> {
 
 /// Handle one LAN datagram; the answer to send back, if any.
 pub fn handle_datagram(bmc: &Bmc, inner: &mut Inner, peer: SocketAddr, dgram: &[u8], now: Instant) -> Option<Vec<u8>> {
+    inner.sessions.maybe_purge(now, bmc.limits.timeout);
     let mut lan = Lan { bmc, inner, peer, now };
     match rmcp::decode(dgram).ok()? {
         Rmcp::AsfPing { tag } => Some(rmcp::pong(tag)),

@@ -69,7 +69,7 @@ impl<'a> Entry<'a> {
         self.name = Some(format!("{c:?}"));
         self.cc = Some(cc);
         self.request = Some(if c.secret_request() { "<redacted>".into() } else { hex::encode(req) });
-        self.response = Some(if matches!(c, Command::GetSessionChallenge) { "<redacted>".into() } else { hex::encode(resp) });
+        self.response = Some(if c.secret_response() { "<redacted>".into() } else { hex::encode(resp) });
         self
     }
 }

@@ -157,6 +157,20 @@ async fn ipmi_config_core_creates_maas_user_then_ipmipower() {
     let out = freeipmi("ipmi-config", port, ADMIN, &["--category=core", "-D", "LAN_2_0", "--checkout", "--section", "User5"]).await;
     assert!(out.status.success() && out.stdout.contains("maas"), "{out:?}\n{:#?}", lab.failed_commands());
 
+    // MAAS 2.8's autodetect reads single keys (`bmc-config --checkout
+    // --key-pair=S:K` through check_output): each must exit 0.
+    for key in ["Lan_Conf:IP_Address", "Lan_Conf:MAC_Address", "Lan_Channel:Volatile_Access_Mode", "User5:Username", "Lan_Conf_Security_Keys:K_G"] {
+        let kp = format!("--key-pair={key}");
+        let out = freeipmi("ipmi-config", port, ADMIN, &["--category=core", "-D", "LAN_2_0", "--checkout", &kp]).await;
+        assert!(out.status.success(), "{key}: {out:?}\n{:#?}", lab.failed_commands());
+    }
+    // The whole core category reads every section (it exits 1 because the
+    // optional IPv6 LAN parameters answer 0x80 "not supported").
+    let out = freeipmi("ipmi-config", port, ADMIN, &["--category=core", "-D", "LAN_2_0", "--checkout"]).await;
+    for section in ["Section User5", "Section Lan_Channel", "Section Lan_Conf", "Section Lan_Conf_Auth", "Section Lan_Conf_Security_Keys", "Section Rmcpplus_Conf_Privilege", "Section SOL_Conf"] {
+        assert!(out.stdout.contains(section), "{section} missing: {out:?}");
+    }
+
     let out = ipmipower(port, ("maas", pw), "LAN_2_0", &["--on"]).await;
     assert!(says(&out, port, "ok"), "{out:?}");
     assert!(lab.fleet.power_state("n1").unwrap());

@@ -120,6 +120,38 @@ pub fn get_cipher_suites(env: &mut Env<'_>, data: &[u8]) -> Reply {
     Reply::ok(out)
 }
 
+/// Set/Read Channel Security Keys (App 0x56, IPMI 2.0 §22.25): K_G can be
+/// read and set; K_R reads as zero and ignores writes. Keys are not lockable.
+pub fn security_keys(env: &mut Env<'_>, data: &[u8]) -> Reply {
+    if data.len() < 3 {
+        return Reply::cc(cc::REQUEST_LENGTH_INVALID);
+    }
+    if env.ctx.resolve_channel(data[0]) != LAN_CHANNEL || data[2] > 1 {
+        return Reply::cc(cc::INVALID_DATA_FIELD);
+    }
+    let kg = data[2] == 1;
+    match data[1] & 3 {
+        0 => {
+            let mut out = vec![0x00];
+            out.extend_from_slice(if kg { &env.state.kg } else { &[0; 20] });
+            Reply::ok(out)
+        }
+        1 => {
+            let key = &data[3..];
+            if key.len() > 20 {
+                return Reply::cc(cc::REQUEST_LENGTH_INVALID);
+            }
+            if kg {
+                env.state.kg = [0; 20];
+                env.state.kg[..key.len()].copy_from_slice(key);
+            }
+            Reply::ok([0x00])
+        }
+        // Locking is not supported.
+        _ => Reply::cc(0x80),
+    }
+}
+
 /// Get Channel Authentication Capabilities (App 0x38, IPMI 2.0 §22.13).
 /// Answers with the auth types enabled at the requested privilege; never
 /// 0xCC for a privilege above the limit (FreeIPMI would read that as
