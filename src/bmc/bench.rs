@@ -270,21 +270,37 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     let elapsed_b = started_b.elapsed().as_secs_f64();
     let _ = server.take_latencies();
 
-    // ipmipower --stat, ours and ipmi_sim's, in the same run.
+    // ipmipower --stat, ours and ipmi_sim's, interleaved run by run so
+    // both see the same machine load.
     let mut ipmipower = Vec::new();
     if args.ipmipower_runs > 0 && crate::testing::have_program("ipmipower") {
-        let cpu_a = server.cpu_ns().await;
-        let mut ours = ipmipower_runs(server.addrs[0], args.ipmipower_runs).await;
-        let cpu_b = server.cpu_ns().await;
-        ours.server_cpu_per_run_ms = (cpu_b - cpu_a) as f64 / 1e6 / args.ipmipower_runs as f64;
-        ours.peer = "maas-e2e bmc".into();
-        ours.server_rss_kib = Some(proc_kib("/proc/self/status", "VmRSS:"));
-        ipmipower.push(ours);
-        if crate::testing::have_program("ipmi_sim") {
-            match ipmi_sim_runs(args.ipmipower_runs).await {
-                Ok(r) => ipmipower.push(r),
-                Err(e) => eprintln!("ipmi_sim comparison skipped: {e:#}"),
+        let sim = if crate::testing::have_program("ipmi_sim") {
+            match IpmiSim::start().await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    eprintln!("ipmi_sim comparison skipped: {e:#}");
+                    None
+                }
             }
+        } else {
+            None
+        };
+        let (mut ours, mut theirs) = (Timings::default(), Timings::default());
+        for _ in 0..args.ipmipower_runs {
+            let c0 = server.cpu_ns().await;
+            ours.push(ipmipower_stat(server.addrs[0]).await);
+            ours.cpu_ns += server.cpu_ns().await - c0;
+            if let Some(sim) = &sim {
+                let c0 = sim.cpu_ns();
+                theirs.push(ipmipower_stat(sim.addr).await);
+                theirs.cpu_ns += sim.cpu_ns() - c0;
+            }
+        }
+        ipmipower.push(ours.result("maas-e2e bmc", Some(proc_kib("/proc/self/status", "VmRSS:"))));
+        if let Some(sim) = sim {
+            let rss = proc_kib(&format!("/proc/{}/status", sim.pid), "VmRSS:");
+            ipmipower.push(theirs.result("OpenIPMI ipmi_sim", Some(rss)));
+            sim.stop().await;
         }
     }
     server.stop();
@@ -311,81 +327,99 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     })
 }
 
-/// `ipmipower --stat` with MAAS's flags, `runs` times, one after another.
-async fn ipmipower_runs(addr: SocketAddr, runs: usize) -> PeerResult {
-    let mut times = Vec::new();
-    let mut failures = 0;
-    for _ in 0..runs {
-        let cmd = Cmd::new("ipmipower")
-            .args(["-W", "opensesspriv", "-l", "OPERATOR", "--driver-type", "LAN_2_0", "-h", &addr.to_string(), "-u", USER, "-p"])
-            .secret_arg(PASSWORD)
-            .arg("--stat")
-            .timeout(Duration::from_secs(30));
-        let t = Instant::now();
-        let ok = cmd.output().await.is_ok_and(|o| o.status.success() && o.stdout.contains(": off"));
-        times.push(t.elapsed().as_micros() as u32);
-        failures += !ok as usize;
+/// Wall times (us) and server CPU of a series of ipmipower runs.
+#[derive(Default)]
+struct Timings {
+    times: Vec<u32>,
+    failures: usize,
+    cpu_ns: u64,
+}
+
+impl Timings {
+    fn push(&mut self, run: (u32, bool)) {
+        self.times.push(run.0);
+        self.failures += !run.1 as usize;
     }
-    times.sort_unstable();
-    PeerResult {
-        peer: String::new(),
-        runs,
-        failures,
-        p50_ms: percentile(&times, 0.5) / 1e3,
-        p90_ms: percentile(&times, 0.9) / 1e3,
-        server_cpu_per_run_ms: 0.0,
-        server_rss_kib: None,
+
+    fn result(mut self, peer: &str, rss: Option<u64>) -> PeerResult {
+        self.times.sort_unstable();
+        let runs = self.times.len().max(1);
+        PeerResult {
+            peer: peer.into(),
+            runs: self.times.len(),
+            failures: self.failures,
+            p50_ms: percentile(&self.times, 0.5) / 1e3,
+            p90_ms: percentile(&self.times, 0.9) / 1e3,
+            server_cpu_per_run_ms: self.cpu_ns as f64 / 1e6 / runs as f64,
+            server_rss_kib: rss,
+        }
     }
 }
 
-/// Same runs against OpenIPMI's ipmi_sim on a free loopback port.
-async fn ipmi_sim_runs(runs: usize) -> anyhow::Result<PeerResult> {
-    let dir = tempfile_dir()?;
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
-    let conf = format!(
-        "name \"bench\"\nset_working_mc 0x20\n  startlan 1\n    addr 127.0.0.1 {port}\n    priv_limit admin\n    allowed_auths_callback none md5 straight\n    allowed_auths_user none md5 straight\n    allowed_auths_operator none md5 straight\n    allowed_auths_admin none md5 straight\n    guid a123456789abcdefa123456789abcdef\n  endlan\n  user 2 true \"{USER}\" \"{PASSWORD}\" admin 10 none md5 straight\n"
-    );
-    std::fs::write(dir.join("lan.conf"), conf)?;
-    std::fs::write(dir.join("sim.emu"), "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n")?;
-    let mut child = tokio::process::Command::new("ipmi_sim")
-        .arg("-c")
-        .arg(dir.join("lan.conf"))
-        .arg("-f")
-        .arg(dir.join("sim.emu"))
-        .args(["-n", "-p", "-s"])
-        .arg(dir.join("state"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("start ipmi_sim")?;
-    let pid = child.id().context("ipmi_sim pid")?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    // Wait until it answers (bounded).
-    let mut up = false;
-    for _ in 0..50 {
-        if ipmipower_runs(addr, 1).await.failures == 0 {
-            up = true;
-            break;
+/// One `ipmipower --stat` with MAAS's flags: (wall time in us, success).
+async fn ipmipower_stat(addr: SocketAddr) -> (u32, bool) {
+    let cmd = Cmd::new("ipmipower")
+        .args(["-W", "opensesspriv", "-l", "OPERATOR", "--driver-type", "LAN_2_0", "-h", &addr.to_string(), "-u", USER, "-p"])
+        .secret_arg(PASSWORD)
+        .arg("--stat")
+        .timeout(Duration::from_secs(30));
+    let t = Instant::now();
+    let ok = cmd.output().await.is_ok_and(|o| o.status.success() && o.stdout.contains(": off"));
+    (t.elapsed().as_micros() as u32, ok)
+}
+
+/// OpenIPMI's ipmi_sim on a free loopback port, with our bench user.
+struct IpmiSim {
+    child: tokio::process::Child,
+    pid: u32,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl IpmiSim {
+    async fn start() -> anyhow::Result<Self> {
+        let dir = tempfile_dir()?;
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+        let conf = format!(
+            "name \"bench\"\nset_working_mc 0x20\n  startlan 1\n    addr 127.0.0.1 {port}\n    priv_limit admin\n    allowed_auths_callback none md5 straight\n    allowed_auths_user none md5 straight\n    allowed_auths_operator none md5 straight\n    allowed_auths_admin none md5 straight\n    guid a123456789abcdefa123456789abcdef\n  endlan\n  user 2 true \"{USER}\" \"{PASSWORD}\" admin 10 none md5 straight\n"
+        );
+        std::fs::write(dir.join("lan.conf"), conf)?;
+        std::fs::write(dir.join("sim.emu"), "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n")?;
+        let child = tokio::process::Command::new("ipmi_sim")
+            .arg("-c")
+            .arg(dir.join("lan.conf"))
+            .arg("-f")
+            .arg(dir.join("sim.emu"))
+            .args(["-n", "-p", "-s"])
+            .arg(dir.join("state"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("start ipmi_sim")?;
+        let pid = child.id().context("ipmi_sim pid")?;
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let sim = IpmiSim { child, pid, addr, dir };
+        for _ in 0..50 {
+            if ipmipower_stat(addr).await.1 {
+                return Ok(sim);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let schedstat = || std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok().and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok()).unwrap_or(0);
-    let result = if up {
-        let c0 = schedstat();
-        let mut r = ipmipower_runs(addr, runs).await;
-        let c1 = schedstat();
-        r.server_cpu_per_run_ms = (c1 - c0) as f64 / 1e6 / runs as f64;
-        r.server_rss_kib = Some(proc_kib(&format!("/proc/{pid}/status"), "VmRSS:"));
-        r.peer = "OpenIPMI ipmi_sim".into();
-        Ok(r)
-    } else {
+        sim.stop().await;
         Err(anyhow::anyhow!("ipmi_sim did not answer on {addr}"))
-    };
-    let _ = child.kill().await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    }
+
+    /// CPU time the simulator has used, in ns (schedstat is ns-precise).
+    fn cpu_ns(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/schedstat", self.pid)).ok().and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
