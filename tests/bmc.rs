@@ -4,6 +4,8 @@
 
 #[path = "bmc/bench.rs"]
 mod bench;
+#[path = "bmc/backends.rs"]
+mod backends;
 #[path = "bmc/common.rs"]
 mod common;
 #[path = "bmc/freeipmi.rs"]
