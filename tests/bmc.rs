@@ -2,10 +2,10 @@
 //! FreeIPMI), our own RMCP+ client, ipmi-rs, and a fake QEMU on the in-band
 //! socket. One test binary for the whole area.
 
-#[path = "bmc/bench.rs"]
-mod bench;
 #[path = "bmc/backends.rs"]
 mod backends;
+#[path = "bmc/bench.rs"]
+mod bench;
 #[path = "bmc/common.rs"]
 mod common;
 #[path = "bmc/freeipmi.rs"]

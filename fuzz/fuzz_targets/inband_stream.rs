@@ -17,7 +17,14 @@ fuzz_target!(|data: &[u8]| {
     let mut frames = Vec::new();
     dec.feed(data, &mut frames);
     for f in frames {
-        if let Frame::Request { seq, netfn, lun, cmd, data } = f {
+        if let Frame::Request {
+            seq,
+            netfn,
+            lun,
+            cmd,
+            data,
+        } = f
+        {
             let r = bmc.handle_inband(netfn, cmd, &data);
             let _ = encode_response(seq, netfn, lun, cmd, r.cc, &r.data);
         }

@@ -9,10 +9,7 @@ pub mod cmd;
 pub mod process;
 #[path = "../../src/testing.rs"]
 pub mod testing;
-pub mod lab {
-    #[path = "../../../src/lab/netns.rs"]
-    pub mod netns;
-}
+pub mod lab;
 
 use std::sync::Arc;
 

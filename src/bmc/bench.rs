@@ -20,7 +20,9 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::client::ClientSession;
-use super::config::{BmcConfig, FleetConfig, LanEndpoint, PowerConfig, PrivilegeName, SessionType, UserConfig};
+use super::config::{
+    BmcConfig, FleetConfig, LanEndpoint, PowerConfig, PrivilegeName, SessionType, UserConfig,
+};
 use super::{Fleet, LatencyRecorder};
 use crate::cmd::Cmd;
 
@@ -49,7 +51,14 @@ pub struct BenchArgs {
 
 impl Default for BenchArgs {
     fn default() -> Self {
-        BenchArgs { bmcs: 1000, sessions: 50, duration: Duration::from_secs(5), suite: 17, ipmipower_runs: 50, json: None }
+        BenchArgs {
+            bmcs: 1000,
+            sessions: 50,
+            duration: Duration::from_secs(5),
+            suite: 17,
+            ipmipower_runs: 50,
+            json: None,
+        }
     }
 }
 
@@ -94,12 +103,20 @@ const PASSWORD: &str = "benchpass";
 fn proc_kib(path: &str, key: &str) -> u64 {
     std::fs::read_to_string(path)
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(0)
 }
 
 fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -117,9 +134,21 @@ fn fleet_config(n: usize) -> FleetConfig {
     let bmcs = (0..n)
         .map(|i| BmcConfig {
             name: format!("bench{i}"),
-            lan: LanEndpoint { address: "127.0.0.1:0".into(), netns: None, ip: None, netmask: None, gateway: None, mac: None },
+            lan: LanEndpoint {
+                address: "127.0.0.1:0".into(),
+                netns: None,
+                ip: None,
+                netmask: None,
+                gateway: None,
+                mac: None,
+            },
             inband: None,
-            users: vec![UserConfig { name: USER.into(), password: PASSWORD.into(), privilege: PrivilegeName::Administrator, enabled: true }],
+            users: vec![UserConfig {
+                name: USER.into(),
+                password: PASSWORD.into(),
+                privilege: PrivilegeName::Administrator,
+                enabled: true,
+            }],
             power: PowerConfig::Memory { on: false },
             session_types: vec![SessionType::Ipmi15, SessionType::Ipmi20],
             cipher_suites: None,
@@ -131,7 +160,10 @@ fn fleet_config(n: usize) -> FleetConfig {
             kg: None,
         })
         .collect();
-    FleetConfig { transcript: None, bmcs }
+    FleetConfig {
+        transcript: None,
+        bmcs,
+    }
 }
 
 /// A fleet served from its own thread (current-thread runtime), so that
@@ -147,33 +179,58 @@ impl ServerThread {
     fn start(cfg: FleetConfig) -> anyhow::Result<Self> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (cpu_tx, mut cpu_rx) = mpsc::unbounded_channel::<oneshot::Sender<u64>>();
-        let thread = std::thread::Builder::new().name("bmc-fleet".into()).spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async move {
-                let handle = match Fleet::start(cfg).await {
-                    Ok(h) => h,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
-                        return;
+        let thread = std::thread::Builder::new()
+            .name("bmc-fleet".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    let handle = match Fleet::start(cfg).await {
+                        Ok(h) => h,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    let mut addrs = Vec::new();
+                    for name in handle.names() {
+                        let rec = Arc::new(LatencyRecorder::default());
+                        handle
+                            .bmc(&name)
+                            .expect("listed")
+                            .record_latency(rec.clone());
+                        addrs.push((
+                            name.trim_start_matches("bench")
+                                .parse::<usize>()
+                                .unwrap_or(0),
+                            handle.lan_addr(&name).expect("listed"),
+                            rec,
+                        ));
                     }
-                };
-                let mut addrs = Vec::new();
-                for name in handle.names() {
-                    let rec = Arc::new(LatencyRecorder::default());
-                    handle.bmc(&name).expect("listed").record_latency(rec.clone());
-                    addrs.push((name.trim_start_matches("bench").parse::<usize>().unwrap_or(0), handle.lan_addr(&name).expect("listed"), rec));
-                }
-                addrs.sort_by_key(|(i, _, _)| *i);
-                let _ = ready_tx.send(Ok(addrs.into_iter().map(|(_, a, r)| (a, r)).collect::<Vec<_>>()));
-                while let Some(reply) = cpu_rx.recv().await {
-                    let _ = reply.send(thread_cpu_ns());
-                }
-                handle.shutdown().await;
-            });
-        })?;
-        let pairs = ready_rx.recv().context("fleet thread died")?.map_err(anyhow::Error::msg)?;
+                    addrs.sort_by_key(|(i, _, _)| *i);
+                    let _ = ready_tx.send(Ok(addrs
+                        .into_iter()
+                        .map(|(_, a, r)| (a, r))
+                        .collect::<Vec<_>>()));
+                    while let Some(reply) = cpu_rx.recv().await {
+                        let _ = reply.send(thread_cpu_ns());
+                    }
+                    handle.shutdown().await;
+                });
+            })?;
+        let pairs = ready_rx
+            .recv()
+            .context("fleet thread died")?
+            .map_err(anyhow::Error::msg)?;
         let (addrs, recorders) = pairs.into_iter().unzip();
-        Ok(ServerThread { addrs, recorders, cpu_tx, thread: Some(thread) })
+        Ok(ServerThread {
+            addrs,
+            recorders,
+            cpu_tx,
+            thread: Some(thread),
+        })
     }
 
     async fn cpu_ns(&self) -> u64 {
@@ -206,7 +263,12 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     // One idle session on every BMC.
     let mut idle = Vec::new();
     for chunk in server.addrs.chunks(50) {
-        let opened = futures::future::join_all(chunk.iter().map(|a| ClientSession::open(*a, USER, PASSWORD, args.suite, 4))).await;
+        let opened = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|a| ClientSession::open(*a, USER, PASSWORD, args.suite, 4)),
+        )
+        .await;
         for s in opened {
             idle.push(s.context("opening a session on every BMC")?);
         }
@@ -221,21 +283,26 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     // Phase A: requests over C concurrent sessions, one per BMC.
     let deadline = Instant::now() + args.duration;
     let cpu0 = server.cpu_ns().await;
-    let tasks: Vec<_> = server.addrs.iter().take(args.sessions).map(|a| {
-        let (a, suite) = (*a, args.suite);
-        tokio::spawn(async move {
-            let mut s = ClientSession::open(a, USER, PASSWORD, suite, 4).await?;
-            let mut lat = Vec::new();
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let r = s.request(0x00, 0x01, &[]).await?;
-                anyhow::ensure!(r.cc == 0, "Get Chassis Status cc {:#04x}", r.cc);
-                lat.push(t.elapsed().as_nanos() as u32);
-            }
-            let _ = s.close().await;
-            anyhow::Ok(lat)
+    let tasks: Vec<_> = server
+        .addrs
+        .iter()
+        .take(args.sessions)
+        .map(|a| {
+            let (a, suite) = (*a, args.suite);
+            tokio::spawn(async move {
+                let mut s = ClientSession::open(a, USER, PASSWORD, suite, 4).await?;
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let r = s.request(0x00, 0x01, &[]).await?;
+                    anyhow::ensure!(r.cc == 0, "Get Chassis Status cc {:#04x}", r.cc);
+                    lat.push(t.elapsed().as_nanos() as u32);
+                }
+                let _ = s.close().await;
+                anyhow::Ok(lat)
+            })
         })
-    }).collect();
+        .collect();
     let started = Instant::now();
     let mut client_lat = Vec::new();
     for t in tasks {
@@ -249,19 +316,24 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<BenchReport> {
 
     // Phase B: whole sessions (open, one request, close), C at a time.
     let deadline = Instant::now() + args.duration;
-    let tasks: Vec<_> = server.addrs.iter().take(args.sessions).map(|a| {
-        let (a, suite) = (*a, args.suite);
-        tokio::spawn(async move {
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                let mut s = ClientSession::open(a, USER, PASSWORD, suite, 4).await?;
-                s.request(0x00, 0x01, &[]).await?;
-                s.close().await?;
-                n += 1;
-            }
-            anyhow::Ok(n)
+    let tasks: Vec<_> = server
+        .addrs
+        .iter()
+        .take(args.sessions)
+        .map(|a| {
+            let (a, suite) = (*a, args.suite);
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let mut s = ClientSession::open(a, USER, PASSWORD, suite, 4).await?;
+                    s.request(0x00, 0x01, &[]).await?;
+                    s.close().await?;
+                    n += 1;
+                }
+                anyhow::Ok(n)
+            })
         })
-    }).collect();
+        .collect();
     let started_b = Instant::now();
     let mut sessions_opened = 0;
     for t in tasks {
@@ -296,7 +368,10 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<BenchReport> {
                 theirs.cpu_ns += sim.cpu_ns() - c0;
             }
         }
-        ipmipower.push(ours.result("maas-e2e bmc", Some(proc_kib("/proc/self/status", "VmRSS:"))));
+        ipmipower.push(ours.result(
+            "maas-e2e bmc",
+            Some(proc_kib("/proc/self/status", "VmRSS:")),
+        ));
         if let Some(sim) = sim {
             let rss = proc_kib(&format!("/proc/{}/status", sim.pid), "VmRSS:");
             ipmipower.push(theirs.result("OpenIPMI ipmi_sim", Some(rss)));
@@ -359,12 +434,27 @@ impl Timings {
 /// One `ipmipower --stat` with MAAS's flags: (wall time in us, success).
 async fn ipmipower_stat(addr: SocketAddr) -> (u32, bool) {
     let cmd = Cmd::new("ipmipower")
-        .args(["-W", "opensesspriv", "-l", "OPERATOR", "--driver-type", "LAN_2_0", "-h", &addr.to_string(), "-u", USER, "-p"])
+        .args([
+            "-W",
+            "opensesspriv",
+            "-l",
+            "OPERATOR",
+            "--driver-type",
+            "LAN_2_0",
+            "-h",
+            &addr.to_string(),
+            "-u",
+            USER,
+            "-p",
+        ])
         .secret_arg(PASSWORD)
         .arg("--stat")
         .timeout(Duration::from_secs(30));
     let t = Instant::now();
-    let ok = cmd.output().await.is_ok_and(|o| o.status.success() && o.stdout.contains(": off"));
+    let ok = cmd
+        .output()
+        .await
+        .is_ok_and(|o| o.status.success() && o.stdout.contains(": off"));
     (t.elapsed().as_micros() as u32, ok)
 }
 
@@ -379,12 +469,17 @@ struct IpmiSim {
 impl IpmiSim {
     async fn start() -> anyhow::Result<Self> {
         let dir = tempfile_dir()?;
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let conf = format!(
             "name \"bench\"\nset_working_mc 0x20\n  startlan 1\n    addr 127.0.0.1 {port}\n    priv_limit admin\n    allowed_auths_callback none md5 straight\n    allowed_auths_user none md5 straight\n    allowed_auths_operator none md5 straight\n    allowed_auths_admin none md5 straight\n    guid a123456789abcdefa123456789abcdef\n  endlan\n  user 2 true \"{USER}\" \"{PASSWORD}\" admin 10 none md5 straight\n"
         );
         std::fs::write(dir.join("lan.conf"), conf)?;
-        std::fs::write(dir.join("sim.emu"), "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n")?;
+        std::fs::write(
+            dir.join("sim.emu"),
+            "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n",
+        )?;
         let child = tokio::process::Command::new("ipmi_sim")
             .arg("-c")
             .arg(dir.join("lan.conf"))
@@ -400,7 +495,12 @@ impl IpmiSim {
             .context("start ipmi_sim")?;
         let pid = child.id().context("ipmi_sim pid")?;
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-        let sim = IpmiSim { child, pid, addr, dir };
+        let sim = IpmiSim {
+            child,
+            pid,
+            addr,
+            dir,
+        };
         for _ in 0..50 {
             if ipmipower_stat(addr).await.1 {
                 return Ok(sim);
@@ -413,7 +513,10 @@ impl IpmiSim {
 
     /// CPU time the simulator has used, in ns (schedstat is ns-precise).
     fn cpu_ns(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/schedstat", self.pid)).ok().and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+        std::fs::read_to_string(format!("/proc/{}/schedstat", self.pid))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
     }
 
     async fn stop(mut self) {
@@ -423,7 +526,11 @@ impl IpmiSim {
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("maas-e2e-bmc-bench-{}-{}", std::process::id(), rand::random::<u32>()));
+    let dir = std::env::temp_dir().join(format!(
+        "maas-e2e-bmc-bench-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
@@ -433,7 +540,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let r = measure(&args).await?;
     println!("{}", render(&r));
     if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_string_pretty(&r)?).with_context(|| format!("write {}", p.display()))?;
+        std::fs::write(p, serde_json::to_string_pretty(&r)?)
+            .with_context(|| format!("write {}", p.display()))?;
     }
     Ok(())
 }
@@ -442,14 +550,40 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 pub fn render(r: &BenchReport) -> String {
     let mut s = String::new();
     s.push_str("| measure | value |\n| --- | --- |\n");
-    s.push_str(&format!("| RSS before fleet | {:.1} MiB |\n", r.rss_before_kib as f64 / 1024.0));
-    s.push_str(&format!("| RSS with {} BMCs bound | {:.1} MiB |\n", r.bmcs, r.rss_bound_kib as f64 / 1024.0));
-    s.push_str(&format!("| RSS / PSS with one session on each | {:.1} / {:.1} MiB |\n", r.rss_with_sessions_kib as f64 / 1024.0, r.pss_with_sessions_kib as f64 / 1024.0));
-    s.push_str(&format!("| requests/s, {} sessions, suite {} | {:.0} |\n", r.concurrent_sessions, r.suite, r.requests_per_s));
-    s.push_str(&format!("| server-side p50 / p99 | {:.1} / {:.1} us |\n", r.server_p50_us, r.server_p99_us));
-    s.push_str(&format!("| client round trip p50 / p99 | {:.1} / {:.1} us |\n", r.client_p50_us, r.client_p99_us));
-    s.push_str(&format!("| server CPU per datagram | {:.1} us |\n", r.server_cpu_per_datagram_us));
-    s.push_str(&format!("| sessions/s (open, 1 request, close) | {:.0} |\n", r.sessions_per_s));
+    s.push_str(&format!(
+        "| RSS before fleet | {:.1} MiB |\n",
+        r.rss_before_kib as f64 / 1024.0
+    ));
+    s.push_str(&format!(
+        "| RSS with {} BMCs bound | {:.1} MiB |\n",
+        r.bmcs,
+        r.rss_bound_kib as f64 / 1024.0
+    ));
+    s.push_str(&format!(
+        "| RSS / PSS with one session on each | {:.1} / {:.1} MiB |\n",
+        r.rss_with_sessions_kib as f64 / 1024.0,
+        r.pss_with_sessions_kib as f64 / 1024.0
+    ));
+    s.push_str(&format!(
+        "| requests/s, {} sessions, suite {} | {:.0} |\n",
+        r.concurrent_sessions, r.suite, r.requests_per_s
+    ));
+    s.push_str(&format!(
+        "| server-side p50 / p99 | {:.1} / {:.1} us |\n",
+        r.server_p50_us, r.server_p99_us
+    ));
+    s.push_str(&format!(
+        "| client round trip p50 / p99 | {:.1} / {:.1} us |\n",
+        r.client_p50_us, r.client_p99_us
+    ));
+    s.push_str(&format!(
+        "| server CPU per datagram | {:.1} us |\n",
+        r.server_cpu_per_datagram_us
+    ));
+    s.push_str(&format!(
+        "| sessions/s (open, 1 request, close) | {:.0} |\n",
+        r.sessions_per_s
+    ));
     for p in &r.ipmipower {
         s.push_str(&format!(
             "| ipmipower --stat vs {}: p50 / p90, server CPU per run, server RSS, failures | {:.1} / {:.1} ms, {:.3} ms, {}, {}/{} |\n",

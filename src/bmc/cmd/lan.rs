@@ -79,7 +79,11 @@ pub fn set(env: &mut Env<'_>, data: &[u8]) -> Reply {
     let v = &data[2..];
     let l = &mut env.state.lan;
     let sized = |n: usize| -> Result<&[u8], Reply> {
-        if v.len() < n { Err(Reply::cc(cc::REQUEST_LENGTH_INVALID)) } else { Ok(&v[..n]) }
+        if v.len() < n {
+            Err(Reply::cc(cc::REQUEST_LENGTH_INVALID))
+        } else {
+            Ok(&v[..n])
+        }
     };
     let ip = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
     let r: Result<(), Reply> = (|| {

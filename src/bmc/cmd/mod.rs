@@ -128,9 +128,19 @@ impl Command {
     pub fn min_privilege(self) -> u8 {
         use Command::*;
         match self {
-            GetChannelAuthCapabilities | GetSessionChallenge | ActivateSession | GetSystemGuid | GetChannelCipherSuites => 0,
-            ChassisControl | ChassisIdentify | SetSystemBootOptions | GetSystemBootOptions | GetUserAccess | GetUserName | GetLanConfig | GetSolConfig | GetUserPayloadAccess => privilege::OPERATOR,
-            SetChannelAccess | SetUserAccess | SetUserName | SetUserPassword | SetLanConfig | SetBmcGlobalEnables | SetSolConfig | SetUserPayloadAccess | ChannelSecurityKeys => privilege::ADMIN,
+            GetChannelAuthCapabilities
+            | GetSessionChallenge
+            | ActivateSession
+            | GetSystemGuid
+            | GetChannelCipherSuites => 0,
+            ChassisControl | ChassisIdentify | SetSystemBootOptions | GetSystemBootOptions
+            | GetUserAccess | GetUserName | GetLanConfig | GetSolConfig | GetUserPayloadAccess => {
+                privilege::OPERATOR
+            }
+            SetChannelAccess | SetUserAccess | SetUserName | SetUserPassword | SetLanConfig
+            | SetBmcGlobalEnables | SetSolConfig | SetUserPayloadAccess | ChannelSecurityKeys => {
+                privilege::ADMIN
+            }
             _ => privilege::USER,
         }
     }
@@ -142,12 +152,22 @@ impl Command {
 
     /// Response data that must never reach a transcript.
     pub fn secret_response(self) -> bool {
-        matches!(self, Command::GetSessionChallenge | Command::ChannelSecurityKeys)
+        matches!(
+            self,
+            Command::GetSessionChallenge | Command::ChannelSecurityKeys
+        )
     }
 
     /// Request data that must never reach a transcript.
     pub fn secret_request(self) -> bool {
-        matches!(self, Command::SetUserPassword | Command::ActivateSession | Command::GetSessionChallenge | Command::SetLanConfig | Command::ChannelSecurityKeys)
+        matches!(
+            self,
+            Command::SetUserPassword
+                | Command::ActivateSession
+                | Command::GetSessionChallenge
+                | Command::SetLanConfig
+                | Command::ChannelSecurityKeys
+        )
     }
 }
 
@@ -187,11 +207,17 @@ pub struct Reply {
 
 impl Reply {
     pub fn ok(data: impl Into<Vec<u8>>) -> Self {
-        Reply { cc: cc::OK, data: data.into() }
+        Reply {
+            cc: cc::OK,
+            data: data.into(),
+        }
     }
 
     pub fn cc(code: u8) -> Self {
-        Reply { cc: code, data: Vec::new() }
+        Reply {
+            cc: code,
+            data: Vec::new(),
+        }
     }
 }
 

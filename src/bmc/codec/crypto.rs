@@ -157,14 +157,20 @@ impl CipherSuite {
             17 => (A::HmacSha256, I::HmacSha256_128, C::AesCbc128),
             _ => return None,
         };
-        Some(CipherSuite { id, auth, integ, conf })
+        Some(CipherSuite {
+            id,
+            auth,
+            integ,
+            conf,
+        })
     }
 
     /// The suite among `allowed` whose triple is exactly (auth, integ, conf).
     pub fn matching(allowed: &[u8], auth: u8, integ: u8, conf: u8) -> Option<Self> {
-        allowed.iter().filter_map(|&id| Self::by_id(id)).find(|s| {
-            s.auth as u8 == auth && s.integ as u8 == integ && s.conf as u8 == conf
-        })
+        allowed
+            .iter()
+            .filter_map(|&id| Self::by_id(id))
+            .find(|s| s.auth as u8 == auth && s.integ as u8 == integ && s.conf as u8 == conf)
     }
 }
 
@@ -239,7 +245,13 @@ impl RakpParams<'_> {
     pub fn sik(&self, auth: AuthAlg, kg_or_password: &[u8]) -> Vec<u8> {
         auth.hmac(
             kg_or_password,
-            &[self.console_random, self.bmc_random, &[self.role], &self.ulen(), self.username],
+            &[
+                self.console_random,
+                self.bmc_random,
+                &[self.role],
+                &self.ulen(),
+                self.username,
+            ],
         )
     }
 
@@ -247,7 +259,11 @@ impl RakpParams<'_> {
     pub fn rakp4_icv(&self, auth: AuthAlg, sik: &[u8]) -> Vec<u8> {
         let mut v = auth.hmac(
             sik,
-            &[self.console_random, &self.bmc_session_id.to_le_bytes(), self.bmc_guid],
+            &[
+                self.console_random,
+                &self.bmc_session_id.to_le_bytes(),
+                self.bmc_guid,
+            ],
         );
         v.truncate(auth.rakp4_icv_len());
         v
@@ -306,7 +322,11 @@ pub fn aes_decrypt(k2: &[u8], payload: &[u8]) -> Result<Vec<u8>, DecryptError> {
         return Err(DecryptError::BadPad);
     }
     let body_len = buf.len() - pad - 1;
-    if !buf[body_len..body_len + pad].iter().enumerate().all(|(i, &b)| b as usize == i + 1) {
+    if !buf[body_len..body_len + pad]
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b as usize == i + 1)
+    {
         return Err(DecryptError::BadPad);
     }
     buf.truncate(body_len);
@@ -338,7 +358,13 @@ impl AuthType15 {
     }
 
     /// The 16-byte authcode of a 1.5 packet (absent for `None`).
-    pub fn authcode(self, password: &[u8; 16], session_id: u32, msg: &[u8], seq: u32) -> Option<[u8; 16]> {
+    pub fn authcode(
+        self,
+        password: &[u8; 16],
+        session_id: u32,
+        msg: &[u8],
+        seq: u32,
+    ) -> Option<[u8; 16]> {
         match self {
             Self::None => None,
             Self::Password => Some(*password),
@@ -383,7 +409,10 @@ mod tests {
         let pt = hex::decode("00112233445566778899aabbccddeeff").unwrap();
         // 16 bytes of plain text plus the pad makes two blocks; the first is ECB.
         let out = aes_encrypt(&key, &[0; 16], &pt);
-        assert_eq!(hex::encode(&out[16..32]), "69c4e0d86a7b0430d8cdb78070b4c55a");
+        assert_eq!(
+            hex::encode(&out[16..32]),
+            "69c4e0d86a7b0430d8cdb78070b4c55a"
+        );
         assert_eq!(out.len(), 16 + 32);
         assert_eq!(aes_decrypt(&key, &out).unwrap(), pt);
         for n in 0..40 {
@@ -412,14 +441,19 @@ mod tests {
     fn md5_authcode_wraps_in_password() {
         let mut pw = [0u8; 16];
         pw[..8].copy_from_slice(b"password");
-        let code = AuthType15::Md5.authcode(&pw, 0x01020304, b"\x20\x18", 7).unwrap();
+        let code = AuthType15::Md5
+            .authcode(&pw, 0x01020304, b"\x20\x18", 7)
+            .unwrap();
         let mut manual = Vec::new();
         manual.extend_from_slice(&pw);
         manual.extend_from_slice(&[4, 3, 2, 1, 0x20, 0x18, 7, 0, 0, 0]);
         manual.extend_from_slice(&pw);
         assert_eq!(code, md5_parts(&[&manual]));
         // RFC 1321 vector for MD5 itself.
-        assert_eq!(hex::encode(md5_parts(&[b"abc"])), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            hex::encode(md5_parts(&[b"abc"])),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
         assert_eq!(AuthType15::Password.authcode(&pw, 1, b"", 1), Some(pw));
         assert_eq!(AuthType15::None.authcode(&pw, 1, b"", 1), None);
     }
@@ -438,8 +472,17 @@ mod tests {
     #[test]
     fn integrity_lengths() {
         let pw = [0u8; 20];
-        assert_eq!(IntegAlg::HmacSha1_96.authcode(&[1; 20], &pw, b"x").len(), 12);
-        assert_eq!(IntegAlg::HmacSha256_128.authcode(&[1; 32], &pw, b"x").len(), 16);
-        assert_eq!(IntegAlg::Md5_128.authcode(&[], &pw, b"x"), md5_parts(&[&pw, b"x", &pw]).to_vec());
+        assert_eq!(
+            IntegAlg::HmacSha1_96.authcode(&[1; 20], &pw, b"x").len(),
+            12
+        );
+        assert_eq!(
+            IntegAlg::HmacSha256_128.authcode(&[1; 32], &pw, b"x").len(),
+            16
+        );
+        assert_eq!(
+            IntegAlg::Md5_128.authcode(&[], &pw, b"x"),
+            md5_parts(&[&pw, b"x", &pw]).to_vec()
+        );
     }
 }
