@@ -248,6 +248,9 @@ pub fn handle_datagram(
     match rmcp::decode(dgram).ok()? {
         Rmcp::AsfPing { tag } => Some(rmcp::pong(tag)),
         Rmcp::AsfOther => None,
+        // Channel access mode "disabled" (Set Channel Access): the LAN
+        // channel takes no IPMI messages at all.
+        Rmcp::Ipmi(_) if lan.inner.state.lan_access_volatile.access_mode == 0 => None,
         Rmcp::Ipmi(body) => {
             if body.first()? & 0x0F == 0x06 {
                 lan.rmcpp(RmcppPacket::decode(body).ok()?)

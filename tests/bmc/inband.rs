@@ -173,8 +173,12 @@ async fn inband_configures_user_that_lan_then_uses() {
     assert_eq!(q.request(0x2C, 0x00, &[0]).await.0, 0xC1, "unknown command");
     assert_eq!(q.request(0x06, 0x45, &[6]).await.0, 0xC7, "short request");
 
-    // The same state over LAN: log in as the user made in-band.
+    // The same state over LAN: log in as the user made in-band. With the
+    // LAN channel disabled in-band first, nothing answers on the LAN.
     let a = lab.fleet.lan_addr("n1").unwrap();
+    assert_eq!(q.request(0x06, 0x40, &[0x01, 0x80, 0x00]).await.0, 0, "volatile access mode: disabled");
+    assert!(ClientSession::open(a, "maas", "Zq8fAe2xWm4pLr7tKc3v", 17, 4).await.is_err(), "LAN disabled");
+    assert_eq!(q.request(0x06, 0x40, &[0x01, 0x82, 0x00]).await.0, 0, "volatile access mode: always available");
     let mut s = ClientSession::open(a, "maas", "Zq8fAe2xWm4pLr7tKc3v", 17, 4)
         .await
         .unwrap();
