@@ -473,7 +473,7 @@ impl Lan<'_> {
         let limits = self.bmc.limits;
         let table = &mut self.inner.sessions;
         table.purge(self.now, limits.timeout);
-        if table.sessions.len() >= limits.max_sessions {
+        if table.sessions.len() >= limits.max_sessions && !table.evict_oldest_pending() {
             return answer(self, Reply::cc(0x81), initial_outbound);
         }
         let id = table.new_id();
