@@ -2,6 +2,8 @@
 //! FreeIPMI), our own RMCP+ client, ipmi-rs, and a fake QEMU on the in-band
 //! socket. One test binary for the whole area.
 
+#[path = "bmc/backends.rs"]
+mod backends;
 #[path = "bmc/bench.rs"]
 mod bench;
 #[path = "bmc/common.rs"]

@@ -20,7 +20,9 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::client::ClientSession;
-use super::config::{BmcConfig, FleetConfig, LanEndpoint, PowerConfig, PrivilegeName, SessionType, UserConfig};
+use super::config::{
+    BmcConfig, FleetConfig, LanEndpoint, PowerConfig, PrivilegeName, SessionType, UserConfig,
+};
 use super::{Fleet, LatencyRecorder};
 use crate::cmd::Cmd;
 
@@ -49,7 +51,14 @@ pub struct BenchArgs {
 
 impl Default for BenchArgs {
     fn default() -> Self {
-        BenchArgs { bmcs: 1000, sessions: 50, duration: Duration::from_secs(5), suite: 17, ipmipower_runs: 50, json: None }
+        BenchArgs {
+            bmcs: 1000,
+            sessions: 50,
+            duration: Duration::from_secs(5),
+            suite: 17,
+            ipmipower_runs: 50,
+            json: None,
+        }
     }
 }
 
@@ -94,12 +103,20 @@ const PASSWORD: &str = "benchpass";
 fn proc_kib(path: &str, key: &str) -> u64 {
     std::fs::read_to_string(path)
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(0)
 }
 
 fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -117,9 +134,21 @@ fn fleet_config(n: usize) -> FleetConfig {
     let bmcs = (0..n)
         .map(|i| BmcConfig {
             name: format!("bench{i}"),
-            lan: LanEndpoint { address: "127.0.0.1:0".into(), netns: None, ip: None, netmask: None, gateway: None, mac: None },
+            lan: LanEndpoint {
+                address: "127.0.0.1:0".into(),
+                netns: None,
+                ip: None,
+                netmask: None,
+                gateway: None,
+                mac: None,
+            },
             inband: None,
-            users: vec![UserConfig { name: USER.into(), password: PASSWORD.into(), privilege: PrivilegeName::Administrator, enabled: true }],
+            users: vec![UserConfig {
+                name: USER.into(),
+                password: PASSWORD.into(),
+                privilege: PrivilegeName::Administrator,
+                enabled: true,
+            }],
             power: PowerConfig::Memory { on: false },
             session_types: vec![SessionType::Ipmi15, SessionType::Ipmi20],
             cipher_suites: None,
@@ -131,7 +160,10 @@ fn fleet_config(n: usize) -> FleetConfig {
             kg: None,
         })
         .collect();
-    FleetConfig { transcript: None, bmcs }
+    FleetConfig {
+        transcript: None,
+        bmcs,
+    }
 }
 
 /// A fleet served from its own thread (current-thread runtime), so that
@@ -147,33 +179,58 @@ impl ServerThread {
     fn start(cfg: FleetConfig) -> anyhow::Result<Self> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (cpu_tx, mut cpu_rx) = mpsc::unbounded_channel::<oneshot::Sender<u64>>();
-        let thread = std::thread::Builder::new().name("bmc-fleet".into()).spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async move {
-                let handle = match Fleet::start(cfg).await {
-                    Ok(h) => h,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
-                        return;
+        let thread = std::thread::Builder::new()
+            .name("bmc-fleet".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    let handle = match Fleet::start(cfg).await {
+                        Ok(h) => h,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    let mut addrs = Vec::new();
+                    for name in handle.names() {
+                        let rec = Arc::new(LatencyRecorder::default());
+                        handle
+                            .bmc(&name)
+                            .expect("listed")
+                            .record_latency(rec.clone());
+                        addrs.push((
+                            name.trim_start_matches("bench")
+                                .parse::<usize>()
+                                .unwrap_or(0),
+                            handle.lan_addr(&name).expect("listed"),
+                            rec,
+                        ));
                     }
-                };
-                let mut addrs = Vec::new();
-                for name in handle.names() {
-                    let rec = Arc::new(LatencyRecorder::default());
-                    handle.bmc(&name).expect("listed").record_latency(rec.clone());
-                    addrs.push((name.trim_start_matches("bench").parse::<usize>().unwrap_or(0), handle.lan_addr(&name).expect("listed"), rec));
-                }
-                addrs.sort_by_key(|(i, _, _)| *i);
-                let _ = ready_tx.send(Ok(addrs.into_iter().map(|(_, a, r)| (a, r)).collect::<Vec<_>>()));
-                while let Some(reply) = cpu_rx.recv().await {
-                    let _ = reply.send(thread_cpu_ns());
-                }
-                handle.shutdown().await;
-            });
-        })?;
-        let pairs = ready_rx.recv().context("fleet thread died")?.map_err(anyhow::Error::msg)?;
+                    addrs.sort_by_key(|(i, _, _)| *i);
+                    let _ = ready_tx.send(Ok(addrs
+                        .into_iter()
+                        .map(|(_, a, r)| (a, r))
+                        .collect::<Vec<_>>()));
+                    while let Some(reply) = cpu_rx.recv().await {
+                        let _ = reply.send(thread_cpu_ns());
+                    }
+                    handle.shutdown().await;
+                });
+            })?;
+        let pairs = ready_rx
+            .recv()
+            .context("fleet thread died")?
+            .map_err(anyhow::Error::msg)?;
         let (addrs, recorders) = pairs.into_iter().unzip();
-        Ok(ServerThread { addrs, recorders, cpu_tx, thread: Some(thread) })
+        Ok(ServerThread {
+            addrs,
+            recorders,
+            cpu_tx,
+            thread: Some(thread),
+        })
     }
 
     async fn cpu_ns(&self) -> u64 {
@@ -206,7 +263,12 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     // One idle session on every BMC.
     let mut idle = Vec::new();
     for chunk in server.addrs.chunks(50) {
-        let opened = futures::future::join_all(chunk.iter().map(|a| ClientSession::open(*a, USER, PASSWORD, args.suite, 4))).await;
+        let opened = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|a| ClientSession::open(*a, USER, PASSWORD, args.suite, 4)),
+        )
+        .await;
         for s in opened {
             idle.push(s.context("opening a session on every BMC")?);
         }
@@ -221,21 +283,26 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     // Phase A: requests over C concurrent sessions, one per BMC.
     let deadline = Instant::now() + args.duration;
     let cpu0 = server.cpu_ns().await;
-    let tasks: Vec<_> = server.addrs.iter().take(args.sessions).map(|a| {
-        let (a, suite) = (*a, args.suite);
-        tokio::spawn(async move {
-            let mut s = ClientSession::open(a, USER, PASSWORD, suite, 4).await?;
-            let mut lat = Vec::new();
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let r = s.request(0x00, 0x01, &[]).await?;
-                anyhow::ensure!(r.cc == 0, "Get Chassis Status cc {:#04x}", r.cc);
-                lat.push(t.elapsed().as_nanos() as u32);
-            }
-            let _ = s.close().await;
-            anyhow::Ok(lat)
+    let tasks: Vec<_> = server
+        .addrs
+        .iter()
+        .take(args.sessions)
+        .map(|a| {
+            let (a, suite) = (*a, args.suite);
+            tokio::spawn(async move {
+                let mut s = ClientSession::open(a, USER, PASSWORD, suite, 4).await?;
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let r = s.request(0x00, 0x01, &[]).await?;
+                    anyhow::ensure!(r.cc == 0, "Get Chassis Status cc {:#04x}", r.cc);
+                    lat.push(t.elapsed().as_nanos() as u32);
+                }
+                let _ = s.close().await;
+                anyhow::Ok(lat)
+            })
         })
-    }).collect();
+        .collect();
     let started = Instant::now();
     let mut client_lat = Vec::new();
     for t in tasks {
@@ -249,19 +316,24 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<BenchReport> {
 
     // Phase B: whole sessions (open, one request, close), C at a time.
     let deadline = Instant::now() + args.duration;
-    let tasks: Vec<_> = server.addrs.iter().take(args.sessions).map(|a| {
-        let (a, suite) = (*a, args.suite);
-        tokio::spawn(async move {
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                let mut s = ClientSession::open(a, USER, PASSWORD, suite, 4).await?;
-                s.request(0x00, 0x01, &[]).await?;
-                s.close().await?;
-                n += 1;
-            }
-            anyhow::Ok(n)
+    let tasks: Vec<_> = server
+        .addrs
+        .iter()
+        .take(args.sessions)
+        .map(|a| {
+            let (a, suite) = (*a, args.suite);
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let mut s = ClientSession::open(a, USER, PASSWORD, suite, 4).await?;
+                    s.request(0x00, 0x01, &[]).await?;
+                    s.close().await?;
+                    n += 1;
+                }
+                anyhow::Ok(n)
+            })
         })
-    }).collect();
+        .collect();
     let started_b = Instant::now();
     let mut sessions_opened = 0;
     for t in tasks {
@@ -270,21 +342,40 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     let elapsed_b = started_b.elapsed().as_secs_f64();
     let _ = server.take_latencies();
 
-    // ipmipower --stat, ours and ipmi_sim's, in the same run.
+    // ipmipower --stat, ours and ipmi_sim's, interleaved run by run so
+    // both see the same machine load.
     let mut ipmipower = Vec::new();
     if args.ipmipower_runs > 0 && crate::testing::have_program("ipmipower") {
-        let cpu_a = server.cpu_ns().await;
-        let mut ours = ipmipower_runs(server.addrs[0], args.ipmipower_runs).await;
-        let cpu_b = server.cpu_ns().await;
-        ours.server_cpu_per_run_ms = (cpu_b - cpu_a) as f64 / 1e6 / args.ipmipower_runs as f64;
-        ours.peer = "maas-e2e bmc".into();
-        ours.server_rss_kib = Some(proc_kib("/proc/self/status", "VmRSS:"));
-        ipmipower.push(ours);
-        if crate::testing::have_program("ipmi_sim") {
-            match ipmi_sim_runs(args.ipmipower_runs).await {
-                Ok(r) => ipmipower.push(r),
-                Err(e) => eprintln!("ipmi_sim comparison skipped: {e:#}"),
+        let sim = if crate::testing::have_program("ipmi_sim") {
+            match IpmiSim::start().await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    eprintln!("ipmi_sim comparison skipped: {e:#}");
+                    None
+                }
             }
+        } else {
+            None
+        };
+        let (mut ours, mut theirs) = (Timings::default(), Timings::default());
+        for _ in 0..args.ipmipower_runs {
+            let c0 = server.cpu_ns().await;
+            ours.push(ipmipower_stat(server.addrs[0]).await);
+            ours.cpu_ns += server.cpu_ns().await - c0;
+            if let Some(sim) = &sim {
+                let c0 = sim.cpu_ns();
+                theirs.push(ipmipower_stat(sim.addr).await);
+                theirs.cpu_ns += sim.cpu_ns() - c0;
+            }
+        }
+        ipmipower.push(ours.result(
+            "maas-e2e bmc",
+            Some(proc_kib("/proc/self/status", "VmRSS:")),
+        ));
+        if let Some(sim) = sim {
+            let rss = proc_kib(&format!("/proc/{}/status", sim.pid), "VmRSS:");
+            ipmipower.push(theirs.result("OpenIPMI ipmi_sim", Some(rss)));
+            sim.stop().await;
         }
     }
     server.stop();
@@ -311,85 +402,135 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     })
 }
 
-/// `ipmipower --stat` with MAAS's flags, `runs` times, one after another.
-async fn ipmipower_runs(addr: SocketAddr, runs: usize) -> PeerResult {
-    let mut times = Vec::new();
-    let mut failures = 0;
-    for _ in 0..runs {
-        let cmd = Cmd::new("ipmipower")
-            .args(["-W", "opensesspriv", "-l", "OPERATOR", "--driver-type", "LAN_2_0", "-h", &addr.to_string(), "-u", USER, "-p"])
-            .secret_arg(PASSWORD)
-            .arg("--stat")
-            .timeout(Duration::from_secs(30));
-        let t = Instant::now();
-        let ok = cmd.output().await.is_ok_and(|o| o.status.success() && o.stdout.contains(": off"));
-        times.push(t.elapsed().as_micros() as u32);
-        failures += !ok as usize;
+/// Wall times (us) and server CPU of a series of ipmipower runs.
+#[derive(Default)]
+struct Timings {
+    times: Vec<u32>,
+    failures: usize,
+    cpu_ns: u64,
+}
+
+impl Timings {
+    fn push(&mut self, run: (u32, bool)) {
+        self.times.push(run.0);
+        self.failures += !run.1 as usize;
     }
-    times.sort_unstable();
-    PeerResult {
-        peer: String::new(),
-        runs,
-        failures,
-        p50_ms: percentile(&times, 0.5) / 1e3,
-        p90_ms: percentile(&times, 0.9) / 1e3,
-        server_cpu_per_run_ms: 0.0,
-        server_rss_kib: None,
+
+    fn result(mut self, peer: &str, rss: Option<u64>) -> PeerResult {
+        self.times.sort_unstable();
+        let runs = self.times.len().max(1);
+        PeerResult {
+            peer: peer.into(),
+            runs: self.times.len(),
+            failures: self.failures,
+            p50_ms: percentile(&self.times, 0.5) / 1e3,
+            p90_ms: percentile(&self.times, 0.9) / 1e3,
+            server_cpu_per_run_ms: self.cpu_ns as f64 / 1e6 / runs as f64,
+            server_rss_kib: rss,
+        }
     }
 }
 
-/// Same runs against OpenIPMI's ipmi_sim on a free loopback port.
-async fn ipmi_sim_runs(runs: usize) -> anyhow::Result<PeerResult> {
-    let dir = tempfile_dir()?;
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
-    let conf = format!(
-        "name \"bench\"\nset_working_mc 0x20\n  startlan 1\n    addr 127.0.0.1 {port}\n    priv_limit admin\n    allowed_auths_callback none md5 straight\n    allowed_auths_user none md5 straight\n    allowed_auths_operator none md5 straight\n    allowed_auths_admin none md5 straight\n    guid a123456789abcdefa123456789abcdef\n  endlan\n  user 2 true \"{USER}\" \"{PASSWORD}\" admin 10 none md5 straight\n"
-    );
-    std::fs::write(dir.join("lan.conf"), conf)?;
-    std::fs::write(dir.join("sim.emu"), "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n")?;
-    let mut child = tokio::process::Command::new("ipmi_sim")
-        .arg("-c")
-        .arg(dir.join("lan.conf"))
-        .arg("-f")
-        .arg(dir.join("sim.emu"))
-        .args(["-n", "-p", "-s"])
-        .arg(dir.join("state"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("start ipmi_sim")?;
-    let pid = child.id().context("ipmi_sim pid")?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    // Wait until it answers (bounded).
-    let mut up = false;
-    for _ in 0..50 {
-        if ipmipower_runs(addr, 1).await.failures == 0 {
-            up = true;
-            break;
+/// One `ipmipower --stat` with MAAS's flags: (wall time in us, success).
+async fn ipmipower_stat(addr: SocketAddr) -> (u32, bool) {
+    let cmd = Cmd::new("ipmipower")
+        .args([
+            "-W",
+            "opensesspriv",
+            "-l",
+            "OPERATOR",
+            "--driver-type",
+            "LAN_2_0",
+            "-h",
+            &addr.to_string(),
+            "-u",
+            USER,
+            "-p",
+        ])
+        .secret_arg(PASSWORD)
+        .arg("--stat")
+        .timeout(Duration::from_secs(30));
+    let t = Instant::now();
+    let ok = cmd
+        .output()
+        .await
+        .is_ok_and(|o| o.status.success() && o.stdout.contains(": off"));
+    (t.elapsed().as_micros() as u32, ok)
+}
+
+/// OpenIPMI's ipmi_sim on a free loopback port, with our bench user.
+struct IpmiSim {
+    child: tokio::process::Child,
+    pid: u32,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl IpmiSim {
+    async fn start() -> anyhow::Result<Self> {
+        let dir = tempfile_dir()?;
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let conf = format!(
+            "name \"bench\"\nset_working_mc 0x20\n  startlan 1\n    addr 127.0.0.1 {port}\n    priv_limit admin\n    allowed_auths_callback none md5 straight\n    allowed_auths_user none md5 straight\n    allowed_auths_operator none md5 straight\n    allowed_auths_admin none md5 straight\n    guid a123456789abcdefa123456789abcdef\n  endlan\n  user 2 true \"{USER}\" \"{PASSWORD}\" admin 10 none md5 straight\n"
+        );
+        std::fs::write(dir.join("lan.conf"), conf)?;
+        std::fs::write(
+            dir.join("sim.emu"),
+            "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n",
+        )?;
+        let child = tokio::process::Command::new("ipmi_sim")
+            .arg("-c")
+            .arg(dir.join("lan.conf"))
+            .arg("-f")
+            .arg(dir.join("sim.emu"))
+            .args(["-n", "-p", "-s"])
+            .arg(dir.join("state"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("start ipmi_sim")?;
+        let pid = child.id().context("ipmi_sim pid")?;
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let sim = IpmiSim {
+            child,
+            pid,
+            addr,
+            dir,
+        };
+        for _ in 0..50 {
+            if ipmipower_stat(addr).await.1 {
+                return Ok(sim);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let schedstat = || std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok().and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok()).unwrap_or(0);
-    let result = if up {
-        let c0 = schedstat();
-        let mut r = ipmipower_runs(addr, runs).await;
-        let c1 = schedstat();
-        r.server_cpu_per_run_ms = (c1 - c0) as f64 / 1e6 / runs as f64;
-        r.server_rss_kib = Some(proc_kib(&format!("/proc/{pid}/status"), "VmRSS:"));
-        r.peer = "OpenIPMI ipmi_sim".into();
-        Ok(r)
-    } else {
+        sim.stop().await;
         Err(anyhow::anyhow!("ipmi_sim did not answer on {addr}"))
-    };
-    let _ = child.kill().await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    }
+
+    /// CPU time the simulator has used, in ns (schedstat is ns-precise).
+    fn cpu_ns(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/schedstat", self.pid))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("maas-e2e-bmc-bench-{}-{}", std::process::id(), rand::random::<u32>()));
+    let dir = std::env::temp_dir().join(format!(
+        "maas-e2e-bmc-bench-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
@@ -399,7 +540,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let r = measure(&args).await?;
     println!("{}", render(&r));
     if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_string_pretty(&r)?).with_context(|| format!("write {}", p.display()))?;
+        std::fs::write(p, serde_json::to_string_pretty(&r)?)
+            .with_context(|| format!("write {}", p.display()))?;
     }
     Ok(())
 }
@@ -408,14 +550,40 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 pub fn render(r: &BenchReport) -> String {
     let mut s = String::new();
     s.push_str("| measure | value |\n| --- | --- |\n");
-    s.push_str(&format!("| RSS before fleet | {:.1} MiB |\n", r.rss_before_kib as f64 / 1024.0));
-    s.push_str(&format!("| RSS with {} BMCs bound | {:.1} MiB |\n", r.bmcs, r.rss_bound_kib as f64 / 1024.0));
-    s.push_str(&format!("| RSS / PSS with one session on each | {:.1} / {:.1} MiB |\n", r.rss_with_sessions_kib as f64 / 1024.0, r.pss_with_sessions_kib as f64 / 1024.0));
-    s.push_str(&format!("| requests/s, {} sessions, suite {} | {:.0} |\n", r.concurrent_sessions, r.suite, r.requests_per_s));
-    s.push_str(&format!("| server-side p50 / p99 | {:.1} / {:.1} us |\n", r.server_p50_us, r.server_p99_us));
-    s.push_str(&format!("| client round trip p50 / p99 | {:.1} / {:.1} us |\n", r.client_p50_us, r.client_p99_us));
-    s.push_str(&format!("| server CPU per datagram | {:.1} us |\n", r.server_cpu_per_datagram_us));
-    s.push_str(&format!("| sessions/s (open, 1 request, close) | {:.0} |\n", r.sessions_per_s));
+    s.push_str(&format!(
+        "| RSS before fleet | {:.1} MiB |\n",
+        r.rss_before_kib as f64 / 1024.0
+    ));
+    s.push_str(&format!(
+        "| RSS with {} BMCs bound | {:.1} MiB |\n",
+        r.bmcs,
+        r.rss_bound_kib as f64 / 1024.0
+    ));
+    s.push_str(&format!(
+        "| RSS / PSS with one session on each | {:.1} / {:.1} MiB |\n",
+        r.rss_with_sessions_kib as f64 / 1024.0,
+        r.pss_with_sessions_kib as f64 / 1024.0
+    ));
+    s.push_str(&format!(
+        "| requests/s, {} sessions, suite {} | {:.0} |\n",
+        r.concurrent_sessions, r.suite, r.requests_per_s
+    ));
+    s.push_str(&format!(
+        "| server-side p50 / p99 | {:.1} / {:.1} us |\n",
+        r.server_p50_us, r.server_p99_us
+    ));
+    s.push_str(&format!(
+        "| client round trip p50 / p99 | {:.1} / {:.1} us |\n",
+        r.client_p50_us, r.client_p99_us
+    ));
+    s.push_str(&format!(
+        "| server CPU per datagram | {:.1} us |\n",
+        r.server_cpu_per_datagram_us
+    ));
+    s.push_str(&format!(
+        "| sessions/s (open, 1 request, close) | {:.0} |\n",
+        r.sessions_per_s
+    ));
     for p in &r.ipmipower {
         s.push_str(&format!(
             "| ipmipower --stat vs {}: p50 / p90, server CPU per run, server RSS, failures | {:.1} / {:.1} ms, {:.3} ms, {}, {}/{} |\n",

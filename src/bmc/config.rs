@@ -169,7 +169,11 @@ pub enum ConfigError {
     #[error("BMC config {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("BMC config {path}: field `{field}`: {message}")]
-    Invalid { path: PathBuf, field: String, message: String },
+    Invalid {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
 }
 
 /// Values computed from a [`BmcConfig`] after validation.
@@ -190,20 +194,32 @@ impl FleetConfig {
     /// Read, parse and validate a YAML file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
         Self::from_yaml(&text, path)
     }
 
     /// Parse and validate YAML text; `path` is only used in errors.
     pub fn from_yaml(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let cfg: FleetConfig = serde_norway::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
+        let cfg: FleetConfig = serde_norway::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
         cfg.validate(path)?;
         Ok(cfg)
     }
 
     /// Check everything that parsing cannot.
     pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let bad = |field: String, message: String| Err(ConfigError::Invalid { path: path.into(), field, message });
+        let bad = |field: String, message: String| {
+            Err(ConfigError::Invalid {
+                path: path.into(),
+                field,
+                message,
+            })
+        };
         if self.bmcs.is_empty() {
             return bad("bmcs".into(), "at least one BMC is needed".into());
         }
@@ -211,16 +227,28 @@ impl FleetConfig {
         for (i, b) in self.bmcs.iter().enumerate() {
             let f = |name: &str| format!("bmcs[{i}].{name}");
             if b.name.is_empty() || !names.insert(&b.name) {
-                return bad(f("name"), format!("{:?} is empty or used twice; names must be unique", b.name));
+                return bad(
+                    f("name"),
+                    format!("{:?} is empty or used twice; names must be unique", b.name),
+                );
             }
-            b.resolve().map_err(|(field, message)| ConfigError::Invalid { path: path.into(), field: f(&field), message })?;
+            b.resolve()
+                .map_err(|(field, message)| ConfigError::Invalid {
+                    path: path.into(),
+                    field: f(&field),
+                    message,
+                })?;
         }
         Ok(())
     }
 }
 
 fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let parts: Vec<u8> = s.split(':').map(|p| u8::from_str_radix(p, 16)).collect::<Result<_, _>>().ok()?;
+    let parts: Vec<u8> = s
+        .split(':')
+        .map(|p| u8::from_str_radix(p, 16))
+        .collect::<Result<_, _>>()
+        .ok()?;
     parts.try_into().ok()
 }
 
@@ -231,22 +259,38 @@ impl BmcConfig {
             Ok(a) => a,
             Err(_) => match self.lan.address.parse::<IpAddr>() {
                 Ok(ip) => SocketAddr::new(ip, 623),
-                Err(_) => return Err(("lan.address".into(), format!("{:?} is not \"IP\" or \"IP:PORT\"", self.lan.address))),
+                Err(_) => {
+                    return Err((
+                        "lan.address".into(),
+                        format!("{:?} is not \"IP\" or \"IP:PORT\"", self.lan.address),
+                    ));
+                }
             },
         };
         let reported_ip = match (self.lan.ip, listen.ip()) {
             (Some(ip), _) => ip,
             (None, IpAddr::V4(ip)) => ip,
-            (None, IpAddr::V6(_)) => return Err(("lan.ip".into(), "an IPv6 listener needs an IPv4 `ip` to report in LAN parameter 3".into())),
+            (None, IpAddr::V6(_)) => {
+                return Err((
+                    "lan.ip".into(),
+                    "an IPv6 listener needs an IPv4 `ip` to report in LAN parameter 3".into(),
+                ));
+            }
         };
         let digest = super::codec::crypto::md5_parts(&[b"maas-e2e bmc ", self.name.as_bytes()]);
         let mac = match &self.lan.mac {
-            Some(m) => parse_mac(m).ok_or(("lan.mac".into(), format!("{m:?} is not a MAC like 52:54:00:12:34:56")))?,
+            Some(m) => parse_mac(m).ok_or((
+                "lan.mac".into(),
+                format!("{m:?} is not a MAC like 52:54:00:12:34:56"),
+            ))?,
             // Locally administered, derived from the name: stable across runs.
             None => [0x02, digest[0], digest[1], digest[2], digest[3], digest[4]],
         };
         let guid = match &self.guid {
-            Some(g) => hex::decode(g.replace('-', "")).ok().and_then(|v| v.try_into().ok()).ok_or(("guid".into(), format!("{g:?} is not 32 hex digits")))?,
+            Some(g) => hex::decode(g.replace('-', ""))
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or(("guid".into(), format!("{g:?} is not 32 hex digits")))?,
             None => {
                 let mut g = digest;
                 g[6] = (g[6] & 0x0F) | 0x30; // version 3 (name based, MD5)
@@ -261,33 +305,68 @@ impl BmcConfig {
             }
             kg[..k.len()].copy_from_slice(k.as_bytes());
         }
-        let mut suites = self.cipher_suites.clone().unwrap_or_else(|| vec![1, 2, 3, 6, 7, 8, 11, 12, 15, 16, 17]);
+        let mut suites = self
+            .cipher_suites
+            .clone()
+            .unwrap_or_else(|| vec![1, 2, 3, 6, 7, 8, 11, 12, 15, 16, 17]);
         if let Some(bad) = suites.iter().find(|s| !SUPPORTED_SUITES.contains(s)) {
-            return Err(("cipher_suites".into(), format!("suite {bad} is not implemented; allowed: {SUPPORTED_SUITES:?} (0 needs allow_cipher_suite_zero)")));
+            return Err((
+                "cipher_suites".into(),
+                format!(
+                    "suite {bad} is not implemented; allowed: {SUPPORTED_SUITES:?} (0 needs allow_cipher_suite_zero)"
+                ),
+            ));
         }
         if suites.contains(&0) && !self.allow_cipher_suite_zero {
-            return Err(("cipher_suites".into(), "suite 0 (no authentication) needs allow_cipher_suite_zero: true".into()));
+            return Err((
+                "cipher_suites".into(),
+                "suite 0 (no authentication) needs allow_cipher_suite_zero: true".into(),
+            ));
         }
         if self.allow_cipher_suite_zero && !suites.contains(&0) {
             suites.insert(0, 0);
         }
         if suites.len() > 16 {
-            return Err(("cipher_suites".into(), "at most 16 suites fit LAN parameter 23".into()));
+            return Err((
+                "cipher_suites".into(),
+                "at most 16 suites fit LAN parameter 23".into(),
+            ));
         }
         if self.session_types.is_empty() {
-            return Err(("session_types".into(), "offer at least one of ipmi15, ipmi20".into()));
+            return Err((
+                "session_types".into(),
+                "offer at least one of ipmi15, ipmi20".into(),
+            ));
         }
-        let auth_types = self.auth_types.clone().unwrap_or(vec![AuthType15::Md5, AuthType15::Password]);
+        let auth_types = self
+            .auth_types
+            .clone()
+            .unwrap_or(vec![AuthType15::Md5, AuthType15::Password]);
         let session_timeout = match &self.session_timeout {
-            Some(t) => humantime::parse_duration(t).map_err(|e| ("session_timeout".into(), format!("{t:?}: {e}; write e.g. \"60s\"")))?,
+            Some(t) => humantime::parse_duration(t).map_err(|e| {
+                (
+                    "session_timeout".into(),
+                    format!("{t:?}: {e}; write e.g. \"60s\""),
+                )
+            })?,
             None => Duration::from_secs(60),
         };
         let max_sessions = self.max_sessions.unwrap_or(16);
         if !(1..=63).contains(&max_sessions) {
-            return Err(("max_sessions".into(), "must be 1..=63 (6 bits in Get Channel Info)".into()));
+            return Err((
+                "max_sessions".into(),
+                "must be 1..=63 (6 bits in Get Channel Info)".into(),
+            ));
         }
         if self.users.len() > super::state::MAX_USERS as usize - 1 {
-            return Err(("users".into(), format!("at most {} users (IDs 2..{})", super::state::MAX_USERS - 1, super::state::MAX_USERS)));
+            return Err((
+                "users".into(),
+                format!(
+                    "at most {} users (IDs 2..{})",
+                    super::state::MAX_USERS - 1,
+                    super::state::MAX_USERS
+                ),
+            ));
         }
         for (i, u) in self.users.iter().enumerate() {
             if u.name.is_empty() || u.name.len() > 16 {
@@ -300,7 +379,17 @@ impl BmcConfig {
         if matches!(self.power, PowerConfig::Vm) && self.inband.is_none() {
             return Err(("power".into(), "kind vm needs an `inband` socket".into()));
         }
-        Ok(Resolved { listen, reported_ip, mac, guid, kg, suites, auth_types, session_timeout, max_sessions })
+        Ok(Resolved {
+            listen,
+            reported_ip,
+            mac,
+            guid,
+            kg,
+            suites,
+            auth_types,
+            session_timeout,
+            max_sessions,
+        })
     }
 }
 
@@ -321,9 +410,19 @@ mod tests {
     #[test]
     fn errors_name_file_and_field() {
         let p = Path::new("x.yaml");
-        let e = FleetConfig::from_yaml("bmcs:\n - name: a\n   lan: {address: 127.0.0.1}\n   users: []\n   colour: red\n", p).unwrap_err().to_string();
+        let e = FleetConfig::from_yaml(
+            "bmcs:\n - name: a\n   lan: {address: 127.0.0.1}\n   users: []\n   colour: red\n",
+            p,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("x.yaml") && e.contains("colour"), "{e}");
-        let e = FleetConfig::from_yaml("bmcs:\n - name: a\n   lan: {address: nowhere}\n   users: []\n", p).unwrap_err().to_string();
+        let e = FleetConfig::from_yaml(
+            "bmcs:\n - name: a\n   lan: {address: nowhere}\n   users: []\n",
+            p,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("bmcs[0].lan.address"), "{e}");
         let e = FleetConfig::from_yaml("bmcs:\n - name: a\n   lan: {address: 127.0.0.1}\n   users: []\n   cipher_suites: [0, 3]\n", p).unwrap_err().to_string();
         assert!(e.contains("allow_cipher_suite_zero"), "{e}");

@@ -32,7 +32,10 @@ pub enum Where {
 
 impl Where {
     fn covers(self, m: Medium) -> bool {
-        matches!((self, m), (Where::Any, _) | (Where::Lan, Medium::Lan) | (Where::Inband, Medium::Inband))
+        matches!(
+            (self, m),
+            (Where::Any, _) | (Where::Lan, Medium::Lan) | (Where::Inband, Medium::Inband)
+        )
     }
 }
 
@@ -45,7 +48,13 @@ pub enum Fault {
     /// Delay every LAN answer by this much.
     Latency(#[serde(with = "humantime_serde_compat")] Duration),
     /// Answer `cc` to (netfn, cmd) on `on` for its next `times` calls.
-    FailCommand { netfn: u8, cmd: u8, on: Where, times: u32, cc: u8 },
+    FailCommand {
+        netfn: u8,
+        cmd: u8,
+        on: Where,
+        times: u32,
+        cc: u8,
+    },
     /// Answer Chassis Control "power up" with cc 0 and do nothing.
     AckPowerOnWithoutDoing,
     /// Refuse Open Session for this cipher suite (status 0x11).
@@ -93,9 +102,19 @@ impl Faults {
         match fault {
             Fault::NoAnswer => self.no_answer = true,
             Fault::Latency(d) => self.latency = Some(d),
-            Fault::FailCommand { netfn, cmd, on, times, cc } => {
-                self.failures.push(FailRule { netfn, cmd, on, remaining: times, cc })
-            }
+            Fault::FailCommand {
+                netfn,
+                cmd,
+                on,
+                times,
+                cc,
+            } => self.failures.push(FailRule {
+                netfn,
+                cmd,
+                on,
+                remaining: times,
+                cc,
+            }),
             Fault::AckPowerOnWithoutDoing => self.ack_power_on_without_doing = true,
             Fault::RefuseCipherSuite(id) => self.refused_suites.push(id),
             Fault::DropEveryNth(n) => {
@@ -142,7 +161,13 @@ mod tests {
     #[test]
     fn fail_counts_down_and_respects_medium() {
         let mut f = Faults::default();
-        f.set(Fault::FailCommand { netfn: 6, cmd: 0x47, on: Where::Inband, times: 2, cc: 0xC0 });
+        f.set(Fault::FailCommand {
+            netfn: 6,
+            cmd: 0x47,
+            on: Where::Inband,
+            times: 2,
+            cc: 0xC0,
+        });
         assert_eq!(f.take_failure(6, 0x47, Medium::Lan), None);
         assert_eq!(f.take_failure(6, 0x47, Medium::Inband), Some(0xC0));
         assert_eq!(f.take_failure(6, 0x47, Medium::Inband), Some(0xC0));

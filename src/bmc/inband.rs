@@ -15,8 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 
-use super::instance::Bmc;
 use super::codec::lan_msg::checksum;
+use super::instance::Bmc;
 use super::power::{PowerBackend, PowerError, PowerOp};
 
 const MSG_END: u8 = 0xA0;
@@ -39,7 +39,13 @@ pub mod control {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     /// An IPMI request: QEMU's sequence number, netfn, LUN, cmd, data.
-    Request { seq: u8, netfn: u8, lun: u8, cmd: u8, data: Vec<u8> },
+    Request {
+        seq: u8,
+        netfn: u8,
+        lun: u8,
+        cmd: u8,
+        data: Vec<u8>,
+    },
     /// A control command and its arguments.
     Control(Vec<u8>),
 }
@@ -67,13 +73,25 @@ impl Decoder {
                     }
                     if b == CMD_END {
                         out.push(Frame::Control(frame));
-                    } else if frame.len() >= 4 && checksum(&frame[..frame.len() - 1]) == frame[frame.len() - 1] {
-                        out.push(Frame::Request { seq: frame[0], netfn: frame[1] >> 2, lun: frame[1] & 3, cmd: frame[2], data: frame[3..frame.len() - 1].to_vec() });
+                    } else if frame.len() >= 4
+                        && checksum(&frame[..frame.len() - 1]) == frame[frame.len() - 1]
+                    {
+                        out.push(Frame::Request {
+                            seq: frame[0],
+                            netfn: frame[1] >> 2,
+                            lun: frame[1] & 3,
+                            cmd: frame[2],
+                            data: frame[3..frame.len() - 1].to_vec(),
+                        });
                     }
                 }
                 ESCAPE => self.escaped = true,
                 _ => {
-                    let b = if std::mem::take(&mut self.escaped) { b & !0x10 } else { b };
+                    let b = if std::mem::take(&mut self.escaped) {
+                        b & !0x10
+                    } else {
+                        b
+                    };
                     if self.buf.len() >= MAX_FRAME {
                         self.overflow = true;
                     } else {
@@ -130,7 +148,13 @@ pub fn decode_response(frame: &[u8]) -> Option<(u8, u8, u8, u8, Vec<u8>)> {
     if frame.len() < 5 || checksum(&frame[..frame.len() - 1]) != frame[frame.len() - 1] {
         return None;
     }
-    Some((frame[0], frame[1] >> 2, frame[2], frame[3], frame[4..frame.len() - 1].to_vec()))
+    Some((
+        frame[0],
+        frame[1] >> 2,
+        frame[2],
+        frame[3],
+        frame[4..frame.len() - 1].to_vec(),
+    ))
 }
 
 #[derive(Debug, Default)]
@@ -175,12 +199,25 @@ impl VmLink {
     fn send_op(&self, op: PowerOp, code: u8, cap_bit: u8) -> Result<(), PowerError> {
         let st = self.lock();
         let Some(tx) = &st.tx else {
-            return Err(PowerError::Unsupported { backend: "vm link", op, why: "no VM is connected" });
+            return Err(PowerError::Unsupported {
+                backend: "vm link",
+                op,
+                why: "no VM is connected",
+            });
         };
         if st.caps & cap_bit == 0 {
-            return Err(PowerError::Unsupported { backend: "vm link", op, why: "the VM did not advertise this capability" });
+            return Err(PowerError::Unsupported {
+                backend: "vm link",
+                op,
+                why: "the VM did not advertise this capability",
+            });
         }
-        tx.send(encode_control(&[code])).map_err(|_| PowerError::Unsupported { backend: "vm link", op, why: "the VM disconnected" })
+        tx.send(encode_control(&[code]))
+            .map_err(|_| PowerError::Unsupported {
+                backend: "vm link",
+                op,
+                why: "the VM disconnected",
+            })
     }
 }
 
@@ -196,7 +233,11 @@ impl PowerBackend for VmLink {
             PowerOp::Soft => self.send_op(op, control::GRACEFUL_SHUTDOWN, 0x20),
             PowerOp::On if self.connected() => Ok(()),
             // The protocol has no power-on: a stopped VM has no socket.
-            PowerOp::On => Err(PowerError::Unsupported { backend: "vm link", op, why: "the VM protocol cannot start a stopped VM; use the libvirt backend" }),
+            PowerOp::On => Err(PowerError::Unsupported {
+                backend: "vm link",
+                op,
+                why: "the VM protocol cannot start a stopped VM; use the libvirt backend",
+            }),
         }
     }
 }
@@ -205,7 +246,10 @@ impl PowerBackend for VmLink {
 pub fn qemu_args(socket: &Path) -> Vec<String> {
     vec![
         "-chardev".into(),
-        format!("socket,id=ipmi0,path={},reconnect-ms=1000", socket.display()),
+        format!(
+            "socket,id=ipmi0,path={},reconnect-ms=1000",
+            socket.display()
+        ),
         "-device".into(),
         "ipmi-bmc-extern,chardev=ipmi0,id=bmc0".into(),
         "-device".into(),
@@ -223,7 +267,13 @@ pub fn listen(path: &Path) -> std::io::Result<UnixListener> {
 }
 
 /// Accept QEMU connections until shutdown; a new connection replaces the old.
-pub async fn serve(bmc: Arc<Bmc>, link: Arc<VmLink>, listener: UnixListener, path: PathBuf, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    bmc: Arc<Bmc>,
+    link: Arc<VmLink>,
+    listener: UnixListener,
+    path: PathBuf,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let stream = tokio::select! {
             r = listener.accept() => match r {
@@ -272,7 +322,13 @@ async fn connection(bmc: Arc<Bmc>, link: Arc<VmLink>, stream: UnixStream) {
         dec.feed(&buf[..n], &mut frames);
         for f in frames.drain(..) {
             match f {
-                Frame::Request { seq, netfn, lun, cmd, data } => {
+                Frame::Request {
+                    seq,
+                    netfn,
+                    lun,
+                    cmd,
+                    data,
+                } => {
                     let reply = bmc.handle_inband(netfn, cmd, &data);
                     let _ = tx.send(encode_response(seq, netfn, lun, cmd, reply.cc, &reply.data));
                 }
@@ -303,14 +359,30 @@ mod tests {
     fn escapes_roundtrip_and_bad_frames_drop() {
         // A request whose data contains all three special bytes.
         let req = encode_request(0xA0, 0x06, 0, 0xAA, &[0xA1, 1]);
-        assert!(!req[..req.len() - 1].iter().any(|b| matches!(b, 0xA0 | 0xA1)));
+        assert!(
+            !req[..req.len() - 1]
+                .iter()
+                .any(|b| matches!(b, 0xA0 | 0xA1))
+        );
         let mut d = Decoder::default();
         let mut out = Vec::new();
         d.feed(&req, &mut out);
-        assert_eq!(out, vec![Frame::Request { seq: 0xA0, netfn: 6, lun: 0, cmd: 0xAA, data: vec![0xA1, 1] }]);
+        assert_eq!(
+            out,
+            vec![Frame::Request {
+                seq: 0xA0,
+                netfn: 6,
+                lun: 0,
+                cmd: 0xAA,
+                data: vec![0xA1, 1]
+            }]
+        );
         out.clear();
         // Bad checksum, escape at the end, empty frame: all dropped.
-        d.feed(&[1, 0x18, 1, 0, MSG_END, 1, ESCAPE, MSG_END, MSG_END], &mut out);
+        d.feed(
+            &[1, 0x18, 1, 0, MSG_END, 1, ESCAPE, MSG_END, MSG_END],
+            &mut out,
+        );
         assert!(out.is_empty());
         d.feed(&encode_control(&[0x08, 0x3F]), &mut out);
         assert_eq!(out, vec![Frame::Control(vec![0x08, 0x3F])]);
@@ -318,8 +390,15 @@ mod tests {
         let mut raw = Vec::new();
         let mut esc = false;
         for &b in &resp[..resp.len() - 1] {
-            if b == ESCAPE { esc = true; continue; }
-            raw.push(if std::mem::take(&mut esc) { b & !0x10 } else { b });
+            if b == ESCAPE {
+                esc = true;
+                continue;
+            }
+            raw.push(if std::mem::take(&mut esc) {
+                b & !0x10
+            } else {
+                b
+            });
         }
         assert_eq!(decode_response(&raw), Some((7, 7, 1, 0, vec![0xA0])));
     }

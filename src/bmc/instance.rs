@@ -54,7 +54,10 @@ pub struct LatencyRecorder {
 
 impl LatencyRecorder {
     pub fn record(&self, nanos: u128) {
-        self.samples.lock().unwrap_or_else(|p| p.into_inner()).push(nanos.min(u32::MAX as u128) as u32);
+        self.samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(nanos.min(u32::MAX as u128) as u32);
     }
 
     /// Take the samples recorded so far.
@@ -65,16 +68,32 @@ impl LatencyRecorder {
 
 impl Bmc {
     /// A BMC from validated config and its resolved values.
-    pub fn new(cfg: &BmcConfig, r: &Resolved, power: Arc<dyn PowerBackend>, transcript: Option<Arc<Transcript>>) -> Self {
+    pub fn new(
+        cfg: &BmcConfig,
+        r: &Resolved,
+        power: Arc<dyn PowerBackend>,
+        transcript: Option<Arc<Transcript>>,
+    ) -> Self {
         let mut users = vec![User::empty(); MAX_USERS as usize];
         for (i, u) in cfg.users.iter().enumerate() {
             let slot = &mut users[i + 1];
             slot.name[..u.name.len()].copy_from_slice(u.name.as_bytes());
             slot.password[..u.password.len()].copy_from_slice(u.password.as_bytes());
             slot.enabled = u.enabled;
-            slot.lan = UserChannelAccess { privilege: u.privilege.level(), ipmi_messaging: true, link_auth: false, callback_only: false };
+            slot.lan = UserChannelAccess {
+                privilege: u.privilege.level(),
+                ipmi_messaging: true,
+                link_auth: false,
+                callback_only: false,
+            };
         }
-        let access = ChannelAccess { access_mode: 2, user_level_auth_disabled: false, per_message_auth_disabled: false, pef_alerting_disabled: true, privilege_limit: privilege::ADMIN };
+        let access = ChannelAccess {
+            access_mode: 2,
+            user_level_auth_disabled: false,
+            per_message_auth_disabled: false,
+            pef_alerting_disabled: true,
+            privilege_limit: privilege::ADMIN,
+        };
         let auth_bits = r.auth_types.iter().fold(0u8, |a, t| a | t.bit());
         let mut enables = [auth_bits; 5];
         enables[4] = 0;
@@ -88,7 +107,10 @@ impl Bmc {
                 ip: r.reported_ip,
                 ip_source: 1,
                 mac: r.mac,
-                netmask: cfg.lan.netmask.unwrap_or(std::net::Ipv4Addr::new(255, 255, 255, 0)),
+                netmask: cfg
+                    .lan
+                    .netmask
+                    .unwrap_or(std::net::Ipv4Addr::new(255, 255, 255, 0)),
                 ipv4_header: [0x40, 0x40, 0x10],
                 arp_control: 0,
                 garp_interval: 0,
@@ -102,7 +124,12 @@ impl Bmc {
                 cipher_privileges: [privilege::ADMIN; 16],
                 bad_password_threshold: [0; 6],
             },
-            boot: BootOptions { set_in_progress: 0, valid_bit_clearing: 0, info_ack: [0, 0], flags: [0; 5] },
+            boot: BootOptions {
+                set_in_progress: 0,
+                valid_bit_clearing: 0,
+                info_ack: [0, 0],
+                flags: [0; 5],
+            },
             identity: DeviceIdentity {
                 device_id: 0x20,
                 device_revision: 1,
@@ -122,10 +149,20 @@ impl Bmc {
         };
         Bmc {
             name: cfg.name.clone(),
-            inner: Mutex::new(Inner { state, sessions: SessionTable::default(), faults: Faults::default(), closed_seq: 0, closed_password: [0; 20], closed_protocol: None }),
+            inner: Mutex::new(Inner {
+                state,
+                sessions: SessionTable::default(),
+                faults: Faults::default(),
+                closed_seq: 0,
+                closed_password: [0; 20],
+                closed_protocol: None,
+            }),
             power,
             transcript,
-            limits: SessionLimits { timeout: r.session_timeout, max_sessions: r.max_sessions },
+            limits: SessionLimits {
+                timeout: r.session_timeout,
+                max_sessions: r.max_sessions,
+            },
             latency: std::sync::OnceLock::new(),
         }
     }
@@ -145,11 +182,26 @@ impl Bmc {
     pub fn handle_inband(&self, netfn: u8, cmd: u8, data: &[u8]) -> Reply {
         let mut inner = self.lock();
         let inner = &mut *inner;
-        let ctx = Ctx { medium: Medium::Inband, privilege: privilege::ADMIN, active_sessions: inner.sessions.active_count().min(63) as u8 };
-        let mut env = Env { state: &mut inner.state, power: &*self.power, faults: &mut inner.faults, ctx };
+        let ctx = Ctx {
+            medium: Medium::Inband,
+            privilege: privilege::ADMIN,
+            active_sessions: inner.sessions.active_count().min(63) as u8,
+        };
+        let mut env = Env {
+            state: &mut inner.state,
+            power: &*self.power,
+            faults: &mut inner.faults,
+            ctx,
+        };
         let reply = cmd::dispatch(&mut env, netfn, cmd, data);
         if let Some(t) = &self.transcript {
-            t.write(&Entry::new(&self.name, Medium::Inband, "command").command(netfn, cmd, data, reply.cc, &reply.data));
+            t.write(&Entry::new(&self.name, Medium::Inband, "command").command(
+                netfn,
+                cmd,
+                data,
+                reply.cc,
+                &reply.data,
+            ));
         }
         reply
     }
@@ -193,7 +245,13 @@ impl Bmc {
             .users
             .iter()
             .enumerate()
-            .map(|(i, u)| UserView { id: i as u8 + 1, name: u.name_str(), enabled: u.enabled, lan_privilege: u.lan.privilege, lan_ipmi_messaging: u.lan.ipmi_messaging })
+            .map(|(i, u)| UserView {
+                id: i as u8 + 1,
+                name: u.name_str(),
+                enabled: u.enabled,
+                lan_privilege: u.lan.privilege,
+                lan_ipmi_messaging: u.lan.ipmi_messaging,
+            })
             .collect()
     }
 
@@ -204,6 +262,8 @@ impl Bmc {
 
     /// Sessions active now.
     pub fn active_sessions(&self) -> usize {
-        self.lock().sessions.active_count()
+        let mut inner = self.lock();
+        inner.sessions.purge(Instant::now(), self.limits.timeout);
+        inner.sessions.active_count()
     }
 }

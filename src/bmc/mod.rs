@@ -7,7 +7,6 @@
 //! wire format both the BMC and the bench client use.
 
 pub mod bench;
-pub mod instance;
 pub mod cli;
 pub mod client;
 pub mod cmd;
@@ -15,6 +14,7 @@ pub mod codec;
 pub mod config;
 pub mod fault;
 pub mod inband;
+pub mod instance;
 pub mod power;
 pub mod server;
 pub mod session;
@@ -29,9 +29,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use instance::{Bmc, LatencyRecorder, UserView};
 pub use config::FleetConfig;
 pub use fault::{Fault, Where};
+pub use instance::{Bmc, LatencyRecorder, UserView};
 
 /// Why a fleet could not start or a handle call failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +42,9 @@ pub enum FleetError {
         #[source]
         source: config::ConfigError,
     },
-    #[error("BMC {bmc}: cannot bind LAN socket {addr}: {source}; is the port free and the netns present?")]
+    #[error(
+        "BMC {bmc}: cannot bind LAN socket {addr}: {source}; is the port free and the netns present?"
+    )]
     Bind {
         bmc: String,
         addr: SocketAddr,
@@ -88,31 +90,80 @@ impl Fleet {
     /// Bind every BMC's sockets and start serving.
     pub async fn start(config: FleetConfig) -> Result<FleetHandle, FleetError> {
         let transcript = match &config.transcript {
-            Some(p) => Some(Arc::new(transcript::Transcript::create(p).map_err(|source| FleetError::Transcript { path: p.clone(), source })?)),
+            Some(p) => Some(Arc::new(transcript::Transcript::create(p).map_err(
+                |source| FleetError::Transcript {
+                    path: p.clone(),
+                    source,
+                },
+            )?)),
             None => None,
         };
         let (tx, rx) = watch::channel(false);
-        let mut handle = FleetHandle { bmcs: BTreeMap::new(), lan_addrs: BTreeMap::new(), inband: BTreeMap::new(), shutdown: tx, tasks: Vec::new() };
+        let mut handle = FleetHandle {
+            bmcs: BTreeMap::new(),
+            lan_addrs: BTreeMap::new(),
+            inband: BTreeMap::new(),
+            shutdown: tx,
+            tasks: Vec::new(),
+        };
         for cfg in &config.bmcs {
-            let resolved = cfg.resolve().map_err(|(field, message)| FleetError::Config {
-                bmc: cfg.name.clone(),
-                source: config::ConfigError::Invalid { path: "<in-process config>".into(), field, message },
-            })?;
-            let link = cfg.inband.as_ref().map(|_| Arc::new(inband::VmLink::default()));
+            let resolved = cfg
+                .resolve()
+                .map_err(|(field, message)| FleetError::Config {
+                    bmc: cfg.name.clone(),
+                    source: config::ConfigError::Invalid {
+                        path: "<in-process config>".into(),
+                        field,
+                        message,
+                    },
+                })?;
+            let link = cfg
+                .inband
+                .as_ref()
+                .map(|_| Arc::new(inband::VmLink::default()));
             let power: Arc<dyn power::PowerBackend> = match &cfg.power {
                 config::PowerConfig::Memory { on } => Arc::new(power::MemoryPower::new(*on)),
-                config::PowerConfig::Libvirt { uri, domain } => Arc::new(power::LibvirtPower::new(uri.clone(), domain.clone())),
+                config::PowerConfig::Libvirt { uri, domain } => {
+                    Arc::new(power::LibvirtPower::new(uri.clone(), domain.clone()))
+                }
                 config::PowerConfig::Vm => link.clone().expect("validated: vm power needs inband"),
             };
             let bmc = Arc::new(Bmc::new(cfg, &resolved, power, transcript.clone()));
             let std_sock = crate::lab::netns::bind_udp(cfg.lan.netns.as_deref(), resolved.listen)
-                .map_err(|source| FleetError::Bind { bmc: cfg.name.clone(), addr: resolved.listen, source })?;
-            let sock = tokio::net::UdpSocket::from_std(std_sock).map_err(|source| FleetError::Bind { bmc: cfg.name.clone(), addr: resolved.listen, source })?;
-            let local = sock.local_addr().map_err(|source| FleetError::Bind { bmc: cfg.name.clone(), addr: resolved.listen, source })?;
-            handle.tasks.push(tokio::spawn(server::serve_lan(bmc.clone(), sock, rx.clone())));
+                .map_err(|source| FleetError::Bind {
+                bmc: cfg.name.clone(),
+                addr: resolved.listen,
+                source,
+            })?;
+            let sock =
+                tokio::net::UdpSocket::from_std(std_sock).map_err(|source| FleetError::Bind {
+                    bmc: cfg.name.clone(),
+                    addr: resolved.listen,
+                    source,
+                })?;
+            let local = sock.local_addr().map_err(|source| FleetError::Bind {
+                bmc: cfg.name.clone(),
+                addr: resolved.listen,
+                source,
+            })?;
+            handle.tasks.push(tokio::spawn(server::serve_lan(
+                bmc.clone(),
+                sock,
+                rx.clone(),
+            )));
             if let (Some(ib), Some(link)) = (&cfg.inband, link) {
-                let listener = inband::listen(&ib.socket).map_err(|source| FleetError::Inband { bmc: cfg.name.clone(), path: ib.socket.clone(), source })?;
-                handle.tasks.push(tokio::spawn(inband::serve(bmc.clone(), link.clone(), listener, ib.socket.clone(), rx.clone())));
+                let listener = inband::listen(&ib.socket).map_err(|source| FleetError::Inband {
+                    bmc: cfg.name.clone(),
+                    path: ib.socket.clone(),
+                    source,
+                })?;
+                handle.tasks.push(tokio::spawn(inband::serve(
+                    bmc.clone(),
+                    link.clone(),
+                    listener,
+                    ib.socket.clone(),
+                    rx.clone(),
+                )));
                 handle.inband.insert(cfg.name.clone(), link);
             }
             handle.lan_addrs.insert(cfg.name.clone(), local);
@@ -124,7 +175,9 @@ impl Fleet {
 
 impl FleetHandle {
     pub fn bmc(&self, name: &str) -> Result<&Arc<Bmc>, FleetError> {
-        self.bmcs.get(name).ok_or_else(|| FleetError::NoSuchBmc(name.into()))
+        self.bmcs
+            .get(name)
+            .ok_or_else(|| FleetError::NoSuchBmc(name.into()))
     }
 
     /// Names of the BMCs, sorted.
@@ -134,7 +187,10 @@ impl FleetHandle {
 
     /// The address a BMC's LAN socket is bound to (port 0 resolved).
     pub fn lan_addr(&self, name: &str) -> Result<SocketAddr, FleetError> {
-        self.lan_addrs.get(name).copied().ok_or_else(|| FleetError::NoSuchBmc(name.into()))
+        self.lan_addrs
+            .get(name)
+            .copied()
+            .ok_or_else(|| FleetError::NoSuchBmc(name.into()))
     }
 
     /// The in-band link of a BMC, if it has one (connected, VM ops).
@@ -155,7 +211,10 @@ impl FleetHandle {
     /// Whether the machine behind the BMC is powered on.
     pub fn power_state(&self, bmc: &str) -> Result<bool, FleetError> {
         let b = self.bmc(bmc)?;
-        b.power_state().map_err(|source| FleetError::Power { bmc: bmc.into(), source })
+        b.power_state().map_err(|source| FleetError::Power {
+            bmc: bmc.into(),
+            source,
+        })
     }
 
     /// The BMC's users, without passwords.

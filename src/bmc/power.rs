@@ -20,10 +20,20 @@ pub enum PowerOp {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PowerError {
-    #[error("libvirt domain {domain}: {action} failed: {message}; is libvirtd running and the domain defined?")]
-    Libvirt { domain: String, action: &'static str, message: String },
+    #[error(
+        "libvirt domain {domain}: {action} failed: {message}; is libvirtd running and the domain defined?"
+    )]
+    Libvirt {
+        domain: String,
+        action: &'static str,
+        message: String,
+    },
     #[error("power {op:?} is not possible through {backend}: {why}")]
-    Unsupported { backend: &'static str, op: PowerOp, why: &'static str },
+    Unsupported {
+        backend: &'static str,
+        op: PowerOp,
+        why: &'static str,
+    },
 }
 
 pub trait PowerBackend: Send + Sync {
@@ -39,7 +49,9 @@ pub struct MemoryPower {
 
 impl MemoryPower {
     pub fn new(on: bool) -> Self {
-        MemoryPower { on: AtomicBool::new(on) }
+        MemoryPower {
+            on: AtomicBool::new(on),
+        }
     }
 }
 
@@ -67,11 +79,23 @@ pub struct LibvirtPower {
 impl LibvirtPower {
     pub fn new(uri: impl Into<String>, domain: impl Into<String>) -> Self {
         virt::error::clear_error_callback();
-        LibvirtPower { uri: uri.into(), domain: domain.into(), conn: Mutex::new(None) }
+        LibvirtPower {
+            uri: uri.into(),
+            domain: domain.into(),
+            conn: Mutex::new(None),
+        }
     }
 
-    fn with_domain<T>(&self, action: &'static str, f: impl FnOnce(&virt::domain::Domain) -> Result<T, virt::error::Error>) -> Result<T, PowerError> {
-        let err = |e: virt::error::Error| PowerError::Libvirt { domain: self.domain.clone(), action, message: e.to_string() };
+    fn with_domain<T>(
+        &self,
+        action: &'static str,
+        f: impl FnOnce(&virt::domain::Domain) -> Result<T, virt::error::Error>,
+    ) -> Result<T, PowerError> {
+        let err = |e: virt::error::Error| PowerError::Libvirt {
+            domain: self.domain.clone(),
+            action,
+            message: e.to_string(),
+        };
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             *guard = Some(virt::connect::Connect::open(Some(&self.uri)).map_err(err)?);
@@ -93,7 +117,12 @@ impl PowerBackend for LibvirtPower {
 
     fn apply(&self, op: PowerOp) -> Result<(), PowerError> {
         match op {
-            PowerOp::On => self.with_domain("create", |d| if d.is_active()? { Ok(()) } else { d.create() }),
+            PowerOp::On => {
+                self.with_domain(
+                    "create",
+                    |d| if d.is_active()? { Ok(()) } else { d.create() },
+                )
+            }
             PowerOp::Off => self.with_domain("destroy", |d| d.destroy()),
             PowerOp::Soft => self.with_domain("shutdown", |d| d.shutdown()),
             PowerOp::Reset => self.with_domain("reset", |d| d.reset()),

@@ -28,8 +28,12 @@ pub async fn serve_lan(bmc: Arc<Bmc>, socket: UdpSocket, mut shutdown: watch::Re
             _ = shutdown.changed() => return,
         };
         let arrived = Instant::now();
-        let Some(latency) = bmc.admit_datagram() else { continue };
-        let Some(answer) = bmc.handle_lan(peer, &buf[..n], arrived) else { continue };
+        let Some(latency) = bmc.admit_datagram() else {
+            continue;
+        };
+        let Some(answer) = bmc.handle_lan(peer, &buf[..n], arrived) else {
+            continue;
+        };
         match latency {
             None => {
                 let _ = socket.send_to(&answer, peer).await;

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::instance::{Bmc, Inner};
 use super::cmd::{self, Command, Ctx, Env, Reply, cc};
 use super::codec::crypto::{self, AuthType15, CipherSuite, ConfAlg, IntegAlg, RakpParams};
 use super::codec::lan_msg::LanRequest;
@@ -19,6 +18,7 @@ use super::codec::rmcpp::{self, Protection, RmcppPacket, payload};
 use super::codec::setup::{OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp3, RakpReply};
 use super::codec::v15::{self, V15Packet};
 use super::fault::Medium;
+use super::instance::{Bmc, Inner};
 use super::state::privilege;
 use super::transcript::Entry;
 
@@ -44,7 +44,10 @@ pub struct SessionLimits {
 
 impl Default for SessionLimits {
     fn default() -> Self {
-        SessionLimits { timeout: Duration::from_secs(60), max_sessions: 16 }
+        SessionLimits {
+            timeout: Duration::from_secs(60),
+            max_sessions: 16,
+        }
     }
 }
 
@@ -106,8 +109,14 @@ enum Stage {
 /// How packets of a session are protected.
 #[derive(Clone)]
 pub enum Protocol {
-    V15 { auth: AuthType15 },
-    V20 { suite: CipherSuite, k1: Vec<u8>, k2: Vec<u8> },
+    V15 {
+        auth: AuthType15,
+    },
+    V20 {
+        suite: CipherSuite,
+        k1: Vec<u8>,
+        k2: Vec<u8>,
+    },
 }
 
 /// One session, active or being set up.
@@ -152,22 +161,44 @@ struct Challenge {
 pub struct SessionTable {
     sessions: HashMap<u32, Session>,
     challenges: HashMap<u32, Challenge>,
+    last_purge: Option<Instant>,
 }
 
 impl SessionTable {
-    pub fn active_count(&self) -> usize {
-        self.sessions.values().filter(|s| matches!(s.stage, Stage::Active)).count()
+    /// Forget expired sessions, at most once a second (cheap on the hot path).
+    pub fn maybe_purge(&mut self, now: Instant, timeout: Duration) {
+        if self
+            .last_purge
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            self.purge(now, timeout);
+        }
     }
 
-    fn purge(&mut self, now: Instant, timeout: Duration) {
-        self.sessions.retain(|_, s| now.duration_since(s.last_activity) <= timeout);
-        self.challenges.retain(|_, c| now.duration_since(c.created) <= timeout);
+    pub fn active_count(&self) -> usize {
+        self.sessions
+            .values()
+            .filter(|s| matches!(s.stage, Stage::Active))
+            .count()
+    }
+
+    pub fn purge(&mut self, now: Instant, timeout: Duration) {
+        self.last_purge = Some(now);
+        self.sessions
+            .retain(|_, s| now.duration_since(s.last_activity) <= timeout);
+        self.challenges
+            .retain(|_, c| now.duration_since(c.created) <= timeout);
     }
 
     /// Make room by forgetting the oldest session still in RAKP set-up:
     /// unauthenticated half-open sessions must not lock real users out.
     fn evict_oldest_pending(&mut self) -> bool {
-        let oldest = self.sessions.values().filter(|s| !matches!(s.stage, Stage::Active)).min_by_key(|s| s.last_activity).map(|s| s.bmc_id);
+        let oldest = self
+            .sessions
+            .values()
+            .filter(|s| !matches!(s.stage, Stage::Active))
+            .min_by_key(|s| s.last_activity)
+            .map(|s| s.bmc_id);
         oldest.is_some_and(|id| self.sessions.remove(&id).is_some())
     }
 
@@ -200,11 +231,26 @@ struct Lan<'a> {
 }
 
 /// Handle one LAN datagram; the answer to send back, if any.
-pub fn handle_datagram(bmc: &Bmc, inner: &mut Inner, peer: SocketAddr, dgram: &[u8], now: Instant) -> Option<Vec<u8>> {
-    let mut lan = Lan { bmc, inner, peer, now };
+pub fn handle_datagram(
+    bmc: &Bmc,
+    inner: &mut Inner,
+    peer: SocketAddr,
+    dgram: &[u8],
+    now: Instant,
+) -> Option<Vec<u8>> {
+    inner.sessions.maybe_purge(now, bmc.limits.timeout);
+    let mut lan = Lan {
+        bmc,
+        inner,
+        peer,
+        now,
+    };
     match rmcp::decode(dgram).ok()? {
         Rmcp::AsfPing { tag } => Some(rmcp::pong(tag)),
         Rmcp::AsfOther => None,
+        // Channel access mode "disabled" (Set Channel Access): the LAN
+        // channel takes no IPMI messages at all.
+        Rmcp::Ipmi(_) if lan.inner.state.lan_access_volatile.access_mode == 0 => None,
         Rmcp::Ipmi(body) => {
             if body.first()? & 0x0F == 0x06 {
                 lan.rmcpp(RmcppPacket::decode(body).ok()?)
@@ -224,14 +270,23 @@ impl Lan<'_> {
     }
 
     fn ctx(&self, privilege: u8) -> Ctx {
-        Ctx { medium: Medium::Lan, privilege, active_sessions: self.inner.sessions.active_count().min(63) as u8 }
+        Ctx {
+            medium: Medium::Lan,
+            privilege,
+            active_sessions: self.inner.sessions.active_count().min(63) as u8,
+        }
     }
 
     /// Run a command that is not a session command.
     fn run(&mut self, privilege: u8, req: &LanRequest) -> Reply {
         let ctx = self.ctx(privilege);
         let inner = &mut *self.inner;
-        let mut env = Env { state: &mut inner.state, power: &*self.bmc.power, faults: &mut inner.faults, ctx };
+        let mut env = Env {
+            state: &mut inner.state,
+            power: &*self.bmc.power,
+            faults: &mut inner.faults,
+            ctx,
+        };
         cmd::dispatch(&mut env, req.netfn, req.cmd, &req.data)
     }
 
@@ -245,7 +300,13 @@ impl Lan<'_> {
         } else {
             Reply::cc(cc::INSUFFICIENT_PRIVILEGE)
         };
-        self.log(Entry::new(&self.bmc.name, Medium::Lan, "command").command(req.netfn, req.cmd, &req.data, reply.cc, &reply.data));
+        self.log(Entry::new(&self.bmc.name, Medium::Lan, "command").command(
+            req.netfn,
+            req.cmd,
+            &req.data,
+            reply.cc,
+            &reply.data,
+        ));
         reply
     }
 
@@ -258,7 +319,13 @@ impl Lan<'_> {
                 return None;
             }
             let reply = self.sessionless(&req, true);
-            return Some(v15::encode(0, 0, 0, None, &req.response(reply.cc, &reply.data)));
+            return Some(v15::encode(
+                0,
+                0,
+                0,
+                None,
+                &req.response(reply.cc, &reply.data),
+            ));
         }
         if !self.inner.state.v15_sessions {
             return None;
@@ -267,8 +334,13 @@ impl Lan<'_> {
             return self.activate_session(&pkt, &req);
         }
         let limits = self.bmc.limits;
-        let s = self.inner.sessions.live(pkt.session_id, self.now, limits.timeout)?;
-        let Protocol::V15 { auth } = s.protocol else { return None };
+        let s = self
+            .inner
+            .sessions
+            .live(pkt.session_id, self.now, limits.timeout)?;
+        let Protocol::V15 { auth } = s.protocol else {
+            return None;
+        };
         if pkt.auth_type != auth as u8 {
             return None;
         }
@@ -290,7 +362,13 @@ impl Lan<'_> {
         };
         let msg = req.response(reply.cc, &reply.data);
         let pw16: [u8; 16] = pw[..16].try_into().expect("16 bytes");
-        Some(v15::encode(auth as u8, seq, id, auth.authcode(&pw16, id, &msg, seq), &msg))
+        Some(v15::encode(
+            auth as u8,
+            seq,
+            id,
+            auth.authcode(&pw16, id, &msg, seq),
+            &msg,
+        ))
     }
 
     /// Get Session Challenge (App 0x39, IPMI 2.0 §22.16).
@@ -299,7 +377,9 @@ impl Lan<'_> {
             return Reply::cc(cc::REQUEST_LENGTH_INVALID);
         }
         let st = &self.inner.state;
-        let Some(auth) = AuthType15::from_id(data[0] & 0x0F).filter(|a| st.v15_sessions && st.auth_type_support & a.bit() != 0) else {
+        let Some(auth) = AuthType15::from_id(data[0] & 0x0F)
+            .filter(|a| st.v15_sessions && st.auth_type_support & a.bit() != 0)
+        else {
             return Reply::cc(cc::INVALID_DATA_FIELD);
         };
         let name = &data[1..17];
@@ -318,7 +398,15 @@ impl Lan<'_> {
         }
         let temp_id = table.new_id();
         let challenge: [u8; 16] = rand::random();
-        table.challenges.insert(temp_id, Challenge { challenge, auth, user_id, created: self.now });
+        table.challenges.insert(
+            temp_id,
+            Challenge {
+                challenge,
+                auth,
+                user_id,
+                created: self.now,
+            },
+        );
         let mut out = temp_id.to_le_bytes().to_vec();
         out.extend_from_slice(&challenge);
         Reply::ok(out)
@@ -335,14 +423,28 @@ impl Lan<'_> {
         let st = &self.inner.state;
         let user = st.user(ch.user_id)?.clone();
         let pw16 = user.password16();
-        if pkt.auth_type != ch.auth as u8 || ch.auth.authcode(&pw16, temp_id, pkt.msg, pkt.seq) != pkt.authcode {
+        if pkt.auth_type != ch.auth as u8
+            || ch.auth.authcode(&pw16, temp_id, pkt.msg, pkt.seq) != pkt.authcode
+        {
             return None;
         }
         let d = &req.data;
         let answer = |me: &mut Self, reply: Reply, seq: u32| {
-            me.log(Entry::new(&me.bmc.name, Medium::Lan, "command").command(req.netfn, req.cmd, d, reply.cc, &reply.data));
+            me.log(Entry::new(&me.bmc.name, Medium::Lan, "command").command(
+                req.netfn,
+                req.cmd,
+                d,
+                reply.cc,
+                &reply.data,
+            ));
             let msg = req.response(reply.cc, &reply.data);
-            Some(v15::encode(ch.auth as u8, seq, temp_id, ch.auth.authcode(&pw16, temp_id, &msg, seq), &msg))
+            Some(v15::encode(
+                ch.auth as u8,
+                seq,
+                temp_id,
+                ch.auth.authcode(&pw16, temp_id, &msg, seq),
+                &msg,
+            ))
         };
         if d.len() < 22 {
             return answer(self, Reply::cc(cc::REQUEST_LENGTH_INVALID), 0);
@@ -353,14 +455,16 @@ impl Lan<'_> {
         }
         self.inner.sessions.challenges.remove(&temp_id);
         let wanted = d[1] & 0x0F;
-        if !(privilege::USER..=privilege::ADMIN).contains(&wanted) && wanted != privilege::CALLBACK {
+        if !(privilege::USER..=privilege::ADMIN).contains(&wanted) && wanted != privilege::CALLBACK
+        {
             return answer(self, Reply::cc(cc::INVALID_DATA_FIELD), initial_outbound);
         }
         if initial_outbound == 0 {
             return answer(self, Reply::cc(0x84), initial_outbound);
         }
         let limit = user.lan.privilege.min(st.lan_privilege_limit());
-        if !user.lan.ipmi_messaging || user.lan.privilege == privilege::NO_ACCESS || wanted > limit {
+        if !user.lan.ipmi_messaging || user.lan.privilege == privilege::NO_ACCESS || wanted > limit
+        {
             return answer(self, Reply::cc(0x86), initial_outbound);
         }
         if st.lan.auth_enables[wanted as usize - 1] & ch.auth.bit() == 0 {
@@ -369,25 +473,28 @@ impl Lan<'_> {
         let limits = self.bmc.limits;
         let table = &mut self.inner.sessions;
         table.purge(self.now, limits.timeout);
-        if table.sessions.len() >= limits.max_sessions {
+        if table.sessions.len() >= limits.max_sessions && !table.evict_oldest_pending() {
             return answer(self, Reply::cc(0x81), initial_outbound);
         }
         let id = table.new_id();
         let inbound: u32 = rand::random::<u32>() % 0x4000_0000 + 1;
-        table.sessions.insert(id, Session {
-            bmc_id: id,
-            console_id: id,
-            protocol: Protocol::V15 { auth: ch.auth },
-            stage: Stage::Active,
-            user_id: ch.user_id,
-            username: user.name_str(),
-            password: user.password,
-            max_privilege: wanted,
-            privilege: wanted.min(privilege::USER),
-            next_outbound: initial_outbound.wrapping_add(1).max(1),
-            inbound: ReplayWindow::starting_after(inbound - 1),
-            last_activity: self.now,
-        });
+        table.sessions.insert(
+            id,
+            Session {
+                bmc_id: id,
+                console_id: id,
+                protocol: Protocol::V15 { auth: ch.auth },
+                stage: Stage::Active,
+                user_id: ch.user_id,
+                username: user.name_str(),
+                password: user.password,
+                max_privilege: wanted,
+                privilege: wanted.min(privilege::USER),
+                next_outbound: initial_outbound.wrapping_add(1).max(1),
+                inbound: ReplayWindow::starting_after(inbound - 1),
+                last_activity: self.now,
+            },
+        );
         let mut out = vec![ch.auth as u8];
         out.extend_from_slice(&id.to_le_bytes());
         out.extend_from_slice(&inbound.to_le_bytes());
@@ -409,19 +516,28 @@ impl Lan<'_> {
             Command::SetSessionPrivilege => set_session_privilege(s, &req.data),
             Command::CloseSession => {
                 let r = self.close_session(id, &req.data);
-                let mut e = Entry::new(&self.bmc.name, Medium::Lan, "command").command(req.netfn, req.cmd, &req.data, r.cc, &r.data);
+                let mut e = Entry::new(&self.bmc.name, Medium::Lan, "command")
+                    .command(req.netfn, req.cmd, &req.data, r.cc, &r.data);
                 e.session_id = Some(id);
                 e.user = Some(user.to_string());
                 self.log(e);
                 return Some(r);
             }
-            Command::ActivateSession | Command::GetSessionChallenge => Reply::cc(cc::INVALID_COMMAND),
+            Command::ActivateSession | Command::GetSessionChallenge => {
+                Reply::cc(cc::INVALID_COMMAND)
+            }
             _ => {
                 let p = s.privilege;
                 self.run(p, req)
             }
         };
-        let mut e = Entry::new(&self.bmc.name, Medium::Lan, "command").command(req.netfn, req.cmd, &req.data, reply.cc, &reply.data);
+        let mut e = Entry::new(&self.bmc.name, Medium::Lan, "command").command(
+            req.netfn,
+            req.cmd,
+            &req.data,
+            reply.cc,
+            &reply.data,
+        );
         e.session_id = Some(id);
         e.user = Some(user.to_string());
         self.log(e);
@@ -436,7 +552,10 @@ impl Lan<'_> {
         let target = u32::from_le_bytes(data[..4].try_into().expect("4 bytes"));
         let table = &mut self.inner.sessions;
         if target != own {
-            let admin = table.sessions.get(&own).is_some_and(|s| s.privilege >= privilege::ADMIN);
+            let admin = table
+                .sessions
+                .get(&own)
+                .is_some_and(|s| s.privilege >= privilege::ADMIN);
             if !admin {
                 return Reply::cc(cc::INSUFFICIENT_PRIVILEGE);
             }
@@ -483,9 +602,23 @@ impl Lan<'_> {
     /// status 0x11; a concrete maximum privilege in the answer.
     fn open_session(&mut self, body: &[u8]) -> Option<Vec<u8>> {
         let req = OpenSessionRequest::decode(body).ok()?;
-        let mut resp = OpenSessionResponse { tag: req.tag, status: 0, privilege: 0, console_session_id: req.console_session_id, bmc_session_id: 0, auth: req.auth, integ: req.integ, conf: req.conf };
+        let mut resp = OpenSessionResponse {
+            tag: req.tag,
+            status: 0,
+            privilege: 0,
+            console_session_id: req.console_session_id,
+            bmc_session_id: 0,
+            auth: req.auth,
+            integ: req.integ,
+            conf: req.conf,
+        };
         let st = &self.inner.state;
-        let offered: Vec<u8> = st.cipher_suites.iter().copied().filter(|id| !self.inner.faults.refused_suites.contains(id)).collect();
+        let offered: Vec<u8> = st
+            .cipher_suites
+            .iter()
+            .copied()
+            .filter(|id| !self.inner.faults.refused_suites.contains(id))
+            .collect();
         let suite = CipherSuite::matching(&offered, req.auth, req.integ, req.conf);
         let channel_limit = st.lan_privilege_limit().min(privilege::ADMIN);
         let max = suite.map_or(0, |s| st.cipher_privilege(s.id).min(channel_limit));
@@ -493,7 +626,11 @@ impl Lan<'_> {
             status::INVALID_SESSION_ID
         } else if suite.is_none() {
             status::NO_CIPHER_SUITE_MATCH
-        } else if req.privilege > privilege::ADMIN || req.privilege == privilege::CALLBACK || req.privilege > max || max < privilege::USER {
+        } else if req.privilege > privilege::ADMIN
+            || req.privilege == privilege::CALLBACK
+            || req.privilege > max
+            || max < privilege::USER
+        {
             status::INVALID_ROLE
         } else {
             0
@@ -507,29 +644,59 @@ impl Lan<'_> {
             }
         }
         if resp.status != 0 {
-            self.log_setup("open_session_refused", None, None, format!("status {:#04x} for auth {} integrity {} confidentiality {}", resp.status, req.auth, req.integ, req.conf));
-            return Some(Self::setup_reply(payload::OPEN_SESSION_RESPONSE, &resp.encode()));
+            self.log_setup(
+                "open_session_refused",
+                None,
+                None,
+                format!(
+                    "status {:#04x} for auth {} integrity {} confidentiality {}",
+                    resp.status, req.auth, req.integ, req.conf
+                ),
+            );
+            return Some(Self::setup_reply(
+                payload::OPEN_SESSION_RESPONSE,
+                &resp.encode(),
+            ));
         }
         let suite = suite.expect("checked above");
         let id = table.new_id();
         resp.bmc_session_id = id;
-        resp.privilege = if req.privilege == 0 { max } else { req.privilege };
-        table.sessions.insert(id, Session {
-            bmc_id: id,
-            console_id: req.console_session_id,
-            protocol: Protocol::V20 { suite, k1: Vec::new(), k2: Vec::new() },
-            stage: Stage::AwaitRakp1,
-            user_id: 0,
-            username: String::new(),
-            password: [0; 20],
-            max_privilege: resp.privilege,
-            privilege: 0,
-            next_outbound: 1,
-            inbound: ReplayWindow::default(),
-            last_activity: self.now,
-        });
-        self.log_setup("open_session", Some(id), None, format!("cipher suite {}", suite.id));
-        Some(Self::setup_reply(payload::OPEN_SESSION_RESPONSE, &resp.encode()))
+        resp.privilege = if req.privilege == 0 {
+            max
+        } else {
+            req.privilege
+        };
+        table.sessions.insert(
+            id,
+            Session {
+                bmc_id: id,
+                console_id: req.console_session_id,
+                protocol: Protocol::V20 {
+                    suite,
+                    k1: Vec::new(),
+                    k2: Vec::new(),
+                },
+                stage: Stage::AwaitRakp1,
+                user_id: 0,
+                username: String::new(),
+                password: [0; 20],
+                max_privilege: resp.privilege,
+                privilege: 0,
+                next_outbound: 1,
+                inbound: ReplayWindow::default(),
+                last_activity: self.now,
+            },
+        );
+        self.log_setup(
+            "open_session",
+            Some(id),
+            None,
+            format!("cipher suite {}", suite.id),
+        );
+        Some(Self::setup_reply(
+            payload::OPEN_SESSION_RESPONSE,
+            &resp.encode(),
+        ))
     }
 
     fn rakp1(&mut self, body: &[u8]) -> Option<Vec<u8>> {
@@ -538,37 +705,97 @@ impl Lan<'_> {
         let now = self.now;
         let fail = |me: &mut Self, console_id: u32, st: u8, why: String| {
             me.inner.sessions.sessions.remove(&r1.bmc_session_id);
-            me.log_setup("rakp_refused", Some(r1.bmc_session_id), Some(String::from_utf8_lossy(&r1.username).into_owned()), format!("status {st:#04x}: {why}"));
-            let reply = RakpReply { tag: r1.tag, status: st, console_session_id: console_id, body: Vec::new() };
+            me.log_setup(
+                "rakp_refused",
+                Some(r1.bmc_session_id),
+                Some(String::from_utf8_lossy(&r1.username).into_owned()),
+                format!("status {st:#04x}: {why}"),
+            );
+            let reply = RakpReply {
+                tag: r1.tag,
+                status: st,
+                console_session_id: console_id,
+                body: Vec::new(),
+            };
             Some(Self::setup_reply(payload::RAKP2, &reply.encode()))
         };
-        let Some(s) = self.inner.sessions.live(r1.bmc_session_id, now, limits.timeout) else {
-            return fail(self, 0, status::INVALID_SESSION_ID, "no such session".into());
+        let Some(s) = self
+            .inner
+            .sessions
+            .live(r1.bmc_session_id, now, limits.timeout)
+        else {
+            return fail(
+                self,
+                0,
+                status::INVALID_SESSION_ID,
+                "no such session".into(),
+            );
         };
         if !matches!(s.stage, Stage::AwaitRakp1) {
             let cid = s.console_id;
-            return fail(self, cid, status::INVALID_SESSION_ID, "session not awaiting RAKP1".into());
+            return fail(
+                self,
+                cid,
+                status::INVALID_SESSION_ID,
+                "session not awaiting RAKP1".into(),
+            );
         }
         let (console_id, max_open) = (s.console_id, s.max_privilege);
-        let Protocol::V20 { suite, .. } = s.protocol else { return None };
+        let Protocol::V20 { suite, .. } = s.protocol else {
+            return None;
+        };
         let wanted = r1.role & 0x0F;
         if !(privilege::USER..=privilege::ADMIN).contains(&wanted) {
-            return fail(self, console_id, status::INVALID_ROLE, format!("role {wanted}"));
+            return fail(
+                self,
+                console_id,
+                status::INVALID_ROLE,
+                format!("role {wanted}"),
+            );
         }
         let st = &self.inner.state;
         let Some((user_id, user)) = st.find_user(&r1.username) else {
-            return fail(self, console_id, status::UNAUTHORIZED_NAME, "unknown user".into());
+            return fail(
+                self,
+                console_id,
+                status::UNAUTHORIZED_NAME,
+                "unknown user".into(),
+            );
         };
         if !user.enabled || !user.lan.ipmi_messaging || user.lan.privilege == privilege::NO_ACCESS {
-            return fail(self, console_id, status::UNAUTHORIZED_NAME, "user disabled or without LAN IPMI messaging".into());
+            return fail(
+                self,
+                console_id,
+                status::UNAUTHORIZED_NAME,
+                "user disabled or without LAN IPMI messaging".into(),
+            );
         }
         let name_only = r1.role & 0x10 != 0;
-        if (!name_only && user.lan.privilege != wanted) || wanted > user.lan.privilege.min(max_open) {
-            return fail(self, console_id, status::UNAUTHORIZED_ROLE, format!("role {wanted} above the user's limit"));
+        if (!name_only && user.lan.privilege != wanted) || wanted > user.lan.privilege.min(max_open)
+        {
+            return fail(
+                self,
+                console_id,
+                status::UNAUTHORIZED_ROLE,
+                format!("role {wanted} above the user's limit"),
+            );
         }
         let (user, guid) = (user.clone(), st.identity.system_guid);
-        let ex = RakpExchange { console_random: r1.console_random, bmc_random: rand::random(), role: r1.role, username: r1.username.clone() };
-        let params = RakpParams { console_session_id: console_id, bmc_session_id: r1.bmc_session_id, console_random: &ex.console_random, bmc_random: &ex.bmc_random, bmc_guid: &guid, role: ex.role, username: &ex.username };
+        let ex = RakpExchange {
+            console_random: r1.console_random,
+            bmc_random: rand::random(),
+            role: r1.role,
+            username: r1.username.clone(),
+        };
+        let params = RakpParams {
+            console_session_id: console_id,
+            bmc_session_id: r1.bmc_session_id,
+            console_random: &ex.console_random,
+            bmc_random: &ex.bmc_random,
+            bmc_guid: &guid,
+            role: ex.role,
+            username: &ex.username,
+        };
         let code = params.rakp2_code(suite.auth, user.key());
         let mut reply_body = ex.bmc_random.to_vec();
         reply_body.extend_from_slice(&guid);
@@ -580,7 +807,12 @@ impl Lan<'_> {
         s.max_privilege = wanted;
         s.stage = Stage::AwaitRakp3(ex);
         s.last_activity = now;
-        let reply = RakpReply { tag: r1.tag, status: 0, console_session_id: console_id, body: reply_body };
+        let reply = RakpReply {
+            tag: r1.tag,
+            status: 0,
+            console_session_id: console_id,
+            body: reply_body,
+        };
         Some(Self::setup_reply(payload::RAKP2, &reply.encode()))
     }
 
@@ -590,21 +822,51 @@ impl Lan<'_> {
         let kg = self.inner.state.kg_set().then_some(self.inner.state.kg);
         let guid = self.inner.state.identity.system_guid;
         let now = self.now;
-        let s = self.inner.sessions.live(r3.bmc_session_id, now, limits.timeout)?;
-        let Stage::AwaitRakp3(ex) = s.stage.clone() else { return None };
-        let Protocol::V20 { suite, .. } = s.protocol else { return None };
+        let s = self
+            .inner
+            .sessions
+            .live(r3.bmc_session_id, now, limits.timeout)?;
+        let Stage::AwaitRakp3(ex) = s.stage.clone() else {
+            return None;
+        };
+        let Protocol::V20 { suite, .. } = s.protocol else {
+            return None;
+        };
         let (console_id, user) = (s.console_id, s.username.clone());
         if r3.status != 0 {
             self.inner.sessions.sessions.remove(&r3.bmc_session_id);
-            self.log_setup("rakp_refused", Some(r3.bmc_session_id), Some(user), format!("console sent RAKP3 status {:#04x}", r3.status));
+            self.log_setup(
+                "rakp_refused",
+                Some(r3.bmc_session_id),
+                Some(user),
+                format!("console sent RAKP3 status {:#04x}", r3.status),
+            );
             return None;
         }
-        let params = RakpParams { console_session_id: console_id, bmc_session_id: s.bmc_id, console_random: &ex.console_random, bmc_random: &ex.bmc_random, bmc_guid: &guid, role: ex.role, username: &ex.username };
+        let params = RakpParams {
+            console_session_id: console_id,
+            bmc_session_id: s.bmc_id,
+            console_random: &ex.console_random,
+            bmc_random: &ex.bmc_random,
+            bmc_guid: &guid,
+            role: ex.role,
+            username: &ex.username,
+        };
         let want = params.rakp3_code(suite.auth, &s.password);
         if want.len() != r3.auth_code.len() || want != r3.auth_code {
             self.inner.sessions.sessions.remove(&r3.bmc_session_id);
-            self.log_setup("rakp_refused", Some(r3.bmc_session_id), Some(user), "RAKP3 auth code mismatch (wrong password)".into());
-            let reply = RakpReply { tag: r3.tag, status: status::INVALID_INTEGRITY_CHECK, console_session_id: console_id, body: Vec::new() };
+            self.log_setup(
+                "rakp_refused",
+                Some(r3.bmc_session_id),
+                Some(user),
+                "RAKP3 auth code mismatch (wrong password)".into(),
+            );
+            let reply = RakpReply {
+                tag: r3.tag,
+                status: status::INVALID_INTEGRITY_CHECK,
+                console_session_id: console_id,
+                body: Vec::new(),
+            };
             return Some(Self::setup_reply(payload::RAKP4, &reply.encode()));
         }
         let sik = params.sik(suite.auth, kg.as_ref().map_or(&s.password[..], |k| &k[..]));
@@ -615,8 +877,18 @@ impl Lan<'_> {
         s.privilege = s.max_privilege.min(privilege::USER);
         s.last_activity = now;
         let id = s.bmc_id;
-        self.log_setup("session_activated", Some(id), Some(user), format!("rmcp+ cipher suite {}", suite.id));
-        let reply = RakpReply { tag: r3.tag, status: 0, console_session_id: console_id, body: icv };
+        self.log_setup(
+            "session_activated",
+            Some(id),
+            Some(user),
+            format!("rmcp+ cipher suite {}", suite.id),
+        );
+        let reply = RakpReply {
+            tag: r3.tag,
+            status: 0,
+            console_session_id: console_id,
+            body: icv,
+        };
         Some(Self::setup_reply(payload::RAKP4, &reply.encode()))
     }
 
@@ -627,21 +899,44 @@ impl Lan<'_> {
             }
             let req = LanRequest::decode(pkt.payload).ok()?;
             let reply = self.sessionless(&req, false);
-            return Some(rmcpp::encode(payload::IPMI, 0, 0, &req.response(reply.cc, &reply.data), None, [0; 16]));
+            return Some(rmcpp::encode(
+                payload::IPMI,
+                0,
+                0,
+                &req.response(reply.cc, &reply.data),
+                None,
+                [0; 16],
+            ));
         }
         let limits = self.bmc.limits;
-        let s = self.inner.sessions.live(pkt.session_id, self.now, limits.timeout)?;
+        let s = self
+            .inner
+            .sessions
+            .live(pkt.session_id, self.now, limits.timeout)?;
         if !matches!(s.stage, Stage::Active) {
             return None;
         }
-        let Protocol::V20 { suite, ref k1, ref k2 } = s.protocol else { return None };
-        if pkt.authenticated != (suite.integ != IntegAlg::None) || pkt.encrypted != (suite.conf != ConfAlg::None) {
+        let Protocol::V20 {
+            suite,
+            ref k1,
+            ref k2,
+        } = s.protocol
+        else {
+            return None;
+        };
+        if pkt.authenticated != (suite.integ != IntegAlg::None)
+            || pkt.encrypted != (suite.conf != ConfAlg::None)
+        {
             return None;
         }
         if suite.integ != IntegAlg::None {
             pkt.verify(suite.integ, k1, &s.password).ok()?;
         }
-        let plain = if pkt.encrypted { crypto::aes_decrypt(k2, pkt.payload).ok()? } else { pkt.payload.to_vec() };
+        let plain = if pkt.encrypted {
+            crypto::aes_decrypt(k2, pkt.payload).ok()?
+        } else {
+            pkt.payload.to_vec()
+        };
         let req = LanRequest::decode(&plain).ok()?;
         if !s.inbound.accept(pkt.seq) {
             return None;
@@ -650,22 +945,45 @@ impl Lan<'_> {
         let (id, user) = (s.bmc_id, s.username.clone());
         let reply = self.in_session(id, &req, &user)?;
         let msg = req.response(reply.cc, &reply.data);
-        let (console_id, seq, protocol, password) = match self.inner.sessions.sessions.get_mut(&id) {
-            Some(s) => (s.console_id, s.take_outbound(), s.protocol.clone(), s.password),
+        let (console_id, seq, protocol, password) = match self.inner.sessions.sessions.get_mut(&id)
+        {
+            Some(s) => (
+                s.console_id,
+                s.take_outbound(),
+                s.protocol.clone(),
+                s.password,
+            ),
             None => {
                 let (cid, p) = self.inner.closed_protocol.take()?;
                 (cid, self.inner.closed_seq, p, self.inner.closed_password)
             }
         };
-        let Protocol::V20 { suite, k1, k2 } = protocol else { return None };
-        let prot = Protection { integ: suite.integ, conf: suite.conf, k1: &k1, k2: &k2, password: &password };
-        Some(rmcpp::encode(payload::IPMI, console_id, seq, &msg, Some(&prot), rand::random()))
+        let Protocol::V20 { suite, k1, k2 } = protocol else {
+            return None;
+        };
+        let prot = Protection {
+            integ: suite.integ,
+            conf: suite.conf,
+            k1: &k1,
+            k2: &k2,
+            password: &password,
+        };
+        Some(rmcpp::encode(
+            payload::IPMI,
+            console_id,
+            seq,
+            &msg,
+            Some(&prot),
+            rand::random(),
+        ))
     }
 }
 
 /// Set Session Privilege Level (App 0x3B, IPMI 2.0 §22.18).
 fn set_session_privilege(s: &mut Session, data: &[u8]) -> Reply {
-    let Some(&b) = data.first() else { return Reply::cc(cc::REQUEST_LENGTH_INVALID) };
+    let Some(&b) = data.first() else {
+        return Reply::cc(cc::REQUEST_LENGTH_INVALID);
+    };
     let level = b & 0x0F;
     if level == 0 {
         return Reply::ok([s.privilege]);

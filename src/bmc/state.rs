@@ -45,7 +45,12 @@ pub struct UserChannelAccess {
 }
 
 impl UserChannelAccess {
-    pub const NONE: Self = UserChannelAccess { privilege: privilege::NO_ACCESS, ipmi_messaging: false, link_auth: false, callback_only: false };
+    pub const NONE: Self = UserChannelAccess {
+        privilege: privilege::NO_ACCESS,
+        ipmi_messaging: false,
+        link_auth: false,
+        callback_only: false,
+    };
 }
 
 /// One user slot.
@@ -62,13 +67,22 @@ pub struct User {
 
 impl std::fmt::Debug for User {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("User").field("name", &self.name_str()).field("enabled", &self.enabled).field("lan", &self.lan).finish_non_exhaustive()
+        f.debug_struct("User")
+            .field("name", &self.name_str())
+            .field("enabled", &self.enabled)
+            .field("lan", &self.lan)
+            .finish_non_exhaustive()
     }
 }
 
 impl User {
     pub fn empty() -> Self {
-        User { name: [0; 16], password: [0; 20], enabled: false, lan: UserChannelAccess::NONE }
+        User {
+            name: [0; 16],
+            password: [0; 20],
+            enabled: false,
+            lan: UserChannelAccess::NONE,
+        }
     }
 
     pub fn name_str(&self) -> String {
@@ -220,10 +234,14 @@ impl BmcState {
 
     /// Look up an enabled user by name for session establishment.
     pub fn find_user(&self, name: &[u8]) -> Option<(u8, &User)> {
-        self.users.iter().enumerate().find(|(i, u)| {
-            // The null user (ID 1) matches only the empty name.
-            u.name_matches(name) && (*i != 0 || name.iter().all(|&b| b == 0))
-        }).map(|(i, u)| (i as u8 + 1, u))
+        self.users
+            .iter()
+            .enumerate()
+            .find(|(i, u)| {
+                // The null user (ID 1) matches only the empty name.
+                u.name_matches(name) && (*i != 0 || name.iter().all(|&b| b == 0))
+            })
+            .map(|(i, u)| (i as u8 + 1, u))
     }
 
     pub fn kg_set(&self) -> bool {
@@ -237,6 +255,9 @@ impl BmcState {
 
     /// Maximum privilege configured for cipher suite `id` (parameter 24).
     pub fn cipher_privilege(&self, id: u8) -> u8 {
-        self.cipher_suites.iter().position(|&s| s == id).map_or(0, |i| self.lan.cipher_privileges[i])
+        self.cipher_suites
+            .iter()
+            .position(|&s| s == id)
+            .map_or(0, |i| self.lan.cipher_privileges[i])
     }
 }

@@ -44,7 +44,9 @@ pub struct Entry<'a> {
 impl<'a> Entry<'a> {
     pub fn new(bmc: &'a str, channel: Medium, event: &'a str) -> Self {
         Entry {
-            ts_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis()),
+            ts_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis()),
             bmc,
             channel,
             peer: None,
@@ -68,8 +70,16 @@ impl<'a> Entry<'a> {
         self.cmd = Some(cmd);
         self.name = Some(format!("{c:?}"));
         self.cc = Some(cc);
-        self.request = Some(if c.secret_request() { "<redacted>".into() } else { hex::encode(req) });
-        self.response = Some(if matches!(c, Command::GetSessionChallenge) { "<redacted>".into() } else { hex::encode(resp) });
+        self.request = Some(if c.secret_request() {
+            "<redacted>".into()
+        } else {
+            hex::encode(req)
+        });
+        self.response = Some(if c.secret_response() {
+            "<redacted>".into()
+        } else {
+            hex::encode(resp)
+        });
         self
     }
 }
@@ -81,8 +91,13 @@ pub struct Transcript {
 
 impl Transcript {
     pub fn create(path: &Path) -> std::io::Result<Self> {
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Transcript { out: Mutex::new(std::io::BufWriter::new(f)) })
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Transcript {
+            out: Mutex::new(std::io::BufWriter::new(f)),
+        })
     }
 
     pub fn write(&self, e: &Entry<'_>) {

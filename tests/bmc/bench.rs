@@ -8,7 +8,14 @@ use maas_e2e::bmc::bench::{BenchArgs, measure, render};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_smoke_counts_requests_sessions_and_peers() {
-    let args = BenchArgs { bmcs: 20, sessions: 5, duration: Duration::from_millis(300), suite: 3, ipmipower_runs: 2, json: None };
+    let args = BenchArgs {
+        bmcs: 20,
+        sessions: 5,
+        duration: Duration::from_millis(300),
+        suite: 3,
+        ipmipower_runs: 2,
+        json: None,
+    };
     let r = measure(&args).await.unwrap();
     eprintln!("{}", render(&r));
     assert!(r.requests > 0 && r.sessions_opened > 0, "{r:?}");

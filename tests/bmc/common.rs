@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use maas_e2e::bmc::config::{BmcConfig, LanEndpoint, PowerConfig, PrivilegeName, SessionType, UserConfig};
+use maas_e2e::bmc::config::{
+    BmcConfig, LanEndpoint, PowerConfig, PrivilegeName, SessionType, UserConfig,
+};
 use maas_e2e::bmc::{Fleet, FleetConfig, FleetHandle};
 use maas_e2e::cmd::{Cmd, CmdOutput};
 
@@ -12,14 +14,26 @@ pub const OPERATOR: (&str, &str) = ("oper", "operpass");
 pub const USER: (&str, &str) = ("viewer", "viewpass");
 
 pub fn user(name: &str, password: &str, privilege: PrivilegeName) -> UserConfig {
-    UserConfig { name: name.into(), password: password.into(), privilege, enabled: true }
+    UserConfig {
+        name: name.into(),
+        password: password.into(),
+        privilege,
+        enabled: true,
+    }
 }
 
 /// A BMC on 127.0.0.1, a free port, in-memory power (off), three users.
 pub fn bmc(name: &str) -> BmcConfig {
     BmcConfig {
         name: name.into(),
-        lan: LanEndpoint { address: "127.0.0.1:0".into(), netns: None, ip: Some("192.0.2.10".parse().unwrap()), netmask: None, gateway: None, mac: None },
+        lan: LanEndpoint {
+            address: "127.0.0.1:0".into(),
+            netns: None,
+            ip: Some("192.0.2.10".parse().unwrap()),
+            netmask: None,
+            gateway: None,
+            mac: None,
+        },
         inband: None,
         users: vec![
             user(ADMIN.0, ADMIN.1, PrivilegeName::Administrator),
@@ -46,7 +60,10 @@ pub struct Lab {
 impl Lab {
     pub async fn start(bmcs: Vec<BmcConfig>) -> Lab {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = FleetConfig { transcript: Some(dir.path().join("transcript.jsonl")), bmcs };
+        let cfg = FleetConfig {
+            transcript: Some(dir.path().join("transcript.jsonl")),
+            bmcs,
+        };
         cfg.validate(std::path::Path::new("<test>")).unwrap();
         let fleet = Fleet::start(cfg).await.unwrap();
         Lab { fleet, dir }
@@ -64,20 +81,46 @@ impl Lab {
 async fn run(cmd: Cmd) -> CmdOutput {
     let cmd = cmd.timeout(Duration::from_secs(60));
     let out = cmd.output().await.unwrap();
-    eprintln!("$ {}\nexit {:?}\n{}{}", cmd.display(), out.status.code(), out.stdout, out.stderr);
+    eprintln!(
+        "$ {}\nexit {:?}\n{}{}",
+        cmd.display(),
+        out.status.code(),
+        out.stdout,
+        out.stderr
+    );
     out
 }
 
 /// `ipmitool -I <iface> [-C suite] -H 127.0.0.1 -p PORT -U u -P p ARGS`.
-pub async fn ipmitool(port: u16, iface: &str, suite: Option<u8>, who: (&str, &str), args: &[&str]) -> CmdOutput {
+pub async fn ipmitool(
+    port: u16,
+    iface: &str,
+    suite: Option<u8>,
+    who: (&str, &str),
+    args: &[&str],
+) -> CmdOutput {
     let mut c = Cmd::new("ipmitool").args(["-I", iface]);
     if let Some(s) = suite {
         c = c.args(["-C", &s.to_string()]);
     }
-    c = c.args(["-N", "1", "-R", "2", "-H", "127.0.0.1", "-p", &port.to_string(), "-U", who.0, "-P"]).secret_arg(who.1).args(args.iter().copied());
+    c = c
+        .args([
+            "-N",
+            "1",
+            "-R",
+            "2",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            who.0,
+            "-P",
+        ])
+        .secret_arg(who.1)
+        .args(args.iter().copied());
     run(c).await
 }
-
 
 /// A FreeIPMI tool with `-h 127.0.0.1:PORT -u U -p P` and extra args.
 pub async fn freeipmi(tool: &str, port: u16, who: (&str, &str), args: &[&str]) -> CmdOutput {
@@ -95,6 +138,10 @@ pub fn have(program: &str, package: &str) -> bool {
 impl Lab {
     /// Transcript lines whose completion code is not 0 (for failure messages).
     pub fn failed_commands(&self) -> Vec<String> {
-        self.transcript().lines().filter(|l| l.contains("\"cc\":") && !l.contains("\"cc\":0,")).map(String::from).collect()
+        self.transcript()
+            .lines()
+            .filter(|l| l.contains("\"cc\":") && !l.contains("\"cc\":0,"))
+            .map(String::from)
+            .collect()
     }
 }

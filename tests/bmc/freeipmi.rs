@@ -6,8 +6,20 @@ use maas_e2e::bmc::config::SessionType;
 use crate::common::*;
 
 /// MAAS's power command line (provisioningserver/drivers/power/ipmi.py).
-async fn ipmipower(port: u16, who: (&str, &str), driver: &str, extra: &[&str]) -> maas_e2e::cmd::CmdOutput {
-    let mut args = vec!["-W", "opensesspriv", "-l", "OPERATOR", "--driver-type", driver];
+async fn ipmipower(
+    port: u16,
+    who: (&str, &str),
+    driver: &str,
+    extra: &[&str],
+) -> maas_e2e::cmd::CmdOutput {
+    let mut args = vec![
+        "-W",
+        "opensesspriv",
+        "-l",
+        "OPERATOR",
+        "--driver-type",
+        driver,
+    ];
     args.extend_from_slice(extra);
     freeipmi("ipmipower", port, who, &args).await
 }
@@ -15,7 +27,8 @@ async fn ipmipower(port: u16, who: (&str, &str), driver: &str, extra: &[&str]) -
 /// ipmipower prints `HOST: RESULT`; HOST drops the port in some versions.
 fn says(out: &maas_e2e::cmd::CmdOutput, port: u16, word: &str) -> bool {
     let line = out.stdout.trim();
-    out.status.success() && (line == format!("127.0.0.1:{port}: {word}") || line == format!("127.0.0.1: {word}"))
+    out.status.success()
+        && (line == format!("127.0.0.1:{port}: {word}") || line == format!("127.0.0.1: {word}"))
 }
 
 async fn ipmipower_flows(driver: &str, suite: Option<&str>, v15_only: bool) {
@@ -37,7 +50,10 @@ async fn ipmipower_flows(driver: &str, suite: Option<&str>, v15_only: bool) {
     assert!(says(&out, port, "off"), "{out:?}");
     let out = run(&["--cycle", "--on-if-off"]).await;
     assert!(says(&out, port, "ok"), "{out:?}");
-    assert!(lab.fleet.power_state("n1").unwrap(), "--on-if-off powered on");
+    assert!(
+        lab.fleet.power_state("n1").unwrap(),
+        "--on-if-off powered on"
+    );
     assert!(says(&run(&["--stat"]).await, port, "on"));
     let out = run(&["--cycle", "--on-if-off"]).await;
     assert!(says(&out, port, "ok"), "{out:?}");
@@ -98,24 +114,68 @@ async fn chassis_config_sets_pxe_and_bmc_info() {
         "ipmi-chassis-config",
         port,
         OPERATOR,
-        &["-W", "opensesspriv", "--driver-type", "LAN_2_0", "-l", "OPERATOR", "--commit", "--filename", file.to_str().unwrap()],
+        &[
+            "-W",
+            "opensesspriv",
+            "--driver-type",
+            "LAN_2_0",
+            "-l",
+            "OPERATOR",
+            "--commit",
+            "--filename",
+            file.to_str().unwrap(),
+        ],
     )
     .await;
     assert!(out.status.success(), "{out:?}");
     let flags = lab.fleet.bmc("n1").unwrap().state().boot.flags;
     assert_eq!(maas_e2e::bmc::state::boot_device_name(&flags), "pxe");
-    assert_eq!(flags[0] & 0xE0, 0x80, "valid, next boot only, legacy: {flags:x?}");
-    let out = freeipmi("ipmi-chassis-config", port, ADMIN, &["--driver-type", "LAN_2_0", "--checkout", "--section", "Chassis_Boot_Flags"]).await;
-    assert!(out.status.success() && out.stdout.contains("PXE"), "{out:?}");
+    assert_eq!(
+        flags[0] & 0xE0,
+        0x80,
+        "valid, next boot only, legacy: {flags:x?}"
+    );
+    let out = freeipmi(
+        "ipmi-chassis-config",
+        port,
+        ADMIN,
+        &[
+            "--driver-type",
+            "LAN_2_0",
+            "--checkout",
+            "--section",
+            "Chassis_Boot_Flags",
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success() && out.stdout.contains("PXE"),
+        "{out:?}"
+    );
 
     let out = freeipmi("bmc-info", port, ADMIN, &["--driver-type", "LAN_2_0"]).await;
     assert!(out.status.success(), "{out:?}");
-    assert!(out.stdout.contains("IPMI Version") && out.stdout.contains("2.0"), "{out:?}");
+    assert!(
+        out.stdout.contains("IPMI Version") && out.stdout.contains("2.0"),
+        "{out:?}"
+    );
     let guid = lab.fleet.bmc("n1").unwrap().state().identity.system_guid;
-    let printed: String = out.stdout.lines().find(|l| l.starts_with("System GUID")).unwrap_or_default().split(':').nth(1).unwrap_or_default().trim().replace('-', "");
+    let printed: String = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("System GUID"))
+        .unwrap_or_default()
+        .split(':')
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .replace('-', "");
     let mut reversed = guid;
     reversed.reverse();
-    assert!(printed == hex::encode(guid) || printed == hex::encode(reversed), "system GUID printed: {printed} vs {guid:x?}");
+    assert!(
+        printed == hex::encode(guid) || printed == hex::encode(reversed),
+        "system GUID printed: {printed} vs {guid:x?}"
+    );
     lab.fleet.shutdown().await;
 }
 
@@ -140,7 +200,12 @@ async fn ipmi_config_core_creates_maas_user_then_ipmipower() {
         "Rmcpplus_Conf_Privilege:Maximum_Privilege_Cipher_Suite_Id_3=Administrator".into(),
         "Rmcpplus_Conf_Privilege:Maximum_Privilege_Cipher_Suite_Id_8=Administrator".into(),
     ];
-    let mut args = vec!["--category=core".to_string(), "-D".into(), "LAN_2_0".into(), "--commit".into()];
+    let mut args = vec![
+        "--category=core".to_string(),
+        "-D".into(),
+        "LAN_2_0".into(),
+        "--commit".into(),
+    ];
     for p in &pairs {
         args.push(format!("--key-pair={p}"));
     }
@@ -148,14 +213,99 @@ async fn ipmi_config_core_creates_maas_user_then_ipmipower() {
     let out = freeipmi("ipmi-config", port, ADMIN, &arg_refs).await;
     assert!(out.status.success(), "{out:?}");
     let users = lab.fleet.users("n1").unwrap();
-    let maas = users.iter().find(|u| u.name == "maas").expect("user maas created");
-    assert!(maas.enabled && maas.lan_privilege == 4 && maas.lan_ipmi_messaging, "{maas:?}");
+    let maas = users
+        .iter()
+        .find(|u| u.name == "maas")
+        .expect("user maas created");
+    assert!(
+        maas.enabled && maas.lan_privilege == 4 && maas.lan_ipmi_messaging,
+        "{maas:?}"
+    );
 
-    let out = freeipmi("ipmi-config", port, ADMIN, &["--category=core", "-D", "LAN_2_0", "--checkout", "--section", "Lan_Conf"]).await;
+    let out = freeipmi(
+        "ipmi-config",
+        port,
+        ADMIN,
+        &[
+            "--category=core",
+            "-D",
+            "LAN_2_0",
+            "--checkout",
+            "--section",
+            "Lan_Conf",
+        ],
+    )
+    .await;
     assert!(out.status.success(), "{out:?}");
-    assert!(out.stdout.lines().any(|l| l.contains("IP_Address") && l.contains("192.0.2.10") && !l.contains("Source")), "{out:?}");
-    let out = freeipmi("ipmi-config", port, ADMIN, &["--category=core", "-D", "LAN_2_0", "--checkout", "--section", "User5"]).await;
-    assert!(out.status.success() && out.stdout.contains("maas"), "{out:?}\n{:#?}", lab.failed_commands());
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains("IP_Address") && l.contains("192.0.2.10") && !l.contains("Source")),
+        "{out:?}"
+    );
+    let out = freeipmi(
+        "ipmi-config",
+        port,
+        ADMIN,
+        &[
+            "--category=core",
+            "-D",
+            "LAN_2_0",
+            "--checkout",
+            "--section",
+            "User5",
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success() && out.stdout.contains("maas"),
+        "{out:?}\n{:#?}",
+        lab.failed_commands()
+    );
+
+    // MAAS 2.8's autodetect reads single keys (`bmc-config --checkout
+    // --key-pair=S:K` through check_output): each must exit 0.
+    for key in [
+        "Lan_Conf:IP_Address",
+        "Lan_Conf:MAC_Address",
+        "Lan_Channel:Volatile_Access_Mode",
+        "User5:Username",
+        "Lan_Conf_Security_Keys:K_G",
+    ] {
+        let kp = format!("--key-pair={key}");
+        let out = freeipmi(
+            "ipmi-config",
+            port,
+            ADMIN,
+            &["--category=core", "-D", "LAN_2_0", "--checkout", &kp],
+        )
+        .await;
+        assert!(
+            out.status.success(),
+            "{key}: {out:?}\n{:#?}",
+            lab.failed_commands()
+        );
+    }
+    // The whole core category reads every section (it exits 1 because the
+    // optional IPv6 LAN parameters answer 0x80 "not supported").
+    let out = freeipmi(
+        "ipmi-config",
+        port,
+        ADMIN,
+        &["--category=core", "-D", "LAN_2_0", "--checkout"],
+    )
+    .await;
+    for section in [
+        "Section User5",
+        "Section Lan_Channel",
+        "Section Lan_Conf",
+        "Section Lan_Conf_Auth",
+        "Section Lan_Conf_Security_Keys",
+        "Section Rmcpplus_Conf_Privilege",
+        "Section SOL_Conf",
+    ] {
+        assert!(out.stdout.contains(section), "{section} missing: {out:?}");
+    }
 
     let out = ipmipower(port, ("maas", pw), "LAN_2_0", &["--on"]).await;
     assert!(says(&out, port, "ok"), "{out:?}");

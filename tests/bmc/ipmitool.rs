@@ -12,7 +12,10 @@ async fn ipmitool_flows(iface: &str, suite: Option<u8>) {
     let it = |args: &'static [&'static str]| ipmitool(port, iface, suite, ADMIN, args);
 
     let out = it(&["power", "status"]).await;
-    assert!(out.status.success() && out.stdout.contains("Chassis Power is off"), "{out:?}");
+    assert!(
+        out.status.success() && out.stdout.contains("Chassis Power is off"),
+        "{out:?}"
+    );
     let out = it(&["power", "on"]).await;
     assert!(out.status.success(), "{out:?}");
     assert!(lab.fleet.power_state("n1").unwrap());
@@ -31,35 +34,88 @@ async fn ipmitool_flows(iface: &str, suite: Option<u8>) {
     assert_eq!(flags[0] & 0xE0, 0xE0, "valid, persistent, EFI: {flags:x?}");
 
     let out = it(&["mc", "info"]).await;
-    assert!(out.status.success() && out.stdout.contains("IPMI Version") && out.stdout.contains("2.0"), "{out:?}");
+    assert!(
+        out.status.success() && out.stdout.contains("IPMI Version") && out.stdout.contains("2.0"),
+        "{out:?}"
+    );
 
     let out = it(&["lan", "print", "1"]).await;
     assert!(out.status.success(), "{out:?}");
-    assert!(out.stdout.contains("192.0.2.10"), "LAN parameter 3 is the lab address: {out:?}");
+    assert!(
+        out.stdout.contains("192.0.2.10"),
+        "LAN parameter 3 is the lab address: {out:?}"
+    );
     assert!(out.stdout.contains("Cipher Suite Priv Max"), "{out:?}");
 
     let out = it(&["channel", "getciphers", "ipmi", "1"]).await;
     assert!(out.status.success(), "{out:?}");
-    assert!(out.stdout.lines().any(|l| l.trim_start().starts_with("17 ")), "{out:?}");
-    assert!(out.stdout.lines().any(|l| l.trim_start().starts_with("3 ")), "{out:?}");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("17 ")),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.lines().any(|l| l.trim_start().starts_with("3 ")),
+        "{out:?}"
+    );
 
     // Users: name, password, enable, channel access; then log in as the new user.
-    assert!(it(&["user", "set", "name", "5", "maas"]).await.status.success());
-    assert!(it(&["user", "set", "password", "5", "s3cretpw"]).await.status.success());
+    assert!(
+        it(&["user", "set", "name", "5", "maas"])
+            .await
+            .status
+            .success()
+    );
+    assert!(
+        it(&["user", "set", "password", "5", "s3cretpw"])
+            .await
+            .status
+            .success()
+    );
     assert!(it(&["user", "enable", "5"]).await.status.success());
-    let out = it(&["channel", "setaccess", "1", "5", "callin=on", "ipmi=on", "link=on", "privilege=4"]).await;
+    let out = it(&[
+        "channel",
+        "setaccess",
+        "1",
+        "5",
+        "callin=on",
+        "ipmi=on",
+        "link=on",
+        "privilege=4",
+    ])
+    .await;
     assert!(out.status.success(), "{out:?}");
     let out = it(&["user", "list", "1"]).await;
-    assert!(out.status.success() && out.stdout.contains("maas"), "{out:?}");
+    assert!(
+        out.status.success() && out.stdout.contains("maas"),
+        "{out:?}"
+    );
     let users = lab.fleet.users("n1").unwrap();
     let maas = users.iter().find(|u| u.name == "maas").unwrap();
-    assert!(maas.enabled && maas.lan_ipmi_messaging && maas.lan_privilege == 4, "{maas:?}");
-    let out = ipmitool(port, iface, suite, ("maas", "s3cretpw"), &["power", "status"]).await;
+    assert!(
+        maas.enabled && maas.lan_ipmi_messaging && maas.lan_privilege == 4,
+        "{maas:?}"
+    );
+    let out = ipmitool(
+        port,
+        iface,
+        suite,
+        ("maas", "s3cretpw"),
+        &["power", "status"],
+    )
+    .await;
     assert!(out.status.success(), "new user logs in: {out:?}");
 
     let t = lab.transcript();
-    assert!(t.contains("\"name\":\"ChassisControl\""), "transcript records commands");
-    assert!(!t.contains(&hex::encode("s3cretpw")) && !t.contains("s3cretpw"), "password redacted");
+    assert!(
+        t.contains("\"name\":\"ChassisControl\""),
+        "transcript records commands"
+    );
+    assert!(
+        !t.contains(&hex::encode("s3cretpw")) && !t.contains("s3cretpw"),
+        "password redacted"
+    );
     lab.fleet.shutdown().await;
 }
 

@@ -17,24 +17,83 @@ fn addr(lab: &Lab) -> std::net::SocketAddr {
 async fn wrong_password_and_unknown_user_refused_at_rakp() {
     let lab = Lab::start(vec![bmc("n1")]).await;
     let a = addr(&lab);
-    let e = ClientSession::open(a, ADMIN.0, "not-the-password", 17, 4).await.err().expect("refused");
+    let e = ClientSession::open(a, ADMIN.0, "not-the-password", 17, 4)
+        .await
+        .err()
+        .expect("refused");
     assert!(matches!(e, ClientError::PasswordInvalid), "{e}");
-    let e = ClientSession::open(a, "nobody", "x", 3, 4).await.err().expect("refused");
-    assert!(matches!(e, ClientError::Status { stage: "RAKP2", status: 0x0D }), "{e}");
+    let e = ClientSession::open(a, "nobody", "x", 3, 4)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(
+            e,
+            ClientError::Status {
+                stage: "RAKP2",
+                status: 0x0D
+            }
+        ),
+        "{e}"
+    );
     assert_eq!(lab.fleet.bmc("n1").unwrap().active_sessions(), 0);
     if have("ipmipower", "freeipmi-tools") {
         let port = a.port();
-        let out = freeipmi("ipmipower", port, (ADMIN.0, "wrong"), &["-W", "opensesspriv", "-l", "OPERATOR", "--driver-type", "LAN_2_0", "--stat"]).await;
+        let out = freeipmi(
+            "ipmipower",
+            port,
+            (ADMIN.0, "wrong"),
+            &[
+                "-W",
+                "opensesspriv",
+                "-l",
+                "OPERATOR",
+                "--driver-type",
+                "LAN_2_0",
+                "--stat",
+            ],
+        )
+        .await;
         assert!(out.stdout.contains("password invalid"), "{out:?}");
-        let out = freeipmi("ipmipower", port, ("nobody", "x"), &["-W", "opensesspriv", "-l", "OPERATOR", "--driver-type", "LAN_2_0", "--stat"]).await;
+        let out = freeipmi(
+            "ipmipower",
+            port,
+            ("nobody", "x"),
+            &[
+                "-W",
+                "opensesspriv",
+                "-l",
+                "OPERATOR",
+                "--driver-type",
+                "LAN_2_0",
+                "--stat",
+            ],
+        )
+        .await;
         assert!(out.stdout.contains("username invalid"), "{out:?}");
-        let out = freeipmi("ipmipower", port, (ADMIN.0, "wrong"), &["--driver-type", "LAN", "--session-timeout=2000", "--stat"]).await;
+        let out = freeipmi(
+            "ipmipower",
+            port,
+            (ADMIN.0, "wrong"),
+            &["--driver-type", "LAN", "--session-timeout=2000", "--stat"],
+        )
+        .await;
         // A bad Activate Session authcode is dropped unanswered (IPMI 2.0
         // §6.12.7); ipmipower names that timeout for what it is.
-        assert!(out.stdout.contains("password verification timeout"), "1.5 wrong password: {out:?}");
+        assert!(
+            out.stdout.contains("password verification timeout"),
+            "1.5 wrong password: {out:?}"
+        );
     }
     if have("ipmitool", "ipmitool") {
-        let out = ipmitool(a.port(), "lanplus", Some(17), (ADMIN.0, "wrong"), &["power", "status"]).await;
+        let out = ipmitool(
+            a.port(),
+            "lanplus",
+            Some(17),
+            (ADMIN.0, "wrong"),
+            &["power", "status"],
+        )
+        .await;
         assert!(!out.status.success(), "{out:?}");
     }
     assert!(lab.transcript().contains("rakp_refused"));
@@ -48,12 +107,33 @@ async fn suite_zero_only_when_enabled() {
     let mut open = bmc("n2");
     open.allow_cipher_suite_zero = true;
     let lab = Lab::start(vec![b, open]).await;
-    let e = ClientSession::open(addr(&lab), ADMIN.0, ADMIN.1, 0, 4).await.err().expect("refused");
-    assert!(matches!(e, ClientError::Status { stage: "open session", status: 0x11 }), "{e}");
-    let mut s = ClientSession::open(lab.fleet.lan_addr("n2").unwrap(), ADMIN.0, ADMIN.1, 0, 4).await.unwrap();
+    let e = ClientSession::open(addr(&lab), ADMIN.0, ADMIN.1, 0, 4)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(
+            e,
+            ClientError::Status {
+                stage: "open session",
+                status: 0x11
+            }
+        ),
+        "{e}"
+    );
+    let mut s = ClientSession::open(lab.fleet.lan_addr("n2").unwrap(), ADMIN.0, ADMIN.1, 0, 4)
+        .await
+        .unwrap();
     assert_eq!(s.request(0x00, 0x01, &[]).await.unwrap().cc, 0);
     if have("ipmitool", "ipmitool") {
-        let out = ipmitool(addr(&lab).port(), "lanplus", Some(0), ADMIN, &["power", "status"]).await;
+        let out = ipmitool(
+            addr(&lab).port(),
+            "lanplus",
+            Some(0),
+            ADMIN,
+            &["power", "status"],
+        )
+        .await;
         assert!(!out.status.success(), "{out:?}");
     }
     lab.fleet.shutdown().await;
@@ -62,7 +142,9 @@ async fn suite_zero_only_when_enabled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_privilege_reads_but_cannot_change_power() {
     let lab = Lab::start(vec![bmc("n1")]).await;
-    let mut s = ClientSession::open(addr(&lab), USER.0, USER.1, 17, 2).await.unwrap();
+    let mut s = ClientSession::open(addr(&lab), USER.0, USER.1, 17, 2)
+        .await
+        .unwrap();
     let status = s.request(0x00, 0x01, &[]).await.unwrap();
     assert_eq!((status.cc, status.data[0] & 1), (0, 0));
     let r = s.request(0x00, 0x02, &[1]).await.unwrap();
@@ -71,15 +153,49 @@ async fn user_privilege_reads_but_cannot_change_power() {
     // A USER cannot raise the session above its limit either.
     assert_eq!(s.request(0x06, 0x3B, &[4]).await.unwrap().cc, 0x81);
     if have("ipmitool", "ipmitool") {
-        let out = ipmitool(addr(&lab).port(), "lanplus", Some(3), USER, &["-L", "USER", "power", "status"]).await;
+        let out = ipmitool(
+            addr(&lab).port(),
+            "lanplus",
+            Some(3),
+            USER,
+            &["-L", "USER", "power", "status"],
+        )
+        .await;
         assert!(out.status.success(), "{out:?}");
-        let out = ipmitool(addr(&lab).port(), "lanplus", Some(3), USER, &["-L", "USER", "power", "on"]).await;
-        assert!(!out.status.success() || out.stderr.contains("Insufficient privilege"), "{out:?}");
+        let out = ipmitool(
+            addr(&lab).port(),
+            "lanplus",
+            Some(3),
+            USER,
+            &["-L", "USER", "power", "on"],
+        )
+        .await;
+        assert!(
+            !out.status.success() || out.stderr.contains("Insufficient privilege"),
+            "{out:?}"
+        );
         assert!(!lab.fleet.power_state("n1").unwrap());
     }
     if have("ipmipower", "freeipmi-tools") {
-        let out = freeipmi("ipmipower", addr(&lab).port(), USER, &["-W", "opensesspriv", "-l", "OPERATOR", "--driver-type", "LAN_2_0", "--on"]).await;
-        assert!(out.stdout.contains("privilege level cannot be obtained"), "{out:?}");
+        let out = freeipmi(
+            "ipmipower",
+            addr(&lab).port(),
+            USER,
+            &[
+                "-W",
+                "opensesspriv",
+                "-l",
+                "OPERATOR",
+                "--driver-type",
+                "LAN_2_0",
+                "--on",
+            ],
+        )
+        .await;
+        assert!(
+            out.stdout.contains("privilege level cannot be obtained"),
+            "{out:?}"
+        );
     }
     lab.fleet.shutdown().await;
 }
@@ -87,17 +203,29 @@ async fn user_privilege_reads_but_cannot_change_power() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_datagram_is_dropped() {
     let lab = Lab::start(vec![bmc("n1")]).await;
-    let mut s = ClientSession::open(addr(&lab), OPERATOR.0, OPERATOR.1, 17, 3).await.unwrap();
+    let mut s = ClientSession::open(addr(&lab), OPERATOR.0, OPERATOR.1, 17, 3)
+        .await
+        .unwrap();
     assert_eq!(s.request(0x00, 0x02, &[1]).await.unwrap().cc, 0);
     assert!(lab.fleet.power_state("n1").unwrap());
     let replay = s.last_sent.clone();
     // Power off, then replay the earlier "power on": it must do nothing.
     assert_eq!(s.request(0x00, 0x02, &[0]).await.unwrap().cc, 0);
     s.wait = Duration::from_millis(300);
-    assert!(s.send_raw(&replay).await.unwrap().is_none(), "replay answered");
-    assert!(!lab.fleet.power_state("n1").unwrap(), "replay powered the machine on");
+    assert!(
+        s.send_raw(&replay).await.unwrap().is_none(),
+        "replay answered"
+    );
+    assert!(
+        !lab.fleet.power_state("n1").unwrap(),
+        "replay powered the machine on"
+    );
     s.wait = Duration::from_secs(2);
-    assert_eq!(s.request(0x00, 0x01, &[]).await.unwrap().cc, 0, "session still usable");
+    assert_eq!(
+        s.request(0x00, 0x01, &[]).await.unwrap().cc,
+        0,
+        "session still usable"
+    );
     s.close().await.unwrap();
     lab.fleet.shutdown().await;
 }
@@ -108,18 +236,42 @@ async fn session_past_timeout_is_gone_and_limit_holds() {
     b.session_timeout = Some("1s".into());
     b.max_sessions = Some(2);
     let lab = Lab::start(vec![b]).await;
-    let mut s1 = ClientSession::open(addr(&lab), ADMIN.0, ADMIN.1, 3, 4).await.unwrap();
-    let mut s2 = ClientSession::open(addr(&lab), ADMIN.0, ADMIN.1, 17, 4).await.unwrap();
-    let e = ClientSession::open(addr(&lab), ADMIN.0, ADMIN.1, 3, 4).await.err().expect("third session refused");
-    assert!(matches!(e, ClientError::Status { stage: "open session", status: 0x01 }), "{e}");
+    let mut s1 = ClientSession::open(addr(&lab), ADMIN.0, ADMIN.1, 3, 4)
+        .await
+        .unwrap();
+    let mut s2 = ClientSession::open(addr(&lab), ADMIN.0, ADMIN.1, 17, 4)
+        .await
+        .unwrap();
+    let e = ClientSession::open(addr(&lab), ADMIN.0, ADMIN.1, 3, 4)
+        .await
+        .err()
+        .expect("third session refused");
+    assert!(
+        matches!(
+            e,
+            ClientError::Status {
+                stage: "open session",
+                status: 0x01
+            }
+        ),
+        "{e}"
+    );
     assert_eq!(s1.request(0x00, 0x01, &[]).await.unwrap().cc, 0);
     tokio::time::sleep(Duration::from_millis(1600)).await;
     s1.wait = Duration::from_millis(300);
     let d = s1.build(0x00, 0x01, &[]);
-    assert!(s1.send_raw(&d).await.unwrap().is_none(), "expired session answered");
-    assert!(matches!(s2.request(0x00, 0x01, &[]).await, Err(ClientError::Timeout(_))));
+    assert!(
+        s1.send_raw(&d).await.unwrap().is_none(),
+        "expired session answered"
+    );
+    assert!(matches!(
+        s2.request(0x00, 0x01, &[]).await,
+        Err(ClientError::Timeout(_))
+    ));
     assert_eq!(lab.fleet.bmc("n1").unwrap().active_sessions(), 0);
-    let mut s3 = ClientSession::open(addr(&lab), ADMIN.0, ADMIN.1, 3, 4).await.unwrap();
+    let mut s3 = ClientSession::open(addr(&lab), ADMIN.0, ADMIN.1, 3, 4)
+        .await
+        .unwrap();
     assert_eq!(s3.request(0x00, 0x01, &[]).await.unwrap().cc, 0);
     lab.fleet.shutdown().await;
 }
@@ -133,35 +285,72 @@ async fn fault_switches_seen_by_ipmipower() {
     let lab = Lab::start(vec![bmc("n1")]).await;
     let port = addr(&lab).port();
     let power = |extra: &'static [&'static str]| {
-        let mut a = vec!["-W", "opensesspriv", "-l", "OPERATOR", "--driver-type", "LAN_2_0"];
+        let mut a = vec![
+            "-W",
+            "opensesspriv",
+            "-l",
+            "OPERATOR",
+            "--driver-type",
+            "LAN_2_0",
+        ];
         a.extend_from_slice(extra);
         async move { freeipmi("ipmipower", port, OPERATOR, &a).await }
     };
-    lab.fleet.set_fault("n1", Fault::RefuseCipherSuite(17)).unwrap();
+    lab.fleet
+        .set_fault("n1", Fault::RefuseCipherSuite(17))
+        .unwrap();
     let out = power(&["-I", "17", "--stat"]).await;
-    assert!(out.stdout.contains("cipher suite id unavailable"), "{out:?}\n{}", lab.transcript());
+    assert!(
+        out.stdout.contains("cipher suite id unavailable"),
+        "{out:?}\n{}",
+        lab.transcript()
+    );
     assert!(power(&["-I", "3", "--stat"]).await.stdout.contains(": off"));
     lab.fleet.clear_faults("n1").unwrap();
 
     // "BMC error": a non-zero completion code on a pre-session packet.
-    lab.fleet.set_fault("n1", Fault::FailCommand { netfn: 0x06, cmd: 0x38, on: Where::Lan, times: 1, cc: 0xFF }).unwrap();
+    lab.fleet
+        .set_fault(
+            "n1",
+            Fault::FailCommand {
+                netfn: 0x06,
+                cmd: 0x38,
+                on: Where::Lan,
+                times: 1,
+                cc: 0xFF,
+            },
+        )
+        .unwrap();
     let out = power(&["--stat", "--retransmission-timeout=200"]).await;
     assert!(out.stdout.contains("BMC error"), "{out:?}");
-    assert!(power(&["--stat"]).await.stdout.contains(": off"), "only the first call fails");
+    assert!(
+        power(&["--stat"]).await.stdout.contains(": off"),
+        "only the first call fails"
+    );
 
-    lab.fleet.set_fault("n1", Fault::AckPowerOnWithoutDoing).unwrap();
+    lab.fleet
+        .set_fault("n1", Fault::AckPowerOnWithoutDoing)
+        .unwrap();
     assert!(power(&["--on"]).await.stdout.contains(": ok"));
-    assert!(!lab.fleet.power_state("n1").unwrap(), "acknowledged, not done");
+    assert!(
+        !lab.fleet.power_state("n1").unwrap(),
+        "acknowledged, not done"
+    );
     lab.fleet.clear_faults("n1").unwrap();
 
-    lab.fleet.set_fault("n1", Fault::Latency(Duration::from_millis(150))).unwrap();
+    lab.fleet
+        .set_fault("n1", Fault::Latency(Duration::from_millis(150)))
+        .unwrap();
     assert!(power(&["--on"]).await.stdout.contains(": ok"));
     assert!(lab.fleet.power_state("n1").unwrap());
     lab.fleet.clear_faults("n1").unwrap();
 
     lab.fleet.set_fault("n1", Fault::DropEveryNth(3)).unwrap();
     let out = power(&["--stat"]).await;
-    assert!(out.stdout.contains(": on"), "retransmission gets through: {out:?}");
+    assert!(
+        out.stdout.contains(": on"),
+        "retransmission gets through: {out:?}"
+    );
     lab.fleet.clear_faults("n1").unwrap();
 
     lab.fleet.set_fault("n1", Fault::NoAnswer).unwrap();
@@ -180,9 +369,12 @@ async fn ipmi_rs_client_reads_device_id() {
     let a = addr(&lab);
     let id = tokio::task::spawn_blocking(move || {
         let mut rmcp = ipmi_rs::rmcp::Rmcp::new(a, Duration::from_secs(2)).unwrap();
-        rmcp.activate(true, Some(ADMIN.0), Some(ADMIN.1.as_bytes())).map_err(|e| format!("{e:?}"))?;
+        rmcp.activate(true, Some(ADMIN.0), Some(ADMIN.1.as_bytes()))
+            .map_err(|e| format!("{e:?}"))?;
         let mut ipmi = ipmi_rs::Ipmi::new(rmcp);
-        ipmi.send_recv(ipmi_rs::app::GetDeviceId).map(|d| d.device_id).map_err(|e| format!("{e:?}"))
+        ipmi.send_recv(ipmi_rs::app::GetDeviceId)
+            .map(|d| d.device_id)
+            .map_err(|e| format!("{e:?}"))
     })
     .await
     .unwrap();

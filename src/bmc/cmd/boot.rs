@@ -9,9 +9,17 @@ const PARAM_NOT_SUPPORTED: u8 = 0x80;
 
 /// Set System Boot Options.
 pub fn set(env: &mut Env<'_>, data: &[u8]) -> Reply {
-    let Some((&sel, value)) = data.split_first() else { return Reply::cc(cc::REQUEST_LENGTH_INVALID) };
+    let Some((&sel, value)) = data.split_first() else {
+        return Reply::cc(cc::REQUEST_LENGTH_INVALID);
+    };
     let boot = &mut env.state.boot;
-    let need = |n: usize| if value.len() < n { Err(Reply::cc(cc::REQUEST_LENGTH_INVALID)) } else { Ok(()) };
+    let need = |n: usize| {
+        if value.len() < n {
+            Err(Reply::cc(cc::REQUEST_LENGTH_INVALID))
+        } else {
+            Ok(())
+        }
+    };
     let result = match sel & 0x7F {
         0 => need(1).map(|_| boot.set_in_progress = value[0] & 3),
         3 => need(1).map(|_| boot.valid_bit_clearing = value[0] & 0x1F),
@@ -31,7 +39,9 @@ pub fn set(env: &mut Env<'_>, data: &[u8]) -> Reply {
 
 /// Get System Boot Options.
 pub fn get(env: &mut Env<'_>, data: &[u8]) -> Reply {
-    let Some(&sel) = data.first() else { return Reply::cc(cc::REQUEST_LENGTH_INVALID) };
+    let Some(&sel) = data.first() else {
+        return Reply::cc(cc::REQUEST_LENGTH_INVALID);
+    };
     let param = sel & 0x7F;
     let boot = &env.state.boot;
     let value: Vec<u8> = match param {

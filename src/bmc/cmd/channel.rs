@@ -11,7 +11,9 @@ const IPMI_IANA: [u8; 3] = [0xF2, 0x1B, 0x00];
 
 /// Get Channel Info (App 0x42).
 pub fn get_info(env: &mut Env<'_>, data: &[u8]) -> Reply {
-    let Some(&raw) = data.first() else { return Reply::cc(cc::REQUEST_LENGTH_INVALID) };
+    let Some(&raw) = data.first() else {
+        return Reply::cc(cc::REQUEST_LENGTH_INVALID);
+    };
     let ch = env.ctx.resolve_channel(raw);
     let (medium, protocol, sessions) = match ch {
         // 802.3 LAN, IPMB-1.0 protocol, multi-session.
@@ -78,7 +80,9 @@ pub fn set_access(env: &mut Env<'_>, data: &[u8]) -> Reply {
 
 /// Get Channel Payload Support (App 0x4E): IPMI messages only (no SOL).
 pub fn get_payload_support(env: &mut Env<'_>, data: &[u8]) -> Reply {
-    let Some(&raw) = data.first() else { return Reply::cc(cc::REQUEST_LENGTH_INVALID) };
+    let Some(&raw) = data.first() else {
+        return Reply::cc(cc::REQUEST_LENGTH_INVALID);
+    };
     if env.ctx.resolve_channel(raw) != LAN_CHANNEL {
         return Reply::cc(cc::INVALID_DATA_FIELD);
     }
@@ -97,11 +101,22 @@ pub fn get_cipher_suites(env: &mut Env<'_>, data: &[u8]) -> Reply {
     }
     let by_suite = data[2] & 0x80 != 0;
     let index = (data[2] & 0x3F) as usize;
-    let suites: Vec<CipherSuite> = env.state.cipher_suites.iter().filter_map(|&id| CipherSuite::by_id(id)).collect();
+    let suites: Vec<CipherSuite> = env
+        .state
+        .cipher_suites
+        .iter()
+        .filter_map(|&id| CipherSuite::by_id(id))
+        .collect();
     let mut stream = Vec::new();
     if by_suite {
         for s in &suites {
-            stream.extend_from_slice(&[0xC0, s.id, s.auth as u8, 0x40 | s.integ as u8, 0x80 | s.conf as u8]);
+            stream.extend_from_slice(&[
+                0xC0,
+                s.id,
+                s.auth as u8,
+                0x40 | s.integ as u8,
+                0x80 | s.conf as u8,
+            ]);
         }
     } else {
         let mut algs: Vec<u8> = Vec::new();
@@ -118,6 +133,38 @@ pub fn get_cipher_suites(env: &mut Env<'_>, data: &[u8]) -> Reply {
     let mut out = vec![ch];
     out.extend(stream.iter().skip(index * 16).take(16));
     Reply::ok(out)
+}
+
+/// Set/Read Channel Security Keys (App 0x56, IPMI 2.0 §22.25): K_G can be
+/// read and set; K_R reads as zero and ignores writes. Keys are not lockable.
+pub fn security_keys(env: &mut Env<'_>, data: &[u8]) -> Reply {
+    if data.len() < 3 {
+        return Reply::cc(cc::REQUEST_LENGTH_INVALID);
+    }
+    if env.ctx.resolve_channel(data[0]) != LAN_CHANNEL || data[2] > 1 {
+        return Reply::cc(cc::INVALID_DATA_FIELD);
+    }
+    let kg = data[2] == 1;
+    match data[1] & 3 {
+        0 => {
+            let mut out = vec![0x00];
+            out.extend_from_slice(if kg { &env.state.kg } else { &[0; 20] });
+            Reply::ok(out)
+        }
+        1 => {
+            let key = &data[3..];
+            if key.len() > 20 {
+                return Reply::cc(cc::REQUEST_LENGTH_INVALID);
+            }
+            if kg {
+                env.state.kg = [0; 20];
+                env.state.kg[..key.len()].copy_from_slice(key);
+            }
+            Reply::ok([0x00])
+        }
+        // Locking is not supported.
+        _ => Reply::cc(0x80),
+    }
 }
 
 /// Get Channel Authentication Capabilities (App 0x38, IPMI 2.0 §22.13).
@@ -137,7 +184,11 @@ pub fn auth_capabilities(state: &BmcState, ctx: &Ctx, data: &[u8]) -> Reply {
     if !(1..=5).contains(&level) {
         return Reply::cc(cc::INVALID_DATA_FIELD);
     }
-    let mut types = if state.v15_sessions { state.lan.auth_enables[level - 1] & state.auth_type_support } else { 0 };
+    let mut types = if state.v15_sessions {
+        state.lan.auth_enables[level - 1] & state.auth_type_support
+    } else {
+        0
+    };
     if want_v20 && state.v20_sessions {
         types |= 0x80;
     }
@@ -147,6 +198,10 @@ pub fn auth_capabilities(state: &BmcState, ctx: &Ctx, data: &[u8]) -> Reply {
         | (state.lan_access_volatile.user_level_auth_disabled as u8) << 3
         | 1 << 2 // non-null user names enabled
         | (null_user as u8) << 1;
-    let versions = if want_v20 { (state.v15_sessions as u8) | (state.v20_sessions as u8) << 1 } else { 0 };
+    let versions = if want_v20 {
+        (state.v15_sessions as u8) | (state.v20_sessions as u8) << 1
+    } else {
+        0
+    };
     Reply::ok([ch, types, status, versions, 0, 0, 0, 0])
 }

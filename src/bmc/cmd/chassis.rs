@@ -20,7 +20,9 @@ pub fn get_status(env: &mut Env<'_>, _data: &[u8]) -> Reply {
 
 /// Chassis Control (Chassis 0x02, IPMI 2.0 §28.3).
 pub fn control(env: &mut Env<'_>, data: &[u8]) -> Reply {
-    let Some(&b) = data.first() else { return Reply::cc(cc::REQUEST_LENGTH_INVALID) };
+    let Some(&b) = data.first() else {
+        return Reply::cc(cc::REQUEST_LENGTH_INVALID);
+    };
     let op = match b & 0x0F {
         0 => PowerOp::Off,
         1 => PowerOp::On,

@@ -79,7 +79,11 @@ pub fn set(env: &mut Env<'_>, data: &[u8]) -> Reply {
     let v = &data[2..];
     let l = &mut env.state.lan;
     let sized = |n: usize| -> Result<&[u8], Reply> {
-        if v.len() < n { Err(Reply::cc(cc::REQUEST_LENGTH_INVALID)) } else { Ok(&v[..n]) }
+        if v.len() < n {
+            Err(Reply::cc(cc::REQUEST_LENGTH_INVALID))
+        } else {
+            Ok(&v[..n])
+        }
     };
     let ip = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
     let r: Result<(), Reply> = (|| {
@@ -116,5 +120,38 @@ pub fn set(env: &mut Env<'_>, data: &[u8]) -> Reply {
     match r {
         Ok(()) => Reply::ok([]),
         Err(reply) => reply,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use crate::bmc::Bmc;
+    use crate::bmc::config::FleetConfig;
+    use crate::bmc::power::MemoryPower;
+
+    fn example_bmc() -> Bmc {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bmc/example.yaml");
+        let cfg = FleetConfig::load(&path).unwrap();
+        let b = &cfg.bmcs[0];
+        Bmc::new(b, &b.resolve().unwrap(), Arc::new(MemoryPower::new(false)), None)
+    }
+
+    /// Every parameter `ipmitool lan print` reads, as the example BMC
+    /// answers it: completion code 0 and the exact bytes.
+    #[test]
+    fn lan_print_parameters_snapshot() {
+        let bmc = example_bmc();
+        let mut answers = BTreeMap::new();
+        for param in [0u8, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13, 14, 15, 16, 22, 23, 24, 26] {
+            let r = bmc.handle_inband(0x0C, 0x02, &[0x01, param, 0, 0]);
+            assert_eq!(r.cc, 0, "parameter {param}");
+            answers.insert(format!("{param:02}"), hex::encode(&r.data));
+        }
+        let suites = bmc.handle_inband(0x06, 0x54, &[0x01, 0x00, 0x80]);
+        answers.insert("cipher_suites_0".into(), hex::encode(&suites.data));
+        insta::assert_yaml_snapshot!(answers);
     }
 }

@@ -68,6 +68,7 @@ pub enum Command {
     SetUserPassword,
     GetChannelPayloadSupport,
     GetChannelCipherSuites,
+    ChannelSecurityKeys,
     SetUserPayloadAccess,
     GetUserPayloadAccess,
     SetLanConfig,
@@ -111,6 +112,7 @@ impl Command {
             (netfn::APP, 0x47) => SetUserPassword,
             (netfn::APP, 0x4E) => GetChannelPayloadSupport,
             (netfn::APP, 0x54) => GetChannelCipherSuites,
+            (netfn::APP, 0x56) => ChannelSecurityKeys,
             (netfn::APP, 0x4C) => SetUserPayloadAccess,
             (netfn::APP, 0x4D) => GetUserPayloadAccess,
             (netfn::TRANSPORT, 0x01) => SetLanConfig,
@@ -126,9 +128,19 @@ impl Command {
     pub fn min_privilege(self) -> u8 {
         use Command::*;
         match self {
-            GetChannelAuthCapabilities | GetSessionChallenge | ActivateSession | GetSystemGuid | GetChannelCipherSuites => 0,
-            ChassisControl | ChassisIdentify | SetSystemBootOptions | GetSystemBootOptions | GetUserAccess | GetUserName | GetLanConfig | GetSolConfig | GetUserPayloadAccess => privilege::OPERATOR,
-            SetChannelAccess | SetUserAccess | SetUserName | SetUserPassword | SetLanConfig | SetBmcGlobalEnables | SetSolConfig | SetUserPayloadAccess => privilege::ADMIN,
+            GetChannelAuthCapabilities
+            | GetSessionChallenge
+            | ActivateSession
+            | GetSystemGuid
+            | GetChannelCipherSuites => 0,
+            ChassisControl | ChassisIdentify | SetSystemBootOptions | GetSystemBootOptions
+            | GetUserAccess | GetUserName | GetLanConfig | GetSolConfig | GetUserPayloadAccess => {
+                privilege::OPERATOR
+            }
+            SetChannelAccess | SetUserAccess | SetUserName | SetUserPassword | SetLanConfig
+            | SetBmcGlobalEnables | SetSolConfig | SetUserPayloadAccess | ChannelSecurityKeys => {
+                privilege::ADMIN
+            }
             _ => privilege::USER,
         }
     }
@@ -138,9 +150,24 @@ impl Command {
         self.min_privilege() == 0
     }
 
+    /// Response data that must never reach a transcript.
+    pub fn secret_response(self) -> bool {
+        matches!(
+            self,
+            Command::GetSessionChallenge | Command::ChannelSecurityKeys
+        )
+    }
+
     /// Request data that must never reach a transcript.
     pub fn secret_request(self) -> bool {
-        matches!(self, Command::SetUserPassword | Command::ActivateSession | Command::GetSessionChallenge | Command::SetLanConfig)
+        matches!(
+            self,
+            Command::SetUserPassword
+                | Command::ActivateSession
+                | Command::GetSessionChallenge
+                | Command::SetLanConfig
+                | Command::ChannelSecurityKeys
+        )
     }
 }
 
@@ -180,11 +207,17 @@ pub struct Reply {
 
 impl Reply {
     pub fn ok(data: impl Into<Vec<u8>>) -> Self {
-        Reply { cc: cc::OK, data: data.into() }
+        Reply {
+            cc: cc::OK,
+            data: data.into(),
+        }
     }
 
     pub fn cc(code: u8) -> Self {
-        Reply { cc: code, data: Vec::new() }
+        Reply {
+            cc: code,
+            data: Vec::new(),
+        }
     }
 }
 
@@ -230,6 +263,7 @@ pub fn dispatch(env: &mut Env<'_>, nf: u8, cmd: u8, data: &[u8]) -> Reply {
         GetChannelInfo => channel::get_info(env, data),
         GetChannelPayloadSupport => channel::get_payload_support(env, data),
         GetChannelCipherSuites => channel::get_cipher_suites(env, data),
+        ChannelSecurityKeys => channel::security_keys(env, data),
         SetUserAccess => user::set_access(env, data),
         GetUserAccess => user::get_access(env, data),
         SetUserName => user::set_name(env, data),

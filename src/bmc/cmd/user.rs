@@ -17,7 +17,9 @@ pub fn get_access(env: &mut Env<'_>, data: &[u8]) -> Reply {
     if !lan_channel(env, data[0]) {
         return Reply::cc(cc::INVALID_DATA_FIELD);
     }
-    let Some(u) = env.state.user(data[1] & 0x3F) else { return Reply::cc(cc::INVALID_DATA_FIELD) };
+    let Some(u) = env.state.user(data[1] & 0x3F) else {
+        return Reply::cc(cc::INVALID_DATA_FIELD);
+    };
     let enabled_count = env.state.users.iter().filter(|u| u.enabled).count() as u8;
     let status = if u.enabled { 0x40 } else { 0x80 };
     let a = u.lan;
@@ -25,7 +27,10 @@ pub fn get_access(env: &mut Env<'_>, data: &[u8]) -> Reply {
         MAX_USERS,
         status | enabled_count,
         1, // user 1 has a fixed (null) name
-        (a.callback_only as u8) << 6 | (a.link_auth as u8) << 5 | (a.ipmi_messaging as u8) << 4 | (a.privilege & 0x0F),
+        (a.callback_only as u8) << 6
+            | (a.link_auth as u8) << 5
+            | (a.ipmi_messaging as u8) << 4
+            | (a.privilege & 0x0F),
     ])
 }
 
@@ -41,7 +46,9 @@ pub fn set_access(env: &mut Env<'_>, data: &[u8]) -> Reply {
     if !((1..=5).contains(&level) || level == privilege::NO_ACCESS) {
         return Reply::cc(cc::INVALID_DATA_FIELD);
     }
-    let Some(u) = env.state.user_mut(data[1] & 0x3F) else { return Reply::cc(cc::INVALID_DATA_FIELD) };
+    let Some(u) = env.state.user_mut(data[1] & 0x3F) else {
+        return Reply::cc(cc::INVALID_DATA_FIELD);
+    };
     if data[0] & 0x80 != 0 {
         u.lan.callback_only = data[0] & 0x40 != 0;
         u.lan.link_auth = data[0] & 0x20 != 0;
@@ -53,7 +60,9 @@ pub fn set_access(env: &mut Env<'_>, data: &[u8]) -> Reply {
 
 /// Get User Name (App 0x46).
 pub fn get_name(env: &mut Env<'_>, data: &[u8]) -> Reply {
-    let Some(&id) = data.first() else { return Reply::cc(cc::REQUEST_LENGTH_INVALID) };
+    let Some(&id) = data.first() else {
+        return Reply::cc(cc::REQUEST_LENGTH_INVALID);
+    };
     match env.state.user(id & 0x3F) {
         Some(u) => Reply::ok(u.name),
         None => Reply::cc(cc::INVALID_DATA_FIELD),
@@ -70,7 +79,9 @@ pub fn set_name(env: &mut Env<'_>, data: &[u8]) -> Reply {
     if id == 1 && name != [0; 16] {
         return Reply::cc(cc::INVALID_DATA_FIELD);
     }
-    let Some(u) = env.state.user_mut(id) else { return Reply::cc(cc::INVALID_DATA_FIELD) };
+    let Some(u) = env.state.user_mut(id) else {
+        return Reply::cc(cc::INVALID_DATA_FIELD);
+    };
     u.name = name;
     Reply::ok([])
 }
@@ -81,13 +92,19 @@ pub fn set_password(env: &mut Env<'_>, data: &[u8]) -> Reply {
         return Reply::cc(cc::REQUEST_LENGTH_INVALID);
     }
     let size = if data[0] & 0x80 != 0 { 20 } else { 16 };
-    let Some(u) = env.state.user_mut(data[0] & 0x3F) else { return Reply::cc(cc::INVALID_DATA_FIELD) };
+    let Some(u) = env.state.user_mut(data[0] & 0x3F) else {
+        return Reply::cc(cc::INVALID_DATA_FIELD);
+    };
     let op = data[1] & 3;
     let mut pw = [0u8; 20];
     if op >= 2 {
         if data.len() != 2 + size {
             // Test with the wrong size answers 0x81 (IPMI 2.0 §22.30).
-            return Reply::cc(if op == 3 { 0x81 } else { cc::REQUEST_LENGTH_INVALID });
+            return Reply::cc(if op == 3 {
+                0x81
+            } else {
+                cc::REQUEST_LENGTH_INVALID
+            });
         }
         pw[..size].copy_from_slice(&data[2..2 + size]);
     }

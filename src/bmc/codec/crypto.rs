@@ -157,14 +157,20 @@ impl CipherSuite {
             17 => (A::HmacSha256, I::HmacSha256_128, C::AesCbc128),
             _ => return None,
         };
-        Some(CipherSuite { id, auth, integ, conf })
+        Some(CipherSuite {
+            id,
+            auth,
+            integ,
+            conf,
+        })
     }
 
     /// The suite among `allowed` whose triple is exactly (auth, integ, conf).
     pub fn matching(allowed: &[u8], auth: u8, integ: u8, conf: u8) -> Option<Self> {
-        allowed.iter().filter_map(|&id| Self::by_id(id)).find(|s| {
-            s.auth as u8 == auth && s.integ as u8 == integ && s.conf as u8 == conf
-        })
+        allowed
+            .iter()
+            .filter_map(|&id| Self::by_id(id))
+            .find(|s| s.auth as u8 == auth && s.integ as u8 == integ && s.conf as u8 == conf)
     }
 }
 
@@ -239,7 +245,13 @@ impl RakpParams<'_> {
     pub fn sik(&self, auth: AuthAlg, kg_or_password: &[u8]) -> Vec<u8> {
         auth.hmac(
             kg_or_password,
-            &[self.console_random, self.bmc_random, &[self.role], &self.ulen(), self.username],
+            &[
+                self.console_random,
+                self.bmc_random,
+                &[self.role],
+                &self.ulen(),
+                self.username,
+            ],
         )
     }
 
@@ -247,7 +259,11 @@ impl RakpParams<'_> {
     pub fn rakp4_icv(&self, auth: AuthAlg, sik: &[u8]) -> Vec<u8> {
         let mut v = auth.hmac(
             sik,
-            &[self.console_random, &self.bmc_session_id.to_le_bytes(), self.bmc_guid],
+            &[
+                self.console_random,
+                &self.bmc_session_id.to_le_bytes(),
+                self.bmc_guid,
+            ],
         );
         v.truncate(auth.rakp4_icv_len());
         v
@@ -306,7 +322,11 @@ pub fn aes_decrypt(k2: &[u8], payload: &[u8]) -> Result<Vec<u8>, DecryptError> {
         return Err(DecryptError::BadPad);
     }
     let body_len = buf.len() - pad - 1;
-    if !buf[body_len..body_len + pad].iter().enumerate().all(|(i, &b)| b as usize == i + 1) {
+    if !buf[body_len..body_len + pad]
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b as usize == i + 1)
+    {
         return Err(DecryptError::BadPad);
     }
     buf.truncate(body_len);
@@ -338,7 +358,13 @@ impl AuthType15 {
     }
 
     /// The 16-byte authcode of a 1.5 packet (absent for `None`).
-    pub fn authcode(self, password: &[u8; 16], session_id: u32, msg: &[u8], seq: u32) -> Option<[u8; 16]> {
+    pub fn authcode(
+        self,
+        password: &[u8; 16],
+        session_id: u32,
+        msg: &[u8],
+        seq: u32,
+    ) -> Option<[u8; 16]> {
         match self {
             Self::None => None,
             Self::Password => Some(*password),
@@ -383,7 +409,10 @@ mod tests {
         let pt = hex::decode("00112233445566778899aabbccddeeff").unwrap();
         // 16 bytes of plain text plus the pad makes two blocks; the first is ECB.
         let out = aes_encrypt(&key, &[0; 16], &pt);
-        assert_eq!(hex::encode(&out[16..32]), "69c4e0d86a7b0430d8cdb78070b4c55a");
+        assert_eq!(
+            hex::encode(&out[16..32]),
+            "69c4e0d86a7b0430d8cdb78070b4c55a"
+        );
         assert_eq!(out.len(), 16 + 32);
         assert_eq!(aes_decrypt(&key, &out).unwrap(), pt);
         for n in 0..40 {
@@ -412,14 +441,19 @@ mod tests {
     fn md5_authcode_wraps_in_password() {
         let mut pw = [0u8; 16];
         pw[..8].copy_from_slice(b"password");
-        let code = AuthType15::Md5.authcode(&pw, 0x01020304, b"\x20\x18", 7).unwrap();
+        let code = AuthType15::Md5
+            .authcode(&pw, 0x01020304, b"\x20\x18", 7)
+            .unwrap();
         let mut manual = Vec::new();
         manual.extend_from_slice(&pw);
         manual.extend_from_slice(&[4, 3, 2, 1, 0x20, 0x18, 7, 0, 0, 0]);
         manual.extend_from_slice(&pw);
         assert_eq!(code, md5_parts(&[&manual]));
         // RFC 1321 vector for MD5 itself.
-        assert_eq!(hex::encode(md5_parts(&[b"abc"])), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            hex::encode(md5_parts(&[b"abc"])),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
         assert_eq!(AuthType15::Password.authcode(&pw, 1, b"", 1), Some(pw));
         assert_eq!(AuthType15::None.authcode(&pw, 1, b"", 1), None);
     }
@@ -438,8 +472,84 @@ mod tests {
     #[test]
     fn integrity_lengths() {
         let pw = [0u8; 20];
-        assert_eq!(IntegAlg::HmacSha1_96.authcode(&[1; 20], &pw, b"x").len(), 12);
-        assert_eq!(IntegAlg::HmacSha256_128.authcode(&[1; 32], &pw, b"x").len(), 16);
-        assert_eq!(IntegAlg::Md5_128.authcode(&[], &pw, b"x"), md5_parts(&[&pw, b"x", &pw]).to_vec());
+        assert_eq!(
+            IntegAlg::HmacSha1_96.authcode(&[1; 20], &pw, b"x").len(),
+            12
+        );
+        assert_eq!(
+            IntegAlg::HmacSha256_128.authcode(&[1; 32], &pw, b"x").len(),
+            16
+        );
+        assert_eq!(
+            IntegAlg::Md5_128.authcode(&[], &pw, b"x"),
+            md5_parts(&[&pw, b"x", &pw]).to_vec()
+        );
+    }
+
+    /// RAKP values computed independently with Python's hmac/hashlib
+    /// (exact-length password key; we key with the 20-byte padded form,
+    /// which must give the same HMAC).
+    #[test]
+    fn rakp_vectors_match_an_independent_implementation() {
+        let (rm, rc, guid): ([u8; 16], [u8; 16], [u8; 16]) = (
+            core::array::from_fn(|i| i as u8),
+            core::array::from_fn(|i| 16 + i as u8),
+            core::array::from_fn(|i| 32 + i as u8),
+        );
+        let p = RakpParams {
+            console_session_id: 0x1122_3344,
+            bmc_session_id: 0xa0b0_c0d0,
+            console_random: &rm,
+            bmc_random: &rc,
+            bmc_guid: &guid,
+            role: 0x14,
+            username: b"admin",
+        };
+        let mut pw = [0u8; 20];
+        pw[..8].copy_from_slice(b"password");
+        let cases = [
+            (
+                AuthAlg::HmacSha1,
+                "d8ddd685456b4de8dd647989a758125c64586db1",
+                "4402012e214da511895a399bd77d5396e7998a4d",
+                "122c77c4b11ccd93251cbae6c34a9cb6310da154",
+                "e4472be78f9a81fa68297aab696a7be8c97fc9f8",
+                "2b6552012a2517cb3b5713901d757a6efc7d8301",
+                "42ae7dd363e0c205d20bbf44",
+            ),
+            (
+                AuthAlg::HmacMd5,
+                "53f9e06679c4a4116c619db3e797c023",
+                "58e9be14586d6c196cd3712544a9b11c",
+                "f5aecc7e7958555f1a0cff5b39dbdb36",
+                "1a850f03ec7c1413d660cf08648e0be2",
+                "a9861046f4b96cf599fad35133e1445c",
+                "5c4844f88c7304570bd796d42929fd49",
+            ),
+            (
+                AuthAlg::HmacSha256,
+                "4be7b724c94318237c758b889de9ed8e7f0d55bb939a17c4228bbd0c87711b06",
+                "e6f17841e92f8c11cbc4fd1cafcc9c21e3d814e713e13e9ee640103b50c0ef15",
+                "e5935f7199865ad961063477b0662684e2ce9b1da8f2b8d41c5ce127d37e9bcf",
+                "dc4fe73d075306f6897115dd63257385e845c10404fa1d73991790c6a101bec2",
+                "2a4f969ea6dfa83066f36674fdc2fea289fa1a21da90303e9b5269b54ec5adb5",
+                "b03f475184357f9c8c60d1e05fac9ae6",
+            ),
+        ];
+        for (alg, r2, r3, sik, k1, k2, icv) in cases {
+            assert_eq!(hex::encode(p.rakp2_code(alg, &pw)), r2, "{alg:?} RAKP2");
+            assert_eq!(hex::encode(p.rakp3_code(alg, &pw)), r3, "{alg:?} RAKP3");
+            let s = p.sik(alg, &pw);
+            assert_eq!(hex::encode(&s), sik, "{alg:?} SIK");
+            let (a, b) = derive_k1_k2(alg, &s);
+            assert_eq!((hex::encode(a), hex::encode(b)), (k1.to_string(), k2.to_string()), "{alg:?} K1/K2");
+            assert_eq!(hex::encode(p.rakp4_icv(alg, &s)), icv, "{alg:?} RAKP4 ICV");
+        }
+        // IPMI 1.5 MD5 authcode of Set Session Privilege, same tool.
+        let mut p16 = [0u8; 16];
+        p16[..8].copy_from_slice(b"password");
+        let msg = [0x20, 0x18, 0xc8, 0x81, 0x04, 0x3b, 0x04, 0x3c];
+        let code = AuthType15::Md5.authcode(&p16, 0x0102_0304, &msg, 5).unwrap();
+        assert_eq!(hex::encode(code), "a1f16e3893415c81f48603d3e69f424e");
     }
 }

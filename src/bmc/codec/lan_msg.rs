@@ -8,7 +8,10 @@ pub const BMC_ADDR: u8 = 0x20;
 
 /// Two's-complement checksum: the covered bytes plus it sum to zero.
 pub fn checksum(bytes: &[u8]) -> u8 {
-    bytes.iter().fold(0u8, |a, b| a.wrapping_add(*b)).wrapping_neg()
+    bytes
+        .iter()
+        .fold(0u8, |a, b| a.wrapping_add(*b))
+        .wrapping_neg()
 }
 
 /// A decoded request from a console.
@@ -64,7 +67,12 @@ impl LanRequest {
     pub fn response(&self, cc: u8, data: &[u8]) -> Vec<u8> {
         let mut v = vec![self.rq_addr, (self.netfn | 1) << 2 | (self.rq_lun & 3)];
         v.push(checksum(&v));
-        v.extend_from_slice(&[self.rs_addr, self.rq_seq << 2 | (self.rs_lun & 3), self.cmd, cc]);
+        v.extend_from_slice(&[
+            self.rs_addr,
+            self.rq_seq << 2 | (self.rs_lun & 3),
+            self.cmd,
+            cc,
+        ]);
         v.extend_from_slice(data);
         v.push(checksum(&v[3..]));
         v
@@ -90,7 +98,13 @@ impl LanResponse {
         if checksum(&b[..2]) != b[2] || checksum(&b[3..last]) != b[last] {
             return Err(DecodeError::Checksum("LAN response"));
         }
-        Ok(LanResponse { netfn: b[1] >> 2, rq_seq: b[4] >> 2, cmd: b[5], cc: b[6], data: b[7..last].to_vec() })
+        Ok(LanResponse {
+            netfn: b[1] >> 2,
+            rq_seq: b[4] >> 2,
+            cmd: b[5],
+            cc: b[6],
+            data: b[7..last].to_vec(),
+        })
     }
 }
 
@@ -109,7 +123,10 @@ mod tests {
         assert_eq!(&resp[..3], &[0x81, 0x1c, 0x63]);
         assert_eq!(resp.iter().skip(3).fold(0u8, |a, b| a.wrapping_add(*b)), 0);
         let d = LanResponse::decode(&resp).unwrap();
-        assert_eq!((d.netfn, d.cmd, d.cc, d.data.as_slice()), (7, 1, 0, &[0x20][..]));
+        assert_eq!(
+            (d.netfn, d.cmd, d.cc, d.data.as_slice()),
+            (7, 1, 0, &[0x20][..])
+        );
         let mut bad = raw;
         bad[6] ^= 1;
         assert!(LanRequest::decode(&bad).is_err());

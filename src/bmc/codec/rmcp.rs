@@ -81,7 +81,10 @@ mod tests {
         assert_eq!(p.len(), 28);
         assert_eq!(&p[8..12], &[0x40, 9, 0, 0x10]);
         assert_eq!(p[20], 0x81);
-        assert_eq!(decode(&[6, 0, 0xff]), Err(DecodeError::Short("RMCP header")));
+        assert_eq!(
+            decode(&[6, 0, 0xff]),
+            Err(DecodeError::Short("RMCP header"))
+        );
         assert_eq!(decode(&[5, 0, 0xff, 7]), Err(DecodeError::NotRmcp));
         assert_eq!(decode(&[6, 0, 0xff, 7, 1]).unwrap(), Rmcp::Ipmi(&[1]));
     }

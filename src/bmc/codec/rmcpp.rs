@@ -41,12 +41,18 @@ impl<'a> RmcppPacket<'a> {
             return Err(DecodeError::Short("RMCP+ session header"));
         }
         if b[0] & 0x0F != 6 {
-            return Err(DecodeError::Unsupported { what: "auth format", value: b[0] });
+            return Err(DecodeError::Unsupported {
+                what: "auth format",
+                value: b[0],
+            });
         }
         let pt = b[1];
         if pt & 0x3F == 0x02 {
             // OEM explicit payloads are not supported.
-            return Err(DecodeError::Unsupported { what: "payload type", value: pt });
+            return Err(DecodeError::Unsupported {
+                what: "payload type",
+                value: pt,
+            });
         }
         let session_id = u32::from_le_bytes(b[2..6].try_into().expect("4 bytes"));
         let seq = u32::from_le_bytes(b[6..10].try_into().expect("4 bytes"));
@@ -68,7 +74,12 @@ impl<'a> RmcppPacket<'a> {
     }
 
     /// Check the integrity trailer with the session's algorithm and keys.
-    pub fn verify(&self, integ: IntegAlg, k1: &[u8], password: &[u8; 20]) -> Result<(), DecodeError> {
+    pub fn verify(
+        &self,
+        integ: IntegAlg,
+        k1: &[u8],
+        password: &[u8; 20],
+    ) -> Result<(), DecodeError> {
         let n = integ.authcode_len();
         if self.trailer.len() < n + 2 {
             return Err(DecodeError::Short("integrity trailer"));
@@ -79,7 +90,12 @@ impl<'a> RmcppPacket<'a> {
         }
         let pad_len = self.raw[code_at - 2] as usize;
         let pad_start = 12 + self.payload.len();
-        if pad_len > 4 || pad_start + pad_len + 2 != code_at || !self.raw[pad_start..pad_start + pad_len].iter().all(|&b| b == 0xFF) {
+        if pad_len > 4
+            || pad_start + pad_len + 2 != code_at
+            || !self.raw[pad_start..pad_start + pad_len]
+                .iter()
+                .all(|&b| b == 0xFF)
+        {
             return Err(DecodeError::Pad);
         }
         let want = integ.authcode(k1, password, &self.raw[..code_at]);
@@ -106,7 +122,14 @@ pub struct Protection<'k> {
 
 /// Encode an RMCP+ datagram (RMCP header included). `protect` is `None` for
 /// session-setup and session-less packets; `iv` is the AES IV to use.
-pub fn encode(payload_type: u8, session_id: u32, seq: u32, plain: &[u8], protect: Option<&Protection<'_>>, iv: [u8; 16]) -> Vec<u8> {
+pub fn encode(
+    payload_type: u8,
+    session_id: u32,
+    seq: u32,
+    plain: &[u8],
+    protect: Option<&Protection<'_>>,
+    iv: [u8; 16],
+) -> Vec<u8> {
     let mut pt = payload_type & 0x3F;
     let body;
     let payload: &[u8] = match protect {
@@ -149,18 +172,39 @@ mod tests {
 
     #[test]
     fn unprotected_roundtrip() {
-        let d = encode(payload::OPEN_SESSION_REQUEST, 0, 0, &[1, 2, 3], None, [0; 16]);
+        let d = encode(
+            payload::OPEN_SESSION_REQUEST,
+            0,
+            0,
+            &[1, 2, 3],
+            None,
+            [0; 16],
+        );
         let p = RmcppPacket::decode(&d[4..]).unwrap();
-        assert_eq!((p.payload_type, p.encrypted, p.authenticated), (0x10, false, false));
+        assert_eq!(
+            (p.payload_type, p.encrypted, p.authenticated),
+            (0x10, false, false)
+        );
         assert_eq!((p.payload, p.trailer), (&[1u8, 2, 3][..], &[][..]));
     }
 
     #[test]
     fn protected_roundtrip_every_integrity() {
         let pw = [b'p'; 20];
-        for integ in [IntegAlg::HmacSha1_96, IntegAlg::HmacMd5_128, IntegAlg::Md5_128, IntegAlg::HmacSha256_128] {
+        for integ in [
+            IntegAlg::HmacSha1_96,
+            IntegAlg::HmacMd5_128,
+            IntegAlg::Md5_128,
+            IntegAlg::HmacSha256_128,
+        ] {
             for conf in [ConfAlg::None, ConfAlg::AesCbc128] {
-                let prot = Protection { integ, conf, k1: &[1; 32], k2: &[2; 32], password: &pw };
+                let prot = Protection {
+                    integ,
+                    conf,
+                    k1: &[1; 32],
+                    k2: &[2; 32],
+                    password: &pw,
+                };
                 for n in 0..20u8 {
                     let plain: Vec<u8> = (0..n).collect();
                     let d = encode(payload::IPMI, 0x1234, 9, &plain, Some(&prot), [5; 16]);
@@ -169,7 +213,11 @@ mod tests {
                     assert!(p.authenticated);
                     assert_eq!(p.encrypted, conf == ConfAlg::AesCbc128);
                     p.verify(integ, &[1; 32], &pw).unwrap();
-                    let got = if p.encrypted { crypto::aes_decrypt(&[2; 32], p.payload).unwrap() } else { p.payload.to_vec() };
+                    let got = if p.encrypted {
+                        crypto::aes_decrypt(&[2; 32], p.payload).unwrap()
+                    } else {
+                        p.payload.to_vec()
+                    };
                     assert_eq!(got, plain);
                     assert!(p.verify(integ, &[3; 32], &[b'q'; 20]).is_err());
                     let mut tampered = d.clone();

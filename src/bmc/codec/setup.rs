@@ -78,7 +78,16 @@ impl OpenSessionResponse {
             return Err(DecodeError::Short("Open Session Response"));
         }
         if b[1] != 0 || b.len() < 36 {
-            return Ok(OpenSessionResponse { tag: b[0], status: b[1], privilege: 0, console_session_id: 0, bmc_session_id: 0, auth: 0, integ: 0, conf: 0 });
+            return Ok(OpenSessionResponse {
+                tag: b[0],
+                status: b[1],
+                privilege: 0,
+                console_session_id: 0,
+                bmc_session_id: 0,
+                auth: 0,
+                integ: 0,
+                conf: 0,
+            });
         }
         Ok(OpenSessionResponse {
             tag: b[0],
@@ -111,10 +120,16 @@ impl Rakp1 {
         }
         let ulen = b[27] as usize;
         if ulen > 16 {
-            return Err(DecodeError::Unsupported { what: "username length", value: b[27] });
+            return Err(DecodeError::Unsupported {
+                what: "username length",
+                value: b[27],
+            });
         }
         if b.len() < 28 + ulen {
-            return Err(DecodeError::Length { said: ulen, have: b.len() - 28 });
+            return Err(DecodeError::Length {
+                said: ulen,
+                have: b.len() - 28,
+            });
         }
         Ok(Rakp1 {
             tag: b[0],
@@ -161,7 +176,12 @@ impl RakpReply {
             return Err(DecodeError::Short("RAKP reply"));
         }
         let id = if b.len() >= 8 { u32_at(b, 4) } else { 0 };
-        Ok(RakpReply { tag: b[0], status: b[1], console_session_id: id, body: b.get(8..).unwrap_or(&[]).to_vec() })
+        Ok(RakpReply {
+            tag: b[0],
+            status: b[1],
+            console_session_id: id,
+            body: b.get(8..).unwrap_or(&[]).to_vec(),
+        })
     }
 }
 
@@ -179,7 +199,12 @@ impl Rakp3 {
         if b.len() < 8 {
             return Err(DecodeError::Short("RAKP3"));
         }
-        Ok(Rakp3 { tag: b[0], status: b[1], bmc_session_id: u32_at(b, 4), auth_code: b[8..].to_vec() })
+        Ok(Rakp3 {
+            tag: b[0],
+            status: b[1],
+            bmc_session_id: u32_at(b, 4),
+            auth_code: b[8..].to_vec(),
+        })
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -196,16 +221,43 @@ mod tests {
 
     #[test]
     fn roundtrips() {
-        let r = OpenSessionRequest { tag: 1, privilege: 4, console_session_id: 0xa0a2a3a4, auth: 3, integ: 4, conf: 1 };
+        let r = OpenSessionRequest {
+            tag: 1,
+            privilege: 4,
+            console_session_id: 0xa0a2a3a4,
+            auth: 3,
+            integ: 4,
+            conf: 1,
+        };
         let e = r.encode();
         assert_eq!(e.len(), 32);
         assert_eq!(OpenSessionRequest::decode(&e).unwrap(), r);
-        let resp = OpenSessionResponse { tag: 1, status: 0, privilege: 4, console_session_id: 5, bmc_session_id: 6, auth: 3, integ: 4, conf: 1 };
+        let resp = OpenSessionResponse {
+            tag: 1,
+            status: 0,
+            privilege: 4,
+            console_session_id: 5,
+            bmc_session_id: 6,
+            auth: 3,
+            integ: 4,
+            conf: 1,
+        };
         assert_eq!(resp.encode().len(), 36);
         assert_eq!(OpenSessionResponse::decode(&resp.encode()).unwrap(), resp);
-        let r1 = Rakp1 { tag: 2, bmc_session_id: 6, console_random: [7; 16], role: 0x14, username: b"admin".to_vec() };
+        let r1 = Rakp1 {
+            tag: 2,
+            bmc_session_id: 6,
+            console_random: [7; 16],
+            role: 0x14,
+            username: b"admin".to_vec(),
+        };
         assert_eq!(Rakp1::decode(&r1.encode()).unwrap(), r1);
-        let r3 = Rakp3 { tag: 3, status: 0, bmc_session_id: 6, auth_code: vec![1; 20] };
+        let r3 = Rakp3 {
+            tag: 3,
+            status: 0,
+            bmc_session_id: 6,
+            auth_code: vec![1; 20],
+        };
         assert_eq!(Rakp3::decode(&r3.encode()).unwrap(), r3);
         assert!(Rakp1::decode(&[0; 27]).is_err());
         let mut long_name = r1.encode();

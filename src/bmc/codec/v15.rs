@@ -37,12 +37,24 @@ impl<'a> V15Packet<'a> {
             return Err(DecodeError::Length { said: len, have });
         }
         // Trailing bytes past the length (legacy pad) are ignored.
-        Ok(V15Packet { auth_type, seq, session_id, authcode, msg: &rest[1..1 + len] })
+        Ok(V15Packet {
+            auth_type,
+            seq,
+            session_id,
+            authcode,
+            msg: &rest[1..1 + len],
+        })
     }
 }
 
 /// Encode a full datagram (RMCP header included).
-pub fn encode(auth_type: u8, seq: u32, session_id: u32, authcode: Option<[u8; 16]>, msg: &[u8]) -> Vec<u8> {
+pub fn encode(
+    auth_type: u8,
+    seq: u32,
+    session_id: u32,
+    authcode: Option<[u8; 16]>,
+    msg: &[u8],
+) -> Vec<u8> {
     let mut v = Vec::with_capacity(4 + 26 + msg.len());
     v.extend_from_slice(&rmcp::ipmi_header());
     v.push(auth_type);
@@ -64,10 +76,16 @@ mod tests {
     fn roundtrip_with_and_without_authcode() {
         let d = encode(0, 0, 0, None, &[1, 2, 3]);
         let p = V15Packet::decode(&d[4..]).unwrap();
-        assert_eq!((p.auth_type, p.authcode, p.msg), (0, None, &[1u8, 2, 3][..]));
+        assert_eq!(
+            (p.auth_type, p.authcode, p.msg),
+            (0, None, &[1u8, 2, 3][..])
+        );
         let d = encode(2, 5, 0xdeadbeef, Some([9; 16]), &[4, 5]);
         let p = V15Packet::decode(&d[4..]).unwrap();
-        assert_eq!((p.seq, p.session_id, p.authcode, p.msg), (5, 0xdeadbeef, Some([9; 16]), &[4u8, 5][..]));
+        assert_eq!(
+            (p.seq, p.session_id, p.authcode, p.msg),
+            (5, 0xdeadbeef, Some([9; 16]), &[4u8, 5][..])
+        );
         let mut long = d[4..].to_vec();
         long.push(0); // legacy pad
         assert_eq!(V15Packet::decode(&long).unwrap().msg, &[4, 5]);
