@@ -176,9 +176,22 @@ async fn inband_configures_user_that_lan_then_uses() {
     // The same state over LAN: log in as the user made in-band. With the
     // LAN channel disabled in-band first, nothing answers on the LAN.
     let a = lab.fleet.lan_addr("n1").unwrap();
-    assert_eq!(q.request(0x06, 0x40, &[0x01, 0x80, 0x00]).await.0, 0, "volatile access mode: disabled");
-    assert!(ClientSession::open(a, "maas", "Zq8fAe2xWm4pLr7tKc3v", 17, 4).await.is_err(), "LAN disabled");
-    assert_eq!(q.request(0x06, 0x40, &[0x01, 0x82, 0x00]).await.0, 0, "volatile access mode: always available");
+    assert_eq!(
+        q.request(0x06, 0x40, &[0x01, 0x80, 0x00]).await.0,
+        0,
+        "volatile access mode: disabled"
+    );
+    assert!(
+        ClientSession::open(a, "maas", "Zq8fAe2xWm4pLr7tKc3v", 17, 4)
+            .await
+            .is_err(),
+        "LAN disabled"
+    );
+    assert_eq!(
+        q.request(0x06, 0x40, &[0x01, 0x82, 0x00]).await.0,
+        0,
+        "volatile access mode: always available"
+    );
     let mut s = ClientSession::open(a, "maas", "Zq8fAe2xWm4pLr7tKc3v", 17, 4)
         .await
         .unwrap();

@@ -133,3 +133,47 @@ async fn ipmitool_lanplus_suite_3() {
 async fn ipmitool_lanplus_suite_17() {
     ipmitool_flows("lanplus", Some(17)).await;
 }
+
+/// Without `-C`, ipmitool asks for the cipher suites before the session
+/// (session-less RMCP+) and picks the best one; with `-L OPERATOR` it opens
+/// the session at that level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipmitool_lanplus_default_suite_and_operator_level() {
+    if !have("ipmitool", "ipmitool") {
+        return;
+    }
+    let lab = Lab::start(vec![bmc("n1")]).await;
+    let port = lab.port("n1");
+    let out = ipmitool(port, "lanplus", None, ADMIN, &["power", "status"]).await;
+    assert!(
+        out.status.success() && out.stdout.contains("Chassis Power is off"),
+        "{out:?}"
+    );
+    assert!(
+        lab.transcript().contains("cipher suite 17"),
+        "best suite chosen: 17"
+    );
+    let out = ipmitool(
+        port,
+        "lanplus",
+        None,
+        OPERATOR,
+        &["-L", "OPERATOR", "power", "on"],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(lab.fleet.power_state("n1").unwrap());
+    let out = ipmitool(
+        port,
+        "lanplus",
+        None,
+        OPERATOR,
+        &["-L", "OPERATOR", "user", "set", "name", "7", "x"],
+    )
+    .await;
+    assert!(
+        !out.status.success(),
+        "OPERATOR cannot change users: {out:?}"
+    );
+    lab.fleet.shutdown().await;
+}
