@@ -249,6 +249,10 @@ fn default_cc() -> u8 {
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum IpmiCommandName {
+    /// The first datagram of every LAN session: failing it with 0xFF is what
+    /// makes ipmipower print "BMC error" (in-session failures on LAN_2_0 it
+    /// swallows silently).
+    GetChannelAuthCapabilities,
     GetChassisStatus,
     ChassisControl,
     SetSystemBootOptions,
@@ -269,6 +273,7 @@ impl IpmiCommandName {
             IpmiCommandName::ChassisControl => (0x00, 0x02),
             IpmiCommandName::SetSystemBootOptions => (0x00, 0x08),
             IpmiCommandName::GetDeviceId => (0x06, 0x01),
+            IpmiCommandName::GetChannelAuthCapabilities => (0x06, 0x38),
             IpmiCommandName::SetChannelAccess => (0x06, 0x40),
             IpmiCommandName::SetUserAccess => (0x06, 0x43),
             IpmiCommandName::SetUserName => (0x06, 0x45),
