@@ -128,6 +128,38 @@ pub fn ephemeral_spec() -> ImageSpec {
     spec
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_lines_keep_writes_and_drop_retransmissions() {
+        let l = |ch: &str, c: &str, cc: u8| TranscriptLine { channel: ch.into(), command: c.into(), completion_code: Some(cc) };
+        let lines = vec![
+            l("inband", "get_channel_info", 0xcc),
+            l("inband", "set_user_password", 0),
+            l("lan", "get_channel_auth_capabilities", 0),
+            l("lan", "chassis_control", 0),
+            l("lan", "chassis_control", 0),
+            l("lan", "close_session", 0),
+            l("lan", "get_channel_auth_capabilities", 0),
+            l("lan", "chassis_control", 0),
+        ];
+        let kept: Vec<String> = snapshot_lines(&lines).iter().map(|l| format!("{} {}", l.channel, l.command)).collect();
+        assert_eq!(
+            kept,
+            [
+                "inband set_user_password",
+                "lan get_channel_auth_capabilities",
+                "lan chassis_control",
+                "lan close_session",
+                "lan get_channel_auth_capabilities",
+                "lan chassis_control"
+            ]
+        );
+    }
+}
+
 /// The last line the guest printed, for wait errors.
 fn last_console_line(path: &Path) -> Option<String> {
     let text = std::fs::read(path).ok()?;
@@ -771,11 +803,18 @@ pub fn snapshot_lines(lines: &[TranscriptLine]) -> Vec<TranscriptLine> {
             || c == "clear_message_flags"
             || c == "unknown"
     };
-    lines
-        .iter()
-        .filter(|l| l.channel != "inband" || !read(&l.command))
-        .cloned()
-        .collect()
+    let mut out: Vec<TranscriptLine> = Vec::new();
+    for l in lines.iter().filter(|l| l.channel != "inband" || !read(&l.command)) {
+        // The same LAN request twice in a row inside one session is the
+        // client's retransmission (the answer took longer than its timer,
+        // e.g. while libvirt starts the domain); sessions are separated by
+        // their handshake lines, so retries in new sessions still count.
+        if l.channel == "lan" && out.last() == Some(l) && !l.command.starts_with("set_system_boot") {
+            continue;
+        }
+        out.push(l.clone());
+    }
+    out
 }
 
 /// pxelinux asks for `pxelinux.cfg/01-aa-bb-...`: write the plan's MACs in
