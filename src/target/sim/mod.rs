@@ -9,6 +9,7 @@ pub mod events;
 pub mod metadata;
 pub mod postgres;
 pub mod power;
+pub mod rack;
 pub mod region;
 pub mod store;
 
