@@ -90,7 +90,17 @@ pub fn down_all(force: bool) -> DownReport {
             }
         }
     }
+    // A run that registered after the first listing (it started while this
+    // sweep ran) is alive, not an orphan: look again before each removal.
     for id in by_run.into_keys() {
+        let now_alive = state::registered_runs()
+            .into_iter()
+            .filter_map(Result::ok)
+            .any(|e| e.run_id == id && alive(&e));
+        if now_alive && !force {
+            report.skipped.push(format!("run {id} (started during this sweep)"));
+            continue;
+        }
         down_one(&id, &mut report);
     }
     report

@@ -126,15 +126,27 @@ fn sigkill_then_down_all_leaves_nothing() {
     assert!(again.status.success());
 }
 
-fn start_up(out: &Path) -> Child {
-    Command::new(bin())
+/// An `up` process, killed if the test panics before it is brought down.
+struct UpGuard(Child);
+
+impl Drop for UpGuard {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn start_up(out: &Path) -> UpGuard {
+    UpGuard(Command::new(bin())
         .args(["up", "--target", "none", "--out"])
         .arg(out)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/bmc-power.yaml"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start maas-e2e up")
+        .expect("start maas-e2e up"))
 }
 
 /// The run id of an `up` once its environment is held (the steps ran).
@@ -165,9 +177,9 @@ fn up_up_again_down_down_again() {
     }
     let (out1, out2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut a = start_up(out1.path());
-    let id_a = wait_for_up(out1.path(), &mut a);
+    let id_a = wait_for_up(out1.path(), &mut a.0);
     let mut b = start_up(out2.path());
-    let id_b = wait_for_up(out2.path(), &mut b);
+    let id_b = wait_for_up(out2.path(), &mut b.0);
     assert_ne!(id_a, id_b);
     // `down --all` leaves live runs alone.
     let all = Command::new(bin()).args(["down", "--all"]).output().unwrap();
@@ -177,7 +189,7 @@ fn up_up_again_down_down_again() {
     for (id, child) in [(&id_a, &mut a), (&id_b, &mut b)] {
         let d = Command::new(bin()).args(["down", id]).output().unwrap();
         assert!(d.status.success(), "down {id}: {}", String::from_utf8_lossy(&d.stderr));
-        let status = child.wait().unwrap();
+        let status = child.0.wait().unwrap();
         assert_eq!(status.code(), Some(0), "up exits 0 after an orderly down");
         assert_eq!(leftovers(id), Vec::<String>::new());
         let again = Command::new(bin()).args(["down", id]).output().unwrap();
