@@ -60,7 +60,7 @@ pub fn domain_spec(p: &crate::plan::Plan, m: &MachinePlan, accel: vm::Accel) -> 
     };
     vm::DomainSpec {
         name: m.domain.clone(),
-        uuid: m.uuid.clone(),
+        uuid: run_uuid(p.run_id.as_str(), &m.uuid),
         run_id: p.run_id.to_string(),
         memory_mib: m.memory_mib as u32,
         vcpus: m.vcpus,
@@ -95,6 +95,18 @@ pub fn domain_spec(p: &crate::plan::Plan, m: &MachinePlan, accel: vm::Accel) -> 
         bmc_socket: Some(m.bmc.inband_socket.clone()),
         accel,
     }
+}
+
+/// The libvirt UUID of a run's domain: the plan's UUID comes from the seed
+/// and machine name, so two runs of one scenario would ask libvirt for the
+/// same UUID, which it refuses; mixing in the run id keeps them apart.
+pub fn run_uuid(run_id: &str, plan_uuid: &str) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(format!("{run_id}/{plan_uuid}").as_bytes());
+    let mut b: [u8; 16] = h[..16].try_into().expect("16 bytes");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(b).to_string()
 }
 
 /// Let libvirt-qemu (QEMU's user) connect to a root-made unix socket.
@@ -319,7 +331,8 @@ impl<'p> Env<'p> {
             command_timeout: Duration::from_secs(30),
             ..PowerDriverConfig::default()
         };
-        cfg.power_query_interval = Some(Duration::from_secs(30));
+        // MAAS's rack queries power every 5 minutes (node power monitor).
+        cfg.power_query_interval = Some(Duration::from_secs(300));
         // The password back-off of configure_ipmi_user: 1 s instead of 30 s.
         cfg.ipmi_retry_base_seconds = Some(1);
         let region = SimRegion::start(cfg).await.map_err(|e| e.to_string())?;
