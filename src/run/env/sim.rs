@@ -140,38 +140,6 @@ pub fn ephemeral_spec() -> ImageSpec {
     spec
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn snapshot_lines_keep_writes_and_drop_retransmissions() {
-        let l = |ch: &str, c: &str, cc: u8| TranscriptLine { channel: ch.into(), command: c.into(), completion_code: Some(cc) };
-        let lines = vec![
-            l("inband", "get_channel_info", 0xcc),
-            l("inband", "set_user_password", 0),
-            l("lan", "get_channel_auth_capabilities", 0),
-            l("lan", "chassis_control", 0),
-            l("lan", "chassis_control", 0),
-            l("lan", "close_session", 0),
-            l("lan", "get_channel_auth_capabilities", 0),
-            l("lan", "chassis_control", 0),
-        ];
-        let kept: Vec<String> = snapshot_lines(&lines).iter().map(|l| format!("{} {}", l.channel, l.command)).collect();
-        assert_eq!(
-            kept,
-            [
-                "inband set_user_password",
-                "lan get_channel_auth_capabilities",
-                "lan chassis_control",
-                "lan close_session",
-                "lan get_channel_auth_capabilities",
-                "lan chassis_control"
-            ]
-        );
-    }
-}
-
 /// The last line the guest printed, for wait errors.
 fn last_console_line(path: &Path) -> Option<String> {
     let text = std::fs::read(path).ok()?;
@@ -772,6 +740,14 @@ impl<'p> Env<'p> {
                 }
             }
         }
+        // Response header names of the region (5240), for header checks.
+        if let Some(region) = &self.sim.region {
+            let url = format!("{}/api/2.0/version/", region.local_maas_url());
+            if let Ok(resp) = reqwest::get(&url).await {
+                let names = resp.headers().keys().map(|k| k.as_str().to_ascii_lowercase()).collect();
+                api.headers.insert("region".into(), names);
+            }
+        }
         Ok((result, observed, api))
     }
 
@@ -841,4 +817,36 @@ fn dashed_macs_to_colons(text: &str, m: &MachinePlan) -> String {
             .replace(&dashed.to_ascii_uppercase(), &n.mac.to_ascii_lowercase());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_lines_keep_writes_and_drop_retransmissions() {
+        let l = |ch: &str, c: &str, cc: u8| TranscriptLine { channel: ch.into(), command: c.into(), completion_code: Some(cc) };
+        let lines = vec![
+            l("inband", "get_channel_info", 0xcc),
+            l("inband", "set_user_password", 0),
+            l("lan", "get_channel_auth_capabilities", 0),
+            l("lan", "chassis_control", 0),
+            l("lan", "chassis_control", 0),
+            l("lan", "close_session", 0),
+            l("lan", "get_channel_auth_capabilities", 0),
+            l("lan", "chassis_control", 0),
+        ];
+        let kept: Vec<String> = snapshot_lines(&lines).iter().map(|l| format!("{} {}", l.channel, l.command)).collect();
+        assert_eq!(
+            kept,
+            [
+                "inband set_user_password",
+                "lan get_channel_auth_capabilities",
+                "lan chassis_control",
+                "lan close_session",
+                "lan get_channel_auth_capabilities",
+                "lan chassis_control"
+            ]
+        );
+    }
 }
