@@ -100,3 +100,11 @@ fn enlist_bios_and_uefi_on_real_vms_match_their_snapshots() {
     }
     run_and_check(&["enlist-bios", "enlist-uefi"]);
 }
+
+#[test]
+fn commissioning_multi_nic_flaky_autodetect_and_power_retries_reach_their_end_states() {
+    if !prerequisites() {
+        return;
+    }
+    run_and_check(&["commission", "multi-nic", "autodetect-flaky-bmc", "bmc-error"]);
+}

@@ -60,7 +60,7 @@ pub fn domain_spec(p: &crate::plan::Plan, m: &MachinePlan, accel: vm::Accel) -> 
     };
     vm::DomainSpec {
         name: m.domain.clone(),
-        uuid: m.uuid.clone(),
+        uuid: run_uuid(p.run_id.as_str(), &m.uuid),
         run_id: p.run_id.to_string(),
         memory_mib: m.memory_mib as u32,
         vcpus: m.vcpus,
@@ -97,6 +97,18 @@ pub fn domain_spec(p: &crate::plan::Plan, m: &MachinePlan, accel: vm::Accel) -> 
     }
 }
 
+/// The libvirt UUID of a run's domain: the plan's UUID comes from the seed
+/// and machine name, so two runs of one scenario would ask libvirt for the
+/// same UUID, which it refuses; mixing in the run id keeps them apart.
+pub fn run_uuid(run_id: &str, plan_uuid: &str) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(format!("{run_id}/{plan_uuid}").as_bytes());
+    let mut b: [u8; 16] = h[..16].try_into().expect("16 bytes");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(b).to_string()
+}
+
 /// Let libvirt-qemu (QEMU's user) connect to a root-made unix socket.
 fn open_socket(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
@@ -126,38 +138,6 @@ pub fn ephemeral_spec() -> ImageSpec {
         }
     }
     spec
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn snapshot_lines_keep_writes_and_drop_retransmissions() {
-        let l = |ch: &str, c: &str, cc: u8| TranscriptLine { channel: ch.into(), command: c.into(), completion_code: Some(cc) };
-        let lines = vec![
-            l("inband", "get_channel_info", 0xcc),
-            l("inband", "set_user_password", 0),
-            l("lan", "get_channel_auth_capabilities", 0),
-            l("lan", "chassis_control", 0),
-            l("lan", "chassis_control", 0),
-            l("lan", "close_session", 0),
-            l("lan", "get_channel_auth_capabilities", 0),
-            l("lan", "chassis_control", 0),
-        ];
-        let kept: Vec<String> = snapshot_lines(&lines).iter().map(|l| format!("{} {}", l.channel, l.command)).collect();
-        assert_eq!(
-            kept,
-            [
-                "inband set_user_password",
-                "lan get_channel_auth_capabilities",
-                "lan chassis_control",
-                "lan close_session",
-                "lan get_channel_auth_capabilities",
-                "lan chassis_control"
-            ]
-        );
-    }
 }
 
 /// The last line the guest printed, for wait errors.
@@ -319,7 +299,8 @@ impl<'p> Env<'p> {
             command_timeout: Duration::from_secs(30),
             ..PowerDriverConfig::default()
         };
-        cfg.power_query_interval = Some(Duration::from_secs(30));
+        // MAAS's rack queries power every 5 minutes (node power monitor).
+        cfg.power_query_interval = Some(Duration::from_secs(300));
         // The password back-off of configure_ipmi_user: 1 s instead of 30 s.
         cfg.ipmi_retry_base_seconds = Some(1);
         let region = SimRegion::start(cfg).await.map_err(|e| e.to_string())?;
@@ -759,6 +740,14 @@ impl<'p> Env<'p> {
                 }
             }
         }
+        // Response header names of the region (5240), for header checks.
+        if let Some(region) = &self.sim.region {
+            let url = format!("{}/api/2.0/version/", region.local_maas_url());
+            if let Ok(resp) = reqwest::get(&url).await {
+                let names = resp.headers().keys().map(|k| k.as_str().to_ascii_lowercase()).collect();
+                api.headers.insert("region".into(), names);
+            }
+        }
         Ok((result, observed, api))
     }
 
@@ -828,4 +817,36 @@ fn dashed_macs_to_colons(text: &str, m: &MachinePlan) -> String {
             .replace(&dashed.to_ascii_uppercase(), &n.mac.to_ascii_lowercase());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_lines_keep_writes_and_drop_retransmissions() {
+        let l = |ch: &str, c: &str, cc: u8| TranscriptLine { channel: ch.into(), command: c.into(), completion_code: Some(cc) };
+        let lines = vec![
+            l("inband", "get_channel_info", 0xcc),
+            l("inband", "set_user_password", 0),
+            l("lan", "get_channel_auth_capabilities", 0),
+            l("lan", "chassis_control", 0),
+            l("lan", "chassis_control", 0),
+            l("lan", "close_session", 0),
+            l("lan", "get_channel_auth_capabilities", 0),
+            l("lan", "chassis_control", 0),
+        ];
+        let kept: Vec<String> = snapshot_lines(&lines).iter().map(|l| format!("{} {}", l.channel, l.command)).collect();
+        assert_eq!(
+            kept,
+            [
+                "inband set_user_password",
+                "lan get_channel_auth_capabilities",
+                "lan chassis_control",
+                "lan close_session",
+                "lan get_channel_auth_capabilities",
+                "lan chassis_control"
+            ]
+        );
+    }
 }
