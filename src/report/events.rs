@@ -99,12 +99,8 @@ pub struct TracingReporter;
 
 impl Reporter for TracingReporter {
     fn event(&mut self, event: &RunEvent) {
-        match event {
-            RunEvent::StageFinished { outcome: Outcome::Failed(_), .. }
-            | RunEvent::StepFinished { outcome: Outcome::Failed(_), .. }
-            | RunEvent::CheckFinished { outcome: Outcome::Failed(_), .. }
-            | RunEvent::SnapshotCompared { outcome: Outcome::Failed(_), .. } => tracing::warn!(?event, "run event"),
-            _ => tracing::info!(?event, "run event"),
-        }
+        // info, not warn: failures already reach the terminal through the
+        // progress display; the log file keeps every event.
+        tracing::info!(?event, "run event");
     }
 }
