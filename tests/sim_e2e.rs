@@ -76,6 +76,10 @@ fn run_and_check(names: &[&str]) {
             // in-band user setup.
             let console = std::fs::read_to_string(&m.console_log).unwrap_or_default();
             assert!(console.contains("maas-e2e: enlist: done"), "{}: the console shows no enlistment:\n{console}", m.name);
+            let commissioned = loaded.scenario.steps.iter().any(|s| matches!(s, scenario::Step::Commission(_)));
+            if commissioned {
+                assert!(console.contains("maas-e2e: commission: done"), "{}: the console shows no commissioning:\n{console}", m.name);
+            }
             let t = std::fs::read_to_string(&m.bmc.transcript).unwrap();
             assert!(t.contains("\"channel\":\"inband\""), "{}: no in-band traffic in the BMC transcript", m.name);
             assert!(!domains.contains(&m.domain), "domain {} was left defined", m.domain);

@@ -109,6 +109,17 @@ pub fn run_uuid(run_id: &str, plan_uuid: &str) -> String {
     uuid::Uuid::from_bytes(b).to_string()
 }
 
+/// `vm::define`, with the console file opened for appending: a machine
+/// boots more than once (enlist, then commission) and the log keeps
+/// every boot.
+async fn define_keeping_console(conn: &virt::connect::Connect, spec: &vm::DomainSpec) -> Result<String, vm::VmError> {
+    vm::prepare_files(spec).await?;
+    let log = spec.console_log.display().to_string();
+    let xml = vm::domain_xml(spec).replace(&format!("<source path='{log}'/>"), &format!("<source path='{log}' append='on'/>"));
+    conn.define_domain_xml(&xml).map_err(|source| vm::VmError::Libvirt { op: "define", name: spec.name.clone(), source })?;
+    Ok(xml)
+}
+
 /// Let libvirt-qemu (QEMU's user) connect to a root-made unix socket.
 fn open_socket(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
@@ -227,9 +238,7 @@ impl<'p> Env<'p> {
                 }
             }
             let spec = domain_spec(p, m, accel);
-            let xml = vm::define(&conn, &spec)
-                .await
-                .map_err(|e| format!("{}: {e}", m.name))?;
+            let xml = define_keeping_console(&conn, &spec).await.map_err(|e| format!("{}: {e}", m.name))?;
             let _ = std::fs::write(
                 p.host
                     .run_dir
