@@ -57,9 +57,18 @@ pub struct TranscriptLine {
 /// Events MAAS logs periodically; they differ run to run in number only.
 const PERIODIC: &[&str] = &["Queried power state", "Query power state", "Power state queried"];
 
-/// Drop periodic events and collapse consecutive repeats into `TEXT (xN)`.
+/// pxelinux's probe for a config named by the SMBIOS UUID: whether it
+/// reaches the rack varies between boots of the same VM under TCG (seen in
+/// CI), and MAAS answers it with the MAC-named config anyway.
+fn is_uuid_config_probe(d: &str) -> bool {
+    d.strip_prefix("TFTP Request - pxelinux.cfg/")
+        .is_some_and(|rest| rest.len() == 36 && rest.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+}
+
+/// Drop periodic events and pxelinux's UUID probe, and collapse consecutive
+/// repeats into `TEXT (xN)`.
 pub fn normalise_events<'a>(descriptions: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    collapse(descriptions.into_iter().filter(|d| !PERIODIC.iter().any(|p| d.starts_with(p))))
+    collapse(descriptions.into_iter().filter(|d| !PERIODIC.iter().any(|p| d.starts_with(p)) && !is_uuid_config_probe(d)))
 }
 
 /// Commands that set a LAN session up or down: the same in every session.
@@ -134,7 +143,14 @@ mod tests {
 
     #[test]
     fn periodic_dropped_and_retries_counted() {
-        let ev = normalise_events(["Powering on", "Queried power state", "Failed to power on node", "Failed to power on node", "Powering on"]);
+        let ev = normalise_events([
+            "Powering on",
+            "Queried power state",
+            "TFTP Request - pxelinux.cfg/8131e8e7-f0d7-4e47-a86c-f539a9c0c3f7",
+            "Failed to power on node",
+            "Failed to power on node",
+            "Powering on",
+        ]);
         assert_eq!(ev, vec!["Powering on", "Failed to power on node (x2)", "Powering on"]);
     }
 
