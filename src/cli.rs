@@ -519,10 +519,7 @@ async fn repro(run_dir: PathBuf, keep: bool, out: PathBuf) -> i32 {
             return exit::BAD_INPUT;
         }
     };
-    let now = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(loaded.source.as_bytes()))
-    };
+    let now = pipeline::sha256_hex(loaded.source.as_bytes());
     if now != record.scenario_sha256 {
         eprintln!("warning: {} changed since run {}; reproducing with the file as it is now", record.scenario_path.display(), record.run_id);
     }

@@ -99,7 +99,7 @@ pub fn redacted_scenario(loaded: &LoadedScenario) -> String {
     re.replace_all(&loaded.source, "${1}<secret>").into_owned()
 }
 
-fn sha256_hex(data: &[u8]) -> String {
+pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))
 }

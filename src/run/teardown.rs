@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::cmd::Cmd;
+use crate::testing::have_program;
 use crate::plan::{NAME_PREFIX, RunId};
 use crate::run::state::{self, Resource, RunState};
 
@@ -133,10 +134,6 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
             Err(e) => Err(e.to_string()),
         },
     }
-}
-
-fn have_program(p: &str) -> bool {
-    crate::testing::have_program(p)
 }
 
 /// Host objects whose names carry `run_id` (or any run id when `None`),

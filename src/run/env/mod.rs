@@ -190,8 +190,7 @@ impl<'p> Env<'p> {
                     .map_err(|e| format!("{}: power {action:?}: {e}", m.name))
             }
         });
-        let errors: Vec<String> = futures::future::join_all(runs).await.into_iter().filter_map(Result::err).collect();
-        if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
+        all_ok(runs).await
     }
 
     /// Poll what the rack would see (ipmipower --stat) until `want`.
@@ -252,6 +251,12 @@ impl<'p> Env<'p> {
         }
         self.lab = None;
     }
+}
+
+/// Run per-machine operations concurrently; every failure is reported, one per line.
+pub(crate) async fn all_ok(runs: impl IntoIterator<Item = impl std::future::Future<Output = Result<(), String>>>) -> Result<(), String> {
+    let errors: Vec<String> = futures::future::join_all(runs).await.into_iter().filter_map(Result::err).collect();
+    if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
 }
 
 /// The power parameters MAAS's autodetect would report for this BMC.

@@ -422,16 +422,7 @@ impl<'p> Env<'p> {
                 let runs = ms
                     .into_iter()
                     .map(|m| self.wait_status_one(m, want, w.timeout.0));
-                let errors: Vec<String> = futures::future::join_all(runs)
-                    .await
-                    .into_iter()
-                    .filter_map(Result::err)
-                    .collect();
-                if errors.is_empty() {
-                    Ok(())
-                } else {
-                    Err(errors.join("\n"))
-                }
+                super::all_ok(runs).await
             }
             Step::WaitPower(w) => {
                 let want = match w.state {
@@ -442,16 +433,7 @@ impl<'p> Env<'p> {
                 let runs = ms
                     .into_iter()
                     .map(|m| self.wait_power_one(m, want, w.timeout.0));
-                let errors: Vec<String> = futures::future::join_all(runs)
-                    .await
-                    .into_iter()
-                    .filter_map(Result::err)
-                    .collect();
-                if errors.is_empty() {
-                    Ok(())
-                } else {
-                    Err(errors.join("\n"))
-                }
+                super::all_ok(runs).await
             }
             Step::InjectFault(f) => {
                 for m in self.machines(&f.machine.0)? {
