@@ -31,6 +31,8 @@ pub struct TargetOptions {
     pub chart: crate::target::chart::ChartArgs,
 }
 
+mod chart;
+mod external;
 mod sim;
 
 pub struct Env<'p> {
@@ -42,8 +44,10 @@ pub struct Env<'p> {
     /// On target none the harness plays the rack: FreeIPMI with MAAS's
     /// flags and retries, inside the lab namespace.
     power: IpmiPowerDriver,
-    /// The sim/external targets' part of the environment (env/sim.rs).
+    /// The MAAS under test and the machines it knows (sim, external, chart).
     sim: sim::SimEnv,
+    /// The chart target's deployment (env/chart.rs).
+    chart: chart::ChartEnv,
 }
 
 /// The fleet's transcript (all BMCs); split per machine at observe.
@@ -61,7 +65,7 @@ impl<'p> Env<'p> {
             command_timeout: Duration::from_secs(30),
             ..PowerDriverConfig::default()
         });
-        Env { plan, options: options.clone(), teardown, lab: None, fleet: None, power, sim: sim::SimEnv::default() }
+        Env { plan, options: options.clone(), teardown, lab: None, fleet: None, power, sim: sim::SimEnv::default(), chart: chart::ChartEnv::default() }
     }
 
     pub(crate) fn lab_spec(&self) -> Result<LabSpec, String> {
@@ -88,8 +92,10 @@ impl<'p> Env<'p> {
 
     /// The lab network, then the BMCs on it.
     pub async fn lab_up(&mut self) -> Result<(), String> {
-        if self.plan.target != TargetKind::None {
-            return self.sim_lab_up().await;
+        match self.plan.target {
+            TargetKind::None => {}
+            TargetKind::Sim | TargetKind::Chart => return self.sim_lab_up().await,
+            TargetKind::External => return self.external_lab_up().await,
         }
         let p = self.plan;
         let spec = self.lab_spec()?;
@@ -119,7 +125,9 @@ impl<'p> Env<'p> {
     pub async fn deploy(&mut self) -> Result<(), String> {
         match self.plan.target {
             TargetKind::None => Ok(()),
-            _ => self.sim_deploy().await,
+            TargetKind::Sim => self.sim_deploy().await,
+            TargetKind::External => self.external_deploy().await,
+            TargetKind::Chart => self.chart_deploy().await,
         }
     }
 
@@ -245,6 +253,9 @@ impl<'p> Env<'p> {
     /// Stop in-process services (BMCs, servers) before teardown removes
     /// what they sit on.
     pub async fn stop(&mut self) {
+        if self.plan.target == TargetKind::Chart {
+            self.chart_stop().await;
+        }
         self.sim_stop().await;
         if let Some(f) = self.fleet.take() {
             f.shutdown().await;

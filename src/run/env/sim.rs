@@ -39,7 +39,8 @@ pub struct SimEnv {
     postgres: Option<LocalPostgres>,
     region: Option<SimRegion>,
     rack: Option<SimRack>,
-    client: Option<MaasClient>,
+    /// The harness's client of the MAAS under test (sim, external or chart).
+    pub(super) client: Option<MaasClient>,
     /// Plan machine name -> system_id, once MAAS knows the machine.
     system_ids: HashMap<String, String>,
 }
@@ -169,12 +170,6 @@ fn wanted_status(s: crate::scenario::MachineStatus) -> NodeStatus {
 impl<'p> Env<'p> {
     pub(super) async fn sim_lab_up(&mut self) -> Result<(), String> {
         let p = self.plan;
-        if self.plan.target != crate::scenario::TargetKind::Sim {
-            return Err(format!(
-                "target {}: not available in this build yet (only sim and none are)",
-                p.target
-            ));
-        }
         let spec = self.lab_spec()?;
         self.register(Resource::Dir {
             path: p.host.vm_dir.clone(),
@@ -751,7 +746,7 @@ impl<'p> Env<'p> {
             .filter(|m| m.vm)
             .map(|m| m.domain.clone())
             .collect();
-        if self.plan.target == crate::scenario::TargetKind::Sim && !domains.is_empty() {
+        if !domains.is_empty() {
             let _ = tokio::task::spawn_blocking(move || {
                 if let Ok(conn) = vm::connect() {
                     for d in domains {
