@@ -103,9 +103,12 @@ pub struct CommonRunArgs {
     /// External target: consumer_key:token_key:token_secret.
     #[arg(long, env = "MAAS_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
-    /// External target: an existing host bridge the VMs join.
-    #[arg(long)]
+    /// External target: an existing host bridge the VMs join (the MAAS rack serves it).
+    #[arg(long, env = "MAAS_E2E_LAB_BRIDGE")]
     pub lab_bridge: Option<String>,
+    /// External target: FIRST/PREFIX, free addresses on that bridge's subnet for the BMCs (machine i gets FIRST+i).
+    #[arg(long, env = "MAAS_E2E_BMC_ADDRESSES")]
+    pub bmc_addresses: Option<String>,
     #[command(flatten, next_help_heading = "Chart target")]
     pub chart: crate::target::chart::ChartArgs,
     /// Postgres for the sim region: a local process (default) or a container.
@@ -220,6 +223,7 @@ fn target_options(c: &CommonRunArgs) -> TargetOptions {
         maas_url: c.maas_url.clone(),
         api_key: c.api_key.clone(),
         lab_bridge: c.lab_bridge.clone(),
+        bmc_addresses: c.bmc_addresses.clone(),
         postgres_container: c.postgres == "container",
         chart: c.chart.clone(),
     }
@@ -271,7 +275,13 @@ fn install_signals(cancel: CancellationToken) {
 
 fn print_dry_run(loaded: &scenario::LoadedScenario, opts: &RunOptions) -> i32 {
     let run_id = RunId::generate();
-    let plan = crate::plan::plan(loaded, opts.target, &run_id, opts.seed, &opts.out_dir);
+    let plan = match pipeline::plan_for(loaded, opts, &run_id) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
     println!("# dry run: {} on {} (run id {run_id}, seed {})", loaded.scenario.name, opts.target, opts.seed);
     println!("# nothing below was created");
     println!("--- plan");
@@ -307,6 +317,19 @@ async fn run(args: RunArgs) -> i32 {
     }
     if args.dry_run {
         return loaded.iter().map(|s| print_dry_run(s, &base)).max().unwrap_or(exit::PASSED);
+    }
+    // Flags the external target needs: checked before anything starts.
+    for s in &loaded {
+        if let Err(e) = pipeline::plan_for(s, &base, &RunId::generate()) {
+            eprintln!("{}: {e}", s.path.display());
+            return exit::BAD_INPUT;
+        }
+    }
+    if base.target == TargetKind::External
+        && let Err(e) = crate::target::external::External::from_args(base.target_options.maas_url.as_deref(), base.target_options.api_key.as_deref())
+    {
+        eprintln!("error: {e}");
+        return exit::BAD_INPUT;
     }
     if let Some(code) = host_ready(base.target) {
         return code;
@@ -532,7 +555,8 @@ async fn repro(run_dir: PathBuf, keep: bool, out: PathBuf) -> i32 {
             seed: record.seed,
             maas_url: std::env::var("MAAS_URL").ok(),
             api_key: std::env::var("MAAS_API_KEY").ok(),
-            lab_bridge: None,
+            lab_bridge: std::env::var("MAAS_E2E_LAB_BRIDGE").ok(),
+            bmc_addresses: std::env::var("MAAS_E2E_BMC_ADDRESSES").ok(),
             chart: Default::default(),
             postgres: "local".into(),
         },

@@ -112,3 +112,184 @@ fn commissioning_multi_nic_flaky_autodetect_and_power_retries_reach_their_end_st
     }
     run_and_check(&["commission", "multi-nic", "autodetect-flaky-bmc", "bmc-error"]);
 }
+
+/// `--postgres container`: the sim region's state in Debian's Postgres in a
+/// container of our own dockerd; same golden, and the container is gone after.
+#[test]
+fn enlist_bios_with_postgres_in_a_container() {
+    if !(prerequisites() && require_program("docker", "docker.io")) {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let r = bin()
+        .args(["run", "--target", "sim", "--postgres", "container", "--seed", "1", "--out"])
+        .arg(out.path())
+        .arg(repo("scenarios/enlist-bios.yaml"))
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
+    assert_eq!(r.status.code(), Some(0), "{text}");
+    let dir = run_dirs(out.path()).pop().unwrap();
+    let id = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let log = std::fs::read_to_string(dir.join("maas-e2e.log")).unwrap();
+    assert!(log.contains(&format!("me2e-{id}-postgres")), "the run log names no Postgres container:\n{log}");
+    assert!(!log.contains("starting postgres command="), "a local Postgres was started too");
+    let left = Command::new("docker").args(["ps", "-a", "--filter", &format!("label=maas-e2e.run-id={id}"), "--format", "{{.Names}}"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "", "containers of run {id} left");
+}
+
+/// `maas-e2e up` of a sim, held in the background; Ctrl-C (SIGINT) on drop.
+struct HeldUp {
+    child: std::process::Child,
+}
+
+impl HeldUp {
+    fn interrupt(&mut self) -> Option<i32> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let _ = self.child.kill();
+        None
+    }
+}
+
+impl Drop for HeldUp {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.interrupt();
+        }
+    }
+}
+
+/// KEY=VALUE lines of the connection file.
+fn read_env_file(path: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// Target external against a running sim: `up` hands out the MAAS in a
+/// 0600 file; a run with those values enlists and commissions a VM of its
+/// own through that MAAS (its BMC on the sim's bridge via our veth), then
+/// deletes the machine it enlisted and leaves nothing. Bad key and bad
+/// bridge fail before anything starts.
+#[test]
+fn external_target_drives_a_held_up_sim() {
+    use std::os::unix::fs::PermissionsExt;
+    if !prerequisites() {
+        return;
+    }
+    let up_out = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(up_out.path().join("up.log")).unwrap();
+    let mut up = HeldUp {
+        child: bin()
+            .args(["up", "--target", "sim", "--seed", "3", "--out"])
+            .arg(up_out.path())
+            .arg(repo("scenarios/sim-maas.yaml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    };
+    // The run directory names the run; the connection file appears once the MAAS is up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let conn = loop {
+        let found = std::fs::read_dir(up_out.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .map(|e| Path::new(maas_e2e::run::state::REGISTRY_DIR).join(format!("{}.maas.env", e.file_name().to_string_lossy())))
+            .find(|p| p.exists());
+        if let Some(p) = found {
+            break p;
+        }
+        if let Ok(Some(status)) = up.child.try_wait() {
+            panic!("up exited with {status}:\n{}", std::fs::read_to_string(up_out.path().join("up.log")).unwrap());
+        }
+        assert!(std::time::Instant::now() < deadline, "no connection file after 300 s:\n{}", std::fs::read_to_string(up_out.path().join("up.log")).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let mode = std::fs::metadata(&conn).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{} is readable by others", conn.display());
+    let vars = read_env_file(&conn);
+    let var = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("{k} missing in {}", conn.display()));
+    let key = var("MAAS_API_KEY");
+    assert!(!std::fs::read_to_string(up_out.path().join("up.log")).unwrap().contains(&key), "up printed the API key");
+
+    let external_run = |out: &Path, overrides: &[(&str, &str)]| {
+        let mut c = bin();
+        c.args(["run", "--target", "external", "--seed", "2", "--out"]).arg(out).arg(repo("scenarios/enlist-commission.yaml"));
+        for (k, v) in &vars {
+            c.env(k, v);
+        }
+        for (k, v) in overrides {
+            c.env(k, v);
+        }
+        let r = c.output().unwrap();
+        (r.status.code(), format!("{}{}", String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr)))
+    };
+    let no_netns_left = |out: &Path| {
+        for dir in run_dirs(out) {
+            let id = dir.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(!Path::new("/run/netns").join(format!("{}-{id}", plan::NAME_PREFIX)).exists(), "netns of {id} left");
+        }
+    };
+
+    // A key MAAS does not know: refused before anything is created.
+    let bad = tempfile::tempdir().unwrap();
+    let (code, text) = external_run(bad.path(), &[("MAAS_API_KEY", "aaaaaaaaaaaaaaaaaa:bbbbbbbbbbbbbbbbbb:cccccccccccccccccccccccccccccccc")]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("refused the API key"), "{text}");
+    no_netns_left(bad.path());
+    // A bridge that does not exist.
+    let (code, text) = external_run(bad.path(), &[("MAAS_E2E_LAB_BRIDGE", "m2nosuchbr")]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("no bridge `m2nosuchbr`"), "{text}");
+    no_netns_left(bad.path());
+
+    // The real run: enlist and commission through the held-up sim.
+    let out = tempfile::tempdir().unwrap();
+    let (code, text) = external_run(out.path(), &[]);
+    assert_eq!(code, Some(0), "{text}");
+    let dir = run_dirs(out.path()).pop().unwrap();
+    let result = std::fs::read_to_string(dir.join("result.yaml")).unwrap();
+    assert!(result.contains("status: Ready") && result.contains("power_address: <bmc-ip:node>"), "{result}");
+    let loaded = scenario::load(&repo("scenarios/enlist-commission.yaml")).unwrap();
+    let run_id: RunId = dir.file_name().unwrap().to_string_lossy().parse().unwrap();
+    let p = plan::plan(&loaded, TargetKind::External, &run_id, 2, out.path());
+    let console = std::fs::read_to_string(&p.machines[0].console_log).unwrap_or_default();
+    assert!(console.contains("maas-e2e: commission: done"), "the console shows no commissioning:\n{console}");
+    for f in files(&dir) {
+        let t = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+        assert!(!t.contains(&key), "{} holds the API key", f.display());
+        assert!(!t.contains(&p.machines[0].bmc.password), "{} holds the BMC password", f.display());
+    }
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["resources"].as_array().map(Vec::len), Some(0), "teardown left: {state}");
+    no_netns_left(out.path());
+    // The machine it enlisted is gone from the MAAS; the bridge is still there.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = maas_e2e::maas::MaasClient::new(&var("MAAS_URL"), Some(key.parse().unwrap())).unwrap();
+    let machines = rt.block_on(client.machines()).unwrap();
+    let mac = p.machines[0].nics[0].mac.to_ascii_lowercase();
+    assert!(!machines.iter().any(|m| m.interface_set.iter().any(|i| i.mac_address.to_ascii_lowercase() == mac)), "the enlisted machine is still in MAAS");
+    let bridge = var("MAAS_E2E_LAB_BRIDGE");
+    assert!(Command::new("ip").args(["link", "show", "dev", &bridge]).status().unwrap().success(), "the user's bridge was removed");
+
+    // Ctrl-C on `up`: everything of the sim goes, the connection file too.
+    assert_eq!(up.interrupt(), Some(0), "{}", std::fs::read_to_string(up_out.path().join("up.log")).unwrap());
+    assert!(!conn.exists(), "{} left behind", conn.display());
+    assert!(!Command::new("ip").args(["link", "show", "dev", &bridge]).status().unwrap().success(), "the sim's bridge was left");
+}

@@ -372,6 +372,45 @@ impl Lab {
     }
 }
 
+/// A lab on a bridge someone else owns (target external): our namespace,
+/// joined to `bridge` by a veth pair whose far end holds `addresses`
+/// (CIDR strings). The bridge must exist and is neither created nor
+/// changed; the caller records the namespace and `veth_host` for teardown.
+pub async fn join_existing_bridge(
+    netns: &str,
+    bridge: &str,
+    veth_host: &str,
+    veth_lab: &str,
+    addresses: &[String],
+) -> Result<(), LabNetError> {
+    let out = ip(&["-j", "-d", "link", "show", "dev", bridge]).run().await;
+    let kind = out
+        .ok()
+        .and_then(|o| serde_json::from_str::<serde_json::Value>(&o).ok())
+        .and_then(|v| v[0]["linkinfo"]["info_kind"].as_str().map(str::to_string));
+    match kind.as_deref() {
+        Some("bridge") => {}
+        Some(other) => {
+            return Err(LabNetError::Invalid {
+                field: "lab bridge".into(),
+                problem: format!("`{bridge}` is a {other} link, not a bridge; name the bridge the MAAS rack serves"),
+            });
+        }
+        None => {
+            return Err(LabNetError::Invalid {
+                field: "lab bridge".into(),
+                problem: format!("no bridge `{bridge}` in the host namespace (see `ip link show type bridge`); name an existing one"),
+            });
+        }
+    }
+    ensure_netns(netns).await?;
+    ip(&["-n", netns, "link", "set", "lo", "up"])
+        .run()
+        .await
+        .map_err(ip_err("set lo up", netns))?;
+    Lab::join_bridge(bridge, veth_host, veth_lab, &NetnsTarget::Named(netns.to_string()), addresses).await
+}
+
 /// Delete exactly the resources in a state list; missing ones are fine.
 pub async fn delete_state(state: &LabState) -> Result<(), LabNetError> {
     for ns in &state.netns {

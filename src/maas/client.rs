@@ -382,6 +382,13 @@ impl MaasClient {
         .await
     }
 
+    /// DELETE machines/{id}/ (MAAS answers 204).
+    pub async fn delete_machine(&self, system_id: &str) -> Result<(), MaasError> {
+        self.call(reqwest::Method::DELETE, &format!("machines/{system_id}/"), &[], Body::None)
+            .await
+            .map(drop)
+    }
+
     pub async fn abort(&self, system_id: &str) -> Result<Machine, MaasError> {
         self.post(
             &format!("machines/{system_id}/"),

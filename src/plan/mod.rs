@@ -239,6 +239,23 @@ pub fn plan(
     Plan { run_id: run_id.clone(), seed, scenario: s.name.clone(), target, host, lab, machines }
 }
 
+/// The plan of a run on someone else's network (target external): VM NICs
+/// join `bridge`, machine i's BMC takes `first_bmc + i` on that subnet, and
+/// no rack of ours exists (`rack_ip` is unspecified). Host names stay the
+/// run's own: our namespace and veth still carry the BMC addresses.
+pub fn on_existing_bridge(mut plan: Plan, bridge: &str, first_bmc: Ipv4Addr, prefix_len: u8) -> Plan {
+    let mask = if prefix_len == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix_len)) };
+    plan.host.bridge = bridge.to_string();
+    plan.lab.subnet = Ipv4Addr::from(u32::from(first_bmc) & mask);
+    plan.lab.prefix_len = prefix_len;
+    plan.lab.rack_ip = Ipv4Addr::UNSPECIFIED;
+    plan.lab.dhcp_range = (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED);
+    for (i, m) in plan.machines.iter_mut().enumerate() {
+        m.bmc.lan_ip = Ipv4Addr::from(u32::from(first_bmc) + i as u32);
+    }
+    plan
+}
+
 impl Plan {
     pub fn machine(&self, name: &str) -> Option<&MachinePlan> {
         self.machines.iter().find(|m| m.name == name)

@@ -72,7 +72,7 @@ pub fn down_all(force: bool) -> DownReport {
     let mut by_run: BTreeMap<RunId, ()> = BTreeMap::new();
     for r in teardown::discover(None) {
         let name = match &r {
-            Resource::Netns { name } | Resource::Link { name } | Resource::Domain { name } => name.clone(),
+            Resource::Netns { name } | Resource::Link { name } | Resource::Domain { name } | Resource::Container { name } => name.clone(),
             _ => continue,
         };
         if let Some(id) = teardown::run_id_of(&name) {
@@ -110,7 +110,7 @@ fn sweep(resources: &[Resource], report: &mut DownReport) {
     // Processes first, then domains, links, namespaces, directories.
     let rank = |r: &Resource| match r {
         Resource::Process { .. } => 0,
-        Resource::Domain { .. } => 1,
+        Resource::Domain { .. } | Resource::Container { .. } => 1,
         Resource::Link { .. } => 2,
         Resource::Netns { .. } => 3,
         Resource::Dir { .. } => 4,

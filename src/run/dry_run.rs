@@ -13,12 +13,26 @@ pub fn actions(plan: &Plan, scenario: &Scenario, _options: &TargetOptions) -> Ve
         format!("write {}/{{scenario.yaml,plan.yaml,run.json,state.json}}", h.run_dir.display()),
         format!("register /run/maas-e2e/runs/{}.json", plan.run_id),
         "# stage lab".to_string(),
-        format!("ip netns add {}", h.netns),
-        format!("ip link add {} type bridge (no address, no uplink)", h.bridge),
+    ];
+    if plan.target == TargetKind::External {
+        out.extend([
+            "GET MAAS_URL/api/2.0/version/, then machines/ with the API key; refuse if MAAS knows one of the run's MACs".to_string(),
+            format!("check {} is an existing bridge (it is the user's: not created, not changed)", h.bridge),
+            format!("ip netns add {}", h.netns),
+        ]);
+    } else {
+        out.extend([
+            format!("ip netns add {}", h.netns),
+            format!("ip link add {} type bridge (no address, no uplink)", h.bridge),
+        ]);
+    }
+    out.extend([
         format!("ip link add {} type veth peer name {} netns {}", h.veth_host, h.veth_lab, h.netns),
         format!("ip link set {} master {} up", h.veth_host, h.bridge),
-        format!("ip -n {} addr add {}/{} dev {}", h.netns, plan.lab.rack_ip, plan.lab.prefix_len, h.veth_lab),
-    ];
+    ]);
+    if !plan.lab.rack_ip.is_unspecified() {
+        out.push(format!("ip -n {} addr add {}/{} dev {}", h.netns, plan.lab.rack_ip, plan.lab.prefix_len, h.veth_lab));
+    }
     for m in &plan.machines {
         out.push(format!(
             "bmc {}: LAN {}:{} in netns {} (IPMI {:?}, suites {:?}), in-band socket {}",
@@ -46,7 +60,7 @@ pub fn actions(plan: &Plan, scenario: &Scenario, _options: &TargetOptions) -> Ve
     match plan.target {
         TargetKind::None => out.push("no MAAS: the harness drives the BMCs with ipmipower inside the lab namespace".into()),
         TargetKind::Sim => out.push(format!("start Postgres (local, as user postgres), the sim region on {}:{} and the rack's DHCP/TFTP/HTTP in netns {}", plan.lab.rack_ip, plan.lab.region_port, h.netns)),
-        TargetKind::External => out.push("check MAAS_URL version/ and the API key; VMs join --lab-bridge".into()),
+        TargetKind::External => out.push("nothing to deploy: the external MAAS runs already".into()),
         TargetKind::Chart => match crate::run::chart::chart_options(plan, _options).and_then(|o| crate::target::chart::dry_run(&o)) {
             Ok(text) => out.extend(text.lines().map(String::from)),
             Err(e) => out.push(format!("the chart plan is invalid: {e}")),
@@ -58,6 +72,9 @@ pub fn actions(plan: &Plan, scenario: &Scenario, _options: &TargetOptions) -> Ve
     }
     out.push("# stage observe, report".into());
     out.push(format!("write {}/{{result.yaml,junit.xml,events.jsonl}}; compare scenarios/{}.{}.snap", h.run_dir.display(), plan.scenario, plan.target));
+    if plan.target == TargetKind::External {
+        out.push("DELETE machines/{id}/ on the external MAAS for each machine this run enlisted, unless --keep".into());
+    }
     out.push("# teardown (reverse order), unless --keep".into());
     out
 }

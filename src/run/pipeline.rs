@@ -73,6 +73,21 @@ pub enum RunError {
     TargetNotAllowed { scenario: String, target: TargetKind, allowed: String },
     #[error("cannot prepare the run directory: {0}")]
     State(#[from] state::StateError),
+    #[error("{0}")]
+    Options(String),
+}
+
+/// The run's plan: scenario and seed, placed on the user's bridge for the
+/// external target. Errors name the flag to fix; nothing has started.
+pub fn plan_for(loaded: &LoadedScenario, opts: &RunOptions, run_id: &RunId) -> Result<Plan, RunError> {
+    let plan = plan::plan(loaded, opts.target, run_id, opts.seed, &opts.out_dir);
+    if opts.target != TargetKind::External {
+        return Ok(plan);
+    }
+    let t = &opts.target_options;
+    let lab = crate::target::external::ExternalLab::from_args(t.lab_bridge.as_deref(), t.bmc_addresses.as_deref(), plan.machines.len())
+        .map_err(|e| RunError::Options(e.to_string()))?;
+    Ok(plan::on_existing_bridge(plan, &lab.bridge, lab.first_bmc, lab.prefix_len))
 }
 
 /// Build a redactor for a plan: every run value gets a stable placeholder.
@@ -89,7 +104,9 @@ pub fn redactor_for(plan: &Plan) -> Redactor {
             r.value(n.mac.clone(), format!("mac:{}/{i}", m.name));
         }
     }
-    r.value(plan.lab.rack_ip.to_string(), "rack-ip");
+    if !plan.lab.rack_ip.is_unspecified() {
+        r.value(plan.lab.rack_ip.to_string(), "rack-ip");
+    }
     r
 }
 
@@ -163,7 +180,7 @@ pub async fn execute(
         });
     }
     let run_id = opts.run_id.clone().unwrap_or_else(RunId::generate);
-    let plan = plan::plan(loaded, opts.target, &run_id, opts.seed, &opts.out_dir);
+    let plan = plan_for(loaded, opts, &run_id)?;
     let run_dir = plan.host.run_dir.clone();
     let redactor = redactor_for(&plan);
     let t_run = Instant::now();
@@ -239,6 +256,15 @@ pub async fn execute(
 
     if opts.hold && !runner.failed && !runner.interrupted {
         teardown.set_keep(false);
+        match env.write_connection() {
+            Ok(Some(path)) => eprintln!(
+                "the MAAS of run {run_id} is up; its URL, API key, lab bridge and free BMC addresses are in {} (mode 0600): \
+                 `set -a; . {0}; set +a; maas-e2e run --target external SCENARIO`",
+                path.display()
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot write the connection file"),
+        }
         eprintln!("environment of run {run_id} is up; Ctrl-C or `maas-e2e down {run_id}` tears it down");
         cancel.cancelled().await;
         runner.interrupted = true;

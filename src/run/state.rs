@@ -25,6 +25,9 @@ pub enum Resource {
     Process { pid: i32, start_time: u64, what: String },
     /// A directory of files QEMU opened (disks, NVRAM, sockets).
     Dir { path: PathBuf },
+    /// A docker container of ours (named `me2e-RUNID-...`, labelled
+    /// `maas-e2e.run-id`), e.g. the sim's Postgres with `--postgres container`.
+    Container { name: String },
 }
 
 impl Resource {
@@ -35,6 +38,7 @@ impl Resource {
             Resource::Domain { name } => format!("libvirt domain {name}"),
             Resource::Process { pid, what, .. } => format!("process {pid} ({what})"),
             Resource::Dir { path } => format!("directory {}", path.display()),
+            Resource::Container { name } => format!("docker container {name}"),
         }
     }
 }
@@ -117,6 +121,14 @@ pub fn register(entry: &RegistryEntry) -> Result<(), StateError> {
 
 pub fn unregister(run_id: &RunId) {
     let _ = std::fs::remove_file(registry_path(run_id));
+    let _ = std::fs::remove_file(connection_path(run_id));
+}
+
+/// `up`'s connection file for the external target (URL, API key, bridge):
+/// beside the registry entry, root only, never in the run directory (which
+/// CI publishes).
+pub fn connection_path(run_id: &RunId) -> PathBuf {
+    Path::new(REGISTRY_DIR).join(format!("{run_id}.maas.env"))
 }
 
 /// Every registered run, oldest first. Unreadable entries are reported, not fatal.

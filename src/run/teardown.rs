@@ -48,6 +48,11 @@ impl Teardown {
         self.inner.lock().unwrap().state.resources.clone()
     }
 
+    /// Whether the run's resources stay after it (`--keep`).
+    pub fn keep(&self) -> bool {
+        self.inner.lock().unwrap().keep
+    }
+
     pub fn set_keep(&self, keep: bool) {
         self.inner.lock().unwrap().keep = keep;
     }
@@ -128,6 +133,12 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
             }
             Cmd::new("ip").args(["netns", "del", name]).run_blocking().map(drop).map_err(|e| e.to_string())
         }
+        Resource::Container { name } => {
+            if !have_program("docker") || Cmd::new("docker").args(["container", "inspect", name]).run_blocking().is_err() {
+                return Ok(());
+            }
+            Cmd::new("docker").args(["rm", "-f", "-v", name]).run_blocking().map(drop).map_err(|e| e.to_string())
+        }
         Resource::Dir { path } => match std::fs::remove_dir_all(path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -162,6 +173,12 @@ pub fn discover(run_id: Option<&RunId>) -> Vec<Resource> {
                 }
             }
         }
+    }
+    // Containers: by our label, so a foreign container is never touched.
+    if have_program("docker")
+        && let Ok(list) = Cmd::new("docker").args(["ps", "-a", "--filter", "label=maas-e2e.run-id", "--format", "{{.Names}}"]).run_blocking()
+    {
+        out.extend(list.lines().map(str::trim).filter(|n| n.starts_with(NAME_PREFIX) && matches(n)).map(|n| Resource::Container { name: n.into() }));
     }
     if let Ok(dir) = std::fs::read_dir("/run/netns") {
         out.extend(dir.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(NAME_PREFIX) && matches(n)).map(|name| Resource::Netns { name }));

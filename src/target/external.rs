@@ -2,9 +2,87 @@
 //! (`--maas-url/--api-key` or MAAS_URL/MAAS_API_KEY). Nothing is deployed;
 //! the same client drives it.
 
+use std::net::Ipv4Addr;
+
 use thiserror::Error;
 
 use crate::maas::{ApiKey, ApiKeyError, MaasClient, MaasError, Version};
+
+/// Where this run's VMs and BMCs join the external MAAS's network: an
+/// existing host bridge its rack serves (DHCP/TFTP), and free addresses on
+/// that subnet for the BMCs (machine i gets `first + i`), which the rack's
+/// ipmipower must reach and which the BMCs report in-band to autodetect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalLab {
+    pub bridge: String,
+    pub first_bmc: Ipv4Addr,
+    pub prefix_len: u8,
+}
+
+/// Why `--lab-bridge` / `--bmc-addresses` cannot be used.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ExternalLabError {
+    #[error(
+        "external target: no lab bridge; pass --lab-bridge NAME or set MAAS_E2E_LAB_BRIDGE (an existing host bridge the MAAS rack serves DHCP on; `maas-e2e up` prints one)"
+    )]
+    NoBridge,
+    #[error("external target: --lab-bridge `{0}`: {1}; allowed: an interface name of 1 to 15 bytes without `/` or spaces")]
+    BadBridge(String, &'static str),
+    #[error(
+        "external target: no BMC addresses; pass --bmc-addresses FIRST/PREFIX or set MAAS_E2E_BMC_ADDRESSES (free addresses on the bridge's subnet, e.g. 10.20.0.200/24)"
+    )]
+    NoAddresses,
+    #[error("external target: --bmc-addresses `{0}`: {1}; allowed: FIRST/PREFIX, e.g. 10.20.0.200/24, with room for every machine before the broadcast address")]
+    BadAddresses(String, String),
+}
+
+impl ExternalLab {
+    /// From flags, falling back to MAAS_E2E_LAB_BRIDGE / MAAS_E2E_BMC_ADDRESSES;
+    /// `machines` BMC addresses must fit in the subnet.
+    pub fn from_args(
+        bridge: Option<&str>,
+        bmc_addresses: Option<&str>,
+        machines: usize,
+    ) -> Result<ExternalLab, ExternalLabError> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let bridge = bridge
+            .map(String::from)
+            .or_else(|| env("MAAS_E2E_LAB_BRIDGE"))
+            .ok_or(ExternalLabError::NoBridge)?;
+        if bridge.is_empty() || bridge.len() > crate::lab::net::MAX_NAME_LEN {
+            return Err(ExternalLabError::BadBridge(bridge, "wrong length"));
+        }
+        if bridge.contains(['/', ' ']) {
+            return Err(ExternalLabError::BadBridge(bridge, "not an interface name"));
+        }
+        let text = bmc_addresses
+            .map(String::from)
+            .or_else(|| env("MAAS_E2E_BMC_ADDRESSES"))
+            .ok_or(ExternalLabError::NoAddresses)?;
+        let bad = |why: String| ExternalLabError::BadAddresses(text.clone(), why);
+        let (ip, prefix) = text
+            .split_once('/')
+            .ok_or_else(|| bad("no /PREFIX".into()))?;
+        let first: Ipv4Addr = ip.parse().map_err(|_| bad(format!("`{ip}` is not an IPv4 address")))?;
+        let prefix_len: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| (8..=30).contains(p))
+            .ok_or_else(|| bad(format!("prefix `{prefix}` is not 8 to 30")))?;
+        let subnet = crate::lab::net::Ipv4Subnet::new(first, prefix_len).map_err(|e| bad(e.to_string()))?;
+        if first == subnet.addr {
+            return Err(bad("the first address is the network address".into()));
+        }
+        let last = u32::from(first) + machines.saturating_sub(1) as u32;
+        if last >= u32::from(subnet.broadcast()) {
+            return Err(bad(format!(
+                "{machines} machines need {first} to {}, past the subnet's last host",
+                Ipv4Addr::from(last)
+            )));
+        }
+        Ok(ExternalLab { bridge, first_bmc: first, prefix_len })
+    }
+}
 
 /// An existing MAAS.
 #[derive(Clone)]
@@ -103,6 +181,19 @@ impl External {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lab_flags_are_checked_with_the_allowed_form() {
+        let lab = ExternalLab::from_args(Some("br-maas"), Some("10.20.0.200/24"), 3).unwrap();
+        assert_eq!(lab, ExternalLab { bridge: "br-maas".into(), first_bmc: "10.20.0.200".parse().unwrap(), prefix_len: 24 });
+        let err = |b: Option<&str>, a: Option<&str>, n| ExternalLab::from_args(b, a, n).unwrap_err().to_string();
+        assert!(err(Some("a-very-long-bridge-name"), Some("10.0.0.2/24"), 1).contains("1 to 15 bytes"));
+        assert!(err(Some("br0"), Some("10.0.0.2"), 1).contains("no /PREFIX"));
+        assert!(err(Some("br0"), Some("10.0.0.x/24"), 1).contains("not an IPv4 address"));
+        assert!(err(Some("br0"), Some("10.0.0.0/24"), 1).contains("network address"));
+        let full = err(Some("br0"), Some("10.0.0.250/24"), 6);
+        assert!(full.contains("10.0.0.250 to 10.0.0.255") && full.contains("e.g. 10.20.0.200/24"), "{full}");
+    }
 
     #[test]
     fn flags_win_and_errors_say_what_to_pass() {

@@ -86,3 +86,47 @@ fn repro_of_a_non_run_dir_is_bad_input() {
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("run.json"));
 }
+
+/// The external target's flags are checked before anything starts, each
+/// error naming the flag and its allowed form; with them, the dry run
+/// shows the run joining the user's bridge without creating one.
+#[test]
+fn external_target_flags_are_bad_input_until_complete() {
+    let out = tempfile::tempdir().unwrap();
+    let scenario = repo("scenarios/enlist-commission.yaml");
+    let run = |extra: &[&str]| {
+        let r = bin()
+            .args(["run", "--target", "external", "--out"])
+            .arg(out.path())
+            .args(extra)
+            .arg(&scenario)
+            .env_remove("MAAS_URL")
+            .env_remove("MAAS_API_KEY")
+            .env_remove("MAAS_E2E_LAB_BRIDGE")
+            .env_remove("MAAS_E2E_BMC_ADDRESSES")
+            .output()
+            .unwrap();
+        (r.status.code(), String::from_utf8_lossy(&r.stdout).into_owned() + &String::from_utf8_lossy(&r.stderr))
+    };
+    let url = ["--maas-url", "http://127.0.0.1:1/MAAS", "--api-key", "a:b:c"];
+    let (code, text) = run(&url);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("--lab-bridge NAME"), "{text}");
+    let (code, text) = run(&[&url[..], &["--lab-bridge", "br-maas"]].concat());
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("--bmc-addresses FIRST/PREFIX"), "{text}");
+    let (code, text) = run(&[&url[..], &["--lab-bridge", "br-maas", "--bmc-addresses", "10.0.0.255/24"]].concat());
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("past the subnet's last host"), "{text}");
+    let (code, text) = run(&["--lab-bridge", "br-maas", "--bmc-addresses", "10.0.0.200/24"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("--maas-url URL"), "{text}");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "a run directory was created");
+
+    let (code, text) = run(&[&url[..], &["--lab-bridge", "br-maas", "--bmc-addresses", "10.0.0.200/24", "--dry-run"]].concat());
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("check br-maas is an existing bridge"), "{text}");
+    assert!(text.contains("lan_ip: 10.0.0.200"), "{text}");
+    assert!(!text.contains("ip link add br-maas type bridge"), "{text}");
+    assert!(text.contains("DELETE machines/{id}/"), "{text}");
+}

@@ -55,6 +55,9 @@ fn leftovers(id: &str) -> Vec<String> {
     if let Ok(o) = Command::new("iptables").args(["-w", "-S", "FORWARD"]).output() {
         out.extend(String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.contains(id)).map(|l| format!("iptables {l}")));
     }
+    if let Ok(o) = Command::new("docker").args(["ps", "-a", "--format", "{{.Names}}"]).output() {
+        out.extend(String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.contains(id)).map(|l| format!("container {l}")));
+    }
     if Path::new(&format!("/run/maas-e2e/runs/{id}.json")).exists() {
         out.push(format!("registry entry {id}"));
     }
@@ -195,4 +198,36 @@ fn up_up_again_down_down_again() {
         let again = Command::new(bin()).args(["down", id]).output().unwrap();
         assert!(again.status.success(), "a second down of {id} fails");
     }
+}
+
+/// A container a killed run left (`--postgres container`) is found by our
+/// label and removed; a container without the label is never touched,
+/// even when its name looks like ours.
+#[test]
+fn down_all_sweeps_our_labelled_containers_only() {
+    if !(require_root() && require_program("docker", "docker.io")) {
+        return;
+    }
+    let id = maas_e2e::plan::RunId::generate().to_string();
+    let ours = format!("me2e-{id}-postgres");
+    let foreign = format!("me2e-{id}-foreign");
+    let image = "maas-e2e/postgres:15-bookworm";
+    let create = |name: &str, label: bool| {
+        let mut c = Command::new("docker");
+        c.args(["create", "--name", name]);
+        if label {
+            c.args(["--label", &format!("maas-e2e.run-id={id}")]);
+        }
+        let o = c.arg(image).output().unwrap();
+        assert!(o.status.success(), "docker create {name} (is {image} built? ci/images/postgres/build.sh): {}", String::from_utf8_lossy(&o.stderr));
+    };
+    create(&ours, true);
+    create(&foreign, false);
+    let down = Command::new(bin()).args(["down", "--all"]).output().unwrap();
+    let exists = |name: &str| Command::new("docker").args(["container", "inspect", name]).output().unwrap().status.success();
+    let (ours_left, foreign_left) = (exists(&ours), exists(&foreign));
+    let _ = Command::new("docker").args(["rm", "-f", &foreign]).output();
+    assert!(down.status.success(), "down --all failed: {}", String::from_utf8_lossy(&down.stderr));
+    assert!(!ours_left, "down --all left {ours}: {}", String::from_utf8_lossy(&down.stdout));
+    assert!(foreign_left, "down --all removed {foreign}, which has no maas-e2e label");
 }

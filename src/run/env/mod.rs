@@ -26,6 +26,8 @@ pub struct TargetOptions {
     pub maas_url: Option<String>,
     pub api_key: Option<String>,
     pub lab_bridge: Option<String>,
+    /// External target: FIRST/PREFIX for the BMCs on `lab_bridge`.
+    pub bmc_addresses: Option<String>,
     /// The sim region's Postgres: a testcontainers container, not a local process.
     pub postgres_container: bool,
     pub chart: crate::target::chart::ChartArgs,
@@ -253,8 +255,10 @@ impl<'p> Env<'p> {
     /// Stop in-process services (BMCs, servers) before teardown removes
     /// what they sit on.
     pub async fn stop(&mut self) {
-        if self.plan.target == TargetKind::Chart {
-            self.chart_stop().await;
+        match self.plan.target {
+            TargetKind::Chart => self.chart_stop().await,
+            TargetKind::External => self.external_forget_machines().await,
+            _ => {}
         }
         self.sim_stop().await;
         if let Some(f) = self.fleet.take() {
@@ -295,8 +299,9 @@ pub fn fleet_config(p: &Plan) -> FleetConfig {
                     address: format!("{}:{}", m.bmc.lan_ip, m.bmc.lan_port),
                     netns: Some(p.host.netns.clone()),
                     ip: Some(m.bmc.lan_ip),
-                    netmask: Some(std::net::Ipv4Addr::new(255, 255, 255, 0)),
-                    gateway: Some(p.lab.rack_ip),
+                    netmask: Some(std::net::Ipv4Addr::from(if p.lab.prefix_len == 0 { 0 } else { u32::MAX << (32 - u32::from(p.lab.prefix_len)) })),
+                    // No rack of ours on someone else's network: no gateway.
+                    gateway: (!p.lab.rack_ip.is_unspecified()).then_some(p.lab.rack_ip),
                     mac: Some(m.bmc.mac.clone()),
                 },
                 inband: m.vm.then(|| InbandEndpoint { socket: m.bmc.inband_socket.clone() }),

@@ -37,6 +37,8 @@ use super::{
 #[derive(Default)]
 pub struct SimEnv {
     postgres: Option<LocalPostgres>,
+    /// `--postgres container`: dropping it removes the container.
+    container: Option<crate::target::chart::postgres::PostgresContainer>,
     region: Option<SimRegion>,
     rack: Option<SimRack>,
     /// The harness's client of the MAAS under test (sim, external or chart).
@@ -45,8 +47,12 @@ pub struct SimEnv {
     system_ids: HashMap<String, String>,
 }
 
+/// The image `--postgres container` starts by default (ci/images/postgres
+/// builds it from Debian packages; MAAS_E2E_PG_IMAGE_REPO/_TAG override).
+const SIM_PG_IMAGE: (&str, &str) = ("maas-e2e/postgres", "15-bookworm");
+
 /// How often waits poll the API.
-const POLL: Duration = Duration::from_secs(2);
+pub(super) const POLL: Duration = Duration::from_secs(2);
 
 /// The domain's files: kept beside the disks, where libvirt-qemu may write.
 fn console_path(vm_dir: &Path, m: &MachinePlan) -> PathBuf {
@@ -195,7 +201,13 @@ impl<'p> Env<'p> {
                 .await
                 .map_err(|e| e.to_string())?,
         );
+        self.machines_up().await
+    }
 
+    /// The BMC fleet inside the lab namespace, then the libvirt domains
+    /// (defined, not started) and their disks.
+    pub(super) async fn machines_up(&mut self) -> Result<(), String> {
+        let p = self.plan;
         let fleet = crate::bmc::Fleet::start(fleet_config(p))
             .await
             .map_err(|e| format!("starting the BMCs: {e}"))?;
@@ -246,18 +258,10 @@ impl<'p> Env<'p> {
         Ok(())
     }
 
-    pub(super) async fn sim_deploy(&mut self) -> Result<(), String> {
-        let p = self.plan;
-        let t0 = Instant::now();
-        // State: a local Postgres on a unix socket in the run's VM directory.
-        let base = p.host.vm_dir.join("postgres");
-        let mut opts = LocalPostgresOptions::new(&base);
-        opts.listen = PgListen::Unix {
-            dir: base.join("sock"),
-        };
-        if self.options.postgres_container {
-            return Err("--postgres container is not wired into the sim target yet; use the default (local)".into());
-        }
+    /// Postgres as a local process (as user postgres) on a unix socket in
+    /// the run's VM directory; registered as soon as its pid exists.
+    async fn start_local_postgres(&mut self, opts: LocalPostgresOptions) -> Result<String, String> {
+        let base = opts.base_dir.clone();
         let pg = LocalPostgres::start(opts)
             .await
             .map_err(|e| format!("starting Postgres: {e}"))?;
@@ -274,6 +278,52 @@ impl<'p> Env<'p> {
             })?;
         }
         self.sim.postgres = Some(pg);
+        Ok(self.sim.postgres.as_ref().expect("set above").connection_string().to_string())
+    }
+
+    /// `--postgres container`: Debian's Postgres in a container of our own
+    /// dockerd (testcontainers, the image ci/images/postgres builds),
+    /// published on loopback for the region.
+    async fn start_postgres_container(&mut self) -> Result<String, String> {
+        use crate::target::chart::postgres::{self as pg, PostgresContainerSpec};
+        let p = self.plan;
+        let spec = PostgresContainerSpec {
+            name: format!("{}-{}-postgres", crate::plan::NAME_PREFIX, p.run_id),
+            image: std::env::var("MAAS_E2E_PG_IMAGE_REPO").unwrap_or_else(|_| SIM_PG_IMAGE.0.into()),
+            tag: std::env::var("MAAS_E2E_PG_IMAGE_TAG").unwrap_or_else(|_| SIM_PG_IMAGE.1.into()),
+            network: "bridge".into(),
+            port: pg::PORT,
+            env: vec![("POSTGRES_PASSWORD".into(), "<redacted>".into())],
+            labels: vec![("maas-e2e.run-id".into(), p.run_id.to_string())],
+            ready_line: pg::READY_LINE.into(),
+            precreate_maasdb: false,
+        };
+        self.register(Resource::Container { name: spec.name.clone() })?;
+        let password = hex::encode(rand::random::<[u8; 12]>());
+        let c = pg::start_container(&spec, &password, Duration::from_secs(120))
+            .await
+            .map_err(|e| format!("--postgres container: {e}"))?;
+        tracing::info!(container = %spec.name, image = %format!("{}:{}", spec.image, spec.tag), port = c.host_port, "sim: postgres in a container");
+        let url = format!("host=127.0.0.1 port={} user={} password={password} dbname=postgres", c.host_port, pg::ADMIN_ROLE);
+        self.sim.container = Some(c);
+        Ok(url)
+    }
+
+
+    pub(super) async fn sim_deploy(&mut self) -> Result<(), String> {
+        let p = self.plan;
+        let t0 = Instant::now();
+        // State: a local Postgres on a unix socket in the run's VM directory.
+        let base = p.host.vm_dir.join("postgres");
+        let mut opts = LocalPostgresOptions::new(&base);
+        opts.listen = PgListen::Unix {
+            dir: base.join("sock"),
+        };
+        let database = if self.options.postgres_container {
+            self.start_postgres_container().await?
+        } else {
+            self.start_local_postgres(opts).await?
+        };
         tracing::info!(elapsed = ?t0.elapsed(), "sim: postgres up");
 
         // The ephemeral environment (cached by content hash).
@@ -292,8 +342,7 @@ impl<'p> Env<'p> {
         let lab = crate::lab::netns::bind_tcp(Some(&p.host.netns), lab_addr)
             .map_err(|e| format!("binding the region on {lab_addr} in {}: {e}", p.host.netns))?;
         let maas_url = format!("http://{lab_addr}/MAAS");
-        let pg = self.sim.postgres.as_ref().expect("started above");
-        let mut cfg = SimRegionConfig::new(pg.connection_string(), vec![host, lab]);
+        let mut cfg = SimRegionConfig::new(database, vec![host, lab]);
         cfg.maas_url = Some(maas_url.clone());
         cfg.power = PowerDriverConfig {
             netns: Some(p.host.netns.clone()),
@@ -341,6 +390,24 @@ impl<'p> Env<'p> {
         self.sim.rack = Some(rack);
         self.sim.client = Some(client);
         Ok(())
+    }
+
+    /// `up` of the sim: the connection file another run's `--target
+    /// external` sources (URL, API key, lab bridge, free BMC addresses).
+    pub fn write_connection(&self) -> Result<Option<PathBuf>, String> {
+        let Some(region) = &self.sim.region else { return Ok(None) };
+        let p = self.plan;
+        let [a, b, c, _] = p.lab.subnet.octets();
+        let text = connection_env(
+            &region.local_maas_url(),
+            &region.admin_key().expose(),
+            &p.host.bridge,
+            // Past the plan's BMCs (.20+) and DHCP pool (.100-.199).
+            &format!("{a}.{b}.{c}.200/{}", p.lab.prefix_len),
+        );
+        let path = state::connection_path(&p.run_id);
+        write_private(&path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Some(path))
     }
 
     fn client(&self) -> Result<&MaasClient, String> {
@@ -501,7 +568,7 @@ impl<'p> Env<'p> {
     }
 
     /// A fresh client for a concurrent wait (the env is borrowed shared).
-    async fn find_id(
+    pub(super) async fn find_id(
         &self,
         client: &MaasClient,
         m: &MachinePlan,
@@ -727,6 +794,7 @@ impl<'p> Env<'p> {
             }
         }
         // Response header names of the region (5240), for header checks.
+        // (The external target's headers are its own business.)
         if let Some(region) = &self.sim.region {
             let url = format!("{}/api/2.0/version/", region.local_maas_url());
             if let Ok(resp) = reqwest::get(&url).await {
@@ -764,7 +832,30 @@ impl<'p> Env<'p> {
         if let Some(mut pg) = self.sim.postgres.take() {
             let _ = tokio::task::spawn_blocking(move || pg.stop()).await;
         }
+        if let Some(c) = self.sim.container.take() {
+            let _ = c.container.rm().await;
+        }
     }
+}
+
+/// A sourceable env file for `--target external`.
+pub fn connection_env(url: &str, key: &str, bridge: &str, bmc_addresses: &str) -> String {
+    format!(
+        "# maas-e2e up: the sim MAAS of this run, for `maas-e2e run --target external`\n\
+         MAAS_URL={url}\nMAAS_API_KEY={key}\nMAAS_E2E_LAB_BRIDGE={bridge}\nMAAS_E2E_BMC_ADDRESSES={bmc_addresses}\n"
+    )
+}
+
+/// Create `path` readable by its owner only, before any byte is written.
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(data)
 }
 
 /// The transcript lines the snapshot summarises: every LAN session, and

@@ -180,7 +180,7 @@ pub fn router(state: Arc<RegionState>) -> Router {
         )
         .route(
             "/MAAS/api/2.0/machines/{id}/",
-            get(machine_get).post(machine_post),
+            get(machine_get).post(machine_post).delete(machine_delete),
         )
         .route("/MAAS/api/2.0/events/", get(events_get))
         .route("/MAAS/api/2.0/nodes/{id}/results/", get(results_get))
@@ -297,6 +297,13 @@ async fn machine_get(
         },
         op => Err(bad_op(op)),
     }
+}
+
+/// DELETE machines/{id}/: 204, as MAAS answers.
+async fn machine_delete(State(st): St, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    admin(&st, &headers).await?;
+    st.store.delete_machine(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn machine_post(

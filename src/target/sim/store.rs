@@ -306,6 +306,20 @@ impl Store {
         Ok(machine_from_rows(&row, &ifaces, &disks))
     }
 
+    /// Forget a machine and everything it owns (interfaces, disks, tokens,
+    /// events, results cascade); NotFound when there is none.
+    pub async fn delete_machine(&self, system_id: &str) -> Result<()> {
+        let db = self.db.lock().await;
+        let n = db
+            .execute("DELETE FROM machines WHERE system_id = $1", &[&system_id])
+            .await
+            .map_err(sql("deleting a machine"))?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("No machine matches the given query ({system_id}).")));
+        }
+        Ok(())
+    }
+
     /// The machine that owns this MAC, if any.
     pub async fn machine_for_mac(&self, mac: &str) -> Result<Option<MachineBootState>> {
         let Some(mac) = normalise_mac(mac) else {
