@@ -25,6 +25,17 @@ pub enum Resource {
     Process { pid: i32, start_time: u64, what: String },
     /// A directory of files QEMU opened (disks, NVRAM, sockets).
     Dir { path: PathBuf },
+    /// A name given to another process's network namespace (a kind node's,
+    /// for the chart wiring): removing it deletes only the name, never
+    /// what runs inside.
+    NetnsName { name: String },
+    /// A kind cluster the run created (`kind delete cluster`).
+    KindCluster { name: String },
+    /// A docker container the run started (`docker rm --force --volumes`).
+    Container { name: String },
+    /// A helm release in a cluster the run did not create (`--reuse-cluster`):
+    /// `helm uninstall`, then the namespace is deleted.
+    HelmRelease { release: String, namespace: String, kubeconfig: PathBuf },
 }
 
 impl Resource {
@@ -35,6 +46,10 @@ impl Resource {
             Resource::Domain { name } => format!("libvirt domain {name}"),
             Resource::Process { pid, what, .. } => format!("process {pid} ({what})"),
             Resource::Dir { path } => format!("directory {}", path.display()),
+            Resource::NetnsName { name } => format!("network namespace name {name}"),
+            Resource::KindCluster { name } => format!("kind cluster {name}"),
+            Resource::Container { name } => format!("docker container {name}"),
+            Resource::HelmRelease { release, namespace, .. } => format!("helm release {release} in namespace {namespace}"),
         }
     }
 }

@@ -48,6 +48,19 @@ impl Teardown {
         self.inner.lock().unwrap().state.resources.clone()
     }
 
+    /// Drop `resource` from the state: its owner removed it already (the
+    /// chart target's own teardown deletes its cluster in order).
+    pub fn forget(&self, resource: &Resource) -> Result<(), state::StateError> {
+        let mut inner = self.inner.lock().unwrap();
+        inner.state.resources.retain(|r| r != resource);
+        state::write_state(&inner.run_dir, &inner.state)
+    }
+
+    /// Whether everything stays (`--keep`, `up`).
+    pub fn keeps(&self) -> bool {
+        self.inner.lock().unwrap().keep
+    }
+
     pub fn set_keep(&self, keep: bool) {
         self.inner.lock().unwrap().keep = keep;
     }
@@ -133,6 +146,46 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.to_string()),
         },
+        Resource::NetnsName { name } => {
+            // Only the name: the namespace belongs to a container, and so
+            // does everything running in it.
+            if !crate::lab::netns::netns_path(name).exists() {
+                return Ok(());
+            }
+            Cmd::new("ip").args(["netns", "delete", name]).run_blocking().map(drop).map_err(|e| e.to_string())
+        }
+        Resource::KindCluster { name } => {
+            if !have_program("kind") {
+                return Err(format!("kind is not on PATH; delete it where kind is installed: kind delete cluster --name {name}"));
+            }
+            let listed = Cmd::new("kind").args(["get", "clusters"]).run_blocking().map_err(|e| e.to_string())?;
+            if !listed.lines().any(|l| l.trim() == name) {
+                return Ok(());
+            }
+            Cmd::new("kind").args(["delete", "cluster", "--name", name]).run_blocking().map(drop).map_err(|e| e.to_string())
+        }
+        Resource::Container { name } => {
+            if !have_program("docker") || Cmd::new("docker").args(["inspect", "--format", "{{.Id}}", name]).run_blocking().is_err() {
+                return Ok(());
+            }
+            Cmd::new("docker").args(["rm", "--force", "--volumes", name]).run_blocking().map(drop).map_err(|e| e.to_string())
+        }
+        Resource::HelmRelease { release, namespace, kubeconfig } => {
+            let kc = kubeconfig.display().to_string();
+            if !kubeconfig.exists() {
+                return Err(format!("kubeconfig {kc} is gone; uninstall by hand: helm uninstall {release} --namespace {namespace}"));
+            }
+            if let Err(e) = Cmd::new("helm").args(["uninstall", release, "--namespace", namespace, "--kubeconfig", &kc]).run_blocking()
+                && !e.to_string().contains("not found")
+            {
+                return Err(e.to_string());
+            }
+            Cmd::new("kubectl")
+                .args(["--kubeconfig", &kc, "delete", "namespace", namespace, "--ignore-not-found", "--wait=false"])
+                .run_blocking()
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
     }
 }
 
@@ -164,9 +217,39 @@ pub fn discover(run_id: Option<&RunId>) -> Vec<Resource> {
         }
     }
     if let Ok(dir) = std::fs::read_dir("/run/netns") {
-        out.extend(dir.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(NAME_PREFIX) && matches(n)).map(|name| Resource::Netns { name }));
+        out.extend(
+            dir.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(NAME_PREFIX) && matches(n))
+                .map(|name| if is_node_netns_name(&name) { Resource::NetnsName { name } } else { Resource::Netns { name } }),
+        );
+    }
+    // A kind cluster and the Postgres container of a chart run, only when
+    // asked for one run: `down --all` leaves clusters kept with
+    // --keep-cluster alone (a crashed run's cluster is in its state file).
+    if let Some(run_id) = run_id {
+        let own = |n: &str| n.starts_with(&format!("{NAME_PREFIX}-{run_id}"));
+        if have_program("kind")
+            && let Ok(list) = Cmd::new("kind").args(["get", "clusters"]).run_blocking()
+        {
+            out.extend(list.lines().map(str::trim).filter(|n| own(n)).map(|n| Resource::KindCluster { name: n.into() }));
+        }
+        if have_program("docker")
+            && let Ok(list) = Cmd::new("docker").args(["ps", "--all", "--format", "{{.Names}}"]).run_blocking()
+        {
+            out.extend(list.lines().map(str::trim).filter(|n| own(n) && n.ends_with("-postgres")).map(|n| Resource::Container { name: n.into() }));
+        }
     }
     out
+}
+
+/// `me2e-<run id>-n<i>`: the name the chart wiring gives a kind node's
+/// network namespace (not ours to empty).
+pub fn is_node_netns_name(name: &str) -> bool {
+    name.strip_prefix(&format!("{NAME_PREFIX}-"))
+        .and_then(|rest| rest.get(8..))
+        .and_then(|rest| rest.strip_prefix("-n"))
+        .is_some_and(|i| !i.is_empty() && i.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// Our link names: `m2` + one letter + 8 hex digits (+ an optional index).
