@@ -13,9 +13,9 @@ use maas_e2e::testing::{have_program, require, require_program, require_root};
 
 use crate::common::default_options;
 
-const NODE_IMAGE: &str = "maas-e2e/chart-node-sim:test";
+pub const NODE_IMAGE: &str = "maas-e2e/chart-node-sim:test";
 
-fn prerequisites() -> bool {
+pub fn prerequisites() -> bool {
     require_root()
         && require_program("ip", "iproute2")
         && require_program("busybox", "busybox-static")
@@ -33,7 +33,7 @@ fn prerequisites() -> bool {
 
 /// Build the node stand-in from tests/chart/node-image with the host's
 /// static busybox.
-async fn build_node_image() {
+pub async fn build_node_image() {
     let ctx = tempfile::tempdir().unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/chart/node-image/Dockerfile");
     std::fs::copy(src, ctx.path().join("Dockerfile")).unwrap();
