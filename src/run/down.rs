@@ -75,18 +75,18 @@ pub fn down_all(force: bool) -> DownReport {
             Resource::Netns { name } | Resource::NetnsName { name } | Resource::Link { name } | Resource::Domain { name } => name.clone(),
             _ => continue,
         };
-        if let Some(id) = teardown::run_id_of(&name) {
-            if !live.contains(&id) {
-                by_run.insert(id, ());
-            }
+        if let Some(id) = teardown::run_id_of(&name)
+            && !live.contains(&id)
+        {
+            by_run.insert(id, ());
         }
     }
     if let Ok(dir) = std::fs::read_dir(VM_ROOT) {
         for e in dir.filter_map(Result::ok) {
-            if let Ok(id) = e.file_name().to_string_lossy().parse::<RunId>() {
-                if !live.contains(&id) {
-                    by_run.insert(id, ());
-                }
+            if let Ok(id) = e.file_name().to_string_lossy().parse::<RunId>()
+                && !live.contains(&id)
+            {
+                by_run.insert(id, ());
             }
         }
     }

@@ -206,13 +206,13 @@ pub fn discover(run_id: Option<&RunId>) -> Vec<Resource> {
         out.extend(dir.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| is_run_link(n) && matches(n)).map(|name| Resource::Link { name }));
     }
     // Rules left for bridges that are gone (a run killed between the two).
-    if have_program("iptables") {
-        if let Ok(rules) = Cmd::new("iptables").args(["-w", "-S", "FORWARD"]).run_blocking() {
-            for name in rules.lines().filter(|l| l.contains("maas-e2e-lab")).filter_map(|l| l.split_whitespace().skip_while(|w| *w != "-i").nth(1)) {
-                let r = Resource::Link { name: name.to_string() };
-                if is_run_link(name) && matches(name) && !out.contains(&r) {
-                    out.push(r);
-                }
+    if have_program("iptables")
+        && let Ok(rules) = Cmd::new("iptables").args(["-w", "-S", "FORWARD"]).run_blocking()
+    {
+        for name in rules.lines().filter(|l| l.contains("maas-e2e-lab")).filter_map(|l| l.split_whitespace().skip_while(|w| *w != "-i").nth(1)) {
+            let r = Resource::Link { name: name.to_string() };
+            if is_run_link(name) && matches(name) && !out.contains(&r) {
+                out.push(r);
             }
         }
     }
@@ -267,4 +267,19 @@ pub fn run_id_of(name: &str) -> Option<RunId> {
         return None;
     };
     hex.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_netns_names_are_told_apart_from_lab_namespaces() {
+        assert!(is_node_netns_name("me2e-0c4a27e0-n0"));
+        assert!(is_node_netns_name("me2e-0c4a27e0-n12"));
+        assert!(!is_node_netns_name("me2e-0c4a27e0"));
+        assert!(!is_node_netns_name("me2e-0c4a27e0-lab"));
+        assert!(!is_node_netns_name("me2e-0c4a27e0-n"));
+        assert_eq!(run_id_of("me2e-0c4a27e0-n0").map(|r| r.to_string()), Some("0c4a27e0".into()));
+    }
 }

@@ -129,13 +129,17 @@ struct KubeScript {
     token: String,
     /// Jobs answered Failed=True.
     failed_jobs: Vec<String>,
+    /// Jobs answered without conditions (still running).
+    pending_jobs: Vec<String>,
     /// Paths asked, in order.
     seen: Arc<Mutex<Vec<String>>>,
 }
 
 async fn kube_job(State(s): State<KubeScript>, UrlPath((ns, name)): UrlPath<(String, String)>) -> impl IntoResponse {
     s.seen.lock().unwrap().push(format!("job/{name}"));
-    let cond = if s.failed_jobs.contains(&name) {
+    let cond = if s.pending_jobs.contains(&name) {
+        return axum::Json(json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": ns}, "status": {"active": 1}}));
+    } else if s.failed_jobs.contains(&name) {
         json!({"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit (mock)"})
     } else {
         json!({"type": "Complete", "status": "True"})
@@ -242,7 +246,7 @@ struct Harness {
 }
 
 impl Harness {
-    async fn new(failed_jobs: &[&str]) -> Harness {
+    async fn new(failed_jobs: &[&str], pending_jobs: &[&str]) -> Harness {
         let tmp = tempfile::tempdir().unwrap();
         let mock_dir = tmp.path().join("mock-bin");
         write_mocks(&mock_dir, true);
@@ -256,12 +260,17 @@ impl Harness {
         let sim = start_sim_maas(&cidr).await;
         let k = sim.region.as_ref().unwrap().admin_key();
         let api_key = format!("{}:{}:{}", k.consumer_key, k.token_key, k.token_secret);
-        let kube = KubeScript { token: api_key.clone(), failed_jobs: failed_jobs.iter().map(|s| s.to_string()).collect(), seen: Arc::default() };
+        let kube = KubeScript { token: api_key.clone(), failed_jobs: failed_jobs.iter().map(|s| s.to_string()).collect(), pending_jobs: pending_jobs.iter().map(|s| s.to_string()).collect(), seen: Arc::default() };
         Harness { tmp, mock_dir, scenario, out, sim, kube, api_key }
     }
 
-    /// `maas-e2e run --target chart` with the mocks first on PATH.
+    /// `maas-e2e run --target chart` with the mocks first on PATH, to the end.
     async fn run(&self, extra: &[&str]) -> std::process::Output {
+        self.spawn(extra).await.wait_with_output().await.unwrap()
+    }
+
+    /// The same, started: stdout and stderr piped.
+    async fn spawn(&self, extra: &[&str]) -> tokio::process::Child {
         let kube_port = serve(mock_kube_api(self.kube.clone())).await;
         let rack_port = serve(Router::new().fallback(|| async { "mock rack 5249" })).await;
         let chart = self.tmp.path().join("chart");
@@ -276,9 +285,10 @@ impl Harness {
             .env("MOCK_KUBE_SERVER", format!("http://127.0.0.1:{kube_port}"))
             .env("MOCK_REGION_PORT", self.sim.port.to_string())
             .env("MOCK_RACK_PORT", rack_port.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
-            .output()
-            .await
+            .spawn()
             .unwrap()
     }
 
@@ -402,7 +412,7 @@ async fn chart_run_without_vms_deploys_configures_checks_and_tears_down() {
         return;
     }
     build_node_image().await;
-    let h = Harness::new(&[]).await;
+    let h = Harness::new(&[], &[]).await;
     let out = h.run(&[]).await;
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let run_dir = h.run_dir();
@@ -454,7 +464,7 @@ async fn a_failed_job_fails_deploy_naming_it_then_collects_and_tears_down() {
         return;
     }
     build_node_image().await;
-    let h = Harness::new(&["maas-db-init"]).await;
+    let h = Harness::new(&["maas-db-init"], &[]).await;
     let out = h.run(&[]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -481,6 +491,71 @@ async fn a_failed_job_fails_deploy_naming_it_then_collects_and_tears_down() {
     assert_eq!(state_resources(&run_dir), Vec::<Value>::new());
     nothing_left(&run_id);
     assert_no_secret_in(&run_dir, &h.secrets());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_a_wait_tears_the_cluster_down() {
+    if !prerequisites() {
+        return;
+    }
+    build_node_image().await;
+    let h = Harness::new(&[], &["maas-db-sync"]).await;
+    let child = h.spawn(&[]).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !h.kube.seen.lock().unwrap().iter().any(|s| s == "job/maas-db-sync") {
+        assert!(std::time::Instant::now() < deadline, "the run never reached the db-sync wait");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let run_dir = h.run_dir();
+    let run_id = run_dir.file_name().unwrap().to_str().unwrap().to_string();
+    let calls = mask(&recorded(&h.mock_dir));
+    assert_eq!(calls.last().map(String::as_str), Some(format!("kind delete cluster --name me2e-{run_id}").as_str()), "{calls:?}");
+    assert!(!run_dir.join("collected").exists(), "an interrupted run is not collected");
+    assert_eq!(state_resources(&run_dir), Vec::<Value>::new());
+    nothing_left(&run_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_cluster_leaves_the_cluster_and_collect_gathers_a_passing_run() {
+    if !prerequisites() {
+        return;
+    }
+    build_node_image().await;
+    let h = Harness::new(&[], &[]).await;
+    let out = h.run(&["--keep-cluster", "--collect"]).await;
+    let run_dir = h.run_dir();
+    let run_id = run_dir.file_name().unwrap().to_str().unwrap().to_string();
+    let node = format!("me2e-{run_id}-worker");
+    // The kept "cluster" is this test's to remove.
+    let _cleanup = scopeguard(node.clone());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let calls = mask(&recorded(&h.mock_dir));
+    assert!(calls.iter().all(|c| !c.starts_with("kind delete")), "{calls:?}");
+    let running = Cmd::new("docker").args(["inspect", "--format", "{{.State.Running}}", &node]).run_blocking().unwrap();
+    assert_eq!(running.trim(), "true");
+    // Collected on request: the cluster's evidence and MAAS's objects.
+    let racks = std::fs::read_to_string(run_dir.join("collected/maas-racks.json")).unwrap();
+    assert!(racks.contains("maas-pxe"), "{racks}");
+    assert!(run_dir.join("collected/maas-events.json").exists() && run_dir.join("collected/resources.txt").exists());
+    // The run's own resources are gone; the wiring's lab side went with the lab.
+    assert_eq!(state_resources(&run_dir), Vec::<Value>::new());
+    assert!(!maas_e2e::lab::netns::netns_path(&format!("me2e-{run_id}-n0")).exists());
+    assert_no_secret_in(&run_dir, &h.secrets());
+}
+
+/// Removes a container when dropped.
+fn scopeguard(container: String) -> impl Drop {
+    struct Guard(String);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = Cmd::new("docker").args(["rm", "--force", &self.0]).run_blocking();
+        }
+    }
+    Guard(container)
 }
 
 #[tokio::test]
