@@ -520,6 +520,40 @@ async fn ctrl_c_during_a_wait_tears_the_cluster_down() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigkill_down_removes_the_cluster_by_run_id() {
+    if !prerequisites() {
+        return;
+    }
+    build_node_image().await;
+    let h = Harness::new(&[], &["maas-db-sync"]).await;
+    let mut child = h.spawn(&[]).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !h.kube.seen.lock().unwrap().iter().any(|s| s == "job/maas-db-sync") {
+        assert!(std::time::Instant::now() < deadline, "the run never reached the db-sync wait");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    child.kill().await.unwrap();
+    let run_dir = h.run_dir();
+    let run_id = run_dir.file_name().unwrap().to_str().unwrap().to_string();
+    let kinds: Vec<String> = state_resources(&run_dir).iter().map(|r| r["kind"].as_str().unwrap().to_string()).collect();
+    for k in ["netns_name", "kind_cluster"] {
+        assert!(kinds.iter().any(|x| x == k), "{k} registered before it was made: {kinds:?}");
+    }
+    let path = format!("{}:{}", h.mock_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_maas-e2e"))
+        .args(["down", &run_id])
+        .env("PATH", path)
+        .env("MOCK_DIR", &h.mock_dir)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let calls = mask(&recorded(&h.mock_dir));
+    assert!(calls.iter().any(|c| *c == format!("kind delete cluster --name me2e-{run_id}")), "{calls:?}");
+    nothing_left(&run_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_cluster_leaves_the_cluster_and_collect_gathers_a_passing_run() {
     if !prerequisites() {
         return;

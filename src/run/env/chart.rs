@@ -128,6 +128,9 @@ impl<'p> Env<'p> {
 
     /// The sim observation of machines and API, plus the chart's checks.
     pub(super) async fn chart_observe(&mut self) -> Result<Observation, String> {
+        if self.sim.client.is_none() {
+            return Err("the chart's MAAS was not deployed: nothing to observe (see the deploy stage)".into());
+        }
         let (result, observed, mut api) = self.sim_observe().await?;
         api.target_checks = self.chart_checks().await;
         Ok((result, observed, api))
