@@ -578,6 +578,11 @@ async fn keep_cluster_leaves_the_cluster_and_collect_gathers_a_passing_run() {
     // The run's own resources are gone; the wiring's lab side went with the lab.
     assert_eq!(state_resources(&run_dir), Vec::<Value>::new());
     assert!(!maas_e2e::lab::netns::netns_path(&format!("me2e-{run_id}-n0")).exists());
+    let tag = format!("x{}", maas_e2e::target::chart::wiring::short_tag(&run_id));
+    let host_links: Vec<String> = std::fs::read_dir("/sys/class/net").unwrap().filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert!(host_links.iter().all(|l| !l.starts_with(&tag)), "the wiring's lab end outlived the lab: {host_links:?}");
+    let node_links = Cmd::new("docker").args(["exec", &node, "busybox", "ip", "-o", "link", "show"]).run_blocking().unwrap();
+    assert!(!node_links.contains("maas-pxe"), "the node bridge outlived the lab: {node_links}");
     assert_no_secret_in(&run_dir, &h.secrets());
 }
 

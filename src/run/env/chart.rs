@@ -18,6 +18,7 @@ use crate::run::pipeline::Observation;
 use crate::run::state::{self, Resource};
 use crate::target::chart::configure::{self, Captured, ConfigureContext};
 use crate::target::chart::plan::files;
+use crate::target::chart::wiring;
 use crate::target::chart::{ChartOptions, ChartPlan, ChartRun, ClusterSource, Deployed, PostgresMode, checks, prereq};
 
 use super::Env;
@@ -200,6 +201,13 @@ impl<'p> Env<'p> {
     pub(super) async fn chart_stop(&mut self) {
         self.chart.deployed = None;
         let Some(run) = self.chart.run.take() else { return };
+        // A kept cluster outlives the lab (unless --keep keeps that too):
+        // its links to the lab go now, not with the cluster.
+        if self.chart.keep_cluster && !self.teardown.keeps() {
+            for w in &run.plan.wiring {
+                wiring::unwire_node(w).await;
+            }
+        }
         let problems = run.teardown().await;
         if problems.is_empty() && !self.chart.keep_cluster {
             for r in self.chart.resources.drain(..) {
