@@ -243,6 +243,8 @@ struct Harness {
     sim: SimMaas,
     kube: KubeScript,
     api_key: String,
+    /// How Postgres runs: in the cluster (mocked kubectl steps) unless a test says otherwise.
+    postgres_args: Vec<String>,
 }
 
 impl Harness {
@@ -261,7 +263,7 @@ impl Harness {
         let k = sim.region.as_ref().unwrap().admin_key();
         let api_key = format!("{}:{}:{}", k.consumer_key, k.token_key, k.token_secret);
         let kube = KubeScript { token: api_key.clone(), failed_jobs: failed_jobs.iter().map(|s| s.to_string()).collect(), pending_jobs: pending_jobs.iter().map(|s| s.to_string()).collect(), seen: Arc::default() };
-        Harness { tmp, mock_dir, scenario, out, sim, kube, api_key }
+        Harness { tmp, mock_dir, scenario, out, sim, kube, api_key, postgres_args: vec!["--postgres-in-cluster".into()] }
     }
 
     /// `maas-e2e run --target chart` with the mocks first on PATH, to the end.
@@ -278,7 +280,8 @@ impl Harness {
         let path = format!("{}:{}", self.mock_dir.display(), std::env::var("PATH").unwrap_or_default());
         tokio::process::Command::new(env!("CARGO_BIN_EXE_maas-e2e"))
             .args(["run", &self.scenario.display().to_string(), "--target", "chart", "--out", &self.out.display().to_string()])
-            .args(["--chart", &chart.display().to_string(), "--postgres-in-cluster", "--update-snapshots"])
+            .args(["--chart", &chart.display().to_string(), "--update-snapshots"])
+            .args(&self.postgres_args)
             .args(extra)
             .env("PATH", path)
             .env("MOCK_DIR", &self.mock_dir)
@@ -551,6 +554,47 @@ async fn after_sigkill_down_removes_the_cluster_by_run_id() {
     let calls = mask(&recorded(&h.mock_dir));
     assert!(calls.iter().any(|c| *c == format!("kind delete cluster --name me2e-{run_id}")), "{calls:?}");
     nothing_left(&run_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_postgres_joins_kinds_network_and_goes_with_the_run() {
+    let image = format!("{}:{}", crate::postgres::IMAGE, crate::postgres::TAG);
+    if !prerequisites() || !crate::postgres::docker_with_image(&image) {
+        return;
+    }
+    build_node_image().await;
+    // kind makes this network with its first cluster; the mock kind does not.
+    let made_network = Cmd::new("docker").args(["network", "inspect", "kind"]).run_blocking().is_err();
+    if made_network {
+        Cmd::new("docker").args(["network", "create", "--label", "maas-e2e.test=chart", "kind"]).run_blocking().unwrap();
+    }
+    struct Network(bool);
+    impl Drop for Network {
+        fn drop(&mut self) {
+            if self.0 {
+                let _ = Cmd::new("docker").args(["network", "rm", "kind"]).run_blocking();
+            }
+        }
+    }
+    let _network = Network(made_network);
+    let mut h = Harness::new(&[], &[]).await;
+    h.postgres_args = vec!["--postgres-image".into(), image];
+    let out = h.run(&[]).await;
+    let run_dir = h.run_dir();
+    let run_id = run_dir.file_name().unwrap().to_str().unwrap().to_string();
+    let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}\n{junit}", String::from_utf8_lossy(&out.stderr));
+    // The Service + Endpoints point at the container's address on kind's network.
+    let service = std::fs::read_to_string(run_dir.join("postgres-service.yaml")).unwrap();
+    let ip = service.lines().find_map(|l| l.trim().strip_prefix("- ip: ")).unwrap_or_else(|| panic!("{service}"));
+    assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "{service}");
+    let calls = mask(&recorded(&h.mock_dir));
+    let apply = format!("apply --filename {}", run_dir.join("postgres-service.yaml").display());
+    assert!(calls.iter().any(|c| c.ends_with(&apply)), "{calls:?}");
+    // Gone with the run (the chart's teardown removed it), nothing left.
+    assert_eq!(state_resources(&run_dir), Vec::<Value>::new());
+    nothing_left(&run_id);
+    assert_no_secret_in(&run_dir, &h.secrets());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
