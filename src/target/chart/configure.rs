@@ -121,16 +121,20 @@ async fn send(client: &MaasClient, method: Method, path: &str, params: &[(String
 
 /// Replace every `{name}` in `text` with its captured value.
 fn fill(text: &str, captured: &Captured, call: &ApiCall) -> Result<String, ConfigureError> {
-    let mut out = text.to_string();
-    while let Some(start) = out.find('{') {
-        let Some(len) = out[start..].find('}') else { break };
-        let name = out[start + 1..start + len].to_string();
-        let value = captured.get(&name).ok_or_else(|| ConfigureError::Placeholder {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('{') {
+        let Some(len) = rest[start..].find('}') else { break };
+        let name = &rest[start + 1..start + len];
+        let value = captured.get(name).ok_or_else(|| ConfigureError::Placeholder {
             call: format!("{} {}", method_name(call.method), call.path),
-            name: name.clone(),
+            name: name.to_string(),
         })?;
-        out.replace_range(start..=start + len, value);
+        out.push_str(&rest[..start]);
+        out.push_str(value);
+        rest = &rest[start + len + 1..];
     }
+    out.push_str(rest);
     Ok(out)
 }
 
