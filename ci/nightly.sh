@@ -119,6 +119,6 @@ fi
 
 # 6. Publish: junit.xml and run directories stay in $out; a tarball for
 #    CIs that upload single files.
-tar -C "$out" -czf "$out/runs.tar.gz" runs $( [ -d "$out/qualification" ] && echo qualification )
+tar -C "$out" --exclude='*.SECRET.*' --exclude=kubeconfig -czf "$out/runs.tar.gz" runs $( [ -d "$out/qualification" ] && echo qualification )
 log "artifacts in $out (junit.xml, runs/, runs.tar.gz); exit $status"
 exit "$status"

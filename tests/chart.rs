@@ -1,11 +1,15 @@
 //! The chart target's tests: plan snapshots, kube waits against a mocked
 //! API server, Postgres through testcontainers, lab wiring into a real
-//! container, prerequisites, the qualification summary.
+//! container, prerequisites, the qualification summary, and whole
+//! `run --target chart` runs against mock kind/helm/kubectl, a mock API
+//! server and the sim region (pipeline.rs). No test here boots a VM.
 
 #[path = "chart/common.rs"]
 mod common;
 #[path = "chart/maas_config.rs"]
 mod maas_config;
+#[path = "chart/pipeline.rs"]
+mod pipeline;
 #[path = "chart/plan.rs"]
 mod plan;
 #[path = "chart/postgres.rs"]

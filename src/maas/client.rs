@@ -307,6 +307,19 @@ impl MaasClient {
             .await
     }
 
+    /// Any API call with form parameters (POST/PUT), raw body back: for
+    /// calls planned as data (the chart target's MAAS configuration).
+    pub async fn send_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        form: Vec<(String, String)>,
+    ) -> Result<String, MaasError> {
+        let body = if form.is_empty() { Body::None } else { Body::Form(form) };
+        self.call(method, path, query, body).await
+    }
+
     pub async fn version(&self) -> Result<Version, MaasError> {
         self.get("version/", &[], "a version object").await
     }

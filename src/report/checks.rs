@@ -27,6 +27,9 @@ pub struct ObservedApi {
     pub objects: BTreeMap<String, serde_json::Value>,
     /// endpoint -> header names (lowercase) of its response.
     pub headers: BTreeMap<String, Vec<String>>,
+    /// Checks the target itself brings (the chart's expectations), already
+    /// judged: (name, outcome), reported after the scenario's own checks.
+    pub target_checks: Vec<(String, Outcome)>,
 }
 
 /// A short name for JUnit and the progress display.

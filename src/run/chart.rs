@@ -10,7 +10,9 @@ use crate::target::chart::{ChartOptions, ChartOptionsError, Ipv4Cidr, LabLink, W
 /// veths); the dynamic range is the plan's.
 pub fn chart_options(plan: &Plan, t: &TargetOptions) -> Result<ChartOptions, ChartOptionsError> {
     let wiring = WiringOptions {
-        lab_netns: plan.host.netns.clone(),
+        // The lab stage's bridges live in the host namespace (VM NICs
+        // attach there); the lab namespace holds only their veth ends.
+        lab_netns: None,
         links: vec![LabLink {
             lab_bridge: plan.host.bridge.clone(),
             node_bridge: "maas-pxe".into(),

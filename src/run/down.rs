@@ -72,21 +72,21 @@ pub fn down_all(force: bool) -> DownReport {
     let mut by_run: BTreeMap<RunId, ()> = BTreeMap::new();
     for r in teardown::discover(None) {
         let name = match &r {
-            Resource::Netns { name } | Resource::Link { name } | Resource::Domain { name } | Resource::Container { name } => name.clone(),
+            Resource::Netns { name } | Resource::NetnsName { name } | Resource::Link { name } | Resource::Domain { name } | Resource::Container { name } => name.clone(),
             _ => continue,
         };
-        if let Some(id) = teardown::run_id_of(&name) {
-            if !live.contains(&id) {
-                by_run.insert(id, ());
-            }
+        if let Some(id) = teardown::run_id_of(&name)
+            && !live.contains(&id)
+        {
+            by_run.insert(id, ());
         }
     }
     if let Ok(dir) = std::fs::read_dir(VM_ROOT) {
         for e in dir.filter_map(Result::ok) {
-            if let Ok(id) = e.file_name().to_string_lossy().parse::<RunId>() {
-                if !live.contains(&id) {
-                    by_run.insert(id, ());
-                }
+            if let Ok(id) = e.file_name().to_string_lossy().parse::<RunId>()
+                && !live.contains(&id)
+            {
+                by_run.insert(id, ());
             }
         }
     }
@@ -107,13 +107,19 @@ pub fn down_all(force: bool) -> DownReport {
 }
 
 fn sweep(resources: &[Resource], report: &mut DownReport) {
-    // Processes first, then domains, links, namespaces, directories.
+    // Processes first, then domains, links, namespace names (the wiring's
+    // links go with them), the chart's release, container and cluster,
+    // namespaces, directories.
     let rank = |r: &Resource| match r {
         Resource::Process { .. } => 0,
-        Resource::Domain { .. } | Resource::Container { .. } => 1,
+        Resource::Domain { .. } => 1,
         Resource::Link { .. } => 2,
-        Resource::Netns { .. } => 3,
-        Resource::Dir { .. } => 4,
+        Resource::NetnsName { .. } => 3,
+        Resource::HelmRelease { .. } => 4,
+        Resource::Container { .. } => 5,
+        Resource::KindCluster { .. } => 6,
+        Resource::Netns { .. } => 7,
+        Resource::Dir { .. } => 8,
     };
     let mut ordered: Vec<&Resource> = resources.iter().collect();
     ordered.sort_by_key(|r| rank(r));

@@ -289,6 +289,12 @@ pub async fn execute(
             }
             runner.events.emit(RunEvent::CheckFinished { index: i, name: checks::describe(e), outcome });
         }
+        for (j, (name, outcome)) in api.target_checks.iter().enumerate() {
+            if outcome.is_failed() {
+                runner.failed = true;
+            }
+            runner.events.emit(RunEvent::CheckFinished { index: s.expect.len() + j, name: name.clone(), outcome: outcome.clone() });
+        }
         let yaml = result.snapshot_yaml(&redactor);
         if let Err(e) = state::write_atomic(&run_dir.join("result.yaml"), yaml.as_bytes()) {
             report_outcome = Outcome::Failed(e.to_string());
@@ -305,6 +311,12 @@ pub async fn execute(
         for (i, e) in s.expect.iter().enumerate() {
             runner.events.emit(RunEvent::CheckFinished { index: i, name: checks::describe(e), outcome: Outcome::Skipped("nothing was observed".into()) });
         }
+    }
+
+    // Evidence while the environment still stands: on failure, or when
+    // the target was asked to (chart: --collect).
+    if !runner.interrupted {
+        env.collect(runner.failed).await;
     }
 
     // Teardown before the verdict: a leak is a failure too.

@@ -25,9 +25,19 @@ pub enum Resource {
     Process { pid: i32, start_time: u64, what: String },
     /// A directory of files QEMU opened (disks, NVRAM, sockets).
     Dir { path: PathBuf },
-    /// A docker container of ours (named `me2e-RUNID-...`, labelled
-    /// `maas-e2e.run-id`), e.g. the sim's Postgres with `--postgres container`.
+    /// A name given to another process's network namespace (a kind node's,
+    /// for the chart wiring): removing it deletes only the name, never
+    /// what runs inside.
+    NetnsName { name: String },
+    /// A kind cluster the run created (`kind delete cluster`).
+    KindCluster { name: String },
+    /// A docker container the run started (`docker rm --force --volumes`),
+    /// named `me2e-RUNID-...` and labelled `maas-e2e.run-id`: the chart's
+    /// Postgres, the sim's with `--postgres container`.
     Container { name: String },
+    /// A helm release in a cluster the run did not create (`--reuse-cluster`):
+    /// `helm uninstall`, then the namespace is deleted.
+    HelmRelease { release: String, namespace: String, kubeconfig: PathBuf },
 }
 
 impl Resource {
@@ -38,7 +48,10 @@ impl Resource {
             Resource::Domain { name } => format!("libvirt domain {name}"),
             Resource::Process { pid, what, .. } => format!("process {pid} ({what})"),
             Resource::Dir { path } => format!("directory {}", path.display()),
+            Resource::NetnsName { name } => format!("network namespace name {name}"),
+            Resource::KindCluster { name } => format!("kind cluster {name}"),
             Resource::Container { name } => format!("docker container {name}"),
+            Resource::HelmRelease { release, namespace, .. } => format!("helm release {release} in namespace {namespace}"),
         }
     }
 }

@@ -48,8 +48,16 @@ impl Teardown {
         self.inner.lock().unwrap().state.resources.clone()
     }
 
-    /// Whether the run's resources stay after it (`--keep`).
-    pub fn keep(&self) -> bool {
+    /// Drop `resource` from the state: its owner removed it already (the
+    /// chart target's own teardown deletes its cluster in order).
+    pub fn forget(&self, resource: &Resource) -> Result<(), state::StateError> {
+        let mut inner = self.inner.lock().unwrap();
+        inner.state.resources.retain(|r| r != resource);
+        state::write_state(&inner.run_dir, &inner.state)
+    }
+
+    /// Whether everything stays (`--keep`, `up`).
+    pub fn keeps(&self) -> bool {
         self.inner.lock().unwrap().keep
     }
 
@@ -133,17 +141,51 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
             }
             Cmd::new("ip").args(["netns", "del", name]).run_blocking().map(drop).map_err(|e| e.to_string())
         }
-        Resource::Container { name } => {
-            if !have_program("docker") || Cmd::new("docker").args(["container", "inspect", name]).run_blocking().is_err() {
-                return Ok(());
-            }
-            Cmd::new("docker").args(["rm", "-f", "-v", name]).run_blocking().map(drop).map_err(|e| e.to_string())
-        }
         Resource::Dir { path } => match std::fs::remove_dir_all(path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.to_string()),
         },
+        Resource::NetnsName { name } => {
+            // Only the name: the namespace belongs to a container, and so
+            // does everything running in it.
+            if !crate::lab::netns::netns_path(name).exists() {
+                return Ok(());
+            }
+            Cmd::new("ip").args(["netns", "delete", name]).run_blocking().map(drop).map_err(|e| e.to_string())
+        }
+        Resource::KindCluster { name } => {
+            if !have_program("kind") {
+                return Err(format!("kind is not on PATH; delete it where kind is installed: kind delete cluster --name {name}"));
+            }
+            let listed = Cmd::new("kind").args(["get", "clusters"]).run_blocking().map_err(|e| e.to_string())?;
+            if !listed.lines().any(|l| l.trim() == name) {
+                return Ok(());
+            }
+            Cmd::new("kind").args(["delete", "cluster", "--name", name]).run_blocking().map(drop).map_err(|e| e.to_string())
+        }
+        Resource::Container { name } => {
+            if !have_program("docker") || Cmd::new("docker").args(["inspect", "--format", "{{.Id}}", name]).run_blocking().is_err() {
+                return Ok(());
+            }
+            Cmd::new("docker").args(["rm", "--force", "--volumes", name]).run_blocking().map(drop).map_err(|e| e.to_string())
+        }
+        Resource::HelmRelease { release, namespace, kubeconfig } => {
+            let kc = kubeconfig.display().to_string();
+            if !kubeconfig.exists() {
+                return Err(format!("kubeconfig {kc} is gone; uninstall by hand: helm uninstall {release} --namespace {namespace}"));
+            }
+            if let Err(e) = Cmd::new("helm").args(["uninstall", release, "--namespace", namespace, "--kubeconfig", &kc]).run_blocking()
+                && !e.to_string().contains("not found")
+            {
+                return Err(e.to_string());
+            }
+            Cmd::new("kubectl")
+                .args(["--kubeconfig", &kc, "delete", "namespace", namespace, "--ignore-not-found", "--wait=false"])
+                .run_blocking()
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
     }
 }
 
@@ -164,27 +206,63 @@ pub fn discover(run_id: Option<&RunId>) -> Vec<Resource> {
         out.extend(dir.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| is_run_link(n) && matches(n)).map(|name| Resource::Link { name }));
     }
     // Rules left for bridges that are gone (a run killed between the two).
-    if have_program("iptables") {
-        if let Ok(rules) = Cmd::new("iptables").args(["-w", "-S", "FORWARD"]).run_blocking() {
-            for name in rules.lines().filter(|l| l.contains("maas-e2e-lab")).filter_map(|l| l.split_whitespace().skip_while(|w| *w != "-i").nth(1)) {
-                let r = Resource::Link { name: name.to_string() };
-                if is_run_link(name) && matches(name) && !out.contains(&r) {
-                    out.push(r);
-                }
+    if have_program("iptables")
+        && let Ok(rules) = Cmd::new("iptables").args(["-w", "-S", "FORWARD"]).run_blocking()
+    {
+        for name in rules.lines().filter(|l| l.contains("maas-e2e-lab")).filter_map(|l| l.split_whitespace().skip_while(|w| *w != "-i").nth(1)) {
+            let r = Resource::Link { name: name.to_string() };
+            if is_run_link(name) && matches(name) && !out.contains(&r) {
+                out.push(r);
             }
         }
     }
-    // Containers: by our label, so a foreign container is never touched.
+    // Containers that live and die with their run (the sim's Postgres), by
+    // label: a foreign container, or a chart Postgres kept with its
+    // cluster, is never touched here.
     if have_program("docker")
-        && let Ok(list) = Cmd::new("docker").args(["ps", "-a", "--filter", "label=maas-e2e.run-id", "--format", "{{.Names}}"]).run_blocking()
+        && let Ok(list) = Cmd::new("docker").args(["ps", "-a", "--filter", SWEEP_LABEL_FILTER, "--format", "{{.Names}}"]).run_blocking()
     {
         out.extend(list.lines().map(str::trim).filter(|n| n.starts_with(NAME_PREFIX) && matches(n)).map(|n| Resource::Container { name: n.into() }));
     }
     if let Ok(dir) = std::fs::read_dir("/run/netns") {
-        out.extend(dir.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(NAME_PREFIX) && matches(n)).map(|name| Resource::Netns { name }));
+        out.extend(
+            dir.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(NAME_PREFIX) && matches(n))
+                .map(|name| if is_node_netns_name(&name) { Resource::NetnsName { name } } else { Resource::Netns { name } }),
+        );
+    }
+    // A kind cluster and the Postgres container of a chart run, only when
+    // asked for one run: `down --all` leaves clusters kept with
+    // --keep-cluster alone (a crashed run's cluster is in its state file).
+    if let Some(run_id) = run_id {
+        let own = |n: &str| n.starts_with(&format!("{NAME_PREFIX}-{run_id}"));
+        if have_program("kind")
+            && let Ok(list) = Cmd::new("kind").args(["get", "clusters"]).run_blocking()
+        {
+            out.extend(list.lines().map(str::trim).filter(|n| own(n)).map(|n| Resource::KindCluster { name: n.into() }));
+        }
+        if have_program("docker")
+            && let Ok(list) = Cmd::new("docker").args(["ps", "--all", "--format", "{{.Names}}"]).run_blocking()
+        {
+            out.extend(list.lines().map(str::trim).filter(|n| own(n) && n.ends_with("-postgres")).map(|n| Resource::Container { name: n.into() }));
+        }
     }
     out
 }
+
+/// `me2e-<run id>-n<i>`: the name the chart wiring gives a kind node's
+/// network namespace (not ours to empty).
+pub fn is_node_netns_name(name: &str) -> bool {
+    name.strip_prefix(&format!("{NAME_PREFIX}-"))
+        .and_then(|rest| rest.get(8..))
+        .and_then(|rest| rest.strip_prefix("-n"))
+        .is_some_and(|i| !i.is_empty() && i.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The label of containers `down --all` may remove once their run is gone.
+pub const SWEEP_LABEL: (&str, &str) = ("maas-e2e.sweep", "with-run");
+const SWEEP_LABEL_FILTER: &str = "label=maas-e2e.sweep=with-run";
 
 /// Our link names: `m2` + one letter + 8 hex digits (+ an optional index).
 fn is_run_link(name: &str) -> bool {
@@ -201,4 +279,19 @@ pub fn run_id_of(name: &str) -> Option<RunId> {
         return None;
     };
     hex.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_netns_names_are_told_apart_from_lab_namespaces() {
+        assert!(is_node_netns_name("me2e-0c4a27e0-n0"));
+        assert!(is_node_netns_name("me2e-0c4a27e0-n12"));
+        assert!(!is_node_netns_name("me2e-0c4a27e0"));
+        assert!(!is_node_netns_name("me2e-0c4a27e0-lab"));
+        assert!(!is_node_netns_name("me2e-0c4a27e0-n"));
+        assert_eq!(run_id_of("me2e-0c4a27e0-n0").map(|r| r.to_string()), Some("0c4a27e0".into()));
+    }
 }

@@ -13,9 +13,9 @@ use maas_e2e::testing::{have_program, require, require_program, require_root};
 
 use crate::common::default_options;
 
-const NODE_IMAGE: &str = "maas-e2e/chart-node-sim:test";
+pub const NODE_IMAGE: &str = "maas-e2e/chart-node-sim:test";
 
-fn prerequisites() -> bool {
+pub fn prerequisites() -> bool {
     require_root()
         && require_program("ip", "iproute2")
         && require_program("busybox", "busybox-static")
@@ -33,7 +33,7 @@ fn prerequisites() -> bool {
 
 /// Build the node stand-in from tests/chart/node-image with the host's
 /// static busybox.
-async fn build_node_image() {
+pub async fn build_node_image() {
     let ctx = tempfile::tempdir().unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/chart/node-image/Dockerfile");
     std::fs::copy(src, ctx.path().join("Dockerfile")).unwrap();
@@ -78,19 +78,20 @@ async fn a_lab_client_gets_a_lease_from_a_dhcp_server_on_the_node_bridge() {
     let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let mut opts = default_options();
     opts.run_id = format!("w{id}");
-    opts.wiring.lab_netns = format!("me2e-w{id}-lab");
+    opts.wiring.lab_netns = Some(format!("me2e-w{id}-lab"));
     let mut node = plan_wiring(&opts).remove(0);
     node.node_container = format!("me2e-chart-node-{id}");
     let link = node.links[0].clone();
     let guard = Teardown {
         container: node.node_container.clone(),
-        lab_netns: node.lab_netns.clone(),
+        lab_netns: node.lab_netns.clone().unwrap(),
         unwire: unwire_cmds(&node),
     };
 
     // The lab side, as the lab stage makes it: a namespace with the PXE
     // bridge, and a "machine" port (vmc) on it.
-    Cmd::new("ip").args(["netns", "add", &node.lab_netns]).run().await.unwrap();
+    let lab_netns = node.lab_netns.clone().unwrap();
+    Cmd::new("ip").args(["netns", "add", &lab_netns]).run().await.unwrap();
     for args in [
         &["link", "set", "lo", "up"][..],
         &["link", "add", &link.lab_bridge, "type", "bridge"],
@@ -100,7 +101,7 @@ async fn a_lab_client_gets_a_lease_from_a_dhcp_server_on_the_node_bridge() {
         &["link", "set", "vmb", "up"],
         &["link", "set", "vmc", "up"],
     ] {
-        lab(&node.lab_netns, args).run().await.unwrap();
+        lab(&lab_netns, args).run().await.unwrap();
     }
 
     // The node: no network but its own; it serves DHCP on the node bridge
@@ -177,7 +178,7 @@ async fn a_lab_client_gets_a_lease_from_a_dhcp_server_on_the_node_bridge() {
             "-s",
             &hook.display().to_string(),
         ])
-        .in_netns(&node.lab_netns)
+        .in_netns(&lab_netns)
         .timeout(std::time::Duration::from_secs(60))
         .output()
         .await
@@ -216,9 +217,9 @@ async fn a_lab_client_gets_a_lease_from_a_dhcp_server_on_the_node_bridge() {
 async fn wiring_without_the_lab_namespace_says_so_and_touches_nothing() {
     let mut opts = default_options();
     opts.run_id = format!("n{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    opts.wiring.lab_netns = format!("me2e-{}-nolab", opts.run_id);
+    opts.wiring.lab_netns = Some(format!("me2e-{}-nolab", opts.run_id));
     let node = plan_wiring(&opts).remove(0);
     let err = wire_node(&node).await.unwrap_err().to_string();
-    assert!(err.contains(&opts.wiring.lab_netns) && err.contains("lab stage"), "{err}");
+    assert!(err.contains(opts.wiring.lab_netns.as_deref().unwrap()) && err.contains("lab stage"), "{err}");
     assert!(!maas_e2e::lab::netns::netns_path(&node.node_netns).exists());
 }

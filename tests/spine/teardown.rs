@@ -200,9 +200,9 @@ fn up_up_again_down_down_again() {
     }
 }
 
-/// A container a killed run left (`--postgres container`) is found by our
-/// label and removed; a container without the label is never touched,
-/// even when its name looks like ours.
+/// A container a killed run left (`--postgres container`) is found by its
+/// sweep label and removed; one with only the run-id label (a chart
+/// Postgres kept with its cluster) is not, though its name looks like ours.
 #[test]
 fn down_all_sweeps_our_labelled_containers_only() {
     if !(require_root() && require_program("docker", "docker.io")) {
@@ -212,11 +212,11 @@ fn down_all_sweeps_our_labelled_containers_only() {
     let ours = format!("me2e-{id}-postgres");
     let foreign = format!("me2e-{id}-foreign");
     let image = "maas-e2e/postgres:15-bookworm";
-    let create = |name: &str, label: bool| {
+    let create = |name: &str, sweep: bool| {
         let mut c = Command::new("docker");
-        c.args(["create", "--name", name]);
-        if label {
-            c.args(["--label", &format!("maas-e2e.run-id={id}")]);
+        c.args(["create", "--name", name, "--label", &format!("maas-e2e.run-id={id}")]);
+        if sweep {
+            c.args(["--label", "maas-e2e.sweep=with-run"]);
         }
         let o = c.arg(image).output().unwrap();
         assert!(o.status.success(), "docker create {name} (is {image} built? ci/images/postgres/build.sh): {}", String::from_utf8_lossy(&o.stderr));
@@ -229,5 +229,5 @@ fn down_all_sweeps_our_labelled_containers_only() {
     let _ = Command::new("docker").args(["rm", "-f", &foreign]).output();
     assert!(down.status.success(), "down --all failed: {}", String::from_utf8_lossy(&down.stderr));
     assert!(!ours_left, "down --all left {ours}: {}", String::from_utf8_lossy(&down.stdout));
-    assert!(foreign_left, "down --all removed {foreign}, which has no maas-e2e label");
+    assert!(foreign_left, "down --all removed {foreign}, which has no sweep label");
 }

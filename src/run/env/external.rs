@@ -67,7 +67,7 @@ impl<'p> Env<'p> {
 
     /// Delete what this run enlisted in someone else's MAAS (not with --keep).
     pub(super) async fn external_forget_machines(&mut self) {
-        if self.teardown.keep() {
+        if self.teardown.keeps() {
             return;
         }
         let Some(client) = self.sim.client.clone() else { return };

@@ -73,7 +73,9 @@ impl<'p> Env<'p> {
     pub(crate) fn lab_spec(&self) -> Result<LabSpec, String> {
         let p = self.plan;
         let subnet = Ipv4Subnet::new(p.lab.subnet, p.lab.prefix_len).map_err(|e| e.to_string())?;
-        let mut addresses = vec![p.lab.rack_ip];
+        // On chart the rack's address lives on a bridge inside the kind
+        // node (target::chart::wiring), so the lab must not hold it too.
+        let mut addresses = if p.target == TargetKind::Chart { Vec::new() } else { vec![p.lab.rack_ip] };
         addresses.extend(p.machines.iter().map(|m| m.bmc.lan_ip));
         Ok(LabSpec {
             run_id: p.run_id.to_string(),
@@ -96,7 +98,13 @@ impl<'p> Env<'p> {
     pub async fn lab_up(&mut self) -> Result<(), String> {
         match self.plan.target {
             TargetKind::None => {}
-            TargetKind::Sim | TargetKind::Chart => return self.sim_lab_up().await,
+            TargetKind::Sim => return self.sim_lab_up().await,
+            // Kind, helm, kubectl, docker and the chart options first:
+            // nothing is created when one is missing.
+            TargetKind::Chart => {
+                self.chart_preflight()?;
+                return self.sim_lab_up().await;
+            }
             TargetKind::External => return self.external_lab_up().await,
         }
         let p = self.plan;
@@ -221,6 +229,9 @@ impl<'p> Env<'p> {
     }
 
     pub async fn observe(&mut self) -> Result<Observation, String> {
+        if self.plan.target == TargetKind::Chart {
+            return self.chart_observe().await;
+        }
         if self.plan.target != TargetKind::None {
             return self.sim_observe().await;
         }
@@ -250,6 +261,14 @@ impl<'p> Env<'p> {
             observed.insert(m.name.clone(), Observed { fields, events: Vec::new(), transcript: lines });
         }
         Ok((result, observed, ObservedApi::default()))
+    }
+
+    /// Gather the target's evidence into the run directory when the run
+    /// failed or the target was asked to (chart: `--collect`).
+    pub async fn collect(&mut self, failed: bool) {
+        if self.plan.target == TargetKind::Chart {
+            self.chart_collect(failed).await;
+        }
     }
 
     /// Stop in-process services (BMCs, servers) before teardown removes

@@ -294,7 +294,10 @@ impl<'p> Env<'p> {
             network: "bridge".into(),
             port: pg::PORT,
             env: vec![("POSTGRES_PASSWORD".into(), "<redacted>".into())],
-            labels: vec![("maas-e2e.run-id".into(), p.run_id.to_string())],
+            labels: vec![
+                ("maas-e2e.run-id".into(), p.run_id.to_string()),
+                (crate::run::teardown::SWEEP_LABEL.0.into(), crate::run::teardown::SWEEP_LABEL.1.into()),
+            ],
             ready_line: pg::READY_LINE.into(),
             precreate_maasdb: false,
         };

@@ -49,6 +49,10 @@ pub struct ChartArgs {
     /// Workers in the generated kind config (default: one per rack).
     #[arg(long, value_name = "N")]
     pub workers: Option<u32>,
+    /// Collect the cluster's evidence (pods, logs, events, MAAS objects)
+    /// into RUN_DIR/collected even when the run passes (always on failure).
+    #[arg(long)]
+    pub collect: bool,
 }
 
 impl ChartArgs {

@@ -4,11 +4,14 @@
 //! kind cluster (kind_config), Postgres (postgres), lab wiring (wiring),
 //! `helm upgrade --install` with a generated override (values), the
 //! deployment flow's waits (waits), MAAS configuration and chart checks
-//! (maas_config), collection; prerequisites (prereq); the release
+//! (maas_config; performed by configure, judged by checks), collection;
+//! prerequisites (prereq); the release
 //! qualification matrix and its summary (qualification).
 //! See docs/chart.md.
 
 pub mod args;
+pub mod checks;
+pub mod configure;
 pub mod kind_config;
 pub mod maas_config;
 pub mod options;

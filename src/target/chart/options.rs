@@ -152,8 +152,10 @@ pub struct LabLink {
 /// Where the lab is and how the rack joins it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WiringOptions {
-    /// The lab's network namespace (holds every `lab_bridge`).
-    pub lab_netns: String,
+    /// The network namespace that holds every `lab_bridge`; `None`: the
+    /// host's own, where the lab stage makes its bridges (libvirt attaches
+    /// VM NICs there).
+    pub lab_netns: Option<String>,
     /// The PXE network first; others (e.g. the BMC network) after it.
     pub links: Vec<LabLink>,
     /// The dynamic range MAAS hands out on the PXE network.
@@ -324,7 +326,7 @@ impl ChartOptions {
         let run_id = run_id.into();
         ChartOptions {
             wiring: WiringOptions {
-                lab_netns: format!("me2e-{run_id}-lab"),
+                lab_netns: Some(format!("me2e-{run_id}-lab")),
                 links: vec![LabLink {
                     lab_bridge: "br-pxe".into(),
                     node_bridge: "maas-pxe".into(),
@@ -418,8 +420,10 @@ impl ChartOptions {
 
     fn validate_wiring(&self) -> Result<(), ChartOptionsError> {
         let w = &self.wiring;
-        if w.lab_netns.is_empty() || w.lab_netns.contains('/') {
-            return Err(bad("wiring.lab_netns", &w.lab_netns, "a network namespace name"));
+        if let Some(ns) = &w.lab_netns
+            && (ns.is_empty() || ns.contains('/'))
+        {
+            return Err(bad("wiring.lab_netns", ns, "a network namespace name (or none: the host's)"));
         }
         let Some(pxe) = w.links.first() else {
             return Err(bad("wiring.links", "[]", "at least one link: the PXE network first"));

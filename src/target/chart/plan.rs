@@ -276,10 +276,10 @@ impl ChartPlan {
 
         // --- wiring (before the chart: the rack sees the bridge when it registers)
         let wiring = plan_wiring(opts);
-        let mut steps = vec![Step::Note(format!(
-            "lab network namespace {} must exist (lab stage)",
-            opts.wiring.lab_netns
-        ))];
+        let mut steps = vec![Step::Note(match &opts.wiring.lab_netns {
+            Some(ns) => format!("lab network namespace {ns} must exist (lab stage)"),
+            None => "the lab bridges must exist in the host namespace (lab stage)".into(),
+        })];
         steps.extend(wiring.iter().cloned().map(Step::Wire));
         stages.push(Stage { name: "wiring", steps });
 
@@ -544,7 +544,8 @@ fn render_step(out: &mut String, step: &Step) {
         Step::Background { cmd, purpose } => writeln!(out, "$ {} &   # {purpose}", cmd.display()),
         Step::WriteFile(p) => writeln!(out, "write {}", p.display()),
         Step::Wire(w) => {
-            let _ = writeln!(out, "# wire node {} to lab netns {}", w.node_container, w.lab_netns);
+            let lab = w.lab_netns.as_deref().map_or_else(|| "the host namespace".to_string(), |ns| format!("lab netns {ns}"));
+            let _ = writeln!(out, "# wire node {} to {lab}", w.node_container);
             let _ = writeln!(out, "$ {}", node_pid_cmd(&w.node_container).display());
             for cmd in wire_cmds(w, &format!("{{pid:{}}}", w.node_container)) {
                 let _ = writeln!(out, "$ {}", cmd.display());

@@ -76,11 +76,20 @@ pub struct PortForward {
     child: tokio::process::Child,
 }
 
+impl PortForward {
+    /// Its process id (the leader of its own process group), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
 /// What the MAAS client needs once `deploy` returned.
 #[derive(Debug, Clone)]
 pub struct Deployed {
     /// http://127.0.0.1:PORT/MAAS (region API via port-forward).
     pub maas_url: String,
+    /// The 127.0.0.1 port forwarded to the region's 5240 (in `maas_url`).
+    pub region_port: u16,
     /// 127.0.0.1 port forwarded to the rack's 5249.
     pub rack_rpc_port: u16,
     pub api_key: ApiKey,
@@ -150,10 +159,8 @@ impl ChartRun {
     pub async fn deploy(&mut self) -> Result<Deployed, ChartError> {
         prereq::check()?;
         // The lab comes first (lab stage): fail before a cluster exists.
-        if let Some(w) = self.plan.wiring.first()
-            && !crate::lab::netns::netns_path(&w.lab_netns).exists()
-        {
-            return Err(WiringError::NoLab { netns: w.lab_netns.clone() }.into());
+        if let Some(w) = self.plan.wiring.first() {
+            wiring::check_lab(w)?;
         }
         std::fs::create_dir_all(&self.plan.run_dir).map_err(|source| ChartError::Io {
             path: self.plan.run_dir.clone(),
@@ -177,6 +184,7 @@ impl ChartRun {
         let api_key = self.api_key().await?;
         Ok(Deployed {
             maas_url: format!("http://127.0.0.1:{region}/MAAS"),
+            region_port: region,
             rack_rpc_port: rack,
             api_key,
         })

@@ -33,7 +33,8 @@ pub struct NodeWiring {
     pub node_container: String,
     /// The name given to its network namespace on the host.
     pub node_netns: String,
-    pub lab_netns: String,
+    /// Where the lab bridges are (`None`: the host namespace).
+    pub lab_netns: Option<String>,
     pub links: Vec<LinkWiring>,
 }
 
@@ -102,13 +103,34 @@ fn ip(netns: &str) -> Cmd {
     Cmd::new("ip").args(["-n", netns])
 }
 
+/// `ip` on the lab side: in its namespace, or in the host's.
+fn lab_ip(lab_netns: &Option<String>) -> Cmd {
+    match lab_netns {
+        Some(ns) => ip(ns),
+        None => Cmd::new("ip"),
+    }
+}
+
+/// Whether the lab the wiring joins exists (its namespace, or in the host
+/// namespace every lab bridge); `Err` names what is missing.
+pub fn check_lab(w: &NodeWiring) -> Result<(), WiringError> {
+    match &w.lab_netns {
+        Some(ns) if !crate::lab::netns::netns_path(ns).exists() => Err(WiringError::NoLab { what: format!("lab network namespace {ns}") }),
+        Some(_) => Ok(()),
+        None => match w.links.iter().find(|l| !std::path::Path::new("/sys/class/net").join(&l.lab_bridge).exists()) {
+            Some(l) => Err(WiringError::NoLab { what: format!("lab bridge {} (host namespace)", l.lab_bridge) }),
+            None => Ok(()),
+        },
+    }
+}
+
 /// The commands that wire one node, given its container's pid (from
 /// `node_pid_cmd`; the dry run shows a placeholder).
 pub fn wire_cmds(w: &NodeWiring, node_pid: &str) -> Vec<Cmd> {
     let mut cmds = vec![Cmd::new("ip").args(["netns", "attach", &w.node_netns, node_pid])];
     for l in &w.links {
         cmds.extend([
-            ip(&w.lab_netns).args([
+            lab_ip(&w.lab_netns).args([
                 "link",
                 "add",
                 &l.lab_end,
@@ -120,8 +142,8 @@ pub fn wire_cmds(w: &NodeWiring, node_pid: &str) -> Vec<Cmd> {
                 "netns",
                 &w.node_netns,
             ]),
-            ip(&w.lab_netns).args(["link", "set", &l.lab_end, "master", &l.lab_bridge]),
-            ip(&w.lab_netns).args(["link", "set", &l.lab_end, "up"]),
+            lab_ip(&w.lab_netns).args(["link", "set", &l.lab_end, "master", &l.lab_bridge]),
+            lab_ip(&w.lab_netns).args(["link", "set", &l.lab_end, "up"]),
             ip(&w.node_netns).args(["link", "add", &l.node_bridge, "type", "bridge"]),
             ip(&w.node_netns).args(["link", "set", &l.node_end, "master", &l.node_bridge]),
             ip(&w.node_netns).args(["link", "set", &l.node_end, "up"]),
@@ -144,7 +166,7 @@ pub fn unwire_cmds(w: &NodeWiring) -> Vec<Cmd> {
     for l in w.links.iter().rev() {
         cmds.extend([
             // Deleting one end of a veth pair deletes both.
-            ip(&w.lab_netns).args(["link", "del", &l.lab_end]),
+            lab_ip(&w.lab_netns).args(["link", "del", &l.lab_end]),
             ip(&w.node_netns).args(["link", "del", &l.node_bridge]),
         ]);
     }
@@ -160,9 +182,7 @@ pub fn parse_pid(stdout: &str) -> Option<u32> {
 /// Wire one node for real: read its pid, then run every step; on a failed
 /// step the steps done so far are undone before the error returns.
 pub async fn wire_node(w: &NodeWiring) -> Result<(), WiringError> {
-    if !crate::lab::netns::netns_path(&w.lab_netns).exists() {
-        return Err(WiringError::NoLab { netns: w.lab_netns.clone() });
-    }
+    check_lab(w)?;
     let out = node_pid_cmd(&w.node_container).run().await.map_err(|source| WiringError::Step {
         node: w.node_container.clone(),
         source,
@@ -199,8 +219,8 @@ pub enum WiringError {
         #[source]
         source: crate::cmd::CmdError,
     },
-    #[error("lab network namespace {netns} does not exist: the lab stage makes it before the chart target wires the rack")]
-    NoLab { netns: String },
+    #[error("{what} does not exist: the lab stage makes it before the chart target wires the rack")]
+    NoLab { what: String },
     #[error("kind node container {node} is not running (docker inspect printed {output:?}); is the cluster up?")]
     NotRunning { node: String, output: String },
 }

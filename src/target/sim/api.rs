@@ -186,6 +186,8 @@ pub fn router(state: Arc<RegionState>) -> Router {
         .route("/MAAS/api/2.0/nodes/{id}/results/", get(results_get))
         .route("/MAAS/api/2.0/maas/", get(maas_get).post(maas_post))
         .route("/MAAS/api/2.0/rackcontrollers/", get(racks_get))
+        .route("/MAAS/api/2.0/rackcontrollers/{id}/", get(rack_get))
+        .route("/MAAS/api/2.0/users/", get(users_get))
         .route("/MAAS/api/2.0/fabrics/", get(fabrics_get))
         .route("/MAAS/api/2.0/fabrics/{fabric}/vlans/", get(vlans_get))
         .route(
@@ -442,7 +444,68 @@ async fn maas_post(State(st): St, headers: HeaderMap, uri: Uri, body: Bytes) -> 
 
 async fn racks_get(State(st): St, headers: HeaderMap) -> ApiResult {
     admin(&st, &headers).await?;
-    ok_json(&st.store.rack_controllers().await?)
+    ok_json(&racks_with_interfaces(&st).await?)
+}
+
+/// The racks, the sim's own with the interfaces it was told to report.
+async fn racks_with_interfaces(st: &RegionState) -> Result<Vec<crate::maas::types::RackController>, StoreError> {
+    let mut racks = st.store.rack_controllers().await?;
+    for r in racks.iter_mut().filter(|r| r.system_id == st.rack_system_id) {
+        r.interface_set = st
+            .rack_interfaces
+            .iter()
+            .enumerate()
+            .map(|(i, name)| crate::maas::types::Interface {
+                id: i as i64 + 1,
+                name: name.clone(),
+                iface_type: "physical".into(),
+                mac_address: format!("00:16:3e:00:00:{:02x}", i + 1),
+                enabled: true,
+                vlan: None,
+                links: Vec::new(),
+                tags: Vec::new(),
+                params: serde_json::Value::Null,
+                product: None,
+                vendor: None,
+                resource_uri: format!("/MAAS/api/2.0/nodes/{}/interfaces/{}/", r.system_id, i + 1),
+            })
+            .collect();
+    }
+    Ok(racks)
+}
+
+/// GET rackcontrollers/{id}/ and op=list_boot_images (MAAS 2.8 answers
+/// images, connected, status; the sim's one image is always synced).
+async fn rack_get(State(st): St, headers: HeaderMap, Path(id): Path<String>, uri: Uri) -> ApiResult {
+    admin(&st, &headers).await?;
+    let rack = racks_with_interfaces(&st)
+        .await?
+        .into_iter()
+        .find(|r| r.system_id == id)
+        .ok_or_else(|| StoreError::NotFound(format!("No RackController matches the given query (system_id {id}).")))?;
+    match Params::from(&uri, b"").op() {
+        "" => ok_json(&rack),
+        "list_boot_images" => ok_json(&serde_json::json!({
+            "images": [{"name": "maas-e2e/ephemeral", "architecture": "amd64", "subarches": ["generic"]}],
+            "connected": true,
+            "status": "synced",
+        })),
+        op => Err(bad_op(op)),
+    }
+}
+
+/// GET users/?op=whoami: who the key belongs to.
+async fn users_get(State(st): St, headers: HeaderMap, uri: Uri) -> ApiResult {
+    let p = admin(&st, &headers).await?;
+    match Params::from(&uri, b"").op() {
+        "whoami" => ok_json(&serde_json::json!({
+            "username": p.username,
+            "email": format!("{}@maas", p.username),
+            "is_superuser": true,
+            "is_local": true,
+        })),
+        op => Err(bad_op(op)),
+    }
 }
 
 async fn fabrics_get(State(st): St, headers: HeaderMap) -> ApiResult {

@@ -39,6 +39,9 @@ pub struct SimRegionConfig {
     pub ipmi_retry_base_seconds: Option<u32>,
     /// The sim rack's hostname in rackcontrollers/.
     pub rack_hostname: String,
+    /// Interface names the sim rack reports in its interface_set (MAAS
+    /// lists the rack host's NICs; the sim has none unless told).
+    pub rack_interfaces: Vec<String>,
 }
 
 impl SimRegionConfig {
@@ -52,6 +55,7 @@ impl SimRegionConfig {
             heartbeat_timeout: Some(Duration::from_secs(20 * 60)),
             ipmi_retry_base_seconds: None,
             rack_hostname: "sim-rack".into(),
+            rack_interfaces: Vec::new(),
         }
     }
 }
@@ -78,6 +82,8 @@ pub struct RegionState {
     pub power: IpmiPowerDriver,
     pub ipmi_retry_base_seconds: Option<u32>,
     pub rack_system_id: String,
+    /// Interface names of the sim rack (SimRegionConfig::rack_interfaces).
+    pub rack_interfaces: Vec<String>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -291,6 +297,7 @@ impl SimRegion {
             power: IpmiPowerDriver::new(cfg.power),
             ipmi_retry_base_seconds: cfg.ipmi_retry_base_seconds,
             rack_system_id,
+            rack_interfaces: cfg.rack_interfaces,
             tasks: Mutex::new(Vec::new()),
         });
         let (shutdown, rx) = watch::channel(false);
