@@ -212,6 +212,41 @@ async fn lab_network_up_twice_down_twice() {
     assert_eq!(leftovers(&run_id).await, Vec::<String>::new());
 }
 
+/// pxelinux's race: a retransmitted probe for a missing file must not be
+/// answered a second time, or the late "not found" lands on the client
+/// port already waiting for the next file. One client port sends the same
+/// RRQ twice, then asks for a file that exists: exactly one error comes
+/// back, and the existing file's first block does.
+#[tokio::test(flavor = "multi_thread")]
+async fn tftp_answers_a_retransmitted_request_once() {
+    if !net_prereqs() {
+        return;
+    }
+    let run_id = new_run_id();
+    let lab = TestLab::with_servers(&run_id, BootFlow::IpxeScript, false, &[]).await;
+    let client = maas_e2e::lab::netns::bind_udp(Some(&lab.spec.netns), std::net::SocketAddr::from((lab.server_ip, 0))).unwrap();
+    let client = tokio::net::UdpSocket::from_std(client).unwrap();
+    let server = std::net::SocketAddr::from((lab.server_ip, 69));
+    let rrq = |f: &str| [&b"\0\x01"[..], f.as_bytes(), b"\0octet\0"].concat();
+    client.send_to(&rrq("no-such-file.bin"), server).await.unwrap();
+    client.send_to(&rrq("no-such-file.bin"), server).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    client.send_to(&rrq("lpxelinux.0"), server).await.unwrap();
+    let (mut errors, mut data) = (0, 0);
+    let mut buf = [0u8; 2048];
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while let Ok(Ok((n, _))) = tokio::time::timeout_at(deadline, client.recv_from(&mut buf)).await {
+        match (buf[1], n) {
+            (5, _) => errors += 1,
+            (3, 516) if buf[3] == 1 => data += 1,
+            _ => {}
+        }
+    }
+    lab.teardown().await;
+    assert_eq!(errors, 1, "the retransmitted request was answered again");
+    assert!(data >= 1, "the next file's first block did not come");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn servers_answer_real_dhcp_tftp_http_clients_and_capture() {
     if !net_prereqs() || !require_program("tcpdump", "tcpdump") || !require_program("curl", "curl")

@@ -4,11 +4,21 @@
 //!
 //! Each transfer gets its own UDP socket inside the lab namespace and runs
 //! lock-step with a retransmit timer. Writes are refused.
+//!
+//! A retransmitted read request is not answered twice. pxelinux (lwIP)
+//! reuses a freed local port for its next open and takes the first packet
+//! from any server port as the answer, so a second "not found" for a
+//! retransmitted probe of file A, arriving while it waits for file B on the
+//! same port, made it give up on B (seen under TCG: the MAC-named config
+//! lost, the guest stuck in pxelinux for 5 minutes). The first transfer
+//! retransmits on its own; a client that aborted (error 8, after a tsize
+//! probe) and asks again is a new request and is served.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tokio::net::UdpSocket;
@@ -60,6 +70,46 @@ impl TftpServer {
 impl Drop for TftpServer {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// How an answered request ended, for telling retransmissions apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Still sending (or waiting for the first ACK).
+    Running,
+    /// Answered with an error (not found, bad request) or completed.
+    Answered,
+    /// The client aborted or stopped answering: a repeat is a new request.
+    Abandoned,
+}
+
+/// The same RRQ from the same client port within this window is a
+/// retransmission, unless the client abandoned the first transfer.
+const RETRANSMISSION_WINDOW: Duration = Duration::from_secs(3);
+
+/// Recent requests by (client, request bytes).
+#[derive(Default)]
+struct Recent(HashMap<(SocketAddrV4, Vec<u8>), (Instant, Outcome)>);
+
+impl Recent {
+    /// Record `key` unless it repeats a request still running or answered
+    /// moments ago; false means "drop it".
+    fn admit(&mut self, key: (SocketAddrV4, Vec<u8>), now: Instant) -> bool {
+        self.0.retain(|_, (at, _)| now.duration_since(*at) < RETRANSMISSION_WINDOW * 4);
+        if let Some((at, outcome)) = self.0.get(&key)
+            && (*outcome == Outcome::Running || (*outcome == Outcome::Answered && now.duration_since(*at) < RETRANSMISSION_WINDOW))
+        {
+            return false;
+        }
+        self.0.insert(key, (now, Outcome::Running));
+        true
+    }
+
+    fn finish(&mut self, key: &(SocketAddrV4, Vec<u8>), outcome: Outcome, now: Instant) {
+        if let Some(e) = self.0.get_mut(key) {
+            *e = (now, outcome);
+        }
     }
 }
 
@@ -164,6 +214,7 @@ pub async fn start_tftp(
         crate::lab::netns::bind_udp(Some(netns), SocketAddr::V4(cfg.listen)).map_err(bind_err)?;
     let sock = UdpSocket::from_std(std_sock).map_err(bind_err)?;
     let netns = netns.to_string();
+    let recent = Arc::new(std::sync::Mutex::new(Recent::default()));
     let task = tokio::spawn(async move {
         let mut buf = vec![0u8; 2048];
         loop {
@@ -173,8 +224,16 @@ pub async fn start_tftp(
             };
             let SocketAddr::V4(peer) = peer else { continue };
             let pkt = buf[..n].to_vec();
-            let (cfg, events, netns) = (cfg.clone(), events.clone(), netns.clone());
-            tokio::spawn(async move { transfer(&netns, &cfg, &events, peer, &pkt).await });
+            let key = (peer, pkt.clone());
+            if !recent.lock().unwrap().admit(key.clone(), Instant::now()) {
+                tracing::debug!(%peer, "TFTP: retransmitted request ignored (its transfer answers it)");
+                continue;
+            }
+            let (cfg, events, netns, recent) = (cfg.clone(), events.clone(), netns.clone(), recent.clone());
+            tokio::spawn(async move {
+                let outcome = transfer(&netns, &cfg, &events, peer, &pkt).await;
+                recent.lock().unwrap().finish(&key, outcome, Instant::now());
+            });
         }
     });
     Ok(TftpServer { task })
@@ -186,20 +245,20 @@ async fn transfer(
     events: &EventLog,
     peer: SocketAddrV4,
     pkt: &[u8],
-) {
+) -> Outcome {
     let ev = |k| LabEvent::new(k, &cfg.name).ip(*peer.ip());
     // The transfer's own port (TID), in the lab namespace, same address.
     let local = SocketAddr::V4(SocketAddrV4::new(*cfg.listen.ip(), 0));
     let Ok(sock) = crate::lab::netns::bind_udp(Some(netns), local).and_then(UdpSocket::from_std)
     else {
-        return;
+        return Outcome::Abandoned;
     };
     let req = match parse_request(pkt) {
         Ok(r) => r,
         Err((code, msg)) => {
             events.emit(ev(LabEventKind::TftpError).detail(msg));
             let _ = sock.send_to(&error_packet(code, msg), peer).await;
-            return;
+            return Outcome::Answered;
         }
     };
     events.emit(ev(LabEventKind::TftpRead).path(&req.file));
@@ -210,7 +269,7 @@ async fn transfer(
                 .detail("not found"),
         );
         let _ = sock.send_to(&error_packet(1, "file not found"), peer).await;
-        return;
+        return Outcome::Answered;
     };
     let blksize = req.blksize.unwrap_or(512);
     // Option acknowledgement first when the client asked for options; the
@@ -229,7 +288,7 @@ async fn transfer(
             // to open the file again: that is not a failure.
             Err(why) => {
                 events.emit(ev(LabEventKind::TftpError).path(&req.file).detail(why));
-                return;
+                return Outcome::Abandoned;
             }
         }
     }
@@ -243,7 +302,7 @@ async fn transfer(
         p.extend_from_slice(chunk);
         if let Err(why) = send_until_ack(&sock, peer, &p, block).await {
             events.emit(ev(LabEventKind::TftpError).path(&req.file).detail(why));
-            return;
+            return Outcome::Abandoned;
         }
     }
     events.emit(
@@ -251,6 +310,7 @@ async fn transfer(
             .path(&req.file)
             .detail(format!("bytes={} blksize={blksize}", data.len())),
     );
+    Outcome::Answered
 }
 
 async fn send_until_ack(
@@ -306,6 +366,24 @@ mod tests {
             }
         );
         assert_eq!(parse_request(b"\0\x02x\0octet\0").unwrap_err().0, 2);
+    }
+
+    #[test]
+    fn a_repeated_request_is_dropped_while_running_or_just_answered() {
+        let peer: SocketAddrV4 = "10.0.0.5:49152".parse().unwrap();
+        let key = |f: &str| (peer, format!("\0\x01{f}\0octet\0").into_bytes());
+        let t0 = Instant::now();
+        let mut r = Recent::default();
+        assert!(r.admit(key("a"), t0));
+        assert!(!r.admit(key("a"), t0 + Duration::from_millis(80)), "running: a retransmission");
+        assert!(r.admit(key("b"), t0), "another file is another request");
+        r.finish(&key("a"), Outcome::Answered, t0 + Duration::from_millis(1));
+        assert!(!r.admit(key("a"), t0 + Duration::from_millis(90)), "answered moments ago");
+        assert!(r.admit(key("a"), t0 + RETRANSMISSION_WINDOW * 2), "answered long ago: a new request");
+        r.finish(&key("b"), Outcome::Abandoned, t0 + Duration::from_millis(5));
+        assert!(r.admit(key("b"), t0 + Duration::from_millis(6)), "the client aborted (tsize probe) and asks again");
+        let other: SocketAddrV4 = "10.0.0.5:49153".parse().unwrap();
+        assert!(r.admit((other, key("a").1), t0 + Duration::from_millis(90)), "another client port is another request");
     }
 
     #[test]
