@@ -84,9 +84,22 @@ impl Teardown {
 impl Drop for Inner {
     fn drop(&mut self) {
         // The last handle going away without `run` (a panic unwinding past
-        // the runner) still tears down.
-        if !self.done && !self.keep && !self.state.resources.is_empty() {
-            let _ = remove_all(&self.state.resources);
+        // the runner) still tears down, registry entry included: nothing is
+        // left for `down` to find.
+        if self.done || self.keep {
+            return;
+        }
+        if !self.state.resources.is_empty() {
+            let failed = remove_all(&self.state.resources);
+            if !failed.is_empty() {
+                // Leave the state and the registry entry for `down`.
+                return;
+            }
+            self.state.resources.clear();
+            let _ = state::write_state(&self.run_dir, &self.state);
+        }
+        if let Some(id) = &self.state.run_id {
+            state::unregister(id);
         }
     }
 }

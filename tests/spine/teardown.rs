@@ -231,3 +231,60 @@ fn down_all_sweeps_our_labelled_containers_only() {
     assert!(!ours_left, "down --all left {ours}: {}", String::from_utf8_lossy(&down.stdout));
     assert!(foreign_left, "down --all removed {foreign}, which has no sweep label");
 }
+
+/// A panic inside a run unwinds past the runner (here a reporter panics
+/// when the lab stage ends, after the namespace, bridge and BMCs exist):
+/// the teardown's `Drop` still removes everything the run created and its
+/// registry entry.
+#[test]
+fn a_panic_mid_run_still_tears_everything_down() {
+    use maas_e2e::report::events::{Reporter, RunEvent, StageName};
+    use maas_e2e::run::pipeline::{self, RunOptions};
+    if !(require_root() && require_program("ipmipower", "freeipmi-tools") && require_program("ip", "iproute2")) {
+        return;
+    }
+    struct PanicAfterLab;
+    impl Reporter for PanicAfterLab {
+        fn event(&mut self, e: &RunEvent) {
+            if matches!(e, RunEvent::StageFinished { stage: StageName::Lab, .. }) {
+                panic!("injected: a reporter panics after the lab stage");
+            }
+        }
+    }
+    let out = tempfile::tempdir().unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/bmc-power.yaml");
+    let loaded = maas_e2e::scenario::load(&scenario).unwrap();
+    let run_id = maas_e2e::plan::RunId::generate();
+    let opts = RunOptions {
+        target: maas_e2e::scenario::TargetKind::None,
+        out_dir: out.path().to_path_buf(),
+        seed: 1,
+        run_id: Some(run_id.clone()),
+        keep: false,
+        update_snapshots: false,
+        hold: false,
+        snapshots: false,
+        target_options: Default::default(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let created = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    // What existed when the panic struck, so the check below is not vacuous.
+    struct Witness(String, std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+    impl Reporter for Witness {
+        fn event(&mut self, e: &RunEvent) {
+            if matches!(e, RunEvent::StageFinished { stage: StageName::Lab, .. }) {
+                *self.1.lock().unwrap() = leftovers(&self.0);
+            }
+        }
+    }
+    let reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Witness(run_id.to_string(), created.clone())), Box::new(PanicAfterLab)];
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(pipeline::execute(&loaded, &opts, &cancel, reporters))));
+    drop(rt);
+    assert!(r.is_err(), "the injected panic did not happen");
+    let created = created.lock().unwrap().clone();
+    assert!(created.iter().any(|l| l.contains("/run/netns/")), "the lab did not exist when the panic struck: {created:?}");
+    assert_eq!(leftovers(run_id.as_str()), Vec::<String>::new());
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join(run_id.as_str()).join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["resources"].as_array().map(Vec::len), Some(0), "{state}");
+}
