@@ -11,6 +11,10 @@ use maas_e2e::plan::{self, RunId};
 use maas_e2e::scenario::{self, TargetKind};
 use maas_e2e::testing::{require, require_program, require_root};
 
+#[path = "support/walk.rs"]
+mod walk;
+use walk::{files, run_dirs};
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_maas-e2e"))
 }
@@ -30,24 +34,6 @@ fn prerequisites() -> bool {
         && require("pxelinux", Path::new("/usr/lib/PXELINUX/lpxelinux.0").exists(), "apt-get install pxelinux syslinux-common")
         && require("postgresql", maas_e2e::target::sim::postgres::find_bin_dir().is_ok(), "apt-get install postgresql")
         && require("libvirtd", Path::new("/var/run/libvirt/libvirt-sock").exists(), "start libvirtd (ci/setup-host.sh does)")
-}
-
-fn run_dirs(out: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
-    v.sort();
-    v
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()) {
-        if e.file_type().unwrap().is_dir() {
-            out.extend(files(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }
 
 /// Run scenarios on the sim target; assert exit 0, then check every run.

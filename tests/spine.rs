@@ -1,5 +1,8 @@
 //! The harness spine: scenarios, plans, the run pipeline, reports.
 
+#[path = "support/walk.rs"]
+mod walk;
+
 mod spine {
     pub mod chart_dry_run;
     pub mod cli;

@@ -240,13 +240,13 @@ pub fn plan(
 }
 
 /// The plan of a run on someone else's network (target external): VM NICs
-/// join `bridge`, machine i's BMC takes `first_bmc + i` on that subnet, and
-/// no rack of ours exists (`rack_ip` is unspecified). Host names stay the
-/// run's own: our namespace and veth still carry the BMC addresses.
-pub fn on_existing_bridge(mut plan: Plan, bridge: &str, first_bmc: Ipv4Addr, prefix_len: u8) -> Plan {
-    let mask = if prefix_len == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix_len)) };
+/// join `bridge`, whose subnet is `network/prefix_len`, machine i's BMC
+/// takes `first_bmc + i`, and no rack of ours exists (`rack_ip` is
+/// unspecified). Host names stay the run's own: our namespace and veth
+/// still carry the BMC addresses.
+pub fn on_existing_bridge(mut plan: Plan, bridge: &str, network: Ipv4Addr, prefix_len: u8, first_bmc: Ipv4Addr) -> Plan {
     plan.host.bridge = bridge.to_string();
-    plan.lab.subnet = Ipv4Addr::from(u32::from(first_bmc) & mask);
+    plan.lab.subnet = network;
     plan.lab.prefix_len = prefix_len;
     plan.lab.rack_ip = Ipv4Addr::UNSPECIFIED;
     plan.lab.dhcp_range = (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED);

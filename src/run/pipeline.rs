@@ -87,7 +87,7 @@ pub fn plan_for(loaded: &LoadedScenario, opts: &RunOptions, run_id: &RunId) -> R
     let t = &opts.target_options;
     let lab = crate::target::external::ExternalLab::from_args(t.lab_bridge.as_deref(), t.bmc_addresses.as_deref(), plan.machines.len())
         .map_err(|e| RunError::Options(e.to_string()))?;
-    Ok(plan::on_existing_bridge(plan, &lab.bridge, lab.first_bmc, lab.prefix_len))
+    Ok(plan::on_existing_bridge(plan, &lab.bridge, lab.subnet.addr, lab.subnet.prefix, lab.first_bmc))
 }
 
 /// Build a redactor for a plan: every run value gets a stable placeholder.

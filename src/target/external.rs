@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 
 use thiserror::Error;
 
+use crate::lab::net::Ipv4Subnet;
 use crate::maas::{ApiKey, ApiKeyError, MaasClient, MaasError, Version};
 
 /// Where this run's VMs and BMCs join the external MAAS's network: an
@@ -16,7 +17,8 @@ use crate::maas::{ApiKey, ApiKeyError, MaasClient, MaasError, Version};
 pub struct ExternalLab {
     pub bridge: String,
     pub first_bmc: Ipv4Addr,
-    pub prefix_len: u8,
+    /// The bridge's subnet, from `first_bmc` and the prefix.
+    pub subnet: Ipv4Subnet,
 }
 
 /// Why `--lab-bridge` / `--bmc-addresses` cannot be used.
@@ -69,7 +71,7 @@ impl ExternalLab {
             .ok()
             .filter(|p| (8..=30).contains(p))
             .ok_or_else(|| bad(format!("prefix `{prefix}` is not 8 to 30")))?;
-        let subnet = crate::lab::net::Ipv4Subnet::new(first, prefix_len).map_err(|e| bad(e.to_string()))?;
+        let subnet = Ipv4Subnet::new(first, prefix_len).map_err(|e| bad(e.to_string()))?;
         if first == subnet.addr {
             return Err(bad("the first address is the network address".into()));
         }
@@ -80,7 +82,7 @@ impl ExternalLab {
                 Ipv4Addr::from(last)
             )));
         }
-        Ok(ExternalLab { bridge, first_bmc: first, prefix_len })
+        Ok(ExternalLab { bridge, first_bmc: first, subnet })
     }
 }
 
@@ -185,7 +187,10 @@ mod tests {
     #[test]
     fn lab_flags_are_checked_with_the_allowed_form() {
         let lab = ExternalLab::from_args(Some("br-maas"), Some("10.20.0.200/24"), 3).unwrap();
-        assert_eq!(lab, ExternalLab { bridge: "br-maas".into(), first_bmc: "10.20.0.200".parse().unwrap(), prefix_len: 24 });
+        assert_eq!(
+            lab,
+            ExternalLab { bridge: "br-maas".into(), first_bmc: "10.20.0.200".parse().unwrap(), subnet: Ipv4Subnet::new("10.20.0.0".parse().unwrap(), 24).unwrap() }
+        );
         let err = |b: Option<&str>, a: Option<&str>, n| ExternalLab::from_args(b, a, n).unwrap_err().to_string();
         assert!(err(Some("a-very-long-bridge-name"), Some("10.0.0.2/24"), 1).contains("1 to 15 bytes"));
         assert!(err(Some("br0"), Some("10.0.0.2"), 1).contains("no /PREFIX"));

@@ -10,6 +10,8 @@ use maas_e2e::plan::{self, RunId};
 use maas_e2e::scenario::{self, TargetKind};
 use maas_e2e::testing::{require_program, require_root};
 
+use crate::walk::{files, run_dirs};
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_maas-e2e"))
 }
@@ -22,24 +24,6 @@ fn prerequisites() -> bool {
     require_root() && require_program("ipmipower", "freeipmi-tools") && require_program("ipmi-chassis-config", "freeipmi-tools") && require_program("ip", "iproute2")
 }
 
-fn run_dirs(out: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).collect();
-    v.sort();
-    v
-}
-
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()) {
-        if e.file_type().unwrap().is_dir() {
-            out.extend(files(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
-}
 
 #[test]
 fn none_target_scenarios_match_their_snapshots_and_leak_nothing() {

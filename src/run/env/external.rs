@@ -18,6 +18,7 @@ use crate::run::state::Resource;
 use crate::target::external::External;
 
 use super::Env;
+use super::sim::machine_with_macs;
 
 impl<'p> Env<'p> {
     pub(super) async fn external_lab_up(&mut self) -> Result<(), String> {
@@ -34,13 +35,12 @@ impl<'p> Env<'p> {
             .with_poll_interval(super::sim::POLL);
         let known = client.machines().await.map_err(|e| format!("external MAAS {}: machines/: {e}", external.url))?;
         for m in &p.machines {
-            for n in &m.nics {
-                if let Some(x) = known.iter().find(|x| x.interface_set.iter().any(|i| i.mac_address.eq_ignore_ascii_case(&n.mac))) {
-                    return Err(format!(
-                        "external MAAS {} already has machine {} ({}) with {}'s MAC {} (from an earlier run with seed {}?); delete it there or pick another --seed",
-                        external.url, x.system_id, x.hostname, m.name, n.mac, p.seed
-                    ));
-                }
+            if let Some(x) = machine_with_macs(&known, m) {
+                let macs: Vec<&str> = m.nics.iter().map(|n| n.mac.as_str()).collect();
+                return Err(format!(
+                    "external MAAS {} already has machine {} ({}) with a MAC of {} ({}; from an earlier run with seed {}?); delete it there or pick another --seed",
+                    external.url, x.system_id, x.hostname, m.name, macs.join(", "), p.seed
+                ));
             }
         }
 
@@ -71,11 +71,18 @@ impl<'p> Env<'p> {
             return;
         }
         let Some(client) = self.sim.client.clone() else { return };
+        let known = match client.machines().await {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the external MAAS's machines; the run's machines stay there");
+                return;
+            }
+        };
         for m in &self.plan.machines {
-            if let Ok(Some(id)) = self.find_id(&client, m).await
-                && let Err(e) = client.delete_machine(&id).await
+            if let Some(x) = machine_with_macs(&known, m)
+                && let Err(e) = client.delete_machine(&x.system_id).await
             {
-                tracing::warn!(machine = %m.name, system_id = %id, error = %e, "cannot delete the machine from the external MAAS");
+                tracing::warn!(machine = %m.name, system_id = %x.system_id, error = %e, "cannot delete the machine from the external MAAS");
             }
         }
     }

@@ -318,7 +318,7 @@ pub fn fleet_config(p: &Plan) -> FleetConfig {
                     address: format!("{}:{}", m.bmc.lan_ip, m.bmc.lan_port),
                     netns: Some(p.host.netns.clone()),
                     ip: Some(m.bmc.lan_ip),
-                    netmask: Some(std::net::Ipv4Addr::from(if p.lab.prefix_len == 0 { 0 } else { u32::MAX << (32 - u32::from(p.lab.prefix_len)) })),
+                    netmask: Ipv4Subnet::new(p.lab.subnet, p.lab.prefix_len).ok().map(|s| s.netmask()),
                     // No rack of ours on someone else's network: no gateway.
                     gateway: (!p.lab.rack_ip.is_unspecified()).then_some(p.lab.rack_ip),
                     mac: Some(m.bmc.mac.clone()),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::image::{ImageSpec, default_cache_dir};
 use crate::lab::vm;
 use crate::maas::client::{CommissionOptions, EventQuery, MaasClient, RetryPolicy};
-use crate::maas::types::{NodeStatus, PowerState as MaasPower};
+use crate::maas::types::{Machine, NodeStatus, PowerState as MaasPower};
 use crate::plan::MachinePlan;
 use crate::report::checks::{Observed, ObservedApi};
 use crate::report::result::{self, InterfaceResult, MachineResult, RunResult, TranscriptLine};
@@ -169,6 +169,15 @@ fn last_console_line(path: &Path) -> Option<String> {
         .map(|l| l.chars().take(160).collect())
 }
 
+/// The machine MAAS knows by one of the plan machine's MACs.
+pub(super) fn machine_with_macs<'a>(machines: &'a [Machine], m: &MachinePlan) -> Option<&'a Machine> {
+    let ours = |mac: &str| m.nics.iter().any(|n| n.mac.eq_ignore_ascii_case(mac));
+    machines.iter().find(|x| {
+        x.interface_set.iter().any(|i| ours(&i.mac_address))
+            || x.boot_interface.as_ref().is_some_and(|i| ours(&i.mac_address))
+    })
+}
+
 fn wanted_status(s: crate::scenario::MachineStatus) -> NodeStatus {
     NodeStatus(s.code() as i32)
 }
@@ -260,8 +269,10 @@ impl<'p> Env<'p> {
 
     /// Postgres as a local process (as user postgres) on a unix socket in
     /// the run's VM directory; registered as soon as its pid exists.
-    async fn start_local_postgres(&mut self, opts: LocalPostgresOptions) -> Result<String, String> {
-        let base = opts.base_dir.clone();
+    async fn start_local_postgres(&mut self) -> Result<String, String> {
+        let base = self.plan.host.vm_dir.join("postgres");
+        let mut opts = LocalPostgresOptions::new(&base);
+        opts.listen = PgListen::Unix { dir: base.join("sock") };
         let pg = LocalPostgres::start(opts)
             .await
             .map_err(|e| format!("starting Postgres: {e}"))?;
@@ -312,20 +323,13 @@ impl<'p> Env<'p> {
         Ok(url)
     }
 
-
     pub(super) async fn sim_deploy(&mut self) -> Result<(), String> {
         let p = self.plan;
         let t0 = Instant::now();
-        // State: a local Postgres on a unix socket in the run's VM directory.
-        let base = p.host.vm_dir.join("postgres");
-        let mut opts = LocalPostgresOptions::new(&base);
-        opts.listen = PgListen::Unix {
-            dir: base.join("sock"),
-        };
         let database = if self.options.postgres_container {
             self.start_postgres_container().await?
         } else {
-            self.start_local_postgres(opts).await?
+            self.start_local_postgres().await?
         };
         tracing::info!(elapsed = ?t0.elapsed(), "sim: postgres up");
 
@@ -426,20 +430,11 @@ impl<'p> Env<'p> {
             return Ok(Some(id.clone()));
         }
         let machines = self.client()?.machines().await.map_err(|e| e.to_string())?;
-        let macs: Vec<String> = m.nics.iter().map(|n| n.mac.to_ascii_lowercase()).collect();
-        let found = machines.into_iter().find(|x| {
-            x.interface_set
-                .iter()
-                .any(|i| macs.contains(&i.mac_address.to_ascii_lowercase()))
-                || x.boot_interface
-                    .as_ref()
-                    .is_some_and(|i| macs.contains(&i.mac_address.to_ascii_lowercase()))
-        });
-        Ok(found.map(|x| {
+        Ok(machine_with_macs(&machines, m).map(|x| {
             self.sim
                 .system_ids
                 .insert(m.name.clone(), x.system_id.clone());
-            x.system_id
+            x.system_id.clone()
         }))
     }
 
@@ -571,7 +566,7 @@ impl<'p> Env<'p> {
     }
 
     /// A fresh client for a concurrent wait (the env is borrowed shared).
-    pub(super) async fn find_id(
+    async fn find_id(
         &self,
         client: &MaasClient,
         m: &MachinePlan,
@@ -579,16 +574,8 @@ impl<'p> Env<'p> {
         if let Some(id) = self.sim.system_ids.get(&m.name) {
             return Ok(Some(id.clone()));
         }
-        let macs: Vec<String> = m.nics.iter().map(|n| n.mac.to_ascii_lowercase()).collect();
         let machines = client.machines().await.map_err(|e| e.to_string())?;
-        Ok(machines
-            .into_iter()
-            .find(|x| {
-                x.interface_set
-                    .iter()
-                    .any(|i| macs.contains(&i.mac_address.to_ascii_lowercase()))
-            })
-            .map(|x| x.system_id))
+        Ok(machine_with_macs(&machines, m).map(|x| x.system_id.clone()))
     }
 
     async fn wait_status_one(
