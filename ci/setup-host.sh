@@ -4,13 +4,22 @@
 #
 #   ci/setup-host.sh            packages + daemons for the sim and none targets
 #   ci/setup-host.sh --docker   also dockerd (chart target, testcontainers tests)
+#   ci/setup-host.sh --packages-only [--docker]
+#                               the package phase alone (no daemons), as the
+#                               fresh-container test runs it
+#
+# No `producer | grep -q` under pipefail here: grep -q exits at its first
+# match, the producer dies of SIGPIPE (141) and pipefail turns a match into
+# a miss, depending on timing. Capture the output, then test it.
 set -euo pipefail
 
 want_docker=0
+packages_only=0
 for arg in "$@"; do
   case "$arg" in
     --docker) want_docker=1 ;;
-    *) echo "setup-host: unknown argument $arg (allowed: --docker)" >&2; exit 2 ;;
+    --packages-only) packages_only=1 ;;
+    *) echo "setup-host: unknown argument $arg (allowed: --docker, --packages-only)" >&2; exit 2 ;;
   esac
 done
 
@@ -41,21 +50,27 @@ packages=(
 )
 [ "$want_docker" = 1 ] && packages+=(docker.io debootstrap)
 
+installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = 'install ok installed' ]; }
+
 missing=()
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  installed "$p" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing: ${missing[*]}"
   apt-get update -qq
-  # qemu-system-x86 alone from backports (to match the image's qemu-utils);
-  # everything else from bookworm itself.
-  if apt-cache policy qemu-system-x86 | grep -q bookworm-backports; then
+  # QEMU's packages must all come from one suite. When the installed
+  # qemu-utils is a backports build (this machine kind's image), the system
+  # emulator comes from backports too; everything else from bookworm itself.
+  qemu_utils_version=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
+  if installed qemu-utils && [[ "$qemu_utils_version" == *bpo* ]] && ! installed qemu-system-x86; then
+    log "qemu-utils $qemu_utils_version is from bookworm-backports: qemu-system-x86 from there too"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       -t bookworm-backports qemu-system-x86 qemu-system-data qemu-system-common
   fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+[ "$packages_only" = 1 ] && { log "packages ready"; exit 0; }
 
 start_daemon() { # name, command...
   local name=$1; shift
