@@ -18,7 +18,11 @@ use crate::run::state;
 use crate::scenario::{self, TargetKind};
 
 #[derive(Parser, Debug)]
-#[command(name = "maas-e2e", version, about = "End-to-end tests of MAAS on virtual hardware: VMs with virtual BMCs, PXE, IPMI, commissioning")]
+#[command(
+    name = "maas-e2e",
+    version,
+    about = "End-to-end tests of MAAS on virtual hardware: VMs with virtual BMCs, PXE, IPMI, commissioning"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -110,7 +114,7 @@ pub struct CommonRunArgs {
     #[arg(long, env = "MAAS_E2E_BMC_ADDRESSES")]
     pub bmc_addresses: Option<String>,
     #[command(flatten, next_help_heading = "Chart target")]
-    pub chart: crate::target::chart::ChartArgs,
+    pub chart: crate::targets::chart::ChartArgs,
     /// Postgres for the sim region: a local process (default) or a container.
     #[arg(long, value_parser = ["local", "container"], default_value = "local")]
     pub postgres: String,
@@ -160,14 +164,22 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::BAD_INPUT } else { exit::PASSED };
+            let code = if e.use_stderr() {
+                exit::BAD_INPUT
+            } else {
+                exit::PASSED
+            };
             let _ = e.print();
             return code;
         }
     };
     crate::report::log::init();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -187,10 +199,19 @@ async fn dispatch(command: Command) -> i32 {
         Command::Doctor { target } => {
             let (text, ready) = crate::doctor::report(&crate::doctor::checks(), target);
             println!("{text}");
-            if ready { exit::PASSED } else { exit::HOST_NOT_READY }
+            if ready {
+                exit::PASSED
+            } else {
+                exit::HOST_NOT_READY
+            }
         }
         Command::Repro { run_dir, keep, out } => repro(run_dir, keep, out).await,
-        Command::Qualify { matrix, common, junit, summary } => qualify(matrix, common, junit, summary).await,
+        Command::Qualify {
+            matrix,
+            common,
+            junit,
+            summary,
+        } => qualify(matrix, common, junit, summary).await,
         Command::Bmc(cmd) => match crate::bmc::cli::run(cmd).await {
             Ok(()) => exit::PASSED,
             Err(e) => {
@@ -202,7 +223,12 @@ async fn dispatch(command: Command) -> i32 {
             let spec = crate::image::ImageSpec::ephemeral();
             match tokio::task::spawn_blocking(move || crate::image::build(&spec, &cache)).await {
                 Ok(Ok(img)) => {
-                    println!("kernel {}\ninitrd {}\nhash   {}", img.kernel.display(), img.initrd.display(), img.hash);
+                    println!(
+                        "kernel {}\ninitrd {}\nhash   {}",
+                        img.kernel.display(),
+                        img.initrd.display(),
+                        img.hash
+                    );
                     exit::PASSED
                 }
                 Ok(Err(e)) => {
@@ -242,14 +268,24 @@ fn load_all(files: &[PathBuf]) -> Result<Vec<scenario::LoadedScenario>, i32> {
             }
         }
     }
-    if bad { Err(exit::BAD_INPUT) } else { Ok(loaded) }
+    if bad {
+        Err(exit::BAD_INPUT)
+    } else {
+        Ok(loaded)
+    }
 }
 
 fn validate(files: &[PathBuf]) -> i32 {
     match load_all(files) {
         Ok(l) => {
             for s in l {
-                println!("{}: ok ({} machines, {} steps, {} checks)", s.path.display(), s.machines().len(), s.scenario.steps.len(), s.scenario.expect.len());
+                println!(
+                    "{}: ok ({} machines, {} steps, {} checks)",
+                    s.path.display(),
+                    s.machines().len(),
+                    s.scenario.steps.len(),
+                    s.scenario.expect.len()
+                );
             }
             exit::PASSED
         }
@@ -262,7 +298,12 @@ fn validate(files: &[PathBuf]) -> i32 {
 fn install_signals(cancel: CancellationToken) {
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else { return };
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
         tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
         eprintln!("interrupted: tearing down (press Ctrl-C again to force)");
         cancel.cancel();
@@ -282,10 +323,16 @@ fn print_dry_run(loaded: &scenario::LoadedScenario, opts: &RunOptions) -> i32 {
             return exit::BAD_INPUT;
         }
     };
-    println!("# dry run: {} on {} (run id {run_id}, seed {})", loaded.scenario.name, opts.target, opts.seed);
+    println!(
+        "# dry run: {} on {} (run id {run_id}, seed {})",
+        loaded.scenario.name, opts.target, opts.seed
+    );
     println!("# nothing below was created");
     println!("--- plan");
-    print!("{}", serde_norway::to_string(&plan).expect("plan serialises"));
+    print!(
+        "{}",
+        serde_norway::to_string(&plan).expect("plan serialises")
+    );
     println!("--- actions");
     for a in crate::run::dry_run::actions(&plan, &loaded.scenario, &opts.target_options) {
         println!("{a}");
@@ -311,12 +358,27 @@ async fn run(args: RunArgs) -> i32 {
     };
     for s in &loaded {
         if !s.scenario.targets.contains(&base.target) {
-            eprintln!("{}: scenario `{}` does not list target `{}` (it lists: {}); pick one with --target", s.path.display(), s.scenario.name, base.target, s.scenario.targets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
+            eprintln!(
+                "{}: scenario `{}` does not list target `{}` (it lists: {}); pick one with --target",
+                s.path.display(),
+                s.scenario.name,
+                base.target,
+                s.scenario
+                    .targets
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             return exit::BAD_INPUT;
         }
     }
     if args.dry_run {
-        return loaded.iter().map(|s| print_dry_run(s, &base)).max().unwrap_or(exit::PASSED);
+        return loaded
+            .iter()
+            .map(|s| print_dry_run(s, &base))
+            .max()
+            .unwrap_or(exit::PASSED);
     }
     // Flags the external target needs: checked before anything starts.
     for s in &loaded {
@@ -326,7 +388,10 @@ async fn run(args: RunArgs) -> i32 {
         }
     }
     if base.target == TargetKind::External
-        && let Err(e) = crate::target::external::External::from_args(base.target_options.maas_url.as_deref(), base.target_options.api_key.as_deref())
+        && let Err(e) = crate::targets::external::External::from_args(
+            base.target_options.maas_url.as_deref(),
+            base.target_options.api_key.as_deref(),
+        )
     {
         eprintln!("error: {e}");
         return exit::BAD_INPUT;
@@ -357,12 +422,32 @@ async fn run(args: RunArgs) -> i32 {
 fn finish(summaries: &[pipeline::RunSummary], junit: Option<&std::path::Path>) -> i32 {
     let rows: Vec<Row> = summaries
         .iter()
-        .map(|s| Row { scenario: s.suite.rsplit_once('.').map_or(s.suite.clone(), |(n, _)| n.to_string()), target: s.suite.rsplit_once('.').map_or(String::new(), |(_, t)| t.to_string()), run_dir: s.run_dir.display().to_string(), events: s.events.clone() })
+        .map(|s| Row {
+            scenario: s
+                .suite
+                .rsplit_once('.')
+                .map_or(s.suite.clone(), |(n, _)| n.to_string()),
+            target: s
+                .suite
+                .rsplit_once('.')
+                .map_or(String::new(), |(_, t)| t.to_string()),
+            run_dir: s.run_dir.display().to_string(),
+            events: s.events.clone(),
+        })
         .collect();
     println!("{}", summary::table(&rows));
     if let Some(path) = junit {
-        let suites: Vec<_> = summaries.iter().map(|s| crate::report::junit::SuiteInput { name: s.suite.clone(), events: &s.events, redactor: &s.redactor }).collect();
-        if let Err(e) = state::write_atomic(path, crate::report::junit::junit_xml(&suites).as_bytes()) {
+        let suites: Vec<_> = summaries
+            .iter()
+            .map(|s| crate::report::junit::SuiteInput {
+                name: s.suite.clone(),
+                events: &s.events,
+                redactor: &s.redactor,
+            })
+            .collect();
+        if let Err(e) =
+            state::write_atomic(path, crate::report::junit::junit_xml(&suites).as_bytes())
+        {
             eprintln!("error: {e}");
             return exit::FAILED;
         }
@@ -376,7 +461,12 @@ fn finish(summaries: &[pipeline::RunSummary], junit: Option<&std::path::Path>) -
     }
 }
 
-async fn qualify(matrix_path: PathBuf, common: CommonRunArgs, junit: Option<PathBuf>, summary_path: Option<PathBuf>) -> i32 {
+async fn qualify(
+    matrix_path: PathBuf,
+    common: CommonRunArgs,
+    junit: Option<PathBuf>,
+    summary_path: Option<PathBuf>,
+) -> i32 {
     use crate::run::qualify;
     let matrix = match qualify::load_matrix(&matrix_path) {
         Ok(m) => m,
@@ -437,15 +527,19 @@ async fn qualify(matrix_path: PathBuf, common: CommonRunArgs, junit: Option<Path
         }
     }
     let _ = finish(&summaries, junit.as_deref());
-    let judged = crate::target::chart::qualification::summarize(&matrix, &results);
-    let table = crate::target::chart::qualification::render_markdown(&judged);
+    let judged = crate::targets::chart::qualification::summarize(&matrix, &results);
+    let table = crate::targets::chart::qualification::render_markdown(&judged);
     println!("{table}");
     if let Some(p) = summary_path {
         if let Err(e) = state::write_atomic(&p, table.as_bytes()) {
             eprintln!("error: {e}");
         }
     }
-    if judged.qualified { exit::PASSED } else { exit::FAILED }
+    if judged.qualified {
+        exit::PASSED
+    } else {
+        exit::FAILED
+    }
 }
 
 /// Refuse to start when the host lacks what the target needs.
@@ -454,7 +548,13 @@ fn host_ready(target: TargetKind) -> Option<i32> {
     if ready {
         None
     } else {
-        eprintln!("the host is not ready for target {target}:\n{}", text.lines().filter(|l| !l.starts_with("ok")).collect::<Vec<_>>().join("\n"));
+        eprintln!(
+            "the host is not ready for target {target}:\n{}",
+            text.lines()
+                .filter(|l| !l.starts_with("ok"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
         Some(exit::HOST_NOT_READY)
     }
 }
@@ -481,7 +581,9 @@ async fn up(args: UpArgs) -> i32 {
     let cancel = CancellationToken::new();
     install_signals(cancel.clone());
     match pipeline::execute(&loaded, &opts, &cancel, vec![Box::new(Progress::new())]).await {
-        Ok(sum) if sum.teardown_failures.is_empty() && (sum.passed || sum.interrupted) => exit::PASSED,
+        Ok(sum) if sum.teardown_failures.is_empty() && (sum.passed || sum.interrupted) => {
+            exit::PASSED
+        }
         Ok(_) => exit::FAILED,
         Err(e) => {
             eprintln!("error: {e}");
@@ -495,7 +597,12 @@ fn down_cmd(args: DownArgs) -> i32 {
         down::down_all(args.force)
     } else {
         let mut r = down::DownReport::default();
-        down::down_one(args.run_id.as_ref().expect("clap requires a run id without --all"), &mut r);
+        down::down_one(
+            args.run_id
+                .as_ref()
+                .expect("clap requires a run id without --all"),
+            &mut r,
+        );
         r
     };
     for r in &report.removed {
@@ -507,7 +614,11 @@ fn down_cmd(args: DownArgs) -> i32 {
     for f in &report.failed {
         eprintln!("FAILED   {f}");
     }
-    if report.failed.is_empty() { exit::PASSED } else { exit::FAILED }
+    if report.failed.is_empty() {
+        exit::PASSED
+    } else {
+        exit::FAILED
+    }
 }
 
 fn list() -> i32 {
@@ -519,7 +630,15 @@ fn list() -> i32 {
         match r {
             Ok(e) => {
                 let alive = state::same_process_alive(e.pid, e.pid_start_time);
-                println!("{}  {:<24} {:<8} pid {:<7} {:<8} {}", e.run_id, e.scenario, e.target, e.pid, if alive { "running" } else { "gone" }, e.run_dir.display());
+                println!(
+                    "{}  {:<24} {:<8} pid {:<7} {:<8} {}",
+                    e.run_id,
+                    e.scenario,
+                    e.target,
+                    e.pid,
+                    if alive { "running" } else { "gone" },
+                    e.run_dir.display()
+                );
             }
             Err(e) => eprintln!("unreadable registry entry: {e}"),
         }
@@ -544,9 +663,16 @@ async fn repro(run_dir: PathBuf, keep: bool, out: PathBuf) -> i32 {
     };
     let now = pipeline::sha256_hex(loaded.source.as_bytes());
     if now != record.scenario_sha256 {
-        eprintln!("warning: {} changed since run {}; reproducing with the file as it is now", record.scenario_path.display(), record.run_id);
+        eprintln!(
+            "warning: {} changed since run {}; reproducing with the file as it is now",
+            record.scenario_path.display(),
+            record.run_id
+        );
     }
-    eprintln!("reproducing run {} : scenario {}, target {}, seed {}", record.run_id, loaded.scenario.name, record.target, record.seed);
+    eprintln!(
+        "reproducing run {} : scenario {}, target {}, seed {}",
+        record.run_id, loaded.scenario.name, record.target, record.seed
+    );
     let args = RunArgs {
         scenarios: vec![record.scenario_path.clone()],
         common: CommonRunArgs {
@@ -567,4 +693,3 @@ async fn repro(run_dir: PathBuf, keep: bool, out: PathBuf) -> i32 {
     };
     run(args).await
 }
-

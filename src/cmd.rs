@@ -31,7 +31,9 @@ pub struct Cmd {
 /// A command that could not be started, failed, or ran out of time.
 #[derive(Debug, Error)]
 pub enum CmdError {
-    #[error("could not start `{command}`: {source}; is {program} installed? (see `maas-e2e doctor`)")]
+    #[error(
+        "could not start `{command}`: {source}; is {program} installed? (see `maas-e2e doctor`)"
+    )]
     Spawn {
         command: String,
         program: String,
@@ -149,8 +151,14 @@ impl Cmd {
             .envs
             .iter()
             .map(|(k, v)| format!("{k}={} ", shell_quote(&self.redact(v))));
-        let argv = self.argv().into_iter().map(|a| shell_quote(&self.redact(&a)));
-        env.chain(argv).collect::<Vec<_>>().join(" ").replace("  ", " ")
+        let argv = self
+            .argv()
+            .into_iter()
+            .map(|a| shell_quote(&self.redact(&a)));
+        env.chain(argv)
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace("  ", " ")
     }
 
     /// Replace every secret this command carries inside `text`.
@@ -178,7 +186,11 @@ impl Cmd {
     pub async fn output(&self) -> Result<CmdOutput, CmdError> {
         let mut cmd = self.to_tokio();
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         tracing::debug!(command = %self.display(), "run");
         let mut child = cmd.spawn().map_err(|source| CmdError::Spawn {
             command: self.display(),
@@ -200,7 +212,10 @@ impl Cmd {
                     if let Some(pid) = pid {
                         crate::process::kill_group(pid as i32);
                     }
-                    return Err(CmdError::Timeout { command: self.display(), timeout: t });
+                    return Err(CmdError::Timeout {
+                        command: self.display(),
+                        timeout: t,
+                    });
                 }
             },
             None => wait.await,
@@ -289,13 +304,20 @@ mod tests {
             .secret_arg("s3cr3t pw")
             .in_netns("me2e-abc");
         let shown = c.display();
-        assert_eq!(shown, "ip netns exec me2e-abc ipmipower -h 10.0.0.1 -u maas -p <redacted>");
+        assert_eq!(
+            shown,
+            "ip netns exec me2e-abc ipmipower -h 10.0.0.1 -u maas -p <redacted>"
+        );
         assert!(!shown.contains("s3cr3t"));
     }
 
     #[tokio::test]
     async fn failure_carries_argv_and_output() {
-        let err = Cmd::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]).run().await.unwrap_err();
+        let err = Cmd::new("sh")
+            .args(["-c", "echo out; echo err >&2; exit 3"])
+            .run()
+            .await
+            .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("exited with"), "{text}");
         assert!(text.contains("err") && text.contains("out"), "{text}");

@@ -19,5 +19,5 @@ pub mod process;
 pub mod report;
 pub mod run;
 pub mod scenario;
-pub mod target;
+pub mod targets;
 pub mod testing;

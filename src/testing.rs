@@ -44,5 +44,9 @@ pub fn require_program(program: &str, debian_package: &str) -> bool {
 /// `require` for root (network namespaces, bridges, libvirt system domains).
 #[track_caller]
 pub fn require_root() -> bool {
-    require("root", nix::unistd::Uid::effective().is_root(), "run the test as root")
+    require(
+        "root",
+        nix::unistd::Uid::effective().is_root(),
+        "run the test as root",
+    )
 }

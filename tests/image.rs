@@ -9,9 +9,9 @@ mod build;
 mod contract;
 #[path = "image/ipmi_sim.rs"]
 mod ipmi_sim;
+#[path = "image/own_bmc.rs"]
+mod own_bmc;
 #[path = "image/qemu.rs"]
 mod qemu;
 #[path = "image/scripts.rs"]
 mod scripts;
-#[path = "image/own_bmc.rs"]
-mod own_bmc;

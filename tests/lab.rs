@@ -224,12 +224,22 @@ async fn tftp_answers_a_retransmitted_request_once() {
     }
     let run_id = new_run_id();
     let lab = TestLab::with_servers(&run_id, BootFlow::IpxeScript, false, &[]).await;
-    let client = maas_e2e::lab::netns::bind_udp(Some(&lab.spec.netns), std::net::SocketAddr::from((lab.server_ip, 0))).unwrap();
+    let client = maas_e2e::lab::netns::bind_udp(
+        Some(&lab.spec.netns),
+        std::net::SocketAddr::from((lab.server_ip, 0)),
+    )
+    .unwrap();
     let client = tokio::net::UdpSocket::from_std(client).unwrap();
     let server = std::net::SocketAddr::from((lab.server_ip, 69));
     let rrq = |f: &str| [&b"\0\x01"[..], f.as_bytes(), b"\0octet\0"].concat();
-    client.send_to(&rrq("no-such-file.bin"), server).await.unwrap();
-    client.send_to(&rrq("no-such-file.bin"), server).await.unwrap();
+    client
+        .send_to(&rrq("no-such-file.bin"), server)
+        .await
+        .unwrap();
+    client
+        .send_to(&rrq("no-such-file.bin"), server)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     client.send_to(&rrq("lpxelinux.0"), server).await.unwrap();
     let (mut errors, mut data) = (0, 0);

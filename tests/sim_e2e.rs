@@ -31,9 +31,21 @@ fn prerequisites() -> bool {
         && require_program("ipmipower", "freeipmi-tools")
         && require_program("ipmi-chassis-config", "freeipmi-tools")
         && require_program("ip", "iproute2")
-        && require("pxelinux", Path::new("/usr/lib/PXELINUX/lpxelinux.0").exists(), "apt-get install pxelinux syslinux-common")
-        && require("postgresql", maas_e2e::target::sim::postgres::find_bin_dir().is_ok(), "apt-get install postgresql")
-        && require("libvirtd", Path::new("/var/run/libvirt/libvirt-sock").exists(), "start libvirtd (ci/setup-host.sh does)")
+        && require(
+            "pxelinux",
+            Path::new("/usr/lib/PXELINUX/lpxelinux.0").exists(),
+            "apt-get install pxelinux syslinux-common",
+        )
+        && require(
+            "postgresql",
+            maas_e2e::targets::sim::postgres::find_bin_dir().is_ok(),
+            "apt-get install postgresql",
+        )
+        && require(
+            "libvirtd",
+            Path::new("/var/run/libvirt/libvirt-sock").exists(),
+            "start libvirtd (ci/setup-host.sh does)",
+        )
 }
 
 /// Run scenarios on the sim target; assert exit 0, then check every run.
@@ -47,13 +59,21 @@ fn run_and_check(names: &[&str]) {
         .unwrap();
     let stdout = String::from_utf8_lossy(&r.stdout);
     let stderr = String::from_utf8_lossy(&r.stderr);
-    assert_eq!(r.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     let dirs = run_dirs(out.path());
     assert_eq!(dirs.len(), names.len(), "one run directory per scenario");
-    let domains = Command::new("virsh").args(["-c", "qemu:///system", "list", "--all", "--name"]).output().unwrap();
+    let domains = Command::new("virsh")
+        .args(["-c", "qemu:///system", "list", "--all", "--name"])
+        .output()
+        .unwrap();
     let domains = String::from_utf8_lossy(&domains.stdout).into_owned();
     for dir in dirs {
-        let record: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
         let loaded = scenario::load(Path::new(record["scenario_path"].as_str().unwrap())).unwrap();
         let run_id: RunId = record["run_id"].as_str().unwrap().parse().unwrap();
         let plan = plan::plan(&loaded, TargetKind::Sim, &run_id, 1, out.path());
@@ -61,25 +81,63 @@ fn run_and_check(names: &[&str]) {
             // The chain really ran: the guest enlisted, and its BMC saw the
             // in-band user setup.
             let console = std::fs::read_to_string(&m.console_log).unwrap_or_default();
-            assert!(console.contains("maas-e2e: enlist: done"), "{}: the console shows no enlistment:\n{console}", m.name);
-            let commissioned = loaded.scenario.steps.iter().any(|s| matches!(s, scenario::Step::Commission(_)));
+            assert!(
+                console.contains("maas-e2e: enlist: done"),
+                "{}: the console shows no enlistment:\n{console}",
+                m.name
+            );
+            let commissioned = loaded
+                .scenario
+                .steps
+                .iter()
+                .any(|s| matches!(s, scenario::Step::Commission(_)));
             if commissioned {
-                assert!(console.contains("maas-e2e: commission: done"), "{}: the console shows no commissioning:\n{console}", m.name);
+                assert!(
+                    console.contains("maas-e2e: commission: done"),
+                    "{}: the console shows no commissioning:\n{console}",
+                    m.name
+                );
             }
             let t = std::fs::read_to_string(&m.bmc.transcript).unwrap();
-            assert!(t.contains("\"channel\":\"inband\""), "{}: no in-band traffic in the BMC transcript", m.name);
-            assert!(!domains.contains(&m.domain), "domain {} was left defined", m.domain);
+            assert!(
+                t.contains("\"channel\":\"inband\""),
+                "{}: no in-band traffic in the BMC transcript",
+                m.name
+            );
+            assert!(
+                !domains.contains(&m.domain),
+                "domain {} was left defined",
+                m.domain
+            );
         }
-        assert!(!plan.host.vm_dir.exists(), "{} was left behind", plan.host.vm_dir.display());
-        assert!(!Path::new("/run/netns").join(&plan.host.netns).exists(), "netns {} was left behind", plan.host.netns);
+        assert!(
+            !plan.host.vm_dir.exists(),
+            "{} was left behind",
+            plan.host.vm_dir.display()
+        );
+        assert!(
+            !Path::new("/run/netns").join(&plan.host.netns).exists(),
+            "netns {} was left behind",
+            plan.host.netns
+        );
         for f in files(&dir) {
             let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
             for m in &plan.machines {
-                assert!(!text.contains(&m.bmc.password), "{} holds the BMC password of {}", f.display(), m.name);
+                assert!(
+                    !text.contains(&m.bmc.password),
+                    "{} holds the BMC password of {}",
+                    f.display(),
+                    m.name
+                );
             }
         }
-        let state: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
-        assert_eq!(state["resources"].as_array().map(Vec::len), Some(0), "teardown left: {state}");
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+        assert_eq!(
+            state["resources"].as_array().map(Vec::len),
+            Some(0),
+            "teardown left: {state}"
+        );
     }
 }
 
@@ -96,7 +154,12 @@ fn commissioning_multi_nic_flaky_autodetect_and_power_retries_reach_their_end_st
     if !prerequisites() {
         return;
     }
-    run_and_check(&["commission", "multi-nic", "autodetect-flaky-bmc", "bmc-error"]);
+    run_and_check(&[
+        "commission",
+        "multi-nic",
+        "autodetect-flaky-bmc",
+        "bmc-error",
+    ]);
 }
 
 /// `--postgres container`: the sim region's state in Debian's Postgres in a
@@ -108,20 +171,53 @@ fn enlist_bios_with_postgres_in_a_container() {
     }
     let out = tempfile::tempdir().unwrap();
     let r = bin()
-        .args(["run", "--target", "sim", "--postgres", "container", "--seed", "1", "--out"])
+        .args([
+            "run",
+            "--target",
+            "sim",
+            "--postgres",
+            "container",
+            "--seed",
+            "1",
+            "--out",
+        ])
         .arg(out.path())
         .arg(repo("scenarios/enlist-bios.yaml"))
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
     assert_eq!(r.status.code(), Some(0), "{text}");
     let dir = run_dirs(out.path()).pop().unwrap();
     let id = dir.file_name().unwrap().to_string_lossy().into_owned();
     let log = std::fs::read_to_string(dir.join("maas-e2e.log")).unwrap();
-    assert!(log.contains(&format!("me2e-{id}-postgres")), "the run log names no Postgres container:\n{log}");
-    assert!(!log.contains("starting postgres command="), "a local Postgres was started too");
-    let left = Command::new("docker").args(["ps", "-a", "--filter", &format!("label=maas-e2e.run-id={id}"), "--format", "{{.Names}}"]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "", "containers of run {id} left");
+    assert!(
+        log.contains(&format!("me2e-{id}-postgres")),
+        "the run log names no Postgres container:\n{log}"
+    );
+    assert!(
+        !log.contains("starting postgres command="),
+        "a local Postgres was started too"
+    );
+    let left = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=maas-e2e.run-id={id}"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout).trim(),
+        "",
+        "containers of run {id} left"
+    );
 }
 
 /// `maas-e2e up` of a sim, held in the background; Ctrl-C (SIGINT) on drop.
@@ -196,27 +292,49 @@ fn external_target_drives_a_held_up_sim() {
             .unwrap()
             .filter_map(|e| e.ok())
             .filter(|e| e.path().is_dir())
-            .map(|e| Path::new(maas_e2e::run::state::REGISTRY_DIR).join(format!("{}.maas.env", e.file_name().to_string_lossy())))
+            .map(|e| {
+                Path::new(maas_e2e::run::state::REGISTRY_DIR)
+                    .join(format!("{}.maas.env", e.file_name().to_string_lossy()))
+            })
             .find(|p| p.exists());
         if let Some(p) = found {
             break p;
         }
         if let Ok(Some(status)) = up.child.try_wait() {
-            panic!("up exited with {status}:\n{}", std::fs::read_to_string(up_out.path().join("up.log")).unwrap());
+            panic!(
+                "up exited with {status}:\n{}",
+                std::fs::read_to_string(up_out.path().join("up.log")).unwrap()
+            );
         }
-        assert!(std::time::Instant::now() < deadline, "no connection file after 300 s:\n{}", std::fs::read_to_string(up_out.path().join("up.log")).unwrap());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no connection file after 300 s:\n{}",
+            std::fs::read_to_string(up_out.path().join("up.log")).unwrap()
+        );
         std::thread::sleep(std::time::Duration::from_millis(500));
     };
     let mode = std::fs::metadata(&conn).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "{} is readable by others", conn.display());
     let vars = read_env_file(&conn);
-    let var = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("{k} missing in {}", conn.display()));
+    let var = |k: &str| {
+        vars.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{k} missing in {}", conn.display()))
+    };
     let key = var("MAAS_API_KEY");
-    assert!(!std::fs::read_to_string(up_out.path().join("up.log")).unwrap().contains(&key), "up printed the API key");
+    assert!(
+        !std::fs::read_to_string(up_out.path().join("up.log"))
+            .unwrap()
+            .contains(&key),
+        "up printed the API key"
+    );
 
     let external_run = |out: &Path, overrides: &[(&str, &str)]| {
         let mut c = bin();
-        c.args(["run", "--target", "external", "--seed", "2", "--out"]).arg(out).arg(repo("scenarios/enlist-commission.yaml"));
+        c.args(["run", "--target", "external", "--seed", "2", "--out"])
+            .arg(out)
+            .arg(repo("scenarios/enlist-commission.yaml"));
         for (k, v) in &vars {
             c.env(k, v);
         }
@@ -224,18 +342,36 @@ fn external_target_drives_a_held_up_sim() {
             c.env(k, v);
         }
         let r = c.output().unwrap();
-        (r.status.code(), format!("{}{}", String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr)))
+        (
+            r.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&r.stdout),
+                String::from_utf8_lossy(&r.stderr)
+            ),
+        )
     };
     let no_netns_left = |out: &Path| {
         for dir in run_dirs(out) {
             let id = dir.file_name().unwrap().to_string_lossy().into_owned();
-            assert!(!Path::new("/run/netns").join(format!("{}-{id}", plan::NAME_PREFIX)).exists(), "netns of {id} left");
+            assert!(
+                !Path::new("/run/netns")
+                    .join(format!("{}-{id}", plan::NAME_PREFIX))
+                    .exists(),
+                "netns of {id} left"
+            );
         }
     };
 
     // A key MAAS does not know: refused before anything is created.
     let bad = tempfile::tempdir().unwrap();
-    let (code, text) = external_run(bad.path(), &[("MAAS_API_KEY", "aaaaaaaaaaaaaaaaaa:bbbbbbbbbbbbbbbbbb:cccccccccccccccccccccccccccccccc")]);
+    let (code, text) = external_run(
+        bad.path(),
+        &[(
+            "MAAS_API_KEY",
+            "aaaaaaaaaaaaaaaaaa:bbbbbbbbbbbbbbbbbb:cccccccccccccccccccccccccccccccc",
+        )],
+    );
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("refused the API key"), "{text}");
     no_netns_left(bad.path());
@@ -251,31 +387,75 @@ fn external_target_drives_a_held_up_sim() {
     assert_eq!(code, Some(0), "{text}");
     let dir = run_dirs(out.path()).pop().unwrap();
     let result = std::fs::read_to_string(dir.join("result.yaml")).unwrap();
-    assert!(result.contains("status: Ready") && result.contains("power_address: <bmc-ip:node>"), "{result}");
+    assert!(
+        result.contains("status: Ready") && result.contains("power_address: <bmc-ip:node>"),
+        "{result}"
+    );
     let loaded = scenario::load(&repo("scenarios/enlist-commission.yaml")).unwrap();
     let run_id: RunId = dir.file_name().unwrap().to_string_lossy().parse().unwrap();
     let p = plan::plan(&loaded, TargetKind::External, &run_id, 2, out.path());
     let console = std::fs::read_to_string(&p.machines[0].console_log).unwrap_or_default();
-    assert!(console.contains("maas-e2e: commission: done"), "the console shows no commissioning:\n{console}");
+    assert!(
+        console.contains("maas-e2e: commission: done"),
+        "the console shows no commissioning:\n{console}"
+    );
     for f in files(&dir) {
         let t = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
         assert!(!t.contains(&key), "{} holds the API key", f.display());
-        assert!(!t.contains(&p.machines[0].bmc.password), "{} holds the BMC password", f.display());
+        assert!(
+            !t.contains(&p.machines[0].bmc.password),
+            "{} holds the BMC password",
+            f.display()
+        );
     }
-    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
-    assert_eq!(state["resources"].as_array().map(Vec::len), Some(0), "teardown left: {state}");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    assert_eq!(
+        state["resources"].as_array().map(Vec::len),
+        Some(0),
+        "teardown left: {state}"
+    );
     no_netns_left(out.path());
     // The machine it enlisted is gone from the MAAS; the bridge is still there.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let client = maas_e2e::maas::MaasClient::new(&var("MAAS_URL"), Some(key.parse().unwrap())).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client =
+        maas_e2e::maas::MaasClient::new(&var("MAAS_URL"), Some(key.parse().unwrap())).unwrap();
     let machines = rt.block_on(client.machines()).unwrap();
     let mac = p.machines[0].nics[0].mac.to_ascii_lowercase();
-    assert!(!machines.iter().any(|m| m.interface_set.iter().any(|i| i.mac_address.to_ascii_lowercase() == mac)), "the enlisted machine is still in MAAS");
+    assert!(
+        !machines.iter().any(|m| m
+            .interface_set
+            .iter()
+            .any(|i| i.mac_address.to_ascii_lowercase() == mac)),
+        "the enlisted machine is still in MAAS"
+    );
     let bridge = var("MAAS_E2E_LAB_BRIDGE");
-    assert!(Command::new("ip").args(["link", "show", "dev", &bridge]).status().unwrap().success(), "the user's bridge was removed");
+    assert!(
+        Command::new("ip")
+            .args(["link", "show", "dev", &bridge])
+            .status()
+            .unwrap()
+            .success(),
+        "the user's bridge was removed"
+    );
 
     // Ctrl-C on `up`: everything of the sim goes, the connection file too.
-    assert_eq!(up.interrupt(), Some(0), "{}", std::fs::read_to_string(up_out.path().join("up.log")).unwrap());
+    assert_eq!(
+        up.interrupt(),
+        Some(0),
+        "{}",
+        std::fs::read_to_string(up_out.path().join("up.log")).unwrap()
+    );
     assert!(!conn.exists(), "{} left behind", conn.display());
-    assert!(!Command::new("ip").args(["link", "show", "dev", &bridge]).status().unwrap().success(), "the sim's bridge was left");
+    assert!(
+        !Command::new("ip")
+            .args(["link", "show", "dev", &bridge])
+            .status()
+            .unwrap()
+            .success(),
+        "the sim's bridge was left"
+    );
 }

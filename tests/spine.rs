@@ -6,10 +6,10 @@ mod walk;
 mod spine {
     pub mod chart_dry_run;
     pub mod cli;
+    pub mod e2e;
     pub mod invalid_scenarios;
     pub mod plan;
     pub mod qualify;
-    pub mod e2e;
     pub mod report;
     pub mod teardown;
 }

@@ -1,6 +1,6 @@
 //! The guest contract of the ephemeral environment, in code: the kernel
 //! command line it reads and the cloud-config text it fetches. The server
-//! side (target/sim) renders these so both ends agree; docs/image.md
+//! side (targets/sim) renders these so both ends agree; docs/image.md
 //! describes the same contract in prose.
 
 use std::fmt::Write as _;

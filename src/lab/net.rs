@@ -393,13 +393,17 @@ pub async fn join_existing_bridge(
         Some(other) => {
             return Err(LabNetError::Invalid {
                 field: "lab bridge".into(),
-                problem: format!("`{bridge}` is a {other} link, not a bridge; name the bridge the MAAS rack serves"),
+                problem: format!(
+                    "`{bridge}` is a {other} link, not a bridge; name the bridge the MAAS rack serves"
+                ),
             });
         }
         None => {
             return Err(LabNetError::Invalid {
                 field: "lab bridge".into(),
-                problem: format!("no bridge `{bridge}` in the host namespace (see `ip link show type bridge`); name an existing one"),
+                problem: format!(
+                    "no bridge `{bridge}` in the host namespace (see `ip link show type bridge`); name an existing one"
+                ),
             });
         }
     }
@@ -408,7 +412,14 @@ pub async fn join_existing_bridge(
         .run()
         .await
         .map_err(ip_err("set lo up", netns))?;
-    Lab::join_bridge(bridge, veth_host, veth_lab, &NetnsTarget::Named(netns.to_string()), addresses).await
+    Lab::join_bridge(
+        bridge,
+        veth_host,
+        veth_lab,
+        &NetnsTarget::Named(netns.to_string()),
+        addresses,
+    )
+    .await
 }
 
 /// Delete exactly the resources in a state list; missing ones are fine.

@@ -27,13 +27,15 @@ where
     let Some(name) = name else { return f() };
     let path = netns_path(name);
     let ns = File::open(&path).map_err(|e| {
-        io::Error::new(e.kind(), format!("open network namespace {}: {e}", path.display()))
+        io::Error::new(
+            e.kind(),
+            format!("open network namespace {}: {e}", path.display()),
+        )
     })?;
     std::thread::scope(|s| {
         s.spawn(move || {
-            setns(&ns, CloneFlags::CLONE_NEWNET).map_err(|e| {
-                io::Error::other(format!("setns into {}: {e}", path.display()))
-            })?;
+            setns(&ns, CloneFlags::CLONE_NEWNET)
+                .map_err(|e| io::Error::other(format!("setns into {}: {e}", path.display())))?;
             f()
         })
         .join()
@@ -48,7 +50,12 @@ pub fn bind_udp(netns: Option<&str>, addr: SocketAddr) -> io::Result<UdpSocket> 
         s.set_nonblocking(true)?;
         Ok(s)
     })
-    .map_err(|e| io::Error::new(e.kind(), format!("bind udp {addr} in {}: {e}", ns_label(netns))))
+    .map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("bind udp {addr} in {}: {e}", ns_label(netns)),
+        )
+    })
 }
 
 /// A non-blocking TCP listener bound to `addr` inside namespace `netns`.
@@ -58,9 +65,17 @@ pub fn bind_tcp(netns: Option<&str>, addr: SocketAddr) -> io::Result<TcpListener
         s.set_nonblocking(true)?;
         Ok(s)
     })
-    .map_err(|e| io::Error::new(e.kind(), format!("bind tcp {addr} in {}: {e}", ns_label(netns))))
+    .map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("bind tcp {addr} in {}: {e}", ns_label(netns)),
+        )
+    })
 }
 
 fn ns_label(netns: Option<&str>) -> String {
-    netns.map_or_else(|| "the host namespace".to_string(), |n| format!("netns {n}"))
+    netns.map_or_else(
+        || "the host namespace".to_string(),
+        |n| format!("netns {n}"),
+    )
 }

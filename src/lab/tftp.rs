@@ -96,9 +96,12 @@ impl Recent {
     /// Record `key` unless it repeats a request still running or answered
     /// moments ago; false means "drop it".
     fn admit(&mut self, key: (SocketAddrV4, Vec<u8>), now: Instant) -> bool {
-        self.0.retain(|_, (at, _)| now.duration_since(*at) < RETRANSMISSION_WINDOW * 4);
+        self.0
+            .retain(|_, (at, _)| now.duration_since(*at) < RETRANSMISSION_WINDOW * 4);
         if let Some((at, outcome)) = self.0.get(&key)
-            && (*outcome == Outcome::Running || (*outcome == Outcome::Answered && now.duration_since(*at) < RETRANSMISSION_WINDOW))
+            && (*outcome == Outcome::Running
+                || (*outcome == Outcome::Answered
+                    && now.duration_since(*at) < RETRANSMISSION_WINDOW))
         {
             return false;
         }
@@ -229,7 +232,8 @@ pub async fn start_tftp(
                 tracing::debug!(%peer, "TFTP: retransmitted request ignored (its transfer answers it)");
                 continue;
             }
-            let (cfg, events, netns, recent) = (cfg.clone(), events.clone(), netns.clone(), recent.clone());
+            let (cfg, events, netns, recent) =
+                (cfg.clone(), events.clone(), netns.clone(), recent.clone());
             tokio::spawn(async move {
                 let outcome = transfer(&netns, &cfg, &events, peer, &pkt).await;
                 recent.lock().unwrap().finish(&key, outcome, Instant::now());
@@ -355,7 +359,8 @@ mod tests {
     #[test]
     fn parses_rrq_with_options() {
         let r =
-            parse_request(b"\0\x01pxelinux.cfg/default\0octet\0tsize\0\x30\0blksize\0\x31432\0").unwrap();
+            parse_request(b"\0\x01pxelinux.cfg/default\0octet\0tsize\0\x30\0blksize\0\x31432\0")
+                .unwrap();
         assert_eq!(
             r,
             ReadRequest {
@@ -375,15 +380,30 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Recent::default();
         assert!(r.admit(key("a"), t0));
-        assert!(!r.admit(key("a"), t0 + Duration::from_millis(80)), "running: a retransmission");
+        assert!(
+            !r.admit(key("a"), t0 + Duration::from_millis(80)),
+            "running: a retransmission"
+        );
         assert!(r.admit(key("b"), t0), "another file is another request");
         r.finish(&key("a"), Outcome::Answered, t0 + Duration::from_millis(1));
-        assert!(!r.admit(key("a"), t0 + Duration::from_millis(90)), "answered moments ago");
-        assert!(r.admit(key("a"), t0 + RETRANSMISSION_WINDOW * 2), "answered long ago: a new request");
+        assert!(
+            !r.admit(key("a"), t0 + Duration::from_millis(90)),
+            "answered moments ago"
+        );
+        assert!(
+            r.admit(key("a"), t0 + RETRANSMISSION_WINDOW * 2),
+            "answered long ago: a new request"
+        );
         r.finish(&key("b"), Outcome::Abandoned, t0 + Duration::from_millis(5));
-        assert!(r.admit(key("b"), t0 + Duration::from_millis(6)), "the client aborted (tsize probe) and asks again");
+        assert!(
+            r.admit(key("b"), t0 + Duration::from_millis(6)),
+            "the client aborted (tsize probe) and asks again"
+        );
         let other: SocketAddrV4 = "10.0.0.5:49153".parse().unwrap();
-        assert!(r.admit((other, key("a").1), t0 + Duration::from_millis(90)), "another client port is another request");
+        assert!(
+            r.admit((other, key("a").1), t0 + Duration::from_millis(90)),
+            "another client port is another request"
+        );
     }
 
     #[test]

@@ -316,7 +316,11 @@ impl MaasClient {
         query: &[(&str, &str)],
         form: Vec<(String, String)>,
     ) -> Result<String, MaasError> {
-        let body = if form.is_empty() { Body::None } else { Body::Form(form) };
+        let body = if form.is_empty() {
+            Body::None
+        } else {
+            Body::Form(form)
+        };
         self.call(method, path, query, body).await
     }
 
@@ -397,9 +401,14 @@ impl MaasClient {
 
     /// DELETE machines/{id}/ (MAAS answers 204).
     pub async fn delete_machine(&self, system_id: &str) -> Result<(), MaasError> {
-        self.call(reqwest::Method::DELETE, &format!("machines/{system_id}/"), &[], Body::None)
-            .await
-            .map(drop)
+        self.call(
+            reqwest::Method::DELETE,
+            &format!("machines/{system_id}/"),
+            &[],
+            Body::None,
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn abort(&self, system_id: &str) -> Result<Machine, MaasError> {

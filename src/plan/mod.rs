@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::scenario::{
-    self, Fault, Firmware, IpmiVersions, LoadedScenario, NicModel, TargetKind,
-};
+use crate::scenario::{self, Fault, Firmware, IpmiVersions, LoadedScenario, NicModel, TargetKind};
 
 /// Eight lowercase hex digits; short enough for 15-byte interface names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -36,10 +34,15 @@ impl RunId {
 impl TryFrom<String> for RunId {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        if s.len() == 8 && s.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
+        if s.len() == 8
+            && s.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        {
             Ok(RunId(s))
         } else {
-            Err(format!("run id `{s}` is not valid; allowed: 8 lowercase hex digits, as `maas-e2e list` shows"))
+            Err(format!(
+                "run id `{s}` is not valid; allowed: 8 lowercase hex digits, as `maas-e2e list` shows"
+            ))
         }
     }
 }
@@ -196,13 +199,20 @@ pub fn plan(
                 .nics
                 .iter()
                 .enumerate()
-                .map(|(k, n)| NicPlan { model: n.model, mac: mac(seed, name, k as u32), name: n.name.clone() })
+                .map(|(k, n)| NicPlan {
+                    model: n.model,
+                    mac: mac(seed, name, k as u32),
+                    name: n.name.clone(),
+                })
                 .collect();
             let disks = g
                 .disks
                 .iter()
                 .enumerate()
-                .map(|(k, d)| DiskPlan { path: vm_dir.join(format!("{name}-disk{k}.qcow2")), size_mib: d.size.mib() })
+                .map(|(k, d)| DiskPlan {
+                    path: vm_dir.join(format!("{name}-disk{k}.qcow2")),
+                    size_mib: d.size.mib(),
+                })
                 .collect();
             let password = g.bmc.credentials.password.clone().unwrap_or_else(|| {
                 let p = derive(seed, "bmc-password", name, 0);
@@ -231,12 +241,23 @@ pub fn plan(
                     username: g.bmc.credentials.username.clone(),
                     password,
                     faults: g.bmc.faults.clone(),
-                    transcript: run_dir.join("machines").join(name).join("bmc-transcript.jsonl"),
+                    transcript: run_dir
+                        .join("machines")
+                        .join(name)
+                        .join("bmc-transcript.jsonl"),
                 },
             }
         })
         .collect();
-    Plan { run_id: run_id.clone(), seed, scenario: s.name.clone(), target, host, lab, machines }
+    Plan {
+        run_id: run_id.clone(),
+        seed,
+        scenario: s.name.clone(),
+        target,
+        host,
+        lab,
+        machines,
+    }
 }
 
 /// The plan of a run on someone else's network (target external): VM NICs
@@ -244,7 +265,13 @@ pub fn plan(
 /// takes `first_bmc + i`, and no rack of ours exists (`rack_ip` is
 /// unspecified). Host names stay the run's own: our namespace and veth
 /// still carry the BMC addresses.
-pub fn on_existing_bridge(mut plan: Plan, bridge: &str, network: Ipv4Addr, prefix_len: u8, first_bmc: Ipv4Addr) -> Plan {
+pub fn on_existing_bridge(
+    mut plan: Plan,
+    bridge: &str,
+    network: Ipv4Addr,
+    prefix_len: u8,
+    first_bmc: Ipv4Addr,
+) -> Plan {
     plan.host.bridge = bridge.to_string();
     plan.lab.subnet = network;
     plan.lab.prefix_len = prefix_len;
@@ -272,7 +299,11 @@ impl Plan {
         let prefix = format!("{name}-");
         self.machines
             .iter()
-            .filter(|m| m.name.strip_prefix(&prefix).is_some_and(|n| n.parse::<u32>().is_ok()))
+            .filter(|m| {
+                m.name
+                    .strip_prefix(&prefix)
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
+            })
             .collect()
     }
 
@@ -301,5 +332,7 @@ fn mac(seed: u64, name: &str, index: u32) -> String {
 
 fn uuid(seed: u64, kind: &str, name: &str) -> String {
     let h = derive(seed, kind, name, 0);
-    uuid::Builder::from_random_bytes(h[..16].try_into().unwrap()).into_uuid().to_string()
+    uuid::Builder::from_random_bytes(h[..16].try_into().unwrap())
+        .into_uuid()
+        .to_string()
 }

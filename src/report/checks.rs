@@ -36,13 +36,22 @@ pub struct ObservedApi {
 pub fn describe(e: &Expectation) -> String {
     match e {
         Expectation::Machine(c) => format!("{} {} {}", c.machine.0, c.field, want_text(&c.want)),
-        Expectation::Events(c) => format!("{} events in order: {}", c.machine.0, c.subsequence.join(" > ")),
+        Expectation::Events(c) => format!(
+            "{} events in order: {}",
+            c.machine.0,
+            c.subsequence.join(" > ")
+        ),
         Expectation::BmcTranscript(c) => format!(
             "{} bmc transcript has {}{}{}",
             c.machine.0,
             c.command,
-            match c.channel { Channel::Any => String::new(), ch => format!(" on {}", channel_name(ch)) },
-            c.completion_code.map(|cc| format!(" -> {cc:#04x}")).unwrap_or_default()
+            match c.channel {
+                Channel::Any => String::new(),
+                ch => format!(" on {}", channel_name(ch)),
+            },
+            c.completion_code
+                .map(|cc| format!(" -> {cc:#04x}"))
+                .unwrap_or_default()
         ),
         Expectation::Api(c) => format!("GET {} {} {}", c.path, c.field, want_text(&c.want)),
         Expectation::HttpHeaderAbsent(c) => format!("no {} header from {}", c.header, c.endpoint),
@@ -74,16 +83,27 @@ pub fn field<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json:
 }
 
 fn check_want(value: Option<&serde_json::Value>, want: &Want) -> Result<(), String> {
-    let Some(v) = value else { return Err("the field is absent".into()) };
+    let Some(v) = value else {
+        return Err("the field is absent".into());
+    };
     match want {
         Want::Equals(expected) => {
-            let same = v == expected || (v.as_str().is_some() && v.as_str() == expected.as_str())
+            let same = v == expected
+                || (v.as_str().is_some() && v.as_str() == expected.as_str())
                 || text(v) == text(expected);
-            if same { Ok(()) } else { Err(format!("is {v}, expected {expected}")) }
+            if same {
+                Ok(())
+            } else {
+                Err(format!("is {v}, expected {expected}"))
+            }
         }
         Want::Matches(re) => {
             let re = Regex::new(re).map_err(|e| e.to_string())?;
-            if re.is_match(&text(v)) { Ok(()) } else { Err(format!("is {v}, which does not match /{re}/")) }
+            if re.is_match(&text(v)) {
+                Ok(())
+            } else {
+                Err(format!("is {v}, which does not match /{re}/"))
+            }
         }
     }
 }
@@ -98,7 +118,9 @@ fn text(v: &serde_json::Value) -> String {
 /// Whether `want` occurs in `have` in order, others interleaved.
 pub fn is_subsequence(have: &[String], want: &[String]) -> bool {
     let mut it = have.iter();
-    want.iter().all(|w| it.any(|h| h == w || h.starts_with(&format!("{w} ")) || h.starts_with(&format!("{w} - "))))
+    want.iter().all(|w| {
+        it.any(|h| h == w || h.starts_with(&format!("{w} ")) || h.starts_with(&format!("{w} - ")))
+    })
 }
 
 /// Evaluate one expectation. `machines` maps the machines it names.
@@ -120,7 +142,11 @@ pub fn evaluate(
                 Some(o) => f(o).err().map(|e| format!("{n}: {e}")),
             })
             .collect();
-        if failures.is_empty() { Outcome::Passed } else { Outcome::Failed(failures.join("\n")) }
+        if failures.is_empty() {
+            Outcome::Passed
+        } else {
+            Outcome::Failed(failures.join("\n"))
+        }
     };
     match e {
         Expectation::Machine(c) => per_machine(&c.machine.0, &|o| {
@@ -130,24 +156,39 @@ pub fn evaluate(
             if is_subsequence(&o.events, &c.subsequence) {
                 Ok(())
             } else {
-                Err(format!("events {:?} do not contain {:?} in order", o.events, c.subsequence))
+                Err(format!(
+                    "events {:?} do not contain {:?} in order",
+                    o.events, c.subsequence
+                ))
             }
         }),
         Expectation::BmcTranscript(c) => per_machine(&c.machine.0, &|o| {
             let hit = o.transcript.iter().any(|l| {
                 l.command == c.command
                     && (c.channel == Channel::Any || l.channel == channel_name(c.channel))
-                    && c.completion_code.is_none_or(|cc| l.completion_code == Some(cc))
+                    && c.completion_code
+                        .is_none_or(|cc| l.completion_code == Some(cc))
             });
             if hit {
                 Ok(())
             } else {
-                let seen: std::collections::BTreeSet<_> = o.transcript.iter().map(|l| format!("{} {}", l.channel, l.command)).collect();
-                Err(format!("the transcript has no {}; it has: {}", describe(e), seen.into_iter().collect::<Vec<_>>().join(", ")))
+                let seen: std::collections::BTreeSet<_> = o
+                    .transcript
+                    .iter()
+                    .map(|l| format!("{} {}", l.channel, l.command))
+                    .collect();
+                Err(format!(
+                    "the transcript has no {}; it has: {}",
+                    describe(e),
+                    seen.into_iter().collect::<Vec<_>>().join(", ")
+                ))
             }
         }),
         Expectation::Api(c) => match api.objects.get(&c.path) {
-            None => Outcome::Failed(format!("GET {} was not fetched (needs a MAAS target)", c.path)),
+            None => Outcome::Failed(format!(
+                "GET {} was not fetched (needs a MAAS target)",
+                c.path
+            )),
             Some(v) => match check_want(field(v, &c.field), &c.want) {
                 Ok(()) => Outcome::Passed,
                 Err(e) => Outcome::Failed(format!("GET {} {} {e}", c.path, c.field)),
@@ -155,9 +196,9 @@ pub fn evaluate(
         },
         Expectation::HttpHeaderAbsent(c) => match api.headers.get(&c.endpoint) {
             None => Outcome::Failed(format!("no response from {} was recorded", c.endpoint)),
-            Some(h) if h.iter().any(|x| x.eq_ignore_ascii_case(&c.header)) => {
-                Outcome::Failed(format!("{} answered with a {} header", c.endpoint, c.header))
-            }
+            Some(h) if h.iter().any(|x| x.eq_ignore_ascii_case(&c.header)) => Outcome::Failed(
+                format!("{} answered with a {} header", c.endpoint, c.header),
+            ),
             Some(_) => Outcome::Passed,
         },
     }
@@ -181,33 +222,111 @@ mod tests {
         m
     }
     fn sel(n: &str) -> Vec<String> {
-        if n == "all" || n == "a" { vec!["a".into()] } else { vec![] }
+        if n == "all" || n == "a" {
+            vec!["a".into()]
+        } else {
+            vec![]
+        }
     }
 
     #[test]
     fn machine_fields() {
-        let ok = Expectation::Machine(FieldCheck { machine: MachineRef("a".into()), field: "power_parameters.power_user".into(), want: Want::Equals("maas".into()) });
-        assert_eq!(evaluate(&ok, sel, &obs(), &ObservedApi::default()), Outcome::Passed);
-        let n = Expectation::Machine(FieldCheck { machine: MachineRef("all".into()), field: "interface_count".into(), want: Want::Equals(2.into()) });
-        assert_eq!(evaluate(&n, sel, &obs(), &ObservedApi::default()), Outcome::Passed);
-        let bad = Expectation::Machine(FieldCheck { machine: MachineRef("a".into()), field: "status_name".into(), want: Want::Matches("^New$".into()) });
+        let ok = Expectation::Machine(FieldCheck {
+            machine: MachineRef("a".into()),
+            field: "power_parameters.power_user".into(),
+            want: Want::Equals("maas".into()),
+        });
+        assert_eq!(
+            evaluate(&ok, sel, &obs(), &ObservedApi::default()),
+            Outcome::Passed
+        );
+        let n = Expectation::Machine(FieldCheck {
+            machine: MachineRef("all".into()),
+            field: "interface_count".into(),
+            want: Want::Equals(2.into()),
+        });
+        assert_eq!(
+            evaluate(&n, sel, &obs(), &ObservedApi::default()),
+            Outcome::Passed
+        );
+        let bad = Expectation::Machine(FieldCheck {
+            machine: MachineRef("a".into()),
+            field: "status_name".into(),
+            want: Want::Matches("^New$".into()),
+        });
         assert!(evaluate(&bad, sel, &obs(), &ObservedApi::default()).is_failed());
-        let absent = Expectation::Machine(FieldCheck { machine: MachineRef("a".into()), field: "nope".into(), want: Want::Equals(1.into()) });
+        let absent = Expectation::Machine(FieldCheck {
+            machine: MachineRef("a".into()),
+            field: "nope".into(),
+            want: Want::Equals(1.into()),
+        });
         assert!(evaluate(&absent, sel, &obs(), &ObservedApi::default()).is_failed());
     }
 
     #[test]
     fn events_in_order() {
-        let want = |v: &[&str]| Expectation::Events(EventsCheck { machine: MachineRef("a".into()), subsequence: v.iter().map(|s| s.to_string()).collect() });
-        assert_eq!(evaluate(&want(&["Node changed status", "Powering on"]), sel, &obs(), &ObservedApi::default()), Outcome::Passed);
-        assert!(evaluate(&want(&["Powering on", "Powering on"]), sel, &obs(), &ObservedApi::default()).is_failed());
+        let want = |v: &[&str]| {
+            Expectation::Events(EventsCheck {
+                machine: MachineRef("a".into()),
+                subsequence: v.iter().map(|s| s.to_string()).collect(),
+            })
+        };
+        assert_eq!(
+            evaluate(
+                &want(&["Node changed status", "Powering on"]),
+                sel,
+                &obs(),
+                &ObservedApi::default()
+            ),
+            Outcome::Passed
+        );
+        assert!(
+            evaluate(
+                &want(&["Powering on", "Powering on"]),
+                sel,
+                &obs(),
+                &ObservedApi::default()
+            )
+            .is_failed()
+        );
     }
 
     #[test]
     fn transcript_with_code_and_channel() {
-        let t = |ch, cc| Expectation::BmcTranscript(TranscriptCheck { machine: MachineRef("a".into()), command: "chassis_control".into(), completion_code: cc, channel: ch });
-        assert_eq!(evaluate(&t(Channel::Lan, Some(0xff)), sel, &obs(), &ObservedApi::default()), Outcome::Passed);
-        assert!(evaluate(&t(Channel::Inband, None), sel, &obs(), &ObservedApi::default()).is_failed());
-        assert!(evaluate(&t(Channel::Any, Some(0)), sel, &obs(), &ObservedApi::default()).is_failed());
+        let t = |ch, cc| {
+            Expectation::BmcTranscript(TranscriptCheck {
+                machine: MachineRef("a".into()),
+                command: "chassis_control".into(),
+                completion_code: cc,
+                channel: ch,
+            })
+        };
+        assert_eq!(
+            evaluate(
+                &t(Channel::Lan, Some(0xff)),
+                sel,
+                &obs(),
+                &ObservedApi::default()
+            ),
+            Outcome::Passed
+        );
+        assert!(
+            evaluate(
+                &t(Channel::Inband, None),
+                sel,
+                &obs(),
+                &ObservedApi::default()
+            )
+            .is_failed()
+        );
+        assert!(
+            evaluate(
+                &t(Channel::Any, Some(0)),
+                sel,
+                &obs(),
+                &ObservedApi::default()
+            )
+            .is_failed()
+        );
     }
 }

@@ -48,13 +48,39 @@ impl StageName {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "event")]
 pub enum RunEvent {
-    RunStarted { run_id: String, scenario: String, target: String },
-    StageStarted { stage: StageName },
-    StageFinished { stage: StageName, duration: Duration, outcome: Outcome },
-    StepFinished { index: usize, name: String, duration: Duration, outcome: Outcome },
-    CheckFinished { index: usize, name: String, outcome: Outcome },
-    SnapshotCompared { name: String, outcome: Outcome },
-    RunFinished { duration: Duration, passed: bool, interrupted: bool },
+    RunStarted {
+        run_id: String,
+        scenario: String,
+        target: String,
+    },
+    StageStarted {
+        stage: StageName,
+    },
+    StageFinished {
+        stage: StageName,
+        duration: Duration,
+        outcome: Outcome,
+    },
+    StepFinished {
+        index: usize,
+        name: String,
+        duration: Duration,
+        outcome: Outcome,
+    },
+    CheckFinished {
+        index: usize,
+        name: String,
+        outcome: Outcome,
+    },
+    SnapshotCompared {
+        name: String,
+        outcome: Outcome,
+    },
+    RunFinished {
+        duration: Duration,
+        passed: bool,
+        interrupted: bool,
+    },
 }
 
 /// Anything that consumes run events.
@@ -83,7 +109,10 @@ pub struct Fanout {
 
 impl Fanout {
     pub fn new(reporters: Vec<Box<dyn Reporter>>) -> Self {
-        Fanout { reporters, recorded: Recorded::default() }
+        Fanout {
+            reporters,
+            recorded: Recorded::default(),
+        }
     }
 
     pub fn emit(&mut self, event: RunEvent) {

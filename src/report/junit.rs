@@ -19,11 +19,30 @@ pub fn junit_xml(suites: &[SuiteInput<'_>]) -> String {
         let mut suite = TestSuite::new(s.name.clone());
         for e in s.events {
             let (name, outcome, time) = match e {
-                RunEvent::StepFinished { index, name, duration, outcome } => (format!("step {index:02}: {name}"), outcome, Some(*duration)),
-                RunEvent::CheckFinished { index, name, outcome } => (format!("expect {index:02}: {name}"), outcome, None),
-                RunEvent::SnapshotCompared { name, outcome } => (format!("snapshot: {name}"), outcome, None),
+                RunEvent::StepFinished {
+                    index,
+                    name,
+                    duration,
+                    outcome,
+                } => (format!("step {index:02}: {name}"), outcome, Some(*duration)),
+                RunEvent::CheckFinished {
+                    index,
+                    name,
+                    outcome,
+                } => (format!("expect {index:02}: {name}"), outcome, None),
+                RunEvent::SnapshotCompared { name, outcome } => {
+                    (format!("snapshot: {name}"), outcome, None)
+                }
                 // A stage shows up only when it failed: the steps carry the rest.
-                RunEvent::StageFinished { stage, duration, outcome } if outcome.is_failed() => (format!("stage: {}", stage.as_str()), outcome, Some(*duration)),
+                RunEvent::StageFinished {
+                    stage,
+                    duration,
+                    outcome,
+                } if outcome.is_failed() => (
+                    format!("stage: {}", stage.as_str()),
+                    outcome,
+                    Some(*duration),
+                ),
                 _ => continue,
             };
             let status = match outcome {
@@ -53,5 +72,10 @@ pub fn junit_xml(suites: &[SuiteInput<'_>]) -> String {
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().chars().take(200).collect()
+    s.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect()
 }

@@ -8,10 +8,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::Layer as _;
 
 static RUN_LOG: OnceLock<Arc<Mutex<Option<File>>>> = OnceLock::new();
 
@@ -47,11 +47,21 @@ impl<'a> MakeWriter<'a> for RunLogWriter {
 
 /// Install the subscriber once per process.
 pub fn init() {
-    let stderr_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let stderr_filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     let file_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(io::stderr).with_filter(stderr_filter))
-        .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(RunLogWriter).with_filter(file_filter))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(io::stderr)
+                .with_filter(stderr_filter),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(RunLogWriter)
+                .with_filter(file_filter),
+        )
         .try_init();
 }
 
@@ -65,5 +75,3 @@ pub fn begin_run(run_dir: &Path) {
 pub fn end_run() {
     *slot().lock().unwrap() = None;
 }
-
-

@@ -15,7 +15,10 @@ pub struct Progress {
 
 impl Progress {
     pub fn new() -> Self {
-        Progress { spinner: None, tty: std::io::stderr().is_terminal() }
+        Progress {
+            spinner: None,
+            tty: std::io::stderr().is_terminal(),
+        }
     }
 
     fn line(&self, text: String) {
@@ -43,7 +46,11 @@ fn mark(o: &Outcome) -> &'static str {
 impl Reporter for Progress {
     fn event(&mut self, event: &RunEvent) {
         match event {
-            RunEvent::RunStarted { run_id, scenario, target } => self.line(format!("==> {scenario} on {target} (run {run_id})")),
+            RunEvent::RunStarted {
+                run_id,
+                scenario,
+                target,
+            } => self.line(format!("==> {scenario} on {target} (run {run_id})")),
             RunEvent::StageStarted { stage } => {
                 if self.tty {
                     let s = ProgressBar::new_spinner();
@@ -55,22 +62,44 @@ impl Reporter for Progress {
                     self.line(format!("  stage {} ...", stage.as_str()));
                 }
             }
-            RunEvent::StageFinished { stage, duration, outcome } => {
+            RunEvent::StageFinished {
+                stage,
+                duration,
+                outcome,
+            } => {
                 if let Some(s) = self.spinner.take() {
                     s.finish_and_clear();
                 }
-                self.line(format!("  stage {} {} ({:.1}s)", stage.as_str(), mark(outcome), duration.as_secs_f64()));
+                self.line(format!(
+                    "  stage {} {} ({:.1}s)",
+                    stage.as_str(),
+                    mark(outcome),
+                    duration.as_secs_f64()
+                ));
                 if let Outcome::Failed(m) = outcome {
                     self.line(format!("    {}", m.replace('\n', "\n    ")));
                 }
             }
-            RunEvent::StepFinished { index, name, duration, outcome } => {
-                self.line(format!("    step {index:02} {name}: {} ({:.1}s)", mark(outcome), duration.as_secs_f64()));
+            RunEvent::StepFinished {
+                index,
+                name,
+                duration,
+                outcome,
+            } => {
+                self.line(format!(
+                    "    step {index:02} {name}: {} ({:.1}s)",
+                    mark(outcome),
+                    duration.as_secs_f64()
+                ));
                 if let Outcome::Failed(m) = outcome {
                     self.line(format!("      {}", m.replace('\n', "\n      ")));
                 }
             }
-            RunEvent::CheckFinished { index, name, outcome } => {
+            RunEvent::CheckFinished {
+                index,
+                name,
+                outcome,
+            } => {
                 self.line(format!("    expect {index:02} {name}: {}", mark(outcome)));
                 if let Outcome::Failed(m) = outcome {
                     self.line(format!("      {}", m.replace('\n', "\n      ")));
@@ -82,8 +111,18 @@ impl Reporter for Progress {
                     self.line(format!("      {}", m.replace('\n', "\n      ")));
                 }
             }
-            RunEvent::RunFinished { duration, passed, interrupted } => {
-                let verdict = if *interrupted { "INTERRUPTED" } else if *passed { "PASSED" } else { "FAILED" };
+            RunEvent::RunFinished {
+                duration,
+                passed,
+                interrupted,
+            } => {
+                let verdict = if *interrupted {
+                    "INTERRUPTED"
+                } else if *passed {
+                    "PASSED"
+                } else {
+                    "FAILED"
+                };
                 self.line(format!("<== {verdict} in {:.1}s", duration.as_secs_f64()));
             }
         }

@@ -55,20 +55,30 @@ pub struct TranscriptLine {
 }
 
 /// Events MAAS logs periodically; they differ run to run in number only.
-const PERIODIC: &[&str] = &["Queried power state", "Query power state", "Power state queried"];
+const PERIODIC: &[&str] = &[
+    "Queried power state",
+    "Query power state",
+    "Power state queried",
+];
 
 /// pxelinux's probe for a config named by the SMBIOS UUID: whether it
 /// reaches the rack varies between boots of the same VM under TCG (seen in
 /// CI), and MAAS answers it with the MAC-named config anyway.
 fn is_uuid_config_probe(d: &str) -> bool {
     d.strip_prefix("TFTP Request - pxelinux.cfg/")
-        .is_some_and(|rest| rest.len() == 36 && rest.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+        .is_some_and(|rest| {
+            rest.len() == 36 && rest.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+        })
 }
 
 /// Drop periodic events and pxelinux's UUID probe, and collapse consecutive
 /// repeats into `TEXT (xN)`.
 pub fn normalise_events<'a>(descriptions: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    collapse(descriptions.into_iter().filter(|d| !PERIODIC.iter().any(|p| d.starts_with(p)) && !is_uuid_config_probe(d)))
+    collapse(
+        descriptions
+            .into_iter()
+            .filter(|d| !PERIODIC.iter().any(|p| d.starts_with(p)) && !is_uuid_config_probe(d)),
+    )
 }
 
 /// Commands that set a LAN session up or down: the same in every session.
@@ -95,7 +105,10 @@ pub fn summarise_transcript(lines: &[TranscriptLine]) -> Vec<String> {
     let flush = |session: &mut Vec<String>, items: &mut Vec<String>| {
         let only_queries = session.iter().all(|c| c == "get_chassis_status");
         if !session.is_empty() && !only_queries {
-            items.push(format!("lan: {}", collapse(session.iter().map(String::as_str)).join(", ")));
+            items.push(format!(
+                "lan: {}",
+                collapse(session.iter().map(String::as_str)).join(", ")
+            ));
         }
         session.clear();
     };
@@ -123,7 +136,9 @@ fn collapse<'a>(items: impl IntoIterator<Item = &'a str>) -> Vec<String> {
             _ => out.push((item.to_string(), 1)),
         }
     }
-    out.into_iter().map(|(s, n)| if n == 1 { s } else { format!("{s} (x{n})") }).collect()
+    out.into_iter()
+        .map(|(s, n)| if n == 1 { s } else { format!("{s} (x{n})") })
+        .collect()
 }
 
 impl RunResult {
@@ -151,24 +166,47 @@ mod tests {
             "Failed to power on node",
             "Powering on",
         ]);
-        assert_eq!(ev, vec!["Powering on", "Failed to power on node (x2)", "Powering on"]);
+        assert_eq!(
+            ev,
+            vec!["Powering on", "Failed to power on node (x2)", "Powering on"]
+        );
     }
 
     #[test]
     fn transcript_summary_counts_repeats() {
-        let l = |c: &str, cc| TranscriptLine { channel: "lan".into(), command: c.into(), completion_code: Some(cc) };
+        let l = |c: &str, cc| TranscriptLine {
+            channel: "lan".into(),
+            command: c.into(),
+            completion_code: Some(cc),
+        };
         let session = |cmds: &[(&str, u8)]| {
-            let mut v = vec![l("get_channel_auth_capabilities", 0), l("set_session_privilege", 0)];
+            let mut v = vec![
+                l("get_channel_auth_capabilities", 0),
+                l("set_session_privilege", 0),
+            ];
             v.extend(cmds.iter().map(|(c, cc)| l(c, *cc)));
             v.push(l("close_session", 0));
             v
         };
         let mut t = Vec::new();
-        t.extend(session(&[("get_chassis_status", 0), ("chassis_control", 0xff)]));
+        t.extend(session(&[
+            ("get_chassis_status", 0),
+            ("chassis_control", 0xff),
+        ]));
         t.extend(session(&[("get_chassis_status", 0)])); // a power query: dropped
-        t.extend(session(&[("get_chassis_status", 0), ("chassis_control", 0xff)]));
-        t.extend(session(&[("get_chassis_status", 0), ("chassis_control", 0)]));
-        t.push(TranscriptLine { channel: "inband".into(), command: "set_user_password".into(), completion_code: Some(0xd5) });
+        t.extend(session(&[
+            ("get_chassis_status", 0),
+            ("chassis_control", 0xff),
+        ]));
+        t.extend(session(&[
+            ("get_chassis_status", 0),
+            ("chassis_control", 0),
+        ]));
+        t.push(TranscriptLine {
+            channel: "inband".into(),
+            command: "set_user_password".into(),
+            completion_code: Some(0xd5),
+        });
         let s = summarise_transcript(&t);
         assert_eq!(
             s,
@@ -184,8 +222,10 @@ mod tests {
     fn snapshot_never_has_the_password() {
         let mut r = RunResult::default();
         let mut m = MachineResult::default();
-        m.power_parameters.insert("power_pass".into(), "pw-123456".into());
-        m.power_parameters.insert("power_user".into(), "maas".into());
+        m.power_parameters
+            .insert("power_pass".into(), "pw-123456".into());
+        m.power_parameters
+            .insert("power_user".into(), "maas".into());
         r.machines.insert("a".into(), m);
         let y = r.snapshot_yaml(&Redactor::new());
         assert!(!y.contains("pw-123456") && y.contains("maas"));

@@ -17,7 +17,11 @@ fn render(scenario_path: &Path, body: &str) -> String {
     format!(
         "---\nsource: {}\nexpression: result\n---\n{}",
         scenario_path.display(),
-        if body.ends_with('\n') { body.to_string() } else { format!("{body}\n") }
+        if body.ends_with('\n') {
+            body.to_string()
+        } else {
+            format!("{body}\n")
+        }
     )
 }
 

@@ -32,7 +32,11 @@ fn counts(events: &[RunEvent]) -> (usize, usize, String, Duration, bool, bool) {
                     Outcome::Skipped(_) => "skipped".into(),
                 }
             }
-            RunEvent::RunFinished { duration: d, passed: p, interrupted: i } => {
+            RunEvent::RunFinished {
+                duration: d,
+                passed: p,
+                interrupted: i,
+            } => {
                 duration = *d;
                 passed = *p;
                 interrupted = *i;
@@ -44,10 +48,28 @@ fn counts(events: &[RunEvent]) -> (usize, usize, String, Duration, bool, bool) {
 }
 
 pub fn table(rows: &[Row]) -> String {
-    let mut lines = vec![["scenario", "target", "result", "steps+checks", "snapshot", "time", "run dir"].map(String::from).to_vec()];
+    let mut lines = vec![
+        [
+            "scenario",
+            "target",
+            "result",
+            "steps+checks",
+            "snapshot",
+            "time",
+            "run dir",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
     for r in rows {
         let (ok, total, snap, d, passed, interrupted) = counts(&r.events);
-        let verdict = if interrupted { "interrupted" } else if passed { "passed" } else { "FAILED" };
+        let verdict = if interrupted {
+            "interrupted"
+        } else if passed {
+            "passed"
+        } else {
+            "FAILED"
+        };
         lines.push(vec![
             r.scenario.clone(),
             r.target.clone(),
@@ -58,10 +80,20 @@ pub fn table(rows: &[Row]) -> String {
             r.run_dir.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..7).map(|c| lines.iter().map(|l| l[c].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..7)
+        .map(|c| lines.iter().map(|l| l[c].len()).max().unwrap_or(0))
+        .collect();
     lines
         .iter()
-        .map(|l| l.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string())
+        .map(|l| {
+            l.iter()
+                .zip(&widths)
+                .map(|(s, w)| format!("{s:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -3,7 +3,7 @@
 
 use crate::plan::Plan;
 use crate::run::env::TargetOptions;
-use crate::target::chart::{ChartOptions, ChartOptionsError, Ipv4Cidr, LabLink, WiringOptions};
+use crate::targets::chart::{ChartOptions, ChartOptionsError, Ipv4Cidr, LabLink, WiringOptions};
 
 /// The chart run for this plan. The rack, in the kind node, takes the lab's
 /// rack address on a bridge inside the node (the nic_filter patch hides
@@ -16,10 +16,19 @@ pub fn chart_options(plan: &Plan, t: &TargetOptions) -> Result<ChartOptions, Cha
         links: vec![LabLink {
             lab_bridge: plan.host.bridge.clone(),
             node_bridge: "maas-pxe".into(),
-            rack_address: Ipv4Cidr { addr: plan.lab.rack_ip, prefix: plan.lab.prefix_len },
+            rack_address: Ipv4Cidr {
+                addr: plan.lab.rack_ip,
+                prefix: plan.lab.prefix_len,
+            },
         }],
         dynamic_range: plan.lab.dhcp_range,
         gateway: None,
     };
-    t.chart.to_options(plan.run_id.as_str(), plan.host.run_dir.clone(), false, plan.machines.len() as u32, wiring)
+    t.chart.to_options(
+        plan.run_id.as_str(),
+        plan.host.run_dir.clone(),
+        false,
+        plan.machines.len() as u32,
+        wiring,
+    )
 }

@@ -49,7 +49,13 @@ pub fn down_one(run_id: &RunId, report: &mut DownReport) {
     }
     sweep(&resources, report);
     if let Some(e) = &entry {
-        let _ = state::write_state(&e.run_dir, &state::RunState { run_id: Some(run_id.clone()), resources: Vec::new() });
+        let _ = state::write_state(
+            &e.run_dir,
+            &state::RunState {
+                run_id: Some(run_id.clone()),
+                resources: Vec::new(),
+            },
+        );
     }
     state::unregister(run_id);
 }
@@ -61,7 +67,10 @@ pub fn down_all(force: bool) -> DownReport {
     for entry in state::registered_runs() {
         match entry {
             Ok(e) if alive(&e) && !force => {
-                report.skipped.push(format!("run {} (pid {} still running; use --force or `down {}`)", e.run_id, e.pid, e.run_id));
+                report.skipped.push(format!(
+                    "run {} (pid {} still running; use --force or `down {}`)",
+                    e.run_id, e.pid, e.run_id
+                ));
                 live.push(e.run_id.clone());
             }
             Ok(e) => down_one(&e.run_id, &mut report),
@@ -72,7 +81,11 @@ pub fn down_all(force: bool) -> DownReport {
     let mut by_run: BTreeMap<RunId, ()> = BTreeMap::new();
     for r in teardown::discover(None) {
         let name = match &r {
-            Resource::Netns { name } | Resource::NetnsName { name } | Resource::Link { name } | Resource::Domain { name } | Resource::Container { name } => name.clone(),
+            Resource::Netns { name }
+            | Resource::NetnsName { name }
+            | Resource::Link { name }
+            | Resource::Domain { name }
+            | Resource::Container { name } => name.clone(),
             _ => continue,
         };
         if let Some(id) = teardown::run_id_of(&name)
@@ -98,7 +111,9 @@ pub fn down_all(force: bool) -> DownReport {
             .filter_map(Result::ok)
             .any(|e| e.run_id == id && alive(&e));
         if now_alive && !force {
-            report.skipped.push(format!("run {id} (started during this sweep)"));
+            report
+                .skipped
+                .push(format!("run {id} (started during this sweep)"));
             continue;
         }
         down_one(&id, &mut report);
@@ -134,8 +149,14 @@ fn sweep(resources: &[Resource], report: &mut DownReport) {
 /// Forced teardown of the runs this process registered (second Ctrl-C).
 pub fn down_all_owned_by(pid: i32) -> DownReport {
     let mut report = DownReport::default();
-    for e in state::registered_runs().into_iter().filter_map(Result::ok).filter(|e| e.pid == pid) {
-        let mut resources = state::read_state(&e.run_dir).map(|s| s.resources).unwrap_or_default();
+    for e in state::registered_runs()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.pid == pid)
+    {
+        let mut resources = state::read_state(&e.run_dir)
+            .map(|s| s.resources)
+            .unwrap_or_default();
         resources.extend(teardown::discover(Some(&e.run_id)));
         sweep(&resources, &mut report);
         state::unregister(&e.run_id);

@@ -10,7 +10,10 @@ pub fn actions(plan: &Plan, scenario: &Scenario, _options: &TargetOptions) -> Ve
     let h = &plan.host;
     let mut out = vec![
         "# stage plan".to_string(),
-        format!("write {}/{{scenario.yaml,plan.yaml,run.json,state.json}}", h.run_dir.display()),
+        format!(
+            "write {}/{{scenario.yaml,plan.yaml,run.json,state.json}}",
+            h.run_dir.display()
+        ),
         format!("register /run/maas-e2e/runs/{}.json", plan.run_id),
         "# stage lab".to_string(),
     ];
@@ -23,24 +26,43 @@ pub fn actions(plan: &Plan, scenario: &Scenario, _options: &TargetOptions) -> Ve
     } else {
         out.extend([
             format!("ip netns add {}", h.netns),
-            format!("ip link add {} type bridge (no address, no uplink)", h.bridge),
+            format!(
+                "ip link add {} type bridge (no address, no uplink)",
+                h.bridge
+            ),
         ]);
     }
     out.extend([
-        format!("ip link add {} type veth peer name {} netns {}", h.veth_host, h.veth_lab, h.netns),
+        format!(
+            "ip link add {} type veth peer name {} netns {}",
+            h.veth_host, h.veth_lab, h.netns
+        ),
         format!("ip link set {} master {} up", h.veth_host, h.bridge),
     ]);
     if !plan.lab.rack_ip.is_unspecified() {
-        out.push(format!("ip -n {} addr add {}/{} dev {}", h.netns, plan.lab.rack_ip, plan.lab.prefix_len, h.veth_lab));
+        out.push(format!(
+            "ip -n {} addr add {}/{} dev {}",
+            h.netns, plan.lab.rack_ip, plan.lab.prefix_len, h.veth_lab
+        ));
     }
     for m in &plan.machines {
         out.push(format!(
             "bmc {}: LAN {}:{} in netns {} (IPMI {:?}, suites {:?}), in-band socket {}",
-            m.name, m.bmc.lan_ip, m.bmc.lan_port, h.netns, m.bmc.ipmi, m.bmc.cipher_suites, m.bmc.inband_socket.display()
+            m.name,
+            m.bmc.lan_ip,
+            m.bmc.lan_port,
+            h.netns,
+            m.bmc.ipmi,
+            m.bmc.cipher_suites,
+            m.bmc.inband_socket.display()
         ));
         if m.vm {
             for d in &m.disks {
-                out.push(format!("qemu-img create -f qcow2 {} {}M", d.path.display(), d.size_mib));
+                out.push(format!(
+                    "qemu-img create -f qcow2 {} {}M",
+                    d.path.display(),
+                    d.size_mib
+                ));
             }
             out.push(format!(
                 "virsh define {} ({:?}, cpu {}, {} MiB, nics {}), console {}",
@@ -48,20 +70,28 @@ pub fn actions(plan: &Plan, scenario: &Scenario, _options: &TargetOptions) -> Ve
                 m.firmware,
                 m.cpu,
                 m.memory_mib,
-                m.nics.iter().map(|n| format!("{:?} {}", n.model, n.mac)).collect::<Vec<_>>().join(", "),
+                m.nics
+                    .iter()
+                    .map(|n| format!("{:?} {}", n.model, n.mac))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 m.console_log.display()
             ));
         }
     }
     if plan.lab.capture {
-        out.push(format!("tcpdump in netns {} -> {}/network/capture.SECRET.pcap", h.netns, h.run_dir.display()));
+        out.push(format!(
+            "tcpdump in netns {} -> {}/network/capture.SECRET.pcap",
+            h.netns,
+            h.run_dir.display()
+        ));
     }
     out.push("# stage deploy".into());
     match plan.target {
         TargetKind::None => out.push("no MAAS: the harness drives the BMCs with ipmipower inside the lab namespace".into()),
         TargetKind::Sim => out.push(format!("start Postgres (local, as user postgres), the sim region on {}:{} and the rack's DHCP/TFTP/HTTP in netns {}", plan.lab.rack_ip, plan.lab.region_port, h.netns)),
         TargetKind::External => out.push("nothing to deploy: the external MAAS runs already".into()),
-        TargetKind::Chart => match crate::run::chart::chart_options(plan, _options).and_then(|o| crate::target::chart::dry_run(&o)) {
+        TargetKind::Chart => match crate::run::chart::chart_options(plan, _options).and_then(|o| crate::targets::chart::dry_run(&o)) {
             Ok(text) => out.extend(text.lines().map(String::from)),
             Err(e) => out.push(format!("the chart plan is invalid: {e}")),
         },
@@ -71,7 +101,12 @@ pub fn actions(plan: &Plan, scenario: &Scenario, _options: &TargetOptions) -> Ve
         out.push(format!("step {i:02}: {}", step_name(s)));
     }
     out.push("# stage observe, report".into());
-    out.push(format!("write {}/{{result.yaml,junit.xml,events.jsonl}}; compare scenarios/{}.{}.snap", h.run_dir.display(), plan.scenario, plan.target));
+    out.push(format!(
+        "write {}/{{result.yaml,junit.xml,events.jsonl}}; compare scenarios/{}.{}.snap",
+        h.run_dir.display(),
+        plan.scenario,
+        plan.target
+    ));
     if plan.target == TargetKind::External {
         out.push("DELETE machines/{id}/ on the external MAAS for each machine this run enlisted, unless --keep".into());
     }

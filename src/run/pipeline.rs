@@ -69,8 +69,14 @@ pub struct RunSummary {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("scenario {scenario} does not list target `{target}` (it lists: {allowed}); pick one of those with --target")]
-    TargetNotAllowed { scenario: String, target: TargetKind, allowed: String },
+    #[error(
+        "scenario {scenario} does not list target `{target}` (it lists: {allowed}); pick one of those with --target"
+    )]
+    TargetNotAllowed {
+        scenario: String,
+        target: TargetKind,
+        allowed: String,
+    },
     #[error("cannot prepare the run directory: {0}")]
     State(#[from] state::StateError),
     #[error("{0}")]
@@ -79,15 +85,29 @@ pub enum RunError {
 
 /// The run's plan: scenario and seed, placed on the user's bridge for the
 /// external target. Errors name the flag to fix; nothing has started.
-pub fn plan_for(loaded: &LoadedScenario, opts: &RunOptions, run_id: &RunId) -> Result<Plan, RunError> {
+pub fn plan_for(
+    loaded: &LoadedScenario,
+    opts: &RunOptions,
+    run_id: &RunId,
+) -> Result<Plan, RunError> {
     let plan = plan::plan(loaded, opts.target, run_id, opts.seed, &opts.out_dir);
     if opts.target != TargetKind::External {
         return Ok(plan);
     }
     let t = &opts.target_options;
-    let lab = crate::target::external::ExternalLab::from_args(t.lab_bridge.as_deref(), t.bmc_addresses.as_deref(), plan.machines.len())
-        .map_err(|e| RunError::Options(e.to_string()))?;
-    Ok(plan::on_existing_bridge(plan, &lab.bridge, lab.subnet.addr, lab.subnet.prefix, lab.first_bmc))
+    let lab = crate::targets::external::ExternalLab::from_args(
+        t.lab_bridge.as_deref(),
+        t.bmc_addresses.as_deref(),
+        plan.machines.len(),
+    )
+    .map_err(|e| RunError::Options(e.to_string()))?;
+    Ok(plan::on_existing_bridge(
+        plan,
+        &lab.bridge,
+        lab.subnet.addr,
+        lab.subnet.prefix,
+        lab.first_bmc,
+    ))
 }
 
 /// Build a redactor for a plan: every run value gets a stable placeholder.
@@ -146,17 +166,29 @@ impl Runner<'_> {
         let duration = t0.elapsed();
         match res {
             Some(Ok(v)) => {
-                self.events.emit(RunEvent::StageFinished { stage, duration, outcome: Outcome::Passed });
+                self.events.emit(RunEvent::StageFinished {
+                    stage,
+                    duration,
+                    outcome: Outcome::Passed,
+                });
                 Some(v)
             }
             Some(Err(e)) => {
                 self.failed = true;
-                self.events.emit(RunEvent::StageFinished { stage, duration, outcome: Outcome::Failed(e) });
+                self.events.emit(RunEvent::StageFinished {
+                    stage,
+                    duration,
+                    outcome: Outcome::Failed(e),
+                });
                 None
             }
             None => {
                 self.interrupted = true;
-                self.events.emit(RunEvent::StageFinished { stage, duration, outcome: Outcome::Skipped("interrupted".into()) });
+                self.events.emit(RunEvent::StageFinished {
+                    stage,
+                    duration,
+                    outcome: Outcome::Skipped("interrupted".into()),
+                });
                 None
             }
         }
@@ -176,7 +208,12 @@ pub async fn execute(
         return Err(RunError::TargetNotAllowed {
             scenario: s.name.clone(),
             target: opts.target,
-            allowed: s.targets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            allowed: s
+                .targets
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     }
     let run_id = opts.run_id.clone().unwrap_or_else(RunId::generate);
@@ -194,9 +231,20 @@ pub async fn execute(
         scenario_sha256: sha256_hex(loaded.source.as_bytes()),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    state::write_atomic(&run_dir.join("scenario.yaml"), redacted_scenario(loaded).as_bytes())?;
-    state::write_atomic(&run_dir.join("plan.yaml"), serde_norway::to_string(&plan).expect("plan serialises").as_bytes())?;
-    state::write_atomic(&run_dir.join("run.json"), &serde_json::to_vec_pretty(&record).expect("record serialises"))?;
+    state::write_atomic(
+        &run_dir.join("scenario.yaml"),
+        redacted_scenario(loaded).as_bytes(),
+    )?;
+    state::write_atomic(
+        &run_dir.join("plan.yaml"),
+        serde_norway::to_string(&plan)
+            .expect("plan serialises")
+            .as_bytes(),
+    )?;
+    state::write_atomic(
+        &run_dir.join("run.json"),
+        &serde_json::to_vec_pretty(&record).expect("record serialises"),
+    )?;
     let teardown = Teardown::new(&run_id, &run_dir, opts.keep)?;
     crate::report::log::begin_run(&run_dir);
     tracing::info!(run_id = %run_id, scenario = %s.name, target = %opts.target, seed = opts.seed, "run started");
@@ -214,10 +262,25 @@ pub async fn execute(
 
     let mut reporters = reporters;
     reporters.push(Box::new(crate::report::events::TracingReporter));
-    let mut runner = Runner { events: Fanout::new(reporters), cancel, interrupted: false, failed: false };
-    runner.events.emit(RunEvent::RunStarted { run_id: run_id.to_string(), scenario: s.name.clone(), target: opts.target.to_string() });
-    runner.events.emit(RunEvent::StageStarted { stage: StageName::Plan });
-    runner.events.emit(RunEvent::StageFinished { stage: StageName::Plan, duration: t_run.elapsed(), outcome: Outcome::Passed });
+    let mut runner = Runner {
+        events: Fanout::new(reporters),
+        cancel,
+        interrupted: false,
+        failed: false,
+    };
+    runner.events.emit(RunEvent::RunStarted {
+        run_id: run_id.to_string(),
+        scenario: s.name.clone(),
+        target: opts.target.to_string(),
+    });
+    runner.events.emit(RunEvent::StageStarted {
+        stage: StageName::Plan,
+    });
+    runner.events.emit(RunEvent::StageFinished {
+        stage: StageName::Plan,
+        duration: t_run.elapsed(),
+        outcome: Outcome::Passed,
+    });
 
     let mut env = Env::new(&plan, &opts.target_options, teardown.clone());
     runner.stage(StageName::Lab, env.lab_up()).await;
@@ -225,17 +288,27 @@ pub async fn execute(
 
     // Drive: each step is its own JUnit case; the first failure skips the rest.
     if !runner.failed && !runner.interrupted {
-        runner.events.emit(RunEvent::StageStarted { stage: StageName::Drive });
+        runner.events.emit(RunEvent::StageStarted {
+            stage: StageName::Drive,
+        });
         let t0 = Instant::now();
         let mut stage_outcome = Outcome::Passed;
         for (i, step) in s.steps.iter().enumerate() {
             let name = step_name(step);
             if runner.failed || runner.interrupted {
-                runner.events.emit(RunEvent::StepFinished { index: i, name, duration: Duration::ZERO, outcome: Outcome::Skipped("an earlier step failed or the run was interrupted".into()) });
+                runner.events.emit(RunEvent::StepFinished {
+                    index: i,
+                    name,
+                    duration: Duration::ZERO,
+                    outcome: Outcome::Skipped(
+                        "an earlier step failed or the run was interrupted".into(),
+                    ),
+                });
                 continue;
             }
             let t = Instant::now();
-            let r = tokio::select! { r = env.step(step) => Some(r), _ = cancel.cancelled() => None };
+            let r =
+                tokio::select! { r = env.step(step) => Some(r), _ = cancel.cancelled() => None };
             let outcome = match r {
                 Some(Ok(())) => Outcome::Passed,
                 Some(Err(e)) => {
@@ -249,9 +322,18 @@ pub async fn execute(
                     Outcome::Skipped("interrupted".into())
                 }
             };
-            runner.events.emit(RunEvent::StepFinished { index: i, name, duration: t.elapsed(), outcome });
+            runner.events.emit(RunEvent::StepFinished {
+                index: i,
+                name,
+                duration: t.elapsed(),
+                outcome,
+            });
         }
-        runner.events.emit(RunEvent::StageFinished { stage: StageName::Drive, duration: t0.elapsed(), outcome: stage_outcome });
+        runner.events.emit(RunEvent::StageFinished {
+            stage: StageName::Drive,
+            duration: t0.elapsed(),
+            outcome: stage_outcome,
+        });
     }
 
     if opts.hold && !runner.failed && !runner.interrupted {
@@ -265,7 +347,9 @@ pub async fn execute(
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "cannot write the connection file"),
         }
-        eprintln!("environment of run {run_id} is up; Ctrl-C or `maas-e2e down {run_id}` tears it down");
+        eprintln!(
+            "environment of run {run_id} is up; Ctrl-C or `maas-e2e down {run_id}` tears it down"
+        );
         cancel.cancelled().await;
         runner.interrupted = true;
     }
@@ -274,26 +358,43 @@ pub async fn execute(
     let observed = if runner.interrupted {
         None
     } else {
-        runner.stage_always(StageName::Observe, env.observe(), cancel).await
+        runner
+            .stage_always(StageName::Observe, env.observe(), cancel)
+            .await
     };
 
     let report_t0 = Instant::now();
-    runner.events.emit(RunEvent::StageStarted { stage: StageName::Report });
+    runner.events.emit(RunEvent::StageStarted {
+        stage: StageName::Report,
+    });
     let mut report_outcome = Outcome::Passed;
     if let Some((result, machines, api)) = &observed {
-        let select = |name: &str| plan.select(name).into_iter().map(|m| m.name.clone()).collect::<Vec<_>>();
+        let select = |name: &str| {
+            plan.select(name)
+                .into_iter()
+                .map(|m| m.name.clone())
+                .collect::<Vec<_>>()
+        };
         for (i, e) in s.expect.iter().enumerate() {
             let outcome = checks::evaluate(e, select, machines, api);
             if outcome.is_failed() {
                 runner.failed = true;
             }
-            runner.events.emit(RunEvent::CheckFinished { index: i, name: checks::describe(e), outcome });
+            runner.events.emit(RunEvent::CheckFinished {
+                index: i,
+                name: checks::describe(e),
+                outcome,
+            });
         }
         for (j, (name, outcome)) in api.target_checks.iter().enumerate() {
             if outcome.is_failed() {
                 runner.failed = true;
             }
-            runner.events.emit(RunEvent::CheckFinished { index: s.expect.len() + j, name: name.clone(), outcome: outcome.clone() });
+            runner.events.emit(RunEvent::CheckFinished {
+                index: s.expect.len() + j,
+                name: name.clone(),
+                outcome: outcome.clone(),
+            });
         }
         let yaml = result.snapshot_yaml(&redactor);
         if let Err(e) = state::write_atomic(&run_dir.join("result.yaml"), yaml.as_bytes()) {
@@ -305,11 +406,18 @@ pub async fn execute(
             if outcome.is_failed() {
                 runner.failed = true;
             }
-            runner.events.emit(RunEvent::SnapshotCompared { name: format!("{}.{}", s.name, opts.target), outcome });
+            runner.events.emit(RunEvent::SnapshotCompared {
+                name: format!("{}.{}", s.name, opts.target),
+                outcome,
+            });
         }
     } else {
         for (i, e) in s.expect.iter().enumerate() {
-            runner.events.emit(RunEvent::CheckFinished { index: i, name: checks::describe(e), outcome: Outcome::Skipped("nothing was observed".into()) });
+            runner.events.emit(RunEvent::CheckFinished {
+                index: i,
+                name: checks::describe(e),
+                outcome: Outcome::Skipped("nothing was observed".into()),
+            });
         }
     }
 
@@ -324,25 +432,45 @@ pub async fn execute(
     let teardown_failures = teardown.run();
     if !teardown_failures.is_empty() {
         runner.failed = true;
-        report_outcome = Outcome::Failed(format!("teardown left: {}", teardown_failures.join("; ")));
+        report_outcome =
+            Outcome::Failed(format!("teardown left: {}", teardown_failures.join("; ")));
     }
     let passed = !runner.failed && !runner.interrupted;
-    runner.events.emit(RunEvent::StageFinished { stage: StageName::Report, duration: report_t0.elapsed(), outcome: report_outcome });
-    runner.events.emit(RunEvent::RunFinished { duration: t_run.elapsed(), passed, interrupted: runner.interrupted });
+    runner.events.emit(RunEvent::StageFinished {
+        stage: StageName::Report,
+        duration: report_t0.elapsed(),
+        outcome: report_outcome,
+    });
+    runner.events.emit(RunEvent::RunFinished {
+        duration: t_run.elapsed(),
+        passed,
+        interrupted: runner.interrupted,
+    });
 
     tracing::info!(passed, interrupted = runner.interrupted, "run finished");
     crate::report::log::end_run();
     let events = runner.events.recorded.events.clone();
-    let xml = junit::junit_xml(&[SuiteInput { name: format!("{}.{}", s.name, opts.target), events: &events, redactor: &redactor }]);
+    let xml = junit::junit_xml(&[SuiteInput {
+        name: format!("{}.{}", s.name, opts.target),
+        events: &events,
+        redactor: &redactor,
+    }]);
     let _ = state::write_atomic(&run_dir.join("junit.xml"), xml.as_bytes());
     let _ = state::write_atomic(
         &run_dir.join("events.jsonl"),
-        events.iter().map(|e| redactor.redact(&serde_json::to_string(e).unwrap()) + "\n").collect::<String>().as_bytes(),
+        events
+            .iter()
+            .map(|e| redactor.redact(&serde_json::to_string(e).unwrap()) + "\n")
+            .collect::<String>()
+            .as_bytes(),
     );
     if !opts.keep {
         state::unregister(&run_id);
     }
-    let machine_events = observed.as_ref().map(|(_, m, _)| m.values().flat_map(|o| o.events.clone()).collect()).unwrap_or_default();
+    let machine_events = observed
+        .as_ref()
+        .map(|(_, m, _)| m.values().flat_map(|o| o.events.clone()).collect())
+        .unwrap_or_default();
     Ok(RunSummary {
         suite: format!("{}.{}", s.name, opts.target),
         run_id,
@@ -358,7 +486,12 @@ pub async fn execute(
 
 impl Runner<'_> {
     /// A stage that runs even after a failure (observe), not after Ctrl-C.
-    async fn stage_always<T, F>(&mut self, stage: StageName, fut: F, cancel: &CancellationToken) -> Option<T>
+    async fn stage_always<T, F>(
+        &mut self,
+        stage: StageName,
+        fut: F,
+        cancel: &CancellationToken,
+    ) -> Option<T>
     where
         F: Future<Output = Result<T, String>>,
     {
@@ -376,7 +509,11 @@ impl Runner<'_> {
                 (None, Outcome::Skipped("interrupted".into()))
             }
         };
-        self.events.emit(RunEvent::StageFinished { stage, duration: t0.elapsed(), outcome });
+        self.events.emit(RunEvent::StageFinished {
+            stage,
+            duration: t0.elapsed(),
+            outcome,
+        });
         out
     }
 }
@@ -388,8 +525,18 @@ pub fn step_name(step: &Step) -> String {
         Step::PowerOff(m) => format!("power_off {}", m.0),
         Step::PowerCycle(m) => format!("power_cycle {}", m.0),
         Step::Commission(m) => format!("commission {}", m.0),
-        Step::WaitStatus(w) => format!("wait_status {} {:?} within {}", w.machine.0, w.status, humantime::format_duration(w.timeout.0)),
-        Step::WaitPower(w) => format!("wait_power {} {:?} within {}", w.machine.0, w.state, humantime::format_duration(w.timeout.0)),
+        Step::WaitStatus(w) => format!(
+            "wait_status {} {:?} within {}",
+            w.machine.0,
+            w.status,
+            humantime::format_duration(w.timeout.0)
+        ),
+        Step::WaitPower(w) => format!(
+            "wait_power {} {:?} within {}",
+            w.machine.0,
+            w.state,
+            humantime::format_duration(w.timeout.0)
+        ),
         Step::InjectFault(f) => format!("inject_fault {}", f.machine.0),
         Step::ClearFaults(m) => format!("clear_faults {}", m.0),
         Step::Sleep(d) => format!("sleep {}", humantime::format_duration(d.0)),
@@ -400,7 +547,13 @@ pub fn step_name(step: &Step) -> String {
 /// Read the record of a finished run, for `repro`.
 pub fn read_record(run_dir: &Path) -> Result<RunRecord, String> {
     let path = run_dir.join("run.json");
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}; is {} a run directory?", path.display(), run_dir.display()))?;
+    let bytes = std::fs::read(&path).map_err(|e| {
+        format!(
+            "{}: {e}; is {} a run directory?",
+            path.display(),
+            run_dir.display()
+        )
+    })?;
     serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a run record: {e}", path.display()))
 }
 

@@ -7,16 +7,29 @@ use std::path::Path;
 use crate::report::events::{Outcome, RunEvent};
 use crate::run::pipeline::RunSummary;
 use crate::scenario::{self, LoadedScenario};
-use crate::target::chart::qualification::{Cell, CellResult, Matrix};
+use crate::targets::chart::qualification::{Cell, CellResult, Matrix};
 
 /// The base scenario with a cell's overrides applied to every machine group:
 /// `machine.FIELD` and `bmc.FIELD` keys of the matrix's `overrides` table.
-pub fn cell_scenario(base: &LoadedScenario, m: &Matrix, cell: &Cell) -> Result<LoadedScenario, String> {
+pub fn cell_scenario(
+    base: &LoadedScenario,
+    m: &Matrix,
+    cell: &Cell,
+) -> Result<LoadedScenario, String> {
     let mut doc = serde_json::to_value(&base.scenario).map_err(|e| e.to_string())?;
-    for (axis, value) in [("firmware", &cell.firmware), ("ciphers", &cell.ciphers), ("lan", &cell.lan)] {
-        let Some(table) = m.overrides.get(axis) else { continue };
+    for (axis, value) in [
+        ("firmware", &cell.firmware),
+        ("ciphers", &cell.ciphers),
+        ("lan", &cell.lan),
+    ] {
+        let Some(table) = m.overrides.get(axis) else {
+            continue;
+        };
         let Some(set) = table.get(value.as_str()) else {
-            return Err(format!("cell {}: {axis} `{value}` has no entry in `overrides.{axis}`", cell.id));
+            return Err(format!(
+                "cell {}: {axis} `{value}` has no entry in `overrides.{axis}`",
+                cell.id
+            ));
         };
         let set = set.as_object().ok_or_else(|| format!("overrides.{axis}.{value}: allowed: a mapping of machine.FIELD / bmc.FIELD to values"))?;
         for group in doc["machines"].as_array_mut().into_iter().flatten() {
@@ -24,21 +37,37 @@ pub fn cell_scenario(base: &LoadedScenario, m: &Matrix, cell: &Cell) -> Result<L
                 match key.split_once('.') {
                     Some(("machine", f)) => group[f] = v.clone(),
                     Some(("bmc", f)) => group["bmc"][f] = v.clone(),
-                    _ => return Err(format!("overrides.{axis}.{value}.{key}: allowed: machine.FIELD or bmc.FIELD")),
+                    _ => {
+                        return Err(format!(
+                            "overrides.{axis}.{value}.{key}: allowed: machine.FIELD or bmc.FIELD"
+                        ));
+                    }
                 }
             }
         }
     }
-    let name = format!("{}-{}", base.scenario.name, cell.id.replace('+', "").to_ascii_lowercase());
+    let name = format!(
+        "{}-{}",
+        base.scenario.name,
+        cell.id.replace('+', "").to_ascii_lowercase()
+    );
     doc["name"] = name.into();
     // Back to YAML and through the validator, so a bad override reads like
     // any other scenario error.
     let mut yaml = Vec::new();
     let mut ser = serde_norway::Serializer::new(&mut yaml);
-    serde_norway::with::singleton_map_recursive::serialize(&serde_json::from_value::<scenario::Scenario>(doc).map_err(|e| format!("cell {}: {e}", cell.id))?, &mut ser)
-        .map_err(|e| e.to_string())?;
+    serde_norway::with::singleton_map_recursive::serialize(
+        &serde_json::from_value::<scenario::Scenario>(doc)
+            .map_err(|e| format!("cell {}: {e}", cell.id))?,
+        &mut ser,
+    )
+    .map_err(|e| e.to_string())?;
     let source = String::from_utf8(yaml).map_err(|e| e.to_string())?;
-    let mut loaded = scenario::parse(&base.path.with_file_name(format!("{}.yaml", cell.id)), &source).map_err(|e| e.to_string())?;
+    let mut loaded = scenario::parse(
+        &base.path.with_file_name(format!("{}.yaml", cell.id)),
+        &source,
+    )
+    .map_err(|e| e.to_string())?;
     // Repro and snapshots point at the base file.
     loaded.path = base.path.clone();
     Ok(loaded)
@@ -47,7 +76,16 @@ pub fn cell_scenario(base: &LoadedScenario, m: &Matrix, cell: &Cell) -> Result<L
 /// What the qualification summary needs from one run.
 pub fn cell_result(cell: &Cell, run: &RunSummary) -> CellResult {
     let failed_step = run.events.iter().find_map(|e| match e {
-        RunEvent::StepFinished { name, outcome: Outcome::Failed(_), .. } => Some(name.split_whitespace().next().unwrap_or_default().to_string()),
+        RunEvent::StepFinished {
+            name,
+            outcome: Outcome::Failed(_),
+            ..
+        } => Some(
+            name.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        ),
         _ => None,
     });
     CellResult {
@@ -62,5 +100,6 @@ pub fn cell_result(cell: &Cell, run: &RunSummary) -> CellResult {
 /// Read a matrix file.
 pub fn load_matrix(path: &Path) -> Result<Matrix, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    crate::target::chart::qualification::parse_matrix(&path.display().to_string(), &text).map_err(|e| e.to_string())
+    crate::targets::chart::qualification::parse_matrix(&path.display().to_string(), &text)
+        .map_err(|e| e.to_string())
 }

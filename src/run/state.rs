@@ -17,27 +17,49 @@ pub const REGISTRY_DIR: &str = "/run/maas-e2e/runs";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Resource {
-    Netns { name: String },
-    Link { name: String },
-    Domain { name: String },
+    Netns {
+        name: String,
+    },
+    Link {
+        name: String,
+    },
+    Domain {
+        name: String,
+    },
     /// A process group we started; `start_time` (from /proc) guards against
     /// signalling a recycled pid.
-    Process { pid: i32, start_time: u64, what: String },
+    Process {
+        pid: i32,
+        start_time: u64,
+        what: String,
+    },
     /// A directory of files QEMU opened (disks, NVRAM, sockets).
-    Dir { path: PathBuf },
+    Dir {
+        path: PathBuf,
+    },
     /// A name given to another process's network namespace (a kind node's,
     /// for the chart wiring): removing it deletes only the name, never
     /// what runs inside.
-    NetnsName { name: String },
+    NetnsName {
+        name: String,
+    },
     /// A kind cluster the run created (`kind delete cluster`).
-    KindCluster { name: String },
+    KindCluster {
+        name: String,
+    },
     /// A docker container the run started (`docker rm --force --volumes`),
     /// named `me2e-RUNID-...` and labelled `maas-e2e.run-id`: the chart's
     /// Postgres, the sim's with `--postgres container`.
-    Container { name: String },
+    Container {
+        name: String,
+    },
     /// A helm release in a cluster the run did not create (`--reuse-cluster`):
     /// `helm uninstall`, then the namespace is deleted.
-    HelmRelease { release: String, namespace: String, kubeconfig: PathBuf },
+    HelmRelease {
+        release: String,
+        namespace: String,
+        kubeconfig: PathBuf,
+    },
 }
 
 impl Resource {
@@ -51,7 +73,9 @@ impl Resource {
             Resource::NetnsName { name } => format!("network namespace name {name}"),
             Resource::KindCluster { name } => format!("kind cluster {name}"),
             Resource::Container { name } => format!("docker container {name}"),
-            Resource::HelmRelease { release, namespace, .. } => format!("helm release {release} in namespace {namespace}"),
+            Resource::HelmRelease {
+                release, namespace, ..
+            } => format!("helm release {release} in namespace {namespace}"),
         }
     }
 }
@@ -94,7 +118,10 @@ pub enum StateError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
-    move |source| StateError::Io { path: path.to_path_buf(), source }
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Write `data` to `path` atomically (write a sibling, then rename).
@@ -114,14 +141,19 @@ pub fn state_path(run_dir: &Path) -> PathBuf {
 pub fn read_state(run_dir: &Path) -> Result<RunState, StateError> {
     let path = state_path(run_dir);
     match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StateError::Parse { path, source }),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|source| StateError::Parse { path, source })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RunState::default()),
         Err(source) => Err(StateError::Io { path, source }),
     }
 }
 
 pub fn write_state(run_dir: &Path, state: &RunState) -> Result<(), StateError> {
-    write_atomic(&state_path(run_dir), &serde_json::to_vec_pretty(state).expect("state serialises"))
+    write_atomic(
+        &state_path(run_dir),
+        &serde_json::to_vec_pretty(state).expect("state serialises"),
+    )
 }
 
 pub fn registry_path(run_id: &RunId) -> PathBuf {
@@ -129,7 +161,10 @@ pub fn registry_path(run_id: &RunId) -> PathBuf {
 }
 
 pub fn register(entry: &RegistryEntry) -> Result<(), StateError> {
-    write_atomic(&registry_path(&entry.run_id), &serde_json::to_vec_pretty(entry).expect("entry serialises"))
+    write_atomic(
+        &registry_path(&entry.run_id),
+        &serde_json::to_vec_pretty(entry).expect("entry serialises"),
+    )
 }
 
 pub fn unregister(run_id: &RunId) {
@@ -146,14 +181,17 @@ pub fn connection_path(run_id: &RunId) -> PathBuf {
 
 /// Every registered run, oldest first. Unreadable entries are reported, not fatal.
 pub fn registered_runs() -> Vec<Result<RegistryEntry, StateError>> {
-    let Ok(dir) = std::fs::read_dir(REGISTRY_DIR) else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir(REGISTRY_DIR) else {
+        return Vec::new();
+    };
     let mut out: Vec<_> = dir
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .map(|path| {
             let bytes = std::fs::read(&path).map_err(io(&path))?;
-            serde_json::from_slice::<RegistryEntry>(&bytes).map_err(|source| StateError::Parse { path, source })
+            serde_json::from_slice::<RegistryEntry>(&bytes)
+                .map_err(|source| StateError::Parse { path, source })
         })
         .collect();
     out.sort_by(|a, b| match (a, b) {

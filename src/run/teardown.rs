@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::cmd::Cmd;
-use crate::testing::have_program;
 use crate::plan::{NAME_PREFIX, RunId};
 use crate::run::state::{self, Resource, RunState};
+use crate::testing::have_program;
 
 /// The resources of one run, mirrored to its state file on every change.
 #[derive(Clone)]
@@ -29,9 +29,19 @@ struct Inner {
 
 impl Teardown {
     pub fn new(run_id: &RunId, run_dir: &Path, keep: bool) -> Result<Teardown, state::StateError> {
-        let state = RunState { run_id: Some(run_id.clone()), resources: Vec::new() };
+        let state = RunState {
+            run_id: Some(run_id.clone()),
+            resources: Vec::new(),
+        };
         state::write_state(run_dir, &state)?;
-        Ok(Teardown { inner: Arc::new(Mutex::new(Inner { run_dir: run_dir.to_path_buf(), state, keep, done: false })) })
+        Ok(Teardown {
+            inner: Arc::new(Mutex::new(Inner {
+                run_dir: run_dir.to_path_buf(),
+                state,
+                keep,
+                done: false,
+            })),
+        })
     }
 
     /// Record `resource` before it is created, so a crash mid-creation is
@@ -106,13 +116,19 @@ impl Drop for Inner {
 
 /// Remove resources in reverse creation order. Never stops at the first error.
 pub fn remove_all(resources: &[Resource]) -> Vec<String> {
-    resources.iter().rev().filter_map(|r| remove(r).err().map(|e| format!("{}: {e}", r.describe()))).collect()
+    resources
+        .iter()
+        .rev()
+        .filter_map(|r| remove(r).err().map(|e| format!("{}: {e}", r.describe())))
+        .collect()
 }
 
 /// Remove one resource; absent counts as removed.
 pub fn remove(resource: &Resource) -> Result<(), String> {
     match resource {
-        Resource::Process { pid, start_time, .. } => {
+        Resource::Process {
+            pid, start_time, ..
+        } => {
             if state::same_process_alive(*pid, *start_time) {
                 crate::process::terminate_group(*pid, Duration::from_secs(3));
             }
@@ -122,12 +138,20 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
             if !have_program("virsh") {
                 return Ok(());
             }
-            let virsh = |args: &[&str]| Cmd::new("virsh").args(["-c", "qemu:///system"]).args(args.iter().copied()).run_blocking();
+            let virsh = |args: &[&str]| {
+                Cmd::new("virsh")
+                    .args(["-c", "qemu:///system"])
+                    .args(args.iter().copied())
+                    .run_blocking()
+            };
             if virsh(&["dominfo", name]).is_err() {
                 return Ok(());
             }
             let _ = virsh(&["destroy", name]);
-            virsh(&["undefine", "--nvram", name]).or_else(|_| virsh(&["undefine", name])).map(drop).map_err(|e| e.to_string())
+            virsh(&["undefine", "--nvram", name])
+                .or_else(|_| virsh(&["undefine", name]))
+                .map(drop)
+                .map_err(|e| e.to_string())
         }
         Resource::Link { name } => {
             // The lab's iptables rule for a bridge outlives the bridge unless removed.
@@ -140,7 +164,11 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
             if !Path::new("/sys/class/net").join(name).exists() {
                 return Ok(());
             }
-            Cmd::new("ip").args(["link", "del", name]).run_blocking().map(drop).map_err(|e| e.to_string())
+            Cmd::new("ip")
+                .args(["link", "del", name])
+                .run_blocking()
+                .map(drop)
+                .map_err(|e| e.to_string())
         }
         Resource::Netns { name } => {
             if !crate::lab::netns::netns_path(name).exists() {
@@ -148,11 +176,18 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
             }
             // Processes left inside (ours, by construction) go first.
             if let Ok(pids) = Cmd::new("ip").args(["netns", "pids", name]).run_blocking() {
-                for pid in pids.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+                for pid in pids
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok())
+                {
                     crate::process::terminate_group(pid, Duration::from_secs(2));
                 }
             }
-            Cmd::new("ip").args(["netns", "del", name]).run_blocking().map(drop).map_err(|e| e.to_string())
+            Cmd::new("ip")
+                .args(["netns", "del", name])
+                .run_blocking()
+                .map(drop)
+                .map_err(|e| e.to_string())
         }
         Resource::Dir { path } => match std::fs::remove_dir_all(path) {
             Ok(()) => Ok(()),
@@ -165,36 +200,81 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
             if !crate::lab::netns::netns_path(name).exists() {
                 return Ok(());
             }
-            Cmd::new("ip").args(["netns", "delete", name]).run_blocking().map(drop).map_err(|e| e.to_string())
+            Cmd::new("ip")
+                .args(["netns", "delete", name])
+                .run_blocking()
+                .map(drop)
+                .map_err(|e| e.to_string())
         }
         Resource::KindCluster { name } => {
             if !have_program("kind") {
-                return Err(format!("kind is not on PATH; delete it where kind is installed: kind delete cluster --name {name}"));
+                return Err(format!(
+                    "kind is not on PATH; delete it where kind is installed: kind delete cluster --name {name}"
+                ));
             }
-            let listed = Cmd::new("kind").args(["get", "clusters"]).run_blocking().map_err(|e| e.to_string())?;
+            let listed = Cmd::new("kind")
+                .args(["get", "clusters"])
+                .run_blocking()
+                .map_err(|e| e.to_string())?;
             if !listed.lines().any(|l| l.trim() == name) {
                 return Ok(());
             }
-            Cmd::new("kind").args(["delete", "cluster", "--name", name]).run_blocking().map(drop).map_err(|e| e.to_string())
+            Cmd::new("kind")
+                .args(["delete", "cluster", "--name", name])
+                .run_blocking()
+                .map(drop)
+                .map_err(|e| e.to_string())
         }
         Resource::Container { name } => {
-            if !have_program("docker") || Cmd::new("docker").args(["inspect", "--format", "{{.Id}}", name]).run_blocking().is_err() {
+            if !have_program("docker")
+                || Cmd::new("docker")
+                    .args(["inspect", "--format", "{{.Id}}", name])
+                    .run_blocking()
+                    .is_err()
+            {
                 return Ok(());
             }
-            Cmd::new("docker").args(["rm", "--force", "--volumes", name]).run_blocking().map(drop).map_err(|e| e.to_string())
+            Cmd::new("docker")
+                .args(["rm", "--force", "--volumes", name])
+                .run_blocking()
+                .map(drop)
+                .map_err(|e| e.to_string())
         }
-        Resource::HelmRelease { release, namespace, kubeconfig } => {
+        Resource::HelmRelease {
+            release,
+            namespace,
+            kubeconfig,
+        } => {
             let kc = kubeconfig.display().to_string();
             if !kubeconfig.exists() {
-                return Err(format!("kubeconfig {kc} is gone; uninstall by hand: helm uninstall {release} --namespace {namespace}"));
+                return Err(format!(
+                    "kubeconfig {kc} is gone; uninstall by hand: helm uninstall {release} --namespace {namespace}"
+                ));
             }
-            if let Err(e) = Cmd::new("helm").args(["uninstall", release, "--namespace", namespace, "--kubeconfig", &kc]).run_blocking()
+            if let Err(e) = Cmd::new("helm")
+                .args([
+                    "uninstall",
+                    release,
+                    "--namespace",
+                    namespace,
+                    "--kubeconfig",
+                    &kc,
+                ])
+                .run_blocking()
                 && !e.to_string().contains("not found")
             {
                 return Err(e.to_string());
             }
             Cmd::new("kubectl")
-                .args(["--kubeconfig", &kc, "delete", "namespace", namespace, "--ignore-not-found", "--wait=false"])
+                .args([
+                    "--kubeconfig",
+                    &kc,
+                    "delete",
+                    "namespace",
+                    namespace,
+                    "--ignore-not-found",
+                    "--wait=false",
+                ])
                 .run_blocking()
                 .map(drop)
                 .map_err(|e| e.to_string())
@@ -207,23 +287,47 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
 pub fn discover(run_id: Option<&RunId>) -> Vec<Resource> {
     let matches = |name: &str| -> bool {
         match run_id {
-            Some(r) => name.contains(r.as_str()) && (name.starts_with(NAME_PREFIX) || name.starts_with("m2")),
+            Some(r) => {
+                name.contains(r.as_str())
+                    && (name.starts_with(NAME_PREFIX) || name.starts_with("m2"))
+            }
             None => name.starts_with(&format!("{NAME_PREFIX}-")) || is_run_link(name),
         }
     };
     let mut out = Vec::new();
-    if let Ok(list) = Cmd::new("virsh").args(["-c", "qemu:///system", "list", "--all", "--name"]).run_blocking() {
-        out.extend(list.lines().map(str::trim).filter(|n| !n.is_empty() && matches(n) && n.starts_with(NAME_PREFIX)).map(|n| Resource::Domain { name: n.into() }));
+    if let Ok(list) = Cmd::new("virsh")
+        .args(["-c", "qemu:///system", "list", "--all", "--name"])
+        .run_blocking()
+    {
+        out.extend(
+            list.lines()
+                .map(str::trim)
+                .filter(|n| !n.is_empty() && matches(n) && n.starts_with(NAME_PREFIX))
+                .map(|n| Resource::Domain { name: n.into() }),
+        );
     }
     if let Ok(dir) = std::fs::read_dir("/sys/class/net") {
-        out.extend(dir.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| is_run_link(n) && matches(n)).map(|name| Resource::Link { name }));
+        out.extend(
+            dir.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| is_run_link(n) && matches(n))
+                .map(|name| Resource::Link { name }),
+        );
     }
     // Rules left for bridges that are gone (a run killed between the two).
     if have_program("iptables")
-        && let Ok(rules) = Cmd::new("iptables").args(["-w", "-S", "FORWARD"]).run_blocking()
+        && let Ok(rules) = Cmd::new("iptables")
+            .args(["-w", "-S", "FORWARD"])
+            .run_blocking()
     {
-        for name in rules.lines().filter(|l| l.contains("maas-e2e-lab")).filter_map(|l| l.split_whitespace().skip_while(|w| *w != "-i").nth(1)) {
-            let r = Resource::Link { name: name.to_string() };
+        for name in rules
+            .lines()
+            .filter(|l| l.contains("maas-e2e-lab"))
+            .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "-i").nth(1))
+        {
+            let r = Resource::Link {
+                name: name.to_string(),
+            };
             if is_run_link(name) && matches(name) && !out.contains(&r) {
                 out.push(r);
             }
@@ -233,16 +337,36 @@ pub fn discover(run_id: Option<&RunId>) -> Vec<Resource> {
     // label: a foreign container, or a chart Postgres kept with its
     // cluster, is never touched here.
     if have_program("docker")
-        && let Ok(list) = Cmd::new("docker").args(["ps", "-a", "--filter", SWEEP_LABEL_FILTER, "--format", "{{.Names}}"]).run_blocking()
+        && let Ok(list) = Cmd::new("docker")
+            .args([
+                "ps",
+                "-a",
+                "--filter",
+                SWEEP_LABEL_FILTER,
+                "--format",
+                "{{.Names}}",
+            ])
+            .run_blocking()
     {
-        out.extend(list.lines().map(str::trim).filter(|n| n.starts_with(NAME_PREFIX) && matches(n)).map(|n| Resource::Container { name: n.into() }));
+        out.extend(
+            list.lines()
+                .map(str::trim)
+                .filter(|n| n.starts_with(NAME_PREFIX) && matches(n))
+                .map(|n| Resource::Container { name: n.into() }),
+        );
     }
     if let Ok(dir) = std::fs::read_dir("/run/netns") {
         out.extend(
             dir.filter_map(Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .filter(|n| n.starts_with(NAME_PREFIX) && matches(n))
-                .map(|name| if is_node_netns_name(&name) { Resource::NetnsName { name } } else { Resource::Netns { name } }),
+                .map(|name| {
+                    if is_node_netns_name(&name) {
+                        Resource::NetnsName { name }
+                    } else {
+                        Resource::Netns { name }
+                    }
+                }),
         );
     }
     // A kind cluster and the Postgres container of a chart run, only when
@@ -253,12 +377,24 @@ pub fn discover(run_id: Option<&RunId>) -> Vec<Resource> {
         if have_program("kind")
             && let Ok(list) = Cmd::new("kind").args(["get", "clusters"]).run_blocking()
         {
-            out.extend(list.lines().map(str::trim).filter(|n| own(n)).map(|n| Resource::KindCluster { name: n.into() }));
+            out.extend(
+                list.lines()
+                    .map(str::trim)
+                    .filter(|n| own(n))
+                    .map(|n| Resource::KindCluster { name: n.into() }),
+            );
         }
         if have_program("docker")
-            && let Ok(list) = Cmd::new("docker").args(["ps", "--all", "--format", "{{.Names}}"]).run_blocking()
+            && let Ok(list) = Cmd::new("docker")
+                .args(["ps", "--all", "--format", "{{.Names}}"])
+                .run_blocking()
         {
-            out.extend(list.lines().map(str::trim).filter(|n| own(n) && n.ends_with("-postgres")).map(|n| Resource::Container { name: n.into() }));
+            out.extend(
+                list.lines()
+                    .map(str::trim)
+                    .filter(|n| own(n) && n.ends_with("-postgres"))
+                    .map(|n| Resource::Container { name: n.into() }),
+            );
         }
     }
     out
@@ -305,6 +441,9 @@ mod tests {
         assert!(!is_node_netns_name("me2e-0c4a27e0"));
         assert!(!is_node_netns_name("me2e-0c4a27e0-lab"));
         assert!(!is_node_netns_name("me2e-0c4a27e0-n"));
-        assert_eq!(run_id_of("me2e-0c4a27e0-n0").map(|r| r.to_string()), Some("0c4a27e0".into()));
+        assert_eq!(
+            run_id_of("me2e-0c4a27e0-n0").map(|r| r.to_string()),
+            Some("0c4a27e0".into())
+        );
     }
 }

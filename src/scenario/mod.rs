@@ -26,8 +26,20 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = if self.path.is_empty() { "(document)" } else { &self.path };
-        write!(f, "{}:{}:{}: {}: {}", self.file.display(), self.line, self.col, path, self.message)
+        let path = if self.path.is_empty() {
+            "(document)"
+        } else {
+            &self.path
+        };
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            path,
+            self.message
+        )
     }
 }
 
@@ -81,10 +93,18 @@ pub fn expand(groups: &[MachineGroup]) -> Vec<Machine<'_>> {
     let mut out = Vec::new();
     for (gi, g) in groups.iter().enumerate() {
         if g.count == 1 {
-            out.push(Machine { name: g.name.clone(), group: g, group_index: gi });
+            out.push(Machine {
+                name: g.name.clone(),
+                group: g,
+                group_index: gi,
+            });
         } else {
             for i in 1..=g.count {
-                out.push(Machine { name: format!("{}-{i}", g.name), group: g, group_index: gi });
+                out.push(Machine {
+                    name: format!("{}-{i}", g.name),
+                    group: g,
+                    group_index: gi,
+                });
             }
         }
     }
@@ -93,8 +113,10 @@ pub fn expand(groups: &[MachineGroup]) -> Vec<Machine<'_>> {
 
 /// Read, parse and validate a scenario file.
 pub fn load(path: &Path) -> Result<LoadedScenario, ScenarioError> {
-    let source = std::fs::read_to_string(path)
-        .map_err(|source| ScenarioError::Read { path: path.to_path_buf(), source })?;
+    let source = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse(path, &source)
 }
 
@@ -109,7 +131,11 @@ pub fn parse(path: &Path, source: &str) -> Result<LoadedScenario, ScenarioError>
     if scenario.name.is_empty() {
         scenario.name = path
             .file_stem()
-            .map(|s| s.to_string_lossy().trim_end_matches(".scenario").to_string())
+            .map(|s| {
+                s.to_string_lossy()
+                    .trim_end_matches(".scenario")
+                    .to_string()
+            })
             .unwrap_or_default();
     }
     let spans = SpanIndex::build(source);
@@ -117,11 +143,21 @@ pub fn parse(path: &Path, source: &str) -> Result<LoadedScenario, ScenarioError>
         .into_iter()
         .map(|(field, message)| {
             let pos = spans.find(&field).unwrap_or(spans::Pos { line: 1, col: 1 });
-            Problem { file: path.to_path_buf(), line: pos.line, col: pos.col, path: field, message }
+            Problem {
+                file: path.to_path_buf(),
+                line: pos.line,
+                col: pos.col,
+                path: field,
+                message,
+            }
         })
         .collect::<Vec<_>>();
     if problems.is_empty() {
-        Ok(LoadedScenario { path: path.to_path_buf(), source: source.to_string(), scenario })
+        Ok(LoadedScenario {
+            path: path.to_path_buf(),
+            source: source.to_string(),
+            scenario,
+        })
     } else {
         Err(ScenarioError::Invalid(problems))
     }
@@ -139,7 +175,13 @@ fn serde_problem(path: &Path, source: &str, e: &serde_norway::Error) -> Problem 
         _ => (String::new(), text.clone()),
     };
     let message = explain_serde(&message, source.is_empty());
-    Problem { file: path.to_path_buf(), line, col, path: field, message }
+    Problem {
+        file: path.to_path_buf(),
+        line,
+        col,
+        path: field,
+        message,
+    }
 }
 
 /// Make serde's wording say what is allowed where it does not already.
@@ -156,16 +198,30 @@ fn explain_serde(message: &str, empty: bool) -> String {
             .replace("allowed: u32", "allowed: a whole number, 0 or more")
             .replace("allowed: u8", "allowed: a whole number from 0 to 255")
             .replace("allowed: enum Firmware", "allowed: `bios` or `uefi`")
-            .replace("allowed: enum NicModel", "allowed: one of `virtio`, `e1000`, `rtl8139`")
-            .replace("allowed: enum IpmiVersions", "allowed: one of `1.5`, `2.0`, `both`")
-            .replace("allowed: enum TargetKind", "allowed: one of `none`, `sim`, `chart`, `external`")
+            .replace(
+                "allowed: enum NicModel",
+                "allowed: one of `virtio`, `e1000`, `rtl8139`",
+            )
+            .replace(
+                "allowed: enum IpmiVersions",
+                "allowed: one of `1.5`, `2.0`, `both`",
+            )
+            .replace(
+                "allowed: enum TargetKind",
+                "allowed: one of `none`, `sim`, `chart`, `external`",
+            )
             .replace("allowed: enum PowerState", "allowed: `on` or `off`");
     }
     if message.starts_with("unknown field") || message.starts_with("unknown variant") {
         return message.replacen(", expected ", "; allowed: ", 1);
     }
-    if message.contains("while parsing") || message.contains("while scanning") || message.contains("did not find expected") {
-        return format!("not valid YAML: {message}; allowed: well-formed YAML (check indentation, quotes and brackets)");
+    if message.contains("while parsing")
+        || message.contains("while scanning")
+        || message.contains("did not find expected")
+    {
+        return format!(
+            "not valid YAML: {message}; allowed: well-formed YAML (check indentation, quotes and brackets)"
+        );
     }
     message.to_string()
 }
@@ -178,19 +234,37 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
     let mut err = |p: String, m: String| errs.push((p, m));
 
     if !valid_name(&s.name, 48) {
-        err("name".into(), format!("`{}` is not a valid scenario name; allowed: lowercase letters, digits and `-`, starting with a letter, at most 48 characters", s.name));
+        err(
+            "name".into(),
+            format!(
+                "`{}` is not a valid scenario name; allowed: lowercase letters, digits and `-`, starting with a letter, at most 48 characters",
+                s.name
+            ),
+        );
     }
     if s.targets.is_empty() {
-        err("targets".into(), "is empty; allowed: one or more of none, sim, chart, external".into());
+        err(
+            "targets".into(),
+            "is empty; allowed: one or more of none, sim, chart, external".into(),
+        );
     }
     if s.machines.is_empty() {
-        err("machines".into(), "is empty; allowed: at least one machine group".into());
+        err(
+            "machines".into(),
+            "is empty; allowed: at least one machine group".into(),
+        );
     }
     let mut total = 0usize;
     for (i, g) in s.machines.iter().enumerate() {
         let at = |f: &str| format!("machines[{i}].{f}");
         if !valid_name(&g.name, 24) {
-            err(at("name"), format!("`{}` is not a valid machine name; allowed: lowercase letters, digits and `-`, starting with a letter, at most 24 characters", g.name));
+            err(
+                at("name"),
+                format!(
+                    "`{}` is not a valid machine name; allowed: lowercase letters, digits and `-`, starting with a letter, at most 24 characters",
+                    g.name
+                ),
+            );
         }
         if g.count == 0 {
             err(at("count"), "is 0; allowed: 1 to 64".into());
@@ -200,23 +274,44 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             err(at("vcpus"), format!("is {}; allowed: 1 to 8", g.vcpus));
         }
         if !(128..=16384).contains(&g.memory.mib()) {
-            err(at("memory"), format!("is {}MiB; allowed: 128MiB to 16GiB", g.memory.mib()));
+            err(
+                at("memory"),
+                format!("is {}MiB; allowed: 128MiB to 16GiB", g.memory.mib()),
+            );
         }
         if g.cpu.to_ascii_uppercase().contains("QEMU") || g.cpu == "host" || g.cpu == "max" {
-            err(at("cpu"), format!("`{}` reports a QEMU model name, and MAAS skips IPMI autodetect on those; allowed: a named model such as Haswell-noTSX, Skylake-Client, Nehalem", g.cpu));
+            err(
+                at("cpu"),
+                format!(
+                    "`{}` reports a QEMU model name, and MAAS skips IPMI autodetect on those; allowed: a named model such as Haswell-noTSX, Skylake-Client, Nehalem",
+                    g.cpu
+                ),
+            );
         }
         if g.vm && g.nics.is_empty() {
-            err(at("nics"), "is empty; allowed: 1 to 4 NICs (a VM boots from its first NIC)".into());
+            err(
+                at("nics"),
+                "is empty; allowed: 1 to 4 NICs (a VM boots from its first NIC)".into(),
+            );
         }
         if g.nics.len() > 4 {
-            err(at("nics"), format!("has {} NICs; allowed: 1 to 4", g.nics.len()));
+            err(
+                at("nics"),
+                format!("has {} NICs; allowed: 1 to 4", g.nics.len()),
+            );
         }
         if g.disks.len() > 4 {
-            err(at("disks"), format!("has {} disks; allowed: 0 to 4", g.disks.len()));
+            err(
+                at("disks"),
+                format!("has {} disks; allowed: 0 to 4", g.disks.len()),
+            );
         }
         for (d, disk) in g.disks.iter().enumerate() {
             if disk.size.mib() < 64 {
-                err(at(&format!("disks[{d}].size")), format!("is {}MiB; allowed: at least 64MiB", disk.size.mib()));
+                err(
+                    at(&format!("disks[{d}].size")),
+                    format!("is {}MiB; allowed: at least 64MiB", disk.size.mib()),
+                );
             }
         }
         let b = &g.bmc;
@@ -227,17 +322,31 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
         let mut seen_suites = BTreeSet::new();
         for (k, suite) in b.cipher_suites.iter().enumerate() {
             if !SUPPORTED_SUITES.contains(suite) {
-                err(at(&format!("bmc.cipher_suites[{k}]")), format!("suite {suite} is not supported; allowed: 0, 1, 2, 3, 6, 7, 8, 11, 12, 15, 16, 17"));
+                err(
+                    at(&format!("bmc.cipher_suites[{k}]")),
+                    format!(
+                        "suite {suite} is not supported; allowed: 0, 1, 2, 3, 6, 7, 8, 11, 12, 15, 16, 17"
+                    ),
+                );
             } else if !seen_suites.insert(*suite) {
-                err(at(&format!("bmc.cipher_suites[{k}]")), format!("suite {suite} is listed twice; allowed: each suite once"));
+                err(
+                    at(&format!("bmc.cipher_suites[{k}]")),
+                    format!("suite {suite} is listed twice; allowed: each suite once"),
+                );
             }
         }
         if b.credentials.username.is_empty() || b.credentials.username.len() > 16 {
-            err(at("bmc.credentials.username"), "allowed: 1 to 16 characters (IPMI user names are 16 bytes)".into());
+            err(
+                at("bmc.credentials.username"),
+                "allowed: 1 to 16 characters (IPMI user names are 16 bytes)".into(),
+            );
         }
         if let Some(p) = &b.credentials.password {
             if p.is_empty() || p.len() > 20 {
-                err(at("bmc.credentials.password"), "allowed: 1 to 20 characters (IPMI passwords are 16 or 20 bytes)".into());
+                err(
+                    at("bmc.credentials.password"),
+                    "allowed: 1 to 20 characters (IPMI passwords are 16 or 20 bytes)".into(),
+                );
             }
         }
         for (k, f) in b.faults.iter().enumerate() {
@@ -245,19 +354,34 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
         }
     }
     if total > MAX_MACHINES {
-        err("machines".into(), format!("{total} machines in all; allowed: at most {MAX_MACHINES}"));
+        err(
+            "machines".into(),
+            format!("{total} machines in all; allowed: at most {MAX_MACHINES}"),
+        );
     }
 
     let machines = expand(&s.machines);
     let mut names = BTreeSet::new();
     for m in &machines {
         if !names.insert(m.name.clone()) {
-            err(format!("machines[{}].name", m.group_index), format!("machine name `{}` is used twice; allowed: unique names (a group with count N makes NAME-1..NAME-N)", m.name));
+            err(
+                format!("machines[{}].name", m.group_index),
+                format!(
+                    "machine name `{}` is used twice; allowed: unique names (a group with count N makes NAME-1..NAME-N)",
+                    m.name
+                ),
+            );
         }
     }
-    let known = |r: &MachineRef| r.0 == "all" || names.contains(&r.0) || s.machines.iter().any(|g| g.name == r.0);
+    let known = |r: &MachineRef| {
+        r.0 == "all" || names.contains(&r.0) || s.machines.iter().any(|g| g.name == r.0)
+    };
     let unknown = |r: &MachineRef| {
-        format!("machine `{}` is not in `machines`; allowed: `all`, a group name, or one of {}", r.0, names.iter().cloned().collect::<Vec<_>>().join(", "))
+        format!(
+            "machine `{}` is not in `machines`; allowed: `all`, a group name, or one of {}",
+            r.0,
+            names.iter().cloned().collect::<Vec<_>>().join(", ")
+        )
     };
     let maas_only = !s.targets.iter().any(|t| *t != TargetKind::None);
     for (i, top) in s.steps.iter().enumerate() {
@@ -267,7 +391,10 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
                     err(format!("steps[{i}].expect_error.matches"), bad_regex(&re));
                 }
                 if matches!(*e.step, Step::ExpectError(_) | Step::Sleep(_)) {
-                    err(format!("steps[{i}].expect_error.step"), "cannot fail; allowed: a power, commission, wait or fault step".into());
+                    err(
+                        format!("steps[{i}].expect_error.step"),
+                        "cannot fail; allowed: a power, commission, wait or fault step".into(),
+                    );
                 }
                 (&*e.step, format!("steps[{i}].expect_error.step"))
             }
@@ -295,8 +422,14 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             Step::Commission(_) | Step::WaitStatus(_) if maas_only => {
                 err(at_prefix.clone(), "needs a MAAS, but `targets` is only `none`; allowed here: power_on, power_off, power_cycle, wait_power, inject_fault, clear_faults, sleep".into());
             }
-            Step::WaitStatus(w) if w.timeout.0.is_zero() => err(at("wait_status.timeout"), "is zero; allowed: a positive duration such as 5m".into()),
-            Step::WaitPower(w) if w.timeout.0.is_zero() => err(at("wait_power.timeout"), "is zero; allowed: a positive duration such as 30s".into()),
+            Step::WaitStatus(w) if w.timeout.0.is_zero() => err(
+                at("wait_status.timeout"),
+                "is zero; allowed: a positive duration such as 5m".into(),
+            ),
+            Step::WaitPower(w) if w.timeout.0.is_zero() => err(
+                at("wait_power.timeout"),
+                "is zero; allowed: a positive duration such as 30s".into(),
+            ),
             Step::InjectFault(f) => check_fault(&f.fault, &at("inject_fault.fault"), &mut err),
             _ => {}
         }
@@ -319,7 +452,10 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
                     err(at("events.machine"), unknown(&c.machine));
                 }
                 if c.subsequence.is_empty() {
-                    err(at("events.subsequence"), "is empty; allowed: one or more event descriptions".into());
+                    err(
+                        at("events.subsequence"),
+                        "is empty; allowed: one or more event descriptions".into(),
+                    );
                 }
             }
             Expectation::BmcTranscript(c) => {
@@ -343,16 +479,33 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
 fn check_fault(f: &Fault, at: &str, err: &mut impl FnMut(String, String)) {
     match f {
         Fault::RefuseCipherSuite { suite } if !SUPPORTED_SUITES.contains(suite) => {
-            err(format!("{at}.refuse_cipher_suite.suite"), format!("suite {suite} is not supported; allowed: 0, 1, 2, 3, 6, 7, 8, 11, 12, 15, 16, 17"));
+            err(
+                format!("{at}.refuse_cipher_suite.suite"),
+                format!(
+                    "suite {suite} is not supported; allowed: 0, 1, 2, 3, 6, 7, 8, 11, 12, 15, 16, 17"
+                ),
+            );
         }
         Fault::DropEveryNth { n } if *n < 2 => {
-            err(format!("{at}.drop_every_nth.n"), format!("is {n}; allowed: 2 or more (1 would drop everything: use no_answer)"));
+            err(
+                format!("{at}.drop_every_nth.n"),
+                format!("is {n}; allowed: 2 or more (1 would drop everything: use no_answer)"),
+            );
         }
         Fault::FailCommand { times, .. } if *times == 0 => {
-            err(format!("{at}.fail_command.times"), "is 0; allowed: 1 or more".into());
+            err(
+                format!("{at}.fail_command.times"),
+                "is 0; allowed: 1 or more".into(),
+            );
         }
-        Fault::FailCommand { completion_code, .. } if *completion_code == 0 => {
-            err(format!("{at}.fail_command.completion_code"), "is 0 (success); allowed: a non-zero IPMI completion code such as 0xC0 or 0xFF".into());
+        Fault::FailCommand {
+            completion_code, ..
+        } if *completion_code == 0 => {
+            err(
+                format!("{at}.fail_command.completion_code"),
+                "is 0 (success); allowed: a non-zero IPMI completion code such as 0xC0 or 0xFF"
+                    .into(),
+            );
         }
         _ => {}
     }
@@ -360,7 +513,12 @@ fn check_fault(f: &Fault, at: &str, err: &mut impl FnMut(String, String)) {
 
 fn bad_regex(e: &regex::Error) -> String {
     let why = e.to_string();
-    let why = why.lines().last().unwrap_or_default().trim_start_matches("error: ").to_string();
+    let why = why
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string();
     format!("is not a valid regular expression ({why}); allowed: a Rust regex, e.g. `^Ready$`")
 }
 
@@ -368,6 +526,8 @@ fn valid_name(name: &str, max: usize) -> bool {
     !name.is_empty()
         && name.len() <= max
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.ends_with('-')
 }

@@ -33,10 +33,26 @@ fn default_targets() -> Vec<TargetKind> {
 }
 
 fn default_snapshot() -> Vec<SnapshotPart> {
-    vec![SnapshotPart::Machines, SnapshotPart::Events, SnapshotPart::Bmc]
+    vec![
+        SnapshotPart::Machines,
+        SnapshotPart::Events,
+        SnapshotPart::Bmc,
+    ]
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Deserialize,
+    Serialize,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
     /// No MAAS: BMCs (and VMs) driven directly.
@@ -109,10 +125,15 @@ fn default_memory() -> ByteSize {
     ByteSize(1024 * MIB)
 }
 fn default_nics() -> Vec<Nic> {
-    vec![Nic { model: NicModel::Virtio, name: None }]
+    vec![Nic {
+        model: NicModel::Virtio,
+        name: None,
+    }]
 }
 fn default_disks() -> Vec<Disk> {
-    vec![Disk { size: ByteSize(4 * 1024 * MIB) }]
+    vec![Disk {
+        size: ByteSize(4 * 1024 * MIB),
+    }]
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -206,7 +227,10 @@ pub struct Credentials {
 
 impl Default for Credentials {
     fn default() -> Self {
-        Credentials { username: default_user(), password: None }
+        Credentials {
+            username: default_user(),
+            password: None,
+        }
     }
 }
 
@@ -475,7 +499,11 @@ impl ByteSize {
 
 impl From<ByteSize> for String {
     fn from(b: ByteSize) -> String {
-        if b.0 % (1024 * MIB) == 0 { format!("{}GiB", b.0 / (1024 * MIB)) } else { format!("{}MiB", b.0 / MIB) }
+        if b.0 % (1024 * MIB) == 0 {
+            format!("{}GiB", b.0 / (1024 * MIB))
+        } else {
+            format!("{}MiB", b.0 / MIB)
+        }
     }
 }
 
@@ -497,7 +525,8 @@ impl<'de> Deserialize<'de> for ByteSize {
                     ))
                 };
                 let t = s.trim();
-                let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+                let (num, unit) =
+                    t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
                 let n: u64 = num.parse().map_err(|_| bad())?;
                 let mult = match unit.trim() {
                     "" | "M" | "MiB" => MIB,

@@ -34,10 +34,16 @@ impl SpanIndex {
         let mut stack: Vec<Frame> = Vec::new();
         for item in Parser::new_from_str(source) {
             let Ok((event, span)) = item else { break };
-            let pos = Pos { line: span.start.line(), col: span.start.col() + 1 };
+            let pos = Pos {
+                line: span.start.line(),
+                col: span.start.col() + 1,
+            };
             match event {
                 Event::Scalar(value, ..) => {
-                    if let Some(Frame::Map { key: key @ None, .. }) = stack.last_mut() {
+                    if let Some(Frame::Map {
+                        key: key @ None, ..
+                    }) = stack.last_mut()
+                    {
                         *key = Some(value.into_owned());
                         continue;
                     }
@@ -83,7 +89,11 @@ fn value_path(stack: &mut [Frame]) -> String {
         None => String::new(),
         Some(Frame::Map { path, key }) => {
             let k = key.take().unwrap_or_default();
-            if path.is_empty() { k } else { format!("{path}.{k}") }
+            if path.is_empty() {
+                k
+            } else {
+                format!("{path}.{k}")
+            }
         }
         Some(Frame::Seq { path, index }) => {
             let p = format!("{path}[{index}]");
@@ -99,11 +109,15 @@ mod tests {
 
     #[test]
     fn paths_match_serde_style() {
-        let src = "name: x\nmachines:\n  - name: a\n    nics:\n      - model: virtio\n  - name: b\n";
+        let src =
+            "name: x\nmachines:\n  - name: a\n    nics:\n      - model: virtio\n  - name: b\n";
         let idx = SpanIndex::build(src);
         assert_eq!(idx.find("name"), Some(Pos { line: 1, col: 7 }));
         assert_eq!(idx.find("machines[1].name"), Some(Pos { line: 6, col: 11 }));
-        assert_eq!(idx.find("machines[0].nics[0].model"), Some(Pos { line: 5, col: 16 }));
+        assert_eq!(
+            idx.find("machines[0].nics[0].model"),
+            Some(Pos { line: 5, col: 16 })
+        );
         // Unknown leaf falls back to the parent.
         assert_eq!(idx.find("machines[1].bogus"), Some(Pos { line: 6, col: 5 }));
     }

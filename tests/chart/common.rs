@@ -4,7 +4,9 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use maas_e2e::target::chart::{ChartOptions, ChartSecrets, ClusterSource, LabLink, PostgresMode, PostgresOptions};
+use maas_e2e::targets::chart::{
+    ChartOptions, ChartSecrets, ClusterSource, LabLink, PostgresMode, PostgresOptions,
+};
 
 pub fn secrets() -> ChartSecrets {
     ChartSecrets {
@@ -54,7 +56,9 @@ pub fn two_racks_options() -> ChartOptions {
 pub fn reuse_options() -> ChartOptions {
     let mut o = ChartOptions::new("dev7", "/runs/dev7", "/home/dev/maas/charts/maas");
     o.secrets = secrets();
-    o.cluster = ClusterSource::Reuse { name: "maas-dev".into() };
+    o.cluster = ClusterSource::Reuse {
+        name: "maas-dev".into(),
+    };
     o.keep_cluster = true;
     o.namespace = "ucp".into();
     o.postgres = PostgresOptions {

@@ -34,7 +34,7 @@ use maas_e2e::cmd::Cmd;
 use maas_e2e::maas::MaasClient;
 use maas_e2e::plan::RunId;
 use maas_e2e::scenario::TargetKind;
-use maas_e2e::target::sim::{LocalPostgres, LocalPostgresOptions, SimRegion, SimRegionConfig};
+use maas_e2e::targets::sim::{LocalPostgres, LocalPostgresOptions, SimRegion, SimRegionConfig};
 use maas_e2e::testing::{have_program, require};
 use serde_json::{Value, json};
 
@@ -135,38 +135,65 @@ struct KubeScript {
     seen: Arc<Mutex<Vec<String>>>,
 }
 
-async fn kube_job(State(s): State<KubeScript>, UrlPath((ns, name)): UrlPath<(String, String)>) -> impl IntoResponse {
+async fn kube_job(
+    State(s): State<KubeScript>,
+    UrlPath((ns, name)): UrlPath<(String, String)>,
+) -> impl IntoResponse {
     s.seen.lock().unwrap().push(format!("job/{name}"));
     let cond = if s.pending_jobs.contains(&name) {
-        return axum::Json(json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": ns}, "status": {"active": 1}}));
+        return axum::Json(
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": ns}, "status": {"active": 1}}),
+        );
     } else if s.failed_jobs.contains(&name) {
         json!({"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit (mock)"})
     } else {
         json!({"type": "Complete", "status": "True"})
     };
-    axum::Json(json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": ns}, "status": {"conditions": [cond]}}))
+    axum::Json(
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": ns}, "status": {"conditions": [cond]}}),
+    )
 }
 
-async fn kube_sts(State(s): State<KubeScript>, UrlPath((ns, name)): UrlPath<(String, String)>) -> impl IntoResponse {
+async fn kube_sts(
+    State(s): State<KubeScript>,
+    UrlPath((ns, name)): UrlPath<(String, String)>,
+) -> impl IntoResponse {
     s.seen.lock().unwrap().push(format!("statefulset/{name}"));
-    axum::Json(json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name, "namespace": ns},
-        "spec": {"replicas": 1, "selector": {}, "serviceName": name, "template": {}}, "status": {"replicas": 1, "readyReplicas": 1}}))
+    axum::Json(
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name, "namespace": ns},
+        "spec": {"replicas": 1, "selector": {}, "serviceName": name, "template": {}}, "status": {"replicas": 1, "readyReplicas": 1}}),
+    )
 }
 
-async fn kube_pod(State(s): State<KubeScript>, UrlPath((ns, name)): UrlPath<(String, String)>) -> impl IntoResponse {
+async fn kube_pod(
+    State(s): State<KubeScript>,
+    UrlPath((ns, name)): UrlPath<(String, String)>,
+) -> impl IntoResponse {
     s.seen.lock().unwrap().push(format!("pod/{name}"));
-    axum::Json(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
-        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}))
+    axum::Json(
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}),
+    )
 }
 
-async fn kube_secret(State(s): State<KubeScript>, UrlPath((ns, name)): UrlPath<(String, String)>) -> axum::response::Response {
+async fn kube_secret(
+    State(s): State<KubeScript>,
+    UrlPath((ns, name)): UrlPath<(String, String)>,
+) -> axum::response::Response {
     s.seen.lock().unwrap().push(format!("secret/{name}"));
     if name != "maas-api-key" {
         return (StatusCode::NOT_FOUND, axum::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}))).into_response();
     }
     let secret = k8s_openapi::api::core::v1::Secret {
-        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta { name: Some(name), namespace: Some(ns), ..Default::default() },
-        data: Some(BTreeMap::from([("token".to_string(), k8s_openapi::ByteString(s.token.clone().into_bytes()))])),
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name),
+            namespace: Some(ns),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "token".to_string(),
+            k8s_openapi::ByteString(s.token.clone().into_bytes()),
+        )])),
         ..Default::default()
     };
     axum::Json(serde_json::to_value(secret).unwrap()).into_response()
@@ -183,7 +210,10 @@ async fn serve(router: Router) -> u16 {
 fn mock_kube_api(script: KubeScript) -> Router {
     Router::new()
         .route("/apis/batch/v1/namespaces/{ns}/jobs/{name}", get(kube_job))
-        .route("/apis/apps/v1/namespaces/{ns}/statefulsets/{name}", get(kube_sts))
+        .route(
+            "/apis/apps/v1/namespaces/{ns}/statefulsets/{name}",
+            get(kube_sts),
+        )
         .route("/api/v1/namespaces/{ns}/pods/{name}", get(kube_pod))
         .route("/api/v1/namespaces/{ns}/secrets/{name}", get(kube_secret))
         .with_state(script)
@@ -210,9 +240,14 @@ impl Drop for SimMaas {
 
 async fn start_sim_maas(pxe_cidr: &str) -> SimMaas {
     maas_e2e::maas::install_crypto_provider();
-    let dir = PathBuf::from("/var/lib/maas-e2e").join(format!("test-chart-pipeline-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]));
+    let dir = PathBuf::from("/var/lib/maas-e2e").join(format!(
+        "test-chart-pipeline-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    ));
     std::fs::create_dir_all(&dir).unwrap();
-    let pg = LocalPostgres::start(LocalPostgresOptions::new(dir.join("pg"))).await.expect("start local postgres");
+    let pg = LocalPostgres::start(LocalPostgresOptions::new(dir.join("pg")))
+        .await
+        .expect("start local postgres");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut cfg = SimRegionConfig::new(pg.connection_string(), vec![listener]);
@@ -220,18 +255,32 @@ async fn start_sim_maas(pxe_cidr: &str) -> SimMaas {
     cfg.rack_interfaces = vec!["eth0".into(), "maas-pxe".into()];
     let region = SimRegion::start(cfg).await.expect("start sim region");
     // A real rack's registration makes the subnet of its bridge address.
-    region.client().unwrap().create_subnet(pxe_cidr, None, None, None).await.unwrap();
-    SimMaas { region: Some(region), pg: Some(pg), dir, port }
+    region
+        .client()
+        .unwrap()
+        .create_subnet(pxe_cidr, None, None, None)
+        .await
+        .unwrap();
+    SimMaas {
+        region: Some(region),
+        pg: Some(pg),
+        dir,
+        port,
+    }
 }
 
 fn prerequisites() -> bool {
     crate::wiring::prerequisites()
         && require(
             "Postgres server binaries",
-            maas_e2e::target::sim::postgres::find_bin_dir().is_ok(),
+            maas_e2e::targets::sim::postgres::find_bin_dir().is_ok(),
             "apt-get install postgresql (ci/setup-host.sh)",
         )
-        && require("the node image's busybox", have_program("busybox"), "apt-get install busybox-static")
+        && require(
+            "the node image's busybox",
+            have_program("busybox"),
+            "apt-get install busybox-static",
+        )
 }
 
 /// One run of the binary against the mocks.
@@ -257,13 +306,33 @@ impl Harness {
         let out = tmp.path().join("runs");
         // The lab's subnet comes from the seed alone: plan it once to learn it.
         let loaded = maas_e2e::scenario::load(&scenario).unwrap();
-        let probe = maas_e2e::plan::plan(&loaded, TargetKind::Chart, &"00000000".parse::<RunId>().unwrap(), 1, &out);
+        let probe = maas_e2e::plan::plan(
+            &loaded,
+            TargetKind::Chart,
+            &"00000000".parse::<RunId>().unwrap(),
+            1,
+            &out,
+        );
         let cidr = format!("{}/{}", probe.lab.subnet, probe.lab.prefix_len);
         let sim = start_sim_maas(&cidr).await;
         let k = sim.region.as_ref().unwrap().admin_key();
         let api_key = format!("{}:{}:{}", k.consumer_key, k.token_key, k.token_secret);
-        let kube = KubeScript { token: api_key.clone(), failed_jobs: failed_jobs.iter().map(|s| s.to_string()).collect(), pending_jobs: pending_jobs.iter().map(|s| s.to_string()).collect(), seen: Arc::default() };
-        Harness { tmp, mock_dir, scenario, out, sim, kube, api_key, postgres_args: vec!["--postgres-in-cluster".into()] }
+        let kube = KubeScript {
+            token: api_key.clone(),
+            failed_jobs: failed_jobs.iter().map(|s| s.to_string()).collect(),
+            pending_jobs: pending_jobs.iter().map(|s| s.to_string()).collect(),
+            seen: Arc::default(),
+        };
+        Harness {
+            tmp,
+            mock_dir,
+            scenario,
+            out,
+            sim,
+            kube,
+            api_key,
+            postgres_args: vec!["--postgres-in-cluster".into()],
+        }
     }
 
     /// `maas-e2e run --target chart` with the mocks first on PATH, to the end.
@@ -277,10 +346,25 @@ impl Harness {
         let rack_port = serve(Router::new().fallback(|| async { "mock rack 5249" })).await;
         let chart = self.tmp.path().join("chart");
         std::fs::create_dir_all(&chart).unwrap();
-        let path = format!("{}:{}", self.mock_dir.display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            self.mock_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         tokio::process::Command::new(env!("CARGO_BIN_EXE_maas-e2e"))
-            .args(["run", &self.scenario.display().to_string(), "--target", "chart", "--out", &self.out.display().to_string()])
-            .args(["--chart", &chart.display().to_string(), "--update-snapshots"])
+            .args([
+                "run",
+                &self.scenario.display().to_string(),
+                "--target",
+                "chart",
+                "--out",
+                &self.out.display().to_string(),
+            ])
+            .args([
+                "--chart",
+                &chart.display().to_string(),
+                "--update-snapshots",
+            ])
             .args(&self.postgres_args)
             .args(extra)
             .env("PATH", path)
@@ -296,7 +380,12 @@ impl Harness {
     }
 
     fn run_dir(&self) -> PathBuf {
-        let dirs: Vec<PathBuf> = std::fs::read_dir(&self.out).unwrap().filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        let dirs: Vec<PathBuf> = std::fs::read_dir(&self.out)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
         assert_eq!(dirs.len(), 1, "{dirs:?}");
         dirs[0].clone()
     }
@@ -324,17 +413,28 @@ fn files(dir: &Path) -> Vec<(PathBuf, String)> {
         if p.is_dir() {
             out.extend(files(&p));
         } else {
-            out.push((p.clone(), String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned()));
+            out.push((
+                p.clone(),
+                String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned(),
+            ));
         }
     }
     out
 }
 
 fn assert_no_secret_in(dir: &Path, secrets: &[String]) {
-    assert!(secrets.len() >= 5, "the API key and the four chart secrets: {}", secrets.len());
+    assert!(
+        secrets.len() >= 5,
+        "the API key and the four chart secrets: {}",
+        secrets.len()
+    );
     for (path, text) in files(dir) {
         for s in secrets {
-            assert!(!text.contains(s.as_str()), "{} holds a secret", path.display());
+            assert!(
+                !text.contains(s.as_str()),
+                "{} holds a secret",
+                path.display()
+            );
         }
     }
 }
@@ -342,13 +442,36 @@ fn assert_no_secret_in(dir: &Path, secrets: &[String]) {
 /// What the plan says the run executes with kind, helm and kubectl:
 /// stage commands (deploy up to the port-forwards), then collection when
 /// it failed, then the chart's teardown; secret arguments by position.
-fn planned_argv(run_dir: &Path, scenario: &Path, out: &Path, chart: &Path, failed: bool, stop_after_wait: Option<&str>) -> Vec<Vec<String>> {
-    use maas_e2e::target::chart::{ChartArgs, ChartPlan, Step};
-    let run_id: RunId = run_dir.file_name().unwrap().to_str().unwrap().parse().unwrap();
+fn planned_argv(
+    run_dir: &Path,
+    scenario: &Path,
+    out: &Path,
+    chart: &Path,
+    failed: bool,
+    stop_after_wait: Option<&str>,
+) -> Vec<Vec<String>> {
+    use maas_e2e::targets::chart::{ChartArgs, ChartPlan, Step};
+    let run_id: RunId = run_dir
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let loaded = maas_e2e::scenario::load(scenario).unwrap();
     let plan = maas_e2e::plan::plan(&loaded, TargetKind::Chart, &run_id, 1, out);
-    let args = ChartArgs { chart: Some(chart.to_path_buf()), postgres_in_cluster: true, namespace: "maas".into(), postgres_image: "postgres:14".into(), rack_replicas: 1, ..Default::default() };
-    let t = maas_e2e::run::env::TargetOptions { chart: args, ..Default::default() };
+    let args = ChartArgs {
+        chart: Some(chart.to_path_buf()),
+        postgres_in_cluster: true,
+        namespace: "maas".into(),
+        postgres_image: "postgres:14".into(),
+        rack_replicas: 1,
+        ..Default::default()
+    };
+    let t = maas_e2e::run::env::TargetOptions {
+        chart: args,
+        ..Default::default()
+    };
     let opts = maas_e2e::run::chart::chart_options(&plan, &t).unwrap();
     let cp = ChartPlan::new(&opts).unwrap();
     let mut out_argv = Vec::new();
@@ -356,7 +479,9 @@ fn planned_argv(run_dir: &Path, scenario: &Path, out: &Path, chart: &Path, faile
         for step in &stage.steps {
             match step {
                 Step::Run(c) | Step::Background { cmd: c, .. } => out_argv.push(c.argv()),
-                Step::Wait(w) if Some(w.target.object().as_str()) == stop_after_wait => break 'stages,
+                Step::Wait(w) if Some(w.target.object().as_str()) == stop_after_wait => {
+                    break 'stages;
+                }
                 _ => {}
             }
         }
@@ -386,7 +511,11 @@ fn mask(argv: &[Vec<String>]) -> Vec<String> {
             let mut prev = "";
             a.iter()
                 .map(|w| {
-                    let shown = if prev == "--set-string" { format!("{}=<secret>", w.split_once('=').map_or(w.as_str(), |x| x.0)) } else { w.clone() };
+                    let shown = if prev == "--set-string" {
+                        format!("{}=<secret>", w.split_once('=').map_or(w.as_str(), |x| x.0))
+                    } else {
+                        w.clone()
+                    };
                     prev = w;
                     shown
                 })
@@ -397,16 +526,37 @@ fn mask(argv: &[Vec<String>]) -> Vec<String> {
 }
 
 fn state_resources(run_dir: &Path) -> Vec<Value> {
-    let state: Value = serde_json::from_slice(&std::fs::read(run_dir.join("state.json")).unwrap()).unwrap();
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("state.json")).unwrap()).unwrap();
     state["resources"].as_array().cloned().unwrap_or_default()
 }
 
 fn nothing_left(run_id: &str) {
-    let containers = Cmd::new("docker").args(["ps", "--all", "--format", "{{.Names}}"]).run_blocking().unwrap();
-    assert!(!containers.contains(run_id), "containers left: {containers}");
-    let netns = std::fs::read_dir("/run/netns").map(|d| d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>()).unwrap_or_default();
-    assert!(netns.iter().all(|n| !n.contains(run_id)), "namespaces left: {netns:?}");
-    assert!(!Path::new("/sys/class/net").join(format!("m2b{run_id}")).exists(), "the lab bridge is left");
+    let containers = Cmd::new("docker")
+        .args(["ps", "--all", "--format", "{{.Names}}"])
+        .run_blocking()
+        .unwrap();
+    assert!(
+        !containers.contains(run_id),
+        "containers left: {containers}"
+    );
+    let netns = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    assert!(
+        netns.iter().all(|n| !n.contains(run_id)),
+        "namespaces left: {netns:?}"
+    );
+    assert!(
+        !Path::new("/sys/class/net")
+            .join(format!("m2b{run_id}"))
+            .exists(),
+        "the lab bridge is left"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,11 +567,18 @@ async fn chart_run_without_vms_deploys_configures_checks_and_tears_down() {
     build_node_image().await;
     let h = Harness::new(&[], &[]).await;
     let out = h.run(&[]).await;
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
     let run_dir = h.run_dir();
     let run_id = run_dir.file_name().unwrap().to_str().unwrap().to_string();
     let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
-    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}\njunit:\n{junit}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}\njunit:\n{junit}"
+    );
 
     // The stages, the steps and the chart's checks, passed, in JUnit.
     for name in [
@@ -442,17 +599,37 @@ async fn chart_run_without_vms_deploys_configures_checks_and_tears_down() {
     assert_eq!(mask(&recorded(&h.mock_dir)), mask(&want));
     // The waits read every object of the flow from the mock API server.
     let seen = h.kube.seen.lock().unwrap().clone();
-    for obj in ["job/maas-db-init", "job/maas-db-sync", "statefulset/maas-region", "secret/maas-api-key", "pod/maas-rack-0", "job/maas-import-resources"] {
+    for obj in [
+        "job/maas-db-init",
+        "job/maas-db-sync",
+        "statefulset/maas-region",
+        "secret/maas-api-key",
+        "pod/maas-rack-0",
+        "job/maas-import-resources",
+    ] {
         assert!(seen.iter().any(|s| s == obj), "{obj} not read: {seen:?}");
     }
 
     // The MAAS configuration, as the sim region recorded it.
     let client: MaasClient = h.sim.region.as_ref().unwrap().client().unwrap();
     let ranges = client.ip_ranges().await.unwrap();
-    assert!(ranges.iter().any(|r| r.range_type == "dynamic" && r.comment == "maas-e2e"), "{ranges:?}");
+    assert!(
+        ranges
+            .iter()
+            .any(|r| r.range_type == "dynamic" && r.comment == "maas-e2e"),
+        "{ranges:?}"
+    );
     let rack_id = h.sim.region.as_ref().unwrap().rack_system_id().to_string();
-    let vlans = client.vlans(client.subnets().await.unwrap()[0].vlan.fabric_id).await.unwrap();
-    assert!(vlans.iter().any(|v| v.dhcp_on && v.primary_rack.as_deref() == Some(rack_id.as_str())), "{vlans:?}");
+    let vlans = client
+        .vlans(client.subnets().await.unwrap()[0].vlan.fabric_id)
+        .await
+        .unwrap();
+    assert!(
+        vlans
+            .iter()
+            .any(|v| v.dhcp_on && v.primary_rack.as_deref() == Some(rack_id.as_str())),
+        "{vlans:?}"
+    );
 
     // Teardown: nothing registered, nothing on the host; no collection asked.
     assert_eq!(state_resources(&run_dir), Vec::<Value>::new());
@@ -474,22 +651,59 @@ async fn a_failed_job_fails_deploy_naming_it_then_collects_and_tears_down() {
     let run_dir = h.run_dir();
     let run_id = run_dir.file_name().unwrap().to_str().unwrap().to_string();
     let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
-    let deploy = events.lines().find(|l| l.contains(r#""stage":"deploy""#) && l.contains("stage_finished")).unwrap();
-    assert!(deploy.contains("failed") && deploy.contains("job/maas-db-init") && deploy.contains("BackoffLimitExceeded"), "{deploy}");
+    let deploy = events
+        .lines()
+        .find(|l| l.contains(r#""stage":"deploy""#) && l.contains("stage_finished"))
+        .unwrap();
+    assert!(
+        deploy.contains("failed")
+            && deploy.contains("job/maas-db-init")
+            && deploy.contains("BackoffLimitExceeded"),
+        "{deploy}"
+    );
 
     // Collection ran (mock output, redacted), then the teardown.
-    for f in ["resources.txt", "events.txt", "describe.txt", "pods.txt", "logs-maas-rack-0.txt", "helm-status.txt", "helm-values.yaml", "kind-logs/mock.txt"] {
-        assert!(run_dir.join("collected").join(f).exists(), "collected/{f} missing");
+    for f in [
+        "resources.txt",
+        "events.txt",
+        "describe.txt",
+        "pods.txt",
+        "logs-maas-rack-0.txt",
+        "helm-status.txt",
+        "helm-values.yaml",
+        "kind-logs/mock.txt",
+    ] {
+        assert!(
+            run_dir.join("collected").join(f).exists(),
+            "collected/{f} missing"
+        );
     }
     let chart = h.tmp.path().join("chart");
-    let want = planned_argv(&run_dir, &h.scenario, &h.out, &chart, true, Some("job/maas-db-init"));
+    let want = planned_argv(
+        &run_dir,
+        &h.scenario,
+        &h.out,
+        &chart,
+        true,
+        Some("job/maas-db-init"),
+    );
     // Per pod (from the mock's pods list): logs, current and previous.
     let calls = mask(&recorded(&h.mock_dir));
     let logs: Vec<&String> = calls.iter().filter(|c| c.contains(" logs pod/")).collect();
     assert_eq!(logs.len(), 4, "{logs:?}");
-    let without_logs: Vec<String> = calls.iter().filter(|c| !c.contains(" logs pod/")).cloned().collect();
+    let without_logs: Vec<String> = calls
+        .iter()
+        .filter(|c| !c.contains(" logs pod/"))
+        .cloned()
+        .collect();
     assert_eq!(without_logs, mask(&want));
-    assert!(calls.last().unwrap().starts_with("kind delete cluster --name me2e-"), "{calls:?}");
+    assert!(
+        calls
+            .last()
+            .unwrap()
+            .starts_with("kind delete cluster --name me2e-"),
+        "{calls:?}"
+    );
 
     assert_eq!(state_resources(&run_dir), Vec::<Value>::new());
     nothing_left(&run_id);
@@ -505,19 +719,41 @@ async fn ctrl_c_during_a_wait_tears_the_cluster_down() {
     let h = Harness::new(&[], &["maas-db-sync"]).await;
     let child = h.spawn(&[]).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !h.kube.seen.lock().unwrap().iter().any(|s| s == "job/maas-db-sync") {
-        assert!(std::time::Instant::now() < deadline, "the run never reached the db-sync wait");
+    while !h
+        .kube
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|s| s == "job/maas-db-sync")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never reached the db-sync wait"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     let out = child.wait_with_output().await.unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run_dir = h.run_dir();
     let run_id = run_dir.file_name().unwrap().to_str().unwrap().to_string();
     let calls = mask(&recorded(&h.mock_dir));
-    assert_eq!(calls.last().map(String::as_str), Some(format!("kind delete cluster --name me2e-{run_id}").as_str()), "{calls:?}");
-    assert!(!run_dir.join("collected").exists(), "an interrupted run is not collected");
+    assert_eq!(
+        calls.last().map(String::as_str),
+        Some(format!("kind delete cluster --name me2e-{run_id}").as_str()),
+        "{calls:?}"
+    );
+    assert!(
+        !run_dir.join("collected").exists(),
+        "an interrupted run is not collected"
+    );
     assert_eq!(state_resources(&run_dir), Vec::<Value>::new());
     nothing_left(&run_id);
 }
@@ -531,18 +767,38 @@ async fn after_sigkill_down_removes_the_cluster_by_run_id() {
     let h = Harness::new(&[], &["maas-db-sync"]).await;
     let mut child = h.spawn(&[]).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !h.kube.seen.lock().unwrap().iter().any(|s| s == "job/maas-db-sync") {
-        assert!(std::time::Instant::now() < deadline, "the run never reached the db-sync wait");
+    while !h
+        .kube
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|s| s == "job/maas-db-sync")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never reached the db-sync wait"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     child.kill().await.unwrap();
     let run_dir = h.run_dir();
     let run_id = run_dir.file_name().unwrap().to_str().unwrap().to_string();
-    let kinds: Vec<String> = state_resources(&run_dir).iter().map(|r| r["kind"].as_str().unwrap().to_string()).collect();
+    let kinds: Vec<String> = state_resources(&run_dir)
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap().to_string())
+        .collect();
     for k in ["netns_name", "kind_cluster"] {
-        assert!(kinds.iter().any(|x| x == k), "{k} registered before it was made: {kinds:?}");
+        assert!(
+            kinds.iter().any(|x| x == k),
+            "{k} registered before it was made: {kinds:?}"
+        );
     }
-    let path = format!("{}:{}", h.mock_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        h.mock_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_maas-e2e"))
         .args(["down", &run_id])
         .env("PATH", path)
@@ -550,9 +806,20 @@ async fn after_sigkill_down_removes_the_cluster_by_run_id() {
         .output()
         .await
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let calls = mask(&recorded(&h.mock_dir));
-    assert!(calls.iter().any(|c| *c == format!("kind delete cluster --name me2e-{run_id}")), "{calls:?}");
+    assert!(
+        calls
+            .iter()
+            .any(|c| *c == format!("kind delete cluster --name me2e-{run_id}")),
+        "{calls:?}"
+    );
     nothing_left(&run_id);
 }
 
@@ -564,15 +831,29 @@ async fn container_postgres_joins_kinds_network_and_goes_with_the_run() {
     }
     build_node_image().await;
     // kind makes this network with its first cluster; the mock kind does not.
-    let made_network = Cmd::new("docker").args(["network", "inspect", "kind"]).run_blocking().is_err();
+    let made_network = Cmd::new("docker")
+        .args(["network", "inspect", "kind"])
+        .run_blocking()
+        .is_err();
     if made_network {
-        Cmd::new("docker").args(["network", "create", "--label", "maas-e2e.test=chart", "kind"]).run_blocking().unwrap();
+        Cmd::new("docker")
+            .args([
+                "network",
+                "create",
+                "--label",
+                "maas-e2e.test=chart",
+                "kind",
+            ])
+            .run_blocking()
+            .unwrap();
     }
     struct Network(bool);
     impl Drop for Network {
         fn drop(&mut self) {
             if self.0 {
-                let _ = Cmd::new("docker").args(["network", "rm", "kind"]).run_blocking();
+                let _ = Cmd::new("docker")
+                    .args(["network", "rm", "kind"])
+                    .run_blocking();
             }
         }
     }
@@ -583,13 +864,24 @@ async fn container_postgres_joins_kinds_network_and_goes_with_the_run() {
     let run_dir = h.run_dir();
     let run_id = run_dir.file_name().unwrap().to_str().unwrap().to_string();
     let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}\n{junit}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{junit}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The Service + Endpoints point at the container's address on kind's network.
     let service = std::fs::read_to_string(run_dir.join("postgres-service.yaml")).unwrap();
-    let ip = service.lines().find_map(|l| l.trim().strip_prefix("- ip: ")).unwrap_or_else(|| panic!("{service}"));
+    let ip = service
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("- ip: "))
+        .unwrap_or_else(|| panic!("{service}"));
     assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "{service}");
     let calls = mask(&recorded(&h.mock_dir));
-    let apply = format!("apply --filename {}", run_dir.join("postgres-service.yaml").display());
+    let apply = format!(
+        "apply --filename {}",
+        run_dir.join("postgres-service.yaml").display()
+    );
     assert!(calls.iter().any(|c| c.ends_with(&apply)), "{calls:?}");
     // Gone with the run (the chart's teardown removed it), nothing left.
     assert_eq!(state_resources(&run_dir), Vec::<Value>::new());
@@ -610,23 +902,50 @@ async fn keep_cluster_leaves_the_cluster_and_collect_gathers_a_passing_run() {
     let node = format!("me2e-{run_id}-worker");
     // The kept "cluster" is this test's to remove.
     let _cleanup = scopeguard(node.clone());
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let calls = mask(&recorded(&h.mock_dir));
-    assert!(calls.iter().all(|c| !c.starts_with("kind delete")), "{calls:?}");
-    let running = Cmd::new("docker").args(["inspect", "--format", "{{.State.Running}}", &node]).run_blocking().unwrap();
+    assert!(
+        calls.iter().all(|c| !c.starts_with("kind delete")),
+        "{calls:?}"
+    );
+    let running = Cmd::new("docker")
+        .args(["inspect", "--format", "{{.State.Running}}", &node])
+        .run_blocking()
+        .unwrap();
     assert_eq!(running.trim(), "true");
     // Collected on request: the cluster's evidence and MAAS's objects.
     let racks = std::fs::read_to_string(run_dir.join("collected/maas-racks.json")).unwrap();
     assert!(racks.contains("maas-pxe"), "{racks}");
-    assert!(run_dir.join("collected/maas-events.json").exists() && run_dir.join("collected/resources.txt").exists());
+    assert!(
+        run_dir.join("collected/maas-events.json").exists()
+            && run_dir.join("collected/resources.txt").exists()
+    );
     // The run's own resources are gone; the wiring's lab side went with the lab.
     assert_eq!(state_resources(&run_dir), Vec::<Value>::new());
     assert!(!maas_e2e::lab::netns::netns_path(&format!("me2e-{run_id}-n0")).exists());
-    let tag = format!("x{}", maas_e2e::target::chart::wiring::short_tag(&run_id));
-    let host_links: Vec<String> = std::fs::read_dir("/sys/class/net").unwrap().filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-    assert!(host_links.iter().all(|l| !l.starts_with(&tag)), "the wiring's lab end outlived the lab: {host_links:?}");
-    let node_links = Cmd::new("docker").args(["exec", &node, "busybox", "ip", "-o", "link", "show"]).run_blocking().unwrap();
-    assert!(!node_links.contains("maas-pxe"), "the node bridge outlived the lab: {node_links}");
+    let tag = format!("x{}", maas_e2e::targets::chart::wiring::short_tag(&run_id));
+    let host_links: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        host_links.iter().all(|l| !l.starts_with(&tag)),
+        "the wiring's lab end outlived the lab: {host_links:?}"
+    );
+    let node_links = Cmd::new("docker")
+        .args(["exec", &node, "busybox", "ip", "-o", "link", "show"])
+        .run_blocking()
+        .unwrap();
+    assert!(
+        !node_links.contains("maas-pxe"),
+        "the node bridge outlived the lab: {node_links}"
+    );
     assert_no_secret_in(&run_dir, &h.secrets());
 }
 
@@ -635,7 +954,9 @@ fn scopeguard(container: String) -> impl Drop {
     struct Guard(String);
     impl Drop for Guard {
         fn drop(&mut self) {
-            let _ = Cmd::new("docker").args(["rm", "--force", &self.0]).run_blocking();
+            let _ = Cmd::new("docker")
+                .args(["rm", "--force", &self.0])
+                .run_blocking();
         }
     }
     Guard(container)
@@ -647,13 +968,25 @@ async fn without_kind_the_run_stops_before_creating_anything() {
     let mock_dir = tmp.path().join("mock-bin");
     write_mocks(&mock_dir, false);
     // The host's PATH without any directory that holds a kind.
-    let host_path: Vec<PathBuf> = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).filter(|d| !d.join("kind").exists()).collect();
+    let host_path: Vec<PathBuf> =
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .filter(|d| !d.join("kind").exists())
+            .collect();
     let path = std::env::join_paths(std::iter::once(mock_dir.clone()).chain(host_path)).unwrap();
     let scenario = tmp.path().join("chart-no-vms.yaml");
     std::fs::write(&scenario, SCENARIO).unwrap();
     let out_dir = tmp.path().join("runs");
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_maas-e2e"))
-        .args(["run", &scenario.display().to_string(), "--target", "chart", "--out", &out_dir.display().to_string(), "--chart", "/nonexistent/chart"])
+        .args([
+            "run",
+            &scenario.display().to_string(),
+            "--target",
+            "chart",
+            "--out",
+            &out_dir.display().to_string(),
+            "--chart",
+            "/nonexistent/chart",
+        ])
         .env("PATH", path)
         .env("MOCK_DIR", &mock_dir)
         .output()
@@ -661,7 +994,10 @@ async fn without_kind_the_run_stops_before_creating_anything() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "host not ready: {stderr}");
-    assert!(stderr.contains("kind") && stderr.contains("https://kind.sigs.k8s.io"), "{stderr}");
+    assert!(
+        stderr.contains("kind") && stderr.contains("https://kind.sigs.k8s.io"),
+        "{stderr}"
+    );
     assert!(!out_dir.exists(), "no run directory");
     assert!(recorded(&mock_dir).is_empty(), "no mock was called");
 }
@@ -669,7 +1005,7 @@ async fn without_kind_the_run_stops_before_creating_anything() {
 #[tokio::test]
 async fn without_kind_the_pipeline_fails_its_lab_stage_before_creating_anything() {
     use maas_e2e::run::pipeline::{RunOptions, execute};
-    if maas_e2e::target::chart::prereq::check().is_ok() {
+    if maas_e2e::targets::chart::prereq::check().is_ok() {
         eprintln!("kind, helm, kubectl and docker are all installed: nothing to prove here");
         return;
     }
@@ -693,17 +1029,34 @@ async fn without_kind_the_pipeline_fails_its_lab_stage_before_creating_anything(
         snapshots: false,
         target_options,
     };
-    let sum = execute(&loaded, &opts, &tokio_util::sync::CancellationToken::new(), Vec::new()).await.unwrap();
+    let sum = execute(
+        &loaded,
+        &opts,
+        &tokio_util::sync::CancellationToken::new(),
+        Vec::new(),
+    )
+    .await
+    .unwrap();
     assert!(!sum.passed);
     let lab = sum
         .events
         .iter()
         .find_map(|e| match e {
-            maas_e2e::report::events::RunEvent::StageFinished { stage: maas_e2e::report::events::StageName::Lab, outcome, .. } => Some(format!("{outcome:?}")),
+            maas_e2e::report::events::RunEvent::StageFinished {
+                stage: maas_e2e::report::events::StageName::Lab,
+                outcome,
+                ..
+            } => Some(format!("{outcome:?}")),
             _ => None,
         })
         .unwrap();
-    assert!(lab.contains("Failed") && lab.contains("nothing was started") && lab.contains("install"), "{lab}");
-    assert!(state_resources(&sum.run_dir).is_empty(), "nothing was registered, so nothing was made");
+    assert!(
+        lab.contains("Failed") && lab.contains("nothing was started") && lab.contains("install"),
+        "{lab}"
+    );
+    assert!(
+        state_resources(&sum.run_dir).is_empty(),
+        "nothing was registered, so nothing was made"
+    );
     assert!(!maas_e2e::lab::netns::netns_path(&format!("me2e-{}", sum.run_id)).exists());
 }

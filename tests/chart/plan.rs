@@ -1,10 +1,10 @@
 //! The plan: values override, kind config and whole dry-run snapshots, and
 //! the properties the chart needs from them.
 
-use maas_e2e::target::chart::options::ClusterSource;
-use maas_e2e::target::chart::plan::files;
-use maas_e2e::target::chart::values::{values_override, values_override_yaml};
-use maas_e2e::target::chart::{ChartPlan, kind_config};
+use maas_e2e::targets::chart::options::ClusterSource;
+use maas_e2e::targets::chart::plan::files;
+use maas_e2e::targets::chart::values::{values_override, values_override_yaml};
+use maas_e2e::targets::chart::{ChartPlan, kind_config};
 
 use crate::common::{default_options, reuse_options, secrets, two_racks_options};
 
@@ -15,13 +15,22 @@ fn values_override_snapshot_default() {
 
 #[test]
 fn values_override_snapshot_two_racks() {
-    insta::assert_snapshot!("values_two_racks", values_override_yaml(&two_racks_options()));
+    insta::assert_snapshot!(
+        "values_two_racks",
+        values_override_yaml(&two_racks_options())
+    );
 }
 
 #[test]
 fn kind_config_snapshots() {
-    insta::assert_snapshot!("kind_config_default", kind_config::kind_config_yaml(&default_options()));
-    insta::assert_snapshot!("kind_config_two_racks", kind_config::kind_config_yaml(&two_racks_options()));
+    insta::assert_snapshot!(
+        "kind_config_default",
+        kind_config::kind_config_yaml(&default_options())
+    );
+    insta::assert_snapshot!(
+        "kind_config_two_racks",
+        kind_config::kind_config_yaml(&two_racks_options())
+    );
 }
 
 #[test]
@@ -43,7 +52,10 @@ fn no_secret_reaches_the_dry_run() {
         for s in secrets().values() {
             assert!(!text.contains(s), "secret {s:?} in the plan");
         }
-        assert!(text.contains("--set-string <redacted>"), "helm gets its secrets as redacted args");
+        assert!(
+            text.contains("--set-string <redacted>"),
+            "helm gets its secrets as redacted args"
+        );
     }
 }
 
@@ -57,7 +69,10 @@ fn values_follow_the_options() {
         d["conf"]["maas"]["url"]["maas_url"],
         "http://maas-region.maas.svc.cluster.local/MAAS"
     );
-    assert_eq!(d["conf"]["maas"]["credentials"]["secret"]["namespace"], "maas");
+    assert_eq!(
+        d["conf"]["maas"]["credentials"]["secret"]["namespace"],
+        "maas"
+    );
     assert_eq!(d["conf"]["cache"]["enabled"], false);
     assert!(d["pod"]["mandatory_access_control"]["type"].is_null());
     assert!(d.get("images").is_none());
@@ -74,7 +89,10 @@ fn values_follow_the_options() {
         r["conf"]["maas"]["url"]["maas_url"],
         "http://maas-region.ucp.svc.cluster.local/MAAS"
     );
-    assert_eq!(r["conf"]["maas"]["credentials"]["secret"]["namespace"], "ucp");
+    assert_eq!(
+        r["conf"]["maas"]["credentials"]["secret"]["namespace"],
+        "ucp"
+    );
 
     let t = values_override(&two_racks_options());
     assert_eq!(t["pod"]["replicas"]["rack"], 2);
@@ -87,7 +105,10 @@ fn values_follow_the_options() {
         t["images"]["tags"]["maas_rack"],
         "localhost:5000/airshipit/maas-rack-controller:2.8.7"
     );
-    assert_eq!(t["images"]["tags"]["maas_cache"], "localhost:5000/airshipit/sstream-cache:2.8.7");
+    assert_eq!(
+        t["images"]["tags"]["maas_cache"],
+        "localhost:5000/airshipit/sstream-cache:2.8.7"
+    );
 }
 
 #[test]
@@ -95,7 +116,11 @@ fn kind_workers_match_the_rack_anti_affinity() {
     let o = two_racks_options();
     let cfg = kind_config::kind_config_yaml(&o);
     assert_eq!(cfg.matches("- role: worker").count(), 3);
-    assert_eq!(cfg.matches("maas-e2e/rack: enabled").count(), 2, "one labelled worker per rack");
+    assert_eq!(
+        cfg.matches("maas-e2e/rack: enabled").count(),
+        2,
+        "one labelled worker per rack"
+    );
     assert_eq!(cfg.matches("ucp-control-plane: enabled").count(), 3);
     assert_eq!(
         kind_config::rack_node_names(&o),
@@ -116,22 +141,28 @@ fn the_checked_in_kind_configs_are_what_the_harness_generates() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kind");
     for (file, racks, workers) in [("cluster.yaml", 1, 1), ("cluster-2-racks.yaml", 2, 2)] {
         let mut o = default_options();
-        o.cluster = ClusterSource::Reuse { name: "maas-e2e".into() };
+        o.cluster = ClusterSource::Reuse {
+            name: "maas-e2e".into(),
+        };
         o.run_id = "checked-in".into();
         o.rack_replicas = racks;
         o.workers = workers;
-        let generated = kind_config::kind_config_yaml(&o).replace("for run checked-in", "(checked in: kind/)");
+        let generated =
+            kind_config::kind_config_yaml(&o).replace("for run checked-in", "(checked in: kind/)");
         if std::env::var_os("MAAS_E2E_WRITE_KIND").is_some() {
             std::fs::write(root.join(file), &generated).unwrap();
         }
         let on_disk = std::fs::read_to_string(root.join(file)).unwrap();
-        assert_eq!(on_disk, generated, "kind/{file} differs from the generated config");
+        assert_eq!(
+            on_disk, generated,
+            "kind/{file} differs from the generated config"
+        );
     }
 }
 
 #[test]
 fn bad_options_name_the_field() {
-    type Mutation = Box<dyn Fn(&mut maas_e2e::target::chart::ChartOptions)>;
+    type Mutation = Box<dyn Fn(&mut maas_e2e::targets::chart::ChartOptions)>;
     let cases: Vec<(&str, Mutation)> = vec![
         ("run_id", Box::new(|o| o.run_id = "Has Spaces".into())),
         ("namespace", Box::new(|o| o.namespace = "UPPER".into())),
@@ -166,7 +197,11 @@ fn postgres_precreation_follows_the_major_version() {
     assert!(p15.postgres.as_ref().unwrap().precreate_maasdb);
     assert!(p15.render().contains("pre-create"));
     let service = p15.file(files::POSTGRES_SERVICE).unwrap();
-    assert!(service.contains("kind: Endpoints") && service.contains("name: postgresql") && service.contains("port: 5432"));
+    assert!(
+        service.contains("kind: Endpoints")
+            && service.contains("name: postgresql")
+            && service.contains("port: 5432")
+    );
 }
 
 #[test]
@@ -181,26 +216,30 @@ fn reuse_never_deletes_the_cluster() {
 
 #[test]
 fn kind_postgres_settings_match_the_code() {
-    use maas_e2e::target::chart::postgres::{ADMIN_ROLE, MAAS_DB, MAAS_ROLE, PORT, SERVICE_NAME};
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/kind/postgres.yaml")).unwrap();
+    use maas_e2e::targets::chart::postgres::{ADMIN_ROLE, MAAS_DB, MAAS_ROLE, PORT, SERVICE_NAME};
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/kind/postgres.yaml"))
+        .unwrap();
     let v: serde_json::Value = serde_norway::from_str(&text).unwrap();
     assert_eq!(v["listen"]["port"], PORT);
     assert_eq!(v["service"]["name"], SERVICE_NAME);
     assert_eq!(v["admin"]["user"], ADMIN_ROLE);
     assert_eq!(v["user"]["name"], MAAS_ROLE);
     assert_eq!(v["user"]["database"], MAAS_DB);
-    let defaults = maas_e2e::target::chart::PostgresOptions::default();
+    let defaults = maas_e2e::targets::chart::PostgresOptions::default();
     assert_eq!(v["images"]["default"], defaults.reference());
 }
 
 #[test]
 fn dry_run_is_the_rendered_plan() {
     let o = default_options();
-    assert_eq!(maas_e2e::target::chart::dry_run(&o).unwrap(), ChartPlan::new(&o).unwrap().render());
+    assert_eq!(
+        maas_e2e::targets::chart::dry_run(&o).unwrap(),
+        ChartPlan::new(&o).unwrap().render()
+    );
     let mut bad = default_options();
     bad.namespace = String::new();
     assert!(
-        maas_e2e::target::chart::dry_run(&bad)
+        maas_e2e::targets::chart::dry_run(&bad)
             .unwrap_err()
             .to_string()
             .contains("namespace")

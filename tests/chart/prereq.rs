@@ -1,7 +1,7 @@
 //! Before anything starts: missing kind, helm or docker is named with what
 //! to install.
 
-use maas_e2e::target::chart::prereq::{TOOLS, check_with};
+use maas_e2e::targets::chart::prereq::{TOOLS, check_with};
 
 /// A PATH lookup over one directory, like the real one over PATH.
 fn lookup_in(dir: &std::path::Path) -> impl Fn(&str) -> bool + '_ {
@@ -18,12 +18,18 @@ fn a_host_without_kind_helm_and_docker_is_told_what_to_install() {
     let names: Vec<&str> = err.missing.iter().map(|t| t.program).collect();
     assert_eq!(names, ["docker", "kind", "helm"]);
     let text = err.to_string();
-    assert!(text.contains("kind (the Kubernetes cluster): install"), "{text}");
+    assert!(
+        text.contains("kind (the Kubernetes cluster): install"),
+        "{text}"
+    );
     assert!(text.contains("https://kind.sigs.k8s.io"), "{text}");
     assert!(text.contains("https://helm.sh"), "{text}");
     assert!(text.contains("apt-get install docker.io"), "{text}");
     assert!(text.contains("nothing was started"), "{text}");
-    assert!(!text.contains("kubectl ("), "present tools are not listed: {text}");
+    assert!(
+        !text.contains("kubectl ("),
+        "present tools are not listed: {text}"
+    );
 }
 
 #[test]
@@ -39,8 +45,10 @@ fn a_complete_host_passes() {
 fn the_real_check_agrees_with_path() {
     // This host has docker and ip but never kind or helm: the real check
     // must say so (and pass wherever all of them are installed).
-    let result = maas_e2e::target::chart::prereq::check();
-    let have_all = TOOLS.iter().all(|t| maas_e2e::testing::have_program(t.program));
+    let result = maas_e2e::targets::chart::prereq::check();
+    let have_all = TOOLS
+        .iter()
+        .all(|t| maas_e2e::testing::have_program(t.program));
     assert_eq!(result.is_ok(), have_all, "{result:?}");
     if let Err(e) = result {
         for t in &e.missing {

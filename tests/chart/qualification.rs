@@ -1,9 +1,15 @@
 //! The qualification matrix as checked in, and the summary across runs.
 
-use maas_e2e::target::chart::qualification::{CellResult, MatrixError, Verdict, parse_matrix, render_markdown, summarize};
+use maas_e2e::targets::chart::qualification::{
+    CellResult, MatrixError, Verdict, parse_matrix, render_markdown, summarize,
+};
 
 fn matrix_text() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ci/qualification/matrix.yaml")).unwrap()
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/ci/qualification/matrix.yaml"
+    ))
+    .unwrap()
 }
 
 fn result(cell: &str, passed: bool, step: Option<&str>, events: &[&str]) -> CellResult {
@@ -28,7 +34,10 @@ fn the_checked_in_matrix_is_complete_and_only17_must_fail_power() {
         };
         assert_eq!(c.expect, want, "cell {}", c.id);
     }
-    assert_eq!(m.failures["power-cipher-unsupported"].event, "Failed to power on node");
+    assert_eq!(
+        m.failures["power-cipher-unsupported"].event,
+        "Failed to power on node"
+    );
 }
 
 #[test]
@@ -38,10 +47,25 @@ fn summary_snapshot_over_a_mixed_set_of_runs() {
     let results = vec![
         result("bios-suite3-lan15+20", true, None, &[]),
         result("bios-suite3-lan20", true, None, &[]),
-        result("bios-only17-lan15+20", false, Some("commission"), &power_fail),
+        result(
+            "bios-only17-lan15+20",
+            false,
+            Some("commission"),
+            &power_fail,
+        ),
         // Failed, but not the way the cell says: no power event.
-        result("bios-only17-lan20", false, Some("commission"), &["Node changed status"]),
-        result("uefi-suite3-lan15+20", false, Some("enlist"), &["PXE Request"]),
+        result(
+            "bios-only17-lan20",
+            false,
+            Some("commission"),
+            &["Node changed status"],
+        ),
+        result(
+            "uefi-suite3-lan15+20",
+            false,
+            Some("enlist"),
+            &["PXE Request"],
+        ),
         // A pass where the named failure was expected.
         result("uefi-only17-lan15+20", true, None, &[]),
         result("uefi-only17-lan20", false, Some("commission"), &power_fail),
@@ -49,7 +73,13 @@ fn summary_snapshot_over_a_mixed_set_of_runs() {
     ];
     let s = summarize(&m, &results);
     assert!(!s.qualified);
-    assert_eq!(s.rows.iter().filter(|r| r.verdict == Verdict::AsExpected).count(), 4);
+    assert_eq!(
+        s.rows
+            .iter()
+            .filter(|r| r.verdict == Verdict::AsExpected)
+            .count(),
+        4
+    );
     insta::assert_snapshot!("qualification_summary_mixed", render_markdown(&s));
 }
 
@@ -63,7 +93,12 @@ fn all_cells_as_expected_qualifies_and_the_last_result_wins() {
             if c.expect == "pass" {
                 result(&c.id, true, None, &[])
             } else {
-                result(&c.id, false, Some("commission"), &["Failed to power on node"])
+                result(
+                    &c.id,
+                    false,
+                    Some("commission"),
+                    &["Failed to power on node"],
+                )
             }
         })
         .collect();
@@ -86,7 +121,8 @@ fn bad_matrices_name_the_cell_and_field() {
         matches!(&err, MatrixError::Cell { field: "expect", cell, .. } if cell == "bios-only17-lan15+20"),
         "{err}"
     );
-    let err = parse_matrix("m.yaml", &text.replacen("lan: lan20\n", "lan: lan16\n", 1)).unwrap_err();
+    let err =
+        parse_matrix("m.yaml", &text.replacen("lan: lan20\n", "lan: lan16\n", 1)).unwrap_err();
     assert!(err.to_string().contains("field `lan` = \"lan16\""), "{err}");
     // Dropping a cell leaves a combination uncovered.
     let cut = text.find("  - id: uefi-only17-lan20").unwrap();

@@ -2,11 +2,11 @@
 //! starts when a tool is missing; collection and teardown never fail,
 //! record what they could not do, and leak no secret.
 
-use maas_e2e::target::chart::{ChartError, ChartPlan, ChartRun};
+use maas_e2e::targets::chart::{ChartError, ChartPlan, ChartRun};
 
 use crate::common::{default_options, secrets};
 
-fn options_in(dir: &std::path::Path) -> maas_e2e::target::chart::ChartOptions {
+fn options_in(dir: &std::path::Path) -> maas_e2e::targets::chart::ChartOptions {
     let mut o = default_options();
     o.run_id = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     o.run_dir = dir.join("run");
@@ -15,18 +15,25 @@ fn options_in(dir: &std::path::Path) -> maas_e2e::target::chart::ChartOptions {
 
 #[tokio::test]
 async fn deploy_without_kind_or_helm_starts_nothing() {
-    if maas_e2e::target::chart::prereq::check().is_ok() {
-        eprintln!("kind, helm, docker, kubectl and ip are all installed: this host could deploy for real; nothing to prove here");
+    if maas_e2e::targets::chart::prereq::check().is_ok() {
+        eprintln!(
+            "kind, helm, docker, kubectl and ip are all installed: this host could deploy for real; nothing to prove here"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let opts = options_in(dir.path());
     let mut run = ChartRun::new(ChartPlan::new(&opts).unwrap(), &opts);
     let err = run.deploy().await.unwrap_err();
-    let ChartError::Prerequisites(missing) = &err else { panic!("expected missing tools, got {err}") };
+    let ChartError::Prerequisites(missing) = &err else {
+        panic!("expected missing tools, got {err}")
+    };
     assert!(!missing.missing.is_empty());
     assert!(err.to_string().contains("nothing was started"), "{err}");
-    assert!(!opts.run_dir.exists(), "not even the run directory was made");
+    assert!(
+        !opts.run_dir.exists(),
+        "not even the run directory was made"
+    );
     assert!(run.postgres.is_none() && run.port_forwards.is_empty());
     assert!(run.teardown().await.iter().all(|p| !p.contains("panicked")));
 }
@@ -39,8 +46,17 @@ async fn collection_without_a_cluster_writes_what_it_could_and_no_secret() {
     let run = ChartRun::new(plan, &opts);
     let _problems = run.collect().await;
     let collected = opts.run_dir.join("collected");
-    for f in ["resources.txt", "events.txt", "describe.txt", "pods.txt", "helm-status.txt", "helm-values.yaml", "postgres.log"] {
-        let text = std::fs::read_to_string(collected.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    for f in [
+        "resources.txt",
+        "events.txt",
+        "describe.txt",
+        "pods.txt",
+        "helm-status.txt",
+        "helm-values.yaml",
+        "postgres.log",
+    ] {
+        let text =
+            std::fs::read_to_string(collected.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert!(!text.is_empty(), "{f} says why it is empty of evidence");
         for s in secrets().values() {
             assert!(!text.contains(s), "{f} leaks a secret");
@@ -61,5 +77,9 @@ async fn teardown_of_an_unstarted_run_reports_only_what_matters() {
     for p in &problems {
         assert!(p.contains("kind"), "unexpected teardown problem: {p}");
     }
-    assert_eq!(problems.is_empty(), maas_e2e::testing::have_program("kind"), "{problems:?}");
+    assert_eq!(
+        problems.is_empty(),
+        maas_e2e::testing::have_program("kind"),
+        "{problems:?}"
+    );
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use kube::Client;
 use kube::client::Body;
-use maas_e2e::target::chart::waits::{WaitError, WaitSpec, WaitTarget, deployment_waits, install_crypto_provider, wait_all, wait_for};
+use maas_e2e::targets::chart::waits::{
+    WaitError, WaitSpec, WaitTarget, deployment_waits, install_crypto_provider, wait_all, wait_for,
+};
 use serde_json::{Value, json};
 
 use crate::common::default_options;
@@ -100,7 +102,10 @@ async fn the_whole_flow_succeeds_as_objects_appear() {
             (StatusCode::OK, complete("maas-db-init")),
         ],
     );
-    s.insert(format!("{JOBS}/maas-db-sync"), vec![(StatusCode::OK, complete("maas-db-sync"))]);
+    s.insert(
+        format!("{JOBS}/maas-db-sync"),
+        vec![(StatusCode::OK, complete("maas-db-sync"))],
+    );
     s.insert(
         format!("{STS}/maas-region"),
         vec![
@@ -135,17 +140,27 @@ async fn the_whole_flow_succeeds_as_objects_appear() {
     assert_eq!(states[0], "Complete=True");
     assert_eq!(states[2], "ready 1/1");
     assert!(states[3].starts_with("key token present"), "{}", states[3]);
-    assert!(!states[3].contains("YTpiOmM"), "the secret value never shows");
+    assert!(
+        !states[3].contains("YTpiOmM"),
+        "the secret value never shows"
+    );
     assert_eq!(states[4], "pod maas-rack-0 Ready=True");
     let seen = seen.lock().unwrap();
-    assert_eq!(seen[&format!("{JOBS}/maas-db-init")], 3, "polled until complete");
+    assert_eq!(
+        seen[&format!("{JOBS}/maas-db-init")],
+        3,
+        "polled until complete"
+    );
     assert_eq!(seen[&format!("{PODS}/maas-rack-0")], 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_job_fails_fast_naming_it_and_its_condition() {
     let mut s = Script::new();
-    s.insert(format!("{JOBS}/maas-db-init"), vec![(StatusCode::OK, complete("maas-db-init"))]);
+    s.insert(
+        format!("{JOBS}/maas-db-init"),
+        vec![(StatusCode::OK, complete("maas-db-init"))],
+    );
     s.insert(
         format!("{JOBS}/maas-db-sync"),
         vec![
@@ -167,7 +182,10 @@ async fn a_failed_job_fails_fast_naming_it_and_its_condition() {
         .unwrap_err();
     match &err {
         WaitError::Failed {
-            object, condition, reason, ..
+            object,
+            condition,
+            reason,
+            ..
         } => {
             assert_eq!(object, "job/maas-db-sync");
             assert_eq!(condition, "Failed=True");
@@ -176,15 +194,26 @@ async fn a_failed_job_fails_fast_naming_it_and_its_condition() {
         other => panic!("expected a failed job, got {other}"),
     }
     let text = err.to_string();
-    assert!(text.contains("job/maas-db-sync") && text.contains("backoff limit"), "{text}");
+    assert!(
+        text.contains("job/maas-db-sync") && text.contains("backoff limit"),
+        "{text}"
+    );
     // Fail fast: nothing after db-sync was asked for.
-    assert!(!seen.lock().unwrap().contains_key(&format!("{STS}/maas-region")));
+    assert!(
+        !seen
+            .lock()
+            .unwrap()
+            .contains_key(&format!("{STS}/maas-region"))
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_timeout_names_the_stuck_object_and_its_last_condition() {
     let mut s = Script::new();
-    s.insert(format!("{PODS}/maas-rack-0"), vec![(StatusCode::OK, pod("maas-rack-0", false))]);
+    s.insert(
+        format!("{PODS}/maas-rack-0"),
+        vec![(StatusCode::OK, pod("maas-rack-0", false))],
+    );
     let (client, seen) = mock_client(s);
     let spec = WaitSpec {
         target: WaitTarget::PodsReady {
@@ -195,13 +224,21 @@ async fn a_timeout_names_the_stuck_object_and_its_last_condition() {
         why: "every rack registered (/tmp/maas-rack.done)",
     };
     let err = wait_for(&client, "maas", &spec, POLL).await.unwrap_err();
-    let WaitError::Timeout { object, last, timeout, .. } = &err else {
+    let WaitError::Timeout {
+        object,
+        last,
+        timeout,
+        ..
+    } = &err
+    else {
         panic!("expected a timeout, got {err}")
     };
     assert_eq!(object, "pods of statefulset/maas-rack");
     assert_eq!(*timeout, Duration::from_secs(600));
     assert!(
-        last.contains("maas-rack-0") && last.contains("Ready=False") && last.contains("ContainersNotReady"),
+        last.contains("maas-rack-0")
+            && last.contains("Ready=False")
+            && last.contains("ContainersNotReady"),
         "{last}"
     );
     assert!(err.to_string().contains("10m"), "{err}");
@@ -242,8 +279,14 @@ async fn a_secret_without_the_token_key_is_reported_with_its_keys() {
         timeout: Duration::from_secs(30),
         why: "export-api-key wrote the admin's API key",
     };
-    let err = wait_for(&client, "maas", &spec, POLL).await.unwrap_err().to_string();
-    assert!(err.contains("without key token") && err.contains("keys: [other]"), "{err}");
+    let err = wait_for(&client, "maas", &spec, POLL)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("without key token") && err.contains("keys: [other]"),
+        "{err}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -261,6 +304,12 @@ async fn api_errors_are_retried_and_reported() {
         timeout: Duration::from_secs(20),
         why: "the region answers on 5240",
     };
-    let err = wait_for(&client, "maas", &spec, POLL).await.unwrap_err().to_string();
-    assert!(err.contains("statefulset/maas-region") && err.contains("forbidden"), "{err}");
+    let err = wait_for(&client, "maas", &spec, POLL)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("statefulset/maas-region") && err.contains("forbidden"),
+        "{err}"
+    );
 }

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use maas_e2e::cmd::Cmd;
-use maas_e2e::target::chart::wiring::{DECOY_VETH, plan_wiring, unwire_cmds, wire_node};
+use maas_e2e::targets::chart::wiring::{DECOY_VETH, plan_wiring, unwire_cmds, wire_node};
 use maas_e2e::testing::{have_program, require, require_program, require_root};
 
 use crate::common::default_options;
@@ -39,10 +39,20 @@ pub async fn build_node_image() {
     std::fs::copy(src, ctx.path().join("Dockerfile")).unwrap();
     let busybox = maas_e2e::testing::have_program("busybox");
     assert!(busybox);
-    let which = Cmd::new("sh").args(["-c", "command -v busybox"]).run().await.unwrap();
+    let which = Cmd::new("sh")
+        .args(["-c", "command -v busybox"])
+        .run()
+        .await
+        .unwrap();
     std::fs::copy(which.trim(), ctx.path().join("busybox")).unwrap();
     Cmd::new("docker")
-        .args(["build", "--quiet", "--tag", NODE_IMAGE, &ctx.path().display().to_string()])
+        .args([
+            "build",
+            "--quiet",
+            "--tag",
+            NODE_IMAGE,
+            &ctx.path().display().to_string(),
+        ])
         .run()
         .await
         .unwrap();
@@ -60,8 +70,12 @@ impl Drop for Teardown {
         for c in &self.unwire {
             let _ = c.run_blocking();
         }
-        let _ = Cmd::new("docker").args(["rm", "--force", &self.container]).run_blocking();
-        let _ = Cmd::new("ip").args(["netns", "delete", &self.lab_netns]).run_blocking();
+        let _ = Cmd::new("docker")
+            .args(["rm", "--force", &self.container])
+            .run_blocking();
+        let _ = Cmd::new("ip")
+            .args(["netns", "delete", &self.lab_netns])
+            .run_blocking();
     }
 }
 
@@ -91,7 +105,11 @@ async fn a_lab_client_gets_a_lease_from_a_dhcp_server_on_the_node_bridge() {
     // The lab side, as the lab stage makes it: a namespace with the PXE
     // bridge, and a "machine" port (vmc) on it.
     let lab_netns = node.lab_netns.clone().unwrap();
-    Cmd::new("ip").args(["netns", "add", &lab_netns]).run().await.unwrap();
+    Cmd::new("ip")
+        .args(["netns", "add", &lab_netns])
+        .run()
+        .await
+        .unwrap();
     for args in [
         &["link", "set", "lo", "up"][..],
         &["link", "add", &link.lab_bridge, "type", "bridge"],
@@ -126,7 +144,14 @@ async fn a_lab_client_gets_a_lease_from_a_dhcp_server_on_the_node_bridge() {
             "--cap-add",
             "NET_RAW",
         ])
-        .args(["--label", "maas-e2e.test=chart", NODE_IMAGE, "sh", "-c", &script])
+        .args([
+            "--label",
+            "maas-e2e.test=chart",
+            NODE_IMAGE,
+            "sh",
+            "-c",
+            &script,
+        ])
         .run()
         .await
         .unwrap();
@@ -136,13 +161,32 @@ async fn a_lab_client_gets_a_lease_from_a_dhcp_server_on_the_node_bridge() {
 
     // Inside the node: the bridge carries the rack's address; the decoy veth is there.
     let links = Cmd::new("docker")
-        .args(["exec", &node.node_container, "busybox", "ip", "-o", "addr", "show"])
+        .args([
+            "exec",
+            &node.node_container,
+            "busybox",
+            "ip",
+            "-o",
+            "addr",
+            "show",
+        ])
         .run()
         .await
         .unwrap();
-    assert!(links.contains(bridge.as_str()) && links.contains("10.40.0.2/24"), "{links}");
+    assert!(
+        links.contains(bridge.as_str()) && links.contains("10.40.0.2/24"),
+        "{links}"
+    );
     let all = Cmd::new("docker")
-        .args(["exec", &node.node_container, "busybox", "ip", "-o", "link", "show"])
+        .args([
+            "exec",
+            &node.node_container,
+            "busybox",
+            "ip",
+            "-o",
+            "link",
+            "show",
+        ])
         .run()
         .await
         .unwrap();
@@ -198,7 +242,10 @@ async fn a_lab_client_gets_a_lease_from_a_dhcp_server_on_the_node_bridge() {
         (Ipv4Addr::new(10, 40, 0, 100)..=Ipv4Addr::new(10, 40, 0, 199)).contains(&ip),
         "{lease}"
     );
-    assert!(lease.contains("serverid=10.40.0.2"), "the node bridge's address served it: {lease}");
+    assert!(
+        lease.contains("serverid=10.40.0.2"),
+        "the node bridge's address served it: {lease}"
+    );
 
     drop(guard);
     // Everything is gone again.
@@ -220,6 +267,9 @@ async fn wiring_without_the_lab_namespace_says_so_and_touches_nothing() {
     opts.wiring.lab_netns = Some(format!("me2e-{}-nolab", opts.run_id));
     let node = plan_wiring(&opts).remove(0);
     let err = wire_node(&node).await.unwrap_err().to_string();
-    assert!(err.contains(opts.wiring.lab_netns.as_deref().unwrap()) && err.contains("lab stage"), "{err}");
+    assert!(
+        err.contains(opts.wiring.lab_netns.as_deref().unwrap()) && err.contains("lab stage"),
+        "{err}"
+    );
     assert!(!maas_e2e::lab::netns::netns_path(&node.node_netns).exists());
 }

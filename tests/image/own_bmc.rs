@@ -8,9 +8,12 @@
 
 use std::time::Duration;
 
-use maas_e2e::bmc::config::{BmcConfig, FleetConfig, InbandEndpoint, LanEndpoint, PowerConfig, PrivilegeName, SessionType, UserConfig};
-use maas_e2e::bmc::fault::{Fault, Where};
 use maas_e2e::bmc::Fleet;
+use maas_e2e::bmc::config::{
+    BmcConfig, FleetConfig, InbandEndpoint, LanEndpoint, PowerConfig, PrivilegeName, SessionType,
+    UserConfig,
+};
+use maas_e2e::bmc::fault::{Fault, Where};
 use maas_e2e::cmd::Cmd;
 use maas_e2e::image::contract::{CloudConfig, Mode, kernel_cmdline};
 use maas_e2e::image::{self, ImageSpec};
@@ -34,9 +37,23 @@ async fn guest_autodetect_against_our_bmc_then_ipmipower_as_maas() {
         transcript: Some(transcript.clone()),
         bmcs: vec![BmcConfig {
             name: "guest".into(),
-            lan: LanEndpoint { address: "127.0.0.1:0".into(), netns: None, ip: Some(REPORTED_IP.parse().unwrap()), netmask: None, gateway: None, mac: None },
-            inband: Some(InbandEndpoint { socket: socket.clone() }),
-            users: vec![UserConfig { name: "admin".into(), password: "factory-pw".into(), privilege: PrivilegeName::Administrator, enabled: true }],
+            lan: LanEndpoint {
+                address: "127.0.0.1:0".into(),
+                netns: None,
+                ip: Some(REPORTED_IP.parse().unwrap()),
+                netmask: None,
+                gateway: None,
+                mac: None,
+            },
+            inband: Some(InbandEndpoint {
+                socket: socket.clone(),
+            }),
+            users: vec![UserConfig {
+                name: "admin".into(),
+                password: "factory-pw".into(),
+                privilege: PrivilegeName::Administrator,
+                enabled: true,
+            }],
             power: PowerConfig::Memory { on: true },
             session_types: vec![SessionType::Ipmi15, SessionType::Ipmi20],
             cipher_suites: None,
@@ -52,7 +69,18 @@ async fn guest_autodetect_against_our_bmc_then_ipmipower_as_maas() {
     .unwrap();
     // Set User Password (App 0x47) fails twice in-band with "not supported
     // in present state": autodetect must retry and still configure the user.
-    fleet.set_fault("guest", Fault::FailCommand { netfn: 0x06, cmd: 0x47, on: Where::Inband, times: 2, cc: 0xD5 }).unwrap();
+    fleet
+        .set_fault(
+            "guest",
+            Fault::FailCommand {
+                netfn: 0x06,
+                cmd: 0x47,
+                on: Where::Inband,
+                times: 2,
+                cc: 0xD5,
+            },
+        )
+        .unwrap();
 
     let stub = crate::contract::MaasStub::start(move |port| {
         let base = format!("http://10.0.2.2:{port}/MAAS");
@@ -69,11 +97,17 @@ async fn guest_autodetect_against_our_bmc_then_ipmipower_as_maas() {
     })
     .await;
     let image = image::build(&ImageSpec::ephemeral(), &image::default_cache_dir()).unwrap();
-    let url = format!("http://10.0.2.2:{}/cloud-config/?op=get_enlist_preseed", stub.port);
+    let url = format!(
+        "http://10.0.2.2:{}/cloud-config/?op=get_enlist_preseed",
+        stub.port
+    );
     let append = kernel_cmdline(BOOT_MAC, &url, true);
     let mut extra: Vec<String> = [
         "-chardev",
-        &format!("socket,id=ipmi0,path={},reconnect-ms=1000", socket.display()),
+        &format!(
+            "socket,id=ipmi0,path={},reconnect-ms=1000",
+            socket.display()
+        ),
         "-device",
         "ipmi-bmc-extern,id=bmc0,chardev=ipmi0",
         "-device",
@@ -90,18 +124,38 @@ async fn guest_autodetect_against_our_bmc_then_ipmipower_as_maas() {
         .find(|r| r.method == "POST" && r.path_and_query == "/MAAS/api/2.0/machines/")
         .unwrap_or_else(|| panic!("no enlist POST; console:\n{console}"));
     assert_eq!(post.field("power_type"), Some("ipmi"), "{console}");
-    let params: serde_json::Value = serde_json::from_str(post.field("power_parameters").unwrap()).unwrap();
-    assert_eq!(params["power_address"], REPORTED_IP, "autodetect read LAN parameter 3");
+    let params: serde_json::Value =
+        serde_json::from_str(post.field("power_parameters").unwrap()).unwrap();
+    assert_eq!(
+        params["power_address"], REPORTED_IP,
+        "autodetect read LAN parameter 3"
+    );
     assert_eq!(params["power_user"], "maas");
-    assert_eq!(params["power_driver"], "LAN_2_0", "ipmi-locate found the KCS BMC, IPMI 2.0");
+    assert_eq!(
+        params["power_driver"], "LAN_2_0",
+        "ipmi-locate found the KCS BMC, IPMI 2.0"
+    );
     let pass = params["power_pass"].as_str().unwrap().to_string();
     assert!((10..=15).contains(&pass.len()));
-    assert!(!console.contains(&pass), "the password never reaches the console");
+    assert!(
+        !console.contains(&pass),
+        "the password never reaches the console"
+    );
 
     // The BMC saw the retries in-band, and a user `maas` now exists.
     let t = std::fs::read_to_string(&transcript).unwrap();
-    let failed_sets = t.lines().filter(|l| l.contains("\"channel\":\"inband\"") && l.contains("\"name\":\"SetUserPassword\"") && l.contains("\"cc\":213")).count();
-    assert_eq!(failed_sets, 2, "two in-band password sets failed as injected");
+    let failed_sets = t
+        .lines()
+        .filter(|l| {
+            l.contains("\"channel\":\"inband\"")
+                && l.contains("\"name\":\"SetUserPassword\"")
+                && l.contains("\"cc\":213")
+        })
+        .count();
+    assert_eq!(
+        failed_sets, 2,
+        "two in-band password sets failed as injected"
+    );
     assert!(!t.contains(&pass), "the transcript redacts the password");
     let users = fleet.users("guest").unwrap();
     assert!(format!("{users:?}").contains("maas"), "{users:?}");
@@ -110,14 +164,29 @@ async fn guest_autodetect_against_our_bmc_then_ipmipower_as_maas() {
     let port = fleet.lan_addr("guest").unwrap().port();
     let ipmipower = |action: &'static str| {
         Cmd::new("ipmipower")
-            .args(["-W", "opensesspriv", "-l", "OPERATOR", "--driver-type", "LAN_2_0", "-h", &format!("127.0.0.1:{port}"), "-u", "maas", "-p"])
+            .args([
+                "-W",
+                "opensesspriv",
+                "-l",
+                "OPERATOR",
+                "--driver-type",
+                "LAN_2_0",
+                "-h",
+                &format!("127.0.0.1:{port}"),
+                "-u",
+                "maas",
+                "-p",
+            ])
             .secret_arg(pass.clone())
             .arg(action)
             .timeout(Duration::from_secs(30))
     };
     let off = ipmipower("--off").run().await.unwrap();
     assert!(off.trim().ends_with(": ok"), "{off}");
-    assert!(!fleet.power_state("guest").unwrap(), "ipmipower --off as maas powered the backend off");
+    assert!(
+        !fleet.power_state("guest").unwrap(),
+        "ipmipower --off as maas powered the backend off"
+    );
     let stat = ipmipower("--stat").run().await.unwrap();
     assert!(stat.trim().ends_with(": off"), "{stat}");
     fleet.shutdown().await;

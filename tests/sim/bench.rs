@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use maas_e2e::maas::*;
-use maas_e2e::target::sim::{LocalPostgres, LocalPostgresOptions, SimRegion, SimRegionConfig};
+use maas_e2e::targets::sim::{LocalPostgres, LocalPostgresOptions, SimRegion, SimRegionConfig};
 use serde_json::json;
 
 use crate::common::{TestDir, fast_power, postgres_available, write_fake_freeipmi};

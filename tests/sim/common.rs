@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use maas_e2e::maas::{MaasClient, RetryPolicy};
-use maas_e2e::target::sim::postgres::find_bin_dir;
-use maas_e2e::target::sim::{
+use maas_e2e::targets::sim::postgres::find_bin_dir;
+use maas_e2e::targets::sim::{
     LocalPostgres, LocalPostgresOptions, PowerDriverConfig, SimRegion, SimRegionConfig,
 };
 use maas_e2e::testing::require;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use maas_e2e::cmd::Cmd;
 use maas_e2e::maas::*;
-use maas_e2e::target::sim::Firmware;
+use maas_e2e::targets::sim::Firmware;
 use maas_e2e::testing::require_program;
 use serde_json::json;
 
@@ -104,7 +104,7 @@ async fn busybox_sh_guest_commissions_through_the_contract() {
     let support = &sets[0].results[0];
     assert_eq!(support.name, "00-maas-00-support-info");
     let text =
-        maas_e2e::target::sim::store::base64_decode(support.output.as_deref().unwrap()).unwrap();
+        maas_e2e::targets::sim::store::base64_decode(support.output.as_deref().unwrap()).unwrap();
     assert_eq!(
         String::from_utf8(text).unwrap(),
         format!("hostname guest system {id} ~~~>>>???")

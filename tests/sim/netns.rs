@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use maas_e2e::cmd::Cmd;
 use maas_e2e::maas::*;
-use maas_e2e::target::sim::{
+use maas_e2e::targets::sim::{
     LocalPostgres, LocalPostgresOptions, PgListen, SimRegion, SimRegionConfig,
 };
 use maas_e2e::testing::{require_program, require_root};

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use maas_e2e::target::sim::postgres::{MIGRATIONS, connect, migrate};
-use maas_e2e::target::sim::{
+use maas_e2e::targets::sim::postgres::{MIGRATIONS, connect, migrate};
+use maas_e2e::targets::sim::{
     LocalPostgres, LocalPostgresOptions, PgListen, PostgresMode, SimDatabase,
 };
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use maas_e2e::maas::PowerState;
-use maas_e2e::target::sim::{IpmiParams, IpmiPowerDriver, PowerAction, PowerError};
+use maas_e2e::targets::sim::{IpmiParams, IpmiPowerDriver, PowerAction, PowerError};
 use maas_e2e::testing::require_program;
 use serde_json::json;
 

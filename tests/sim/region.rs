@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use maas_e2e::maas::*;
-use maas_e2e::target::external::{External, ExternalError};
-use maas_e2e::target::sim::store::base64_encode;
-use maas_e2e::target::sim::{BootPurpose, Firmware};
+use maas_e2e::targets::external::{External, ExternalError};
+use maas_e2e::targets::sim::store::base64_encode;
+use maas_e2e::targets::sim::{BootPurpose, Firmware};
 use maas_e2e::testing::require_program;
 use serde_json::json;
 

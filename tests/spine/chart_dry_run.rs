@@ -33,10 +33,16 @@ fn chart_dry_run_per_scenario() {
         opts.chart.postgres_image = "postgres:14".into();
         opts.chart.rack_replicas = 1;
         let text = dry_run::actions(&p, &loaded.scenario, &opts).join("\n");
-        assert!(text.contains("helm upgrade --install maas charts/maas"), "{text}");
+        assert!(
+            text.contains("helm upgrade --install maas charts/maas"),
+            "{text}"
+        );
         assert!(!text.contains("the chart plan is invalid"), "{text}");
         for m in &p.machines {
-            assert!(!text.contains(&m.bmc.password), "a BMC password in the dry run");
+            assert!(
+                !text.contains(&m.bmc.password),
+                "a BMC password in the dry run"
+            );
         }
         insta::assert_snapshot!(format!("chart-dry-run-{}", loaded.scenario.name), text);
     }

@@ -14,15 +14,35 @@ fn repo(p: &str) -> PathBuf {
 
 #[test]
 fn validate_exit_codes() {
-    let ok = bin().arg("validate").arg(repo("scenarios/commission.yaml")).output().unwrap();
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
-    let bad = bin().arg("validate").arg(repo("tests/invalid-scenarios/unknown-key.yaml")).output().unwrap();
+    let ok = bin()
+        .arg("validate")
+        .arg(repo("scenarios/commission.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let bad = bin()
+        .arg("validate")
+        .arg(repo("tests/invalid-scenarios/unknown-key.yaml"))
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("unknown-key.yaml:3:5: machines[0]: unknown field `colour`"), "{err}");
+    assert!(
+        err.contains("unknown-key.yaml:3:5: machines[0]: unknown field `colour`"),
+        "{err}"
+    );
     let usage = bin().arg("frobnicate").output().unwrap();
     assert_eq!(usage.status.code(), Some(2));
-    let missing = bin().arg("validate").arg("/nonexistent/x.yaml").output().unwrap();
+    let missing = bin()
+        .arg("validate")
+        .arg("/nonexistent/x.yaml")
+        .output()
+        .unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/x.yaml"));
 }
@@ -38,13 +58,22 @@ fn bad_scenario_among_good_ones_starts_nothing() {
         .output()
         .unwrap();
     assert_eq!(r.status.code(), Some(2));
-    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "a run directory was created");
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "a run directory was created"
+    );
 }
 
 #[test]
 fn target_not_listed_is_bad_input() {
     let out = tempfile::tempdir().unwrap();
-    let r = bin().args(["run", "--target", "chart", "--out"]).arg(out.path()).arg(repo("scenarios/bmc-power.yaml")).output().unwrap();
+    let r = bin()
+        .args(["run", "--target", "chart", "--out"])
+        .arg(out.path())
+        .arg(repo("scenarios/bmc-power.yaml"))
+        .output()
+        .unwrap();
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("does not list target `chart`"));
 }
@@ -52,14 +81,40 @@ fn target_not_listed_is_bad_input() {
 #[test]
 fn dry_run_prints_plan_and_actions_and_creates_nothing() {
     let out = tempfile::tempdir().unwrap();
-    let r = bin().args(["run", "--dry-run", "--seed", "4", "--out"]).arg(out.path()).arg(repo("scenarios/commission.yaml")).output().unwrap();
-    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    let r = bin()
+        .args(["run", "--dry-run", "--seed", "4", "--out"])
+        .arg(out.path())
+        .arg(repo("scenarios/commission.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
     let text = String::from_utf8_lossy(&r.stdout);
-    for want in ["--- plan", "--- actions", "ip netns add me2e-", "virsh define", "step 03: commission all", "node-3"] {
+    for want in [
+        "--- plan",
+        "--- actions",
+        "ip netns add me2e-",
+        "virsh define",
+        "step 03: commission all",
+        "node-3",
+    ] {
         assert!(text.contains(want), "dry run lacks `{want}`:\n{text}");
     }
-    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "dry run created a run directory");
-    let id = text.lines().find_map(|l| l.strip_prefix("run_id: ")).unwrap().trim().to_string();
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "dry run created a run directory"
+    );
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("run_id: "))
+        .unwrap()
+        .trim()
+        .to_string();
     assert!(!Path::new(&format!("/run/netns/me2e-{id}")).exists());
     assert!(!Path::new(&format!("/run/maas-e2e/runs/{id}.json")).exists());
 }
@@ -67,16 +122,38 @@ fn dry_run_prints_plan_and_actions_and_creates_nothing() {
 #[test]
 fn doctor_names_the_package_to_install() {
     let empty = tempfile::tempdir().unwrap();
-    let r = bin().arg("doctor").arg("--target").arg("none").env("PATH", empty.path()).output().unwrap();
-    assert_eq!(r.status.code(), Some(3), "a host without tools is not ready");
+    let r = bin()
+        .arg("doctor")
+        .arg("--target")
+        .arg("none")
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        r.status.code(),
+        Some(3),
+        "a host without tools is not ready"
+    );
     let text = String::from_utf8_lossy(&r.stdout);
-    assert!(text.contains("MISSING  ipmitool") && text.contains("apt-get install -y ipmitool"), "{text}");
+    assert!(
+        text.contains("MISSING  ipmitool") && text.contains("apt-get install -y ipmitool"),
+        "{text}"
+    );
     assert!(text.contains("apt-get install -y freeipmi-tools"), "{text}");
     // Chart tools are not needed for target none.
     assert!(!text.contains("helm"), "{text}");
-    let chart = bin().arg("doctor").arg("--target").arg("chart").env("PATH", empty.path()).output().unwrap();
+    let chart = bin()
+        .arg("doctor")
+        .arg("--target")
+        .arg("chart")
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&chart.stdout);
-    assert!(text.contains("MISSING  helm") && text.contains("MISSING  kind"), "{text}");
+    assert!(
+        text.contains("MISSING  helm") && text.contains("MISSING  kind"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -106,26 +183,65 @@ fn external_target_flags_are_bad_input_until_complete() {
             .env_remove("MAAS_E2E_BMC_ADDRESSES")
             .output()
             .unwrap();
-        (r.status.code(), String::from_utf8_lossy(&r.stdout).into_owned() + &String::from_utf8_lossy(&r.stderr))
+        (
+            r.status.code(),
+            String::from_utf8_lossy(&r.stdout).into_owned() + &String::from_utf8_lossy(&r.stderr),
+        )
     };
-    let url = ["--maas-url", "http://127.0.0.1:1/MAAS", "--api-key", "a:b:c"];
+    let url = [
+        "--maas-url",
+        "http://127.0.0.1:1/MAAS",
+        "--api-key",
+        "a:b:c",
+    ];
     let (code, text) = run(&url);
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("--lab-bridge NAME"), "{text}");
     let (code, text) = run(&[&url[..], &["--lab-bridge", "br-maas"]].concat());
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("--bmc-addresses FIRST/PREFIX"), "{text}");
-    let (code, text) = run(&[&url[..], &["--lab-bridge", "br-maas", "--bmc-addresses", "10.0.0.255/24"]].concat());
+    let (code, text) = run(&[
+        &url[..],
+        &[
+            "--lab-bridge",
+            "br-maas",
+            "--bmc-addresses",
+            "10.0.0.255/24",
+        ],
+    ]
+    .concat());
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("past the subnet's last host"), "{text}");
-    let (code, text) = run(&["--lab-bridge", "br-maas", "--bmc-addresses", "10.0.0.200/24"]);
+    let (code, text) = run(&[
+        "--lab-bridge",
+        "br-maas",
+        "--bmc-addresses",
+        "10.0.0.200/24",
+    ]);
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("--maas-url URL"), "{text}");
-    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "a run directory was created");
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "a run directory was created"
+    );
 
-    let (code, text) = run(&[&url[..], &["--lab-bridge", "br-maas", "--bmc-addresses", "10.0.0.200/24", "--dry-run"]].concat());
+    let (code, text) = run(&[
+        &url[..],
+        &[
+            "--lab-bridge",
+            "br-maas",
+            "--bmc-addresses",
+            "10.0.0.200/24",
+            "--dry-run",
+        ],
+    ]
+    .concat());
     assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("check br-maas is an existing bridge"), "{text}");
+    assert!(
+        text.contains("check br-maas is an existing bridge"),
+        "{text}"
+    );
     assert!(text.contains("lan_ip: 10.0.0.200"), "{text}");
     assert!(!text.contains("ip link add br-maas type bridge"), "{text}");
     assert!(text.contains("DELETE machines/{id}/"), "{text}");

@@ -12,7 +12,11 @@ fn broken_scenarios_give_located_messages() {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 15, "the corpus has {} files; the issue asks for at least 15", files.len());
+    assert!(
+        files.len() >= 15,
+        "the corpus has {} files; the issue asks for at least 15",
+        files.len()
+    );
     let update = std::env::var_os("UPDATE_EXPECTED").is_some();
     let mut failures = Vec::new();
     for file in &files {
@@ -39,10 +43,19 @@ fn broken_scenarios_give_located_messages() {
             std::fs::write(&expected_path, format!("{err}\n")).unwrap();
             continue;
         }
-        let expected = std::fs::read_to_string(&expected_path)
-            .unwrap_or_else(|_| panic!("{} is missing; run with UPDATE_EXPECTED=1", expected_path.display()));
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|_| {
+            panic!(
+                "{} is missing; run with UPDATE_EXPECTED=1",
+                expected_path.display()
+            )
+        });
         if expected.trim_end() != err {
-            failures.push(format!("{}:\n  expected: {}\n  got:      {}", rel.display(), expected.trim_end(), err));
+            failures.push(format!(
+                "{}:\n  expected: {}\n  got:      {}",
+                rel.display(),
+                expected.trim_end(),
+                err
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -7,7 +7,9 @@ use maas_e2e::plan::{self, RunId};
 use maas_e2e::scenario::{self, TargetKind};
 
 fn load(name: &str) -> scenario::LoadedScenario {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap();
     scenario::parse(Path::new("scenarios").join(name).as_path(), &text).unwrap()
 }
@@ -33,15 +35,33 @@ fn every_shipped_scenario_validates() {
 #[test]
 fn plan_snapshot() {
     let s = load("commission.yaml");
-    let p = plan::plan(&s, TargetKind::Sim, &run_id("0badc0de"), 7, Path::new("runs"));
+    let p = plan::plan(
+        &s,
+        TargetKind::Sim,
+        &run_id("0badc0de"),
+        7,
+        Path::new("runs"),
+    );
     insta::assert_yaml_snapshot!("plan-commission-sim", p);
 }
 
 #[test]
 fn same_inputs_same_plan() {
     let s = load("commission.yaml");
-    let a = plan::plan(&s, TargetKind::Sim, &run_id("12345678"), 42, Path::new("runs"));
-    let b = plan::plan(&s, TargetKind::Sim, &run_id("12345678"), 42, Path::new("runs"));
+    let a = plan::plan(
+        &s,
+        TargetKind::Sim,
+        &run_id("12345678"),
+        42,
+        Path::new("runs"),
+    );
+    let b = plan::plan(
+        &s,
+        TargetKind::Sim,
+        &run_id("12345678"),
+        42,
+        Path::new("runs"),
+    );
     assert_eq!(a, b);
     // Passwords are derived too, though never serialised.
     assert_eq!(a.machines[0].bmc.password, b.machines[0].bmc.password);
@@ -50,30 +70,73 @@ fn same_inputs_same_plan() {
 #[test]
 fn two_runs_same_seed_share_the_lab_but_no_host_name() {
     let s = load("commission.yaml");
-    let a = plan::plan(&s, TargetKind::Sim, &run_id("aaaaaaaa"), 9, Path::new("runs"));
-    let b = plan::plan(&s, TargetKind::Sim, &run_id("bbbbbbbb"), 9, Path::new("runs"));
+    let a = plan::plan(
+        &s,
+        TargetKind::Sim,
+        &run_id("aaaaaaaa"),
+        9,
+        Path::new("runs"),
+    );
+    let b = plan::plan(
+        &s,
+        TargetKind::Sim,
+        &run_id("bbbbbbbb"),
+        9,
+        Path::new("runs"),
+    );
     // Same seed: the lab is identical (what `repro` relies on).
     assert_eq!(a.lab, b.lab);
-    let macs = |p: &plan::Plan| p.machines.iter().flat_map(|m| m.nics.iter().map(|n| n.mac.clone())).collect::<Vec<_>>();
+    let macs = |p: &plan::Plan| {
+        p.machines
+            .iter()
+            .flat_map(|m| m.nics.iter().map(|n| n.mac.clone()))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(macs(&a), macs(&b));
     // Different run ids: nothing on the host is shared.
     let host = |p: &plan::Plan| {
-        let mut v: BTreeSet<String> = [p.host.netns.clone(), p.host.bridge.clone(), p.host.veth_host.clone(), p.host.veth_lab.clone()].into();
+        let mut v: BTreeSet<String> = [
+            p.host.netns.clone(),
+            p.host.bridge.clone(),
+            p.host.veth_host.clone(),
+            p.host.veth_lab.clone(),
+        ]
+        .into();
         v.extend(p.machines.iter().map(|m| m.domain.clone()));
-        v.extend(p.machines.iter().map(|m| m.bmc.inband_socket.display().to_string()));
+        v.extend(
+            p.machines
+                .iter()
+                .map(|m| m.bmc.inband_socket.display().to_string()),
+        );
         v.insert(p.host.vm_dir.display().to_string());
         v.insert(p.host.run_dir.display().to_string());
         v
     };
     let (ha, hb) = (host(&a), host(&b));
-    assert!(ha.is_disjoint(&hb), "shared host names: {:?}", ha.intersection(&hb).collect::<Vec<_>>());
+    assert!(
+        ha.is_disjoint(&hb),
+        "shared host names: {:?}",
+        ha.intersection(&hb).collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn different_seeds_give_different_labs() {
     let s = load("commission.yaml");
-    let a = plan::plan(&s, TargetKind::Sim, &run_id("aaaaaaaa"), 1, Path::new("runs"));
-    let b = plan::plan(&s, TargetKind::Sim, &run_id("aaaaaaaa"), 2, Path::new("runs"));
+    let a = plan::plan(
+        &s,
+        TargetKind::Sim,
+        &run_id("aaaaaaaa"),
+        1,
+        Path::new("runs"),
+    );
+    let b = plan::plan(
+        &s,
+        TargetKind::Sim,
+        &run_id("aaaaaaaa"),
+        2,
+        Path::new("runs"),
+    );
     assert_ne!(a.machines[0].nics[0].mac, b.machines[0].nics[0].mac);
     assert_ne!(a.machines[0].uuid, b.machines[0].uuid);
 }
@@ -82,7 +145,13 @@ fn different_seeds_give_different_labs() {
 fn names_fit_the_kernel_and_macs_are_unique() {
     for name in ["commission.yaml", "multi-nic.yaml", "bmc-power.yaml"] {
         let s = load(name);
-        let p = plan::plan(&s, TargetKind::Sim, &RunId::generate(), 3, Path::new("runs"));
+        let p = plan::plan(
+            &s,
+            TargetKind::Sim,
+            &RunId::generate(),
+            3,
+            Path::new("runs"),
+        );
         for n in p.interface_names().iter().chain([&p.host.netns.as_str()]) {
             assert!(n.len() <= 15, "{n} is longer than 15 bytes");
         }
@@ -99,18 +168,34 @@ fn names_fit_the_kernel_and_macs_are_unique() {
 #[test]
 fn serialised_plan_has_no_password() {
     let s = load("bmc-power.yaml");
-    let p = plan::plan(&s, TargetKind::None, &run_id("0badc0de"), 5, Path::new("runs"));
+    let p = plan::plan(
+        &s,
+        TargetKind::None,
+        &run_id("0badc0de"),
+        5,
+        Path::new("runs"),
+    );
     let yaml = serde_norway::to_string(&p).unwrap();
     for m in &p.machines {
         assert!(!m.bmc.password.is_empty());
-        assert!(!yaml.contains(&m.bmc.password), "password of {} in plan.yaml", m.name);
+        assert!(
+            !yaml.contains(&m.bmc.password),
+            "password of {} in plan.yaml",
+            m.name
+        );
     }
 }
 
 #[test]
 fn select_resolves_all_groups_and_names() {
     let s = load("commission.yaml");
-    let p = plan::plan(&s, TargetKind::Sim, &run_id("0badc0de"), 5, Path::new("runs"));
+    let p = plan::plan(
+        &s,
+        TargetKind::Sim,
+        &run_id("0badc0de"),
+        5,
+        Path::new("runs"),
+    );
     assert_eq!(p.select("all").len(), 3);
     assert_eq!(p.select("node").len(), 3);
     assert_eq!(p.select("node-2").len(), 1);

@@ -133,10 +133,16 @@ mod tests {
     use crate::bmc::power::MemoryPower;
 
     fn example_bmc() -> Bmc {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bmc/example.yaml");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bmc/example.yaml");
         let cfg = FleetConfig::load(&path).unwrap();
         let b = &cfg.bmcs[0];
-        Bmc::new(b, &b.resolve().unwrap(), Arc::new(MemoryPower::new(false)), None)
+        Bmc::new(
+            b,
+            &b.resolve().unwrap(),
+            Arc::new(MemoryPower::new(false)),
+            None,
+        )
     }
 
     /// Every parameter `ipmitool lan print` reads, as the example BMC
@@ -145,7 +151,9 @@ mod tests {
     fn lan_print_parameters_snapshot() {
         let bmc = example_bmc();
         let mut answers = BTreeMap::new();
-        for param in [0u8, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13, 14, 15, 16, 22, 23, 24, 26] {
+        for param in [
+            0u8, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13, 14, 15, 16, 22, 23, 24, 26,
+        ] {
             let r = bmc.handle_inband(0x0C, 0x02, &[0x01, param, 0, 0]);
             assert_eq!(r.cc, 0, "parameter {param}");
             answers.insert(format!("{param:02}"), hex::encode(&r.data));

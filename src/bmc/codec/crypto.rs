@@ -542,14 +542,20 @@ mod tests {
             let s = p.sik(alg, &pw);
             assert_eq!(hex::encode(&s), sik, "{alg:?} SIK");
             let (a, b) = derive_k1_k2(alg, &s);
-            assert_eq!((hex::encode(a), hex::encode(b)), (k1.to_string(), k2.to_string()), "{alg:?} K1/K2");
+            assert_eq!(
+                (hex::encode(a), hex::encode(b)),
+                (k1.to_string(), k2.to_string()),
+                "{alg:?} K1/K2"
+            );
             assert_eq!(hex::encode(p.rakp4_icv(alg, &s)), icv, "{alg:?} RAKP4 ICV");
         }
         // IPMI 1.5 MD5 authcode of Set Session Privilege, same tool.
         let mut p16 = [0u8; 16];
         p16[..8].copy_from_slice(b"password");
         let msg = [0x20, 0x18, 0xc8, 0x81, 0x04, 0x3b, 0x04, 0x3c];
-        let code = AuthType15::Md5.authcode(&p16, 0x0102_0304, &msg, 5).unwrap();
+        let code = AuthType15::Md5
+            .authcode(&p16, 0x0102_0304, &msg, 5)
+            .unwrap();
         assert_eq!(hex::encode(code), "a1f16e3893415c81f48603d3e69f424e");
     }
 }

@@ -1,5 +1,5 @@
 //! The chart target's environment: kind + Postgres + the MaaS chart,
-//! deployed by `target::chart::ChartRun`, then driven like any MAAS.
+//! deployed by `targets::chart::ChartRun`, then driven like any MAAS.
 //!
 //! preflight (before the lab): the programs and the chart options. deploy:
 //! register what the run will create (so `down` finds it by run id), run
@@ -16,10 +16,12 @@ use crate::maas::{ApiKey, MaasClient, RetryPolicy};
 use crate::report::events::Outcome;
 use crate::run::pipeline::Observation;
 use crate::run::state::{self, Resource};
-use crate::target::chart::configure::{self, Captured, ConfigureContext};
-use crate::target::chart::plan::files;
-use crate::target::chart::wiring;
-use crate::target::chart::{ChartOptions, ChartPlan, ChartRun, ClusterSource, Deployed, PostgresMode, checks, prereq};
+use crate::targets::chart::configure::{self, Captured, ConfigureContext};
+use crate::targets::chart::plan::files;
+use crate::targets::chart::wiring;
+use crate::targets::chart::{
+    ChartOptions, ChartPlan, ChartRun, ClusterSource, Deployed, PostgresMode, checks, prereq,
+};
 
 use super::Env;
 
@@ -48,12 +50,20 @@ const POLL: Duration = Duration::from_secs(2);
 /// the names given to the nodes' network namespaces. Nothing the user
 /// keeps (`--keep-cluster`) is listed; a reused cluster never is.
 pub fn chart_resources(opts: &ChartOptions, plan: &ChartPlan) -> Vec<Resource> {
-    let mut out: Vec<Resource> = plan.wiring.iter().map(|w| Resource::NetnsName { name: w.node_netns.clone() }).collect();
+    let mut out: Vec<Resource> = plan
+        .wiring
+        .iter()
+        .map(|w| Resource::NetnsName {
+            name: w.node_netns.clone(),
+        })
+        .collect();
     if opts.keep_cluster {
         return out;
     }
     match &opts.cluster {
-        ClusterSource::Create { .. } => out.push(Resource::KindCluster { name: plan.cluster_name.clone() }),
+        ClusterSource::Create { .. } => out.push(Resource::KindCluster {
+            name: plan.cluster_name.clone(),
+        }),
         ClusterSource::Reuse { .. } => out.push(Resource::HelmRelease {
             release: plan.release.clone(),
             namespace: plan.namespace.clone(),
@@ -63,14 +73,17 @@ pub fn chart_resources(opts: &ChartOptions, plan: &ChartPlan) -> Vec<Resource> {
     if opts.postgres.mode == PostgresMode::Container
         && let Some(pg) = &plan.postgres
     {
-        out.push(Resource::Container { name: pg.name.clone() });
+        out.push(Resource::Container {
+            name: pg.name.clone(),
+        });
     }
     out
 }
 
 impl<'p> Env<'p> {
     fn chart_options(&self) -> Result<ChartOptions, String> {
-        let mut opts = crate::run::chart::chart_options(self.plan, &self.options).map_err(|e| format!("chart target: {e}"))?;
+        let mut opts = crate::run::chart::chart_options(self.plan, &self.options)
+            .map_err(|e| format!("chart target: {e}"))?;
         // --keep leaves everything, the cluster included.
         if self.teardown.keeps() {
             opts.keep_cluster = true;
@@ -83,14 +96,20 @@ impl<'p> Env<'p> {
     pub(super) fn chart_preflight(&self) -> Result<(), String> {
         prereq::check().map_err(|e| e.to_string())?;
         let opts = self.chart_options()?;
-        ChartPlan::new(&opts).map(drop).map_err(|e| format!("chart target: {e}"))
+        ChartPlan::new(&opts)
+            .map(drop)
+            .map_err(|e| format!("chart target: {e}"))
     }
 
     pub(super) async fn chart_deploy(&mut self) -> Result<(), String> {
         prereq::check().map_err(|e| e.to_string())?;
         let opts = self.chart_options()?;
         let plan = ChartPlan::new(&opts).map_err(|e| format!("chart target: {e}"))?;
-        let pxe = plan.wiring.first().and_then(|w| w.links.first()).ok_or("chart target: the plan wires no rack node")?;
+        let pxe = plan
+            .wiring
+            .first()
+            .and_then(|w| w.links.first())
+            .ok_or("chart target: the plan wires no rack node")?;
         let ctx = ConfigureContext {
             node_bridge: pxe.node_bridge.clone(),
             pxe_cidr: pxe.address.subnet(),
@@ -105,32 +124,50 @@ impl<'p> Env<'p> {
         }
         let run = self.chart.run.insert(ChartRun::new(plan, &opts));
         let deployed = run.deploy().await.map_err(|e| e.to_string())?;
-        let forwards: Vec<(u32, &'static str)> = run.port_forwards.iter().filter_map(|p| Some((p.pid()?, p.purpose))).collect();
+        let forwards: Vec<(u32, &'static str)> = run
+            .port_forwards
+            .iter()
+            .filter_map(|p| Some((p.pid()?, p.purpose)))
+            .collect();
         for (pid, purpose) in forwards {
             let pid = pid as i32;
-            let r = Resource::Process { pid, start_time: state::process_start_time(pid).unwrap_or(0), what: format!("kubectl port-forward: {purpose}") };
+            let r = Resource::Process {
+                pid,
+                start_time: state::process_start_time(pid).unwrap_or(0),
+                what: format!("kubectl port-forward: {purpose}"),
+            };
             self.register(r.clone())?;
             self.chart.resources.push(r);
         }
-        let key: ApiKey = deployed
-            .api_key
-            .0
-            .parse()
-            .map_err(|e| format!("secret {}/maas-api-key key token is not consumer:token:secret: {e}", opts.namespace))?;
+        let key: ApiKey = deployed.api_key.0.parse().map_err(|e| {
+            format!(
+                "secret {}/maas-api-key key token is not consumer:token:secret: {e}",
+                opts.namespace
+            )
+        })?;
         let client = MaasClient::new(&deployed.maas_url, Some(key))
             .map_err(|e| e.to_string())?
-            .with_retry(RetryPolicy { attempts: 4, base_delay: Duration::from_millis(200), max_delay: Duration::from_secs(2) })
+            .with_retry(RetryPolicy {
+                attempts: 4,
+                base_delay: Duration::from_millis(200),
+                max_delay: Duration::from_secs(2),
+            })
             .with_poll_interval(POLL);
         self.sim.client = Some(client.clone());
         self.chart.deployed = Some(deployed);
-        self.chart.captured = configure::perform(&client, &calls, &ctx).await.map_err(|e| e.to_string())?;
+        self.chart.captured = configure::perform(&client, &calls, &ctx)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(())
     }
 
     /// The sim observation of machines and API, plus the chart's checks.
     pub(super) async fn chart_observe(&mut self) -> Result<Observation, String> {
         if self.sim.client.is_none() {
-            return Err("the chart's MAAS was not deployed: nothing to observe (see the deploy stage)".into());
+            return Err(
+                "the chart's MAAS was not deployed: nothing to observe (see the deploy stage)"
+                    .into(),
+            );
         }
         let (result, observed, mut api) = self.sim_observe().await?;
         api.target_checks = self.chart_checks().await;
@@ -138,13 +175,19 @@ impl<'p> Env<'p> {
     }
 
     async fn chart_checks(&self) -> Vec<(String, Outcome)> {
-        let Some(run) = &self.chart.run else { return Vec::new() };
+        let Some(run) = &self.chart.run else {
+            return Vec::new();
+        };
         let expectations = run.plan.expectations();
         let (Some(deployed), Some(client)) = (&self.chart.deployed, &self.sim.client) else {
             let why = Outcome::Skipped("the chart was not deployed".into());
-            return expectations.iter().map(|e| (checks::describe(e), why.clone())).collect();
+            return expectations
+                .iter()
+                .map(|e| (checks::describe(e), why.clone()))
+                .collect();
         };
-        let forwarded = BTreeMap::from([(5240, deployed.region_port), (5249, deployed.rack_rpc_port)]);
+        let forwarded =
+            BTreeMap::from([(5240, deployed.region_port), (5249, deployed.rack_rpc_port)]);
         let target = checks::CheckTarget {
             client,
             maas_url: &deployed.maas_url,
@@ -174,13 +217,19 @@ impl<'p> Env<'p> {
         let dir = run.plan.run_dir.join(files::COLLECT_DIR);
         if let Some(client) = &self.sim.client {
             for (path, query, file) in [
-                ("events/", &[("op", "query"), ("level", "DEBUG"), ("limit", "1000")][..], "maas-events.json"),
+                (
+                    "events/",
+                    &[("op", "query"), ("level", "DEBUG"), ("limit", "1000")][..],
+                    "maas-events.json",
+                ),
                 ("machines/", &[][..], "maas-machines.json"),
                 ("rackcontrollers/", &[][..], "maas-racks.json"),
             ] {
                 match client.get_raw(path, query).await {
                     Ok(body) => {
-                        if let Err(e) = state::write_atomic(&dir.join(file), run.plan.redact(&body).as_bytes()) {
+                        if let Err(e) =
+                            state::write_atomic(&dir.join(file), run.plan.redact(&body).as_bytes())
+                        {
                             problems.push(e.to_string());
                         }
                     }
@@ -200,7 +249,9 @@ impl<'p> Env<'p> {
     /// teardown (and `down`) to retry.
     pub(super) async fn chart_stop(&mut self) {
         self.chart.deployed = None;
-        let Some(run) = self.chart.run.take() else { return };
+        let Some(run) = self.chart.run.take() else {
+            return;
+        };
         // A kept cluster outlives the lab (unless --keep keeps that too):
         // its links to the lab go now, not with the cluster.
         if self.chart.keep_cluster && !self.teardown.keeps() {
@@ -216,7 +267,10 @@ impl<'p> Env<'p> {
                 }
             }
         } else {
-            tracing::warn!(?problems, "chart teardown left work for the runner's teardown");
+            tracing::warn!(
+                ?problems,
+                "chart teardown left work for the runner's teardown"
+            );
         }
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::lab::vm;
 use crate::maas::client::RetryPolicy;
 use crate::run::state::Resource;
-use crate::target::external::External;
+use crate::targets::external::External;
 
 use super::Env;
 use super::sim::machine_with_macs;
@@ -24,38 +24,69 @@ impl<'p> Env<'p> {
     pub(super) async fn external_lab_up(&mut self) -> Result<(), String> {
         let p = self.plan;
         // The MAAS first: a wrong URL or key starts nothing.
-        let external = External::from_args(self.options.maas_url.as_deref(), self.options.api_key.as_deref())
-            .map_err(|e| e.to_string())?;
+        let external = External::from_args(
+            self.options.maas_url.as_deref(),
+            self.options.api_key.as_deref(),
+        )
+        .map_err(|e| e.to_string())?;
         let version = external.check().await.map_err(|e| e.to_string())?;
         tracing::info!(url = %external.url, version = %version.version, "external MAAS answers");
         let client = external
             .client()
             .map_err(|e| e.to_string())?
-            .with_retry(RetryPolicy { attempts: 4, base_delay: Duration::from_millis(200), max_delay: Duration::from_secs(2) })
+            .with_retry(RetryPolicy {
+                attempts: 4,
+                base_delay: Duration::from_millis(200),
+                max_delay: Duration::from_secs(2),
+            })
             .with_poll_interval(super::sim::POLL);
-        let known = client.machines().await.map_err(|e| format!("external MAAS {}: machines/: {e}", external.url))?;
+        let known = client
+            .machines()
+            .await
+            .map_err(|e| format!("external MAAS {}: machines/: {e}", external.url))?;
         for m in &p.machines {
             if let Some(x) = machine_with_macs(&known, m) {
                 let macs: Vec<&str> = m.nics.iter().map(|n| n.mac.as_str()).collect();
                 return Err(format!(
                     "external MAAS {} already has machine {} ({}) with a MAC of {} ({}; from an earlier run with seed {}?); delete it there or pick another --seed",
-                    external.url, x.system_id, x.hostname, m.name, macs.join(", "), p.seed
+                    external.url,
+                    x.system_id,
+                    x.hostname,
+                    m.name,
+                    macs.join(", "),
+                    p.seed
                 ));
             }
         }
 
-        self.register(Resource::Dir { path: p.host.vm_dir.clone() })?;
-        self.register(Resource::Netns { name: p.host.netns.clone() })?;
-        self.register(Resource::Link { name: p.host.veth_host.clone() })?;
+        self.register(Resource::Dir {
+            path: p.host.vm_dir.clone(),
+        })?;
+        self.register(Resource::Netns {
+            name: p.host.netns.clone(),
+        })?;
+        self.register(Resource::Link {
+            name: p.host.veth_host.clone(),
+        })?;
         vm::run_dir(p.run_id.as_str()).map_err(|e| format!("{}: {e}", p.host.vm_dir.display()))?;
         for m in &p.machines {
             let dir = p.host.run_dir.join("machines").join(&m.name);
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
-        let addresses: Vec<String> = p.machines.iter().map(|m| format!("{}/{}", m.bmc.lan_ip, p.lab.prefix_len)).collect();
-        crate::lab::net::join_existing_bridge(&p.host.netns, &p.host.bridge, &p.host.veth_host, &p.host.veth_lab, &addresses)
-            .await
-            .map_err(|e| format!("--lab-bridge {}: {e}", p.host.bridge))?;
+        let addresses: Vec<String> = p
+            .machines
+            .iter()
+            .map(|m| format!("{}/{}", m.bmc.lan_ip, p.lab.prefix_len))
+            .collect();
+        crate::lab::net::join_existing_bridge(
+            &p.host.netns,
+            &p.host.bridge,
+            &p.host.veth_host,
+            &p.host.veth_lab,
+            &addresses,
+        )
+        .await
+        .map_err(|e| format!("--lab-bridge {}: {e}", p.host.bridge))?;
         self.sim.client = Some(client);
         self.machines_up().await
     }
@@ -70,7 +101,9 @@ impl<'p> Env<'p> {
         if self.teardown.keeps() {
             return;
         }
-        let Some(client) = self.sim.client.clone() else { return };
+        let Some(client) = self.sim.client.clone() else {
+            return;
+        };
         let known = match client.machines().await {
             Ok(k) => k,
             Err(e) => {

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::bmc::config::{BmcConfig, FleetConfig, InbandEndpoint, LanEndpoint, PowerConfig, PrivilegeName, SessionType, UserConfig};
+use crate::bmc::config::{
+    BmcConfig, FleetConfig, InbandEndpoint, LanEndpoint, PowerConfig, PrivilegeName, SessionType,
+    UserConfig,
+};
 use crate::bmc::fault::{Fault as BmcFault, Where};
 use crate::bmc::{Fleet, FleetHandle};
 use crate::lab::net::{Ipv4Subnet, Lab, LabSpec, SegmentSpec};
@@ -18,7 +21,7 @@ use crate::run::pipeline::Observation;
 use crate::run::state::Resource;
 use crate::run::teardown::Teardown;
 use crate::scenario::{Channel, Fault, IpmiVersions, PowerState, Step, TargetKind};
-use crate::target::sim::power::{IpmiParams, IpmiPowerDriver, PowerAction, PowerDriverConfig};
+use crate::targets::sim::power::{IpmiParams, IpmiPowerDriver, PowerAction, PowerDriverConfig};
 
 /// Target-specific flags from the command line.
 #[derive(Debug, Clone, Default)]
@@ -30,7 +33,7 @@ pub struct TargetOptions {
     pub bmc_addresses: Option<String>,
     /// The sim region's Postgres: a testcontainers container, not a local process.
     pub postgres_container: bool,
-    pub chart: crate::target::chart::ChartArgs,
+    pub chart: crate::targets::chart::ChartArgs,
 }
 
 mod chart;
@@ -67,15 +70,28 @@ impl<'p> Env<'p> {
             command_timeout: Duration::from_secs(30),
             ..PowerDriverConfig::default()
         });
-        Env { plan, options: options.clone(), teardown, lab: None, fleet: None, power, sim: sim::SimEnv::default(), chart: chart::ChartEnv::default() }
+        Env {
+            plan,
+            options: options.clone(),
+            teardown,
+            lab: None,
+            fleet: None,
+            power,
+            sim: sim::SimEnv::default(),
+            chart: chart::ChartEnv::default(),
+        }
     }
 
     pub(crate) fn lab_spec(&self) -> Result<LabSpec, String> {
         let p = self.plan;
         let subnet = Ipv4Subnet::new(p.lab.subnet, p.lab.prefix_len).map_err(|e| e.to_string())?;
         // On chart the rack's address lives on a bridge inside the kind
-        // node (target::chart::wiring), so the lab must not hold it too.
-        let mut addresses = if p.target == TargetKind::Chart { Vec::new() } else { vec![p.lab.rack_ip] };
+        // node (targets::chart::wiring), so the lab must not hold it too.
+        let mut addresses = if p.target == TargetKind::Chart {
+            Vec::new()
+        } else {
+            vec![p.lab.rack_ip]
+        };
         addresses.extend(p.machines.iter().map(|m| m.bmc.lan_ip));
         Ok(LabSpec {
             run_id: p.run_id.to_string(),
@@ -109,23 +125,39 @@ impl<'p> Env<'p> {
         }
         let p = self.plan;
         let spec = self.lab_spec()?;
-        self.register(Resource::Dir { path: p.host.vm_dir.clone() })?;
-        self.register(Resource::Netns { name: p.host.netns.clone() })?;
-        self.register(Resource::Link { name: p.host.bridge.clone() })?;
-        self.register(Resource::Link { name: p.host.veth_host.clone() })?;
-        std::fs::create_dir_all(&p.host.vm_dir).map_err(|e| format!("{}: {e}", p.host.vm_dir.display()))?;
+        self.register(Resource::Dir {
+            path: p.host.vm_dir.clone(),
+        })?;
+        self.register(Resource::Netns {
+            name: p.host.netns.clone(),
+        })?;
+        self.register(Resource::Link {
+            name: p.host.bridge.clone(),
+        })?;
+        self.register(Resource::Link {
+            name: p.host.veth_host.clone(),
+        })?;
+        std::fs::create_dir_all(&p.host.vm_dir)
+            .map_err(|e| format!("{}: {e}", p.host.vm_dir.display()))?;
         for m in &p.machines {
             let dir = p.host.run_dir.join("machines").join(&m.name);
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
         self.lab = Some(Lab::up(&spec).await.map_err(|e| e.to_string())?);
         if p.machines.iter().any(|m| m.vm) {
-            return Err(format!("target {}: machines with VMs need a MAAS target (sim, chart, external) to boot from", p.target));
+            return Err(format!(
+                "target {}: machines with VMs need a MAAS target (sim, chart, external) to boot from",
+                p.target
+            ));
         }
-        let fleet = Fleet::start(fleet_config(p)).await.map_err(|e| format!("starting the BMCs: {e}"))?;
+        let fleet = Fleet::start(fleet_config(p))
+            .await
+            .map_err(|e| format!("starting the BMCs: {e}"))?;
         for m in &p.machines {
             for f in &m.bmc.faults {
-                fleet.set_fault(&m.name, bmc_fault(f)).map_err(|e| e.to_string())?;
+                fleet
+                    .set_fault(&m.name, bmc_fault(f))
+                    .map_err(|e| e.to_string())?;
             }
         }
         self.fleet = Some(fleet);
@@ -143,11 +175,17 @@ impl<'p> Env<'p> {
 
     pub(crate) fn machines(&self, name: &str) -> Result<Vec<&'p MachinePlan>, String> {
         let ms = self.plan.select(name);
-        if ms.is_empty() { Err(format!("no machine `{name}`")) } else { Ok(ms) }
+        if ms.is_empty() {
+            Err(format!("no machine `{name}`"))
+        } else {
+            Ok(ms)
+        }
     }
 
     pub(crate) fn fleet(&self) -> Result<&FleetHandle, String> {
-        self.fleet.as_ref().ok_or_else(|| "the BMCs are not running".to_string())
+        self.fleet
+            .as_ref()
+            .ok_or_else(|| "the BMCs are not running".to_string())
     }
 
     pub async fn step(&mut self, step: &Step) -> Result<(), String> {
@@ -157,9 +195,15 @@ impl<'p> Env<'p> {
         if let Step::ExpectError(e) = step {
             let re = regex::Regex::new(&e.matches).map_err(|e| e.to_string())?;
             return match Box::pin(self.step(&e.step)).await {
-                Ok(()) => Err(format!("the step succeeded; it was expected to fail with /{}/", e.matches)),
+                Ok(()) => Err(format!(
+                    "the step succeeded; it was expected to fail with /{}/",
+                    e.matches
+                )),
                 Err(msg) if re.is_match(&msg) => Ok(()),
-                Err(msg) => Err(format!("the step failed, but not with /{}/: {msg}", e.matches)),
+                Err(msg) => Err(format!(
+                    "the step failed, but not with /{}/: {msg}",
+                    e.matches
+                )),
             };
         }
         match step {
@@ -182,18 +226,25 @@ impl<'p> Env<'p> {
             }
             Step::InjectFault(f) => {
                 for m in self.machines(&f.machine.0)? {
-                    self.fleet()?.set_fault(&m.name, bmc_fault(&f.fault)).map_err(|e| e.to_string())?;
+                    self.fleet()?
+                        .set_fault(&m.name, bmc_fault(&f.fault))
+                        .map_err(|e| e.to_string())?;
                 }
                 Ok(())
             }
             Step::ClearFaults(r) => {
                 for m in self.machines(&r.0)? {
-                    self.fleet()?.clear_faults(&m.name).map_err(|e| e.to_string())?;
+                    self.fleet()?
+                        .clear_faults(&m.name)
+                        .map_err(|e| e.to_string())?;
                 }
                 Ok(())
             }
             Step::ExpectError(_) => unreachable!("handled above"),
-            Step::Commission(_) | Step::WaitStatus(_) => Err(format!("target {}: this step needs a MAAS target", self.plan.target)),
+            Step::Commission(_) | Step::WaitStatus(_) => Err(format!(
+                "target {}: this step needs a MAAS target",
+                self.plan.target
+            )),
         }
     }
 
@@ -212,7 +263,12 @@ impl<'p> Env<'p> {
     }
 
     /// Poll what the rack would see (ipmipower --stat) until `want`.
-    async fn wait_power(&self, m: &MachinePlan, want: MaasPower, timeout: Duration) -> Result<(), String> {
+    async fn wait_power(
+        &self,
+        m: &MachinePlan,
+        want: MaasPower,
+        timeout: Duration,
+    ) -> Result<(), String> {
         let params = ipmi_params(m);
         let deadline = Instant::now() + timeout;
         loop {
@@ -222,7 +278,12 @@ impl<'p> Env<'p> {
                 Err(e) => e.to_string(),
             };
             if Instant::now() >= deadline {
-                return Err(format!("{}: power did not become {} within {}; last seen: {last}", m.name, want.as_str(), humantime::format_duration(timeout)));
+                return Err(format!(
+                    "{}: power did not become {} within {}; last seen: {last}",
+                    m.name,
+                    want.as_str(),
+                    humantime::format_duration(timeout)
+                ));
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -236,21 +297,39 @@ impl<'p> Env<'p> {
             return self.sim_observe().await;
         }
         let p = self.plan;
-        let mut result = RunResult { scenario: p.scenario.clone(), target: p.target.to_string(), machines: BTreeMap::new() };
+        let mut result = RunResult {
+            scenario: p.scenario.clone(),
+            target: p.target.to_string(),
+            machines: BTreeMap::new(),
+        };
         let mut observed = BTreeMap::new();
         let transcript = read_transcript(&transcript_path(p));
         for m in &p.machines {
-            let lines: Vec<TranscriptLine> = transcript.iter().filter(|(bmc, _)| *bmc == m.name).map(|(_, l)| l.clone()).collect();
+            let lines: Vec<TranscriptLine> = transcript
+                .iter()
+                .filter(|(bmc, _)| *bmc == m.name)
+                .map(|(_, l)| l.clone())
+                .collect();
             write_machine_transcript(m, &transcript_path(p));
             let power_state = match &self.fleet {
-                Some(f) => f.power_state(&m.name).map(|on| if on { "on" } else { "off" }.to_string()).map_err(|e| e.to_string())?,
+                Some(f) => f
+                    .power_state(&m.name)
+                    .map(|on| if on { "on" } else { "off" }.to_string())
+                    .map_err(|e| e.to_string())?,
                 None => "unknown".into(),
             };
             let params = ipmi_params(m);
-            let mut mr = MachineResult { power_state: Some(power_state.clone()), power_type: Some("ipmi".into()), ..MachineResult::default() };
-            mr.power_parameters.insert("power_address".into(), params.power_address.clone().into());
-            mr.power_parameters.insert("power_user".into(), params.power_user.clone().into());
-            mr.power_parameters.insert("power_driver".into(), params.power_driver.clone().into());
+            let mut mr = MachineResult {
+                power_state: Some(power_state.clone()),
+                power_type: Some("ipmi".into()),
+                ..MachineResult::default()
+            };
+            mr.power_parameters
+                .insert("power_address".into(), params.power_address.clone().into());
+            mr.power_parameters
+                .insert("power_user".into(), params.power_user.clone().into());
+            mr.power_parameters
+                .insert("power_driver".into(), params.power_driver.clone().into());
             mr.bmc = result::summarise_transcript(&lines);
             let fields = serde_json::json!({
                 "power_state": power_state,
@@ -258,7 +337,14 @@ impl<'p> Env<'p> {
                 "power_parameters": mr.power_parameters,
             });
             result.machines.insert(m.name.clone(), mr);
-            observed.insert(m.name.clone(), Observed { fields, events: Vec::new(), transcript: lines });
+            observed.insert(
+                m.name.clone(),
+                Observed {
+                    fields,
+                    events: Vec::new(),
+                    transcript: lines,
+                },
+            );
         }
         Ok((result, observed, ObservedApi::default()))
     }
@@ -288,9 +374,19 @@ impl<'p> Env<'p> {
 }
 
 /// Run per-machine operations concurrently; every failure is reported, one per line.
-pub(crate) async fn all_ok(runs: impl IntoIterator<Item = impl std::future::Future<Output = Result<(), String>>>) -> Result<(), String> {
-    let errors: Vec<String> = futures::future::join_all(runs).await.into_iter().filter_map(Result::err).collect();
-    if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
+pub(crate) async fn all_ok(
+    runs: impl IntoIterator<Item = impl std::future::Future<Output = Result<(), String>>>,
+) -> Result<(), String> {
+    let errors: Vec<String> = futures::future::join_all(runs)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
 }
 
 /// The power parameters MAAS's autodetect would report for this BMC.
@@ -299,8 +395,18 @@ pub(crate) fn ipmi_params(m: &MachinePlan) -> IpmiParams {
         power_address: m.bmc.lan_ip.to_string(),
         power_user: m.bmc.username.clone(),
         power_pass: m.bmc.password.clone(),
-        power_driver: if m.bmc.ipmi == IpmiVersions::V15 { "LAN" } else { "LAN_2_0" }.into(),
-        power_boot_type: if m.firmware == crate::scenario::Firmware::Uefi { "efi" } else { "auto" }.into(),
+        power_driver: if m.bmc.ipmi == IpmiVersions::V15 {
+            "LAN"
+        } else {
+            "LAN_2_0"
+        }
+        .into(),
+        power_boot_type: if m.firmware == crate::scenario::Firmware::Uefi {
+            "efi"
+        } else {
+            "auto"
+        }
+        .into(),
         power_off_mode: "hard".into(),
     }
 }
@@ -318,20 +424,43 @@ pub fn fleet_config(p: &Plan) -> FleetConfig {
                     address: format!("{}:{}", m.bmc.lan_ip, m.bmc.lan_port),
                     netns: Some(p.host.netns.clone()),
                     ip: Some(m.bmc.lan_ip),
-                    netmask: Ipv4Subnet::new(p.lab.subnet, p.lab.prefix_len).ok().map(|s| s.netmask()),
+                    netmask: Ipv4Subnet::new(p.lab.subnet, p.lab.prefix_len)
+                        .ok()
+                        .map(|s| s.netmask()),
                     // No rack of ours on someone else's network: no gateway.
                     gateway: (!p.lab.rack_ip.is_unspecified()).then_some(p.lab.rack_ip),
                     mac: Some(m.bmc.mac.clone()),
                 },
-                inband: m.vm.then(|| InbandEndpoint { socket: m.bmc.inband_socket.clone() }),
-                users: vec![UserConfig { name: m.bmc.username.clone(), password: m.bmc.password.clone(), privilege: PrivilegeName::Administrator, enabled: true }],
-                power: if m.vm { PowerConfig::Libvirt { uri: "qemu:///system".into(), domain: m.domain.clone() } } else { PowerConfig::Memory { on: false } },
+                inband: m.vm.then(|| InbandEndpoint {
+                    socket: m.bmc.inband_socket.clone(),
+                }),
+                users: vec![UserConfig {
+                    name: m.bmc.username.clone(),
+                    password: m.bmc.password.clone(),
+                    privilege: PrivilegeName::Administrator,
+                    enabled: true,
+                }],
+                power: if m.vm {
+                    PowerConfig::Libvirt {
+                        uri: "qemu:///system".into(),
+                        domain: m.domain.clone(),
+                    }
+                } else {
+                    PowerConfig::Memory { on: false }
+                },
                 session_types: match m.bmc.ipmi {
                     IpmiVersions::V15 => vec![SessionType::Ipmi15],
                     IpmiVersions::V20 => vec![SessionType::Ipmi20],
                     IpmiVersions::Both => vec![SessionType::Ipmi15, SessionType::Ipmi20],
                 },
-                cipher_suites: Some(m.bmc.cipher_suites.iter().copied().filter(|s| *s != 0).collect()),
+                cipher_suites: Some(
+                    m.bmc
+                        .cipher_suites
+                        .iter()
+                        .copied()
+                        .filter(|s| *s != 0)
+                        .collect(),
+                ),
                 allow_cipher_suite_zero: m.bmc.cipher_suites.contains(&0),
                 auth_types: None,
                 session_timeout: None,
@@ -348,14 +477,25 @@ pub fn bmc_fault(f: &Fault) -> BmcFault {
     match f {
         Fault::NoAnswer => BmcFault::NoAnswer,
         Fault::Latency { delay } => BmcFault::Latency(delay.0),
-        Fault::FailCommand { command, on, times, completion_code } => {
+        Fault::FailCommand {
+            command,
+            on,
+            times,
+            completion_code,
+        } => {
             let (netfn, cmd) = command.code();
             let on = match on {
                 Channel::Any => Where::Any,
                 Channel::Lan => Where::Lan,
                 Channel::Inband => Where::Inband,
             };
-            BmcFault::FailCommand { netfn, cmd, on, times: *times, cc: *completion_code }
+            BmcFault::FailCommand {
+                netfn,
+                cmd,
+                on,
+                times: *times,
+                cc: *completion_code,
+            }
         }
         Fault::IgnorePowerOn => BmcFault::AckPowerOnWithoutDoing,
         Fault::RefuseCipherSuite { suite } => BmcFault::RefuseCipherSuite(*suite),
@@ -381,7 +521,9 @@ fn snake_case(name: &str) -> String {
 
 /// (bmc name, line) for every command exchange in a fleet transcript.
 pub(crate) fn read_transcript(path: &std::path::Path) -> Vec<(String, TranscriptLine)> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["event"] == "command")
@@ -400,8 +542,14 @@ pub(crate) fn read_transcript(path: &std::path::Path) -> Vec<(String, Transcript
 
 /// machines/NAME/bmc-transcript.jsonl: this BMC's lines of the fleet transcript.
 pub(crate) fn write_machine_transcript(m: &MachinePlan, fleet: &std::path::Path) {
-    let Ok(text) = std::fs::read_to_string(fleet) else { return };
+    let Ok(text) = std::fs::read_to_string(fleet) else {
+        return;
+    };
     let needle = format!("\"bmc\":\"{}\"", m.name);
-    let mine: String = text.lines().filter(|l| l.contains(&needle)).map(|l| format!("{l}\n")).collect();
+    let mine: String = text
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let _ = std::fs::write(&m.bmc.transcript, mine);
 }

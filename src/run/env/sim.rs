@@ -24,8 +24,8 @@ use crate::report::result::{self, InterfaceResult, MachineResult, RunResult, Tra
 use crate::run::pipeline::Observation;
 use crate::run::state::{self, Resource};
 use crate::scenario::{Firmware, NicModel, PowerState, Step};
-use crate::target::sim::rack::{SimRack, SimRackConfig};
-use crate::target::sim::{
+use crate::targets::sim::rack::{SimRack, SimRackConfig};
+use crate::targets::sim::{
     LocalPostgres, LocalPostgresOptions, PgListen, PowerDriverConfig, SimRegion, SimRegionConfig,
 };
 
@@ -38,7 +38,7 @@ use super::{
 pub struct SimEnv {
     postgres: Option<LocalPostgres>,
     /// `--postgres container`: dropping it removes the container.
-    container: Option<crate::target::chart::postgres::PostgresContainer>,
+    container: Option<crate::targets::chart::postgres::PostgresContainer>,
     region: Option<SimRegion>,
     rack: Option<SimRack>,
     /// The harness's client of the MAAS under test (sim, external or chart).
@@ -119,11 +119,22 @@ pub fn run_uuid(run_id: &str, plan_uuid: &str) -> String {
 /// `vm::define`, with the console file opened for appending: a machine
 /// boots more than once (enlist, then commission) and the log keeps
 /// every boot.
-async fn define_keeping_console(conn: &virt::connect::Connect, spec: &vm::DomainSpec) -> Result<String, vm::VmError> {
+async fn define_keeping_console(
+    conn: &virt::connect::Connect,
+    spec: &vm::DomainSpec,
+) -> Result<String, vm::VmError> {
     vm::prepare_files(spec).await?;
     let log = spec.console_log.display().to_string();
-    let xml = vm::domain_xml(spec).replace(&format!("<source path='{log}'/>"), &format!("<source path='{log}' append='on'/>"));
-    conn.define_domain_xml(&xml).map_err(|source| vm::VmError::Libvirt { op: "define", name: spec.name.clone(), source })?;
+    let xml = vm::domain_xml(spec).replace(
+        &format!("<source path='{log}'/>"),
+        &format!("<source path='{log}' append='on'/>"),
+    );
+    conn.define_domain_xml(&xml)
+        .map_err(|source| vm::VmError::Libvirt {
+            op: "define",
+            name: spec.name.clone(),
+            source,
+        })?;
     Ok(xml)
 }
 
@@ -170,11 +181,16 @@ fn last_console_line(path: &Path) -> Option<String> {
 }
 
 /// The machine MAAS knows by one of the plan machine's MACs.
-pub(super) fn machine_with_macs<'a>(machines: &'a [Machine], m: &MachinePlan) -> Option<&'a Machine> {
+pub(super) fn machine_with_macs<'a>(
+    machines: &'a [Machine],
+    m: &MachinePlan,
+) -> Option<&'a Machine> {
     let ours = |mac: &str| m.nics.iter().any(|n| n.mac.eq_ignore_ascii_case(mac));
     machines.iter().find(|x| {
         x.interface_set.iter().any(|i| ours(&i.mac_address))
-            || x.boot_interface.as_ref().is_some_and(|i| ours(&i.mac_address))
+            || x.boot_interface
+                .as_ref()
+                .is_some_and(|i| ours(&i.mac_address))
     })
 }
 
@@ -254,7 +270,9 @@ impl<'p> Env<'p> {
                 }
             }
             let spec = domain_spec(p, m, accel);
-            let xml = define_keeping_console(&conn, &spec).await.map_err(|e| format!("{}: {e}", m.name))?;
+            let xml = define_keeping_console(&conn, &spec)
+                .await
+                .map_err(|e| format!("{}: {e}", m.name))?;
             let _ = std::fs::write(
                 p.host
                     .run_dir
@@ -272,7 +290,9 @@ impl<'p> Env<'p> {
     async fn start_local_postgres(&mut self) -> Result<String, String> {
         let base = self.plan.host.vm_dir.join("postgres");
         let mut opts = LocalPostgresOptions::new(&base);
-        opts.listen = PgListen::Unix { dir: base.join("sock") };
+        opts.listen = PgListen::Unix {
+            dir: base.join("sock"),
+        };
         let pg = LocalPostgres::start(opts)
             .await
             .map_err(|e| format!("starting Postgres: {e}"))?;
@@ -289,36 +309,52 @@ impl<'p> Env<'p> {
             })?;
         }
         self.sim.postgres = Some(pg);
-        Ok(self.sim.postgres.as_ref().expect("set above").connection_string().to_string())
+        Ok(self
+            .sim
+            .postgres
+            .as_ref()
+            .expect("set above")
+            .connection_string()
+            .to_string())
     }
 
     /// `--postgres container`: Debian's Postgres in a container of our own
     /// dockerd (testcontainers, the image ci/images/postgres builds),
     /// published on loopback for the region.
     async fn start_postgres_container(&mut self) -> Result<String, String> {
-        use crate::target::chart::postgres::{self as pg, PostgresContainerSpec};
+        use crate::targets::chart::postgres::{self as pg, PostgresContainerSpec};
         let p = self.plan;
         let spec = PostgresContainerSpec {
             name: format!("{}-{}-postgres", crate::plan::NAME_PREFIX, p.run_id),
-            image: std::env::var("MAAS_E2E_PG_IMAGE_REPO").unwrap_or_else(|_| SIM_PG_IMAGE.0.into()),
+            image: std::env::var("MAAS_E2E_PG_IMAGE_REPO")
+                .unwrap_or_else(|_| SIM_PG_IMAGE.0.into()),
             tag: std::env::var("MAAS_E2E_PG_IMAGE_TAG").unwrap_or_else(|_| SIM_PG_IMAGE.1.into()),
             network: "bridge".into(),
             port: pg::PORT,
             env: vec![("POSTGRES_PASSWORD".into(), "<redacted>".into())],
             labels: vec![
                 ("maas-e2e.run-id".into(), p.run_id.to_string()),
-                (crate::run::teardown::SWEEP_LABEL.0.into(), crate::run::teardown::SWEEP_LABEL.1.into()),
+                (
+                    crate::run::teardown::SWEEP_LABEL.0.into(),
+                    crate::run::teardown::SWEEP_LABEL.1.into(),
+                ),
             ],
             ready_line: pg::READY_LINE.into(),
             precreate_maasdb: false,
         };
-        self.register(Resource::Container { name: spec.name.clone() })?;
+        self.register(Resource::Container {
+            name: spec.name.clone(),
+        })?;
         let password = hex::encode(rand::random::<[u8; 12]>());
         let c = pg::start_container(&spec, &password, Duration::from_secs(120))
             .await
             .map_err(|e| format!("--postgres container: {e}"))?;
         tracing::info!(container = %spec.name, image = %format!("{}:{}", spec.image, spec.tag), port = c.host_port, "sim: postgres in a container");
-        let url = format!("host=127.0.0.1 port={} user={} password={password} dbname=postgres", c.host_port, pg::ADMIN_ROLE);
+        let url = format!(
+            "host=127.0.0.1 port={} user={} password={password} dbname=postgres",
+            c.host_port,
+            pg::ADMIN_ROLE
+        );
         self.sim.container = Some(c);
         Ok(url)
     }
@@ -402,7 +438,9 @@ impl<'p> Env<'p> {
     /// `up` of the sim: the connection file another run's `--target
     /// external` sources (URL, API key, lab bridge, free BMC addresses).
     pub fn write_connection(&self) -> Result<Option<PathBuf>, String> {
-        let Some(region) = &self.sim.region else { return Ok(None) };
+        let Some(region) = &self.sim.region else {
+            return Ok(None);
+        };
         let p = self.plan;
         let [a, b, c, _] = p.lab.subnet.octets();
         let text = connection_env(
@@ -788,7 +826,11 @@ impl<'p> Env<'p> {
         if let Some(region) = &self.sim.region {
             let url = format!("{}/api/2.0/version/", region.local_maas_url());
             if let Ok(resp) = reqwest::get(&url).await {
-                let names = resp.headers().keys().map(|k| k.as_str().to_ascii_lowercase()).collect();
+                let names = resp
+                    .headers()
+                    .keys()
+                    .map(|k| k.as_str().to_ascii_lowercase())
+                    .collect();
                 api.headers.insert("region".into(), names);
             }
         }
@@ -844,7 +886,11 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(data)
 }
 
@@ -860,12 +906,16 @@ pub fn snapshot_lines(lines: &[TranscriptLine]) -> Vec<TranscriptLine> {
             || c == "unknown"
     };
     let mut out: Vec<TranscriptLine> = Vec::new();
-    for l in lines.iter().filter(|l| l.channel != "inband" || !read(&l.command)) {
+    for l in lines
+        .iter()
+        .filter(|l| l.channel != "inband" || !read(&l.command))
+    {
         // The same LAN request twice in a row inside one session is the
         // client's retransmission (the answer took longer than its timer,
         // e.g. while libvirt starts the domain); sessions are separated by
         // their handshake lines, so retries in new sessions still count.
-        if l.channel == "lan" && out.last() == Some(l) && !l.command.starts_with("set_system_boot") {
+        if l.channel == "lan" && out.last() == Some(l) && !l.command.starts_with("set_system_boot")
+        {
             continue;
         }
         out.push(l.clone());
@@ -892,7 +942,11 @@ mod tests {
 
     #[test]
     fn snapshot_lines_keep_writes_and_drop_retransmissions() {
-        let l = |ch: &str, c: &str, cc: u8| TranscriptLine { channel: ch.into(), command: c.into(), completion_code: Some(cc) };
+        let l = |ch: &str, c: &str, cc: u8| TranscriptLine {
+            channel: ch.into(),
+            command: c.into(),
+            completion_code: Some(cc),
+        };
         let lines = vec![
             l("inband", "get_channel_info", 0xcc),
             l("inband", "set_user_password", 0),
@@ -903,7 +957,10 @@ mod tests {
             l("lan", "get_channel_auth_capabilities", 0),
             l("lan", "chassis_control", 0),
         ];
-        let kept: Vec<String> = snapshot_lines(&lines).iter().map(|l| format!("{} {}", l.channel, l.command)).collect();
+        let kept: Vec<String> = snapshot_lines(&lines)
+            .iter()
+            .map(|l| format!("{} {}", l.channel, l.command))
+            .collect();
         assert_eq!(
             kept,
             [

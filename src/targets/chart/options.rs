@@ -58,14 +58,20 @@ impl PostgresOptions {
     /// registry's default tag says nothing about the major version).
     pub fn from_reference(mode: PostgresMode, reference: &str) -> Result<Self, ChartOptionsError> {
         // A registry port (`host:5000/pg:15`) has a ':' before the last '/'.
-        let split = reference.rfind(':').filter(|&i| !reference[i..].contains('/'));
+        let split = reference
+            .rfind(':')
+            .filter(|&i| !reference[i..].contains('/'));
         match split {
             Some(i) if i > 0 && i + 1 < reference.len() => Ok(PostgresOptions {
                 mode,
                 image: reference[..i].into(),
                 tag: reference[i + 1..].into(),
             }),
-            _ => Err(bad("postgres_image", reference, "IMAGE:TAG with an explicit tag, e.g. postgres:14")),
+            _ => Err(bad(
+                "postgres_image",
+                reference,
+                "IMAGE:TAG with an explicit tag, e.g. postgres:14",
+            )),
         }
     }
 
@@ -98,7 +104,11 @@ pub struct Ipv4Cidr {
 
 impl Ipv4Cidr {
     pub fn network(&self) -> Ipv4Addr {
-        let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix)
+        };
         Ipv4Addr::from(u32::from(self.addr) & mask)
     }
 
@@ -108,7 +118,11 @@ impl Ipv4Cidr {
     }
 
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix)
+        };
         u32::from(ip) & mask == u32::from(self.network())
     }
 }
@@ -128,9 +142,13 @@ impl From<Ipv4Cidr> for String {
 impl FromStr for Ipv4Cidr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (addr, prefix) = s.split_once('/').ok_or_else(|| format!("`{s}` is not ADDRESS/PREFIX"))?;
+        let (addr, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not ADDRESS/PREFIX"))?;
         let addr = addr.parse().map_err(|e| format!("`{addr}`: {e}"))?;
-        let prefix: u8 = prefix.parse().map_err(|e| format!("prefix `{prefix}`: {e}"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .map_err(|e| format!("prefix `{prefix}`: {e}"))?;
         if prefix > 32 {
             return Err(format!("prefix {prefix} is over 32"));
         }
@@ -210,7 +228,9 @@ fn random_token(len: usize) -> String {
     use rand::RngExt;
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
     let mut rng = rand::rng();
-    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Every input of a chart run.
@@ -285,7 +305,10 @@ impl Default for ChartTimeouts {
 }
 
 mod humantime_secs {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 }
@@ -299,7 +322,11 @@ pub struct ChartOptionsError {
     pub allowed: String,
 }
 
-fn bad(field: &'static str, value: impl fmt::Display, allowed: impl Into<String>) -> ChartOptionsError {
+fn bad(
+    field: &'static str,
+    value: impl fmt::Display,
+    allowed: impl Into<String>,
+) -> ChartOptionsError {
     ChartOptionsError {
         field,
         value: value.to_string(),
@@ -310,7 +337,8 @@ fn bad(field: &'static str, value: impl fmt::Display, allowed: impl Into<String>
 fn dns_label(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -322,7 +350,11 @@ fn ifname_ok(s: &str) -> bool {
 impl ChartOptions {
     /// Defaults for everything but the run id, the run dir and the chart path;
     /// a lab with one PXE network 10.40.0.0/24 in netns `me2e-<run_id>-lab`.
-    pub fn new(run_id: impl Into<String>, run_dir: impl Into<PathBuf>, chart_path: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        run_id: impl Into<String>,
+        run_dir: impl Into<PathBuf>,
+        chart_path: impl Into<PathBuf>,
+    ) -> Self {
         let run_id = run_id.into();
         ChartOptions {
             wiring: WiringOptions {
@@ -376,20 +408,34 @@ impl ChartOptions {
             ));
         }
         if !dns_label(&self.namespace, 63) {
-            return Err(bad("namespace", &self.namespace, "a DNS label: a-z, 0-9, '-', at most 63"));
+            return Err(bad(
+                "namespace",
+                &self.namespace,
+                "a DNS label: a-z, 0-9, '-', at most 63",
+            ));
         }
         if !dns_label(&self.release, 53) {
-            return Err(bad("release", &self.release, "a helm release name: a-z, 0-9, '-', at most 53"));
+            return Err(bad(
+                "release",
+                &self.release,
+                "a helm release name: a-z, 0-9, '-', at most 53",
+            ));
         }
         if let ClusterSource::Reuse { name } = &self.cluster
             && !dns_label(name, 50)
         {
-            return Err(bad("reuse_cluster", name, "an existing kind cluster name (a-z, 0-9, '-')"));
+            return Err(bad(
+                "reuse_cluster",
+                name,
+                "an existing kind cluster name (a-z, 0-9, '-')",
+            ));
         }
         if self.rack_replicas == 0 {
             return Err(bad("rack_replicas", self.rack_replicas, "at least 1"));
         }
-        if matches!(self.cluster, ClusterSource::Create { config: None }) && self.workers < self.rack_replicas {
+        if matches!(self.cluster, ClusterSource::Create { config: None })
+            && self.workers < self.rack_replicas
+        {
             return Err(bad(
                 "workers",
                 self.workers,
@@ -403,7 +449,11 @@ impl ChartOptions {
             return Err(bad("workers", self.workers, "at most 9"));
         }
         if self.postgres.image.is_empty() || self.postgres.tag.is_empty() {
-            return Err(bad("postgres", self.postgres.reference(), "IMAGE:TAG, both non-empty"));
+            return Err(bad(
+                "postgres",
+                self.postgres.reference(),
+                "IMAGE:TAG, both non-empty",
+            ));
         }
         if matches!(&self.image_repo, Some(r) if r.is_empty() || r.ends_with('/')) {
             return Err(bad(
@@ -413,7 +463,11 @@ impl ChartOptions {
             ));
         }
         if self.load_images && self.image_repo.is_none() && self.image_tag.is_none() {
-            return Err(bad("load_images", true, "needs --image-repo or --image-tag (the images to load)"));
+            return Err(bad(
+                "load_images",
+                true,
+                "needs --image-repo or --image-tag (the images to load)",
+            ));
         }
         self.validate_wiring()
     }
@@ -423,10 +477,18 @@ impl ChartOptions {
         if let Some(ns) = &w.lab_netns
             && (ns.is_empty() || ns.contains('/'))
         {
-            return Err(bad("wiring.lab_netns", ns, "a network namespace name (or none: the host's)"));
+            return Err(bad(
+                "wiring.lab_netns",
+                ns,
+                "a network namespace name (or none: the host's)",
+            ));
         }
         let Some(pxe) = w.links.first() else {
-            return Err(bad("wiring.links", "[]", "at least one link: the PXE network first"));
+            return Err(bad(
+                "wiring.links",
+                "[]",
+                "at least one link: the PXE network first",
+            ));
         };
         for (i, l) in w.links.iter().enumerate() {
             if !ifname_ok(&l.lab_bridge) {
@@ -444,10 +506,18 @@ impl ChartOptions {
                 ));
             }
             if w.links[..i].iter().any(|o| o.node_bridge == l.node_bridge) {
-                return Err(bad("wiring.links[].node_bridge", &l.node_bridge, "each link its own node bridge"));
+                return Err(bad(
+                    "wiring.links[].node_bridge",
+                    &l.node_bridge,
+                    "each link its own node bridge",
+                ));
             }
             if l.rack_address.prefix == 0 || l.rack_address.prefix > 30 {
-                return Err(bad("wiring.links[].rack_address", l.rack_address, "a prefix from /1 to /30"));
+                return Err(bad(
+                    "wiring.links[].rack_address",
+                    l.rack_address,
+                    "a prefix from /1 to /30",
+                ));
             }
         }
         let (start, end) = w.dynamic_range;
@@ -456,7 +526,10 @@ impl ChartOptions {
             return Err(bad(
                 "wiring.dynamic_range",
                 format!("{start}-{end}"),
-                format!("START-END inside the PXE subnet {}, START <= END", subnet.subnet()),
+                format!(
+                    "START-END inside the PXE subnet {}, START <= END",
+                    subnet.subnet()
+                ),
             ));
         }
         // Rack i takes the link's address + i (see wiring::plan_wiring).
@@ -488,7 +561,11 @@ impl ChartOptions {
         if let Some(gw) = w.gateway
             && !subnet.contains(gw)
         {
-            return Err(bad("wiring.gateway", gw, format!("an address inside {}", subnet.subnet())));
+            return Err(bad(
+                "wiring.gateway",
+                gw,
+                format!("an address inside {}", subnet.subnet()),
+            ));
         }
         Ok(())
     }
@@ -500,14 +577,25 @@ mod tests {
 
     #[test]
     fn postgres_references_and_versions() {
-        let p = PostgresOptions::from_reference(PostgresMode::Container, "localhost:5000/pg/postgres:15-bookworm").unwrap();
-        assert_eq!((p.image.as_str(), p.tag.as_str()), ("localhost:5000/pg/postgres", "15-bookworm"));
+        let p = PostgresOptions::from_reference(
+            PostgresMode::Container,
+            "localhost:5000/pg/postgres:15-bookworm",
+        )
+        .unwrap();
+        assert_eq!(
+            (p.image.as_str(), p.tag.as_str()),
+            ("localhost:5000/pg/postgres", "15-bookworm")
+        );
         assert_eq!(p.major_version(), Some(15));
         assert!(p.needs_precreate());
         let p = PostgresOptions::from_reference(PostgresMode::InCluster, "postgres:14").unwrap();
         assert!(!p.needs_precreate());
-        let p = PostgresOptions::from_reference(PostgresMode::Container, "postgres:latest").unwrap();
-        assert!(p.needs_precreate(), "unknown version: pre-create to be safe");
+        let p =
+            PostgresOptions::from_reference(PostgresMode::Container, "postgres:latest").unwrap();
+        assert!(
+            p.needs_precreate(),
+            "unknown version: pre-create to be safe"
+        );
         for bad in ["postgres", "localhost:5000/postgres", "postgres:", ":14"] {
             let e = PostgresOptions::from_reference(PostgresMode::Container, bad).unwrap_err();
             assert_eq!(e.field, "postgres_image", "{bad}");
@@ -528,6 +616,10 @@ mod tests {
     fn secrets_never_print() {
         let s = ChartSecrets::generate();
         let shown = format!("{s:?}");
-        assert!(s.values().iter().all(|v| !shown.contains(v) && v.len() >= 20));
+        assert!(
+            s.values()
+                .iter()
+                .all(|v| !shown.contains(v) && v.len() >= 20)
+        );
     }
 }

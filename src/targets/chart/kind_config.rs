@@ -24,13 +24,17 @@ pub fn control_plane_node_name(cluster: &str) -> String {
 /// Every worker's name.
 pub fn worker_names(opts: &ChartOptions) -> Vec<String> {
     let cluster = opts.cluster_name();
-    (0..opts.workers).map(|i| worker_node_name(&cluster, i)).collect()
+    (0..opts.workers)
+        .map(|i| worker_node_name(&cluster, i))
+        .collect()
 }
 
 /// The workers that carry a rack: the first `rack_replicas` of them.
 pub fn rack_node_names(opts: &ChartOptions) -> Vec<String> {
     let cluster = opts.cluster_name();
-    (0..opts.rack_replicas).map(|i| worker_node_name(&cluster, i)).collect()
+    (0..opts.rack_replicas)
+        .map(|i| worker_node_name(&cluster, i))
+        .collect()
 }
 
 /// The generated kind config (YAML with comments).

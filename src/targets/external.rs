@@ -28,13 +28,17 @@ pub enum ExternalLabError {
         "external target: no lab bridge; pass --lab-bridge NAME or set MAAS_E2E_LAB_BRIDGE (an existing host bridge the MAAS rack serves DHCP on; `maas-e2e up` prints one)"
     )]
     NoBridge,
-    #[error("external target: --lab-bridge `{0}`: {1}; allowed: an interface name of 1 to 15 bytes without `/` or spaces")]
+    #[error(
+        "external target: --lab-bridge `{0}`: {1}; allowed: an interface name of 1 to 15 bytes without `/` or spaces"
+    )]
     BadBridge(String, &'static str),
     #[error(
         "external target: no BMC addresses; pass --bmc-addresses FIRST/PREFIX or set MAAS_E2E_BMC_ADDRESSES (free addresses on the bridge's subnet, e.g. 10.20.0.200/24)"
     )]
     NoAddresses,
-    #[error("external target: --bmc-addresses `{0}`: {1}; allowed: FIRST/PREFIX, e.g. 10.20.0.200/24, with room for every machine before the broadcast address")]
+    #[error(
+        "external target: --bmc-addresses `{0}`: {1}; allowed: FIRST/PREFIX, e.g. 10.20.0.200/24, with room for every machine before the broadcast address"
+    )]
     BadAddresses(String, String),
 }
 
@@ -65,7 +69,9 @@ impl ExternalLab {
         let (ip, prefix) = text
             .split_once('/')
             .ok_or_else(|| bad("no /PREFIX".into()))?;
-        let first: Ipv4Addr = ip.parse().map_err(|_| bad(format!("`{ip}` is not an IPv4 address")))?;
+        let first: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| bad(format!("`{ip}` is not an IPv4 address")))?;
         let prefix_len: u8 = prefix
             .parse()
             .ok()
@@ -82,7 +88,11 @@ impl ExternalLab {
                 Ipv4Addr::from(last)
             )));
         }
-        Ok(ExternalLab { bridge, first_bmc: first, subnet })
+        Ok(ExternalLab {
+            bridge,
+            first_bmc: first,
+            subnet,
+        })
     }
 }
 
@@ -189,15 +199,26 @@ mod tests {
         let lab = ExternalLab::from_args(Some("br-maas"), Some("10.20.0.200/24"), 3).unwrap();
         assert_eq!(
             lab,
-            ExternalLab { bridge: "br-maas".into(), first_bmc: "10.20.0.200".parse().unwrap(), subnet: Ipv4Subnet::new("10.20.0.0".parse().unwrap(), 24).unwrap() }
+            ExternalLab {
+                bridge: "br-maas".into(),
+                first_bmc: "10.20.0.200".parse().unwrap(),
+                subnet: Ipv4Subnet::new("10.20.0.0".parse().unwrap(), 24).unwrap()
+            }
         );
-        let err = |b: Option<&str>, a: Option<&str>, n| ExternalLab::from_args(b, a, n).unwrap_err().to_string();
-        assert!(err(Some("a-very-long-bridge-name"), Some("10.0.0.2/24"), 1).contains("1 to 15 bytes"));
+        let err = |b: Option<&str>, a: Option<&str>, n| {
+            ExternalLab::from_args(b, a, n).unwrap_err().to_string()
+        };
+        assert!(
+            err(Some("a-very-long-bridge-name"), Some("10.0.0.2/24"), 1).contains("1 to 15 bytes")
+        );
         assert!(err(Some("br0"), Some("10.0.0.2"), 1).contains("no /PREFIX"));
         assert!(err(Some("br0"), Some("10.0.0.x/24"), 1).contains("not an IPv4 address"));
         assert!(err(Some("br0"), Some("10.0.0.0/24"), 1).contains("network address"));
         let full = err(Some("br0"), Some("10.0.0.250/24"), 6);
-        assert!(full.contains("10.0.0.250 to 10.0.0.255") && full.contains("e.g. 10.20.0.200/24"), "{full}");
+        assert!(
+            full.contains("10.0.0.250 to 10.0.0.255") && full.contains("e.g. 10.20.0.200/24"),
+            "{full}"
+        );
     }
 
     #[test]

@@ -38,7 +38,9 @@ impl WaitTarget {
         match self {
             WaitTarget::JobComplete { name } => format!("job/{name}"),
             WaitTarget::StatefulSetReady { name } => format!("statefulset/{name}"),
-            WaitTarget::PodsReady { statefulset, .. } => format!("pods of statefulset/{statefulset}"),
+            WaitTarget::PodsReady { statefulset, .. } => {
+                format!("pods of statefulset/{statefulset}")
+            }
             WaitTarget::SecretKey { name, key } => format!("secret/{name} key {key}"),
         }
     }
@@ -145,7 +147,10 @@ pub enum WaitError {
 /// Judge a Job.
 pub fn job_progress(job: &Job) -> Progress {
     let status = job.status.as_ref();
-    let conditions = status.and_then(|s| s.conditions.as_ref()).cloned().unwrap_or_default();
+    let conditions = status
+        .and_then(|s| s.conditions.as_ref())
+        .cloned()
+        .unwrap_or_default();
     for c in &conditions {
         if c.status == "True" && c.type_ == "Failed" {
             return Progress::Failed {
@@ -155,7 +160,10 @@ pub fn job_progress(job: &Job) -> Progress {
             };
         }
     }
-    if conditions.iter().any(|c| c.status == "True" && c.type_ == "Complete") {
+    if conditions
+        .iter()
+        .any(|c| c.status == "True" && c.type_ == "Complete")
+    {
         return Progress::Done("Complete=True".into());
     }
     let counts = status.map_or_else(String::new, |s| {
@@ -172,7 +180,11 @@ pub fn job_progress(job: &Job) -> Progress {
             c.type_,
             c.status,
             c.reason.clone().unwrap_or_default(),
-            if counts.is_empty() { String::new() } else { format!(", {counts}") }
+            if counts.is_empty() {
+                String::new()
+            } else {
+                format!(", {counts}")
+            }
         )),
         None if counts.is_empty() => Progress::Pending("no status yet".into()),
         None => Progress::Pending(format!("no conditions, {counts}")),
@@ -182,7 +194,11 @@ pub fn job_progress(job: &Job) -> Progress {
 /// Judge a StatefulSet.
 pub fn statefulset_progress(sts: &StatefulSet) -> Progress {
     let want = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let ready = sts.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+    let ready = sts
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
     let text = format!("ready {ready}/{want}");
     if want > 0 && ready >= want {
         Progress::Done(text)
@@ -195,7 +211,9 @@ pub fn statefulset_progress(sts: &StatefulSet) -> Progress {
 pub fn pod_progress(pod: &Pod) -> Progress {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let status = pod.status.as_ref();
-    let phase = status.and_then(|s| s.phase.clone()).unwrap_or_else(|| "Unknown".into());
+    let phase = status
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_else(|| "Unknown".into());
     let ready = status
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready").cloned());
@@ -214,13 +232,24 @@ pub fn pod_progress(pod: &Pod) -> Progress {
 /// Judge a Secret: the key must be there and non-empty. The value is never
 /// part of the result.
 pub fn secret_progress(secret: &Secret, key: &str) -> Progress {
-    let len = secret.data.as_ref().and_then(|d| d.get(key)).map(|v| v.0.len());
+    let len = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|v| v.0.len());
     match len {
         Some(n) if n > 0 => Progress::Done(format!("key {key} present ({n} bytes)")),
         Some(_) => Progress::Pending(format!("key {key} is empty")),
         None => {
-            let keys: Vec<String> = secret.data.as_ref().map(|d| d.keys().cloned().collect()).unwrap_or_default();
-            Progress::Pending(format!("present, but without key {key} (keys: [{}])", keys.join(", ")))
+            let keys: Vec<String> = secret
+                .data
+                .as_ref()
+                .map(|d| d.keys().cloned().collect())
+                .unwrap_or_default();
+            Progress::Pending(format!(
+                "present, but without key {key} (keys: [{}])",
+                keys.join(", ")
+            ))
         }
     }
 }
@@ -232,17 +261,28 @@ fn read_error(e: kube::Error) -> Progress {
 /// Read the target once.
 pub async fn check(client: &Client, namespace: &str, target: &WaitTarget) -> Progress {
     match target {
-        WaitTarget::JobComplete { name } => match Api::<Job>::namespaced(client.clone(), namespace).get_opt(name).await {
+        WaitTarget::JobComplete { name } => match Api::<Job>::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await
+        {
             Ok(Some(job)) => job_progress(&job),
             Ok(None) => Progress::Pending("not found (not created yet)".into()),
             Err(e) => read_error(e),
         },
-        WaitTarget::StatefulSetReady { name } => match Api::<StatefulSet>::namespaced(client.clone(), namespace).get_opt(name).await {
-            Ok(Some(sts)) => statefulset_progress(&sts),
-            Ok(None) => Progress::Pending("not found (not created yet)".into()),
-            Err(e) => read_error(e),
-        },
-        WaitTarget::PodsReady { statefulset, replicas } => {
+        WaitTarget::StatefulSetReady { name } => {
+            match Api::<StatefulSet>::namespaced(client.clone(), namespace)
+                .get_opt(name)
+                .await
+            {
+                Ok(Some(sts)) => statefulset_progress(&sts),
+                Ok(None) => Progress::Pending("not found (not created yet)".into()),
+                Err(e) => read_error(e),
+            }
+        }
+        WaitTarget::PodsReady {
+            statefulset,
+            replicas,
+        } => {
             let api = Api::<Pod>::namespaced(client.clone(), namespace);
             let mut done = Vec::new();
             for i in 0..*replicas {
@@ -252,23 +292,35 @@ pub async fn check(client: &Client, namespace: &str, target: &WaitTarget) -> Pro
                         Progress::Done(d) => done.push(d),
                         other => return other,
                     },
-                    Ok(None) => return Progress::Pending(format!("pod {name} not found (not created yet)")),
+                    Ok(None) => {
+                        return Progress::Pending(format!("pod {name} not found (not created yet)"));
+                    }
                     Err(e) => return read_error(e),
                 }
             }
             Progress::Done(done.join(", "))
         }
-        WaitTarget::SecretKey { name, key } => match Api::<Secret>::namespaced(client.clone(), namespace).get_opt(name).await {
-            Ok(Some(secret)) => secret_progress(&secret, key),
-            Ok(None) => Progress::Pending("not found".into()),
-            Err(e) => read_error(e),
-        },
+        WaitTarget::SecretKey { name, key } => {
+            match Api::<Secret>::namespaced(client.clone(), namespace)
+                .get_opt(name)
+                .await
+            {
+                Ok(Some(secret)) => secret_progress(&secret, key),
+                Ok(None) => Progress::Pending("not found".into()),
+                Err(e) => read_error(e),
+            }
+        }
     }
 }
 
 /// Poll until the target is done, has failed, or the deadline passes.
 /// Returns the final state's description.
-pub async fn wait_for(client: &Client, namespace: &str, spec: &WaitSpec, poll: Duration) -> Result<String, WaitError> {
+pub async fn wait_for(
+    client: &Client,
+    namespace: &str,
+    spec: &WaitSpec,
+    poll: Duration,
+) -> Result<String, WaitError> {
     let deadline = tokio::time::Instant::now() + spec.timeout;
     loop {
         let last = match check(client, namespace, &spec.target).await {
@@ -303,7 +355,12 @@ pub async fn wait_for(client: &Client, namespace: &str, spec: &WaitSpec, poll: D
 }
 
 /// Every wait in order; stops at the first failure.
-pub async fn wait_all(client: &Client, namespace: &str, specs: &[WaitSpec], poll: Duration) -> Result<Vec<String>, WaitError> {
+pub async fn wait_all(
+    client: &Client,
+    namespace: &str,
+    specs: &[WaitSpec],
+    poll: Duration,
+) -> Result<Vec<String>, WaitError> {
     let mut states = Vec::new();
     for spec in specs {
         tracing::info!(object = %spec.target.object(), timeout = ?spec.timeout, "waiting");
@@ -319,7 +376,10 @@ pub fn install_crypto_provider() {
 }
 
 /// A kube client from the run's kubeconfig (kind writes one per cluster).
-pub async fn client_from_kubeconfig(path: &std::path::Path, context: Option<String>) -> Result<Client, kube::Error> {
+pub async fn client_from_kubeconfig(
+    path: &std::path::Path,
+    context: Option<String>,
+) -> Result<Client, kube::Error> {
     install_crypto_provider();
     let kc = kube::config::Kubeconfig::read_from(path).map_err(kube::Error::InferKubeconfig)?;
     let cfg = kube::Config::from_custom_kubeconfig(

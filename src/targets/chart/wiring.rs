@@ -115,10 +115,18 @@ fn lab_ip(lab_netns: &Option<String>) -> Cmd {
 /// namespace every lab bridge); `Err` names what is missing.
 pub fn check_lab(w: &NodeWiring) -> Result<(), WiringError> {
     match &w.lab_netns {
-        Some(ns) if !crate::lab::netns::netns_path(ns).exists() => Err(WiringError::NoLab { what: format!("lab network namespace {ns}") }),
+        Some(ns) if !crate::lab::netns::netns_path(ns).exists() => Err(WiringError::NoLab {
+            what: format!("lab network namespace {ns}"),
+        }),
         Some(_) => Ok(()),
-        None => match w.links.iter().find(|l| !std::path::Path::new("/sys/class/net").join(&l.lab_bridge).exists()) {
-            Some(l) => Err(WiringError::NoLab { what: format!("lab bridge {} (host namespace)", l.lab_bridge) }),
+        None => match w.links.iter().find(|l| {
+            !std::path::Path::new("/sys/class/net")
+                .join(&l.lab_bridge)
+                .exists()
+        }) {
+            Some(l) => Err(WiringError::NoLab {
+                what: format!("lab bridge {} (host namespace)", l.lab_bridge),
+            }),
             None => Ok(()),
         },
     }
@@ -152,7 +160,16 @@ pub fn wire_cmds(w: &NodeWiring, node_pid: &str) -> Vec<Cmd> {
         ]);
     }
     cmds.extend([
-        ip(&w.node_netns).args(["link", "add", DECOY_VETH, "type", "veth", "peer", "name", DECOY_VETH_PEER]),
+        ip(&w.node_netns).args([
+            "link",
+            "add",
+            DECOY_VETH,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            DECOY_VETH_PEER,
+        ]),
         ip(&w.node_netns).args(["link", "set", DECOY_VETH, "up"]),
         ip(&w.node_netns).args(["link", "set", DECOY_VETH_PEER, "up"]),
     ]);
@@ -183,10 +200,13 @@ pub fn parse_pid(stdout: &str) -> Option<u32> {
 /// step the steps done so far are undone before the error returns.
 pub async fn wire_node(w: &NodeWiring) -> Result<(), WiringError> {
     check_lab(w)?;
-    let out = node_pid_cmd(&w.node_container).run().await.map_err(|source| WiringError::Step {
-        node: w.node_container.clone(),
-        source,
-    })?;
+    let out = node_pid_cmd(&w.node_container)
+        .run()
+        .await
+        .map_err(|source| WiringError::Step {
+            node: w.node_container.clone(),
+            source,
+        })?;
     let pid = parse_pid(&out).ok_or_else(|| WiringError::NotRunning {
         node: w.node_container.clone(),
         output: out.trim().to_string(),
@@ -221,6 +241,8 @@ pub enum WiringError {
     },
     #[error("{what} does not exist: the lab stage makes it before the chart target wires the rack")]
     NoLab { what: String },
-    #[error("kind node container {node} is not running (docker inspect printed {output:?}); is the cluster up?")]
+    #[error(
+        "kind node container {node} is not running (docker inspect printed {output:?}); is the cluster up?"
+    )]
     NotRunning { node: String, output: String },
 }

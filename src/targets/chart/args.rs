@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::options::{ChartOptions, ChartOptionsError, ClusterSource, PostgresMode, PostgresOptions, WiringOptions};
+use super::options::{
+    ChartOptions, ChartOptionsError, ClusterSource, PostgresMode, PostgresOptions, WiringOptions,
+};
 
 /// Flags of the chart target.
 #[derive(Debug, Clone, Default, Args)]
@@ -78,11 +80,17 @@ impl ChartArgs {
         o.load_images = self.load_images;
         o.cluster = match &self.reuse_cluster {
             Some(name) => ClusterSource::Reuse { name: name.clone() },
-            None => ClusterSource::Create { config: self.kind_config.clone() },
+            None => ClusterSource::Create {
+                config: self.kind_config.clone(),
+            },
         };
         o.keep_cluster = self.keep_cluster;
         o.namespace = self.namespace.clone();
-        let mode = if self.postgres_in_cluster { PostgresMode::InCluster } else { PostgresMode::Container };
+        let mode = if self.postgres_in_cluster {
+            PostgresMode::InCluster
+        } else {
+            PostgresMode::Container
+        };
         o.postgres = PostgresOptions::from_reference(mode, &self.postgres_image)?;
         o.rack_replicas = self.rack_replicas;
         o.workers = self.workers.unwrap_or(self.rack_replicas);
@@ -98,7 +106,8 @@ impl ChartArgs {
 /// Whether the kernel has AppArmor enabled (else the chart's AppArmor
 /// annotations would keep its pods from starting).
 pub fn host_has_apparmor() -> bool {
-    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y")
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.trim() == "Y")
 }
 
 #[cfg(test)]
@@ -119,12 +128,32 @@ mod tests {
     #[test]
     fn flags_map_onto_options() {
         let cli = Cli::try_parse_from([
-            "t", "--chart", "/src/maas/charts/maas", "--values", "a.yaml", "--values", "b.yaml", "--image-tag", "2.8.7",
-            "--reuse-cluster", "dev", "--keep-cluster", "--postgres-image", "maas-e2e/postgres:15-bookworm", "--rack-replicas", "2",
+            "t",
+            "--chart",
+            "/src/maas/charts/maas",
+            "--values",
+            "a.yaml",
+            "--values",
+            "b.yaml",
+            "--image-tag",
+            "2.8.7",
+            "--reuse-cluster",
+            "dev",
+            "--keep-cluster",
+            "--postgres-image",
+            "maas-e2e/postgres:15-bookworm",
+            "--rack-replicas",
+            "2",
         ])
         .unwrap();
-        let o = cli.chart.to_options("r1", "/runs/r1".into(), true, 3, wiring()).unwrap();
-        assert_eq!(o.values_files, [PathBuf::from("a.yaml"), PathBuf::from("b.yaml")]);
+        let o = cli
+            .chart
+            .to_options("r1", "/runs/r1".into(), true, 3, wiring())
+            .unwrap();
+        assert_eq!(
+            o.values_files,
+            [PathBuf::from("a.yaml"), PathBuf::from("b.yaml")]
+        );
         assert_eq!(o.cluster, ClusterSource::Reuse { name: "dev".into() });
         assert!(o.keep_cluster && o.cache);
         assert_eq!(o.postgres.tag, "15-bookworm");
@@ -134,9 +163,24 @@ mod tests {
     #[test]
     fn missing_chart_and_bad_postgres_are_named() {
         let cli = Cli::try_parse_from(["t"]).unwrap();
-        assert_eq!(cli.chart.to_options("r1", "/r".into(), false, 1, wiring()).unwrap_err().field, "chart");
-        let cli = Cli::try_parse_from(["t", "--chart", "/c", "--postgres-image", "postgres"]).unwrap();
-        assert_eq!(cli.chart.to_options("r1", "/r".into(), false, 1, wiring()).unwrap_err().field, "postgres_image");
-        assert!(Cli::try_parse_from(["t", "--kind-config", "k.yaml", "--reuse-cluster", "x"]).is_err());
+        assert_eq!(
+            cli.chart
+                .to_options("r1", "/r".into(), false, 1, wiring())
+                .unwrap_err()
+                .field,
+            "chart"
+        );
+        let cli =
+            Cli::try_parse_from(["t", "--chart", "/c", "--postgres-image", "postgres"]).unwrap();
+        assert_eq!(
+            cli.chart
+                .to_options("r1", "/r".into(), false, 1, wiring())
+                .unwrap_err()
+                .field,
+            "postgres_image"
+        );
+        assert!(
+            Cli::try_parse_from(["t", "--kind-config", "k.yaml", "--reuse-cluster", "x"]).is_err()
+        );
     }
 }

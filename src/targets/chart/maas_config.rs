@@ -37,7 +37,10 @@ fn call(method: Method, path: &str, params: &[(&str, &str)], why: &str) -> ApiCa
     ApiCall {
         method,
         path: path.into(),
-        params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        params: params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         captures: Vec::new(),
         until: None,
         why: why.into(),
@@ -61,17 +64,31 @@ pub fn configure_calls(opts: &ChartOptions) -> Vec<ApiCall> {
     );
     racks.captures.push((
         "rack_id".into(),
-        format!("system_id of the rack whose interface_set has {}", pxe.node_bridge),
+        format!(
+            "system_id of the rack whose interface_set has {}",
+            pxe.node_bridge
+        ),
     ));
     calls.push(racks);
 
     // A subnet's cidr holds a '/', so it cannot be a path specifier: list
     // the subnets and pick it by its cidr.
-    let mut subnet = call(Method::Get, "subnets/", &[], "the subnet MAAS made from the rack's bridge address");
+    let mut subnet = call(
+        Method::Get,
+        "subnets/",
+        &[],
+        "the subnet MAAS made from the rack's bridge address",
+    );
     let pick = format!("the subnet whose cidr is {cidr}");
-    subnet.captures.push(("subnet_id".into(), format!("{pick}: /id")));
-    subnet.captures.push(("fabric_id".into(), format!("{pick}: /vlan/fabric_id")));
-    subnet.captures.push(("vid".into(), format!("{pick}: /vlan/vid")));
+    subnet
+        .captures
+        .push(("subnet_id".into(), format!("{pick}: /id")));
+    subnet
+        .captures
+        .push(("fabric_id".into(), format!("{pick}: /vlan/fabric_id")));
+    subnet
+        .captures
+        .push(("vid".into(), format!("{pick}: /vlan/vid")));
     calls.push(subnet);
 
     if let Some(gw) = opts.wiring.gateway {
@@ -125,7 +142,10 @@ pub fn configure_calls(opts: &ChartOptions) -> Vec<ApiCall> {
 pub enum ChartExpectation {
     /// GET rackcontrollers/{rack_id}/: interface_set lists `includes` and
     /// leaves out `excludes` (the nic_filter patch).
-    RackInterfaces { includes: Vec<String>, excludes: Vec<String> },
+    RackInterfaces {
+        includes: Vec<String>,
+        excludes: Vec<String>,
+    },
     /// No `Server` header on this port (the secure_headers patch).
     NoServerHeader { component: String, port: u16 },
     /// Secret maas-api-key's token authenticates: GET users/?op=whoami is 200.
@@ -136,7 +156,12 @@ pub enum ChartExpectation {
 pub fn chart_expectations(opts: &ChartOptions) -> Vec<ChartExpectation> {
     vec![
         ChartExpectation::RackInterfaces {
-            includes: opts.wiring.links.iter().map(|l| l.node_bridge.clone()).collect(),
+            includes: opts
+                .wiring
+                .links
+                .iter()
+                .map(|l| l.node_bridge.clone())
+                .collect(),
             excludes: vec![DECOY_VETH.into()],
         },
         ChartExpectation::NoServerHeader {
@@ -156,7 +181,11 @@ pub fn chart_expectations(opts: &ChartOptions) -> Vec<ChartExpectation> {
 
 /// Judge a rack controller's JSON (GET rackcontrollers/{id}/) against
 /// RackInterfaces; the error says what was listed.
-pub fn check_rack_interfaces(rack: &Value, includes: &[String], excludes: &[String]) -> Result<(), String> {
+pub fn check_rack_interfaces(
+    rack: &Value,
+    includes: &[String],
+    excludes: &[String],
+) -> Result<(), String> {
     let names: Vec<&str> = rack
         .get("interface_set")
         .and_then(Value::as_array)
@@ -164,8 +193,14 @@ pub fn check_rack_interfaces(rack: &Value, includes: &[String], excludes: &[Stri
         .iter()
         .filter_map(|i| i.get("name").and_then(Value::as_str))
         .collect();
-    let missing: Vec<&String> = includes.iter().filter(|n| !names.contains(&n.as_str())).collect();
-    let present: Vec<&String> = excludes.iter().filter(|n| names.contains(&n.as_str())).collect();
+    let missing: Vec<&String> = includes
+        .iter()
+        .filter(|n| !names.contains(&n.as_str()))
+        .collect();
+    let present: Vec<&String> = excludes
+        .iter()
+        .filter(|n| names.contains(&n.as_str()))
+        .collect();
     if missing.is_empty() && present.is_empty() {
         return Ok(());
     }
@@ -178,12 +213,21 @@ pub fn check_rack_interfaces(rack: &Value, includes: &[String], excludes: &[Stri
             "listed but should be left out {present:?} (is the nic_filter patch in the rack image?)"
         ));
     }
-    Err(format!("rack interface_set [{}]: {}", names.join(", "), why.join("; ")))
+    Err(format!(
+        "rack interface_set [{}]: {}",
+        names.join(", "),
+        why.join("; ")
+    ))
 }
 
 /// Judge response headers for NoServerHeader; the error quotes the header.
-pub fn check_no_server_header<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<(), String> {
-    match headers.into_iter().find(|(k, _)| k.eq_ignore_ascii_case("server")) {
+pub fn check_no_server_header<'a>(
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), String> {
+    match headers
+        .into_iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("server"))
+    {
         None => Ok(()),
         Some((_, v)) => Err(format!(
             "response carries `Server: {v}` (is the secure_headers patch in the image?)"
@@ -201,7 +245,12 @@ pub fn collect_calls() -> Vec<ApiCall> {
             &[("op", "query"), ("level", "DEBUG"), ("limit", "1000")],
             "MAAS events -> maas-events.json",
         ),
-        call(Method::Get, "machines/", &[], "machines -> maas-machines.json"),
+        call(
+            Method::Get,
+            "machines/",
+            &[],
+            "machines -> maas-machines.json",
+        ),
         call(
             Method::Get,
             "nodes/{system_id}/results/",

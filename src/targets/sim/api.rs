@@ -448,9 +448,14 @@ async fn racks_get(State(st): St, headers: HeaderMap) -> ApiResult {
 }
 
 /// The racks, the sim's own with the interfaces it was told to report.
-async fn racks_with_interfaces(st: &RegionState) -> Result<Vec<crate::maas::types::RackController>, StoreError> {
+async fn racks_with_interfaces(
+    st: &RegionState,
+) -> Result<Vec<crate::maas::types::RackController>, StoreError> {
     let mut racks = st.store.rack_controllers().await?;
-    for r in racks.iter_mut().filter(|r| r.system_id == st.rack_system_id) {
+    for r in racks
+        .iter_mut()
+        .filter(|r| r.system_id == st.rack_system_id)
+    {
         r.interface_set = st
             .rack_interfaces
             .iter()
@@ -476,13 +481,22 @@ async fn racks_with_interfaces(st: &RegionState) -> Result<Vec<crate::maas::type
 
 /// GET rackcontrollers/{id}/ and op=list_boot_images (MAAS 2.8 answers
 /// images, connected, status; the sim's one image is always synced).
-async fn rack_get(State(st): St, headers: HeaderMap, Path(id): Path<String>, uri: Uri) -> ApiResult {
+async fn rack_get(
+    State(st): St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> ApiResult {
     admin(&st, &headers).await?;
     let rack = racks_with_interfaces(&st)
         .await?
         .into_iter()
         .find(|r| r.system_id == id)
-        .ok_or_else(|| StoreError::NotFound(format!("No RackController matches the given query (system_id {id}).")))?;
+        .ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "No RackController matches the given query (system_id {id})."
+            ))
+        })?;
     match Params::from(&uri, b"").op() {
         "" => ok_json(&rack),
         "list_boot_images" => ok_json(&serde_json::json!({

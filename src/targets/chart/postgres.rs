@@ -79,7 +79,10 @@ pub fn precreate_steps(user_password: &str) -> Vec<GuardedStatement> {
     vec![
         GuardedStatement {
             exists_query: format!("SELECT 1 FROM pg_roles WHERE rolname = '{MAAS_ROLE}'"),
-            statement: format!("CREATE ROLE {MAAS_ROLE} LOGIN PASSWORD {}", sql_literal(user_password)),
+            statement: format!(
+                "CREATE ROLE {MAAS_ROLE} LOGIN PASSWORD {}",
+                sql_literal(user_password)
+            ),
         },
         GuardedStatement {
             exists_query: format!("SELECT 1 FROM pg_database WHERE datname = '{MAAS_DB}'"),
@@ -96,15 +99,29 @@ pub fn precreate_steps(user_password: &str) -> Vec<GuardedStatement> {
 pub fn chart_db_init_steps(user: &str, password: &str, database: &str) -> Vec<GuardedStatement> {
     vec![
         GuardedStatement {
-            exists_query: format!("SELECT 1 FROM pg_database WHERE datname = {}", sql_literal(database)),
+            exists_query: format!(
+                "SELECT 1 FROM pg_database WHERE datname = {}",
+                sql_literal(database)
+            ),
             statement: format!("CREATE DATABASE {database}"),
         },
         GuardedStatement {
-            exists_query: format!("SELECT 1 FROM pg_roles WHERE rolname = {}", sql_literal(user)),
-            statement: format!("CREATE ROLE {user} LOGIN PASSWORD {}", sql_literal(password)),
+            exists_query: format!(
+                "SELECT 1 FROM pg_roles WHERE rolname = {}",
+                sql_literal(user)
+            ),
+            statement: format!(
+                "CREATE ROLE {user} LOGIN PASSWORD {}",
+                sql_literal(password)
+            ),
         },
-        GuardedStatement::always(format!("ALTER USER {user} WITH PASSWORD {}", sql_literal(password))),
-        GuardedStatement::always(format!("GRANT ALL PRIVILEGES ON DATABASE {database} TO {user}")),
+        GuardedStatement::always(format!(
+            "ALTER USER {user} WITH PASSWORD {}",
+            sql_literal(password)
+        )),
+        GuardedStatement::always(format!(
+            "GRANT ALL PRIVILEGES ON DATABASE {database} TO {user}"
+        )),
         GuardedStatement::always(format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC")),
     ]
 }
@@ -206,7 +223,12 @@ pub fn in_cluster_manifest(opts: &ChartOptions) -> String {
 
 fn yaml_documents(docs: &[serde_json::Value]) -> String {
     docs.iter()
-        .map(|d| format!("---\n{}", serde_norway::to_string(d).expect("JSON serialises as YAML")))
+        .map(|d| {
+            format!(
+                "---\n{}",
+                serde_norway::to_string(d).expect("JSON serialises as YAML")
+            )
+        })
         .collect()
 }
 
@@ -273,17 +295,24 @@ pub async fn start_container(
     for (k, v) in &spec.labels {
         request = request.with_label(k.clone(), v.clone());
     }
-    let container = request.start().await.map_err(|source| PostgresError::Start {
-        name: spec.name.clone(),
-        image: format!("{}:{}", spec.image, spec.tag),
-        network: spec.network.clone(),
-        source,
-    })?;
-    let network_address = container.get_bridge_ip_address().await.map_err(|source| PostgresError::Inspect {
-        name: spec.name.clone(),
-        what: "network address",
-        source,
-    })?;
+    let container = request
+        .start()
+        .await
+        .map_err(|source| PostgresError::Start {
+            name: spec.name.clone(),
+            image: format!("{}:{}", spec.image, spec.tag),
+            network: spec.network.clone(),
+            source,
+        })?;
+    let network_address =
+        container
+            .get_bridge_ip_address()
+            .await
+            .map_err(|source| PostgresError::Inspect {
+                name: spec.name.clone(),
+                what: "network address",
+                source,
+            })?;
     let host_port = container
         .get_host_port_ipv4(ContainerPort::Tcp(spec.port))
         .await
@@ -301,15 +330,28 @@ pub async fn start_container(
 }
 
 /// Connect with tokio-postgres; the connection task runs in the background.
-pub async fn connect(host: &str, port: u16, user: &str, password: &str, database: &str) -> Result<tokio_postgres::Client, PostgresError> {
+pub async fn connect(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    database: &str,
+) -> Result<tokio_postgres::Client, PostgresError> {
     let mut cfg = tokio_postgres::Config::new();
-    cfg.host(host).port(port).user(user).password(password).dbname(database);
+    cfg.host(host)
+        .port(port)
+        .user(user)
+        .password(password)
+        .dbname(database);
     cfg.connect_timeout(Duration::from_secs(10));
-    let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.map_err(|source| PostgresError::Sql {
-        target: format!("{user}@{host}:{port}/{database}"),
-        action: "connect".into(),
-        source,
-    })?;
+    let (client, conn) =
+        cfg.connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|source| PostgresError::Sql {
+                target: format!("{user}@{host}:{port}/{database}"),
+                action: "connect".into(),
+                source,
+            })?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -318,7 +360,11 @@ pub async fn connect(host: &str, port: u16, user: &str, password: &str, database
 
 /// Run guarded statements in order; returns the statements that ran.
 /// Passwords are never in the returned text (they are literal-redacted).
-pub async fn run_guarded(client: &tokio_postgres::Client, target: &str, steps: &[GuardedStatement]) -> Result<Vec<String>, PostgresError> {
+pub async fn run_guarded(
+    client: &tokio_postgres::Client,
+    target: &str,
+    steps: &[GuardedStatement],
+) -> Result<Vec<String>, PostgresError> {
     let mut ran = Vec::new();
     for step in steps {
         if !step.exists_query.is_empty() {
@@ -335,11 +381,14 @@ pub async fn run_guarded(client: &tokio_postgres::Client, target: &str, steps: &
             }
         }
         let shown = redact_password_literal(&step.statement);
-        client.batch_execute(&step.statement).await.map_err(|source| PostgresError::Sql {
-            target: target.into(),
-            action: shown.clone(),
-            source,
-        })?;
+        client
+            .batch_execute(&step.statement)
+            .await
+            .map_err(|source| PostgresError::Sql {
+                target: target.into(),
+                action: shown.clone(),
+                source,
+            })?;
         ran.push(shown);
     }
     Ok(ran)
@@ -354,9 +403,19 @@ pub fn redact_password_literal(statement: &str) -> String {
 }
 
 /// The harness's pre-creation (Postgres >= 15), run as the superuser.
-pub async fn precreate_maasdb(host: &str, port: u16, admin_password: &str, user_password: &str) -> Result<Vec<String>, PostgresError> {
+pub async fn precreate_maasdb(
+    host: &str,
+    port: u16,
+    admin_password: &str,
+    user_password: &str,
+) -> Result<Vec<String>, PostgresError> {
     let client = connect(host, port, ADMIN_ROLE, admin_password, "postgres").await?;
-    run_guarded(&client, &format!("{ADMIN_ROLE}@{host}:{port}"), &precreate_steps(user_password)).await
+    run_guarded(
+        &client,
+        &format!("{ADMIN_ROLE}@{host}:{port}"),
+        &precreate_steps(user_password),
+    )
+    .await
 }
 
 /// The pre-creation as a psql script (for in-cluster Postgres, fed on

@@ -56,7 +56,10 @@ pub enum ChartError {
         source: std::io::Error,
     },
     #[error("port-forward for {purpose} did not report its local port: {detail}")]
-    PortForward { purpose: &'static str, detail: String },
+    PortForward {
+        purpose: &'static str,
+        detail: String,
+    },
 }
 
 /// The admin's API key from Secret maas-api-key (consumer:token:secret).
@@ -204,16 +207,28 @@ impl ChartRun {
     async fn step(&mut self, stage: &'static str, step: Step) -> Result<(), ChartError> {
         match step {
             Step::Run(cmd) => {
-                cmd.run().await.map_err(|source| ChartError::Step { stage, source })?;
+                cmd.run()
+                    .await
+                    .map_err(|source| ChartError::Step { stage, source })?;
             }
             Step::Capture { cmd, to } => {
-                let out = cmd.run().await.map_err(|source| ChartError::Step { stage, source })?;
+                let out = cmd
+                    .run()
+                    .await
+                    .map_err(|source| ChartError::Step { stage, source })?;
                 self.write(&to, &self.plan.redact(&out))?;
             }
             Step::WriteFile(path) => {
-                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
                 let contents = if name == files::POSTGRES_SERVICE {
-                    let ip = self.postgres.as_ref().map(|p| p.network_address.to_string()).unwrap_or_default();
+                    let ip = self
+                        .postgres
+                        .as_ref()
+                        .map(|p| p.network_address.to_string())
+                        .unwrap_or_default();
                     postgres::service_manifest(&self.plan.namespace, &ip)
                 } else {
                     self.plan.file(name).unwrap_or_default().to_string()
@@ -222,14 +237,27 @@ impl ChartRun {
             }
             Step::StartPostgres => {
                 if let Some(spec) = self.plan.postgres.clone() {
-                    self.postgres = Some(postgres::start_container(&spec, &self.admin_password, Duration::from_secs(180)).await.map_err(Box::new)?);
+                    self.postgres = Some(
+                        postgres::start_container(
+                            &spec,
+                            &self.admin_password,
+                            Duration::from_secs(180),
+                        )
+                        .await
+                        .map_err(Box::new)?,
+                    );
                 }
             }
             Step::PrecreateDatabase => {
                 if let Some(pg) = &self.postgres {
-                    let ran = postgres::precreate_maasdb("127.0.0.1", pg.host_port, &self.admin_password, &self.user_password)
-                        .await
-                        .map_err(Box::new)?;
+                    let ran = postgres::precreate_maasdb(
+                        "127.0.0.1",
+                        pg.host_port,
+                        &self.admin_password,
+                        &self.user_password,
+                    )
+                    .await
+                    .map_err(Box::new)?;
                     tracing::info!(?ran, "pre-created maasdb");
                 }
             }
@@ -239,7 +267,8 @@ impl ChartRun {
             }
             Step::Wait(spec) => {
                 let client = self.client().await?;
-                let state = waits::wait_for(&client, &self.plan.namespace, &spec, self.poll).await?;
+                let state =
+                    waits::wait_for(&client, &self.plan.namespace, &spec, self.poll).await?;
                 tracing::info!(object = %spec.target.object(), %state, "ready");
             }
             Step::Background { cmd, purpose } => {
@@ -283,7 +312,8 @@ impl ChartRun {
         let out_dir = self.plan.run_dir.join(files::COLLECT_DIR);
         let mut steps = self.plan.collect.clone();
         // Per-pod log steps replace the `{pod}` template.
-        steps.retain(|s| !matches!(s, Step::Capture { cmd, .. } if cmd.display().contains("{pod}")));
+        steps
+            .retain(|s| !matches!(s, Step::Capture { cmd, .. } if cmd.display().contains("{pod}")));
         for step in steps {
             match step {
                 Step::Capture { cmd, to } => {
@@ -304,7 +334,12 @@ impl ChartRun {
                     }
                     if to.ends_with("pods.txt") {
                         for pod in text.lines().filter(|l| l.starts_with("pod/")) {
-                            for s in pod_log_steps(&self.plan.kubeconfig, &self.plan.namespace, pod, &out_dir) {
+                            for s in pod_log_steps(
+                                &self.plan.kubeconfig,
+                                &self.plan.namespace,
+                                pod,
+                                &out_dir,
+                            ) {
                                 if let Step::Capture { cmd, to } = s {
                                     let text = cmd
                                         .output()
@@ -372,7 +407,10 @@ impl ChartRun {
 
 async fn start_port_forward(cmd: &Cmd, purpose: &'static str) -> Result<PortForward, ChartError> {
     let mut tokio_cmd = cmd.to_tokio();
-    tokio_cmd.stdout(Stdio::piped()).stderr(Stdio::null()).stdin(Stdio::null());
+    tokio_cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null());
     let mut child = tokio_cmd.spawn().map_err(|e| ChartError::PortForward {
         purpose,
         detail: format!("{}: {e}", cmd.display()),
@@ -409,10 +447,14 @@ async fn start_port_forward(cmd: &Cmd, purpose: &'static str) -> Result<PortForw
 /// Apply `redact` to every regular file under `dir` (text files only; a
 /// file that is not UTF-8 is left as it is).
 pub fn redact_tree(dir: &Path, redact: &dyn Fn(&str) -> String) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         if kind.is_dir() {
             redact_tree(&path, redact);
         } else if kind.is_file()
@@ -432,8 +474,14 @@ mod tests {
 
     #[test]
     fn port_forward_lines() {
-        assert_eq!(parse_forwarded_port("Forwarding from 127.0.0.1:43567 -> 5240\n"), Some(43567));
-        assert_eq!(parse_forwarded_port("Forwarding from [::1]:40001 -> 5249"), Some(40001));
+        assert_eq!(
+            parse_forwarded_port("Forwarding from 127.0.0.1:43567 -> 5240\n"),
+            Some(43567)
+        );
+        assert_eq!(
+            parse_forwarded_port("Forwarding from [::1]:40001 -> 5249"),
+            Some(40001)
+        );
         assert_eq!(parse_forwarded_port("error: unable to forward"), None);
     }
 
@@ -450,6 +498,9 @@ mod tests {
         redact_tree(dir.path(), &|t| t.replace("hunter22", "<redacted>"));
         let text = std::fs::read_to_string(dir.path().join("a/b/job.log")).unwrap();
         assert!(text.contains("<redacted>") && !text.contains("hunter22"));
-        assert_eq!(std::fs::read_to_string(dir.path().join("plain.txt")).unwrap(), "nothing here");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("plain.txt")).unwrap(),
+            "nothing here"
+        );
     }
 }

@@ -51,7 +51,11 @@ pub struct Cell {
 
 impl Cell {
     fn axes(&self) -> [(&'static str, &str); 3] {
-        [("firmware", &self.firmware), ("ciphers", &self.ciphers), ("lan", &self.lan)]
+        [
+            ("firmware", &self.firmware),
+            ("ciphers", &self.ciphers),
+            ("lan", &self.lan),
+        ]
     }
 }
 
@@ -69,7 +73,11 @@ pub enum MatrixError {
         allowed: String,
     },
     #[error("{file}: the cells do not cover {axes} exactly once: {detail}")]
-    Coverage { file: String, axes: String, detail: String },
+    Coverage {
+        file: String,
+        axes: String,
+        detail: String,
+    },
 }
 
 /// Parse and check a matrix: every cell's axis values have overrides,
@@ -190,7 +198,10 @@ fn judge(m: &Matrix, cell: &Cell, result: Option<&CellResult>) -> (String, Verdi
     let actual = if r.passed {
         "pass".to_string()
     } else {
-        format!("fail at {}", r.failed_step.as_deref().unwrap_or("(unknown step)"))
+        format!(
+            "fail at {}",
+            r.failed_step.as_deref().unwrap_or("(unknown step)")
+        )
     };
     let verdict = match (cell.expect.as_str(), r.passed) {
         ("pass", true) => Verdict::AsExpected,
@@ -254,11 +265,19 @@ pub fn render_markdown(s: &Summary) -> String {
             r.cell, r.firmware, r.ciphers, r.lan, r.expected, r.actual, verdict
         );
     }
-    let bad = s.rows.iter().filter(|r| r.verdict != Verdict::AsExpected).count();
+    let bad = s
+        .rows
+        .iter()
+        .filter(|r| r.verdict != Verdict::AsExpected)
+        .count();
     let _ = writeln!(
         out,
         "\n{}: {} of {} cells as expected",
-        if s.qualified { "QUALIFIED" } else { "NOT QUALIFIED" },
+        if s.qualified {
+            "QUALIFIED"
+        } else {
+            "NOT QUALIFIED"
+        },
         s.rows.len() - bad,
         s.rows.len()
     );

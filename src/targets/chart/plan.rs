@@ -11,11 +11,15 @@ use std::path::{Path, PathBuf};
 use crate::cmd::Cmd;
 
 use super::kind_config::{kind_config_yaml, rack_node_names, worker_names};
-use super::maas_config::{ApiCall, ChartExpectation, chart_expectations, collect_calls, configure_calls};
+use super::maas_config::{
+    ApiCall, ChartExpectation, chart_expectations, collect_calls, configure_calls,
+};
 use super::options::{ChartOptions, ChartOptionsError, ClusterSource, PostgresMode};
 use super::postgres::{self, PostgresContainerSpec};
 use super::prereq::TOOLS;
-use super::values::{CONTROL_PLANE_LABEL, RACK_LABEL, images_to_load, secret_set_strings, values_override_yaml};
+use super::values::{
+    CONTROL_PLANE_LABEL, RACK_LABEL, images_to_load, secret_set_strings, values_override_yaml,
+};
 use super::waits::{WaitSpec, deployment_waits};
 use super::wiring::{NodeWiring, node_pid_cmd, plan_wiring, unwire_cmds, wire_cmds};
 
@@ -98,11 +102,18 @@ pub mod files {
 }
 
 fn kubectl(plan_kubeconfig: &Path, namespace: &str) -> Cmd {
-    Cmd::new("kubectl").args(["--kubeconfig", &plan_kubeconfig.display().to_string(), "--namespace", namespace])
+    Cmd::new("kubectl").args([
+        "--kubeconfig",
+        &plan_kubeconfig.display().to_string(),
+        "--namespace",
+        namespace,
+    ])
 }
 
 fn namespace_manifest(ns: &str) -> String {
-    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n  labels:\n    app.kubernetes.io/managed-by: maas-e2e\n")
+    format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n  labels:\n    app.kubernetes.io/managed-by: maas-e2e\n"
+    )
 }
 
 impl ChartPlan {
@@ -123,7 +134,11 @@ impl ChartPlan {
             name: "preflight",
             steps: vec![Step::Note(format!(
                 "check programs on PATH: {}",
-                TOOLS.iter().map(|t| t.program).collect::<Vec<_>>().join(", ")
+                TOOLS
+                    .iter()
+                    .map(|t| t.program)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))],
         });
 
@@ -204,7 +219,10 @@ impl ChartPlan {
             "--filename",
             &path(files::NAMESPACE).display().to_string(),
         ])));
-        stages.push(Stage { name: "cluster", steps });
+        stages.push(Stage {
+            name: "cluster",
+            steps,
+        });
 
         // --- postgres
         let mut steps = Vec::new();
@@ -232,9 +250,9 @@ impl ChartPlan {
             PostgresMode::InCluster => {
                 // `apply` with the manifest on stdin: idempotent on a reused
                 // cluster, and the password is in no argv and no file.
-                steps.push(Step::Run(
-                    k(&ns).args(["apply", "--filename", "-"]).stdin(postgres::password_secret_manifest(&ns, &opts.secrets.db_admin_password)),
-                ));
+                steps.push(Step::Run(k(&ns).args(["apply", "--filename", "-"]).stdin(
+                    postgres::password_secret_manifest(&ns, &opts.secrets.db_admin_password),
+                )));
                 plan_files.push(PlanFile {
                     path: path(files::POSTGRES_IN_CLUSTER),
                     purpose: "Postgres Deployment + Service postgresql",
@@ -267,12 +285,17 @@ impl ChartPlan {
                                 "--set",
                                 "ON_ERROR_STOP=1",
                             ])
-                            .stdin(postgres::precreate_psql_script(&opts.secrets.db_user_password)),
+                            .stdin(postgres::precreate_psql_script(
+                                &opts.secrets.db_user_password,
+                            )),
                     ));
                 }
             }
         }
-        stages.push(Stage { name: "postgres", steps });
+        stages.push(Stage {
+            name: "postgres",
+            steps,
+        });
 
         // --- wiring (before the chart: the rack sees the bridge when it registers)
         let wiring = plan_wiring(opts);
@@ -281,7 +304,10 @@ impl ChartPlan {
             None => "the lab bridges must exist in the host namespace (lab stage)".into(),
         })];
         steps.extend(wiring.iter().cloned().map(Step::Wire));
-        stages.push(Stage { name: "wiring", steps });
+        stages.push(Stage {
+            name: "wiring",
+            steps,
+        });
 
         // --- deploy
         let mut steps = Vec::new();
@@ -312,20 +338,37 @@ impl ChartPlan {
             helm = helm.args(["--values", &extra.display().to_string()]);
         }
         for (key, value) in secret_set_strings(opts) {
-            helm = helm.arg("--set-string").secret_arg(format!("{key}={value}"));
+            helm = helm
+                .arg("--set-string")
+                .secret_arg(format!("{key}={value}"));
         }
         // No --wait: the chart's jobs are not hooks; the waits below follow the flow.
         steps.push(Step::Run(helm.args(["--timeout", "15m"])));
         steps.extend(deployment_waits(opts).into_iter().map(Step::Wait));
         steps.push(Step::Background {
-            cmd: k(&ns).args(["port-forward", "--address", "127.0.0.1", "service/maas-region", ":80"]),
+            cmd: k(&ns).args([
+                "port-forward",
+                "--address",
+                "127.0.0.1",
+                "service/maas-region",
+                ":80",
+            ]),
             purpose: "the region API (5240) on loopback for the MAAS client",
         });
         steps.push(Step::Background {
-            cmd: k(&ns).args(["port-forward", "--address", "127.0.0.1", "pod/maas-rack-0", ":5249"]),
+            cmd: k(&ns).args([
+                "port-forward",
+                "--address",
+                "127.0.0.1",
+                "pod/maas-rack-0",
+                ":5249",
+            ]),
             purpose: "the rack's 5249 on loopback for the header check",
         });
-        stages.push(Stage { name: "deploy", steps });
+        stages.push(Stage {
+            name: "deploy",
+            steps,
+        });
 
         // --- configure MAAS, then the chart checks
         stages.push(Stage {
@@ -334,7 +377,10 @@ impl ChartPlan {
         });
         stages.push(Stage {
             name: "chart-checks",
-            steps: chart_expectations(opts).into_iter().map(Step::Expect).collect(),
+            steps: chart_expectations(opts)
+                .into_iter()
+                .map(Step::Expect)
+                .collect(),
         });
 
         // --- collection
@@ -346,7 +392,14 @@ impl ChartPlan {
                 to: o("resources.txt"),
             },
             Step::Capture {
-                cmd: k(&ns).args(["get", "events", "--sort-by", ".lastTimestamp", "--output", "wide"]),
+                cmd: k(&ns).args([
+                    "get",
+                    "events",
+                    "--sort-by",
+                    ".lastTimestamp",
+                    "--output",
+                    "wide",
+                ]),
                 to: o("events.txt"),
             },
             Step::Capture {
@@ -385,7 +438,13 @@ impl ChartPlan {
                 ]),
                 to: o("helm-values.yaml"),
             },
-            Step::Run(Cmd::new("kind").args(["export", "logs", &o("kind-logs").display().to_string(), "--name", &cluster])),
+            Step::Run(Cmd::new("kind").args([
+                "export",
+                "logs",
+                &o("kind-logs").display().to_string(),
+                "--name",
+                &cluster,
+            ])),
             Step::Note("every collected file is redacted of the run's secrets".into()),
         ]);
         if let Some(spec) = &postgres_spec {
@@ -397,16 +456,25 @@ impl ChartPlan {
         collect.extend(collect_calls().into_iter().map(Step::Api));
 
         // --- teardown
-        let mut teardown = vec![Step::Note("stop the port-forwards (their process groups)".into())];
+        let mut teardown = vec![Step::Note(
+            "stop the port-forwards (their process groups)".into(),
+        )];
         for w in &wiring {
             teardown.extend(unwire_cmds(w).into_iter().map(Step::Run));
         }
         if let Some(spec) = &postgres_spec {
-            teardown.push(Step::Run(Cmd::new("docker").args(["rm", "--force", "--volumes", &spec.name])));
+            teardown.push(Step::Run(Cmd::new("docker").args([
+                "rm",
+                "--force",
+                "--volumes",
+                &spec.name,
+            ])));
         }
         match (&opts.cluster, opts.keep_cluster) {
             (ClusterSource::Create { .. }, false) => {
-                teardown.push(Step::Run(Cmd::new("kind").args(["delete", "cluster", "--name", &cluster])));
+                teardown.push(Step::Run(
+                    Cmd::new("kind").args(["delete", "cluster", "--name", &cluster]),
+                ));
             }
             (ClusterSource::Reuse { .. }, false) => {
                 teardown.push(Step::Run(Cmd::new("helm").args([
@@ -417,9 +485,16 @@ impl ChartPlan {
                     "--kubeconfig",
                     &kubeconfig.display().to_string(),
                 ])));
-                teardown.push(Step::Run(k(&ns).args(["delete", "namespace", &ns, "--wait=false"])));
+                teardown.push(Step::Run(k(&ns).args([
+                    "delete",
+                    "namespace",
+                    &ns,
+                    "--wait=false",
+                ])));
             }
-            (_, true) => teardown.push(Step::Note(format!("--keep-cluster: cluster {cluster} and namespace {ns} stay"))),
+            (_, true) => teardown.push(Step::Note(format!(
+                "--keep-cluster: cluster {cluster} and namespace {ns} stay"
+            ))),
         }
 
         Ok(ChartPlan {
@@ -435,7 +510,12 @@ impl ChartPlan {
             stages,
             collect,
             teardown,
-            secrets: opts.secrets.values().iter().map(|s| s.to_string()).collect(),
+            secrets: opts
+                .secrets
+                .values()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         })
     }
 
@@ -452,7 +532,10 @@ impl ChartPlan {
 
     /// The steps of a stage by name (empty when there is no such stage).
     pub fn stage(&self, name: &str) -> &[Step] {
-        self.stages.iter().find(|s| s.name == name).map_or(&[], |s| &s.steps)
+        self.stages
+            .iter()
+            .find(|s| s.name == name)
+            .map_or(&[], |s| &s.steps)
     }
 
     /// The MAAS calls that configure the PXE network (stage `configure`),
@@ -460,7 +543,13 @@ impl ChartPlan {
     pub fn maas_calls(&self) -> Vec<ApiCall> {
         self.stage("configure")
             .iter()
-            .filter_map(|s| if let Step::Api(c) = s { Some(c.clone()) } else { None })
+            .filter_map(|s| {
+                if let Step::Api(c) = s {
+                    Some(c.clone())
+                } else {
+                    None
+                }
+            })
             .collect()
     }
 
@@ -468,7 +557,13 @@ impl ChartPlan {
     pub fn expectations(&self) -> Vec<ChartExpectation> {
         self.stage("chart-checks")
             .iter()
-            .filter_map(|s| if let Step::Expect(e) = s { Some(e.clone()) } else { None })
+            .filter_map(|s| {
+                if let Step::Expect(e) = s {
+                    Some(e.clone())
+                } else {
+                    None
+                }
+            })
             .collect()
     }
 
@@ -476,7 +571,13 @@ impl ChartPlan {
     pub fn collect_calls(&self) -> Vec<ApiCall> {
         self.collect
             .iter()
-            .filter_map(|s| if let Step::Api(c) = s { Some(c.clone()) } else { None })
+            .filter_map(|s| {
+                if let Step::Api(c) = s {
+                    Some(c.clone())
+                } else {
+                    None
+                }
+            })
             .collect()
     }
 
@@ -494,14 +595,26 @@ impl ChartPlan {
         let mut out = String::new();
         let _ = writeln!(out, "# chart target plan for run {}", self.run_id);
         let _ = writeln!(out, "cluster: {}", self.cluster_name);
-        let _ = writeln!(out, "release: {} in namespace {}", self.release, self.namespace);
+        let _ = writeln!(
+            out,
+            "release: {} in namespace {}",
+            self.release, self.namespace
+        );
         let _ = writeln!(out, "kubeconfig: {}", self.kubeconfig.display());
         if let Some(pg) = &self.postgres {
             let _ = writeln!(out, "\n## postgres container");
-            let _ = write!(out, "{}", serde_norway::to_string(pg).expect("spec serialises"));
+            let _ = write!(
+                out,
+                "{}",
+                serde_norway::to_string(pg).expect("spec serialises")
+            );
         }
         let _ = writeln!(out, "\n## wiring");
-        let _ = write!(out, "{}", serde_norway::to_string(&self.wiring).expect("wiring serialises"));
+        let _ = write!(
+            out,
+            "{}",
+            serde_norway::to_string(&self.wiring).expect("wiring serialises")
+        );
         for stage in &self.stages {
             let _ = writeln!(out, "\n## stage {}", stage.name);
             for step in &stage.steps {
@@ -544,7 +657,10 @@ fn render_step(out: &mut String, step: &Step) {
         Step::Background { cmd, purpose } => writeln!(out, "$ {} &   # {purpose}", cmd.display()),
         Step::WriteFile(p) => writeln!(out, "write {}", p.display()),
         Step::Wire(w) => {
-            let lab = w.lab_netns.as_deref().map_or_else(|| "the host namespace".to_string(), |ns| format!("lab netns {ns}"));
+            let lab = w.lab_netns.as_deref().map_or_else(
+                || "the host namespace".to_string(),
+                |ns| format!("lab netns {ns}"),
+            );
             let _ = writeln!(out, "# wire node {} to {lab}", w.node_container);
             let _ = writeln!(out, "$ {}", node_pid_cmd(&w.node_container).display());
             for cmd in wire_cmds(w, &format!("{{pid:{}}}", w.node_container)) {
@@ -552,7 +668,10 @@ fn render_step(out: &mut String, step: &Step) {
             }
             Ok(())
         }
-        Step::StartPostgres => writeln!(out, "start the postgres container (spec above), wait for its ready line"),
+        Step::StartPostgres => writeln!(
+            out,
+            "start the postgres container (spec above), wait for its ready line"
+        ),
         Step::PrecreateDatabase => writeln!(
             out,
             "pre-create (Postgres >= 15) through 127.0.0.1:{{published 5432}}: role {} (password <redacted>), database {} owned by {}",
@@ -568,7 +687,12 @@ fn render_step(out: &mut String, step: &Step) {
             w.why
         ),
         Step::Api(c) => {
-            let params = c.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+            let params = c
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("&");
             let mut line = format!("maas {:?} {}", c.method, c.path)
                 .replace("maas Get", "maas GET")
                 .replace("maas Post", "maas POST")
@@ -584,7 +708,11 @@ fn render_step(out: &mut String, step: &Step) {
             }
             writeln!(out, "{line}   # {}", c.why)
         }
-        Step::Expect(e) => writeln!(out, "expect {}", serde_json::to_string(e).expect("expectation serialises")),
+        Step::Expect(e) => writeln!(
+            out,
+            "expect {}",
+            serde_json::to_string(e).expect("expectation serialises")
+        ),
         Step::Note(n) => writeln!(out, "# {n}"),
     };
 }
@@ -593,7 +721,13 @@ fn render_step(out: &mut String, step: &Step) {
 /// may not exist; its failure is ignored).
 pub fn pod_log_steps(kubeconfig: &Path, namespace: &str, pod: &str, out_dir: &Path) -> Vec<Step> {
     let safe = pod.trim_start_matches("pod/").replace(['/', '{', '}'], "");
-    let base = kubectl(kubeconfig, namespace).args(["logs", pod, "--all-containers", "--prefix", "--timestamps"]);
+    let base = kubectl(kubeconfig, namespace).args([
+        "logs",
+        pod,
+        "--all-containers",
+        "--prefix",
+        "--timestamps",
+    ]);
     vec![
         Step::Capture {
             cmd: base.clone(),

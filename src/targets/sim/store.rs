@@ -315,7 +315,9 @@ impl Store {
             .await
             .map_err(sql("deleting a machine"))?;
         if n == 0 {
-            return Err(StoreError::NotFound(format!("No machine matches the given query ({system_id}).")));
+            return Err(StoreError::NotFound(format!(
+                "No machine matches the given query ({system_id})."
+            )));
         }
         Ok(())
     }
@@ -485,7 +487,7 @@ impl Store {
             self.record_event(
                 Some(system_id),
                 None,
-                &crate::target::sim::events::NODE_CHANGED_STATUS,
+                &crate::targets::sim::events::NODE_CHANGED_STATUS,
                 &format!("From '{}' to '{}'", old.name(), new.name()),
             )
             .await?;
@@ -579,7 +581,7 @@ impl Store {
         &self,
         system_id: Option<&str>,
         mac: Option<&str>,
-        kind: &crate::target::sim::events::EventKind,
+        kind: &crate::targets::sim::events::EventKind,
         description: &str,
     ) -> Result<i64> {
         let row = self

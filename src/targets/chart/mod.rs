@@ -24,11 +24,11 @@ pub mod values;
 pub mod waits;
 pub mod wiring;
 
-pub use options::{
-    ChartOptions, ChartOptionsError, ChartSecrets, ChartTimeouts, ClusterSource, Ipv4Cidr, LabLink, PostgresMode, PostgresOptions,
-    WiringOptions,
-};
 pub use args::ChartArgs;
+pub use options::{
+    ChartOptions, ChartOptionsError, ChartSecrets, ChartTimeouts, ClusterSource, Ipv4Cidr, LabLink,
+    PostgresMode, PostgresOptions, WiringOptions,
+};
 pub use plan::{ChartPlan, Stage, Step};
 pub use run::{ChartError, ChartRun, Deployed};
 

@@ -323,9 +323,16 @@ fn pxe_from_detail(detail: &str) -> Option<(Firmware, String)> {
 /// A client that re-sends its TFTP read request because the answer was
 /// slow starts a second transfer of the same file; that is one request.
 /// True for a read of the same path by the same MAC within 3 s.
-fn is_retransmission(last: &mut std::collections::HashMap<String, (String, u128)>, ev: &LabEvent) -> bool {
-    let (LabEventKind::TftpRead, Some(mac), Some(path)) = (ev.kind, &ev.mac, &ev.path) else { return false };
-    let again = last.get(mac).is_some_and(|(p, t)| p == path && ev.time_ms.saturating_sub(*t) < 3000);
+fn is_retransmission(
+    last: &mut std::collections::HashMap<String, (String, u128)>,
+    ev: &LabEvent,
+) -> bool {
+    let (LabEventKind::TftpRead, Some(mac), Some(path)) = (ev.kind, &ev.mac, &ev.path) else {
+        return false;
+    };
+    let again = last
+        .get(mac)
+        .is_some_and(|(p, t)| p == path && ev.time_ms.saturating_sub(*t) < 3000);
     last.insert(mac.clone(), (path.clone(), ev.time_ms));
     again
 }
@@ -333,7 +340,8 @@ fn is_retransmission(last: &mut std::collections::HashMap<String, (String, u128)
 /// Turn lab events into region events, one at a time, in order.
 async fn forward(mut rx: tokio::sync::broadcast::Receiver<LabEvent>, boot: Arc<Boot>) {
     use tokio::sync::broadcast::error::RecvError;
-    let mut last_read: std::collections::HashMap<String, (String, u128)> = std::collections::HashMap::new();
+    let mut last_read: std::collections::HashMap<String, (String, u128)> =
+        std::collections::HashMap::new();
     loop {
         let ev = match rx.recv().await {
             Ok(ev) => ev,
@@ -440,14 +448,25 @@ mod tests {
     fn a_repeated_tftp_read_within_seconds_is_one_request() {
         let mut last = std::collections::HashMap::new();
         let read = |path: &str, t: u128| {
-            let mut e = LabEvent::new(LabEventKind::TftpRead, "rack").mac("52:54:00:00:00:01").path(path);
+            let mut e = LabEvent::new(LabEventKind::TftpRead, "rack")
+                .mac("52:54:00:00:00:01")
+                .path(path);
             e.time_ms = t;
             e
         };
-        assert!(!is_retransmission(&mut last, &read("pxelinux.cfg/01-x", 1000)));
-        assert!(is_retransmission(&mut last, &read("pxelinux.cfg/01-x", 1050)));
+        assert!(!is_retransmission(
+            &mut last,
+            &read("pxelinux.cfg/01-x", 1000)
+        ));
+        assert!(is_retransmission(
+            &mut last,
+            &read("pxelinux.cfg/01-x", 1050)
+        ));
         assert!(!is_retransmission(&mut last, &read("ldlinux.c32", 1100)));
-        assert!(!is_retransmission(&mut last, &read("ldlinux.c32", 9000)), "a later boot reads it again");
+        assert!(
+            !is_retransmission(&mut last, &read("ldlinux.c32", 9000)),
+            "a later boot reads it again"
+        );
     }
 
     #[test]
