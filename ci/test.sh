@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 bash ci/setup-host.sh --docker
 # The chart tests' Postgres image, from Debian packages (nothing can be pulled).
 bash ci/images/postgres/build.sh
-export CI="${CI:-true}"
+# Python peers (the Helm engine, python-libmaas, ...) in one venv.
+bash ci/setup-python.sh
+export MAAS_E2E_VENV="${MAAS_E2E_VENV:-/opt/maas-e2e/venv}"
+# Forced, not inherited: with CI=True or CI=0 from a caller every `require`
+# would skip instead of failing.
+export CI=true
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 cargo nextest run --profile ci --no-fail-fast "$@"
