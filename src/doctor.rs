@@ -73,6 +73,97 @@ pub fn guest_kernel() -> Option<(String, bool)> {
     Some((release, has_ipmi))
 }
 
+/// QEMU's Debian packages that must share one version (one suite).
+const QEMU_PACKAGES: &[&str] = &[
+    "qemu-system-x86",
+    "qemu-system-common",
+    "qemu-system-data",
+    "qemu-utils",
+    "qemu-block-extra",
+];
+
+/// Where dpkg keeps its database; `MAAS_E2E_DPKG_ADMINDIR` points doctor at
+/// another one (as `dpkg --admindir` does).
+fn dpkg_status_path() -> std::path::PathBuf {
+    std::env::var_os("MAAS_E2E_DPKG_ADMINDIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/var/lib/dpkg".into())
+        .join("status")
+}
+
+/// Installed packages and their versions from dpkg's status database text.
+pub fn installed_versions(status: &str) -> Vec<(String, String)> {
+    status
+        .split("\n\n")
+        .filter_map(|paragraph| {
+            let field = |name: &str| {
+                paragraph
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                    .map(str::trim)
+            };
+            let installed = field("Status")?.ends_with(" installed");
+            installed
+                .then(|| Some((field("Package")?.to_string(), field("Version")?.to_string())))?
+        })
+        .collect()
+}
+
+/// The Debian suite a version string comes from, as far as it shows.
+fn suite_of(version: &str) -> &'static str {
+    if version.contains("~bpo12") {
+        "bookworm-backports"
+    } else if version.contains("deb13") || version.contains("deb14") {
+        "a newer Debian release"
+    } else {
+        "bookworm"
+    }
+}
+
+/// QEMU installed from more than one suite (bookworm's qemu-system-x86 beside
+/// a backports qemu-utils) is what apt refuses to complete, or a QEMU whose
+/// parts disagree. Names the packages and the command that puts them in one.
+pub fn qemu_suite_check(installed: &[(String, String)]) -> Check {
+    let qemu: Vec<&(String, String)> = installed
+        .iter()
+        .filter(|(p, _)| QEMU_PACKAGES.contains(&p.as_str()))
+        .collect();
+    let mut versions: Vec<&str> = qemu.iter().map(|(_, v)| v.as_str()).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    let listed = qemu
+        .iter()
+        .map(|(p, v)| format!("{p} {v} ({})", suite_of(v)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let names = qemu
+        .iter()
+        .map(|(p, _)| p.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mixed = versions.len() > 1;
+    let fix = if !mixed {
+        String::new()
+    } else if versions.iter().any(|v| v.contains("~bpo12")) {
+        format!("apt-get install -y -t bookworm-backports {names}")
+    } else {
+        format!("apt-get install -y {names}")
+    };
+    Check {
+        name: "QEMU packages from one suite",
+        needed_by: VMS,
+        ok: !mixed,
+        detail: if qemu.is_empty() {
+            "no QEMU package installed".into()
+        } else if mixed {
+            format!("mixed: {listed}")
+        } else {
+            listed
+        },
+        fix,
+    }
+}
+
 pub fn checks() -> Vec<Check> {
     let mut out = vec![
         program(
@@ -98,6 +189,21 @@ pub fn checks() -> Vec<Check> {
         ),
         program("cpio", "cpio", "cpio", VMS),
     ];
+    // Only a dpkg host can be judged; elsewhere the check says so.
+    let status_path = dpkg_status_path();
+    match std::fs::read_to_string(&status_path) {
+        Ok(status) => out.push(qemu_suite_check(&installed_versions(&status))),
+        Err(e) => out.push(Check {
+            name: "QEMU packages from one suite",
+            needed_by: VMS,
+            ok: true,
+            detail: format!(
+                "not checked: {}: {e} (not a Debian host?)",
+                status_path.display()
+            ),
+            fix: String::new(),
+        }),
+    }
     let ovmf = Path::new("/usr/share/OVMF/OVMF_CODE_4M.fd").exists()
         || Path::new("/usr/share/OVMF/OVMF_CODE.fd").exists();
     out.push(Check {
@@ -303,4 +409,66 @@ pub fn report(checks: &[Check], target: Option<TargetKind>) -> (String, bool) {
         }
     }
     (lines.join("\n"), ready)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkgs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(p, v)| (p.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const BPO: &str = "1:10.0.2+ds-2+deb13u1~bpo12+1";
+    const BOOKWORM: &str = "1:7.2+dfsg-7+deb12u16";
+
+    #[test]
+    fn qemu_from_one_suite_is_fine() {
+        let c = qemu_suite_check(&pkgs(&[
+            ("qemu-utils", BPO),
+            ("qemu-system-x86", BPO),
+            ("bash", "5.2"),
+        ]));
+        assert!(c.ok, "{c:?}");
+        assert!(c.detail.contains("bookworm-backports"), "{c:?}");
+    }
+
+    #[test]
+    fn bookworm_system_beside_backports_utils_is_named_with_the_fix() {
+        let c = qemu_suite_check(&pkgs(&[("qemu-system-x86", BOOKWORM), ("qemu-utils", BPO)]));
+        assert!(!c.ok);
+        assert_eq!(
+            c.detail,
+            format!(
+                "mixed: qemu-system-x86 {BOOKWORM} (bookworm), qemu-utils {BPO} (bookworm-backports)"
+            )
+        );
+        assert_eq!(
+            c.fix,
+            "apt-get install -y -t bookworm-backports qemu-system-x86 qemu-utils"
+        );
+    }
+
+    #[test]
+    fn two_bookworm_point_releases_are_mixed_too() {
+        let c = qemu_suite_check(&pkgs(&[
+            ("qemu-system-x86", BOOKWORM),
+            ("qemu-utils", "1:7.2+dfsg-7+deb12u12"),
+        ]));
+        assert!(!c.ok);
+        assert_eq!(c.fix, "apt-get install -y qemu-system-x86 qemu-utils");
+    }
+
+    #[test]
+    fn dpkg_status_lists_only_installed_packages() {
+        let status = "Package: qemu-utils\nStatus: install ok installed\nVersion: 1:10\n\n\
+                      Package: qemu-system-x86\nStatus: deinstall ok config-files\nVersion: 1:7.2\n\n\
+                      Package: ovmf\nStatus: install ok installed\nArchitecture: all\nVersion: 2022\n";
+        assert_eq!(
+            installed_versions(status),
+            pkgs(&[("qemu-utils", "1:10"), ("ovmf", "2022")])
+        );
+    }
 }

@@ -156,6 +156,71 @@ fn doctor_names_the_package_to_install() {
     );
 }
 
+/// A copy of this host's real dpkg database, with qemu-system-x86 put back
+/// to bookworm's own build: doctor names the mix and the command that fixes it.
+#[test]
+fn doctor_names_a_qemu_install_mixed_between_suites() {
+    let status = std::fs::read_to_string("/var/lib/dpkg/status").unwrap();
+    if !maas_e2e::testing::require(
+        "qemu-system-x86 installed (dpkg)",
+        status.contains("Package: qemu-system-x86\n"),
+        "run ci/setup-host.sh",
+    ) {
+        return;
+    }
+    let doctor = |admindir: &Path| {
+        let r = bin()
+            .args(["doctor", "--target", "sim"])
+            .env("MAAS_E2E_DPKG_ADMINDIR", admindir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&r.stdout).into_owned()
+    };
+    let text = doctor(Path::new("/var/lib/dpkg"));
+    assert!(
+        text.contains("ok       QEMU packages from one suite"),
+        "{text}"
+    );
+
+    let mixed = tempfile::tempdir().unwrap();
+    let edited: Vec<String> = status
+        .split("\n\n")
+        .map(|p| {
+            if p.starts_with("Package: qemu-system-x86\n") {
+                p.lines()
+                    .map(|l| {
+                        if l.starts_with("Version:") {
+                            "Version: 1:7.2+dfsg-7+deb12u16".to_string()
+                        } else {
+                            l.to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            } else {
+                p.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(mixed.path().join("status"), edited.join("\n\n")).unwrap();
+    let text = doctor(mixed.path());
+    assert!(
+        text.contains("MISSING  QEMU packages from one suite")
+            && text.contains("qemu-system-x86 1:7.2+dfsg-7+deb12u16 (bookworm)"),
+        "{text}"
+    );
+    let fix = text
+        .lines()
+        .skip_while(|l| !l.contains("QEMU packages from one suite"))
+        .find_map(|l| l.trim().strip_prefix("fix: "))
+        .unwrap_or_else(|| panic!("no fix line: {text}"));
+    assert!(fix.starts_with("apt-get install -y"), "{fix}");
+    assert!(
+        fix.contains("qemu-system-x86") && fix.contains("qemu-utils"),
+        "{fix}"
+    );
+}
+
 #[test]
 fn repro_of_a_non_run_dir_is_bad_input() {
     let d = tempfile::tempdir().unwrap();

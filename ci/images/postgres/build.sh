@@ -2,8 +2,8 @@
 # Build the Postgres image the chart target and its tests use, from Debian
 # packages only: no registry is reachable, so nothing is pulled.
 #
-#   1. a Debian bookworm base image (debootstrap --variant=minbase into a
-#      directory, then `docker import`), built once and kept;
+#   1. the project's Debian bookworm base image (ci/images/base/build.sh:
+#      debootstrap, then `docker import`), built once and kept;
 #   2. this directory's Dockerfile on top: postgresql-15 from Debian, an
 #      entrypoint that initialises the cluster and listens on 5432.
 #
@@ -16,33 +16,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 base_image=${MAAS_E2E_BASE_IMAGE:-maas-e2e/debian-base:bookworm}
 pg_image=${MAAS_E2E_PG_IMAGE:-maas-e2e/postgres:15-bookworm}
-mirror=${MAAS_E2E_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 log() { printf 'postgres-image: %s\n' "$*"; }
 need() { command -v "$1" >/dev/null || { echo "postgres-image: $1 is missing; install it: apt-get install $2" >&2; exit 3; }; }
 need docker docker.io
 docker info >/dev/null 2>&1 || { echo "postgres-image: dockerd is not running; start it: ci/setup-host.sh --docker" >&2; exit 3; }
 
-if ! docker image inspect "$base_image" >/dev/null 2>&1; then
-  if ! command -v debootstrap >/dev/null && [ "$(id -u)" = 0 ]; then
-    log "installing debootstrap"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null \
-      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
-  fi
-  need debootstrap debootstrap
-  rootfs=$(mktemp -d /var/tmp/maas-e2e-rootfs.XXXXXX)
-  trap 'rm -rf "$rootfs"' EXIT
-  log "debootstrap bookworm (minbase) into $rootfs"
-  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$rootfs.log" 2>&1 \
-    || { cat "$rootfs.log" >&2; exit 1; }
-  rm -f "$rootfs.log"
-  # A smaller image and no cached package lists from the build host.
-  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-  log "docker import -> $base_image"
-  tar -C "$rootfs" -c . | docker import - "$base_image" >/dev/null
-  rm -rf "$rootfs"
-  trap - EXIT
-fi
+MAAS_E2E_BASE_IMAGE=$base_image bash "$here/../base/build.sh"
 
 log "docker build -> $pg_image (FROM $base_image)"
 # --network host: apt inside the build reaches Debian's mirror the way the host does.
