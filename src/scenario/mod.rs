@@ -3,6 +3,7 @@
 //! Every error reads `file:line:col: path.to.field: what is wrong; what is
 //! allowed`, and a scenario that fails validation starts nothing.
 
+mod prune;
 mod schema;
 pub mod spans;
 
@@ -121,46 +122,111 @@ pub fn load(path: &Path) -> Result<LoadedScenario, ScenarioError> {
 }
 
 /// Parse and validate scenario text; `path` is used in messages and for the
-/// default name.
+/// default name. Reports every problem it finds, in file order: what serde
+/// refuses is cut out and the rest read again (see `prune`), then the checks
+/// that need the whole scenario run on what is left.
 pub fn parse(path: &Path, source: &str) -> Result<LoadedScenario, ScenarioError> {
-    // Steps, faults and checks are written as one-key maps (`power_on: a`),
-    // not YAML tags.
-    let de = serde_norway::Deserializer::from_str(source);
-    let mut scenario: Scenario = serde_norway::with::singleton_map_recursive::deserialize(de)
-        .map_err(|e| ScenarioError::Invalid(vec![serde_problem(path, source, &e)]))?;
-    if scenario.name.is_empty() {
-        scenario.name = path
-            .file_stem()
-            .map(|s| {
-                s.to_string_lossy()
-                    .trim_end_matches(".scenario")
-                    .to_string()
-            })
-            .unwrap_or_default();
-    }
     let spans = SpanIndex::build(source);
-    let problems = validate(&scenario)
-        .into_iter()
-        .map(|(field, message)| {
-            let pos = spans.find(&field).unwrap_or(spans::Pos { line: 1, col: 1 });
-            Problem {
+    let locate = |field: &str| spans.find(field).unwrap_or(spans::Pos { line: 1, col: 1 });
+    let mut problems: Vec<Problem> = Vec::new();
+    let mut pruned = prune::Pruned::default();
+    // The document as a value, once a cut is needed; None until then.
+    let mut cut_doc: Option<serde_norway::Value> = None;
+    let mut scenario = loop {
+        let text = match &cut_doc {
+            None => std::borrow::Cow::Borrowed(source),
+            Some(doc) => match serde_norway::to_string(doc) {
+                Ok(t) => std::borrow::Cow::Owned(t),
+                Err(_) => break None,
+            },
+        };
+        // Steps, faults and checks are written as one-key maps (`power_on: a`),
+        // not YAML tags.
+        let de = serde_norway::Deserializer::from_str(&text);
+        let e = match serde_norway::with::singleton_map_recursive::deserialize::<Scenario, _>(de) {
+            Ok(s) => break Some(s),
+            Err(e) => e,
+        };
+        let mut problem = serde_problem(path, &text, &e);
+        let cut_path = problem.path.clone();
+        if cut_doc.is_some() {
+            // Located in the user's file, not in the re-read text.
+            problem.path = pruned.original(&problem.path);
+            let unknown = unknown_field(&problem.message);
+            let at = match unknown {
+                Some(f) if !problem.path.is_empty() => format!("{}.{f}", problem.path),
+                Some(f) => f.to_string(),
+                None => problem.path.clone(),
+            };
+            let pos = locate(&at);
+            (problem.line, problem.col) = (pos.line, pos.col);
+        }
+        let consequence = cut_doc.is_some() && pruned.follows_from_cut(&problem.path);
+        let unknown = unknown_field(&problem.message).map(str::to_string);
+        if !consequence {
+            problems.push(problem);
+        }
+        if cut_doc.is_none() {
+            match serde_norway::from_str::<serde_norway::Value>(source) {
+                Ok(doc) => cut_doc = Some(doc),
+                Err(_) => break None, // not YAML: one problem is all there is
+            }
+        }
+        let doc = cut_doc.as_mut().expect("set above");
+        if problems.len() > 100 || !pruned.cut(doc, &cut_path, unknown.as_deref()) {
+            break None;
+        }
+    };
+    if let Some(scenario) = &mut scenario {
+        if scenario.name.is_empty() {
+            scenario.name = path
+                .file_stem()
+                .map(|s| {
+                    s.to_string_lossy()
+                        .trim_end_matches(".scenario")
+                        .to_string()
+                })
+                .unwrap_or_default();
+        }
+        for (field, message) in validate(scenario) {
+            let field = pruned.original(&field);
+            // After a machine group was cut, its name is missing for a reason
+            // already reported.
+            let cut_names = pruned.machine_group_cut
+                && (message.contains("is not in `machines`") || field == "machines");
+            if pruned.follows_from_cut(&field) && cut_doc.is_some() || cut_names {
+                continue;
+            }
+            let pos = locate(&field);
+            problems.push(Problem {
                 file: path.to_path_buf(),
                 line: pos.line,
                 col: pos.col,
                 path: field,
                 message,
-            }
-        })
-        .collect::<Vec<_>>();
-    if problems.is_empty() {
-        Ok(LoadedScenario {
+            });
+        }
+    }
+    match scenario {
+        Some(scenario) if problems.is_empty() => Ok(LoadedScenario {
             path: path.to_path_buf(),
             source: source.to_string(),
             scenario,
-        })
-    } else {
-        Err(ScenarioError::Invalid(problems))
+        }),
+        _ => {
+            // File order, as a linter prints them; equal places keep their order.
+            problems.sort_by_key(|p| (p.line, p.col));
+            Err(ScenarioError::Invalid(problems))
+        }
     }
+}
+
+/// `X` of serde's "unknown field `X`, expected ..." message.
+fn unknown_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split_once('`'))
+        .map(|(f, _)| f)
 }
 
 fn serde_problem(path: &Path, source: &str, e: &serde_norway::Error) -> Problem {
