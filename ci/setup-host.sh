@@ -46,7 +46,7 @@ packages=(
   ipmitool freeipmi-tools openipmi                   # IPMI clients + the ipmi_sim peer
   pxelinux syslinux-common busybox-static linux-image-amd64 cpio zstd  # ephemeral image
   postgresql                                         # sim target state
-  dnsmasq tcpdump iproute2 procps python3 python3-venv hyperfine  # lab baseline peers, captures
+  dnsmasq tcpdump iproute2 iptables procps python3 python3-venv hyperfine  # lab peers, captures, FORWARD rules
 )
 [ "$want_docker" = 1 ] && packages+=(docker.io debootstrap)
 

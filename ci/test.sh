@@ -14,4 +14,9 @@ export MAAS_E2E_VENV="${MAAS_E2E_VENV:-/opt/maas-e2e/venv}"
 # would skip instead of failing.
 export CI=true
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
-cargo nextest run --profile ci --no-fail-fast "$@"
+bash ci/check-no-skips.sh writers
+status=0
+cargo nextest run --profile ci --no-fail-fast "$@" || status=$?
+# Green must mean tested: only the named benchmarks skipped, no test printed a skip.
+bash ci/check-no-skips.sh after target/nextest/ci/junit.xml || status=1
+exit "$status"
