@@ -56,20 +56,44 @@ impl Redactor {
     }
 
     fn add(&mut self, value: String, placeholder: String) -> &mut Self {
-        // Short values would replace parts of unrelated words.
-        if value.len() >= 4 && !self.known.iter().any(|(v, ..)| *v == value) {
-            let re =
-                Regex::new(&format!("(?i){}", regex::escape(&value))).expect("escaped literal");
-            self.known.push((value, placeholder, re));
-            self.known.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        if value.is_empty() || self.known.iter().any(|(v, ..)| *v == value) {
+            return self;
         }
+        let literal = regex::escape(&value);
+        let pattern = if value.len() >= 4 {
+            format!("(?i){literal}")
+        } else if placeholder == "<secret>" {
+            // A short secret still never shows, but only where it stands
+            // alone: inside a longer word it would mangle unrelated text.
+            format!("(^|[^[:alnum:]]){literal}([^[:alnum:]]|$)")
+        } else {
+            // Short run values would replace parts of unrelated words.
+            return self;
+        };
+        let re = Regex::new(&pattern).expect("escaped literal");
+        self.known.push((value, placeholder, re));
+        self.known.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
         self
     }
 
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for (_, p, re) in &self.known {
-            out = re.replace_all(&out, regex::NoExpand(p)).into_owned();
+        for (v, p, re) in &self.known {
+            out = if v.len() >= 4 {
+                re.replace_all(&out, regex::NoExpand(p)).into_owned()
+            } else {
+                // Keep the boundary characters the short pattern matched; a
+                // second pass finds occurrences whose boundary the first used.
+                let mut text = out;
+                for _ in 0..2 {
+                    text = re
+                        .replace_all(&text, |c: &regex::Captures| {
+                            format!("{}{p}{}", &c[1], &c[2])
+                        })
+                        .into_owned();
+                }
+                text
+            };
         }
         for (re, p) in PATTERNS.iter() {
             out = re.replace_all(&out, *p).into_owned();
@@ -103,6 +127,16 @@ mod tests {
             "run <run-id> node <mac:node/0> pw=<secret> at <time> ip <ip> other <mac>"
         );
         assert_eq!(r.leaks("x hunter22pass y").len(), 1);
+        assert!(r.leaks(&out).is_empty());
+    }
+
+    #[test]
+    fn a_short_secret_is_redacted_where_it_stands_alone() {
+        let mut r = Redactor::new();
+        r.secret("pw1").value("ab", "too-short");
+        let out = r.redact("-p pw1 -u maas; pw1 pw1\npw12 xpw1 ab");
+        assert_eq!(out, "-p <secret> -u maas; <secret> <secret>\npw12 xpw1 ab");
+        assert_eq!(r.leaks("password=pw1&x").len(), 1);
         assert!(r.leaks(&out).is_empty());
     }
 }
