@@ -325,12 +325,38 @@ mod tests {
 
     #[tokio::test]
     async fn timeout_kills_the_group() {
+        // The backgrounded child writes its pid, then sleeps; after the
+        // timeout it must be gone too, not only the shell.
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("bg.pid");
+        let script = format!("sleep 30 & echo $! > {}; sleep 30", pidfile.display());
         let err = Cmd::new("sh")
-            .args(["-c", "sleep 30 & sleep 30"])
-            .timeout(Duration::from_millis(200))
+            .args(["-c", &script])
+            .timeout(Duration::from_millis(300))
             .run()
             .await
             .unwrap_err();
         assert!(matches!(err, CmdError::Timeout { .. }));
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let gone = |pid: i32| {
+            // A zombie no one reaps yet counts as gone: it runs nothing.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !gone(pid) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            gone(pid),
+            "the backgrounded sleep {pid} outlived the timeout"
+        );
     }
 }
