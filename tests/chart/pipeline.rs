@@ -468,11 +468,11 @@ fn planned_argv(
         rack_replicas: 1,
         ..Default::default()
     };
-    let t = maas_e2e::run::env::TargetOptions {
+    let t = maas_e2e::run::options::TargetOptions {
         chart: args,
         ..Default::default()
     };
-    let opts = maas_e2e::run::chart::chart_options(&plan, &t).unwrap();
+    let opts = maas_e2e::run::target::chart_options(&plan, &t).unwrap();
     let cp = ChartPlan::new(&opts).unwrap();
     let mut out_argv = Vec::new();
     'stages: for stage in &cp.stages {
@@ -1013,7 +1013,7 @@ async fn without_kind_the_pipeline_fails_its_lab_stage_before_creating_anything(
     let scenario = tmp.path().join("chart-no-vms.yaml");
     std::fs::write(&scenario, SCENARIO).unwrap();
     let loaded = maas_e2e::scenario::load(&scenario).unwrap();
-    let mut target_options = maas_e2e::run::env::TargetOptions::default();
+    let mut target_options = maas_e2e::run::options::TargetOptions::default();
     target_options.chart.chart = Some(tmp.path().join("chart"));
     target_options.chart.postgres_image = "postgres:14".into();
     target_options.chart.namespace = "maas".into();
