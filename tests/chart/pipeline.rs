@@ -647,7 +647,8 @@ async fn a_failed_job_fails_deploy_naming_it_then_collects_and_tears_down() {
     let h = Harness::new(&["maas-db-init"], &[]).await;
     let out = h.run(&[]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // A failed deploy is the target's failure (exit 5, issue 10).
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
     let run_dir = h.run_dir();
     let run_id = run_dir.file_name().unwrap().to_str().unwrap().to_string();
     let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
