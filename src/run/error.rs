@@ -12,6 +12,10 @@ use crate::lab::net::LabNetError;
 use crate::lab::vm::VmError;
 use crate::maas::client::MaasError;
 use crate::run::state::StateError;
+use crate::targets::chart::ChartError;
+use crate::targets::chart::configure::ConfigureError;
+use crate::targets::chart::prereq::MissingTools;
+use crate::targets::external::ExternalError;
 
 /// What a failed run failed at, from the lowest layer up: a broken host
 /// explains a failed MAAS, and a failed MAAS explains a failed check.
@@ -57,12 +61,24 @@ pub enum StageError {
     Bmc(#[from] FleetError),
     #[error(transparent)]
     Vm(#[from] VmError),
+    /// A program the target needs is not installed (says what to install).
+    #[error(transparent)]
+    MissingTools(#[from] MissingTools),
     /// Any other host or lab problem, said in words.
     #[error("{0}")]
     Lab(String),
     /// A call to the MAAS under test.
     #[error(transparent)]
     Maas(#[from] MaasError),
+    /// The chart's deployment (kind, Postgres, helm, the waits).
+    #[error(transparent)]
+    Chart(#[from] ChartError),
+    /// Configuring the chart's MAAS after deploy.
+    #[error(transparent)]
+    Configure(#[from] ConfigureError),
+    /// The external MAAS: its flags, its answer, its key.
+    #[error(transparent)]
+    External(#[from] ExternalError),
     /// The target's deployment or its MAAS, said in words.
     #[error("{0}")]
     Target(String),
@@ -99,8 +115,13 @@ impl StageError {
             | StageError::BmcStart(_)
             | StageError::Bmc(_)
             | StageError::Vm(_)
+            | StageError::MissingTools(_)
             | StageError::Lab(_) => FailureClass::Lab,
-            StageError::Maas(_) | StageError::Target(_) => FailureClass::Target,
+            StageError::Maas(_)
+            | StageError::Chart(_)
+            | StageError::Configure(_)
+            | StageError::External(_)
+            | StageError::Target(_) => FailureClass::Target,
             StageError::Step(_) => FailureClass::Scenario,
             StageError::Machine { source, .. } => source.class(),
             StageError::Many(errors) => errors

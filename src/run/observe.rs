@@ -14,7 +14,9 @@ use crate::run::context::RunContext;
 use crate::run::drive::maas::MaasDriver;
 use crate::run::error::StageError;
 use crate::run::lab::LabEnv;
-use crate::run::lab::bmcs::{ipmi_params, read_transcript, transcript_path, write_machine_transcript};
+use crate::run::lab::bmcs::{
+    ipmi_params, read_transcript, transcript_path, write_machine_transcript,
+};
 use crate::run::lab::vms::console_path;
 
 /// What observe hands to report.

@@ -25,10 +25,10 @@ use crate::run::error::{FailureClass, StageError};
 use crate::run::lab::LabEnv;
 use crate::run::observe::{self, Observation};
 use crate::run::options::TargetOptions;
+use crate::run::provider;
 use crate::run::record::{RunRecord, redacted_scenario, redactor_for, sha256_hex};
 use crate::run::report::{self as judge, SnapshotMode};
 use crate::run::state::{self, RegistryEntry};
-use crate::run::target;
 use crate::run::teardown::Teardown;
 use crate::scenario::{LoadedScenario, TargetKind};
 
@@ -233,7 +233,7 @@ async fn observe_stage(
     cx: &RunContext<'_>,
     lab: &LabEnv,
     driver: &mut Driver,
-    target: &mut dyn target::Target,
+    target: &mut dyn provider::Target,
 ) -> Result<Observation, StageError> {
     let mut observation = match (driver.maas_driver(), target.without_maas()) {
         (Some(maas), _) => observe::from_maas(cx, maas).await?,
@@ -336,7 +336,7 @@ pub async fn execute(
         options: &opts.target_options,
         teardown: teardown.clone(),
     };
-    let mut target = target::select(plan.target);
+    let mut target = provider::select(plan.target);
     let mut lab = LabEnv::default();
     runner
         .stage(StageName::Lab, async {
@@ -403,9 +403,7 @@ pub async fn execute(
 
     // Evidence while the environment still stands.
     if !runner.interrupted {
-        target
-            .collect(&cx, driver.maas(), runner.failed())
-            .await;
+        target.collect(&cx, driver.maas(), runner.failed()).await;
     }
 
     // Guests off first (no guest talks to servers going away), then the

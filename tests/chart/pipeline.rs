@@ -472,7 +472,7 @@ fn planned_argv(
         chart: args,
         ..Default::default()
     };
-    let opts = maas_e2e::run::target::chart_options(&plan, &t).unwrap();
+    let opts = maas_e2e::run::provider::chart_options(&plan, &t).unwrap();
     let cp = ChartPlan::new(&opts).unwrap();
     let mut out_argv = Vec::new();
     'stages: for stage in &cp.stages {

@@ -220,7 +220,10 @@ fn exit_codes_tell_a_failed_check_from_the_lab_from_the_target() {
         &["--target", "none"],
     );
     assert_eq!(code, Some(4), "a lab failure: {text}");
-    assert!(text.contains("machines with VMs need a MAAS target"), "{text}");
+    assert!(
+        text.contains("machines with VMs need a MAAS target"),
+        "{text}"
+    );
 
     let (code, text) = run(
         "target",

@@ -57,8 +57,7 @@ impl MaasDriver {
         }
         let machines = self.client.machines().await?;
         Ok(machine_with_macs(&machines, m).map(|x| {
-            self.system_ids
-                .insert(m.name.clone(), x.system_id.clone());
+            self.system_ids.insert(m.name.clone(), x.system_id.clone());
             x.system_id.clone()
         }))
     }

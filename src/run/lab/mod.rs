@@ -46,7 +46,11 @@ pub struct LabEnv {
 /// The lab network of a plan with our own bridge.
 pub fn lab_spec(p: &Plan, rack_ip: bool) -> Result<LabSpec, StageError> {
     let subnet = Ipv4Subnet::new(p.lab.subnet, p.lab.prefix_len)?;
-    let mut addresses = if rack_ip { vec![p.lab.rack_ip] } else { Vec::new() };
+    let mut addresses = if rack_ip {
+        vec![p.lab.rack_ip]
+    } else {
+        Vec::new()
+    };
     addresses.extend(p.machines.iter().map(|m| m.bmc.lan_ip));
     Ok(LabSpec {
         run_id: p.run_id.to_string(),

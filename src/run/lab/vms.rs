@@ -111,7 +111,6 @@ pub fn last_console_line(path: &Path) -> Option<String> {
         .map(|l| l.chars().take(160).collect())
 }
 
-
 /// Press the domain's power button (start) or pull its plug (destroy).
 pub async fn power_button(domain: &str, on: bool) -> Result<(), StageError> {
     let domain = domain.to_string();
@@ -131,9 +130,10 @@ pub async fn power_button(domain: &str, on: bool) -> Result<(), StageError> {
 /// Whether the domain runs (a paused guest counts as on).
 pub async fn is_running(domain: &str) -> Result<bool, StageError> {
     let domain = domain.to_string();
-    let state = tokio::task::spawn_blocking(move || vm::connect().and_then(|c| vm::state(&c, &domain)))
-        .await
-        .map_err(|e| StageError::Lab(e.to_string()))??;
+    let state =
+        tokio::task::spawn_blocking(move || vm::connect().and_then(|c| vm::state(&c, &domain)))
+            .await
+            .map_err(|e| StageError::Lab(e.to_string()))??;
     Ok(matches!(
         state,
         Some(virt::domain::DomainState::Running | virt::domain::DomainState::Paused)

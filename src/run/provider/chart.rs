@@ -179,13 +179,13 @@ impl Target for ChartTarget {
     /// Kind, helm, kubectl, docker and the chart options: nothing is
     /// created when one is missing.
     async fn preflight(&mut self, cx: &RunContext<'_>) -> Result<(), StageError> {
-        prereq::check().map_err(|e| StageError::Lab(e.to_string()))?;
+        prereq::check()?;
         let opts = self.options(cx)?;
         ChartPlan::new(&opts).map(drop).map_err(chart_err)
     }
 
     async fn deploy(&mut self, cx: &RunContext<'_>) -> Result<Option<MaasClient>, StageError> {
-        prereq::check().map_err(|e| StageError::Lab(e.to_string()))?;
+        prereq::check()?;
         let opts = self.options(cx)?;
         let plan = ChartPlan::new(&opts).map_err(chart_err)?;
         let pxe = plan
@@ -206,10 +206,7 @@ impl Target for ChartTarget {
             self.resources.push(r);
         }
         let run = self.run.insert(ChartRun::new(plan, &opts));
-        let deployed = run
-            .deploy()
-            .await
-            .map_err(|e| StageError::Target(e.to_string()))?;
+        let deployed = run.deploy().await?;
         let forwards: Vec<(u32, &'static str)> = run
             .port_forwards
             .iter()
@@ -233,9 +230,7 @@ impl Target for ChartTarget {
         })?;
         let client = harness_client(MaasClient::new(&deployed.maas_url, Some(key))?);
         self.deployed = Some(deployed);
-        self.captured = configure::perform(&client, &calls, &ctx)
-            .await
-            .map_err(|e| StageError::Target(e.to_string()))?;
+        self.captured = configure::perform(&client, &calls, &ctx).await?;
         Ok(Some(client))
     }
 

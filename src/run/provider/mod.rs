@@ -60,8 +60,7 @@ pub trait Target: Send {
 
     /// Evidence while the environment still stands: on failure, or when
     /// the target was asked to (chart: `--collect`).
-    async fn collect(&mut self, _cx: &RunContext<'_>, _maas: Option<&MaasClient>, _failed: bool) {
-    }
+    async fn collect(&mut self, _cx: &RunContext<'_>, _maas: Option<&MaasClient>, _failed: bool) {}
 
     /// `up`: the file another run's `--target external` sources, if this
     /// target serves a MAAS others can use.

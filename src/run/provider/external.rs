@@ -39,13 +39,13 @@ impl Target for ExternalTarget {
     /// The MAAS first: a wrong URL or key starts nothing.
     async fn preflight(&mut self, cx: &RunContext<'_>) -> Result<(), StageError> {
         let p = cx.plan;
-        let target = |e: &dyn std::fmt::Display| StageError::Target(e.to_string());
-        let external =
-            External::from_args(cx.options.maas_url.as_deref(), cx.options.api_key.as_deref())
-                .map_err(|e| target(&e))?;
-        let version = external.check().await.map_err(|e| target(&e))?;
+        let external = External::from_args(
+            cx.options.maas_url.as_deref(),
+            cx.options.api_key.as_deref(),
+        )?;
+        let version = external.check().await?;
         tracing::info!(url = %external.url, version = %version.version, "external MAAS answers");
-        let client = harness_client(external.client().map_err(|e| target(&e))?);
+        let client = harness_client(external.client()?);
         let known = client.machines().await.map_err(|e| {
             StageError::Target(format!("external MAAS {}: machines/: {e}", external.url))
         })?;

@@ -67,7 +67,6 @@ pub fn ephemeral_spec() -> ImageSpec {
     spec
 }
 
-
 impl SimTarget {
     /// Postgres as a local process (as user postgres) on a unix socket in
     /// the run's VM directory; registered as soon as its pid exists.
@@ -175,7 +174,10 @@ impl Target for SimTarget {
         let host = std::net::TcpListener::bind("127.0.0.1:0")
             .map_err(|e| failed("binding the region on loopback: ", e))?;
         let lab = crate::lab::netns::bind_tcp(Some(&p.host.netns), lab_addr).map_err(|e| {
-            failed(&format!("binding the region on {lab_addr} in {}: ", p.host.netns), e)
+            failed(
+                &format!("binding the region on {lab_addr} in {}: ", p.host.netns),
+                e,
+            )
         })?;
         let maas_url = format!("http://{lab_addr}/MAAS");
         let mut cfg = SimRegionConfig::new(database, vec![host, lab]);
@@ -299,4 +301,3 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .open(path)?;
     f.write_all(data)
 }
-
