@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use crate::maas::types::PowerState as MaasPower;
 use crate::plan::{MachinePlan, Plan};
 use crate::run::context::RunContext;
+use crate::run::drive::MachineStep;
 use crate::run::error::{StageError, all_ok};
 use crate::run::lab::bmcs::ipmi_params;
-use crate::scenario::{PowerState, Step};
+use crate::scenario::PowerState;
 use crate::targets::sim::power::{IpmiPowerDriver, PowerAction, PowerDriverConfig};
 
 pub struct BmcDriver {
@@ -28,14 +29,20 @@ impl BmcDriver {
         BmcDriver { power }
     }
 
-    pub async fn step(&mut self, cx: &RunContext<'_>, step: &Step) -> Result<(), StageError> {
+    pub async fn step(
+        &mut self,
+        cx: &RunContext<'_>,
+        step: MachineStep<'_>,
+    ) -> Result<(), StageError> {
         match step {
-            // MAAS powers on with `--cycle --on-if-off`: a cycle when on.
-            Step::PowerOn(r) | Step::PowerCycle(r) => {
-                self.power_all(cx, &r.0, PowerAction::On).await
+            MachineStep::Power { machines, on: true } => {
+                self.power_all(cx, machines, PowerAction::On).await
             }
-            Step::PowerOff(r) => self.power_all(cx, &r.0, PowerAction::Off).await,
-            Step::WaitPower(w) => {
+            MachineStep::Power {
+                machines,
+                on: false,
+            } => self.power_all(cx, machines, PowerAction::Off).await,
+            MachineStep::WaitPower(w) => {
                 let want = match w.state {
                     PowerState::On => MaasPower::On,
                     PowerState::Off => MaasPower::Off,
@@ -45,10 +52,9 @@ impl BmcDriver {
                 }
                 Ok(())
             }
-            _ => Err(StageError::Step(format!(
-                "target {}: this step needs a MAAS target",
-                cx.plan.target
-            ))),
+            MachineStep::Commission { .. } | MachineStep::WaitStatus(_) => Err(StageError::Step(
+                format!("target {}: this step needs a MAAS target", cx.plan.target),
+            )),
         }
     }
 

@@ -10,9 +10,10 @@ use crate::maas::client::{CommissionOptions, MaasClient};
 use crate::maas::types::{Machine, NodeStatus, PowerState as MaasPower};
 use crate::plan::MachinePlan;
 use crate::run::context::RunContext;
+use crate::run::drive::MachineStep;
 use crate::run::error::{StageError, all_ok, one_or_many};
 use crate::run::lab::vms::{self, console_path, last_console_line};
-use crate::scenario::{PowerState, Step};
+use crate::scenario::PowerState;
 
 /// How often waits poll the API.
 pub const POLL: Duration = Duration::from_secs(2);
@@ -75,13 +76,16 @@ impl MaasDriver {
         Ok(out)
     }
 
-    pub async fn step(&mut self, cx: &RunContext<'_>, step: &Step) -> Result<(), StageError> {
+    pub async fn step(
+        &mut self,
+        cx: &RunContext<'_>,
+        step: MachineStep<'_>,
+    ) -> Result<(), StageError> {
         match step {
-            Step::PowerOn(r) | Step::PowerCycle(r) => self.power(cx, &r.0, true).await,
-            Step::PowerOff(r) => self.power(cx, &r.0, false).await,
-            Step::Commission(r) => {
+            MachineStep::Power { machines, on } => self.power(cx, machines, on).await,
+            MachineStep::Commission { machines } => {
                 let mut errors = Vec::new();
-                for (m, id) in self.ids_of(cx, &r.0).await? {
+                for (m, id) in self.ids_of(cx, machines).await? {
                     match id {
                         None => errors.push(StageError::Step("MAAS does not know this machine yet (not enlisted); power it on and wait for New first".into()).on(&m.name)),
                         Some(id) => {
@@ -93,7 +97,7 @@ impl MaasDriver {
                 }
                 one_or_many(errors)
             }
-            Step::WaitStatus(w) => {
+            MachineStep::WaitStatus(w) => {
                 let want = NodeStatus(w.status.code() as i32);
                 let runs = cx
                     .machines(&w.machine.0)?
@@ -101,7 +105,7 @@ impl MaasDriver {
                     .map(|m| self.wait_status_one(cx, m, want, w.timeout.0));
                 all_ok(runs).await
             }
-            Step::WaitPower(w) => {
+            MachineStep::WaitPower(w) => {
                 let want = match w.state {
                     PowerState::On => MaasPower::On,
                     PowerState::Off => MaasPower::Off,
@@ -112,7 +116,6 @@ impl MaasDriver {
                     .map(|m| self.wait_power_one(m, want, w.timeout.0));
                 all_ok(runs).await
             }
-            _ => unreachable!("drive/mod.rs performs the steps that need no machine driver"),
         }
     }
 

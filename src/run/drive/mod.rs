@@ -13,7 +13,23 @@ use crate::run::context::RunContext;
 use crate::run::error::StageError;
 use crate::run::lab::LabEnv;
 use crate::run::lab::bmcs::bmc_fault;
-use crate::scenario::Step;
+use crate::scenario::{Step, WaitPower, WaitStatus};
+
+/// The steps a machine driver performs: what differs between going
+/// through a MAAS and going to the BMCs directly.
+pub enum MachineStep<'s> {
+    /// On (power_on, power_cycle: MAAS powers on with `--cycle
+    /// --on-if-off`, a cycle when on) or off.
+    Power {
+        machines: &'s str,
+        on: bool,
+    },
+    WaitPower(&'s WaitPower),
+    Commission {
+        machines: &'s str,
+    },
+    WaitStatus(&'s WaitStatus),
+}
 
 /// Who performs the machine steps (power, waits, commission).
 pub enum Driver {
@@ -98,15 +114,45 @@ impl Driver {
                 }
                 Ok(())
             }
-            Step::PowerOn(_)
-            | Step::PowerCycle(_)
-            | Step::PowerOff(_)
-            | Step::WaitPower(_)
-            | Step::Commission(_)
-            | Step::WaitStatus(_) => match self {
-                Driver::Bmc(d) => d.step(cx, step).await,
-                Driver::Maas(d) => d.step(cx, step).await,
-            },
+            Step::PowerOn(r) | Step::PowerCycle(r) => {
+                self.machine_step(
+                    cx,
+                    MachineStep::Power {
+                        machines: &r.0,
+                        on: true,
+                    },
+                )
+                .await
+            }
+            Step::PowerOff(r) => {
+                self.machine_step(
+                    cx,
+                    MachineStep::Power {
+                        machines: &r.0,
+                        on: false,
+                    },
+                )
+                .await
+            }
+            Step::WaitPower(w) => self.machine_step(cx, MachineStep::WaitPower(w)).await,
+            Step::Commission(r) => {
+                self.machine_step(cx, MachineStep::Commission { machines: &r.0 })
+                    .await
+            }
+            Step::WaitStatus(w) => self.machine_step(cx, MachineStep::WaitStatus(w)).await,
+        }
+    }
+}
+
+impl Driver {
+    async fn machine_step(
+        &mut self,
+        cx: &RunContext<'_>,
+        step: MachineStep<'_>,
+    ) -> Result<(), StageError> {
+        match self {
+            Driver::Bmc(d) => d.step(cx, step).await,
+            Driver::Maas(d) => d.step(cx, step).await,
         }
     }
 }
