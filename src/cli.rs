@@ -12,7 +12,7 @@ use crate::report::events::Reporter;
 use crate::report::progress::Progress;
 use crate::report::summary::{self, Row};
 use crate::run::down;
-use crate::run::env::TargetOptions;
+use crate::run::options::TargetOptions;
 use crate::run::pipeline::{self, RunOptions};
 use crate::run::state;
 use crate::scenario::{self, TargetKind};
@@ -457,7 +457,13 @@ fn finish(summaries: &[pipeline::RunSummary], junit: Option<&std::path::Path>) -
     } else if summaries.iter().all(|s| s.passed) {
         exit::PASSED
     } else {
-        exit::FAILED
+        // The lowest layer that failed: a broken lab explains a failed
+        // MAAS, which explains a failed check.
+        summaries
+            .iter()
+            .filter_map(|s| s.failure)
+            .min()
+            .map_or(exit::FAILED, |c| c.exit_code())
     }
 }
 
@@ -530,10 +536,10 @@ async fn qualify(
     let judged = crate::targets::chart::qualification::summarize(&matrix, &results);
     let table = crate::targets::chart::qualification::render_markdown(&judged);
     println!("{table}");
-    if let Some(p) = summary_path {
-        if let Err(e) = state::write_atomic(&p, table.as_bytes()) {
-            eprintln!("error: {e}");
-        }
+    if let Some(p) = summary_path
+        && let Err(e) = state::write_atomic(&p, table.as_bytes())
+    {
+        eprintln!("error: {e}");
     }
     if judged.qualified {
         exit::PASSED
@@ -584,7 +590,7 @@ async fn up(args: UpArgs) -> i32 {
         Ok(sum) if sum.teardown_failures.is_empty() && (sum.passed || sum.interrupted) => {
             exit::PASSED
         }
-        Ok(_) => exit::FAILED,
+        Ok(sum) => sum.failure.map_or(exit::FAILED, |c| c.exit_code()),
         Err(e) => {
             eprintln!("error: {e}");
             exit::BAD_INPUT
@@ -647,7 +653,7 @@ fn list() -> i32 {
 }
 
 async fn repro(run_dir: PathBuf, keep: bool, out: PathBuf) -> i32 {
-    let record = match pipeline::read_record(&run_dir) {
+    let record = match crate::run::record::read_record(&run_dir) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -661,7 +667,7 @@ async fn repro(run_dir: PathBuf, keep: bool, out: PathBuf) -> i32 {
             return exit::BAD_INPUT;
         }
     };
-    let now = pipeline::sha256_hex(loaded.source.as_bytes());
+    let now = crate::run::record::sha256_hex(loaded.source.as_bytes());
     if now != record.scenario_sha256 {
         eprintln!(
             "warning: {} changed since run {}; reproducing with the file as it is now",

@@ -10,3 +10,9 @@ pub const BAD_INPUT: i32 = 2;
 pub const HOST_NOT_READY: i32 = 3;
 /// Interrupted (SIGINT/SIGTERM); teardown ran.
 pub const INTERRUPTED: i32 = 130;
+/// A run failed in the host or the lab (netns, bridges, BMCs, libvirt,
+/// files, teardown) before its scenario could be judged.
+pub const LAB_FAILED: i32 = 4;
+/// A run failed in the target: the MAAS under test or its deployment
+/// (sim region, chart, external MAAS) before its scenario could be judged.
+pub const TARGET_FAILED: i32 = 5;

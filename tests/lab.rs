@@ -559,7 +559,9 @@ async fn sweep_after_sigkill_leaves_nothing() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let ready = Path::new(vm::RUNS_ROOT).join(&run_id).join("READY");
+    let ready = Path::new(maas_e2e::plan::VM_ROOT)
+        .join(&run_id)
+        .join("READY");
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while !ready.exists() && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -589,7 +591,7 @@ async fn sweep_after_sigkill_leaves_nothing() {
     assert!(swept.netns.contains(&format!("{run_id}-ns")), "{swept:?}");
     assert_eq!(leftovers(&run_id).await, Vec::<String>::new());
     // tcpdump ran inside the lab namespace and went with it.
-    let _ = std::fs::remove_dir_all(Path::new(vm::RUNS_ROOT).join(&run_id));
+    let _ = std::fs::remove_dir_all(Path::new(maas_e2e::plan::VM_ROOT).join(&run_id));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -372,12 +372,14 @@ fn external_target_drives_a_held_up_sim() {
             "aaaaaaaaaaaaaaaaaa:bbbbbbbbbbbbbbbbbb:cccccccccccccccccccccccccccccccc",
         )],
     );
-    assert_eq!(code, Some(1), "{text}");
+    // The MAAS said no: the target's failure (exit 5, issue 10).
+    assert_eq!(code, Some(5), "{text}");
     assert!(text.contains("refused the API key"), "{text}");
     no_netns_left(bad.path());
     // A bridge that does not exist.
     let (code, text) = external_run(bad.path(), &[("MAAS_E2E_LAB_BRIDGE", "m2nosuchbr")]);
-    assert_eq!(code, Some(1), "{text}");
+    // The lab could not be built: exit 4 (issue 10).
+    assert_eq!(code, Some(4), "{text}");
     assert!(text.contains("no bridge `m2nosuchbr`"), "{text}");
     no_netns_left(bad.path());
 

@@ -18,6 +18,7 @@ use virt::domain::{Domain, DomainState};
 
 use crate::cmd::{Cmd, CmdError};
 use crate::lab::dhcp::Firmware;
+use crate::plan::VM_ROOT;
 
 /// libvirt's URI for system domains (QEMU runs as libvirt-qemu).
 pub const LIBVIRT_URI: &str = "qemu:///system";
@@ -25,8 +26,6 @@ pub const LIBVIRT_URI: &str = "qemu:///system";
 pub const METADATA_NS: &str = "https://maas-e2e.invalid/schema/run/1";
 const METADATA_PREFIX: &str = "maase2e";
 /// Where run directories live: outside /root, so libvirt-qemu can open files.
-pub const RUNS_ROOT: &str = "/var/lib/maas-e2e/runs";
-
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 /// A named CPU model: /proc/cpuinfo shows "Intel Core Processor (Haswell,
@@ -202,7 +201,7 @@ impl DomainSpec {
                 return Err(bad(
                     "paths",
                     format!(
-                        "{} is under /root, which libvirt-qemu cannot open; use {RUNS_ROOT}",
+                        "{} is under /root, which libvirt-qemu cannot open; use {VM_ROOT}",
                         p.display()
                     ),
                 ));
@@ -559,9 +558,9 @@ fn probe_kvm(conn: &Connect) -> Accel {
     if running { Accel::Kvm } else { Accel::Tcg }
 }
 
-/// A run's directory under RUNS_ROOT, created and reachable by libvirt-qemu.
+/// A run's directory under the plan's VM_ROOT, created and reachable by libvirt-qemu.
 pub fn run_dir(run_id: &str) -> std::io::Result<PathBuf> {
-    let d = Path::new(RUNS_ROOT).join(run_id);
+    let d = Path::new(VM_ROOT).join(run_id);
     std::fs::create_dir_all(&d)?;
     make_traversable(&d);
     Ok(d)

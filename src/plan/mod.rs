@@ -70,7 +70,15 @@ impl fmt::Display for RunId {
 pub const NAME_PREFIX: &str = "me2e";
 
 /// Where runs keep the files QEMU opens (libvirt-qemu cannot read /root).
+/// The one definition: lab/vm.rs creates run directories under it.
 pub const VM_ROOT: &str = "/var/lib/maas-e2e/runs";
+
+/// The Postgres container of a run (sim `--postgres container`, chart):
+/// host-wide, so named from the run id like every other host name. Free
+/// function for the chart's options, which carry the run id only.
+pub fn postgres_container_name(run_id: &str) -> String {
+    format!("{NAME_PREFIX}-{run_id}-postgres")
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Plan {
@@ -284,6 +292,11 @@ pub fn on_existing_bridge(
 }
 
 impl Plan {
+    /// The run's Postgres container (see [`postgres_container_name`]).
+    pub fn postgres_container(&self) -> String {
+        postgres_container_name(self.run_id.as_str())
+    }
+
     pub fn machine(&self, name: &str) -> Option<&MachinePlan> {
         self.machines.iter().find(|m| m.name == name)
     }

@@ -2,8 +2,8 @@
 //! alone. Pure: nothing is created.
 
 use crate::plan::Plan;
-use crate::run::env::TargetOptions;
-use crate::run::pipeline::step_name;
+use crate::run::drive::step_name;
+use crate::run::options::TargetOptions;
 use crate::scenario::{Scenario, TargetKind};
 
 pub fn actions(plan: &Plan, scenario: &Scenario, _options: &TargetOptions) -> Vec<String> {
@@ -91,7 +91,7 @@ pub fn actions(plan: &Plan, scenario: &Scenario, _options: &TargetOptions) -> Ve
         TargetKind::None => out.push("no MAAS: the harness drives the BMCs with ipmipower inside the lab namespace".into()),
         TargetKind::Sim => out.push(format!("start Postgres (local, as user postgres), the sim region on {}:{} and the rack's DHCP/TFTP/HTTP in netns {}", plan.lab.rack_ip, plan.lab.region_port, h.netns)),
         TargetKind::External => out.push("nothing to deploy: the external MAAS runs already".into()),
-        TargetKind::Chart => match crate::run::chart::chart_options(plan, _options).and_then(|o| crate::targets::chart::dry_run(&o)) {
+        TargetKind::Chart => match crate::run::provider::chart_options(plan, _options).and_then(|o| crate::targets::chart::dry_run(&o)) {
             Ok(text) => out.extend(text.lines().map(String::from)),
             Err(e) => out.push(format!("the chart plan is invalid: {e}")),
         },

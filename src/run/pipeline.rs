@@ -1,29 +1,36 @@
 //! The stage pipeline: plan -> lab -> deploy -> drive -> observe -> report.
+//! It only orchestrates: each stage is its own module (run/lab, run/target,
+//! run/drive, run/observe, run/report), and this file calls them in order,
+//! times them, turns their results into events, and remembers what the run
+//! failed at first (its exit code).
 //!
 //! The runner, not the stages, owns teardown (kind's pattern): every
 //! resource is registered before it is created, and whatever happens (a
 //! failed stage, Ctrl-C, SIGTERM, a panic) the runner removes it unless
 //! `--keep` was given.
 
-use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::plan::{self, Plan, RunId};
-use crate::report::checks::{self, Observed, ObservedApi};
 use crate::report::events::{Fanout, Outcome, Reporter, RunEvent, StageName};
 use crate::report::junit::{self, SuiteInput};
 use crate::report::redact::Redactor;
-use crate::report::result::RunResult;
-use crate::report::snapshot;
-use crate::run::env::{Env, TargetOptions};
+use crate::run::context::RunContext;
+use crate::run::drive::{Driver, step_name};
+use crate::run::error::{FailureClass, StageError};
+use crate::run::lab::LabEnv;
+use crate::run::observe::{self, Observation};
+use crate::run::options::TargetOptions;
+use crate::run::provider;
+use crate::run::record::{RunRecord, redacted_scenario, redactor_for, sha256_hex};
+use crate::run::report::{self as judge, SnapshotMode};
 use crate::run::state::{self, RegistryEntry};
 use crate::run::teardown::Teardown;
-use crate::scenario::{LoadedScenario, Step, TargetKind};
+use crate::scenario::{LoadedScenario, TargetKind};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -41,17 +48,6 @@ pub struct RunOptions {
     pub target_options: TargetOptions,
 }
 
-/// What `repro` needs to run the same scenario again: `RUN_DIR/run.json`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RunRecord {
-    pub run_id: RunId,
-    pub seed: u64,
-    pub target: TargetKind,
-    pub scenario_path: PathBuf,
-    pub scenario_sha256: String,
-    pub version: String,
-}
-
 #[derive(Debug)]
 pub struct RunSummary {
     pub suite: String,
@@ -65,6 +61,8 @@ pub struct RunSummary {
     pub interrupted: bool,
     pub events: Vec<RunEvent>,
     pub teardown_failures: Vec<String>,
+    /// What the run failed at first (None: passed or interrupted).
+    pub failure: Option<FailureClass>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,89 +108,140 @@ pub fn plan_for(
     ))
 }
 
-/// Build a redactor for a plan: every run value gets a stable placeholder.
-pub fn redactor_for(plan: &Plan) -> Redactor {
-    let mut r = Redactor::new();
-    r.value(plan.run_id.as_str(), "run-id");
-    for m in &plan.machines {
-        r.secret(m.bmc.password.clone());
-        r.value(m.uuid.clone(), format!("uuid:{}", m.name));
-        r.value(m.bmc.guid.clone(), format!("guid:{}", m.name));
-        r.value(m.bmc.mac.clone(), format!("bmc-mac:{}", m.name));
-        r.value(m.bmc.lan_ip.to_string(), format!("bmc-ip:{}", m.name));
-        for (i, n) in m.nics.iter().enumerate() {
-            r.value(n.mac.clone(), format!("mac:{}/{i}", m.name));
-        }
-    }
-    if !plan.lab.rack_ip.is_unspecified() {
-        r.value(plan.lab.rack_ip.to_string(), "rack-ip");
-    }
-    r
-}
-
-/// The scenario file as written into the run directory: passwords redacted.
-pub fn redacted_scenario(loaded: &LoadedScenario) -> String {
-    let re = regex::Regex::new(r#"(?m)^(\s*password:\s*).*$"#).unwrap();
-    re.replace_all(&loaded.source, "${1}<secret>").into_owned()
-}
-
-pub fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(data))
-}
-
 struct Runner<'a> {
     events: Fanout,
     cancel: &'a CancellationToken,
     interrupted: bool,
-    failed: bool,
+    /// The first failure's class; later failures follow from it.
+    failure: Option<FailureClass>,
 }
 
 impl Runner<'_> {
+    fn failed(&self) -> bool {
+        self.failure.is_some()
+    }
+
+    fn fail(&mut self, class: FailureClass) {
+        self.failure.get_or_insert(class);
+    }
+
     /// Run one stage unless the run already failed or was interrupted.
     async fn stage<T, F>(&mut self, stage: StageName, fut: F) -> Option<T>
     where
-        F: Future<Output = Result<T, String>>,
+        F: Future<Output = Result<T, StageError>>,
     {
-        if self.failed || self.interrupted {
+        if self.failed() || self.interrupted {
             return None;
         }
+        self.stage_always(stage, fut).await
+    }
+
+    /// A stage that runs even after a failure (observe), not after Ctrl-C.
+    async fn stage_always<T, F>(&mut self, stage: StageName, fut: F) -> Option<T>
+    where
+        F: Future<Output = Result<T, StageError>>,
+    {
         self.events.emit(RunEvent::StageStarted { stage });
         let t0 = Instant::now();
-        let res = tokio::select! {
-            r = fut => Some(r),
-            _ = self.cancel.cancelled() => None,
-        };
-        let duration = t0.elapsed();
-        match res {
-            Some(Ok(v)) => {
-                self.events.emit(RunEvent::StageFinished {
-                    stage,
-                    duration,
-                    outcome: Outcome::Passed,
-                });
-                Some(v)
-            }
+        let res = tokio::select! { r = fut => Some(r), _ = self.cancel.cancelled() => None };
+        let (out, outcome) = match res {
+            Some(Ok(v)) => (Some(v), Outcome::Passed),
             Some(Err(e)) => {
-                self.failed = true;
-                self.events.emit(RunEvent::StageFinished {
-                    stage,
-                    duration,
-                    outcome: Outcome::Failed(e),
-                });
-                None
+                self.fail(e.class());
+                (None, Outcome::Failed(e.to_string()))
             }
             None => {
                 self.interrupted = true;
-                self.events.emit(RunEvent::StageFinished {
-                    stage,
-                    duration,
-                    outcome: Outcome::Skipped("interrupted".into()),
-                });
-                None
+                (None, Outcome::Skipped("interrupted".into()))
             }
-        }
+        };
+        self.events.emit(RunEvent::StageFinished {
+            stage,
+            duration: t0.elapsed(),
+            outcome,
+        });
+        out
     }
+
+    /// Drive: each step is its own JUnit case; the first failure skips the
+    /// rest. A failed step is the scenario's failure, whatever layer said no.
+    async fn drive(
+        &mut self,
+        cx: &RunContext<'_>,
+        lab: &LabEnv,
+        driver: &mut Driver,
+        loaded: &LoadedScenario,
+    ) {
+        if self.failed() || self.interrupted {
+            return;
+        }
+        self.events.emit(RunEvent::StageStarted {
+            stage: StageName::Drive,
+        });
+        let t0 = Instant::now();
+        let mut stage_outcome = Outcome::Passed;
+        for (i, step) in loaded.scenario.steps.iter().enumerate() {
+            let name = step_name(step);
+            if self.failed() || self.interrupted {
+                self.events.emit(RunEvent::StepFinished {
+                    index: i,
+                    name,
+                    duration: Duration::ZERO,
+                    outcome: Outcome::Skipped(
+                        "an earlier step failed or the run was interrupted".into(),
+                    ),
+                });
+                continue;
+            }
+            let t = Instant::now();
+            let r = tokio::select! {
+                r = driver.step(cx, lab, step) => Some(r),
+                _ = self.cancel.cancelled() => None,
+            };
+            let outcome = match r {
+                Some(Ok(())) => Outcome::Passed,
+                Some(Err(e)) => {
+                    self.fail(FailureClass::Scenario);
+                    stage_outcome = Outcome::Failed(format!("step {i} ({name}) failed"));
+                    Outcome::Failed(e.to_string())
+                }
+                None => {
+                    self.interrupted = true;
+                    stage_outcome = Outcome::Skipped("interrupted".into());
+                    Outcome::Skipped("interrupted".into())
+                }
+            };
+            self.events.emit(RunEvent::StepFinished {
+                index: i,
+                name,
+                duration: t.elapsed(),
+                outcome,
+            });
+        }
+        self.events.emit(RunEvent::StageFinished {
+            stage: StageName::Drive,
+            duration: t0.elapsed(),
+            outcome: stage_outcome,
+        });
+    }
+}
+
+/// Observe even after a failed step: the result explains the failure.
+/// With a MAAS, what its API shows (and what the target adds); without
+/// one, the BMCs.
+async fn observe_stage(
+    cx: &RunContext<'_>,
+    lab: &LabEnv,
+    driver: &mut Driver,
+    target: &mut dyn provider::Target,
+) -> Result<Observation, StageError> {
+    let mut observation = match (driver.maas_driver(), target.without_maas()) {
+        (Some(maas), _) => observe::from_maas(cx, maas).await?,
+        (None, None) => observe::from_bmcs(cx, lab)?,
+        (None, Some(why)) => return Err(StageError::Target(why.into())),
+    };
+    target.checks(cx, driver.maas(), &mut observation.api).await;
+    Ok(observation)
 }
 
 /// Run one scenario end to end. Teardown has run when this returns, unless
@@ -266,7 +315,7 @@ pub async fn execute(
         events: Fanout::new(reporters),
         cancel,
         interrupted: false,
-        failed: false,
+        failure: None,
     };
     runner.events.emit(RunEvent::RunStarted {
         run_id: run_id.to_string(),
@@ -282,63 +331,29 @@ pub async fn execute(
         outcome: Outcome::Passed,
     });
 
-    let mut env = Env::new(&plan, &opts.target_options, teardown.clone());
-    runner.stage(StageName::Lab, env.lab_up()).await;
-    runner.stage(StageName::Deploy, env.deploy()).await;
+    let cx = RunContext {
+        plan: &plan,
+        options: &opts.target_options,
+        teardown: teardown.clone(),
+    };
+    let mut target = provider::select(plan.target);
+    let mut lab = LabEnv::default();
+    runner
+        .stage(StageName::Lab, async {
+            target.preflight(&cx).await?;
+            lab.up(&cx, target.lab_shape()).await
+        })
+        .await;
+    let maas = runner
+        .stage(StageName::Deploy, target.deploy(&cx))
+        .await
+        .flatten();
+    let mut driver = Driver::new(&cx, maas);
+    runner.drive(&cx, &lab, &mut driver, loaded).await;
 
-    // Drive: each step is its own JUnit case; the first failure skips the rest.
-    if !runner.failed && !runner.interrupted {
-        runner.events.emit(RunEvent::StageStarted {
-            stage: StageName::Drive,
-        });
-        let t0 = Instant::now();
-        let mut stage_outcome = Outcome::Passed;
-        for (i, step) in s.steps.iter().enumerate() {
-            let name = step_name(step);
-            if runner.failed || runner.interrupted {
-                runner.events.emit(RunEvent::StepFinished {
-                    index: i,
-                    name,
-                    duration: Duration::ZERO,
-                    outcome: Outcome::Skipped(
-                        "an earlier step failed or the run was interrupted".into(),
-                    ),
-                });
-                continue;
-            }
-            let t = Instant::now();
-            let r =
-                tokio::select! { r = env.step(step) => Some(r), _ = cancel.cancelled() => None };
-            let outcome = match r {
-                Some(Ok(())) => Outcome::Passed,
-                Some(Err(e)) => {
-                    runner.failed = true;
-                    stage_outcome = Outcome::Failed(format!("step {i} ({name}) failed"));
-                    Outcome::Failed(e)
-                }
-                None => {
-                    runner.interrupted = true;
-                    stage_outcome = Outcome::Skipped("interrupted".into());
-                    Outcome::Skipped("interrupted".into())
-                }
-            };
-            runner.events.emit(RunEvent::StepFinished {
-                index: i,
-                name,
-                duration: t.elapsed(),
-                outcome,
-            });
-        }
-        runner.events.emit(RunEvent::StageFinished {
-            stage: StageName::Drive,
-            duration: t0.elapsed(),
-            outcome: stage_outcome,
-        });
-    }
-
-    if opts.hold && !runner.failed && !runner.interrupted {
+    if opts.hold && !runner.failed() && !runner.interrupted {
         teardown.set_keep(false);
-        match env.write_connection() {
+        match target.connection(&cx) {
             Ok(Some(path)) => eprintln!(
                 "the MAAS of run {run_id} is up; its URL, API key, lab bridge and free BMC addresses are in {} (mode 0600): \
                  `set -a; . {0}; set +a; maas-e2e run --target external SCENARIO`",
@@ -354,12 +369,14 @@ pub async fn execute(
         runner.interrupted = true;
     }
 
-    // Observe even after a failed step: the result explains the failure.
     let observed = if runner.interrupted {
         None
     } else {
         runner
-            .stage_always(StageName::Observe, env.observe(), cancel)
+            .stage_always(
+                StageName::Observe,
+                observe_stage(&cx, &lab, &mut driver, target.as_mut()),
+            )
             .await
     };
 
@@ -367,75 +384,41 @@ pub async fn execute(
     runner.events.emit(RunEvent::StageStarted {
         stage: StageName::Report,
     });
-    let mut report_outcome = Outcome::Passed;
-    if let Some((result, machines, api)) = &observed {
-        let select = |name: &str| {
-            plan.select(name)
-                .into_iter()
-                .map(|m| m.name.clone())
-                .collect::<Vec<_>>()
-        };
-        for (i, e) in s.expect.iter().enumerate() {
-            let outcome = checks::evaluate(e, select, machines, api);
-            if outcome.is_failed() {
-                runner.failed = true;
-            }
-            runner.events.emit(RunEvent::CheckFinished {
-                index: i,
-                name: checks::describe(e),
-                outcome,
-            });
-        }
-        for (j, (name, outcome)) in api.target_checks.iter().enumerate() {
-            if outcome.is_failed() {
-                runner.failed = true;
-            }
-            runner.events.emit(RunEvent::CheckFinished {
-                index: s.expect.len() + j,
-                name: name.clone(),
-                outcome: outcome.clone(),
-            });
-        }
-        let yaml = result.snapshot_yaml(&redactor);
-        if let Err(e) = state::write_atomic(&run_dir.join("result.yaml"), yaml.as_bytes()) {
-            report_outcome = Outcome::Failed(e.to_string());
-        }
-        if opts.snapshots {
-            let snap = snapshot::snapshot_path(&loaded.path, &s.name, &opts.target.to_string());
-            let outcome = snapshot::compare(&loaded.path, &snap, &yaml, opts.update_snapshots);
-            if outcome.is_failed() {
-                runner.failed = true;
-            }
-            runner.events.emit(RunEvent::SnapshotCompared {
-                name: format!("{}.{}", s.name, opts.target),
-                outcome,
-            });
-        }
-    } else {
-        for (i, e) in s.expect.iter().enumerate() {
-            runner.events.emit(RunEvent::CheckFinished {
-                index: i,
-                name: checks::describe(e),
-                outcome: Outcome::Skipped("nothing was observed".into()),
-            });
-        }
+    let verdict = judge::judge(
+        &mut runner.events,
+        loaded,
+        &plan,
+        opts.target,
+        observed.as_ref(),
+        &redactor,
+        SnapshotMode {
+            compare: opts.snapshots,
+            update: opts.update_snapshots,
+        },
+    );
+    if verdict.checks_failed {
+        runner.fail(FailureClass::Scenario);
     }
+    let mut report_outcome = verdict.outcome;
 
-    // Evidence while the environment still stands: on failure, or when
-    // the target was asked to (chart: --collect).
+    // Evidence while the environment still stands.
     if !runner.interrupted {
-        env.collect(runner.failed).await;
+        target.collect(&cx, driver.maas(), runner.failed()).await;
     }
 
-    // Teardown before the verdict: a leak is a failure too.
-    env.stop().await;
+    // Guests off first (no guest talks to servers going away), then the
+    // target, then the BMCs; teardown before the verdict: a leak is a
+    // failure too.
+    lab.power_off(&plan).await;
+    target.stop(&cx, driver.into_maas()).await;
+    lab.stop().await;
     let teardown_failures = teardown.run();
     if !teardown_failures.is_empty() {
-        runner.failed = true;
+        runner.fail(FailureClass::Lab);
         report_outcome =
             Outcome::Failed(format!("teardown left: {}", teardown_failures.join("; ")));
     }
-    let passed = !runner.failed && !runner.interrupted;
+    let passed = !runner.failed() && !runner.interrupted;
     runner.events.emit(RunEvent::StageFinished {
         stage: StageName::Report,
         duration: report_t0.elapsed(),
@@ -469,7 +452,7 @@ pub async fn execute(
     }
     let machine_events = observed
         .as_ref()
-        .map(|(_, m, _)| m.values().flat_map(|o| o.events.clone()).collect())
+        .map(|o| o.machines.values().flat_map(|m| m.events.clone()).collect())
         .unwrap_or_default();
     Ok(RunSummary {
         suite: format!("{}.{}", s.name, opts.target),
@@ -480,82 +463,11 @@ pub async fn execute(
         passed,
         interrupted: runner.interrupted,
         events,
+        failure: if runner.interrupted {
+            None
+        } else {
+            runner.failure
+        },
         teardown_failures,
     })
 }
-
-impl Runner<'_> {
-    /// A stage that runs even after a failure (observe), not after Ctrl-C.
-    async fn stage_always<T, F>(
-        &mut self,
-        stage: StageName,
-        fut: F,
-        cancel: &CancellationToken,
-    ) -> Option<T>
-    where
-        F: Future<Output = Result<T, String>>,
-    {
-        self.events.emit(RunEvent::StageStarted { stage });
-        let t0 = Instant::now();
-        let res = tokio::select! { r = fut => Some(r), _ = cancel.cancelled() => None };
-        let (out, outcome) = match res {
-            Some(Ok(v)) => (Some(v), Outcome::Passed),
-            Some(Err(e)) => {
-                self.failed = true;
-                (None, Outcome::Failed(e))
-            }
-            None => {
-                self.interrupted = true;
-                (None, Outcome::Skipped("interrupted".into()))
-            }
-        };
-        self.events.emit(RunEvent::StageFinished {
-            stage,
-            duration: t0.elapsed(),
-            outcome,
-        });
-        out
-    }
-}
-
-/// A step's name for JUnit: `power_on node-1`, `wait_status all Ready`.
-pub fn step_name(step: &Step) -> String {
-    match step {
-        Step::PowerOn(m) => format!("power_on {}", m.0),
-        Step::PowerOff(m) => format!("power_off {}", m.0),
-        Step::PowerCycle(m) => format!("power_cycle {}", m.0),
-        Step::Commission(m) => format!("commission {}", m.0),
-        Step::WaitStatus(w) => format!(
-            "wait_status {} {:?} within {}",
-            w.machine.0,
-            w.status,
-            humantime::format_duration(w.timeout.0)
-        ),
-        Step::WaitPower(w) => format!(
-            "wait_power {} {:?} within {}",
-            w.machine.0,
-            w.state,
-            humantime::format_duration(w.timeout.0)
-        ),
-        Step::InjectFault(f) => format!("inject_fault {}", f.machine.0),
-        Step::ClearFaults(m) => format!("clear_faults {}", m.0),
-        Step::Sleep(d) => format!("sleep {}", humantime::format_duration(d.0)),
-        Step::ExpectError(e) => format!("{} fails with /{}/", step_name(&e.step), e.matches),
-    }
-}
-
-/// Read the record of a finished run, for `repro`.
-pub fn read_record(run_dir: &Path) -> Result<RunRecord, String> {
-    let path = run_dir.join("run.json");
-    let bytes = std::fs::read(&path).map_err(|e| {
-        format!(
-            "{}: {e}; is {} a run directory?",
-            path.display(),
-            run_dir.display()
-        )
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a run record: {e}", path.display()))
-}
-
-/// What observe hands to report.
-pub type Observation = (RunResult, BTreeMap<String, Observed>, ObservedApi);

@@ -6,8 +6,38 @@ use std::path::Path;
 
 use crate::report::events::{Outcome, RunEvent};
 use crate::run::pipeline::RunSummary;
-use crate::scenario::{self, LoadedScenario};
-use crate::targets::chart::qualification::{Cell, CellResult, Matrix};
+use crate::scenario::{self, LoadedScenario, ScenarioError};
+use crate::targets::chart::qualification::{Cell, CellResult, Matrix, MatrixError};
+
+/// Why a matrix cannot be read or a cell's scenario cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum QualifyError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Matrix(#[from] MatrixError),
+    /// The matrix's `overrides` table does not fit the cell (said in words).
+    #[error("{0}")]
+    Overrides(String),
+    #[error("cell {cell}: {source}")]
+    Cell {
+        cell: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Yaml(#[from] serde_norway::Error),
+    #[error(transparent)]
+    Utf8(#[from] std::string::FromUtf8Error),
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+}
 
 /// The base scenario with a cell's overrides applied to every machine group:
 /// `machine.FIELD` and `bmc.FIELD` keys of the matrix's `overrides` table.
@@ -15,8 +45,8 @@ pub fn cell_scenario(
     base: &LoadedScenario,
     m: &Matrix,
     cell: &Cell,
-) -> Result<LoadedScenario, String> {
-    let mut doc = serde_json::to_value(&base.scenario).map_err(|e| e.to_string())?;
+) -> Result<LoadedScenario, QualifyError> {
+    let mut doc = serde_json::to_value(&base.scenario)?;
     for (axis, value) in [
         ("firmware", &cell.firmware),
         ("ciphers", &cell.ciphers),
@@ -26,21 +56,21 @@ pub fn cell_scenario(
             continue;
         };
         let Some(set) = table.get(value.as_str()) else {
-            return Err(format!(
+            return Err(QualifyError::Overrides(format!(
                 "cell {}: {axis} `{value}` has no entry in `overrides.{axis}`",
                 cell.id
-            ));
+            )));
         };
-        let set = set.as_object().ok_or_else(|| format!("overrides.{axis}.{value}: allowed: a mapping of machine.FIELD / bmc.FIELD to values"))?;
+        let set = set.as_object().ok_or_else(|| QualifyError::Overrides(format!("overrides.{axis}.{value}: allowed: a mapping of machine.FIELD / bmc.FIELD to values")))?;
         for group in doc["machines"].as_array_mut().into_iter().flatten() {
             for (key, v) in set {
                 match key.split_once('.') {
                     Some(("machine", f)) => group[f] = v.clone(),
                     Some(("bmc", f)) => group["bmc"][f] = v.clone(),
                     _ => {
-                        return Err(format!(
+                        return Err(QualifyError::Overrides(format!(
                             "overrides.{axis}.{value}.{key}: allowed: machine.FIELD or bmc.FIELD"
-                        ));
+                        )));
                     }
                 }
             }
@@ -57,17 +87,19 @@ pub fn cell_scenario(
     let mut yaml = Vec::new();
     let mut ser = serde_norway::Serializer::new(&mut yaml);
     serde_norway::with::singleton_map_recursive::serialize(
-        &serde_json::from_value::<scenario::Scenario>(doc)
-            .map_err(|e| format!("cell {}: {e}", cell.id))?,
+        &serde_json::from_value::<scenario::Scenario>(doc).map_err(|source| {
+            QualifyError::Cell {
+                cell: cell.id.clone(),
+                source,
+            }
+        })?,
         &mut ser,
-    )
-    .map_err(|e| e.to_string())?;
-    let source = String::from_utf8(yaml).map_err(|e| e.to_string())?;
+    )?;
+    let source = String::from_utf8(yaml)?;
     let mut loaded = scenario::parse(
         &base.path.with_file_name(format!("{}.yaml", cell.id)),
         &source,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     // Repro and snapshots point at the base file.
     loaded.path = base.path.clone();
     Ok(loaded)
@@ -98,8 +130,13 @@ pub fn cell_result(cell: &Cell, run: &RunSummary) -> CellResult {
 }
 
 /// Read a matrix file.
-pub fn load_matrix(path: &Path) -> Result<Matrix, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    crate::targets::chart::qualification::parse_matrix(&path.display().to_string(), &text)
-        .map_err(|e| e.to_string())
+pub fn load_matrix(path: &Path) -> Result<Matrix, QualifyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| QualifyError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(crate::targets::chart::qualification::parse_matrix(
+        &path.display().to_string(),
+        &text,
+    )?)
 }

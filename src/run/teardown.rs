@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, CmdError};
 use crate::plan::{NAME_PREFIX, RunId};
 use crate::run::state::{self, Resource, RunState};
 use crate::testing::have_program;
@@ -123,8 +123,21 @@ pub fn remove_all(resources: &[Resource]) -> Vec<String> {
         .collect()
 }
 
+/// Why one resource could not be removed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    /// The command that removes it failed (its argv and output inside).
+    #[error(transparent)]
+    Cmd(#[from] CmdError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// It cannot be removed from here: how to remove it by hand.
+    #[error("{0}")]
+    ByHand(String),
+}
+
 /// Remove one resource; absent counts as removed.
-pub fn remove(resource: &Resource) -> Result<(), String> {
+pub fn remove(resource: &Resource) -> Result<(), RemoveError> {
     match resource {
         Resource::Process {
             pid, start_time, ..
@@ -151,14 +164,14 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
             virsh(&["undefine", "--nvram", name])
                 .or_else(|_| virsh(&["undefine", name]))
                 .map(drop)
-                .map_err(|e| e.to_string())
+                .map_err(RemoveError::from)
         }
         Resource::Link { name } => {
             // The lab's iptables rule for a bridge outlives the bridge unless removed.
             if have_program("iptables") {
                 let rule = |op| crate::lab::net::forward_rule(op, name);
                 while rule("-C").run_blocking().is_ok() {
-                    rule("-D").run_blocking().map_err(|e| e.to_string())?;
+                    rule("-D").run_blocking()?;
                 }
             }
             if !Path::new("/sys/class/net").join(name).exists() {
@@ -168,7 +181,7 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
                 .args(["link", "del", name])
                 .run_blocking()
                 .map(drop)
-                .map_err(|e| e.to_string())
+                .map_err(RemoveError::from)
         }
         Resource::Netns { name } => {
             if !crate::lab::netns::netns_path(name).exists() {
@@ -187,12 +200,12 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
                 .args(["netns", "del", name])
                 .run_blocking()
                 .map(drop)
-                .map_err(|e| e.to_string())
+                .map_err(RemoveError::from)
         }
         Resource::Dir { path } => match std::fs::remove_dir_all(path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         },
         Resource::NetnsName { name } => {
             // Only the name: the namespace belongs to a container, and so
@@ -204,18 +217,15 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
                 .args(["netns", "delete", name])
                 .run_blocking()
                 .map(drop)
-                .map_err(|e| e.to_string())
+                .map_err(RemoveError::from)
         }
         Resource::KindCluster { name } => {
             if !have_program("kind") {
-                return Err(format!(
+                return Err(RemoveError::ByHand(format!(
                     "kind is not on PATH; delete it where kind is installed: kind delete cluster --name {name}"
-                ));
+                )));
             }
-            let listed = Cmd::new("kind")
-                .args(["get", "clusters"])
-                .run_blocking()
-                .map_err(|e| e.to_string())?;
+            let listed = Cmd::new("kind").args(["get", "clusters"]).run_blocking()?;
             if !listed.lines().any(|l| l.trim() == name) {
                 return Ok(());
             }
@@ -223,7 +233,7 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
                 .args(["delete", "cluster", "--name", name])
                 .run_blocking()
                 .map(drop)
-                .map_err(|e| e.to_string())
+                .map_err(RemoveError::from)
         }
         Resource::Container { name } => {
             if !have_program("docker")
@@ -238,7 +248,7 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
                 .args(["rm", "--force", "--volumes", name])
                 .run_blocking()
                 .map(drop)
-                .map_err(|e| e.to_string())
+                .map_err(RemoveError::from)
         }
         Resource::HelmRelease {
             release,
@@ -247,9 +257,9 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
         } => {
             let kc = kubeconfig.display().to_string();
             if !kubeconfig.exists() {
-                return Err(format!(
+                return Err(RemoveError::ByHand(format!(
                     "kubeconfig {kc} is gone; uninstall by hand: helm uninstall {release} --namespace {namespace}"
-                ));
+                )));
             }
             if let Err(e) = Cmd::new("helm")
                 .args([
@@ -263,7 +273,7 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
                 .run_blocking()
                 && !e.to_string().contains("not found")
             {
-                return Err(e.to_string());
+                return Err(e.into());
             }
             Cmd::new("kubectl")
                 .args([
@@ -277,7 +287,7 @@ pub fn remove(resource: &Resource) -> Result<(), String> {
                 ])
                 .run_blocking()
                 .map(drop)
-                .map_err(|e| e.to_string())
+                .map_err(RemoveError::from)
         }
     }
 }

@@ -468,11 +468,11 @@ fn planned_argv(
         rack_replicas: 1,
         ..Default::default()
     };
-    let t = maas_e2e::run::env::TargetOptions {
+    let t = maas_e2e::run::options::TargetOptions {
         chart: args,
         ..Default::default()
     };
-    let opts = maas_e2e::run::chart::chart_options(&plan, &t).unwrap();
+    let opts = maas_e2e::run::provider::chart_options(&plan, &t).unwrap();
     let cp = ChartPlan::new(&opts).unwrap();
     let mut out_argv = Vec::new();
     'stages: for stage in &cp.stages {
@@ -647,7 +647,8 @@ async fn a_failed_job_fails_deploy_naming_it_then_collects_and_tears_down() {
     let h = Harness::new(&["maas-db-init"], &[]).await;
     let out = h.run(&[]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // A failed deploy is the target's failure (exit 5, issue 10).
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
     let run_dir = h.run_dir();
     let run_id = run_dir.file_name().unwrap().to_str().unwrap().to_string();
     let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
@@ -1013,7 +1014,7 @@ async fn without_kind_the_pipeline_fails_its_lab_stage_before_creating_anything(
     let scenario = tmp.path().join("chart-no-vms.yaml");
     std::fs::write(&scenario, SCENARIO).unwrap();
     let loaded = maas_e2e::scenario::load(&scenario).unwrap();
-    let mut target_options = maas_e2e::run::env::TargetOptions::default();
+    let mut target_options = maas_e2e::run::options::TargetOptions::default();
     target_options.chart.chart = Some(tmp.path().join("chart"));
     target_options.chart.postgres_image = "postgres:14".into();
     target_options.chart.namespace = "maas".into();

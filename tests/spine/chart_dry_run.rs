@@ -5,7 +5,7 @@ use std::path::Path;
 
 use maas_e2e::plan::{self, RunId};
 use maas_e2e::run::dry_run;
-use maas_e2e::run::env::TargetOptions;
+use maas_e2e::run::options::TargetOptions;
 use maas_e2e::scenario::{self, TargetKind};
 
 #[test]

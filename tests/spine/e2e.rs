@@ -173,3 +173,85 @@ fn repro_reruns_the_same_scenario_seed_and_target() {
         std::fs::read_to_string(dir2.join("result.yaml")).unwrap()
     );
 }
+
+/// The exit code says where a run failed: 1 a check of the scenario, 4 the
+/// lab (a VM on target none has no MAAS to boot it), 5 the target (an
+/// external MAAS that does not answer). README.md "Exit codes".
+#[test]
+fn exit_codes_tell_a_failed_check_from_the_lab_from_the_target() {
+    if !prerequisites() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, yaml: &str, args: &[&str]| {
+        let path = tmp.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        let r = bin()
+            .arg("run")
+            .args(args)
+            .arg("--out")
+            .arg(tmp.path().join("runs"))
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&r.stdout),
+            String::from_utf8_lossy(&r.stderr)
+        );
+        (r.status.code(), text)
+    };
+
+    let (code, text) = run(
+        "check",
+        "description: the machine is on; the check says off\ntargets: [none]\n\
+         machines:\n  - name: node\n    vm: false\n\
+         steps:\n  - power_on: node\n\
+         expect:\n  - machine: {machine: node, field: power_state, equals: \"off\"}\n",
+        &["--target", "none"],
+    );
+    assert_eq!(code, Some(1), "a failed check: {text}");
+
+    let (code, text) = run(
+        "lab",
+        "description: a VM without a MAAS to boot it\ntargets: [none]\n\
+         machines:\n  - name: node\n    vm: true\n\
+         steps:\n  - power_on: node\n",
+        &["--target", "none"],
+    );
+    assert_eq!(code, Some(4), "a lab failure: {text}");
+    assert!(
+        text.contains("machines with VMs need a MAAS target"),
+        "{text}"
+    );
+
+    let (code, text) = run(
+        "target",
+        "description: an external MAAS that does not answer\ntargets: [external]\n\
+         machines:\n  - name: node\n    vm: false\n\
+         steps:\n  - power_on: node\n",
+        &[
+            "--target",
+            "external",
+            // Port 9 (discard) on loopback: nothing listens.
+            "--maas-url",
+            "http://127.0.0.1:9/MAAS",
+            "--api-key",
+            "aaaaaaaaaaaaaaaaaa:bbbbbbbbbbbbbbbbbb:cccccccccccccccccccccccccccccccc",
+            "--lab-bridge",
+            "m2nosuchbr",
+            "--bmc-addresses",
+            "10.99.0.20/24",
+        ],
+    );
+    assert_eq!(code, Some(5), "a target failure: {text}");
+    for dir in run_dirs(&tmp.path().join("runs")) {
+        let id = dir.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            !Path::new("/run/netns")
+                .join(format!("{}-{id}", plan::NAME_PREFIX))
+                .exists(),
+            "netns of {id} left"
+        );
+    }
+}

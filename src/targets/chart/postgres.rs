@@ -57,7 +57,7 @@ pub struct PostgresContainerSpec {
 impl PostgresContainerSpec {
     pub fn for_options(opts: &ChartOptions) -> Self {
         PostgresContainerSpec {
-            name: format!("me2e-{}-postgres", opts.run_id),
+            name: crate::plan::postgres_container_name(&opts.run_id),
             image: opts.postgres.image.clone(),
             tag: opts.postgres.tag.clone(),
             network: KIND_NETWORK.into(),

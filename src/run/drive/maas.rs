@@ -1,0 +1,234 @@
+//! Machine steps through the MAAS API (sim, external, chart): the one MAAS
+//! client of the run, and the system ids learnt from it. A machine MAAS
+//! does not know yet is powered at its power button (libvirt), as a
+//! person starts MAAS's enlistment.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::maas::client::{CommissionOptions, MaasClient};
+use crate::maas::types::{Machine, NodeStatus, PowerState as MaasPower};
+use crate::plan::MachinePlan;
+use crate::run::context::RunContext;
+use crate::run::drive::MachineStep;
+use crate::run::error::{StageError, all_ok, one_or_many};
+use crate::run::lab::vms::{self, console_path, last_console_line};
+use crate::scenario::PowerState;
+
+/// How often waits poll the API.
+pub const POLL: Duration = Duration::from_secs(2);
+
+pub struct MaasDriver {
+    client: MaasClient,
+    /// Plan machine name -> system_id, once MAAS knows the machine.
+    system_ids: HashMap<String, String>,
+}
+
+/// The machine MAAS knows by one of the plan machine's MACs.
+pub fn machine_with_macs<'a>(machines: &'a [Machine], m: &MachinePlan) -> Option<&'a Machine> {
+    let ours = |mac: &str| m.nics.iter().any(|n| n.mac.eq_ignore_ascii_case(mac));
+    machines.iter().find(|x| {
+        x.interface_set.iter().any(|i| ours(&i.mac_address))
+            || x.boot_interface
+                .as_ref()
+                .is_some_and(|i| ours(&i.mac_address))
+    })
+}
+
+impl MaasDriver {
+    pub fn new(client: MaasClient) -> MaasDriver {
+        MaasDriver {
+            client,
+            system_ids: HashMap::new(),
+        }
+    }
+
+    pub fn client(&self) -> &MaasClient {
+        &self.client
+    }
+
+    pub fn into_client(self) -> MaasClient {
+        self.client
+    }
+
+    /// The machine's system_id, looked up by its MACs once MAAS has it.
+    pub async fn system_id(&mut self, m: &MachinePlan) -> Result<Option<String>, StageError> {
+        if let Some(id) = self.system_ids.get(&m.name) {
+            return Ok(Some(id.clone()));
+        }
+        let machines = self.client.machines().await?;
+        Ok(machine_with_macs(&machines, m).map(|x| {
+            self.system_ids.insert(m.name.clone(), x.system_id.clone());
+            x.system_id.clone()
+        }))
+    }
+
+    async fn ids_of<'p>(
+        &mut self,
+        cx: &RunContext<'p>,
+        name: &str,
+    ) -> Result<Vec<(&'p MachinePlan, Option<String>)>, StageError> {
+        let mut out = Vec::new();
+        for m in cx.machines(name)? {
+            let id = self.system_id(m).await?;
+            out.push((m, id));
+        }
+        Ok(out)
+    }
+
+    pub async fn step(
+        &mut self,
+        cx: &RunContext<'_>,
+        step: MachineStep<'_>,
+    ) -> Result<(), StageError> {
+        match step {
+            MachineStep::Power { machines, on } => self.power(cx, machines, on).await,
+            MachineStep::Commission { machines } => {
+                let mut errors = Vec::new();
+                for (m, id) in self.ids_of(cx, machines).await? {
+                    match id {
+                        None => errors.push(StageError::Step("MAAS does not know this machine yet (not enlisted); power it on and wait for New first".into()).on(&m.name)),
+                        Some(id) => {
+                            if let Err(e) = self.client.commission(&id, &CommissionOptions::default()).await {
+                                errors.push(StageError::Step(format!("commission: {e}")).on(&m.name));
+                            }
+                        }
+                    }
+                }
+                one_or_many(errors)
+            }
+            MachineStep::WaitStatus(w) => {
+                let want = NodeStatus(w.status.code() as i32);
+                let runs = cx
+                    .machines(&w.machine.0)?
+                    .into_iter()
+                    .map(|m| self.wait_status_one(cx, m, want, w.timeout.0));
+                all_ok(runs).await
+            }
+            MachineStep::WaitPower(w) => {
+                let want = match w.state {
+                    PowerState::On => MaasPower::On,
+                    PowerState::Off => MaasPower::Off,
+                };
+                let runs = cx
+                    .machines(&w.machine.0)?
+                    .into_iter()
+                    .map(|m| self.wait_power_one(m, want, w.timeout.0));
+                all_ok(runs).await
+            }
+        }
+    }
+
+    /// Known machines: the MAAS API (the rack then drives the BMC). Unknown
+    /// machines: the power button (libvirt), as MAAS's enlistment starts.
+    async fn power(&mut self, cx: &RunContext<'_>, name: &str, on: bool) -> Result<(), StageError> {
+        let mut errors = Vec::new();
+        for (m, id) in self.ids_of(cx, name).await? {
+            let r = match id {
+                Some(id) => if on {
+                    self.client.power_on(&id).await.map(drop)
+                } else {
+                    self.client.power_off(&id).await.map(drop)
+                }
+                .map_err(StageError::from),
+                None if m.vm => vms::power_button(&m.domain, on).await,
+                None => Err(StageError::Step(
+                    "MAAS does not know this machine and it has no VM to switch on".to_string(),
+                )),
+            };
+            if let Err(e) = r {
+                errors.push(
+                    StageError::Step(format!("power {}: {e}", if on { "on" } else { "off" }))
+                        .on(&m.name),
+                );
+            }
+        }
+        one_or_many(errors)
+    }
+
+    /// The system id without learning it (waits run concurrently, sharing
+    /// the driver).
+    async fn find_id(&self, m: &MachinePlan) -> Result<Option<String>, StageError> {
+        if let Some(id) = self.system_ids.get(&m.name) {
+            return Ok(Some(id.clone()));
+        }
+        let machines = self.client.machines().await?;
+        Ok(machine_with_macs(&machines, m).map(|x| x.system_id.clone()))
+    }
+
+    async fn wait_status_one(
+        &self,
+        cx: &RunContext<'_>,
+        m: &MachinePlan,
+        want: NodeStatus,
+        timeout: Duration,
+    ) -> Result<(), StageError> {
+        let console = || {
+            last_console_line(&console_path(&cx.plan.host.vm_dir, m))
+                .unwrap_or_else(|| "nothing".into())
+        };
+        let deadline = Instant::now() + timeout;
+        // First MAAS must know the machine (enlistment creates it).
+        let id = loop {
+            match self.find_id(m).await {
+                Ok(Some(id)) => break id,
+                Ok(None) | Err(_) if Instant::now() < deadline => tokio::time::sleep(POLL).await,
+                Ok(None) => {
+                    return Err(StageError::Step(format!(
+                        "did not reach {want} within {}; last seen: MAAS has no machine with its MACs (not enlisted); the console's last line: {:?}",
+                        humantime::format_duration(timeout),
+                        console()
+                    ))
+                    .on(&m.name));
+                }
+                Err(e) => return Err(e.on(&m.name)),
+            }
+        };
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1));
+        self.client
+            .wait_for_status(&id, want, left)
+            .await
+            .map(drop)
+            .map_err(|e| {
+                StageError::Step(format!("{e}; the console's last line: {:?}", console()))
+                    .on(&m.name)
+            })
+    }
+
+    async fn wait_power_one(
+        &self,
+        m: &MachinePlan,
+        want: MaasPower,
+        timeout: Duration,
+    ) -> Result<(), StageError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = match self.find_id(m).await {
+                // Known: what the rack's BMC query says (op=query_power_state).
+                Ok(Some(id)) => match self.client.query_power_state(&id).await {
+                    Ok(s) if s == want => return Ok(()),
+                    Ok(s) => format!("power {} (queried through the BMC)", s.as_str()),
+                    Err(e) => e.to_string(),
+                },
+                // Unknown: the VM itself.
+                Ok(None) => match vms::is_running(&m.domain).await {
+                    Ok(on) if on == (want == MaasPower::On) => return Ok(()),
+                    Ok(on) => format!("VM {} (not enlisted yet)", if on { "on" } else { "off" }),
+                    Err(e) => e.to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() >= deadline {
+                return Err(StageError::Step(format!(
+                    "power did not become {} within {}; last seen: {last}",
+                    want.as_str(),
+                    humantime::format_duration(timeout)
+                ))
+                .on(&m.name));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
