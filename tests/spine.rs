@@ -8,6 +8,7 @@ mod spine {
     pub mod cli;
     pub mod e2e;
     pub mod invalid_scenarios;
+    pub mod kill_points;
     pub mod plan;
     pub mod qualify;
     pub mod report;
