@@ -12,5 +12,6 @@ mod spine {
     pub mod plan;
     pub mod qualify;
     pub mod report;
+    pub mod router_adverts;
     pub mod teardown;
 }
