@@ -8,8 +8,10 @@ mod spine {
     pub mod cli;
     pub mod e2e;
     pub mod invalid_scenarios;
+    pub mod kill_points;
     pub mod plan;
     pub mod qualify;
     pub mod report;
+    pub mod router_adverts;
     pub mod teardown;
 }

@@ -123,6 +123,40 @@ impl Fanout {
     }
 }
 
+/// Every event appended to `RUN_DIR/events.jsonl` as it happens, redacted,
+/// so a run killed halfway keeps what it did (and a watcher can follow it).
+/// The run rewrites the file whole at its end, with the same lines.
+pub struct EventFile {
+    file: Option<std::fs::File>,
+    redactor: crate::report::redact::Redactor,
+}
+
+impl EventFile {
+    pub fn create(path: &std::path::Path, redactor: crate::report::redact::Redactor) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| tracing::warn!("cannot write {}: {e}", path.display()))
+            .ok();
+        EventFile { file, redactor }
+    }
+}
+
+impl Reporter for EventFile {
+    fn event(&mut self, event: &RunEvent) {
+        use std::io::Write;
+        if let Some(f) = &mut self.file {
+            let line = self
+                .redactor
+                .redact(&serde_json::to_string(event).expect("event serialises"));
+            // One write per line: a reader never sees half an event.
+            let _ = f.write_all(format!("{line}\n").as_bytes());
+        }
+    }
+}
+
 /// Every event into the tracing log (and so into `RUN_DIR/maas-e2e.log`).
 pub struct TracingReporter;
 

@@ -94,6 +94,12 @@ pub fn down_all(force: bool) -> DownReport {
             by_run.insert(id, ());
         }
     }
+    // Processes naming a run's directory, even one already removed.
+    for (id, _) in teardown::run_processes() {
+        if !live.contains(&id) {
+            by_run.insert(id, ());
+        }
+    }
     if let Ok(dir) = std::fs::read_dir(VM_ROOT) {
         for e in dir.filter_map(Result::ok) {
             if let Ok(id) = e.file_name().to_string_lossy().parse::<RunId>()

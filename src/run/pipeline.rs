@@ -311,6 +311,10 @@ pub async fn execute(
 
     let mut reporters = reporters;
     reporters.push(Box::new(crate::report::events::TracingReporter));
+    reporters.push(Box::new(crate::report::events::EventFile::create(
+        &run_dir.join("events.jsonl"),
+        redactor.clone(),
+    )));
     let mut runner = Runner {
         events: Fanout::new(reporters),
         cancel,

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::cmd::{Cmd, CmdError};
-use crate::plan::{NAME_PREFIX, RunId};
+use crate::plan::{NAME_PREFIX, RunId, VM_ROOT};
 use crate::run::state::{self, Resource, RunState};
 use crate::testing::have_program;
 
@@ -161,10 +161,12 @@ pub fn remove(resource: &Resource) -> Result<(), RemoveError> {
                 return Ok(());
             }
             let _ = virsh(&["destroy", name]);
-            virsh(&["undefine", "--nvram", name])
-                .or_else(|_| virsh(&["undefine", name]))
-                .map(drop)
-                .map_err(RemoveError::from)
+            match virsh(&["undefine", "--nvram", name]).or_else(|_| virsh(&["undefine", name])) {
+                Ok(_) => Ok(()),
+                // Another sweep (a second `down`) removed it meanwhile.
+                Err(_) if virsh(&["dominfo", name]).is_err() => Ok(()),
+                Err(e) => Err(e.into()),
+            }
         }
         Resource::Link { name } => {
             // The lab's iptables rule for a bridge outlives the bridge unless removed.
@@ -177,11 +179,12 @@ pub fn remove(resource: &Resource) -> Result<(), RemoveError> {
             if !Path::new("/sys/class/net").join(name).exists() {
                 return Ok(());
             }
-            Cmd::new("ip")
-                .args(["link", "del", name])
-                .run_blocking()
-                .map(drop)
-                .map_err(RemoveError::from)
+            match Cmd::new("ip").args(["link", "del", name]).run_blocking() {
+                Ok(_) => Ok(()),
+                // Another sweep (a second `down`) removed it meanwhile.
+                Err(_) if !Path::new("/sys/class/net").join(name).exists() => Ok(()),
+                Err(e) => Err(e.into()),
+            }
         }
         Resource::Netns { name } => {
             if !crate::lab::netns::netns_path(name).exists() {
@@ -196,11 +199,11 @@ pub fn remove(resource: &Resource) -> Result<(), RemoveError> {
                     crate::process::terminate_group(pid, Duration::from_secs(2));
                 }
             }
-            Cmd::new("ip")
-                .args(["netns", "del", name])
-                .run_blocking()
-                .map(drop)
-                .map_err(RemoveError::from)
+            match Cmd::new("ip").args(["netns", "del", name]).run_blocking() {
+                Ok(_) => Ok(()),
+                Err(_) if !crate::lab::netns::netns_path(name).exists() => Ok(()),
+                Err(e) => Err(e.into()),
+            }
         }
         Resource::Dir { path } => match std::fs::remove_dir_all(path) {
             Ok(()) => Ok(()),
@@ -244,11 +247,21 @@ pub fn remove(resource: &Resource) -> Result<(), RemoveError> {
             {
                 return Ok(());
             }
-            Cmd::new("docker")
+            match Cmd::new("docker")
                 .args(["rm", "--force", "--volumes", name])
                 .run_blocking()
-                .map(drop)
-                .map_err(RemoveError::from)
+            {
+                Ok(_) => Ok(()),
+                Err(_)
+                    if Cmd::new("docker")
+                        .args(["inspect", "--format", "{{.Id}}", name])
+                        .run_blocking()
+                        .is_err() =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            }
         }
         Resource::HelmRelease {
             release,
@@ -343,6 +356,14 @@ pub fn discover(run_id: Option<&RunId>) -> Vec<Resource> {
             }
         }
     }
+    // Processes a run started (its Postgres, a capture) found by what they
+    // run: their command line names the run's directory. A run killed
+    // between starting one and recording it leaves it for this.
+    for (id, process) in run_processes() {
+        if run_id.is_none_or(|r| *r == id) && !out.contains(&process) {
+            out.push(process);
+        }
+    }
     // Containers that live and die with their run (the sim's Postgres), by
     // label: a foreign container, or a chart Postgres kept with its
     // cluster, is never touched here.
@@ -406,6 +427,67 @@ pub fn discover(run_id: Option<&RunId>) -> Vec<Resource> {
                     .map(|n| Resource::Container { name: n.into() }),
             );
         }
+    }
+    out
+}
+
+/// Process groups whose members name a run's directory under VM_ROOT on
+/// their command line, with that run's id; one entry per group, led by its
+/// group leader (so its children go with it).
+pub fn run_processes() -> Vec<(RunId, Resource)> {
+    let me = std::process::id() as i32;
+    let prefix = format!("{VM_ROOT}/");
+    let mut out: Vec<(RunId, Resource)> = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for pid in dir
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    {
+        let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        let Some(id) = cmdline
+            .split(&prefix)
+            .nth(1)
+            .and_then(|rest| rest.get(..8))
+            .and_then(|hex| hex.parse::<RunId>().ok())
+        else {
+            continue;
+        };
+        let pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid)))
+            .map(|g| g.as_raw())
+            .unwrap_or(pid);
+        // Never this process's own group (`down` run from a shell of the run).
+        if pid == me || pgid == me {
+            continue;
+        }
+        let Some(start_time) = crate::run::state::process_start_time(pgid)
+            .or_else(|| crate::run::state::process_start_time(pid))
+        else {
+            continue;
+        };
+        let leader = if crate::run::state::process_start_time(pgid).is_some() {
+            pgid
+        } else {
+            pid
+        };
+        if out
+            .iter()
+            .any(|(_, r)| matches!(r, Resource::Process { pid, .. } if *pid == leader))
+        {
+            continue;
+        }
+        out.push((
+            id.clone(),
+            Resource::Process {
+                pid: leader,
+                start_time,
+                what: format!("process group naming {VM_ROOT}/{id}"),
+            },
+        ));
     }
     out
 }

@@ -10,7 +10,9 @@ pub mod bmcs;
 pub mod vms;
 
 use crate::bmc::{Fleet, FleetHandle};
+use crate::lab::events::EventLog;
 use crate::lab::net::{Ipv4Subnet, Lab, LabSpec, SegmentSpec};
+use crate::lab::ra::{RaConfig, RaSender};
 use crate::lab::vm;
 use crate::plan::{MachinePlan, Plan};
 use crate::run::context::RunContext;
@@ -41,7 +43,12 @@ pub enum Network {
 pub struct LabEnv {
     lab: Option<Lab>,
     fleet: Option<FleetHandle>,
+    router_adverts: Option<RaSender>,
 }
+
+/// Unsolicited router advertisements this often; a solicitation is
+/// answered at once.
+const RA_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The lab network of a plan with our own bridge.
 pub fn lab_spec(p: &Plan, rack_ip: bool) -> Result<LabSpec, StageError> {
@@ -108,6 +115,7 @@ impl LabEnv {
                 .map_err(|e| StageError::Lab(format!("--lab-bridge {}: {e}", p.host.bridge)))?;
             }
         }
+        self.router_adverts_up(p).await?;
         if !shape.vms && p.machines.iter().any(|m| m.vm) {
             return Err(StageError::Lab(format!(
                 "target {}: machines with VMs need a MAAS target (sim, chart, external) to boot from",
@@ -116,6 +124,28 @@ impl LabEnv {
         }
         self.bmcs_up(p).await?;
         self.domains_up(cx).await
+    }
+
+    /// IPv6 router advertisements on the boot network, from the lab side:
+    /// iPXE waits about 16 s for one before it boots when none comes. The
+    /// lab is our network (a real rack sends none, so the sim's rack does
+    /// not either); lifetime 0 and no prefix, so no guest gets a route.
+    async fn router_adverts_up(&mut self, p: &Plan) -> Result<(), StageError> {
+        let events = EventLog::new(None)
+            .map_err(|e| StageError::Lab(format!("router advertisements: {e}")))?;
+        let sender = crate::lab::ra::start_ra(
+            &p.host.netns,
+            RaConfig {
+                name: "lab-ra".into(),
+                interface: p.host.veth_lab.clone(),
+                interval: RA_INTERVAL,
+            },
+            events,
+        )
+        .await
+        .map_err(|e| StageError::Lab(e.to_string()))?;
+        self.router_adverts = Some(sender);
+        Ok(())
     }
 
     /// The BMC fleet inside the lab namespace, with the plan's faults set.
@@ -200,6 +230,9 @@ impl LabEnv {
     /// Stop the BMCs and let go of the lab before teardown removes what
     /// they sit on.
     pub async fn stop(&mut self) {
+        if let Some(ra) = self.router_adverts.take() {
+            ra.stop();
+        }
         if let Some(f) = self.fleet.take() {
             f.shutdown().await;
         }
