@@ -21,10 +21,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::api::{ApiError, Params, authenticate};
+use super::b64;
 use super::events;
-use super::region::RegionState;
-use super::store::{ReportedHardware, ReportedInterface, StoreError, base64_decode};
+use super::http::{ApiError, Params, authenticate};
+use super::state::RegionState;
+use super::store::{ReportedHardware, ReportedInterface, StoreError};
 use crate::maas::types::{NodeStatus, ScriptStatus};
 
 type St = State<Arc<RegionState>>;
@@ -236,10 +237,12 @@ async fn signal(
             .unwrap_or(0);
         // A '+' the sender forgot to percent-encode arrives as ' ': base64
         // has no spaces, so put it back.
-        let output = base64_decode(&p.get("output_b64").unwrap_or("").replace(' ', "+"))
-            .ok_or_else(|| StoreError::Invalid {
-                field: "output_b64".into(),
-                message: "not base64".into(),
+        let output =
+            b64::decode(&p.get("output_b64").unwrap_or("").replace(' ', "+")).ok_or_else(|| {
+                StoreError::Invalid {
+                    field: "output_b64".into(),
+                    message: "not base64".into(),
+                }
             })?;
         let mut result_status = st
             .store
