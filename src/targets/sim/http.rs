@@ -51,7 +51,11 @@ impl From<StoreError> for ApiError {
                 body: json!({ field: [message] }).to_string(),
                 json: true,
             },
-            StoreError::NotFound(m) => ApiError::text(StatusCode::NOT_FOUND, m),
+            // MAAS's 404 body is Django's plain "Not Found"; the detail is logged.
+            StoreError::NotFound(m) => {
+                tracing::debug!(detail = %m, "not found");
+                ApiError::text(StatusCode::NOT_FOUND, "Not Found")
+            }
             StoreError::Conflict(m) => ApiError::text(StatusCode::CONFLICT, m),
             StoreError::Sql { .. } => {
                 tracing::error!(error = %e, "sim region database error");
@@ -74,30 +78,174 @@ pub fn parse_form(body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Query string and form body pairs (MAAS reads `op` from either).
-pub struct Params(pub Vec<(String, String)>);
+/// Query string and body parameters (MAAS reads `op` from either). The body
+/// is `application/x-www-form-urlencoded` or `multipart/form-data` (what
+/// python-libmaas and MAAS's own CLI send for every POST and PUT); parts
+/// with a filename are files, kept apart as bytes.
+#[derive(Debug, Default)]
+pub struct Params {
+    pub pairs: Vec<(String, String)>,
+    pub files: Vec<(String, Vec<u8>)>,
+}
 
 impl Params {
+    /// Query string and a urlencoded body.
     pub fn from(uri: &Uri, body: &[u8]) -> Params {
-        let mut v = parse_form(uri.query().unwrap_or("").as_bytes());
-        v.extend(parse_form(body));
-        Params(v)
+        let mut pairs = parse_form(uri.query().unwrap_or("").as_bytes());
+        pairs.extend(parse_form(body));
+        Params {
+            pairs,
+            files: Vec::new(),
+        }
     }
+
+    /// Query string and a body of the type its Content-Type names.
+    pub fn from_request(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Params, ApiError> {
+        let ctype = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let Some(boundary) = multipart_boundary(ctype) else {
+            return Ok(Params::from(uri, body));
+        };
+        let mut p = Params::from(uri, b"");
+        let parts = parse_multipart(body, &boundary).map_err(|e| {
+            ApiError::text(StatusCode::BAD_REQUEST, format!("Bad multipart body: {e}"))
+        })?;
+        for part in parts {
+            match part.filename {
+                Some(_) => p.files.push((part.name, part.data)),
+                None => p
+                    .pairs
+                    .push((part.name, String::from_utf8_lossy(&part.data).into_owned())),
+            }
+        }
+        Ok(p)
+    }
+
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0
+        self.pairs
             .iter()
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.as_str())
     }
     pub fn all(&self, k: &str) -> Vec<String> {
-        self.0
+        self.pairs
             .iter()
             .filter(|(key, _)| key == k)
             .map(|(_, v)| v.clone())
             .collect()
     }
+    pub fn file(&self, k: &str) -> Option<&[u8]> {
+        self.files
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_slice())
+    }
     pub fn op(&self) -> &str {
         self.get("op").unwrap_or("")
+    }
+    /// A boolean parameter as Django's BooleanField reads it.
+    pub fn flag(&self, k: &str) -> Option<bool> {
+        self.get(k).map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "true" | "1" | "yes" | "on"
+            )
+        })
+    }
+}
+
+/// The boundary of a `multipart/form-data` Content-Type, if it is one.
+fn multipart_boundary(ctype: &str) -> Option<String> {
+    let mut it = ctype.split(';');
+    if !it
+        .next()?
+        .trim()
+        .eq_ignore_ascii_case("multipart/form-data")
+    {
+        return None;
+    }
+    it.filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| k.eq_ignore_ascii_case("boundary"))
+        .map(|(_, v)| v.trim_matches('"').to_string())
+}
+
+/// One part of a multipart body.
+#[derive(Debug, PartialEq)]
+pub struct Part {
+    pub name: String,
+    pub filename: Option<String>,
+    pub data: Vec<u8>,
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|i| i + from)
+}
+
+/// `name="v"` from a header's parameters.
+fn header_param(header: &str, key: &str) -> Option<String> {
+    header.split(';').skip(1).find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case(key)
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+/// Split a multipart/form-data body (RFC 7578). Parts sent with
+/// `Content-Transfer-Encoding: base64` (python-libmaas sends every part so)
+/// are decoded.
+pub fn parse_multipart(body: &[u8], boundary: &str) -> Result<Vec<Part>, String> {
+    let delim = format!("--{boundary}");
+    let mut parts = Vec::new();
+    let mut pos = find(body, delim.as_bytes(), 0).ok_or("no opening boundary")? + delim.len();
+    loop {
+        if body.get(pos..pos + 2) == Some(b"--") {
+            return Ok(parts);
+        }
+        // Skip the line break after the boundary line.
+        pos = find(body, b"\n", pos).ok_or("boundary line without end")? + 1;
+        let next = find(body, delim.as_bytes(), pos).ok_or("part without closing boundary")?;
+        let segment = &body[pos..next];
+        let head_end = find(segment, b"\r\n\r\n", 0)
+            .map(|i| (pos + i, pos + i + 4))
+            .or_else(|| find(segment, b"\n\n", 0).map(|i| (pos + i, pos + i + 2)));
+        // An empty part (python's email module writes one for a body
+        // without fields) carries nothing.
+        let Some(head_end) = head_end else {
+            pos = next + delim.len();
+            continue;
+        };
+        let head = String::from_utf8_lossy(&body[pos..head_end.0]).into_owned();
+        let mut data = &body[head_end.1..next];
+        data = data.strip_suffix(b"\n").unwrap_or(data);
+        data = data.strip_suffix(b"\r").unwrap_or(data);
+        let (mut name, mut filename, mut b64) = (None, None, false);
+        for line in head.lines() {
+            let (k, v) = line.split_once(':').unwrap_or((line, ""));
+            if k.trim().eq_ignore_ascii_case("content-disposition") {
+                name = header_param(v, "name");
+                filename = header_param(v, "filename");
+            } else if k.trim().eq_ignore_ascii_case("content-transfer-encoding") {
+                b64 = v.trim().eq_ignore_ascii_case("base64");
+            }
+        }
+        let data = if b64 {
+            super::b64::decode(&String::from_utf8_lossy(data))
+                .ok_or("a base64 part is not base64")?
+        } else {
+            data.to_vec()
+        };
+        parts.push(Part {
+            name: name.ok_or("part without a name")?,
+            filename,
+            data,
+        });
+        pos = next + delim.len();
     }
 }
 
@@ -110,10 +258,12 @@ pub struct Principal {
 
 /// Check the OAuth PLAINTEXT header against the tokens table.
 pub async fn authenticate(state: &RegionState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    // MAAS answers every OAuth failure alike; the reason goes to the log.
     let unauthorized = |e: OAuthError| {
+        tracing::debug!(reason = %e, "API request refused");
         ApiError::text(
             StatusCode::UNAUTHORIZED,
-            format!("Authorization Error: {e}"),
+            "Authorization Error: Invalid API key.",
         )
     };
     let header = headers
@@ -136,6 +286,28 @@ pub async fn authenticate(state: &RegionState, headers: &HeaderMap) -> Result<Pr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multipart_as_libmaas_sends_it() {
+        let body = b"--XyZ\r\nContent-Type: text/plain; charset=\"utf-8\"\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: form-data; name=\"hostname\"\r\n\r\nbm9kZS0x\r\n--XyZ\r\nContent-Disposition: form-data; name=\"mac_addresses\"\r\n\r\n52:54:00:00:00:01\r\n--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"f\"\r\n\r\n\x00\x01\r\n--XyZ--\r\n";
+        let parts = parse_multipart(body, "XyZ").unwrap();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(
+            (parts[0].name.as_str(), parts[0].data.as_slice()),
+            ("hostname", &b"node-1"[..])
+        );
+        assert_eq!(parts[1].data, b"52:54:00:00:00:01");
+        assert_eq!(parts[2].filename.as_deref(), Some("f"));
+        assert_eq!(parts[2].data, b"\x00\x01");
+        assert_eq!(
+            multipart_boundary("multipart/form-data; boundary=\"XyZ\"").as_deref(),
+            Some("XyZ")
+        );
+        assert_eq!(
+            multipart_boundary("application/x-www-form-urlencoded"),
+            None
+        );
+    }
 
     #[test]
     fn form_keeps_repeats_and_decodes() {

@@ -192,11 +192,11 @@ async fn signal(
             "signal needs a node's key, not a user's",
         ));
     };
-    let p = Params::from(&uri, &body);
+    let p = Params::from_request(&uri, &headers, &body)?;
     if p.op() != "signal" {
         return Err(ApiError::text(
             StatusCode::BAD_REQUEST,
-            format!("Unrecognised signature: method={}", p.op()),
+            format!("Unrecognised signature: method=POST op={}", p.op()),
         ));
     }
     let status = p.get("status").unwrap_or("");

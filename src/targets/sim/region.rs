@@ -33,7 +33,7 @@ pub struct SimRegionConfig {
     /// Query every ipmi machine's power state this often (None: never).
     pub power_query_interval: Option<Duration>,
     /// Fail commissioning when a Commissioning machine has not signalled
-    /// for this long (MAAS: node_timeout, 20 minutes; None: never).
+    /// for this long (MAAS 2.8: node_timeout, 30 minutes; None: never).
     pub heartbeat_timeout: Option<Duration>,
     /// Put IPMI_RETRY_BASE_SECONDS into preseeds (tests set 1).
     pub ipmi_retry_base_seconds: Option<u32>,
@@ -52,7 +52,7 @@ impl SimRegionConfig {
             maas_url: None,
             power: PowerDriverConfig::default(),
             power_query_interval: None,
-            heartbeat_timeout: Some(Duration::from_secs(20 * 60)),
+            heartbeat_timeout: Some(Duration::from_secs(30 * 60)),
             ipmi_retry_base_seconds: None,
             rack_hostname: "sim-rack".into(),
             rack_interfaces: Vec::new(),

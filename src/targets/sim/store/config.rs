@@ -4,8 +4,18 @@ use serde_json::{Value, json};
 
 use super::{Result, Store, invalid};
 
+/// 2.8 still answers to the old singular name (api/maas.py rewrite_config_name).
+fn rewrite(name: &str) -> &str {
+    if name == "ntp_server" {
+        "ntp_servers"
+    } else {
+        name
+    }
+}
+
 impl Store {
     pub async fn get_config(&self, name: &str) -> Result<Value> {
+        let name = rewrite(name);
         let text: String = self
             .opt(
                 "reading config",
@@ -21,6 +31,9 @@ impl Store {
     /// set_config: MAAS takes a string and coerces; the sim stores JSON
     /// true/false for "true"/"false", numbers for numbers, else the string.
     pub async fn set_config(&self, name: &str, value: &str) -> Result<()> {
+        let name = rewrite(name);
+        // Only names the sim knows (get_config's error for the others).
+        self.get_config(name).await?;
         let v = match value.to_ascii_lowercase().as_str() {
             "true" => json!(true),
             "false" => json!(false),

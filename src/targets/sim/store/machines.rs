@@ -10,7 +10,9 @@ use crate::maas::types::*;
 /// The machine columns `machine_from_rows` reads, in its order.
 const MACHINE_COLUMNS: &str =
     "SELECT id, system_id, hostname, architecture, status, status_message, power_type, power_state,
-        cpu_count, memory_mib, commissioning_status FROM machines";
+        cpu_count, memory_mib, commissioning_status, cpu_model,
+        (SELECT max(s.id) FROM script_sets s WHERE s.machine_id = machines.id AND s.result_type = 0)
+        FROM machines";
 
 /// What an anonymous enlistment posted.
 #[derive(Debug, Clone, Default)]
@@ -442,20 +444,7 @@ fn machine_from_rows(row: &Row, ifaces: &[&Row], disks: &[&Row]) -> Machine {
             let id: i64 = r.get(0);
             (
                 r.get(3),
-                Interface {
-                    id,
-                    name: r.get(1),
-                    iface_type: "physical".into(),
-                    mac_address: r.get(2),
-                    enabled: true,
-                    vlan: None,
-                    links: Vec::new(),
-                    tags: Vec::new(),
-                    params: Value::String(String::new()),
-                    product: None,
-                    vendor: None,
-                    resource_uri: format!("{API}/nodes/{system_id}/interfaces/{id}/"),
-                },
+                Interface::physical(id, r.get(1), r.get(2), &system_id),
             )
         })
         .collect();
@@ -482,7 +471,48 @@ fn machine_from_rows(row: &Row, ifaces: &[&Row], disks: &[&Row]) -> Machine {
             }
         })
         .collect();
-    let storage_mb = devices.iter().map(|d| d.size as f64 / 1_000_000.0).sum();
+    // `+ 0.0`: an empty f64 sum is -0.0, and MAAS shows a diskless machine's
+    // storage as 0.0.
+    let storage_mb = devices
+        .iter()
+        .map(|d| d.size as f64 / 1_000_000.0)
+        .sum::<f64>()
+        + 0.0;
+    let block_json: Vec<Value> = devices
+        .iter()
+        .map(|d| serde_json::to_value(d).unwrap_or_default())
+        .collect();
+    let cpu_count = row.get::<_, i32>(8) as u32;
+    let memory = row.get::<_, i64>(9) as u64;
+    let cpu_model: Option<String> = row.get(11);
+    // 2.8 reports "Unknown" for what commissioning did not learn.
+    let mut hardware_info = serde_json::Map::new();
+    for key in [
+        "system_vendor",
+        "system_product",
+        "system_family",
+        "system_version",
+        "system_sku",
+        "system_serial",
+        "cpu_model",
+        "mainboard_vendor",
+        "mainboard_product",
+        "mainboard_serial",
+        "mainboard_version",
+        "mainboard_firmware_vendor",
+        "mainboard_firmware_date",
+        "mainboard_firmware_version",
+        "chassis_vendor",
+        "chassis_type",
+        "chassis_serial",
+        "chassis_version",
+    ] {
+        hardware_info.insert(key.into(), json!("Unknown"));
+    }
+    if let Some(model) = cpu_model {
+        hardware_info.insert("cpu_model".into(), json!(model));
+    }
+    let no_tests = (-1, ScriptStatus::name(-1).to_string());
     let commissioning_status: i32 = row.get(10);
     Machine {
         fqdn: format!("{hostname}.maas"),
@@ -500,11 +530,57 @@ fn machine_from_rows(row: &Row, ifaces: &[&Row], disks: &[&Row]) -> Machine {
         architecture: row.get(3),
         boot_interface,
         interface_set: interfaces.into_iter().map(|(_, i)| i).collect(),
-        cpu_count: row.get::<_, i32>(8) as u32,
+        cpu_count,
         cpu_speed: 0,
-        memory: row.get::<_, i64>(9) as u64,
+        memory,
         storage: storage_mb,
         physicalblockdevice_set: devices,
+        hardware_uuid: None,
+        owner_data: serde_json::Map::new(),
+        locked: false,
+        cache_sets: Vec::new(),
+        bcaches: Vec::new(),
+        min_hwe_kernel: Some(String::new()),
+        hwe_kernel: None,
+        swap_size: None,
+        address_ttl: None,
+        disable_ipv4: false,
+        // MAAS boots from the first physical disk.
+        boot_disk: block_json.first().cloned(),
+        blockdevice_set: block_json,
+        iscsiblockdevice_set: Vec::new(),
+        virtualblockdevice_set: Vec::new(),
+        volume_groups: Vec::new(),
+        raids: Vec::new(),
+        special_filesystems: Vec::new(),
+        status_action: None,
+        pod: None,
+        default_gateways: json!({
+            "ipv4": {"gateway_ip": null, "link_id": null},
+            "ipv6": {"gateway_ip": null, "link_id": null},
+        }),
+        current_commissioning_result_id: row.get(12),
+        current_testing_result_id: None,
+        current_installation_result_id: None,
+        cpu_test_status: no_tests.0,
+        cpu_test_status_name: no_tests.1.clone(),
+        memory_test_status: no_tests.0,
+        memory_test_status_name: no_tests.1.clone(),
+        network_test_status: no_tests.0,
+        network_test_status_name: no_tests.1.clone(),
+        storage_test_status: no_tests.0,
+        storage_test_status_name: no_tests.1.clone(),
+        other_test_status: no_tests.0,
+        other_test_status_name: no_tests.1.clone(),
+        interface_test_status: no_tests.0,
+        interface_test_status_name: no_tests.1,
+        hardware_info,
+        // 2.8 gives every machine NUMA node 0 with all its cores and memory.
+        numanode_set: vec![NumaNode {
+            index: 0,
+            cores: (0..cpu_count).collect(),
+            memory,
+        }],
         zone: Some(NamedRef {
             id: 1,
             name: "default".into(),
