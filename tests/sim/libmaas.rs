@@ -51,7 +51,17 @@ async fn libmaas(sim: &Sim, home: &TestDir, phase: &str, extra: &[(&str, &str)])
         cmd.env(k, v);
     }
     let out = cmd.output().await.expect("run the venv's python");
-    let redact = |s: &[u8]| String::from_utf8_lossy(s).replace(&key, "<key>");
+    let node_key = extra
+        .iter()
+        .find(|(k, _)| *k == "NODE_KEY")
+        .map(|(_, v)| *v);
+    let redact = |s: &[u8]| {
+        let text = String::from_utf8_lossy(s).replace(&key, "<key>");
+        match node_key {
+            Some(k) => text.replace(k, "<node-key>"),
+            None => text,
+        }
+    };
     assert!(
         out.status.success(),
         "libmaas phase {phase} failed:\n{}\n{}",
@@ -138,27 +148,20 @@ async fn python_libmaas_drives_the_sim() {
     );
     assert_eq!(errors["bad_mac"][0], 400);
 
-    // The guest's side of commissioning, as the metadata contract has it.
-    let key = node_key(&sim, &id).await;
-    for form in [
-        &[("op", "signal"), ("status", "WORKING")][..],
-        &[("op", "signal"), ("status", "OK")][..],
-    ] {
-        let r = reqwest::Client::new()
-            .post(format!(
-                "{}/metadata/2012-03-01/",
-                sim.region().local_maas_url()
-            ))
-            .header("Authorization", key.authorization_header())
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    }
+    // The guest's side of commissioning through libmaas's multipart
+    // encoder, the result as a file part.
+    let key = node_key(&sim, &id).await.expose();
+    let signal = libmaas(&sim, &home, "signal", &[("NODE_KEY", &key)]).await;
+    assert_eq!(signal["working"], "OK");
+    assert_eq!(signal["ok"], "OK");
 
     let power = libmaas(&sim, &home, "power", &[("SYSTEM_ID", &id)]).await;
     assert_eq!(power["status_name"], "Ready");
+    assert_eq!(
+        power["cpu_count"], 2,
+        "the uploaded result was applied: {power}"
+    );
+    assert_eq!(power["storage"], json!(8000.0));
     assert_eq!(power["after_on"], "ON");
     assert_eq!(power["after_off"], "OFF");
 

@@ -135,10 +135,37 @@ def phase_connect():
     }
 
 
+def phase_signal():
+    """The guest's side, as MAAS's own signal sends it: multipart with the
+    script output as a file part, built by libmaas's encoder, signed with the
+    node's key (NODE_KEY)."""
+    import io
+    from maas.client.utils.multipart import build_multipart_message, encode_multipart_message
+
+    def post(fields):
+        uri = URL + "metadata/2012-03-01/?op=signal"
+        headers, body = encode_multipart_message(build_multipart_message(fields))
+        headers = dict(headers)
+        sign(uri, headers, Credentials.parse(os.environ["NODE_KEY"]))
+        req = urllib.request.Request(uri, data=body, headers=headers, method="POST")
+        with urllib.request.urlopen(req) as r:
+            return r.read().decode()
+
+    hw = {"cpu_count": 2, "memory_mib": 1024, "disks": [{"name": "vda", "size_bytes": 8000000000}]}
+    out["working"] = post([
+        ("status", "WORKING"),
+        ("exit_status", "0"),
+        ("50-maas-01-commissioning", io.BytesIO(json.dumps(hw).encode())),
+    ])
+    out["ok"] = post([("status", "OK")])
+
+
 def phase_power():
     client = connect(URL, apikey=KEY)
     machine = client.machines.get(os.environ["SYSTEM_ID"])
     out["status_name"] = machine.status_name
+    out["cpu_count"] = machine.cpus
+    out["storage"] = machine._data["storage"]
     machine.power_on()
     out["after_on"] = machine.query_power_state().name
     machine.power_off()
@@ -164,5 +191,5 @@ def phase_cli():
     out["listed"] = json.loads(listed.stdout) if listed.returncode == 0 else None
 
 
-{"connect": phase_connect, "power": phase_power, "cli": phase_cli}[sys.argv[1]]()
+{"connect": phase_connect, "signal": phase_signal, "power": phase_power, "cli": phase_cli}[sys.argv[1]]()
 print(json.dumps(out))

@@ -220,7 +220,12 @@ pub fn parse_multipart(body: &[u8], boundary: &str) -> Result<Vec<Part>, String>
             pos = next + delim.len();
             continue;
         };
-        let head = String::from_utf8_lossy(&body[pos..head_end.0]).into_owned();
+        // Unfold continuation lines (python's email module folds long
+        // Content-Disposition headers before `filename=`).
+        let head = String::from_utf8_lossy(&body[pos..head_end.0])
+            .replace("\r\n", "\n")
+            .replace("\n ", " ")
+            .replace("\n\t", " ");
         let mut data = &body[head_end.1..next];
         data = data.strip_suffix(b"\n").unwrap_or(data);
         data = data.strip_suffix(b"\r").unwrap_or(data);
@@ -289,7 +294,7 @@ mod tests {
 
     #[test]
     fn multipart_as_libmaas_sends_it() {
-        let body = b"--XyZ\r\nContent-Type: text/plain; charset=\"utf-8\"\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: form-data; name=\"hostname\"\r\n\r\nbm9kZS0x\r\n--XyZ\r\nContent-Disposition: form-data; name=\"mac_addresses\"\r\n\r\n52:54:00:00:00:01\r\n--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"f\"\r\n\r\n\x00\x01\r\n--XyZ--\r\n";
+        let body = b"--XyZ\r\nContent-Type: text/plain; charset=\"utf-8\"\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: form-data; name=\"hostname\"\r\n\r\nbm9kZS0x\r\n--XyZ\r\nContent-Disposition: form-data; name=\"mac_addresses\"\r\n\r\n52:54:00:00:00:01\r\n--XyZ\r\nContent-Disposition: form-data; name=\"f\";\r\n filename=\"f\"\r\n\r\n\x00\x01\r\n--XyZ--\r\n";
         let parts = parse_multipart(body, "XyZ").unwrap();
         assert_eq!(parts.len(), 3);
         assert_eq!(

@@ -6,10 +6,11 @@
 //!   text/plain shell lines `KEY='value'` (MAAS_MODE, MAAS_URL, METADATA_URL,
 //!   and for commission SYSTEM_ID, OAUTH_KEY, HOSTNAME; IPMI_RETRY_BASE_SECONDS
 //!   when configured).
-//! - POST /MAAS/metadata/2012-03-01/?op=signal, form-urlencoded, OAuth
-//!   PLAINTEXT with the node's key: status=WORKING|OK|FAILED, error,
-//!   power_type, power_parameters (JSON string), and script results as
-//!   WORKING signals with script_name, exit_status, output_b64.
+//! - POST /MAAS/metadata/2012-03-01/?op=signal, form-urlencoded or
+//!   multipart, OAuth PLAINTEXT with the node's key: status=WORKING|OK|FAILED,
+//!   error, power_type, power_parameters (JSON string), and script results
+//!   as WORKING signals with script_name, exit_status, output_b64, or as
+//!   MAAS's own signal sends them: file parts named after the script.
 
 use std::sync::Arc;
 
@@ -179,6 +180,43 @@ async fn apply_script(
     }
 }
 
+/// Store one script's result, apply what a known script reported, and
+/// record MAAS's "Script result" event.
+async fn store_result(
+    st: &RegionState,
+    system_id: &str,
+    name: &str,
+    exit_status: i32,
+    output: &[u8],
+) -> Result<(), ApiError> {
+    let mut result_status = st
+        .store
+        .store_script_result(system_id, name, exit_status, output)
+        .await?;
+    if exit_status == 0
+        && let Err(problem) = apply_script(st, system_id, name, output).await
+    {
+        let mut out = output.to_vec();
+        out.extend_from_slice(
+            format!("\nsim region: could not use this output: {problem}\n").as_bytes(),
+        );
+        st.store
+            .store_script_result(system_id, name, 1, &out)
+            .await?;
+        result_status = ScriptStatus::FAILED;
+    }
+    st.event(
+        system_id,
+        &events::SCRIPT_RESULT,
+        &format!(
+            "{name} changed status from 'Running' to '{}'",
+            ScriptStatus::name(result_status)
+        ),
+    )
+    .await;
+    Ok(())
+}
+
 async fn signal(
     State(st): St,
     headers: HeaderMap,
@@ -230,11 +268,11 @@ async fn signal(
         st.store.set_power(&system_id, power_type, &params).await?;
     }
 
+    let exit_status: i32 = p
+        .get("exit_status")
+        .and_then(|e| e.trim().parse().ok())
+        .unwrap_or(0);
     if let Some(name) = p.get("script_name").filter(|n| !n.is_empty()) {
-        let exit_status: i32 = p
-            .get("exit_status")
-            .and_then(|e| e.trim().parse().ok())
-            .unwrap_or(0);
         // A '+' the sender forgot to percent-encode arrives as ' ': base64
         // has no spaces, so put it back.
         let output =
@@ -244,31 +282,22 @@ async fn signal(
                     message: "not base64".into(),
                 }
             })?;
-        let mut result_status = st
-            .store
-            .store_script_result(&system_id, name, exit_status, &output)
-            .await?;
-        if exit_status == 0
-            && let Err(problem) = apply_script(&st, &system_id, name, &output).await
-        {
-            let mut out = output.clone();
-            out.extend_from_slice(
-                format!("\nsim region: could not use this output: {problem}\n").as_bytes(),
-            );
-            st.store
-                .store_script_result(&system_id, name, 1, &out)
-                .await?;
-            result_status = ScriptStatus::FAILED;
-        }
-        st.event(
-            &system_id,
-            &events::SCRIPT_RESULT,
-            &format!(
-                "{name} changed status from 'Running' to '{}'",
-                ScriptStatus::name(result_status)
-            ),
-        )
-        .await;
+        store_result(&st, &system_id, name, exit_status, &output).await?;
+        return Ok(text("OK".into()));
+    }
+    // MAAS's own signal: results as multipart files named after the script
+    // (NAME is the combined output; NAME.out, NAME.err, NAME.yaml are the
+    // streams and the result file, which the sim does not keep apart).
+    let files: Vec<(&str, &[u8])> = p
+        .files
+        .iter()
+        .filter(|(n, _)| ![".out", ".err", ".yaml"].iter().any(|s| n.ends_with(s)))
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
+    for (name, output) in &files {
+        store_result(&st, &system_id, name, exit_status, output).await?;
+    }
+    if !files.is_empty() && status == "WORKING" {
         return Ok(text("OK".into()));
     }
 
