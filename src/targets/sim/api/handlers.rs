@@ -90,7 +90,14 @@ pub async fn machines_create(r: Req) -> ApiResult {
     let m = r.st.store.enlist(&form).await?;
     tracing::info!(system_id = %m.system_id, hostname = %m.hostname, "machine enlisted");
     if r.who.is_some() && p.flag("commission").unwrap_or(true) {
-        return commission(&r, &m.system_id).await;
+        // 2.8 ignores a failure to start commissioning here (the machine
+        // is created either way: api/machines.py MachinesHandler.create).
+        match commission(&r, &m.system_id).await {
+            Ok(answer) => return Ok(answer),
+            Err(e) => tracing::warn!(system_id = %m.system_id, status = %e.status, body = %e.body,
+                "created machine not commissioned"),
+        }
+        return ok_json(&r.st.store.machine(&m.system_id).await?);
     }
     ok_json(&m)
 }
