@@ -1,17 +1,23 @@
 //! python-libmaas 0.6.8, the official MAAS client, against a held-up sim:
 //! connect (describe/), every collection, create (multipart) and
-//! commission, power on/off and query through the power driver, the error
+//! commission, power on/off and query through the sim's power driver
+//! (real FreeIPMI) and our BMC in a namespace of the test's own, the error
 //! texts, and libmaas's own `maas` command line. The Python side is
 //! tests/sim/libmaas_client.py, run with the venv's python
 //! (MAAS_E2E_VENV, default /opt/maas-e2e/venv; made by ci/setup-python.sh).
 
 use std::path::PathBuf;
 
+use maas_e2e::bmc::config::{
+    BmcConfig, LanEndpoint, PowerConfig, PrivilegeName, SessionType, UserConfig,
+};
+use maas_e2e::bmc::{Fleet, FleetConfig};
 use maas_e2e::maas::ApiKey;
-use maas_e2e::testing::require;
+use maas_e2e::testing::{require, require_program, require_root};
 use serde_json::{Value, json};
 
-use crate::common::{Sim, TestDir, fast_power, start_sim, write_fake_freeipmi};
+use crate::common::{Sim, TestDir, fast_power, start_sim};
+use crate::netns::TestNetns;
 
 const BMC_PASS: &str = "libmaas-bmc-secret";
 
@@ -74,12 +80,54 @@ async fn libmaas(sim: &Sim, home: &TestDir, phase: &str, extra: &[(&str, &str)])
 
 #[tokio::test]
 async fn python_libmaas_drives_the_sim() {
-    if !libmaas_available() {
+    if !(libmaas_available()
+        && require_root()
+        && require_program("ip", "iproute2")
+        && require_program("ipmipower", "freeipmi-tools")
+        && require_program("ipmi-chassis-config", "freeipmi-tools"))
+    {
         return;
     }
-    let fakes = TestDir::new("fakes-libmaas");
-    write_fake_freeipmi(&fakes.0, 0);
-    let Some(sim) = start_sim("libmaas", fast_power(Some(&fakes.0))).await else {
+    // Our BMC on port 623 of a namespace's loopback, the user autodetect
+    // would have made; the sim runs FreeIPMI inside that namespace.
+    let ns = TestNetns::create();
+    let transcript = TestDir::new("libmaas-bmc");
+    std::fs::create_dir_all(&transcript.0).unwrap();
+    let fleet = Fleet::start(FleetConfig {
+        transcript: Some(transcript.0.join("transcript.jsonl")),
+        bmcs: vec![BmcConfig {
+            name: "n1".into(),
+            lan: LanEndpoint {
+                address: "127.0.0.1:623".into(),
+                netns: Some(ns.0.clone()),
+                ip: Some("127.0.0.1".parse().unwrap()),
+                netmask: None,
+                gateway: None,
+                mac: None,
+            },
+            inband: None,
+            users: vec![UserConfig {
+                name: "maas".into(),
+                password: BMC_PASS.into(),
+                privilege: PrivilegeName::Administrator,
+                enabled: true,
+            }],
+            power: PowerConfig::Memory { on: false },
+            session_types: vec![SessionType::Ipmi15, SessionType::Ipmi20],
+            cipher_suites: None,
+            allow_cipher_suite_zero: false,
+            auth_types: None,
+            session_timeout: None,
+            max_sessions: None,
+            guid: None,
+            kg: None,
+        }],
+    })
+    .await
+    .expect("start our BMC");
+    let mut power = fast_power(None);
+    power.netns = Some(ns.0.clone());
+    let Some(sim) = start_sim("libmaas", power).await else {
         return;
     };
     let home = TestDir::new("libmaas-home");
@@ -162,8 +210,18 @@ async fn python_libmaas_drives_the_sim() {
         "the uploaded result was applied: {power}"
     );
     assert_eq!(power["storage"], json!(8000.0));
+    assert_eq!(power["before"], "ON", "{power}");
+    assert_eq!(power["first_off"], "OFF", "{power}");
     assert_eq!(power["after_on"], "ON");
     assert_eq!(power["after_off"], "OFF");
+    // The BMC itself saw it: off at the end, chassis control in its transcript.
+    assert!(!fleet.power_state("n1").unwrap());
+    let seen = std::fs::read_to_string(transcript.0.join("transcript.jsonl")).unwrap();
+    assert!(seen.contains("\"ChassisControl\""), "{seen}");
+    assert!(
+        !seen.contains(BMC_PASS),
+        "the BMC password leaked into the transcript"
+    );
 
     let cli = libmaas(&sim, &home, "cli", &[]).await;
     assert_eq!(cli["login_rc"], 0, "{cli}");
@@ -176,6 +234,7 @@ async fn python_libmaas_drives_the_sim() {
     assert_eq!(rows[0]["hostname"], "libmaas-1");
     assert_eq!(rows[0]["status"], "Ready");
     assert_eq!(rows[0]["power"], "off");
+    fleet.shutdown().await;
 }
 
 async fn node_key(sim: &Sim, system_id: &str) -> ApiKey {

@@ -166,9 +166,14 @@ def phase_power():
     out["status_name"] = machine.status_name
     out["cpu_count"] = machine.cpus
     out["storage"] = machine._data["storage"]
-    machine.power_on()
+    # The sim, as MAAS, answers before the BMC acts; libmaas's wait polls
+    # power_state until it changes. Commissioning left the machine on.
+    out["before"] = machine.power_state.name
+    machine.power_off(wait=True, wait_interval=0.2)
+    out["first_off"] = machine.query_power_state().name
+    machine.power_on(wait=True, wait_interval=0.2)
     out["after_on"] = machine.query_power_state().name
-    machine.power_off()
+    machine.power_off(wait=True, wait_interval=0.2)
     out["after_off"] = machine.query_power_state().name
 
 
