@@ -89,7 +89,8 @@ async fn python_libmaas_drives_the_sim() {
         return;
     }
     // Our BMC on port 623 of a namespace's loopback, the user autodetect
-    // would have made; the sim runs FreeIPMI inside that namespace.
+    // would have made; the sim runs FreeIPMI inside that namespace. Not
+    // 127.0.0.1: FreeIPMI's ipmi-chassis-config takes that for in-band.
     let ns = TestNetns::create();
     let transcript = TestDir::new("libmaas-bmc");
     std::fs::create_dir_all(&transcript.0).unwrap();
@@ -98,9 +99,9 @@ async fn python_libmaas_drives_the_sim() {
         bmcs: vec![BmcConfig {
             name: "n1".into(),
             lan: LanEndpoint {
-                address: "127.0.0.1:623".into(),
+                address: "127.0.0.2:623".into(),
                 netns: Some(ns.0.clone()),
-                ip: Some("127.0.0.1".parse().unwrap()),
+                ip: Some("127.0.0.2".parse().unwrap()),
                 netmask: None,
                 gateway: None,
                 mac: None,
@@ -218,6 +219,8 @@ async fn python_libmaas_drives_the_sim() {
     assert!(!fleet.power_state("n1").unwrap());
     let seen = std::fs::read_to_string(transcript.0.join("transcript.jsonl")).unwrap();
     assert!(seen.contains("\"ChassisControl\""), "{seen}");
+    // Boot device PXE before power on, as MAAS's driver sets it.
+    assert!(seen.contains("\"SetSystemBootOptions\""), "{seen}");
     assert!(
         !seen.contains(BMC_PASS),
         "the BMC password leaked into the transcript"

@@ -87,7 +87,7 @@ def phase_connect():
         ["52:54:00:1b:00:01"],
         "ipmi",
         power_parameters={
-            "power_address": "127.0.0.1",
+            "power_address": "127.0.0.2",
             "power_user": "maas",
             "power_pass": os.environ["BMC_PASS"],
             "power_driver": "LAN_2_0",
