@@ -11,6 +11,8 @@ mod client;
 mod common;
 #[path = "sim/guest.rs"]
 mod guest;
+#[path = "sim/libmaas.rs"]
+mod libmaas;
 #[path = "sim/netns.rs"]
 mod netns;
 #[path = "sim/postgres.rs"]

@@ -285,8 +285,64 @@ pub struct Interface {
     pub product: Option<String>,
     #[serde(default)]
     pub vendor: Option<String>,
+    // The rest of MAAS 2.8's DISPLAYED_INTERFACE_FIELDS (api/interfaces.py),
+    // with the values 2.8 gives an interface nothing was learnt about.
+    #[serde(default)]
+    pub system_id: String,
+    #[serde(default)]
+    pub parents: Vec<String>,
+    #[serde(default)]
+    pub children: Vec<String>,
+    #[serde(default)]
+    pub discovered: Option<serde_json::Value>,
+    #[serde(default)]
+    pub effective_mtu: u32,
+    #[serde(default)]
+    pub firmware_version: Option<String>,
+    #[serde(default)]
+    pub link_connected: bool,
+    #[serde(default)]
+    pub interface_speed: u64,
+    #[serde(default)]
+    pub link_speed: u64,
+    #[serde(default)]
+    pub numa_node: Option<i64>,
+    #[serde(default)]
+    pub sriov_max_vf: u32,
     #[serde(default)]
     pub resource_uri: String,
+}
+
+impl Interface {
+    /// A physical interface as MAAS 2.8 shows one known only by name and
+    /// MAC: enabled, connected, MTU 1500, NUMA node 0, no VLAN or links.
+    pub fn physical(id: i64, name: &str, mac: &str, system_id: &str) -> Interface {
+        Interface {
+            id,
+            name: name.to_string(),
+            iface_type: "physical".into(),
+            mac_address: mac.to_string(),
+            enabled: true,
+            vlan: None,
+            links: Vec::new(),
+            tags: Vec::new(),
+            params: serde_json::Value::String(String::new()),
+            product: None,
+            vendor: None,
+            system_id: system_id.to_string(),
+            parents: Vec::new(),
+            children: Vec::new(),
+            discovered: None,
+            effective_mtu: 1500,
+            firmware_version: None,
+            link_connected: true,
+            interface_speed: 0,
+            link_speed: 0,
+            numa_node: Some(0),
+            sriov_max_vf: 0,
+            resource_uri: format!("/MAAS/api/2.0/nodes/{system_id}/interfaces/{id}/"),
+        }
+    }
 }
 
 /// A physical block device (commissioning reports them).
@@ -384,8 +440,94 @@ pub struct Machine {
     pub owner: Option<String>,
     #[serde(default)]
     pub description: String,
+    // The rest of MAAS 2.8's DISPLAYED_MACHINE_FIELDS (api/machines.py),
+    // typed as 2.8 gives them; `constraints_by_type` exists only on an
+    // allocated machine. JSON values where the sim models nothing inside.
+    #[serde(default)]
+    pub hardware_uuid: Option<String>,
+    #[serde(default)]
+    pub owner_data: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub locked: bool,
+    #[serde(default)]
+    pub cache_sets: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub bcaches: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub min_hwe_kernel: Option<String>,
+    #[serde(default)]
+    pub hwe_kernel: Option<String>,
+    #[serde(default)]
+    pub swap_size: Option<u64>,
+    #[serde(default)]
+    pub address_ttl: Option<u32>,
+    #[serde(default)]
+    pub disable_ipv4: bool,
+    #[serde(default)]
+    pub boot_disk: Option<serde_json::Value>,
+    #[serde(default)]
+    pub blockdevice_set: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub iscsiblockdevice_set: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub virtualblockdevice_set: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub volume_groups: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub raids: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub special_filesystems: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub status_action: Option<String>,
+    #[serde(default)]
+    pub pod: Option<serde_json::Value>,
+    #[serde(default)]
+    pub default_gateways: serde_json::Value,
+    #[serde(default)]
+    pub current_commissioning_result_id: Option<i64>,
+    #[serde(default)]
+    pub current_testing_result_id: Option<i64>,
+    #[serde(default)]
+    pub current_installation_result_id: Option<i64>,
+    #[serde(default)]
+    pub cpu_test_status: i32,
+    #[serde(default)]
+    pub cpu_test_status_name: String,
+    #[serde(default)]
+    pub memory_test_status: i32,
+    #[serde(default)]
+    pub memory_test_status_name: String,
+    #[serde(default)]
+    pub network_test_status: i32,
+    #[serde(default)]
+    pub network_test_status_name: String,
+    #[serde(default)]
+    pub storage_test_status: i32,
+    #[serde(default)]
+    pub storage_test_status_name: String,
+    #[serde(default)]
+    pub other_test_status: i32,
+    #[serde(default)]
+    pub other_test_status_name: String,
+    #[serde(default)]
+    pub interface_test_status: i32,
+    #[serde(default)]
+    pub interface_test_status_name: String,
+    #[serde(default)]
+    pub hardware_info: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub numanode_set: Vec<NumaNode>,
     #[serde(default)]
     pub resource_uri: String,
+}
+
+/// A NUMA node of a machine (DISPLAYED_NUMANODE_FIELDS).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NumaNode {
+    pub index: u32,
+    pub cores: Vec<u32>,
+    /// MiB.
+    pub memory: u64,
 }
 
 /// A service a controller runs (`service_set`).

@@ -103,8 +103,7 @@ async fn busybox_sh_guest_commissions_through_the_contract() {
     let sets = sim.client.commissioning_results(&id).await.unwrap();
     let support = &sets[0].results[0];
     assert_eq!(support.name, "00-maas-00-support-info");
-    let text =
-        maas_e2e::targets::sim::store::base64_decode(support.output.as_deref().unwrap()).unwrap();
+    let text = maas_e2e::targets::sim::b64::decode(support.output.as_deref().unwrap()).unwrap();
     assert_eq!(
         String::from_utf8(text).unwrap(),
         format!("hostname guest system {id} ~~~>>>???")

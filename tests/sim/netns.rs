@@ -16,10 +16,10 @@ use serde_json::json;
 use crate::common::{TestDir, fake_calls, fast_power, postgres_available, write_fake_freeipmi};
 
 /// A network namespace created by this test (unique name), deleted on drop.
-struct TestNetns(String);
+pub struct TestNetns(pub String);
 
 impl TestNetns {
-    fn create() -> TestNetns {
+    pub fn create() -> TestNetns {
         let name = format!(
             "me2e-sim-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use maas_e2e::maas::*;
 use maas_e2e::targets::external::{External, ExternalError};
-use maas_e2e::targets::sim::store::base64_encode;
+use maas_e2e::targets::sim::b64::encode as base64_encode;
 use maas_e2e::targets::sim::{BootPurpose, Firmware};
 use maas_e2e::testing::require_program;
 use serde_json::json;

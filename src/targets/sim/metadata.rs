@@ -6,10 +6,11 @@
 //!   text/plain shell lines `KEY='value'` (MAAS_MODE, MAAS_URL, METADATA_URL,
 //!   and for commission SYSTEM_ID, OAUTH_KEY, HOSTNAME; IPMI_RETRY_BASE_SECONDS
 //!   when configured).
-//! - POST /MAAS/metadata/2012-03-01/?op=signal, form-urlencoded, OAuth
-//!   PLAINTEXT with the node's key: status=WORKING|OK|FAILED, error,
-//!   power_type, power_parameters (JSON string), and script results as
-//!   WORKING signals with script_name, exit_status, output_b64.
+//! - POST /MAAS/metadata/2012-03-01/?op=signal, form-urlencoded or
+//!   multipart, OAuth PLAINTEXT with the node's key: status=WORKING|OK|FAILED,
+//!   error, power_type, power_parameters (JSON string), and script results
+//!   as WORKING signals with script_name, exit_status, output_b64, or as
+//!   MAAS's own signal sends them: file parts named after the script.
 
 use std::sync::Arc;
 
@@ -21,10 +22,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::api::{ApiError, Params, authenticate};
+use super::b64;
 use super::events;
-use super::region::RegionState;
-use super::store::{ReportedHardware, ReportedInterface, StoreError, base64_decode};
+use super::http::{ApiError, Params, authenticate};
+use super::state::RegionState;
+use super::store::{ReportedHardware, ReportedInterface, StoreError};
 use crate::maas::types::{NodeStatus, ScriptStatus};
 
 type St = State<Arc<RegionState>>;
@@ -178,6 +180,43 @@ async fn apply_script(
     }
 }
 
+/// Store one script's result, apply what a known script reported, and
+/// record MAAS's "Script result" event.
+async fn store_result(
+    st: &RegionState,
+    system_id: &str,
+    name: &str,
+    exit_status: i32,
+    output: &[u8],
+) -> Result<(), ApiError> {
+    let mut result_status = st
+        .store
+        .store_script_result(system_id, name, exit_status, output)
+        .await?;
+    if exit_status == 0
+        && let Err(problem) = apply_script(st, system_id, name, output).await
+    {
+        let mut out = output.to_vec();
+        out.extend_from_slice(
+            format!("\nsim region: could not use this output: {problem}\n").as_bytes(),
+        );
+        st.store
+            .store_script_result(system_id, name, 1, &out)
+            .await?;
+        result_status = ScriptStatus::FAILED;
+    }
+    st.event(
+        system_id,
+        &events::SCRIPT_RESULT,
+        &format!(
+            "{name} changed status from 'Running' to '{}'",
+            ScriptStatus::name(result_status)
+        ),
+    )
+    .await;
+    Ok(())
+}
+
 async fn signal(
     State(st): St,
     headers: HeaderMap,
@@ -191,11 +230,11 @@ async fn signal(
             "signal needs a node's key, not a user's",
         ));
     };
-    let p = Params::from(&uri, &body);
+    let p = Params::from_request(&uri, &headers, &body)?;
     if p.op() != "signal" {
         return Err(ApiError::text(
             StatusCode::BAD_REQUEST,
-            format!("Unrecognised signature: method={}", p.op()),
+            format!("Unrecognised signature: method=POST op={}", p.op()),
         ));
     }
     let status = p.get("status").unwrap_or("");
@@ -229,43 +268,36 @@ async fn signal(
         st.store.set_power(&system_id, power_type, &params).await?;
     }
 
+    let exit_status: i32 = p
+        .get("exit_status")
+        .and_then(|e| e.trim().parse().ok())
+        .unwrap_or(0);
     if let Some(name) = p.get("script_name").filter(|n| !n.is_empty()) {
-        let exit_status: i32 = p
-            .get("exit_status")
-            .and_then(|e| e.trim().parse().ok())
-            .unwrap_or(0);
         // A '+' the sender forgot to percent-encode arrives as ' ': base64
         // has no spaces, so put it back.
-        let output = base64_decode(&p.get("output_b64").unwrap_or("").replace(' ', "+"))
-            .ok_or_else(|| StoreError::Invalid {
-                field: "output_b64".into(),
-                message: "not base64".into(),
+        let output =
+            b64::decode(&p.get("output_b64").unwrap_or("").replace(' ', "+")).ok_or_else(|| {
+                StoreError::Invalid {
+                    field: "output_b64".into(),
+                    message: "not base64".into(),
+                }
             })?;
-        let mut result_status = st
-            .store
-            .store_script_result(&system_id, name, exit_status, &output)
-            .await?;
-        if exit_status == 0
-            && let Err(problem) = apply_script(&st, &system_id, name, &output).await
-        {
-            let mut out = output.clone();
-            out.extend_from_slice(
-                format!("\nsim region: could not use this output: {problem}\n").as_bytes(),
-            );
-            st.store
-                .store_script_result(&system_id, name, 1, &out)
-                .await?;
-            result_status = ScriptStatus::FAILED;
-        }
-        st.event(
-            &system_id,
-            &events::SCRIPT_RESULT,
-            &format!(
-                "{name} changed status from 'Running' to '{}'",
-                ScriptStatus::name(result_status)
-            ),
-        )
-        .await;
+        store_result(&st, &system_id, name, exit_status, &output).await?;
+        return Ok(text("OK".into()));
+    }
+    // MAAS's own signal: results as multipart files named after the script
+    // (NAME is the combined output; NAME.out, NAME.err, NAME.yaml are the
+    // streams and the result file, which the sim does not keep apart).
+    let files: Vec<(&str, &[u8])> = p
+        .files
+        .iter()
+        .filter(|(n, _)| ![".out", ".err", ".yaml"].iter().any(|s| n.ends_with(s)))
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
+    for (name, output) in &files {
+        store_result(&st, &system_id, name, exit_status, output).await?;
+    }
+    if !files.is_empty() && status == "WORKING" {
         return Ok(text("OK".into()));
     }
 

@@ -4,13 +4,16 @@
 //! See docs/sim.md.
 
 pub mod api;
+pub mod b64;
 pub mod boot;
 pub mod events;
+pub mod http;
 pub mod metadata;
 pub mod postgres;
 pub mod power;
 pub mod rack;
 pub mod region;
+pub mod state;
 pub mod store;
 
 pub use boot::{BootConfig, BootContext, BootPurpose, Firmware, boot_config};
