@@ -18,9 +18,11 @@ use super::codec::rmcpp::{self, Protection, RmcppPacket, payload};
 use super::codec::setup::{OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp3, RakpReply};
 use super::codec::v15::{self, V15Packet};
 use super::fault::Medium;
-use super::instance::{Bmc, Inner};
+use super::fault::{Faults, ReplyKind};
+use super::power::PowerBackend;
+use super::state::BmcState;
 use super::state::privilege;
-use super::transcript::Entry;
+use super::transcript::{Entry, Transcript};
 
 /// RMCP+ status codes (IPMI 2.0 table 13-15).
 pub mod status {
@@ -162,6 +164,9 @@ pub struct SessionTable {
     sessions: HashMap<u32, Session>,
     challenges: HashMap<u32, Challenge>,
     last_purge: Option<Instant>,
+    /// The session a Close Session just removed, with the outbound sequence
+    /// number its answer carries: the answer is built after the removal.
+    closed: Option<(u32, Session)>,
 }
 
 impl SessionTable {
@@ -222,35 +227,59 @@ impl SessionTable {
     }
 }
 
+/// The parts of one BMC a datagram may touch, lent by the instance for the
+/// time of one datagram (the instance owns them; this layer only borrows,
+/// so imports run one way: instance -> session).
+pub struct BmcParts<'a> {
+    pub name: &'a str,
+    pub state: &'a mut BmcState,
+    pub sessions: &'a mut SessionTable,
+    pub faults: &'a mut Faults,
+    pub power: &'a dyn PowerBackend,
+    pub transcript: Option<&'a Transcript>,
+    pub limits: SessionLimits,
+}
+
+/// One answer to send back.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub bytes: Vec<u8>,
+    pub what: ReplyKind,
+    /// False when the answer repeats an earlier one for a retransmitted
+    /// request: reply faults apply to an exchange once, not to its repeats.
+    pub fresh: bool,
+}
+
 /// One datagram being handled, with everything it may touch.
 struct Lan<'a> {
-    bmc: &'a Bmc,
-    inner: &'a mut Inner,
+    bmc: BmcParts<'a>,
     peer: SocketAddr,
     now: Instant,
+    what: ReplyKind,
+    fresh: bool,
 }
 
 /// Handle one LAN datagram; the answer to send back, if any.
 pub fn handle_datagram(
-    bmc: &Bmc,
-    inner: &mut Inner,
+    bmc: BmcParts<'_>,
     peer: SocketAddr,
     dgram: &[u8],
     now: Instant,
-) -> Option<Vec<u8>> {
-    inner.sessions.maybe_purge(now, bmc.limits.timeout);
+) -> Option<Answer> {
+    bmc.sessions.maybe_purge(now, bmc.limits.timeout);
     let mut lan = Lan {
         bmc,
-        inner,
         peer,
         now,
+        what: ReplyKind::Other,
+        fresh: true,
     };
-    match rmcp::decode(dgram).ok()? {
+    let bytes = match rmcp::decode(dgram).ok()? {
         Rmcp::AsfPing { tag } => Some(rmcp::pong(tag)),
         Rmcp::AsfOther => None,
         // Channel access mode "disabled" (Set Channel Access): the LAN
         // channel takes no IPMI messages at all.
-        Rmcp::Ipmi(_) if lan.inner.state.lan_access_volatile.access_mode == 0 => None,
+        Rmcp::Ipmi(_) if lan.bmc.state.lan_access_volatile.access_mode == 0 => None,
         Rmcp::Ipmi(body) => {
             if body.first()? & 0x0F == 0x06 {
                 lan.rmcpp(RmcppPacket::decode(body).ok()?)
@@ -258,12 +287,17 @@ pub fn handle_datagram(
                 lan.v15(V15Packet::decode(body).ok()?)
             }
         }
-    }
+    }?;
+    Some(Answer {
+        bytes,
+        what: lan.what,
+        fresh: lan.fresh,
+    })
 }
 
 impl Lan<'_> {
     fn log(&self, mut e: Entry<'_>) {
-        if let Some(t) = &self.bmc.transcript {
+        if let Some(t) = self.bmc.transcript {
             e.peer = Some(self.peer.to_string());
             t.write(&e);
         }
@@ -273,18 +307,17 @@ impl Lan<'_> {
         Ctx {
             medium: Medium::Lan,
             privilege,
-            active_sessions: self.inner.sessions.active_count().min(63) as u8,
+            active_sessions: self.bmc.sessions.active_count().min(63) as u8,
         }
     }
 
     /// Run a command that is not a session command.
     fn run(&mut self, privilege: u8, req: &LanRequest) -> Reply {
         let ctx = self.ctx(privilege);
-        let inner = &mut *self.inner;
         let mut env = Env {
-            state: &mut inner.state,
-            power: &*self.bmc.power,
-            faults: &mut inner.faults,
+            state: &mut *self.bmc.state,
+            power: self.bmc.power,
+            faults: &mut *self.bmc.faults,
             ctx,
         };
         cmd::dispatch(&mut env, req.netfn, req.cmd, &req.data)
@@ -327,15 +360,15 @@ impl Lan<'_> {
                 &req.response(reply.cc, &reply.data),
             ));
         }
-        if !self.inner.state.v15_sessions {
+        if !self.bmc.state.v15_sessions {
             return None;
         }
-        if self.inner.sessions.challenges.contains_key(&pkt.session_id) {
+        if self.bmc.sessions.challenges.contains_key(&pkt.session_id) {
             return self.activate_session(&pkt, &req);
         }
         let limits = self.bmc.limits;
         let s = self
-            .inner
+            .bmc
             .sessions
             .live(pkt.session_id, self.now, limits.timeout)?;
         let Protocol::V15 { auth } = s.protocol else {
@@ -354,11 +387,14 @@ impl Lan<'_> {
         s.last_activity = self.now;
         let (id, user) = (s.bmc_id, s.username.clone());
         let reply = self.in_session(id, &req, &user)?;
-        let s = self.inner.sessions.sessions.get_mut(&id);
+        let s = self.bmc.sessions.sessions.get_mut(&id);
         // Close Session removed it: answer with the state it had.
         let (seq, pw) = match s {
             Some(s) => (s.take_outbound(), s.password),
-            None => (self.inner.closed_seq, self.inner.closed_password),
+            None => {
+                let (seq, s) = self.bmc.sessions.closed.as_ref()?;
+                (*seq, s.password)
+            }
         };
         let msg = req.response(reply.cc, &reply.data);
         let pw16: [u8; 16] = pw[..16].try_into().expect("16 bytes");
@@ -376,7 +412,7 @@ impl Lan<'_> {
         if data.len() < 17 {
             return Reply::cc(cc::REQUEST_LENGTH_INVALID);
         }
-        let st = &self.inner.state;
+        let st = &self.bmc.state;
         let Some(auth) = AuthType15::from_id(data[0] & 0x0F)
             .filter(|a| st.v15_sessions && st.auth_type_support & a.bit() != 0)
         else {
@@ -391,7 +427,7 @@ impl Lan<'_> {
             return Reply::cc(0x81);
         }
         let limits = self.bmc.limits;
-        let table = &mut self.inner.sessions;
+        let table = &mut self.bmc.sessions;
         table.purge(self.now, limits.timeout);
         if table.challenges.len() >= limits.max_sessions * 4 {
             return Reply::cc(cc::NODE_BUSY);
@@ -419,8 +455,8 @@ impl Lan<'_> {
             return None;
         }
         let temp_id = pkt.session_id;
-        let ch = self.inner.sessions.challenges.get(&temp_id)?.clone();
-        let st = &self.inner.state;
+        let ch = self.bmc.sessions.challenges.get(&temp_id)?.clone();
+        let st = &self.bmc.state;
         let user = st.user(ch.user_id)?.clone();
         let pw16 = user.password16();
         if pkt.auth_type != ch.auth as u8
@@ -453,7 +489,7 @@ impl Lan<'_> {
         if d[0] & 0x0F != ch.auth as u8 || d[2..18] != ch.challenge {
             return None;
         }
-        self.inner.sessions.challenges.remove(&temp_id);
+        self.bmc.sessions.challenges.remove(&temp_id);
         let wanted = d[1] & 0x0F;
         if !(privilege::USER..=privilege::ADMIN).contains(&wanted) && wanted != privilege::CALLBACK
         {
@@ -471,7 +507,7 @@ impl Lan<'_> {
             return answer(self, Reply::cc(cc::INVALID_DATA_FIELD), initial_outbound);
         }
         let limits = self.bmc.limits;
-        let table = &mut self.inner.sessions;
+        let table = &mut self.bmc.sessions;
         table.purge(self.now, limits.timeout);
         if table.sessions.len() >= limits.max_sessions && !table.evict_oldest_pending() {
             return answer(self, Reply::cc(0x81), initial_outbound);
@@ -511,7 +547,7 @@ impl Lan<'_> {
 
     fn in_session(&mut self, id: u32, req: &LanRequest, user: &str) -> Option<Reply> {
         let command = Command::from_wire(req.netfn, req.cmd);
-        let s = self.inner.sessions.sessions.get_mut(&id)?;
+        let s = self.bmc.sessions.sessions.get_mut(&id)?;
         let reply = match command {
             Command::SetSessionPrivilege => set_session_privilege(s, &req.data),
             Command::CloseSession => {
@@ -550,7 +586,7 @@ impl Lan<'_> {
             return Reply::cc(cc::REQUEST_LENGTH_INVALID);
         }
         let target = u32::from_le_bytes(data[..4].try_into().expect("4 bytes"));
-        let table = &mut self.inner.sessions;
+        let table = &mut self.bmc.sessions;
         if target != own {
             let admin = table
                 .sessions
@@ -566,9 +602,8 @@ impl Lan<'_> {
         }
         if let Some(mut s) = table.sessions.remove(&own) {
             // Keep what the answer to this last request needs.
-            self.inner.closed_seq = s.take_outbound();
-            self.inner.closed_password = s.password;
-            self.inner.closed_protocol = Some((s.console_id, s.protocol.clone()));
+            let seq = s.take_outbound();
+            self.bmc.sessions.closed = Some((seq, s));
         }
         Reply::ok([])
     }
@@ -578,7 +613,7 @@ impl Lan<'_> {
     fn rmcpp(&mut self, pkt: RmcppPacket<'_>) -> Option<Vec<u8>> {
         match pkt.payload_type {
             payload::IPMI => self.rmcpp_ipmi(&pkt),
-            _ if !self.inner.state.v20_sessions => None,
+            _ if !self.bmc.state.v20_sessions => None,
             payload::OPEN_SESSION_REQUEST => self.open_session(pkt.payload),
             payload::RAKP1 => self.rakp1(pkt.payload),
             payload::RAKP3 => self.rakp3(pkt.payload),
@@ -612,12 +647,12 @@ impl Lan<'_> {
             integ: req.integ,
             conf: req.conf,
         };
-        let st = &self.inner.state;
+        let st = &self.bmc.state;
         let offered: Vec<u8> = st
             .cipher_suites
             .iter()
             .copied()
-            .filter(|id| !self.inner.faults.refused_suites.contains(id))
+            .filter(|id| !self.bmc.faults.refused_suites.contains(id))
             .collect();
         let suite = CipherSuite::matching(&offered, req.auth, req.integ, req.conf);
         let channel_limit = st.lan_privilege_limit().min(privilege::ADMIN);
@@ -636,7 +671,7 @@ impl Lan<'_> {
             0
         };
         let limits = self.bmc.limits;
-        let table = &mut self.inner.sessions;
+        let table = &mut self.bmc.sessions;
         if resp.status == 0 {
             table.purge(self.now, limits.timeout);
             if table.sessions.len() >= limits.max_sessions && !table.evict_oldest_pending() {
@@ -704,7 +739,7 @@ impl Lan<'_> {
         let limits = self.bmc.limits;
         let now = self.now;
         let fail = |me: &mut Self, console_id: u32, st: u8, why: String| {
-            me.inner.sessions.sessions.remove(&r1.bmc_session_id);
+            me.bmc.sessions.sessions.remove(&r1.bmc_session_id);
             me.log_setup(
                 "rakp_refused",
                 Some(r1.bmc_session_id),
@@ -720,7 +755,7 @@ impl Lan<'_> {
             Some(Self::setup_reply(payload::RAKP2, &reply.encode()))
         };
         let Some(s) = self
-            .inner
+            .bmc
             .sessions
             .live(r1.bmc_session_id, now, limits.timeout)
         else {
@@ -753,7 +788,7 @@ impl Lan<'_> {
                 format!("role {wanted}"),
             );
         }
-        let st = &self.inner.state;
+        let st = &self.bmc.state;
         let Some((user_id, user)) = st.find_user(&r1.username) else {
             return fail(
                 self,
@@ -800,7 +835,7 @@ impl Lan<'_> {
         let mut reply_body = ex.bmc_random.to_vec();
         reply_body.extend_from_slice(&guid);
         reply_body.extend_from_slice(&code);
-        let s = self.inner.sessions.sessions.get_mut(&r1.bmc_session_id)?;
+        let s = self.bmc.sessions.sessions.get_mut(&r1.bmc_session_id)?;
         s.user_id = user_id;
         s.username = user.name_str();
         s.password = user.password;
@@ -819,11 +854,11 @@ impl Lan<'_> {
     fn rakp3(&mut self, body: &[u8]) -> Option<Vec<u8>> {
         let r3 = Rakp3::decode(body).ok()?;
         let limits = self.bmc.limits;
-        let kg = self.inner.state.kg_set().then_some(self.inner.state.kg);
-        let guid = self.inner.state.identity.system_guid;
+        let kg = self.bmc.state.kg_set().then_some(self.bmc.state.kg);
+        let guid = self.bmc.state.identity.system_guid;
         let now = self.now;
         let s = self
-            .inner
+            .bmc
             .sessions
             .live(r3.bmc_session_id, now, limits.timeout)?;
         let Stage::AwaitRakp3(ex) = s.stage.clone() else {
@@ -834,7 +869,7 @@ impl Lan<'_> {
         };
         let (console_id, user) = (s.console_id, s.username.clone());
         if r3.status != 0 {
-            self.inner.sessions.sessions.remove(&r3.bmc_session_id);
+            self.bmc.sessions.sessions.remove(&r3.bmc_session_id);
             self.log_setup(
                 "rakp_refused",
                 Some(r3.bmc_session_id),
@@ -854,7 +889,7 @@ impl Lan<'_> {
         };
         let want = params.rakp3_code(suite.auth, &s.password);
         if want.len() != r3.auth_code.len() || want != r3.auth_code {
-            self.inner.sessions.sessions.remove(&r3.bmc_session_id);
+            self.bmc.sessions.sessions.remove(&r3.bmc_session_id);
             self.log_setup(
                 "rakp_refused",
                 Some(r3.bmc_session_id),
@@ -910,7 +945,7 @@ impl Lan<'_> {
         }
         let limits = self.bmc.limits;
         let s = self
-            .inner
+            .bmc
             .sessions
             .live(pkt.session_id, self.now, limits.timeout)?;
         if !matches!(s.stage, Stage::Active) {
@@ -945,8 +980,7 @@ impl Lan<'_> {
         let (id, user) = (s.bmc_id, s.username.clone());
         let reply = self.in_session(id, &req, &user)?;
         let msg = req.response(reply.cc, &reply.data);
-        let (console_id, seq, protocol, password) = match self.inner.sessions.sessions.get_mut(&id)
-        {
+        let (console_id, seq, protocol, password) = match self.bmc.sessions.sessions.get_mut(&id) {
             Some(s) => (
                 s.console_id,
                 s.take_outbound(),
@@ -954,8 +988,8 @@ impl Lan<'_> {
                 s.password,
             ),
             None => {
-                let (cid, p) = self.inner.closed_protocol.take()?;
-                (cid, self.inner.closed_seq, p, self.inner.closed_password)
+                let (seq, s) = self.bmc.sessions.closed.take()?;
+                (s.console_id, seq, s.protocol, s.password)
             }
         };
         let Protocol::V20 { suite, k1, k2 } = protocol else {
