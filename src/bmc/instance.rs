@@ -285,6 +285,11 @@ impl Bmc {
         self.power.is_on()
     }
 
+    /// Power actions applied so far, if the backend keeps them (in-memory).
+    pub fn power_actions(&self) -> Option<Vec<super::power::PowerOp>> {
+        self.power.applied()
+    }
+
     pub fn users(&self) -> Vec<UserView> {
         let inner = self.lock();
         inner

@@ -908,6 +908,33 @@ impl Lan<'_> {
                 &resp.encode(),
             ));
         }
+        // The same request for a session that is active but unused: the
+        // console never saw RAKP4 and starts over (ipmitool restarts the
+        // whole set-up instead of repeating RAKP3). Retire the orphan so it
+        // does not hold a session slot until it times out.
+        let orphan = self
+            .bmc
+            .sessions
+            .sessions
+            .values()
+            .find(|s| {
+                s.peer == peer
+                    && matches!(s.stage, Stage::Active)
+                    && s.last.is_none()
+                    && s.open.as_ref().is_some_and(|(seen, _)| *seen == key)
+            })
+            .map(|s| (s.bmc_id, s.username.clone()));
+        if let Some((id, user)) = orphan {
+            self.bmc.sessions.sessions.remove(&id);
+            self.log_setup(
+                "session_retired",
+                Some(id),
+                Some(user),
+                "Open Session Request repeated for this active, unused session (RAKP4 lost): \
+                 closed; a new session follows"
+                    .into(),
+            );
+        }
         let mut resp = OpenSessionResponse {
             tag: req.tag,
             status: 0,
