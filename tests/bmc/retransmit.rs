@@ -22,13 +22,6 @@ const CHASSIS_CONTROL: ReplyKind = ReplyKind::InSession {
     cmd: 0x02,
 };
 
-/// The answers a fault takes, each in its own run.
-const HANDSHAKE_20: [ReplyKind; 3] = [
-    ReplyKind::OpenSessionResponse,
-    ReplyKind::Rakp2,
-    ReplyKind::Rakp4,
-];
-
 /// Longer than both clients' retransmission timeouts as run here
 /// (ipmipower --retransmission-timeout=300, ipmitool -N 1).
 const LATE: Duration = Duration::from_millis(1600);
@@ -76,11 +69,30 @@ enum Seen {
 /// the transcript shows the second try handled, one cycle happened.
 fn check(lab: &Lab, what: &str, ok: bool, out: &CmdOutput, seen: Seen) {
     let transcript = lab.transcript();
+    for l in events(lab, "retransmission") {
+        eprintln!("{what}: {l}");
+    }
     assert!(ok, "{what}: client failed: {out:?}\n{transcript}");
     assert_eq!(
         events(lab, "reply_fault").len(),
         1,
         "{what}: the fault took one answer\n{transcript}"
+    );
+    assert_eq!(
+        actions(lab),
+        [PowerOp::Cycle],
+        "{what}: the machine must cycle exactly once\n{transcript}"
+    );
+    // One session set up for the client, unless it started over.
+    let set_up = events(lab, "open_session").len()
+        + events(lab, "session_activated")
+            .iter()
+            .filter(|l| l.contains("ipmi 1.5"))
+            .count();
+    let want = if seen == Seen::Retired { 2 } else { 1 };
+    assert_eq!(
+        set_up, want,
+        "{what}: sessions set up for one client\n{transcript}"
     );
     match seen {
         Seen::Cache => assert!(
@@ -102,14 +114,20 @@ fn check(lab: &Lab, what: &str, ok: bool, out: &CmdOutput, seen: Seen) {
             );
         }
     }
-    assert_eq!(
-        actions(lab),
-        [PowerOp::Cycle],
-        "{what}: the machine must cycle exactly once\n{transcript}"
-    );
     assert!(
         !transcript.contains(OPERATOR.1) && !transcript.contains(ADMIN.1),
         "{what}: a password reached the transcript"
+    );
+}
+
+/// The repeat was recognised the way this client retransmits.
+fn repeat_was(lab: &Lab, what: &str, how: &str) {
+    assert!(
+        events(lab, "retransmission")
+            .iter()
+            .any(|l| l.contains(how)),
+        "{what}: repeat not recognised as {how:?}\n{}",
+        lab.transcript()
     );
 }
 
@@ -147,50 +165,15 @@ async fn ipmipower_cycle_through(driver: &str, v15_only: bool, kind: ReplyKind, 
     let out = ipmipower(lab.port("n1"), driver, &["--cycle"]).await;
     let what = format!("ipmipower {driver} {kind:?} delay={delay}");
     check(&lab, &what, says_ok(&out), &out, Seen::Cache);
+    if kind == CHASSIS_CONTROL {
+        // ipmipower renumbers rqSeq and the session sequence number.
+        repeat_was(&lab, &what, "renumbered");
+    }
     if delay {
         // The late answer still goes out; wait for it so it is logged.
         tokio::time::sleep(LATE).await;
     }
     lab.fleet.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ipmipower_lan20_survives_each_lost_handshake_answer() {
-    if !have("ipmipower", "freeipmi-tools") {
-        return;
-    }
-    for kind in HANDSHAKE_20 {
-        ipmipower_cycle_through("LAN_2_0", false, kind, false).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ipmipower_lan20_survives_each_late_handshake_answer() {
-    if !have("ipmipower", "freeipmi-tools") {
-        return;
-    }
-    for kind in HANDSHAKE_20 {
-        ipmipower_cycle_through("LAN_2_0", false, kind, true).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ipmipower_lan20_lost_and_late_power_cycle_answer_cycles_once() {
-    if !have("ipmipower", "freeipmi-tools") {
-        return;
-    }
-    ipmipower_cycle_through("LAN_2_0", false, CHASSIS_CONTROL, false).await;
-    ipmipower_cycle_through("LAN_2_0", false, CHASSIS_CONTROL, true).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ipmipower_lan15_lost_activate_session_and_power_cycle_answers() {
-    if !have("ipmipower", "freeipmi-tools") {
-        return;
-    }
-    ipmipower_cycle_through("LAN", true, ReplyKind::ActivateSession, false).await;
-    ipmipower_cycle_through("LAN", true, CHASSIS_CONTROL, false).await;
-    ipmipower_cycle_through("LAN", true, CHASSIS_CONTROL, true).await;
 }
 
 async fn ipmitool_cycle_through(iface: &str, v15_only: bool, kind: ReplyKind, delay: bool) {
@@ -221,38 +204,191 @@ async fn ipmitool_cycle_through(iface: &str, v15_only: bool, kind: ReplyKind, de
         Seen::Cache
     };
     check(&lab, &what, ok, &out, seen);
+    if kind == CHASSIS_CONTROL {
+        // ipmitool keeps rqSeq and takes a new session sequence number.
+        repeat_was(&lab, &what, "same rqSeq");
+    }
     if delay {
         tokio::time::sleep(LATE).await;
     }
     lab.fleet.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ipmitool_lanplus_survives_each_lost_handshake_answer() {
-    if !have("ipmitool", "ipmitool") {
-        return;
-    }
-    for kind in HANDSHAKE_20 {
-        ipmitool_cycle_through("lanplus", false, kind, false).await;
-    }
+/// One test per (client, answer, lost or late): each can fail on its own.
+macro_rules! retransmit_test {
+    ($name:ident, $tool:literal, $run:ident, $driver:literal, $v15:literal, $kind:expr, $late:literal) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            if !have(
+                $tool,
+                if $tool == "ipmitool" {
+                    "ipmitool"
+                } else {
+                    "freeipmi-tools"
+                },
+            ) {
+                return;
+            }
+            $run($driver, $v15, $kind, $late).await;
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ipmitool_lanplus_lost_and_late_power_cycle_answer_cycles_once() {
-    if !have("ipmitool", "ipmitool") {
-        return;
-    }
-    ipmitool_cycle_through("lanplus", false, CHASSIS_CONTROL, false).await;
-    ipmitool_cycle_through("lanplus", false, CHASSIS_CONTROL, true).await;
-}
+use ReplyKind::{ActivateSession, OpenSessionResponse, Rakp2, Rakp4};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ipmitool_lan15_lost_power_cycle_answer_cycles_once() {
-    if !have("ipmitool", "ipmitool") {
-        return;
-    }
-    ipmitool_cycle_through("lan", true, CHASSIS_CONTROL, false).await;
-}
+retransmit_test!(
+    ipmipower_lan20_lost_open_session_response,
+    "ipmipower",
+    ipmipower_cycle_through,
+    "LAN_2_0",
+    false,
+    OpenSessionResponse,
+    false
+);
+retransmit_test!(
+    ipmipower_lan20_lost_rakp2,
+    "ipmipower",
+    ipmipower_cycle_through,
+    "LAN_2_0",
+    false,
+    Rakp2,
+    false
+);
+retransmit_test!(
+    ipmipower_lan20_lost_rakp4,
+    "ipmipower",
+    ipmipower_cycle_through,
+    "LAN_2_0",
+    false,
+    Rakp4,
+    false
+);
+retransmit_test!(
+    ipmipower_lan20_late_open_session_response,
+    "ipmipower",
+    ipmipower_cycle_through,
+    "LAN_2_0",
+    false,
+    OpenSessionResponse,
+    true
+);
+retransmit_test!(
+    ipmipower_lan20_late_rakp2,
+    "ipmipower",
+    ipmipower_cycle_through,
+    "LAN_2_0",
+    false,
+    Rakp2,
+    true
+);
+retransmit_test!(
+    ipmipower_lan20_late_rakp4,
+    "ipmipower",
+    ipmipower_cycle_through,
+    "LAN_2_0",
+    false,
+    Rakp4,
+    true
+);
+retransmit_test!(
+    ipmipower_lan20_lost_power_cycle_answer,
+    "ipmipower",
+    ipmipower_cycle_through,
+    "LAN_2_0",
+    false,
+    CHASSIS_CONTROL,
+    false
+);
+retransmit_test!(
+    ipmipower_lan20_late_power_cycle_answer,
+    "ipmipower",
+    ipmipower_cycle_through,
+    "LAN_2_0",
+    false,
+    CHASSIS_CONTROL,
+    true
+);
+retransmit_test!(
+    ipmipower_lan15_lost_activate_session,
+    "ipmipower",
+    ipmipower_cycle_through,
+    "LAN",
+    true,
+    ActivateSession,
+    false
+);
+retransmit_test!(
+    ipmipower_lan15_lost_power_cycle_answer,
+    "ipmipower",
+    ipmipower_cycle_through,
+    "LAN",
+    true,
+    CHASSIS_CONTROL,
+    false
+);
+retransmit_test!(
+    ipmipower_lan15_late_power_cycle_answer,
+    "ipmipower",
+    ipmipower_cycle_through,
+    "LAN",
+    true,
+    CHASSIS_CONTROL,
+    true
+);
+retransmit_test!(
+    ipmitool_lanplus_lost_open_session_response,
+    "ipmitool",
+    ipmitool_cycle_through,
+    "lanplus",
+    false,
+    OpenSessionResponse,
+    false
+);
+retransmit_test!(
+    ipmitool_lanplus_lost_rakp2,
+    "ipmitool",
+    ipmitool_cycle_through,
+    "lanplus",
+    false,
+    Rakp2,
+    false
+);
+retransmit_test!(
+    ipmitool_lanplus_lost_rakp4,
+    "ipmitool",
+    ipmitool_cycle_through,
+    "lanplus",
+    false,
+    Rakp4,
+    false
+);
+retransmit_test!(
+    ipmitool_lanplus_lost_power_cycle_answer,
+    "ipmitool",
+    ipmitool_cycle_through,
+    "lanplus",
+    false,
+    CHASSIS_CONTROL,
+    false
+);
+retransmit_test!(
+    ipmitool_lanplus_late_power_cycle_answer,
+    "ipmitool",
+    ipmitool_cycle_through,
+    "lanplus",
+    false,
+    CHASSIS_CONTROL,
+    true
+);
+retransmit_test!(
+    ipmitool_lan15_lost_power_cycle_answer,
+    "ipmitool",
+    ipmitool_cycle_through,
+    "lan",
+    true,
+    CHASSIS_CONTROL,
+    false
+);
 
 /// The same datagram twice (same session sequence number): the second is
 /// answered with the first's reply and the machine cycles once; an older
