@@ -6,10 +6,15 @@
 //! answered from the BMC's cache, and the in-memory power backend must have
 //! cycled exactly once.
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use maas_e2e::bmc::Fault;
 use maas_e2e::bmc::client::ClientSession;
+use maas_e2e::bmc::codec::setup::{
+    OpenSessionRequest, OpenSessionResponse as OpenResponse, Rakp1, RakpReply,
+};
+use maas_e2e::bmc::codec::{rmcp, rmcpp};
 use maas_e2e::bmc::config::{PowerConfig, SessionType};
 use maas_e2e::bmc::fault::ReplyKind;
 use maas_e2e::bmc::power::PowerOp;
@@ -413,5 +418,82 @@ async fn same_datagram_again_is_answered_not_run() {
         "an older datagram after a newer request is a replay, not a retry"
     );
     assert_eq!(actions(&lab), [PowerOp::Cycle]);
+    lab.fleet.shutdown().await;
+}
+
+/// The set-up answer inside one RMCP+ datagram from the BMC.
+fn setup_payload(d: &[u8]) -> Vec<u8> {
+    match rmcp::decode(d).unwrap() {
+        rmcp::Rmcp::Ipmi(b) => rmcpp::RmcppPacket::decode(b).unwrap().payload.to_vec(),
+        other => panic!("not an IPMI datagram: {other:?}"),
+    }
+}
+
+/// Straight into the datagram handler: a repeated Open Session and RAKP1
+/// (new message tag, as ipmipower sends them) get the same session and the
+/// same BMC random number with the new tag echoed; a RAKP1 with a new
+/// console random number restarts the exchange (a new BMC random number);
+/// from another console port the same Open Session is a new session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_set_up_messages_get_the_same_answers() {
+    let lab = lab(false).await;
+    let bmc = lab.fleet.bmc("n1").unwrap().clone();
+    let peer: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+    let now = Instant::now();
+    let open = |tag| OpenSessionRequest {
+        tag,
+        privilege: 3,
+        console_session_id: 0xA0A2_A3A4,
+        auth: 3,
+        integ: 4,
+        conf: 1,
+    };
+    let send_open = |tag, peer| {
+        let d = rmcpp::encode(0x10, 0, 0, &open(tag).encode(), None, [0; 16]);
+        OpenResponse::decode(&setup_payload(&bmc.handle_lan(peer, &d, now).unwrap())).unwrap()
+    };
+    let first = send_open(1, peer);
+    assert_eq!(first.status, 0);
+    let again = send_open(2, peer);
+    assert_eq!(again.tag, 2, "the repeat's tag is echoed");
+    assert_eq!(
+        again.bmc_session_id, first.bmc_session_id,
+        "same session for a repeated Open Session"
+    );
+    let other = send_open(1, "127.0.0.1:40002".parse().unwrap());
+    assert_ne!(
+        other.bmc_session_id, first.bmc_session_id,
+        "another console's Open Session is its own session"
+    );
+    let rakp1 = |tag, random| {
+        let r = Rakp1 {
+            tag,
+            bmc_session_id: first.bmc_session_id,
+            console_random: [random; 16],
+            role: 0x13,
+            username: OPERATOR.0.as_bytes().to_vec(),
+        };
+        let d = rmcpp::encode(0x12, 0, 0, &r.encode(), None, [0; 16]);
+        RakpReply::decode(&setup_payload(&bmc.handle_lan(peer, &d, now).unwrap())).unwrap()
+    };
+    let r2 = rakp1(3, 7);
+    assert_eq!(r2.status, 0);
+    let r2_again = rakp1(4, 7);
+    assert_eq!(r2_again.tag, 4);
+    assert_eq!(
+        r2_again.body, r2.body,
+        "same BMC random number and auth code for a repeated RAKP1"
+    );
+    let restarted = rakp1(5, 9);
+    assert_eq!(restarted.status, 0, "a new RAKP1 restarts, not refused");
+    assert_ne!(
+        restarted.body[..16],
+        r2.body[..16],
+        "a restarted exchange has a new BMC random number"
+    );
+    let t = lab.transcript();
+    assert_eq!(events(&lab, "retransmission").len(), 2, "{t}");
+    assert_eq!(events(&lab, "rakp_restart").len(), 1, "{t}");
+    assert_eq!(events(&lab, "open_session").len(), 2, "{t}");
     lab.fleet.shutdown().await;
 }
