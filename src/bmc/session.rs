@@ -5,6 +5,10 @@
 //! numbers, replay window, timeouts and the session limit. Anything that
 //! fails a check is dropped without an answer, as the spec asks for
 //! unauthenticated traffic; nothing a client sends can panic here.
+//! A retransmission (a set-up message again, or a session's last request
+//! again) is answered with what the first one got and is never carried out
+//! twice: clients retry when an answer is late (docs/bmc.md,
+//! "Retransmissions").
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -884,7 +888,7 @@ impl Lan<'_> {
     /// status 0x11; a concrete maximum privilege in the answer (§13.18). The
     /// same request again from the same console, while its session is not
     /// yet active, gets the same answer and the same session: the first
-    /// answer was lost or late (§13.15: the console retries on timeout).
+    /// answer was lost or late and the console asked again.
     fn open_session(&mut self, body: &[u8]) -> Option<Vec<u8>> {
         let req = OpenSessionRequest::decode(body).ok()?;
         self.what = ReplyKind::OpenSessionResponse;
@@ -1026,7 +1030,7 @@ impl Lan<'_> {
         ))
     }
 
-    /// Refuse a RAKP1 with an RMCP+ status in RAKP2 (§13.20). The session,
+    /// Refuse a RAKP1 with an RMCP+ status in RAKP2 (§13.21). The session,
     /// if there is one and it is not active, keeps the refusal so that a
     /// retransmission gets it again; an active session is left alone.
     fn refuse_rakp1(
@@ -1063,7 +1067,7 @@ impl Lan<'_> {
         Some(Self::setup_reply(payload::RAKP2, &reply.encode()))
     }
 
-    /// RAKP Message 1 (§13.19) -> RAKP Message 2 (§13.20). The same RAKP1
+    /// RAKP Message 1 (§13.20) -> RAKP Message 2 (§13.21). The same RAKP1
     /// again (same session, random number, role and name) gets the same
     /// RAKP2, with the same BMC random number; a RAKP1 with new content for
     /// a session not yet active starts the exchange over (the console gave
@@ -1198,7 +1202,7 @@ impl Lan<'_> {
         Some(Self::setup_reply(payload::RAKP2, &reply.encode()))
     }
 
-    /// RAKP Message 3 (§13.21) -> RAKP Message 4 (§13.22). The same RAKP3
+    /// RAKP Message 3 (§13.22) -> RAKP Message 4 (§13.23). The same RAKP3
     /// again gets the same RAKP4 (status 0 and the same check value, or the
     /// same 0x0F): the session is already active, or already refused.
     fn rakp3(&mut self, body: &[u8]) -> Option<Vec<u8>> {
