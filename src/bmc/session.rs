@@ -461,7 +461,7 @@ impl Lan<'_> {
         } else {
             Reply::cc(cc::INSUFFICIENT_PRIVILEGE)
         };
-        self.log(Entry::new(&self.bmc.name, Medium::Lan, "command").command(
+        self.log(Entry::new(self.bmc.name, Medium::Lan, "command").command(
             req.netfn,
             req.cmd,
             &req.data,
@@ -792,7 +792,7 @@ impl Lan<'_> {
             Command::SetSessionPrivilege => set_session_privilege(s, &req.data),
             Command::CloseSession => {
                 let r = self.close_session(id, &req.data);
-                let mut e = Entry::new(&self.bmc.name, Medium::Lan, "command")
+                let mut e = Entry::new(self.bmc.name, Medium::Lan, "command")
                     .command(req.netfn, req.cmd, &req.data, r.cc, &r.data);
                 e.session_id = Some(id);
                 e.user = Some(user.to_string());
@@ -807,7 +807,7 @@ impl Lan<'_> {
                 self.run(p, req)
             }
         };
-        let mut e = Entry::new(&self.bmc.name, Medium::Lan, "command").command(
+        let mut e = Entry::new(self.bmc.name, Medium::Lan, "command").command(
             req.netfn,
             req.cmd,
             &req.data,
@@ -866,7 +866,7 @@ impl Lan<'_> {
     }
 
     fn log_setup(&self, event: &str, id: Option<u32>, user: Option<String>, detail: String) {
-        let mut e = Entry::new(&self.bmc.name, Medium::Lan, event);
+        let mut e = Entry::new(self.bmc.name, Medium::Lan, event);
         e.session_id = id;
         e.user = user;
         e.detail = Some(detail);
