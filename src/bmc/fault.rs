@@ -225,6 +225,28 @@ mod tests {
     }
 
     #[test]
+    fn reply_faults_take_one_answer_of_their_kind() {
+        let mut f = Faults::default();
+        let cc = ReplyKind::InSession {
+            netfn: 0x00,
+            cmd: 0x02,
+        };
+        f.set(Fault::DropReply(ReplyKind::Rakp2));
+        f.set(Fault::DelayReply {
+            reply: cc,
+            delay: Duration::from_secs(2),
+        });
+        assert_eq!(f.take_reply_fault(ReplyKind::Rakp4), None);
+        assert_eq!(
+            f.take_reply_fault(cc),
+            Some(ReplyFault::Delay(Duration::from_secs(2)))
+        );
+        assert_eq!(f.take_reply_fault(cc), None, "one answer only");
+        assert_eq!(f.take_reply_fault(ReplyKind::Rakp2), Some(ReplyFault::Drop));
+        assert_eq!(f.take_reply_fault(ReplyKind::Rakp2), None);
+    }
+
+    #[test]
     fn drops_every_third() {
         let mut f = Faults::default();
         f.set(Fault::DropEveryNth(3));

@@ -1403,6 +1403,56 @@ fn set_session_privilege(s: &mut Session, data: &[u8]) -> Reply {
 mod tests {
     use super::*;
 
+    fn req(rq_seq: u8, netfn: u8, cmd: u8, data: &[u8]) -> LanRequest {
+        LanRequest {
+            rs_addr: 0x20,
+            netfn,
+            rs_lun: 0,
+            rq_addr: 0x81,
+            rq_seq,
+            rq_lun: 0,
+            cmd,
+            data: data.to_vec(),
+        }
+    }
+
+    #[test]
+    fn last_request_recognises_each_kind_of_repeat() {
+        let t0 = Instant::now();
+        let cycle = LastRequest {
+            seq: 7,
+            req: req(3, 0x00, 0x02, &[2]),
+            reply: Reply::ok([]),
+            at: t0,
+        };
+        let again = |seq, r: &LanRequest, after| cycle.repeated_by(seq, r, t0 + after);
+        let soon = Duration::from_millis(300);
+        assert_eq!(
+            again(7, &req(3, 0, 2, &[2]), soon),
+            Some(Repeat::SameSequence)
+        );
+        assert_eq!(again(8, &req(3, 0, 2, &[2]), soon), Some(Repeat::SameRqSeq));
+        assert_eq!(
+            again(8, &req(4, 0, 2, &[2]), soon),
+            Some(Repeat::Renumbered)
+        );
+        assert_eq!(
+            again(8, &req(4, 0, 2, &[2]), Duration::from_secs(6)),
+            None,
+            "too late to be a retry"
+        );
+        assert_eq!(again(8, &req(4, 0, 2, &[0]), soon), None, "other data");
+        let status = LastRequest {
+            req: req(3, 0x00, 0x01, &[]),
+            ..cycle.clone()
+        };
+        assert_eq!(
+            status.repeated_by(8, &req(4, 0, 1, &[]), t0 + soon),
+            None,
+            "a renumbered read runs again (polls must see fresh state)"
+        );
+    }
+
     #[test]
     fn replay_window_accepts_once_and_in_range() {
         let mut w = ReplayWindow::default();
