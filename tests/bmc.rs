@@ -16,5 +16,7 @@ mod inband;
 mod ipmitool;
 #[path = "bmc/negative.rs"]
 mod negative;
+#[path = "bmc/retransmit.rs"]
+mod retransmit;
 #[path = "bmc/robustness.rs"]
 mod robustness;

@@ -1,7 +1,8 @@
 //! Fault switches a scenario step flips at run time: silence, latency,
 //! failing a command with a chosen completion code for its first N calls,
-//! acknowledging power-on without doing it, refusing a cipher suite, and
-//! dropping every Nth datagram.
+//! acknowledging power-on without doing it, refusing a cipher suite,
+//! dropping every Nth datagram, and dropping or delaying one answer of a
+//! chosen kind after the request was carried out (retransmission tests).
 //!
 //! Completion codes worth knowing (see docs/bmc.md):
 //! - ipmipower prints "BMC error" for a non-zero completion code on a
@@ -61,6 +62,42 @@ pub enum Fault {
     RefuseCipherSuite(u8),
     /// Drop every Nth LAN datagram (counting from the first after the switch).
     DropEveryNth(u32),
+    /// Carry out the next request whose answer is of this kind, then drop
+    /// the answer: the client must retransmit, and the BMC must answer the
+    /// retransmission without doing the work twice (docs/bmc.md).
+    DropReply(ReplyKind),
+    /// As `DropReply`, but send the answer this late instead of never.
+    DelayReply {
+        reply: ReplyKind,
+        #[serde(with = "humantime_serde_compat")]
+        delay: Duration,
+    },
+}
+
+/// Which answer a reply fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyKind {
+    /// RMCP+ Open Session Response.
+    OpenSessionResponse,
+    /// RAKP message 2 (answer to RAKP1).
+    Rakp2,
+    /// RAKP message 4 (answer to RAKP3).
+    Rakp4,
+    /// IPMI 1.5 Activate Session response.
+    ActivateSession,
+    /// The answer to this command inside an active session (1.5 or 2.0).
+    InSession { netfn: u8, cmd: u8 },
+    /// Anything else (presence pong, session-less commands): no fault
+    /// names it; it exists so every answer has a kind.
+    Other,
+}
+
+/// What a reply fault does to the one answer it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyFault {
+    Drop,
+    Delay(Duration),
 }
 
 mod humantime_serde_compat {
@@ -95,6 +132,8 @@ pub struct Faults {
     drop_every: Option<u32>,
     drop_counter: u32,
     failures: Vec<FailRule>,
+    /// One-shot reply faults, taken in the order they were set.
+    reply_faults: Vec<(ReplyKind, ReplyFault)>,
 }
 
 impl Faults {
@@ -121,7 +160,18 @@ impl Faults {
                 self.drop_every = (n > 0).then_some(n);
                 self.drop_counter = 0;
             }
+            Fault::DropReply(kind) => self.reply_faults.push((kind, ReplyFault::Drop)),
+            Fault::DelayReply { reply, delay } => {
+                self.reply_faults.push((reply, ReplyFault::Delay(delay)))
+            }
         }
+    }
+
+    /// The reply fault for this answer, if one is waiting for its kind
+    /// (each applies once).
+    pub fn take_reply_fault(&mut self, kind: ReplyKind) -> Option<ReplyFault> {
+        let i = self.reply_faults.iter().position(|(k, _)| *k == kind)?;
+        Some(self.reply_faults.remove(i).1)
     }
 
     /// The completion code to fail this request with, counting it down.
@@ -172,6 +222,28 @@ mod tests {
         assert_eq!(f.take_failure(6, 0x47, Medium::Inband), Some(0xC0));
         assert_eq!(f.take_failure(6, 0x47, Medium::Inband), Some(0xC0));
         assert_eq!(f.take_failure(6, 0x47, Medium::Inband), None);
+    }
+
+    #[test]
+    fn reply_faults_take_one_answer_of_their_kind() {
+        let mut f = Faults::default();
+        let cc = ReplyKind::InSession {
+            netfn: 0x00,
+            cmd: 0x02,
+        };
+        f.set(Fault::DropReply(ReplyKind::Rakp2));
+        f.set(Fault::DelayReply {
+            reply: cc,
+            delay: Duration::from_secs(2),
+        });
+        assert_eq!(f.take_reply_fault(ReplyKind::Rakp4), None);
+        assert_eq!(
+            f.take_reply_fault(cc),
+            Some(ReplyFault::Delay(Duration::from_secs(2)))
+        );
+        assert_eq!(f.take_reply_fault(cc), None, "one answer only");
+        assert_eq!(f.take_reply_fault(ReplyKind::Rakp2), Some(ReplyFault::Drop));
+        assert_eq!(f.take_reply_fault(ReplyKind::Rakp2), None);
     }
 
     #[test]

@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use super::cmd::{self, Ctx, Env, Reply};
 use super::config::{BmcConfig, Resolved, SessionType};
-use super::fault::{Fault, Faults, Medium};
+use super::fault::{Fault, Faults, Medium, ReplyFault, ReplyKind};
 use super::power::{PowerBackend, PowerError};
-use super::session::{self, SessionLimits, SessionTable};
+use super::session::{self, BmcParts, SessionLimits, SessionTable};
 use super::state::*;
 use super::transcript::{Entry, Transcript};
 
@@ -20,10 +20,13 @@ pub struct Inner {
     pub state: BmcState,
     pub sessions: SessionTable,
     pub faults: Faults,
-    /// What the answer to a Close Session needs after the session is gone.
-    pub(crate) closed_seq: u32,
-    pub(crate) closed_password: [u8; 20],
-    pub(crate) closed_protocol: Option<(u32, super::session::Protocol)>,
+}
+
+/// An answer to one datagram and how long a reply fault holds it back.
+#[derive(Debug, Clone)]
+pub struct HeldAnswer {
+    pub bytes: Vec<u8>,
+    pub delay: Option<std::time::Duration>,
 }
 
 /// A user as shown to the harness (no password).
@@ -153,9 +156,6 @@ impl Bmc {
                 state,
                 sessions: SessionTable::default(),
                 faults: Faults::default(),
-                closed_seq: 0,
-                closed_password: [0; 20],
-                closed_protocol: None,
             }),
             power,
             transcript,
@@ -172,10 +172,57 @@ impl Bmc {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Handle one LAN datagram (faults that drop or delay are the server's).
+    /// Handle one LAN datagram: the bytes to send back, if any (a reply
+    /// fault that drops this answer gives `None`; one that delays it is
+    /// ignored here, see [`Bmc::answer_lan`]).
     pub fn handle_lan(&self, peer: SocketAddr, dgram: &[u8], now: Instant) -> Option<Vec<u8>> {
+        self.answer_lan(peer, dgram, now).map(|a| a.bytes)
+    }
+
+    /// Handle one LAN datagram: the answer and how long to hold it back
+    /// (a reply fault), or `None` when there is nothing to send.
+    pub fn answer_lan(&self, peer: SocketAddr, dgram: &[u8], now: Instant) -> Option<HeldAnswer> {
         let mut inner = self.lock();
-        session::handle_datagram(self, &mut inner, peer, dgram, now)
+        let inner = &mut *inner;
+        let parts = BmcParts {
+            name: &self.name,
+            state: &mut inner.state,
+            sessions: &mut inner.sessions,
+            faults: &mut inner.faults,
+            power: &*self.power,
+            transcript: self.transcript.as_deref(),
+            limits: self.limits,
+        };
+        let answer = session::handle_datagram(parts, peer, dgram, now)?;
+        let hold = if answer.fresh {
+            inner.faults.take_reply_fault(answer.what)
+        } else {
+            None
+        };
+        let delay = match hold {
+            None => None,
+            Some(ReplyFault::Drop) => {
+                self.log_reply_fault(peer, answer.what, "dropped");
+                return None;
+            }
+            Some(ReplyFault::Delay(d)) => {
+                self.log_reply_fault(peer, answer.what, &format!("delayed by {d:?}"));
+                Some(d)
+            }
+        };
+        Some(HeldAnswer {
+            bytes: answer.bytes,
+            delay,
+        })
+    }
+
+    fn log_reply_fault(&self, peer: SocketAddr, what: ReplyKind, how: &str) {
+        if let Some(t) = &self.transcript {
+            let mut e = Entry::new(&self.name, Medium::Lan, "reply_fault");
+            e.peer = Some(peer.to_string());
+            e.detail = Some(format!("{what:?} {how}"));
+            t.write(&e);
+        }
     }
 
     /// Handle one in-band request from the system interface.
@@ -236,6 +283,11 @@ impl Bmc {
 
     pub fn power_state(&self) -> Result<bool, PowerError> {
         self.power.is_on()
+    }
+
+    /// Power actions applied so far, if the backend keeps them (in-memory).
+    pub fn power_actions(&self) -> Option<Vec<super::power::PowerOp>> {
+        self.power.applied()
     }
 
     pub fn users(&self) -> Vec<UserView> {

@@ -39,18 +39,27 @@ pub enum PowerError {
 pub trait PowerBackend: Send + Sync {
     fn is_on(&self) -> Result<bool, PowerError>;
     fn apply(&self, op: PowerOp) -> Result<(), PowerError>;
+    /// Every action applied so far, for backends that keep them (the
+    /// in-memory one: tests count power cycles).
+    fn applied(&self) -> Option<Vec<PowerOp>> {
+        None
+    }
 }
 
 /// Power held in memory. Soft off and cycle complete at once.
 #[derive(Debug, Default)]
 pub struct MemoryPower {
     on: AtomicBool,
+    /// What was applied, in order: a retransmitted power cycle must show
+    /// up once.
+    applied: Mutex<Vec<PowerOp>>,
 }
 
 impl MemoryPower {
     pub fn new(on: bool) -> Self {
         MemoryPower {
             on: AtomicBool::new(on),
+            applied: Mutex::new(Vec::new()),
         }
     }
 }
@@ -65,7 +74,20 @@ impl PowerBackend for MemoryPower {
             PowerOp::On | PowerOp::Cycle | PowerOp::Reset => self.on.store(true, Ordering::SeqCst),
             PowerOp::Off | PowerOp::Soft => self.on.store(false, Ordering::SeqCst),
         }
+        self.applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(op);
         Ok(())
+    }
+
+    fn applied(&self) -> Option<Vec<PowerOp>> {
+        Some(
+            self.applied
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
     }
 }
 

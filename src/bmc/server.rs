@@ -31,8 +31,14 @@ pub async fn serve_lan(bmc: Arc<Bmc>, socket: UdpSocket, mut shutdown: watch::Re
         let Some(latency) = bmc.admit_datagram() else {
             continue;
         };
-        let Some(answer) = bmc.handle_lan(peer, &buf[..n], arrived) else {
+        let Some(held) = bmc.answer_lan(peer, &buf[..n], arrived) else {
             continue;
+        };
+        let answer = held.bytes;
+        // A reply fault's delay adds to the latency switch.
+        let latency = match (latency, held.delay) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or_default() + b.unwrap_or_default()),
         };
         match latency {
             None => {

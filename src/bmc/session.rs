@@ -5,6 +5,10 @@
 //! numbers, replay window, timeouts and the session limit. Anything that
 //! fails a check is dropped without an answer, as the spec asks for
 //! unauthenticated traffic; nothing a client sends can panic here.
+//! A retransmission (a set-up message again, or a session's last request
+//! again) is answered with what the first one got and is never carried out
+//! twice: clients retry when an answer is late (docs/bmc.md,
+//! "Retransmissions").
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,9 +22,11 @@ use super::codec::rmcpp::{self, Protection, RmcppPacket, payload};
 use super::codec::setup::{OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp3, RakpReply};
 use super::codec::v15::{self, V15Packet};
 use super::fault::Medium;
-use super::instance::{Bmc, Inner};
-use super::state::privilege;
-use super::transcript::Entry;
+use super::fault::{Faults, ReplyKind};
+use super::power::PowerBackend;
+use super::state::BmcState;
+use super::state::{User, privilege};
+use super::transcript::{Entry, Transcript};
 
 /// RMCP+ status codes (IPMI 2.0 table 13-15).
 pub mod status {
@@ -103,6 +109,10 @@ enum Stage {
     AwaitRakp1,
     /// RMCP+: RAKP2 sent.
     AwaitRakp3(RakpExchange),
+    /// RMCP+: RAKP1 or RAKP3 refused. Kept (until it times out or is
+    /// evicted) so a retransmission of the refused message gets the same
+    /// refusal instead of "no such session".
+    Refused,
     Active,
 }
 
@@ -137,9 +147,109 @@ pub struct Session {
     next_outbound: u32,
     inbound: ReplayWindow,
     last_activity: Instant,
+    /// Where the session was opened from: a repeated Open Session counts
+    /// as one only from the same console.
+    peer: SocketAddr,
+    /// Set-up messages (message tag zeroed) with the answers they got, so a
+    /// retransmission is answered the same (IPMI 2.0 §13.17-13.23).
+    open: Option<(OpenSessionRequest, OpenSessionResponse)>,
+    rakp1: Option<(Rakp1, RakpReply)>,
+    rakp3: Option<(Rakp3, RakpReply)>,
+    /// The last request carried out in the session and its reply.
+    last: Option<LastRequest>,
+}
+
+/// A request carried out in a session, kept to recognise its retransmission.
+#[derive(Clone)]
+struct LastRequest {
+    seq: u32,
+    req: LanRequest,
+    reply: Reply,
+    at: Instant,
+}
+
+/// How long after a state-changing request a renumbered copy of it counts
+/// as its retransmission (ipmipower's retransmissions back off to a few
+/// seconds; the IPMB sequence-number expiration interval is 5 s).
+const RENUMBERED_REPEAT_WINDOW: Duration = Duration::from_secs(5);
+
+/// Why a request counts as a retransmission of the session's last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// Same session sequence number and content: the datagram again.
+    SameSequence,
+    /// New session sequence number, same rqSeq and content (ipmitool).
+    SameRqSeq,
+    /// New session sequence number and rqSeq, same state-changing command
+    /// and data, soon after (ipmipower renumbers both when it retries).
+    Renumbered,
+}
+
+impl Repeat {
+    fn describe(self) -> &'static str {
+        match self {
+            Repeat::SameSequence => "same session sequence number and content",
+            Repeat::SameRqSeq => "same rqSeq and content, new session sequence number",
+            Repeat::Renumbered => "same state-changing command and data, renumbered, within 5 s",
+        }
+    }
+}
+
+impl LastRequest {
+    /// Whether `req` (session sequence `seq`) repeats this request.
+    fn repeated_by(&self, seq: u32, req: &LanRequest, now: Instant) -> Option<Repeat> {
+        if *req == self.req {
+            return Some(if seq == self.seq {
+                Repeat::SameSequence
+            } else {
+                Repeat::SameRqSeq
+            });
+        }
+        let same_but_rq_seq = LanRequest {
+            rq_seq: self.req.rq_seq,
+            ..req.clone()
+        } == self.req;
+        // Reads are carried out again (harmless, and a poll such as
+        // ipmipower's --wait-until-on must see fresh state); only a command
+        // that must not happen twice is matched without its rqSeq.
+        let once_only = Command::from_wire(req.netfn, req.cmd) == Command::ChassisControl;
+        (same_but_rq_seq && once_only && now.duration_since(self.at) <= RENUMBERED_REPEAT_WINDOW)
+            .then_some(Repeat::Renumbered)
+    }
 }
 
 impl Session {
+    /// A session just opened or activated, before any exchange.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        bmc_id: u32,
+        console_id: u32,
+        protocol: Protocol,
+        stage: Stage,
+        peer: SocketAddr,
+        now: Instant,
+    ) -> Self {
+        Session {
+            bmc_id,
+            console_id,
+            protocol,
+            stage,
+            user_id: 0,
+            username: String::new(),
+            password: [0; 20],
+            max_privilege: 0,
+            privilege: 0,
+            next_outbound: 1,
+            inbound: ReplayWindow::default(),
+            last_activity: now,
+            peer,
+            open: None,
+            rakp1: None,
+            rakp3: None,
+            last: None,
+        }
+    }
+
     fn take_outbound(&mut self) -> u32 {
         let s = self.next_outbound;
         self.next_outbound = self.next_outbound.wrapping_add(1).max(1);
@@ -162,6 +272,23 @@ pub struct SessionTable {
     sessions: HashMap<u32, Session>,
     challenges: HashMap<u32, Challenge>,
     last_purge: Option<Instant>,
+    /// The session a Close Session just removed, with the outbound sequence
+    /// number its answer carries: the answer is built after the removal.
+    closed: Option<(u32, Session)>,
+    /// IPMI 1.5 Activate Session answers by temporary session ID, so a
+    /// retransmitted Activate Session gets the same session again.
+    activated: HashMap<u32, Activated>,
+}
+
+/// An Activate Session that succeeded (or was refused) and what it answered.
+#[derive(Debug, Clone)]
+struct Activated {
+    auth: AuthType15,
+    password: [u8; 16],
+    request: Vec<u8>,
+    reply: Reply,
+    seq: u32,
+    created: Instant,
 }
 
 impl SessionTable {
@@ -188,6 +315,8 @@ impl SessionTable {
             .retain(|_, s| now.duration_since(s.last_activity) <= timeout);
         self.challenges
             .retain(|_, c| now.duration_since(c.created) <= timeout);
+        self.activated
+            .retain(|_, a| now.duration_since(a.created) <= timeout);
     }
 
     /// Make room by forgetting the oldest session still in RAKP set-up:
@@ -205,7 +334,11 @@ impl SessionTable {
     fn new_id(&self) -> u32 {
         loop {
             let id: u32 = rand::random();
-            if id != 0 && !self.sessions.contains_key(&id) && !self.challenges.contains_key(&id) {
+            if id != 0
+                && !self.sessions.contains_key(&id)
+                && !self.challenges.contains_key(&id)
+                && !self.activated.contains_key(&id)
+            {
                 return id;
             }
         }
@@ -222,35 +355,59 @@ impl SessionTable {
     }
 }
 
+/// The parts of one BMC a datagram may touch, lent by the instance for the
+/// time of one datagram (the instance owns them; this layer only borrows,
+/// so imports run one way: instance -> session).
+pub struct BmcParts<'a> {
+    pub name: &'a str,
+    pub state: &'a mut BmcState,
+    pub sessions: &'a mut SessionTable,
+    pub faults: &'a mut Faults,
+    pub power: &'a dyn PowerBackend,
+    pub transcript: Option<&'a Transcript>,
+    pub limits: SessionLimits,
+}
+
+/// One answer to send back.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub bytes: Vec<u8>,
+    pub what: ReplyKind,
+    /// False when the answer repeats an earlier one for a retransmitted
+    /// request: reply faults apply to an exchange once, not to its repeats.
+    pub fresh: bool,
+}
+
 /// One datagram being handled, with everything it may touch.
 struct Lan<'a> {
-    bmc: &'a Bmc,
-    inner: &'a mut Inner,
+    bmc: BmcParts<'a>,
     peer: SocketAddr,
     now: Instant,
+    what: ReplyKind,
+    fresh: bool,
 }
 
 /// Handle one LAN datagram; the answer to send back, if any.
 pub fn handle_datagram(
-    bmc: &Bmc,
-    inner: &mut Inner,
+    bmc: BmcParts<'_>,
     peer: SocketAddr,
     dgram: &[u8],
     now: Instant,
-) -> Option<Vec<u8>> {
-    inner.sessions.maybe_purge(now, bmc.limits.timeout);
+) -> Option<Answer> {
+    bmc.sessions.maybe_purge(now, bmc.limits.timeout);
     let mut lan = Lan {
         bmc,
-        inner,
         peer,
         now,
+        what: ReplyKind::Other,
+        fresh: true,
     };
-    match rmcp::decode(dgram).ok()? {
+    let bytes = match rmcp::decode(dgram).ok()? {
         Rmcp::AsfPing { tag } => Some(rmcp::pong(tag)),
         Rmcp::AsfOther => None,
         // Channel access mode "disabled" (Set Channel Access): the LAN
         // channel takes no IPMI messages at all.
-        Rmcp::Ipmi(_) if lan.inner.state.lan_access_volatile.access_mode == 0 => None,
+        Rmcp::Ipmi(_) if lan.bmc.state.lan_access_volatile.access_mode == 0 => None,
         Rmcp::Ipmi(body) => {
             if body.first()? & 0x0F == 0x06 {
                 lan.rmcpp(RmcppPacket::decode(body).ok()?)
@@ -258,12 +415,17 @@ pub fn handle_datagram(
                 lan.v15(V15Packet::decode(body).ok()?)
             }
         }
-    }
+    }?;
+    Some(Answer {
+        bytes,
+        what: lan.what,
+        fresh: lan.fresh,
+    })
 }
 
 impl Lan<'_> {
     fn log(&self, mut e: Entry<'_>) {
-        if let Some(t) = &self.bmc.transcript {
+        if let Some(t) = self.bmc.transcript {
             e.peer = Some(self.peer.to_string());
             t.write(&e);
         }
@@ -273,18 +435,17 @@ impl Lan<'_> {
         Ctx {
             medium: Medium::Lan,
             privilege,
-            active_sessions: self.inner.sessions.active_count().min(63) as u8,
+            active_sessions: self.bmc.sessions.active_count().min(63) as u8,
         }
     }
 
     /// Run a command that is not a session command.
     fn run(&mut self, privilege: u8, req: &LanRequest) -> Reply {
         let ctx = self.ctx(privilege);
-        let inner = &mut *self.inner;
         let mut env = Env {
-            state: &mut inner.state,
-            power: &*self.bmc.power,
-            faults: &mut inner.faults,
+            state: &mut *self.bmc.state,
+            power: self.bmc.power,
+            faults: &mut *self.bmc.faults,
             ctx,
         };
         cmd::dispatch(&mut env, req.netfn, req.cmd, &req.data)
@@ -300,7 +461,7 @@ impl Lan<'_> {
         } else {
             Reply::cc(cc::INSUFFICIENT_PRIVILEGE)
         };
-        self.log(Entry::new(&self.bmc.name, Medium::Lan, "command").command(
+        self.log(Entry::new(self.bmc.name, Medium::Lan, "command").command(
             req.netfn,
             req.cmd,
             &req.data,
@@ -327,15 +488,18 @@ impl Lan<'_> {
                 &req.response(reply.cc, &reply.data),
             ));
         }
-        if !self.inner.state.v15_sessions {
+        if !self.bmc.state.v15_sessions {
             return None;
         }
-        if self.inner.sessions.challenges.contains_key(&pkt.session_id) {
+        let table = &self.bmc.sessions;
+        if table.challenges.contains_key(&pkt.session_id)
+            || table.activated.contains_key(&pkt.session_id)
+        {
             return self.activate_session(&pkt, &req);
         }
         let limits = self.bmc.limits;
         let s = self
-            .inner
+            .bmc
             .sessions
             .live(pkt.session_id, self.now, limits.timeout)?;
         let Protocol::V15 { auth } = s.protocol else {
@@ -348,17 +512,16 @@ impl Lan<'_> {
         if auth.authcode(&pw16, s.bmc_id, pkt.msg, pkt.seq) != pkt.authcode {
             return None;
         }
-        if !s.inbound.accept(pkt.seq) {
-            return None;
-        }
-        s.last_activity = self.now;
         let (id, user) = (s.bmc_id, s.username.clone());
-        let reply = self.in_session(id, &req, &user)?;
-        let s = self.inner.sessions.sessions.get_mut(&id);
+        let reply = self.answer_in_session(id, pkt.seq, &req, &user)?;
+        let s = self.bmc.sessions.sessions.get_mut(&id);
         // Close Session removed it: answer with the state it had.
         let (seq, pw) = match s {
             Some(s) => (s.take_outbound(), s.password),
-            None => (self.inner.closed_seq, self.inner.closed_password),
+            None => {
+                let (seq, s) = self.bmc.sessions.closed.as_ref()?;
+                (*seq, s.password)
+            }
         };
         let msg = req.response(reply.cc, &reply.data);
         let pw16: [u8; 16] = pw[..16].try_into().expect("16 bytes");
@@ -376,7 +539,7 @@ impl Lan<'_> {
         if data.len() < 17 {
             return Reply::cc(cc::REQUEST_LENGTH_INVALID);
         }
-        let st = &self.inner.state;
+        let st = &self.bmc.state;
         let Some(auth) = AuthType15::from_id(data[0] & 0x0F)
             .filter(|a| st.v15_sessions && st.auth_type_support & a.bit() != 0)
         else {
@@ -391,7 +554,7 @@ impl Lan<'_> {
             return Reply::cc(0x81);
         }
         let limits = self.bmc.limits;
-        let table = &mut self.inner.sessions;
+        let table = &mut self.bmc.sessions;
         table.purge(self.now, limits.timeout);
         if table.challenges.len() >= limits.max_sessions * 4 {
             return Reply::cc(cc::NODE_BUSY);
@@ -414,14 +577,45 @@ impl Lan<'_> {
 
     /// Activate Session (App 0x3A, IPMI 2.0 §22.17), sent with the temporary
     /// session ID; answered with it too, signed with the user's password.
+    /// A retransmission (same temporary ID, same request data) gets the
+    /// same answer and the same session, never a second one.
     fn activate_session(&mut self, pkt: &V15Packet<'_>, req: &LanRequest) -> Option<Vec<u8>> {
         if Command::from_wire(req.netfn, req.cmd) != Command::ActivateSession {
             return None;
         }
+        self.what = ReplyKind::ActivateSession;
         let temp_id = pkt.session_id;
-        let ch = self.inner.sessions.challenges.get(&temp_id)?.clone();
-        let st = &self.inner.state;
-        let user = st.user(ch.user_id)?.clone();
+        let encode = |a: &Activated| {
+            let msg = req.response(a.reply.cc, &a.reply.data);
+            Some(v15::encode(
+                a.auth as u8,
+                a.seq,
+                temp_id,
+                a.auth.authcode(&a.password, temp_id, &msg, a.seq),
+                &msg,
+            ))
+        };
+        if let Some(a) = self.bmc.sessions.activated.get(&temp_id).cloned() {
+            if pkt.auth_type != a.auth as u8
+                || a.auth.authcode(&a.password, temp_id, pkt.msg, pkt.seq) != pkt.authcode
+                || req.data != a.request
+            {
+                return None;
+            }
+            let mut e = Entry::new(self.bmc.name, Medium::Lan, "retransmission").command(
+                req.netfn,
+                req.cmd,
+                &req.data,
+                a.reply.cc,
+                &a.reply.data,
+            );
+            e.detail = Some("Activate Session repeated: answered from cache".into());
+            self.log(e);
+            self.fresh = false;
+            return encode(&a);
+        }
+        let ch = self.bmc.sessions.challenges.get(&temp_id)?.clone();
+        let user = self.bmc.state.user(ch.user_id)?.clone();
         let pw16 = user.password16();
         if pkt.auth_type != ch.auth as u8
             || ch.auth.authcode(&pw16, temp_id, pkt.msg, pkt.seq) != pkt.authcode
@@ -429,94 +623,176 @@ impl Lan<'_> {
             return None;
         }
         let d = &req.data;
-        let answer = |me: &mut Self, reply: Reply, seq: u32| {
-            me.log(Entry::new(&me.bmc.name, Medium::Lan, "command").command(
-                req.netfn,
-                req.cmd,
-                d,
-                reply.cc,
-                &reply.data,
-            ));
-            let msg = req.response(reply.cc, &reply.data);
-            Some(v15::encode(
-                ch.auth as u8,
-                seq,
-                temp_id,
-                ch.auth.authcode(&pw16, temp_id, &msg, seq),
-                &msg,
-            ))
+        let (reply, seq) = if d.len() < 22 {
+            (Reply::cc(cc::REQUEST_LENGTH_INVALID), 0)
+        } else {
+            if d[0] & 0x0F != ch.auth as u8 || d[2..18] != ch.challenge {
+                return None;
+            }
+            let initial_outbound = u32::from_le_bytes(d[18..22].try_into().expect("4 bytes"));
+            self.bmc.sessions.challenges.remove(&temp_id);
+            (
+                self.activate(&ch, &user, d[1] & 0x0F, initial_outbound),
+                initial_outbound,
+            )
         };
-        if d.len() < 22 {
-            return answer(self, Reply::cc(cc::REQUEST_LENGTH_INVALID), 0);
+        self.log(Entry::new(self.bmc.name, Medium::Lan, "command").command(
+            req.netfn,
+            req.cmd,
+            d,
+            reply.cc,
+            &reply.data,
+        ));
+        let a = Activated {
+            auth: ch.auth,
+            password: pw16,
+            request: d.clone(),
+            reply,
+            seq,
+            created: self.now,
+        };
+        if d.len() >= 22 {
+            self.bmc.sessions.activated.insert(temp_id, a.clone());
         }
-        let initial_outbound = u32::from_le_bytes(d[18..22].try_into().expect("4 bytes"));
-        if d[0] & 0x0F != ch.auth as u8 || d[2..18] != ch.challenge {
-            return None;
-        }
-        self.inner.sessions.challenges.remove(&temp_id);
-        let wanted = d[1] & 0x0F;
+        encode(&a)
+    }
+
+    /// The checks and the new session behind an Activate Session whose
+    /// challenge matched: the reply to send.
+    fn activate(
+        &mut self,
+        ch: &Challenge,
+        user: &User,
+        wanted: u8,
+        initial_outbound: u32,
+    ) -> Reply {
+        let st = &self.bmc.state;
         if !(privilege::USER..=privilege::ADMIN).contains(&wanted) && wanted != privilege::CALLBACK
         {
-            return answer(self, Reply::cc(cc::INVALID_DATA_FIELD), initial_outbound);
+            return Reply::cc(cc::INVALID_DATA_FIELD);
         }
         if initial_outbound == 0 {
-            return answer(self, Reply::cc(0x84), initial_outbound);
+            return Reply::cc(0x84);
         }
         let limit = user.lan.privilege.min(st.lan_privilege_limit());
         if !user.lan.ipmi_messaging || user.lan.privilege == privilege::NO_ACCESS || wanted > limit
         {
-            return answer(self, Reply::cc(0x86), initial_outbound);
+            return Reply::cc(0x86);
         }
         if st.lan.auth_enables[wanted as usize - 1] & ch.auth.bit() == 0 {
-            return answer(self, Reply::cc(cc::INVALID_DATA_FIELD), initial_outbound);
+            return Reply::cc(cc::INVALID_DATA_FIELD);
         }
         let limits = self.bmc.limits;
-        let table = &mut self.inner.sessions;
+        let table = &mut *self.bmc.sessions;
         table.purge(self.now, limits.timeout);
         if table.sessions.len() >= limits.max_sessions && !table.evict_oldest_pending() {
-            return answer(self, Reply::cc(0x81), initial_outbound);
+            return Reply::cc(0x81);
         }
         let id = table.new_id();
         let inbound: u32 = rand::random::<u32>() % 0x4000_0000 + 1;
-        table.sessions.insert(
+        let mut s = Session::new(
             id,
-            Session {
-                bmc_id: id,
-                console_id: id,
-                protocol: Protocol::V15 { auth: ch.auth },
-                stage: Stage::Active,
-                user_id: ch.user_id,
-                username: user.name_str(),
-                password: user.password,
-                max_privilege: wanted,
-                privilege: wanted.min(privilege::USER),
-                next_outbound: initial_outbound.wrapping_add(1).max(1),
-                inbound: ReplayWindow::starting_after(inbound - 1),
-                last_activity: self.now,
-            },
+            id,
+            Protocol::V15 { auth: ch.auth },
+            Stage::Active,
+            self.peer,
+            self.now,
         );
+        s.user_id = ch.user_id;
+        s.username = user.name_str();
+        s.password = user.password;
+        s.max_privilege = wanted;
+        s.privilege = wanted.min(privilege::USER);
+        s.next_outbound = initial_outbound.wrapping_add(1).max(1);
+        s.inbound = ReplayWindow::starting_after(inbound - 1);
+        table.sessions.insert(id, s);
         let mut out = vec![ch.auth as u8];
         out.extend_from_slice(&id.to_le_bytes());
         out.extend_from_slice(&inbound.to_le_bytes());
         out.push(wanted);
-        let mut e = Entry::new(&self.bmc.name, Medium::Lan, "session_activated");
+        let mut e = Entry::new(self.bmc.name, Medium::Lan, "session_activated");
         e.session_id = Some(id);
         e.user = Some(user.name_str());
         e.detail = Some(format!("ipmi 1.5 auth {:?}", ch.auth));
         self.log(e);
-        answer(self, Reply::ok(out), initial_outbound)
+        Reply::ok(out)
     }
 
     // ---- commands inside a session (1.5 and 2.0) ----
 
+    /// An authenticated request inside an active session. A retransmission
+    /// of the session's last request is answered with that request's reply
+    /// and not carried out again (a repeated power cycle cycles once);
+    /// anything else must pass the replay window (IPMI 2.0 §6.12), then
+    /// runs.
+    fn answer_in_session(
+        &mut self,
+        id: u32,
+        seq: u32,
+        req: &LanRequest,
+        user: &str,
+    ) -> Option<Reply> {
+        self.what = ReplyKind::InSession {
+            netfn: req.netfn,
+            cmd: req.cmd,
+        };
+        let now = self.now;
+        let s = self.bmc.sessions.sessions.get_mut(&id)?;
+        let repeat = s
+            .last
+            .as_ref()
+            .and_then(|l| Some((l.repeated_by(seq, req, now)?, l.reply.clone())));
+        if let Some((how, reply)) = repeat {
+            // Mark a new number seen, so this datagram cannot run later.
+            if how != Repeat::SameSequence && !s.inbound.accept(seq) {
+                return None;
+            }
+            s.last_activity = now;
+            if let Some(l) = s.last.as_mut() {
+                l.seq = seq;
+                l.req = req.clone();
+            }
+            let mut e = Entry::new(self.bmc.name, Medium::Lan, "retransmission").command(
+                req.netfn,
+                req.cmd,
+                &req.data,
+                reply.cc,
+                &reply.data,
+            );
+            e.session_id = Some(id);
+            e.user = Some(user.to_string());
+            e.detail = Some(format!(
+                "answered from cache ({}); not carried out again",
+                how.describe()
+            ));
+            self.log(e);
+            self.fresh = false;
+            return Some(reply);
+        }
+        if !s.inbound.accept(seq) {
+            return None;
+        }
+        s.last_activity = now;
+        let reply = self.in_session(id, req, user)?;
+        if let Some(s) = self.bmc.sessions.sessions.get_mut(&id) {
+            s.last = Some(LastRequest {
+                seq,
+                req: req.clone(),
+                reply: reply.clone(),
+                at: now,
+            });
+        }
+        Some(reply)
+    }
+
     fn in_session(&mut self, id: u32, req: &LanRequest, user: &str) -> Option<Reply> {
         let command = Command::from_wire(req.netfn, req.cmd);
-        let s = self.inner.sessions.sessions.get_mut(&id)?;
+        let s = self.bmc.sessions.sessions.get_mut(&id)?;
         let reply = match command {
             Command::SetSessionPrivilege => set_session_privilege(s, &req.data),
             Command::CloseSession => {
                 let r = self.close_session(id, &req.data);
-                let mut e = Entry::new(&self.bmc.name, Medium::Lan, "command")
+                let mut e = Entry::new(self.bmc.name, Medium::Lan, "command")
                     .command(req.netfn, req.cmd, &req.data, r.cc, &r.data);
                 e.session_id = Some(id);
                 e.user = Some(user.to_string());
@@ -531,7 +807,7 @@ impl Lan<'_> {
                 self.run(p, req)
             }
         };
-        let mut e = Entry::new(&self.bmc.name, Medium::Lan, "command").command(
+        let mut e = Entry::new(self.bmc.name, Medium::Lan, "command").command(
             req.netfn,
             req.cmd,
             &req.data,
@@ -550,7 +826,7 @@ impl Lan<'_> {
             return Reply::cc(cc::REQUEST_LENGTH_INVALID);
         }
         let target = u32::from_le_bytes(data[..4].try_into().expect("4 bytes"));
-        let table = &mut self.inner.sessions;
+        let table = &mut self.bmc.sessions;
         if target != own {
             let admin = table
                 .sessions
@@ -566,9 +842,8 @@ impl Lan<'_> {
         }
         if let Some(mut s) = table.sessions.remove(&own) {
             // Keep what the answer to this last request needs.
-            self.inner.closed_seq = s.take_outbound();
-            self.inner.closed_password = s.password;
-            self.inner.closed_protocol = Some((s.console_id, s.protocol.clone()));
+            let seq = s.take_outbound();
+            self.bmc.sessions.closed = Some((seq, s));
         }
         Reply::ok([])
     }
@@ -578,7 +853,7 @@ impl Lan<'_> {
     fn rmcpp(&mut self, pkt: RmcppPacket<'_>) -> Option<Vec<u8>> {
         match pkt.payload_type {
             payload::IPMI => self.rmcpp_ipmi(&pkt),
-            _ if !self.inner.state.v20_sessions => None,
+            _ if !self.bmc.state.v20_sessions => None,
             payload::OPEN_SESSION_REQUEST => self.open_session(pkt.payload),
             payload::RAKP1 => self.rakp1(pkt.payload),
             payload::RAKP3 => self.rakp3(pkt.payload),
@@ -591,17 +866,79 @@ impl Lan<'_> {
     }
 
     fn log_setup(&self, event: &str, id: Option<u32>, user: Option<String>, detail: String) {
-        let mut e = Entry::new(&self.bmc.name, Medium::Lan, event);
+        let mut e = Entry::new(self.bmc.name, Medium::Lan, event);
         e.session_id = id;
         e.user = user;
         e.detail = Some(detail);
         self.log(e);
     }
 
+    /// Log a set-up message answered again from the session's cache.
+    fn log_repeat(&mut self, id: u32, user: Option<String>, what: &str) {
+        self.fresh = false;
+        self.log_setup(
+            "retransmission",
+            Some(id),
+            user,
+            format!("{what} repeated: answered from cache"),
+        );
+    }
+
     /// Open Session Request (IPMI 2.0 §13.17): the exact proposed suite or
-    /// status 0x11; a concrete maximum privilege in the answer.
+    /// status 0x11; a concrete maximum privilege in the answer (§13.18). The
+    /// same request again from the same console, while its session is not
+    /// yet active, gets the same answer and the same session: the first
+    /// answer was lost or late and the console asked again.
     fn open_session(&mut self, body: &[u8]) -> Option<Vec<u8>> {
         let req = OpenSessionRequest::decode(body).ok()?;
+        self.what = ReplyKind::OpenSessionResponse;
+        let key = OpenSessionRequest {
+            tag: 0,
+            ..req.clone()
+        };
+        let peer = self.peer;
+        let cached = self.bmc.sessions.sessions.values_mut().find(|s| {
+            s.peer == peer
+                && !matches!(s.stage, Stage::Active)
+                && s.open.as_ref().is_some_and(|(seen, _)| *seen == key)
+        });
+        if let Some(s) = cached {
+            s.last_activity = self.now;
+            let (id, mut resp) = (s.bmc_id, s.open.as_ref().expect("matched").1.clone());
+            resp.tag = req.tag;
+            self.log_repeat(id, None, "Open Session Request");
+            return Some(Self::setup_reply(
+                payload::OPEN_SESSION_RESPONSE,
+                &resp.encode(),
+            ));
+        }
+        // The same request for a session that is active but unused: the
+        // console never saw RAKP4 and starts over (ipmitool restarts the
+        // whole set-up instead of repeating RAKP3). Retire the orphan so it
+        // does not hold a session slot until it times out.
+        let orphan = self
+            .bmc
+            .sessions
+            .sessions
+            .values()
+            .find(|s| {
+                s.peer == peer
+                    && matches!(s.stage, Stage::Active)
+                    && s.last.is_none()
+                    && s.open.as_ref().is_some_and(|(seen, _)| *seen == key)
+            })
+            .map(|s| (s.bmc_id, s.username.clone()));
+        if let Some((id, user)) = orphan {
+            self.bmc.sessions.sessions.remove(&id);
+            self.log_setup(
+                "session_retired",
+                Some(id),
+                Some(user),
+                "Open Session Request repeated for this active, unused session (RAKP4 lost): \
+                 closed; a new session follows"
+                    .into(),
+            );
+        }
         let mut resp = OpenSessionResponse {
             tag: req.tag,
             status: 0,
@@ -612,12 +949,12 @@ impl Lan<'_> {
             integ: req.integ,
             conf: req.conf,
         };
-        let st = &self.inner.state;
+        let st = &self.bmc.state;
         let offered: Vec<u8> = st
             .cipher_suites
             .iter()
             .copied()
-            .filter(|id| !self.inner.faults.refused_suites.contains(id))
+            .filter(|id| !self.bmc.faults.refused_suites.contains(id))
             .collect();
         let suite = CipherSuite::matching(&offered, req.auth, req.integ, req.conf);
         let channel_limit = st.lan_privilege_limit().min(privilege::ADMIN);
@@ -636,7 +973,7 @@ impl Lan<'_> {
             0
         };
         let limits = self.bmc.limits;
-        let table = &mut self.inner.sessions;
+        let table = &mut *self.bmc.sessions;
         if resp.status == 0 {
             table.purge(self.now, limits.timeout);
             if table.sessions.len() >= limits.max_sessions && !table.evict_oldest_pending() {
@@ -666,27 +1003,21 @@ impl Lan<'_> {
         } else {
             req.privilege
         };
-        table.sessions.insert(
+        let mut s = Session::new(
             id,
-            Session {
-                bmc_id: id,
-                console_id: req.console_session_id,
-                protocol: Protocol::V20 {
-                    suite,
-                    k1: Vec::new(),
-                    k2: Vec::new(),
-                },
-                stage: Stage::AwaitRakp1,
-                user_id: 0,
-                username: String::new(),
-                password: [0; 20],
-                max_privilege: resp.privilege,
-                privilege: 0,
-                next_outbound: 1,
-                inbound: ReplayWindow::default(),
-                last_activity: self.now,
+            req.console_session_id,
+            Protocol::V20 {
+                suite,
+                k1: Vec::new(),
+                k2: Vec::new(),
             },
+            Stage::AwaitRakp1,
+            self.peer,
+            self.now,
         );
+        s.max_privilege = resp.privilege;
+        s.open = Some((key, resp.clone()));
+        table.sessions.insert(id, s);
         self.log_setup(
             "open_session",
             Some(id),
@@ -699,72 +1030,126 @@ impl Lan<'_> {
         ))
     }
 
+    /// Refuse a RAKP1 with an RMCP+ status in RAKP2 (§13.21). The session,
+    /// if there is one and it is not active, keeps the refusal so that a
+    /// retransmission gets it again; an active session is left alone.
+    fn refuse_rakp1(
+        &mut self,
+        r1: &Rakp1,
+        console_id: u32,
+        st: u8,
+        why: String,
+    ) -> Option<Vec<u8>> {
+        let reply = RakpReply {
+            tag: r1.tag,
+            status: st,
+            console_session_id: console_id,
+            body: Vec::new(),
+        };
+        if let Some(s) = self.bmc.sessions.sessions.get_mut(&r1.bmc_session_id)
+            && !matches!(s.stage, Stage::Active)
+        {
+            s.stage = Stage::Refused;
+            s.rakp1 = Some((
+                Rakp1 {
+                    tag: 0,
+                    ..r1.clone()
+                },
+                reply.clone(),
+            ));
+        }
+        self.log_setup(
+            "rakp_refused",
+            Some(r1.bmc_session_id),
+            Some(String::from_utf8_lossy(&r1.username).into_owned()),
+            format!("status {st:#04x}: {why}"),
+        );
+        Some(Self::setup_reply(payload::RAKP2, &reply.encode()))
+    }
+
+    /// RAKP Message 1 (§13.20) -> RAKP Message 2 (§13.21). The same RAKP1
+    /// again (same session, random number, role and name) gets the same
+    /// RAKP2, with the same BMC random number; a RAKP1 with new content for
+    /// a session not yet active starts the exchange over (the console gave
+    /// up on the first one); for an active session it is refused and the
+    /// session kept.
     fn rakp1(&mut self, body: &[u8]) -> Option<Vec<u8>> {
         let r1 = Rakp1::decode(body).ok()?;
+        self.what = ReplyKind::Rakp2;
         let limits = self.bmc.limits;
         let now = self.now;
-        let fail = |me: &mut Self, console_id: u32, st: u8, why: String| {
-            me.inner.sessions.sessions.remove(&r1.bmc_session_id);
-            me.log_setup(
-                "rakp_refused",
-                Some(r1.bmc_session_id),
-                Some(String::from_utf8_lossy(&r1.username).into_owned()),
-                format!("status {st:#04x}: {why}"),
-            );
-            let reply = RakpReply {
-                tag: r1.tag,
-                status: st,
-                console_session_id: console_id,
-                body: Vec::new(),
-            };
-            Some(Self::setup_reply(payload::RAKP2, &reply.encode()))
+        let key = Rakp1 {
+            tag: 0,
+            ..r1.clone()
         };
         let Some(s) = self
-            .inner
+            .bmc
             .sessions
             .live(r1.bmc_session_id, now, limits.timeout)
         else {
-            return fail(
-                self,
-                0,
-                status::INVALID_SESSION_ID,
-                "no such session".into(),
-            );
+            return self.refuse_rakp1(&r1, 0, status::INVALID_SESSION_ID, "no such session".into());
         };
-        if !matches!(s.stage, Stage::AwaitRakp1) {
-            let cid = s.console_id;
-            return fail(
-                self,
-                cid,
-                status::INVALID_SESSION_ID,
-                "session not awaiting RAKP1".into(),
-            );
+        if let Some((seen, reply)) = &s.rakp1
+            && *seen == key
+        {
+            let mut reply = reply.clone();
+            reply.tag = r1.tag;
+            s.last_activity = now;
+            let (id, user) = (s.bmc_id, Some(s.username.clone()));
+            self.log_repeat(id, user, "RAKP1");
+            return Some(Self::setup_reply(payload::RAKP2, &reply.encode()));
         }
-        let (console_id, max_open) = (s.console_id, s.max_privilege);
+        let console_id = s.console_id;
+        match s.stage {
+            Stage::Active => {
+                return self.refuse_rakp1(
+                    &r1,
+                    console_id,
+                    status::INVALID_SESSION_ID,
+                    "session already active".into(),
+                );
+            }
+            Stage::AwaitRakp3(_) | Stage::Refused => {
+                // Undo what the earlier RAKP1 granted before judging anew.
+                s.max_privilege = s.open.as_ref().map_or(0, |(_, r)| r.privilege);
+                s.rakp3 = None;
+                let id = s.bmc_id;
+                self.log_setup(
+                    "rakp_restart",
+                    Some(id),
+                    Some(String::from_utf8_lossy(&r1.username).into_owned()),
+                    "RAKP1 with new content for a session not yet active: exchange restarted"
+                        .into(),
+                );
+            }
+            Stage::AwaitRakp1 => {}
+        }
+        let s = self.bmc.sessions.sessions.get(&r1.bmc_session_id)?;
+        let max_open = s.max_privilege;
         let Protocol::V20 { suite, .. } = s.protocol else {
             return None;
         };
         let wanted = r1.role & 0x0F;
         if !(privilege::USER..=privilege::ADMIN).contains(&wanted) {
-            return fail(
-                self,
+            return self.refuse_rakp1(
+                &r1,
                 console_id,
                 status::INVALID_ROLE,
                 format!("role {wanted}"),
             );
         }
-        let st = &self.inner.state;
+        let st = &self.bmc.state;
         let Some((user_id, user)) = st.find_user(&r1.username) else {
-            return fail(
-                self,
+            return self.refuse_rakp1(
+                &r1,
                 console_id,
                 status::UNAUTHORIZED_NAME,
                 "unknown user".into(),
             );
         };
         if !user.enabled || !user.lan.ipmi_messaging || user.lan.privilege == privilege::NO_ACCESS {
-            return fail(
-                self,
+            return self.refuse_rakp1(
+                &r1,
                 console_id,
                 status::UNAUTHORIZED_NAME,
                 "user disabled or without LAN IPMI messaging".into(),
@@ -773,8 +1158,8 @@ impl Lan<'_> {
         let name_only = r1.role & 0x10 != 0;
         if (!name_only && user.lan.privilege != wanted) || wanted > user.lan.privilege.min(max_open)
         {
-            return fail(
-                self,
+            return self.refuse_rakp1(
+                &r1,
                 console_id,
                 status::UNAUTHORIZED_ROLE,
                 format!("role {wanted} above the user's limit"),
@@ -800,32 +1185,51 @@ impl Lan<'_> {
         let mut reply_body = ex.bmc_random.to_vec();
         reply_body.extend_from_slice(&guid);
         reply_body.extend_from_slice(&code);
-        let s = self.inner.sessions.sessions.get_mut(&r1.bmc_session_id)?;
-        s.user_id = user_id;
-        s.username = user.name_str();
-        s.password = user.password;
-        s.max_privilege = wanted;
-        s.stage = Stage::AwaitRakp3(ex);
-        s.last_activity = now;
         let reply = RakpReply {
             tag: r1.tag,
             status: 0,
             console_session_id: console_id,
             body: reply_body,
         };
+        let s = self.bmc.sessions.sessions.get_mut(&r1.bmc_session_id)?;
+        s.user_id = user_id;
+        s.username = user.name_str();
+        s.password = user.password;
+        s.max_privilege = wanted;
+        s.stage = Stage::AwaitRakp3(ex);
+        s.last_activity = now;
+        s.rakp1 = Some((key, reply.clone()));
         Some(Self::setup_reply(payload::RAKP2, &reply.encode()))
     }
 
+    /// RAKP Message 3 (§13.22) -> RAKP Message 4 (§13.23). The same RAKP3
+    /// again gets the same RAKP4 (status 0 and the same check value, or the
+    /// same 0x0F): the session is already active, or already refused.
     fn rakp3(&mut self, body: &[u8]) -> Option<Vec<u8>> {
         let r3 = Rakp3::decode(body).ok()?;
+        self.what = ReplyKind::Rakp4;
         let limits = self.bmc.limits;
-        let kg = self.inner.state.kg_set().then_some(self.inner.state.kg);
-        let guid = self.inner.state.identity.system_guid;
+        let kg = self.bmc.state.kg_set().then_some(self.bmc.state.kg);
+        let guid = self.bmc.state.identity.system_guid;
         let now = self.now;
+        let key = Rakp3 {
+            tag: 0,
+            ..r3.clone()
+        };
         let s = self
-            .inner
+            .bmc
             .sessions
             .live(r3.bmc_session_id, now, limits.timeout)?;
+        if let Some((seen, reply)) = &s.rakp3
+            && *seen == key
+        {
+            let mut reply = reply.clone();
+            reply.tag = r3.tag;
+            s.last_activity = now;
+            let (id, user) = (s.bmc_id, Some(s.username.clone()));
+            self.log_repeat(id, user, "RAKP3");
+            return Some(Self::setup_reply(payload::RAKP4, &reply.encode()));
+        }
         let Stage::AwaitRakp3(ex) = s.stage.clone() else {
             return None;
         };
@@ -834,7 +1238,7 @@ impl Lan<'_> {
         };
         let (console_id, user) = (s.console_id, s.username.clone());
         if r3.status != 0 {
-            self.inner.sessions.sessions.remove(&r3.bmc_session_id);
+            self.bmc.sessions.sessions.remove(&r3.bmc_session_id);
             self.log_setup(
                 "rakp_refused",
                 Some(r3.bmc_session_id),
@@ -854,19 +1258,20 @@ impl Lan<'_> {
         };
         let want = params.rakp3_code(suite.auth, &s.password);
         if want.len() != r3.auth_code.len() || want != r3.auth_code {
-            self.inner.sessions.sessions.remove(&r3.bmc_session_id);
-            self.log_setup(
-                "rakp_refused",
-                Some(r3.bmc_session_id),
-                Some(user),
-                "RAKP3 auth code mismatch (wrong password)".into(),
-            );
             let reply = RakpReply {
                 tag: r3.tag,
                 status: status::INVALID_INTEGRITY_CHECK,
                 console_session_id: console_id,
                 body: Vec::new(),
             };
+            s.stage = Stage::Refused;
+            s.rakp3 = Some((key, reply.clone()));
+            self.log_setup(
+                "rakp_refused",
+                Some(r3.bmc_session_id),
+                Some(user),
+                "RAKP3 auth code mismatch (wrong password)".into(),
+            );
             return Some(Self::setup_reply(payload::RAKP4, &reply.encode()));
         }
         let sik = params.sik(suite.auth, kg.as_ref().map_or(&s.password[..], |k| &k[..]));
@@ -876,6 +1281,13 @@ impl Lan<'_> {
         s.stage = Stage::Active;
         s.privilege = s.max_privilege.min(privilege::USER);
         s.last_activity = now;
+        let reply = RakpReply {
+            tag: r3.tag,
+            status: 0,
+            console_session_id: console_id,
+            body: icv,
+        };
+        s.rakp3 = Some((key, reply.clone()));
         let id = s.bmc_id;
         self.log_setup(
             "session_activated",
@@ -883,12 +1295,6 @@ impl Lan<'_> {
             Some(user),
             format!("rmcp+ cipher suite {}", suite.id),
         );
-        let reply = RakpReply {
-            tag: r3.tag,
-            status: 0,
-            console_session_id: console_id,
-            body: icv,
-        };
         Some(Self::setup_reply(payload::RAKP4, &reply.encode()))
     }
 
@@ -910,7 +1316,7 @@ impl Lan<'_> {
         }
         let limits = self.bmc.limits;
         let s = self
-            .inner
+            .bmc
             .sessions
             .live(pkt.session_id, self.now, limits.timeout)?;
         if !matches!(s.stage, Stage::Active) {
@@ -938,15 +1344,10 @@ impl Lan<'_> {
             pkt.payload.to_vec()
         };
         let req = LanRequest::decode(&plain).ok()?;
-        if !s.inbound.accept(pkt.seq) {
-            return None;
-        }
-        s.last_activity = self.now;
         let (id, user) = (s.bmc_id, s.username.clone());
-        let reply = self.in_session(id, &req, &user)?;
+        let reply = self.answer_in_session(id, pkt.seq, &req, &user)?;
         let msg = req.response(reply.cc, &reply.data);
-        let (console_id, seq, protocol, password) = match self.inner.sessions.sessions.get_mut(&id)
-        {
+        let (console_id, seq, protocol, password) = match self.bmc.sessions.sessions.get_mut(&id) {
             Some(s) => (
                 s.console_id,
                 s.take_outbound(),
@@ -954,8 +1355,8 @@ impl Lan<'_> {
                 s.password,
             ),
             None => {
-                let (cid, p) = self.inner.closed_protocol.take()?;
-                (cid, self.inner.closed_seq, p, self.inner.closed_password)
+                let (seq, s) = self.bmc.sessions.closed.take()?;
+                (s.console_id, seq, s.protocol, s.password)
             }
         };
         let Protocol::V20 { suite, k1, k2 } = protocol else {
@@ -1001,6 +1402,56 @@ fn set_session_privilege(s: &mut Session, data: &[u8]) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn req(rq_seq: u8, netfn: u8, cmd: u8, data: &[u8]) -> LanRequest {
+        LanRequest {
+            rs_addr: 0x20,
+            netfn,
+            rs_lun: 0,
+            rq_addr: 0x81,
+            rq_seq,
+            rq_lun: 0,
+            cmd,
+            data: data.to_vec(),
+        }
+    }
+
+    #[test]
+    fn last_request_recognises_each_kind_of_repeat() {
+        let t0 = Instant::now();
+        let cycle = LastRequest {
+            seq: 7,
+            req: req(3, 0x00, 0x02, &[2]),
+            reply: Reply::ok([]),
+            at: t0,
+        };
+        let again = |seq, r: &LanRequest, after| cycle.repeated_by(seq, r, t0 + after);
+        let soon = Duration::from_millis(300);
+        assert_eq!(
+            again(7, &req(3, 0, 2, &[2]), soon),
+            Some(Repeat::SameSequence)
+        );
+        assert_eq!(again(8, &req(3, 0, 2, &[2]), soon), Some(Repeat::SameRqSeq));
+        assert_eq!(
+            again(8, &req(4, 0, 2, &[2]), soon),
+            Some(Repeat::Renumbered)
+        );
+        assert_eq!(
+            again(8, &req(4, 0, 2, &[2]), Duration::from_secs(6)),
+            None,
+            "too late to be a retry"
+        );
+        assert_eq!(again(8, &req(4, 0, 2, &[0]), soon), None, "other data");
+        let status = LastRequest {
+            req: req(3, 0x00, 0x01, &[]),
+            ..cycle.clone()
+        };
+        assert_eq!(
+            status.repeated_by(8, &req(4, 0, 1, &[]), t0 + soon),
+            None,
+            "a renumbered read runs again (polls must see fresh state)"
+        );
+    }
 
     #[test]
     fn replay_window_accepts_once_and_in_range() {
