@@ -24,11 +24,14 @@ pub fn chart_options(plan: &Plan, t: &TargetOptions) -> Result<ChartOptions, Cha
         dynamic_range: plan.lab.dhcp_range,
         gateway: None,
     };
-    t.chart.to_options(
+    let mut opts = t.chart.to_options(
         plan.run_id.as_str(),
         plan.host.run_dir.clone(),
         false,
         plan.machines.len() as u32,
         wiring,
-    )
+    )?;
+    // The region secret from the seed (hex: MAAS reads it with a2b_hex).
+    opts.secrets.region_secret = crate::targets::chart::options::region_secret_from_seed(plan.seed);
+    Ok(opts)
 }

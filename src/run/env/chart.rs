@@ -21,6 +21,7 @@ use crate::targets::chart::plan::files;
 use crate::targets::chart::wiring;
 use crate::targets::chart::{
     ChartOptions, ChartPlan, ChartRun, ClusterSource, Deployed, PostgresMode, checks, prereq,
+    render_check,
 };
 
 use super::Env;
@@ -96,9 +97,23 @@ impl<'p> Env<'p> {
     pub(super) fn chart_preflight(&self) -> Result<(), String> {
         prereq::check().map_err(|e| e.to_string())?;
         let opts = self.chart_options()?;
-        ChartPlan::new(&opts)
-            .map(drop)
-            .map_err(|e| format!("chart target: {e}"))
+        ChartPlan::new(&opts).map_err(|e| format!("chart target: {e}"))?;
+        // The chart rendered with the run's values, checked against the plan.
+        let report = render_check::check(
+            &opts,
+            render_check::CheckSettings {
+                require_local_images: true,
+            },
+        )
+        .map_err(|e| format!("chart target: chart check: {e}"))?;
+        if report.passed() {
+            Ok(())
+        } else {
+            Err(format!(
+                "chart target: the chart does not fit the plan (nothing was started):\n{}",
+                report.table()
+            ))
+        }
     }
 
     pub(super) async fn chart_deploy(&mut self) -> Result<(), String> {

@@ -8,6 +8,7 @@ use clap::Args;
 use super::options::{
     ChartOptions, ChartOptionsError, ClusterSource, PostgresMode, PostgresOptions, WiringOptions,
 };
+use super::pin::ChartMeta;
 
 /// Flags of the chart target.
 #[derive(Debug, Clone, Default, Args)]
@@ -24,8 +25,9 @@ pub struct ChartArgs {
     /// Tag of the MAAS images.
     #[arg(long, value_name = "TAG")]
     pub image_tag: Option<String>,
-    /// `kind load docker-image` the MAAS images (built locally).
-    #[arg(long)]
+    /// Kept for old command lines: every image of the render is now loaded
+    /// into kind (`kind load docker-image`), nothing is pulled.
+    #[arg(long, hide = true)]
     pub load_images: bool,
     /// Use this kind config instead of the generated one.
     #[arg(long, value_name = "FILE", conflicts_with = "reuse_cluster")]
@@ -73,11 +75,14 @@ impl ChartArgs {
             value: String::new(),
             allowed: "--chart PATH: a checkout of the MaaS chart (charts/maas with helm-toolkit in charts/deps)".into(),
         })?;
+        let meta = ChartMeta::read(&chart)?;
         let mut o = ChartOptions::new(run_id, run_dir, chart);
+        o.chart_meta = meta;
+        o.host_cgroup_v2 = host_cgroup_v2();
         o.values_files = self.values.clone();
         o.image_repo = self.image_repo.clone();
         o.image_tag = self.image_tag.clone();
-        o.load_images = self.load_images;
+        o.load_images = true;
         o.cluster = match &self.reuse_cluster {
             Some(name) => ClusterSource::Reuse { name: name.clone() },
             None => ClusterSource::Create {
@@ -101,6 +106,12 @@ impl ChartArgs {
         o.validate()?;
         Ok(o)
     }
+}
+
+/// Whether /sys/fs/cgroup is the unified (v2) hierarchy: it has
+/// cgroup.controllers at its root, which v1's tmpfs of controllers lacks.
+pub fn host_cgroup_v2() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
 /// Whether the kernel has AppArmor enabled (else the chart's AppArmor

@@ -10,15 +10,19 @@
 //! See docs/chart.md.
 
 pub mod args;
+pub mod check_cmd;
 pub mod checks;
 pub mod configure;
 pub mod kind_config;
 pub mod maas_config;
 pub mod options;
+pub mod pin;
 pub mod plan;
 pub mod postgres;
 pub mod prereq;
 pub mod qualification;
+pub mod render;
+pub mod render_check;
 pub mod run;
 pub mod values;
 pub mod waits;

@@ -293,7 +293,9 @@ pub async fn check(client: &Client, namespace: &str, target: &WaitTarget) -> Pro
                         other => return other,
                     },
                     Ok(None) => {
-                        return Progress::Pending(format!("pod {name} not found (not created yet)"));
+                        return Progress::Pending(format!(
+                            "pod {name} not found (not created yet)"
+                        ));
                     }
                     Err(e) => return read_error(e),
                 }
