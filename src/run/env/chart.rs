@@ -103,6 +103,7 @@ impl<'p> Env<'p> {
             &opts,
             render_check::CheckSettings {
                 require_local_images: true,
+                ..Default::default()
             },
         )
         .map_err(|e| format!("chart target: chart check: {e}"))?;

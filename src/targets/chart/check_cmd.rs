@@ -60,6 +60,7 @@ fn options_for(args: &ChartCheckArgs, scenario: Option<&PathBuf>) -> Result<Char
 pub fn run(args: &ChartCheckArgs) -> i32 {
     let settings = CheckSettings {
         require_local_images: args.local_images,
+        helm: String::new(),
     };
     let targets: Vec<Option<&PathBuf>> = if args.scenarios.is_empty() {
         vec![None]
@@ -78,7 +79,7 @@ pub fn run(args: &ChartCheckArgs) -> i32 {
                 return exit::BAD_INPUT;
             }
         };
-        match check(&opts, settings) {
+        match check(&opts, settings.clone()) {
             Ok(report) => {
                 print!("{}", report.table());
                 if !report.passed() {

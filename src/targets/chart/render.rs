@@ -175,12 +175,13 @@ fn copy_dir(from: &Path, to: &Path, skip: &[&str]) -> Result<(), RenderError> {
 /// The `helm template` a run's install corresponds to: same release,
 /// namespace, values files and `--set-string` keys, with `secrets`' values.
 pub fn template_cmd(
+    helm: &str,
     opts: &ChartOptions,
     chart: &Path,
     override_file: &Path,
     secrets: &ChartSecrets,
 ) -> Cmd {
-    let mut cmd = Cmd::new("helm").args([
+    let mut cmd = Cmd::new(helm).args([
         "template",
         &opts.release,
         &chart.display().to_string(),
@@ -201,9 +202,14 @@ pub fn template_cmd(
 }
 
 /// Copy, resolve dependencies, render with placeholder secrets, parse.
-pub fn render(opts: &ChartOptions, work: &Path) -> Result<Vec<RenderedObject>, RenderError> {
+/// `helm`: the program (`helm` on PATH unless a test names ci/bin/helm).
+pub fn render(
+    helm: &str,
+    opts: &ChartOptions,
+    work: &Path,
+) -> Result<Vec<RenderedObject>, RenderError> {
     let chart = copy_chart(&opts.chart_path, work)?;
-    let dep = Cmd::new("helm").args([
+    let dep = Cmd::new(helm).args([
         "dependency",
         "update",
         "--skip-refresh",
@@ -220,12 +226,18 @@ pub fn render(opts: &ChartOptions, work: &Path) -> Result<Vec<RenderedObject>, R
             source,
         }
     })?;
-    let out = template_cmd(opts, &chart, &override_file, &ChartSecrets::placeholders())
-        .run_blocking()
-        .map_err(|e| match e {
-            CmdError::Spawn { .. } => RenderError::NoHelm(e),
-            e => RenderError::Template(e),
-        })?;
+    let out = template_cmd(
+        helm,
+        opts,
+        &chart,
+        &override_file,
+        &ChartSecrets::placeholders(),
+    )
+    .run_blocking()
+    .map_err(|e| match e {
+        CmdError::Spawn { .. } => RenderError::NoHelm(e),
+        e => RenderError::Template(e),
+    })?;
     parse_stream(&out)
 }
 

@@ -110,10 +110,12 @@ impl CheckReport {
 }
 
 /// How strict the check is about the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CheckSettings {
     /// Every image the run loads must be in the local docker (a real run).
     pub require_local_images: bool,
+    /// The helm program; empty: `helm` on PATH.
+    pub helm: String,
 }
 
 /// Render the chart with the run's values and check the plan against it.
@@ -121,7 +123,12 @@ pub fn check(opts: &ChartOptions, settings: CheckSettings) -> Result<CheckReport
     let plan = ChartPlan::new(opts).map_err(|e| CheckFailure::BadInput(e.to_string()))?;
     let work = WorkDir::new()
         .map_err(|e| CheckFailure::HostNotReady(format!("a temporary directory: {e}")))?;
-    let objects = match render(opts, work.path()) {
+    let helm = if settings.helm.is_empty() {
+        "helm"
+    } else {
+        settings.helm.as_str()
+    };
+    let objects = match render(helm, opts, work.path()) {
         Ok(o) => o,
         Err(e @ RenderError::Template(_)) => {
             // The chart refuses the run's values: a mismatch, not bad input.
@@ -147,7 +154,7 @@ pub fn check(opts: &ChartOptions, settings: CheckSettings) -> Result<CheckReport
     let mut rows = Vec::new();
     rows.extend(override_keys(opts, &chart_files));
     rows.extend(planned_objects(opts, &plan, &objects));
-    rows.extend(images(opts, &objects, settings));
+    rows.extend(images(opts, &objects, &settings));
     rows.extend(scheduling(&objects, &nodes));
     rows.extend(workloads(opts, &objects));
     rows.extend(secrets(opts, &objects));
@@ -627,7 +634,7 @@ fn port_forward_target(
 fn images(
     opts: &ChartOptions,
     objects: &[RenderedObject],
-    settings: CheckSettings,
+    settings: &CheckSettings,
 ) -> Vec<CheckRow> {
     let loaded: BTreeSet<String> = images_to_load(opts).into_iter().collect();
     // image -> (first workload, its template)
