@@ -96,8 +96,8 @@ pub fn actions(plan: &Plan, scenario: &Scenario, _options: &TargetOptions) -> Ve
             Ok((text, o)) => {
                 // The same chart check as a real run's preflight (images: not required locally).
                 match crate::targets::chart::render_check::check(&o, Default::default()) {
-                    Ok(r) => out.extend(r.table().lines().map(|l| format!("# {l}"))),
-                    Err(e) => out.push(format!("# chart check could not run: {e}")),
+                    Ok(r) => out.extend(r.table().lines().map(|l| format!("# [check] {l}"))),
+                    Err(e) => out.push(format!("# [check] chart check could not run: {e}")),
                 }
                 out.extend(text.lines().map(String::from))
             }

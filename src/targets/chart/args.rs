@@ -136,12 +136,29 @@ mod tests {
         ChartOptions::new("x", "/r", "/c").wiring
     }
 
+    /// A chart directory with just what the options read.
+    fn chart(version: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("Chart.yaml"),
+            format!("apiVersion: v1\nname: maas\nversion: {version}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("values.yaml"),
+            "images:\n  tags:\n    dep_check: e/kubernetes-entrypoint:v1\n",
+        )
+        .unwrap();
+        d
+    }
+
     #[test]
     fn flags_map_onto_options() {
+        let dir = chart("0.2.0");
         let cli = Cli::try_parse_from([
             "t",
             "--chart",
-            "/src/maas/charts/maas",
+            dir.path().to_str().unwrap(),
             "--values",
             "a.yaml",
             "--values",
@@ -169,6 +186,14 @@ mod tests {
         assert!(o.keep_cluster && o.cache);
         assert_eq!(o.postgres.tag, "15-bookworm");
         assert_eq!((o.rack_replicas, o.workers), (2, 2));
+        assert_eq!(
+            o.chart_meta.pin,
+            crate::targets::chart::pin::ChartPin::Maas36
+        );
+        assert_eq!(
+            o.chart_meta.image_tags["dep_check"],
+            "e/kubernetes-entrypoint:v1"
+        );
     }
 
     #[test]
@@ -181,8 +206,9 @@ mod tests {
                 .field,
             "chart"
         );
-        let cli =
-            Cli::try_parse_from(["t", "--chart", "/c", "--postgres-image", "postgres"]).unwrap();
+        let dir = chart("0.1.2");
+        let c = dir.path().to_str().unwrap();
+        let cli = Cli::try_parse_from(["t", "--chart", c, "--postgres-image", "postgres"]).unwrap();
         assert_eq!(
             cli.chart
                 .to_options("r1", "/r".into(), false, 1, wiring())
@@ -193,5 +219,19 @@ mod tests {
         assert!(
             Cli::try_parse_from(["t", "--kind-config", "k.yaml", "--reuse-cluster", "x"]).is_err()
         );
+        // Not a chart, or a version that is neither pin: named, with the file.
+        for (dir, want) in [
+            (tempfile::tempdir().unwrap(), "Chart.yaml"),
+            (chart("0.0.1"), "0.1.x"),
+        ] {
+            let c = dir.path().to_str().unwrap();
+            let e = Cli::try_parse_from(["t", "--chart", c])
+                .unwrap()
+                .chart
+                .to_options("r1", "/r".into(), false, 1, wiring())
+                .unwrap_err();
+            assert_eq!(e.field, "chart");
+            assert!(e.to_string().contains(want), "{e}");
+        }
     }
 }
