@@ -25,6 +25,10 @@ pub struct ChartArgs {
     /// Tag of the MAAS images.
     #[arg(long, value_name = "TAG")]
     pub image_tag: Option<String>,
+    /// kubernetes-entrypoint image for every pod's init container
+    /// (`images.tags.dep_check`), e.g. one built locally; default: the chart's.
+    #[arg(long, value_name = "IMAGE:TAG")]
+    pub dep_check_image: Option<String>,
     /// Kept for old command lines: every image of the render is now loaded
     /// into kind (`kind load docker-image`), nothing is pulled.
     #[arg(long, hide = true)]
@@ -82,6 +86,7 @@ impl ChartArgs {
         o.values_files = self.values.clone();
         o.image_repo = self.image_repo.clone();
         o.image_tag = self.image_tag.clone();
+        o.dep_check_image = self.dep_check_image.clone();
         o.load_images = true;
         o.cluster = match &self.reuse_cluster {
             Some(name) => ClusterSource::Reuse { name: name.clone() },

@@ -287,6 +287,9 @@ pub struct ChartOptions {
     pub image_repo: Option<String>,
     /// Tag for the MAAS images.
     pub image_tag: Option<String>,
+    /// `images.tags.dep_check` (kubernetes-entrypoint, every pod's init
+    /// container); `None`: the chart's own.
+    pub dep_check_image: Option<String>,
     /// `kind load docker-image` the MAAS images (built locally, not pullable).
     pub load_images: bool,
     pub cluster: ClusterSource,
@@ -414,7 +417,8 @@ impl ChartOptions {
             values_files: Vec::new(),
             image_repo: None,
             image_tag: None,
-            load_images: false,
+            dep_check_image: None,
+            load_images: true,
             cluster: ClusterSource::Create { config: None },
             keep_cluster: false,
             postgres: PostgresOptions::default(),

@@ -72,6 +72,9 @@ pub fn image_overrides(opts: &ChartOptions) -> Vec<(&'static str, String)> {
         .map(|(key, image)| (*key, format!("{repo}/{image}:{tag}")))
         .collect();
     out.push(("db_init", DB_INIT_IMAGE.to_string()));
+    if let Some(dep) = &opts.dep_check_image {
+        out.push(("dep_check", dep.clone()));
+    }
     out
 }
 
@@ -81,7 +84,9 @@ pub fn image_overrides(opts: &ChartOptions) -> Vec<(&'static str, String)> {
 /// list with the render.
 pub fn images_to_load(opts: &ChartOptions) -> Vec<String> {
     let mut out: Vec<String> = image_overrides(opts).into_iter().map(|(_, i)| i).collect();
-    if let Some(dep) = opts.chart_meta.image_tags.get("dep_check") {
+    if opts.dep_check_image.is_none()
+        && let Some(dep) = opts.chart_meta.image_tags.get("dep_check")
+    {
         out.push(dep.clone());
     }
     out.sort();
