@@ -544,10 +544,10 @@ async fn qualify(
     let judged = crate::targets::chart::qualification::summarize(&matrix, &results);
     let table = crate::targets::chart::qualification::render_markdown(&judged);
     println!("{table}");
-    if let Some(p) = summary_path {
-        if let Err(e) = state::write_atomic(&p, table.as_bytes()) {
-            eprintln!("error: {e}");
-        }
+    if let Some(p) = summary_path
+        && let Err(e) = state::write_atomic(&p, table.as_bytes())
+    {
+        eprintln!("error: {e}");
     }
     if judged.qualified {
         exit::PASSED

@@ -683,7 +683,10 @@ fn images(
 /// The kind workers' labels: from the kind config the run uses (generated
 /// or `--kind-config`); a reused cluster is labelled by the plan's kubectl
 /// steps (every worker the chart's label, the racks the rack label).
-fn kind_nodes(opts: &ChartOptions) -> Result<Vec<(String, BTreeMap<String, String>)>, String> {
+/// A kind worker: a name for messages, its labels.
+type KindNode = (String, BTreeMap<String, String>);
+
+fn kind_nodes(opts: &ChartOptions) -> Result<Vec<KindNode>, String> {
     let text = match &opts.cluster {
         ClusterSource::Create { config: None } => kind_config_yaml(opts),
         ClusterSource::Create { config: Some(p) } => {
@@ -766,10 +769,7 @@ fn selector_matches(selector: &Value, labels: &Value) -> bool {
     labels_ok && exprs_ok
 }
 
-fn scheduling(
-    objects: &[RenderedObject],
-    nodes: &[(String, BTreeMap<String, String>)],
-) -> Vec<CheckRow> {
+fn scheduling(objects: &[RenderedObject], nodes: &[KindNode]) -> Vec<CheckRow> {
     let mut rows = Vec::new();
     for o in running(objects) {
         let spec = pod_spec(o).expect("running() has pod specs");
