@@ -183,6 +183,54 @@ fn chart_check_passes_on_the_2_8_pin() {
         assert!(out.contains(row), "{row} missing:\n{out}");
     }
     assert!(out.contains("checks hold"), "{out}");
+
+    // Per scenario: the options its run would build (its lab, the seed).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (s1, s2) = (
+        root.join("scenarios/enlist-bios.yaml"),
+        root.join("scenarios/multi-nic.yaml"),
+    );
+    let (code, out, err) = check_cmd(
+        &[
+            "--chart",
+            &chart,
+            &s1.display().to_string(),
+            &s2.display().to_string(),
+        ],
+        &path_with_engine(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(out.matches("# scenario ").count(), 2, "{out}");
+    assert_eq!(out.matches("checks hold").count(), 2, "{out}");
+
+    // A user's kind config whose only worker lacks the rack's label.
+    let tmp = tempfile::tempdir().unwrap();
+    let kind = tmp.path().join("kind.yaml");
+    std::fs::write(
+        &kind,
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n\
+         - role: worker\n  labels:\n    ucp-control-plane: enabled\n",
+    )
+    .unwrap();
+    let (code, out, err) = check_cmd(
+        &[
+            "--chart",
+            &chart,
+            "--kind-config",
+            &kind.display().to_string(),
+        ],
+        &path_with_engine(),
+    );
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains("templates/statefulset-rack.yaml: statefulset/maas-rack [scheduling]: maas-e2e/rack=enabled: 0 of the kind config's workers match, 1 needed"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("[scheduling]").count(),
+        1,
+        "only the rack: {out}"
+    );
 }
 
 #[test]

@@ -283,3 +283,73 @@ pub fn parse_stream(text: &str) -> Result<Vec<RenderedObject>, RenderError> {
     flush(&source, &mut doc)?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_splits_documents_and_keeps_their_template() {
+        let text = "---\n# Source: maas/templates/a.yaml\nkind: Service\nmetadata:\n  name: one\n\
+                    ---\nkind: Secret\nmetadata:\n  name: two\n  namespace: other\n\
+                    ---\n# Source: maas/templates/b.yaml\n\n---\n# Source: maas/templates/c.yaml\nkind: Job\nmetadata: {name: three}\n";
+        let objs = parse_stream(text).unwrap();
+        let got: Vec<(&str, &str, &str, Option<&str>)> = objs
+            .iter()
+            .map(|o| {
+                (
+                    o.source.as_str(),
+                    o.kind.as_str(),
+                    o.name.as_str(),
+                    o.namespace.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("maas/templates/a.yaml", "Service", "one", None),
+                ("maas/templates/a.yaml", "Secret", "two", Some("other")),
+                ("maas/templates/c.yaml", "Job", "three", None),
+            ]
+        );
+        let e =
+            parse_stream("---\n# Source: maas/templates/x.yaml\nkind: [unclosed\n").unwrap_err();
+        assert!(e.to_string().contains("maas/templates/x.yaml"), "{e}");
+    }
+
+    #[test]
+    fn copy_takes_file_dependencies_and_names_a_missing_one() {
+        let src = tempfile::tempdir().unwrap();
+        let chart = src.path().join("charts/maas");
+        let dep = src.path().join("charts/deps/tk");
+        std::fs::create_dir_all(chart.join("templates")).unwrap();
+        std::fs::create_dir_all(chart.join("charts")).unwrap();
+        std::fs::create_dir_all(&dep).unwrap();
+        std::fs::write(chart.join("Chart.yaml"), "name: maas\nversion: 0.1.2\n").unwrap();
+        std::fs::write(chart.join("charts/stale.tgz"), "old").unwrap();
+        std::fs::write(
+            chart.join("requirements.yaml"),
+            "dependencies:\n- name: tk\n  repository: file://../deps/tk\n  version: '>= 0'\n",
+        )
+        .unwrap();
+        std::fs::write(dep.join("Chart.yaml"), "name: tk\nversion: 1.0.0\n").unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let copy = copy_chart(&chart, work.path()).unwrap();
+        assert_eq!(copy, work.path().join("charts/maas"));
+        assert!(copy.join("requirements.yaml").is_file());
+        assert!(
+            !copy.join("charts/stale.tgz").exists(),
+            "helm rebuilds charts/"
+        );
+        assert!(work.path().join("charts/deps/tk/Chart.yaml").is_file());
+
+        std::fs::remove_dir_all(&dep).unwrap();
+        let e = copy_chart(&chart, tempfile::tempdir().unwrap().path()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("dependency tk (file://../deps/tk) is not at"),
+            "{e}"
+        );
+    }
+}

@@ -672,7 +672,7 @@ fn images(
             let r = if present {
                 Ok("present in the local docker (kind load)".into())
             } else {
-                Err("not in the local docker: build or tag it before the run (see docs/chart.md, Images)".into())
+                Err("not in the local docker: build or tag it before the run (docs/chart.md, Values override: images.tags)".into())
             };
             rows.push(row("images-local", image.clone(), r, "values.yaml"));
         }
