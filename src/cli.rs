@@ -70,6 +70,9 @@ pub enum Command {
         #[arg(long)]
         summary: Option<PathBuf>,
     },
+    /// The chart target's own commands (`chart check`).
+    #[command(subcommand)]
+    Chart(ChartCommand),
     /// Re-run exactly the scenario, seed and target a recorded run used.
     Repro {
         run_dir: PathBuf,
@@ -78,6 +81,12 @@ pub enum Command {
         #[arg(long, default_value = "runs")]
         out: PathBuf,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ChartCommand {
+    /// Render the chart with the values a run passes; check the plan against it.
+    Check(crate::run::chart_check::ChartCheckArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -204,6 +213,11 @@ async fn dispatch(command: Command) -> i32 {
             } else {
                 exit::HOST_NOT_READY
             }
+        }
+        Command::Chart(ChartCommand::Check(args)) => {
+            tokio::task::spawn_blocking(move || crate::run::chart_check::run(&args))
+                .await
+                .unwrap_or(exit::FAILED)
         }
         Command::Repro { run_dir, keep, out } => repro(run_dir, keep, out).await,
         Command::Qualify {

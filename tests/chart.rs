@@ -2,7 +2,8 @@
 //! API server, Postgres through testcontainers, lab wiring into a real
 //! container, prerequisites, the qualification summary, and whole
 //! `run --target chart` runs against mock kind/helm/kubectl, a mock API
-//! server and the sim region (pipeline.rs). No test here boots a VM.
+//! server and the sim region (pipeline.rs), and the real chart rendered by
+//! the real Helm engine (render.rs). No test here boots a VM.
 
 #[path = "chart/common.rs"]
 mod common;
@@ -18,6 +19,8 @@ mod postgres;
 mod prereq;
 #[path = "chart/qualification.rs"]
 mod qualification;
+#[path = "chart/render.rs"]
+mod render;
 #[path = "chart/run.rs"]
 mod run;
 #[path = "chart/waits.rs"]

@@ -39,7 +39,8 @@ pub fn actions(plan: &Plan, scenario: &Scenario, _options: &TargetOptions) -> Ve
         ),
         format!("ip link set {} master {} up", h.veth_host, h.bridge),
     ]);
-    if !plan.lab.rack_ip.is_unspecified() {
+    // On chart the rack's address sits on a bridge in the kind node.
+    if !plan.lab.rack_ip.is_unspecified() && plan.target != TargetKind::Chart {
         out.push(format!(
             "ip -n {} addr add {}/{} dev {}",
             h.netns, plan.lab.rack_ip, plan.lab.prefix_len, h.veth_lab
@@ -91,8 +92,15 @@ pub fn actions(plan: &Plan, scenario: &Scenario, _options: &TargetOptions) -> Ve
         TargetKind::None => out.push("no MAAS: the harness drives the BMCs with ipmipower inside the lab namespace".into()),
         TargetKind::Sim => out.push(format!("start Postgres (local, as user postgres), the sim region on {}:{} and the rack's DHCP/TFTP/HTTP in netns {}", plan.lab.rack_ip, plan.lab.region_port, h.netns)),
         TargetKind::External => out.push("nothing to deploy: the external MAAS runs already".into()),
-        TargetKind::Chart => match crate::run::provider::chart_options(plan, _options).and_then(|o| crate::targets::chart::dry_run(&o)) {
-            Ok(text) => out.extend(text.lines().map(String::from)),
+        TargetKind::Chart => match crate::run::provider::chart_options(plan, _options).and_then(|o| Ok((crate::targets::chart::dry_run(&o)?, o))) {
+            Ok((text, o)) => {
+                // The same chart check as a real run's preflight (images: not required locally).
+                match crate::targets::chart::render_check::check(&o, Default::default()) {
+                    Ok(r) => out.extend(r.table().lines().map(|l| format!("# [check] {l}"))),
+                    Err(e) => out.push(format!("# [check] chart check could not run: {e}")),
+                }
+                out.extend(text.lines().map(String::from))
+            }
             Err(e) => out.push(format!("the chart plan is invalid: {e}")),
         },
     }

@@ -12,7 +12,7 @@ pub fn secrets() -> ChartSecrets {
     ChartSecrets {
         db_admin_password: "fixture-db-admin-pw".into(),
         db_user_password: "fixture-db-user-pw".into(),
-        region_secret: "fixture-region-secret".into(),
+        region_secret: "0123456789abcdef0123456789abcdef".into(),
         admin_password: "fixture-admin-pw".into(),
     }
 }

@@ -5,7 +5,14 @@
 //!   its argv to a file outside the run directory and acts minimally (the
 //!   mock kind starts a node container from the locally built busybox
 //!   image and writes a kubeconfig; the mock kubectl's port-forwards print
-//!   kubectl's first line for a port this test chose, then sleep).
+//!   kubectl's first line for a port this test chose, then sleep). The mock
+//!   helm is backed by the REAL Helm engine (ci/bin/helm): `template` and
+//!   `dependency` go to it, and `upgrade --install` renders its chart,
+//!   --values and --set-string through it (installing nothing), so a bad
+//!   override fails the run.
+//! - MOCK images: the MAAS images and kubernetes-entrypoint the preflight
+//!   requires locally are tags of the busybox node image under a
+//!   test-only repository (`me2e-mock-ID/...`), removed after the test.
 //! - a MOCK Kubernetes API server (axum) that the kubeconfig points to,
 //!   answering the objects the waits read.
 //! - as the MAAS behind the region port-forward: the repo's sim region
@@ -16,7 +23,8 @@
 //!   as a real rack's registration would make it.
 //! - a MOCK rack 5249 (axum) behind the rack port-forward.
 //!
-//! What is real: the harness binary, the pipeline, the lab (namespace,
+//! What is real: the harness binary, the pipeline, the chart (the 2.8 pin,
+//! copied), its render and `chart check` preflight, the lab (namespace,
 //! bridge, BMCs), the wiring into a real container, the MAAS calls, the
 //! checks, collection, teardown and the state file.
 
@@ -79,10 +87,38 @@ exit 0
     );
     let helm = format!(
         r#"#!/bin/sh
-# MOCK helm (not Helm): records argv, installs nothing.
+# MOCK helm (not Helm): installs nothing. `template` and the preflight's
+# `dependency` go to the engine unrecorded; the rest is recorded, and
+# `upgrade --install REL CHART ...` renders CHART with its --values and
+# --set-string through the engine (ci/bin/helm): a bad override fails here.
 {record}
+case "$1" in
+  template) exec "$MOCK_ENGINE_HELM" "$@" ;;
+  dependency)
+    case "$*" in *maas-e2e-chart-check-*) exec "$MOCK_ENGINE_HELM" "$@" ;; esac ;;
+esac
 log helm "$@"
-case "$1" in status) echo "STATUS: deployed (mock)";; get) echo "mock: values";; esac
+case "$1" in
+  status) echo "STATUS: deployed (mock)";;
+  get) echo "mock: values";;
+  dependency) exec "$MOCK_ENGINE_HELM" "$@" ;;
+  upgrade)
+    rel="$3"; chart="$4"; shift 4
+    n=$#; i=0
+    while [ "$i" -lt "$n" ]; do
+      a="$1"; shift; i=$((i+1))
+      case "$a" in
+        --kubeconfig|--timeout) shift; i=$((i+1)) ;;
+        *) set -- "$@" "$a" ;;
+      esac
+    done
+    "$MOCK_ENGINE_HELM" template "$rel" "$chart" "$@" > "$MOCK_DIR/render.out" 2> "$MOCK_DIR/render.err" || {{
+      cat "$MOCK_DIR/render.err" >&2; rm -f "$MOCK_DIR/render.out"; exit 1; }}
+    # Only the templates rendered: the output holds the secrets.
+    grep '^# Source: ' "$MOCK_DIR/render.out" > "$MOCK_DIR/rendered-sources.txt"
+    rm -f "$MOCK_DIR/render.out"
+    echo "Release \"$rel\" has been upgraded. (mock: rendered by the engine, nothing installed)" ;;
+esac
 exit 0
 "#
     );
@@ -281,6 +317,57 @@ fn prerequisites() -> bool {
             have_program("busybox"),
             "apt-get install busybox-static",
         )
+        && crate::render::engine_and_pin("airship-maas-2.8")
+        && crate::postgres::docker_with_image(maas_e2e::targets::chart::values::DB_INIT_IMAGE)
+}
+
+/// The MOCK images: tags of the busybox node image under a test-only
+/// repository, for the preflight's "present locally"; untagged on drop.
+struct MockImages {
+    repo: String,
+    tags: Vec<String>,
+}
+
+impl MockImages {
+    fn tag() -> MockImages {
+        let repo = format!(
+            "me2e-mock-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        );
+        let tags: Vec<String> = [
+            "maas-region-controller:2.8.7",
+            "maas-rack-controller:2.8.7",
+            "kubernetes-entrypoint:mock",
+        ]
+        .iter()
+        .map(|i| format!("{repo}/{i}"))
+        .collect();
+        for t in &tags {
+            Cmd::new("docker")
+                .args(["tag", NODE_IMAGE, t])
+                .run_blocking()
+                .unwrap();
+        }
+        MockImages { repo, tags }
+    }
+
+    /// The chart flags that name them.
+    fn args(&self) -> Vec<String> {
+        vec![
+            "--image-repo".into(),
+            self.repo.clone(),
+            "--dep-check-image".into(),
+            self.tags[2].clone(),
+        ]
+    }
+}
+
+impl Drop for MockImages {
+    fn drop(&mut self) {
+        for t in &self.tags {
+            let _ = Cmd::new("docker").args(["rmi", t]).run_blocking();
+        }
+    }
 }
 
 /// One run of the binary against the mocks.
@@ -294,6 +381,9 @@ struct Harness {
     api_key: String,
     /// How Postgres runs: in the cluster (mocked kubectl steps) unless a test says otherwise.
     postgres_args: Vec<String>,
+    /// A writable copy of the 2.8 pin (deploy's `dependency update` writes into it).
+    chart: PathBuf,
+    images: MockImages,
 }
 
 impl Harness {
@@ -301,6 +391,12 @@ impl Harness {
         let tmp = tempfile::tempdir().unwrap();
         let mock_dir = tmp.path().join("mock-bin");
         write_mocks(&mock_dir, true);
+        let chart = maas_e2e::targets::chart::render::copy_chart(
+            &crate::render::pin_chart("airship-maas-2.8"),
+            &tmp.path().join("src"),
+        )
+        .unwrap();
+        let images = MockImages::tag();
         let scenario = tmp.path().join("chart-no-vms.yaml");
         std::fs::write(&scenario, SCENARIO).unwrap();
         let out = tmp.path().join("runs");
@@ -332,6 +428,8 @@ impl Harness {
             kube,
             api_key,
             postgres_args: vec!["--postgres-in-cluster".into()],
+            chart,
+            images,
         }
     }
 
@@ -344,8 +442,7 @@ impl Harness {
     async fn spawn(&self, extra: &[&str]) -> tokio::process::Child {
         let kube_port = serve(mock_kube_api(self.kube.clone())).await;
         let rack_port = serve(Router::new().fallback(|| async { "mock rack 5249" })).await;
-        let chart = self.tmp.path().join("chart");
-        std::fs::create_dir_all(&chart).unwrap();
+        let chart = &self.chart;
         let path = format!(
             "{}:{}",
             self.mock_dir.display(),
@@ -366,9 +463,11 @@ impl Harness {
                 "--update-snapshots",
             ])
             .args(&self.postgres_args)
+            .args(self.images.args())
             .args(extra)
             .env("PATH", path)
             .env("MOCK_DIR", &self.mock_dir)
+            .env("MOCK_ENGINE_HELM", crate::render::engine_helm())
             .env("MOCK_KUBE_SERVER", format!("http://127.0.0.1:{kube_port}"))
             .env("MOCK_REGION_PORT", self.sim.port.to_string())
             .env("MOCK_RACK_PORT", rack_port.to_string())
@@ -443,13 +542,12 @@ fn assert_no_secret_in(dir: &Path, secrets: &[String]) {
 /// stage commands (deploy up to the port-forwards), then collection when
 /// it failed, then the chart's teardown; secret arguments by position.
 fn planned_argv(
+    h: &Harness,
     run_dir: &Path,
-    scenario: &Path,
-    out: &Path,
-    chart: &Path,
     failed: bool,
     stop_after_wait: Option<&str>,
 ) -> Vec<Vec<String>> {
+    let (scenario, out, chart) = (&h.scenario, &h.out, &h.chart);
     use maas_e2e::targets::chart::{ChartArgs, ChartPlan, Step};
     let run_id: RunId = run_dir
         .file_name()
@@ -466,6 +564,8 @@ fn planned_argv(
         namespace: "maas".into(),
         postgres_image: "postgres:14".into(),
         rack_replicas: 1,
+        image_repo: Some(h.images.repo.clone()),
+        dep_check_image: Some(h.images.tags[2].clone()),
         ..Default::default()
     };
     let t = maas_e2e::run::options::TargetOptions {
@@ -594,9 +694,20 @@ async fn chart_run_without_vms_deploys_configures_checks_and_tears_down() {
     assert!(!junit.contains("<failure"), "{junit}");
 
     // kind, helm and kubectl were called exactly as the plan says.
-    let chart = h.tmp.path().join("chart");
-    let want = planned_argv(&run_dir, &h.scenario, &h.out, &chart, false, None);
+    let want = planned_argv(&h, &run_dir, false, None);
     assert_eq!(mask(&recorded(&h.mock_dir)), mask(&want));
+    // The install's values went through the engine: the chart rendered.
+    let sources = std::fs::read_to_string(h.mock_dir.join("rendered-sources.txt")).unwrap();
+    for t in [
+        "statefulset-rack.yaml",
+        "job-db-init.yaml",
+        "secret-region.yaml",
+    ] {
+        assert!(
+            sources.contains(t),
+            "{t} not rendered at install:\n{sources}"
+        );
+    }
     // The waits read every object of the flow from the mock API server.
     let seen = h.kube.seen.lock().unwrap().clone();
     for obj in [
@@ -679,15 +790,7 @@ async fn a_failed_job_fails_deploy_naming_it_then_collects_and_tears_down() {
             "collected/{f} missing"
         );
     }
-    let chart = h.tmp.path().join("chart");
-    let want = planned_argv(
-        &run_dir,
-        &h.scenario,
-        &h.out,
-        &chart,
-        true,
-        Some("job/maas-db-init"),
-    );
+    let want = planned_argv(&h, &run_dir, true, Some("job/maas-db-init"));
     // Per pod (from the mock's pods list): logs, current and previous.
     let calls = mask(&recorded(&h.mock_dir));
     let logs: Vec<&String> = calls.iter().filter(|c| c.contains(" logs pod/")).collect();
@@ -948,6 +1051,33 @@ async fn keep_cluster_leaves_the_cluster_and_collect_gathers_a_passing_run() {
         "the node bridge outlived the lab: {node_links}"
     );
     assert_no_secret_in(&run_dir, &h.secrets());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_values_file_the_chart_cannot_render_stops_the_run_before_anything_starts() {
+    if !prerequisites() {
+        return;
+    }
+    build_node_image().await;
+    let h = Harness::new(&[], &[]).await;
+    // conf.maas.url must be a map (the templates read .maas_url in it).
+    let bad = h.tmp.path().join("bad-values.yaml");
+    std::fs::write(&bad, "conf:\n  maas:\n    url: http://not-a-map\n").unwrap();
+    let out = h.run(&["--values", &bad.display().to_string()]).await;
+    let run_dir = h.run_dir();
+    let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{events}");
+    let lab = events
+        .lines()
+        .find(|l| l.contains(r#""stage":"lab""#) && l.contains("stage_finished"))
+        .unwrap();
+    assert!(
+        lab.contains("helm template failed") && lab.contains("nothing was started"),
+        "{lab}"
+    );
+    // Preflight: no kind, helm or kubectl call was made, nothing registered.
+    assert_eq!(recorded(&h.mock_dir), Vec::<Vec<String>>::new());
+    assert_eq!(state_resources(&run_dir), Vec::<Value>::new());
 }
 
 /// Removes a container when dropped.

@@ -75,7 +75,17 @@ fn values_follow_the_options() {
     );
     assert_eq!(d["conf"]["cache"]["enabled"], false);
     assert!(d["pod"]["mandatory_access_control"]["type"].is_null());
-    assert!(d.get("images").is_none());
+    // Pinned, locally built MAAS images and db-init's psql 15 by default;
+    // the 404 server (gcr.io, on the rack's node) never starts.
+    assert_eq!(
+        d["images"]["tags"]["maas_region"],
+        "maas-e2e/maas-region-controller:2.8.7"
+    );
+    assert_eq!(
+        d["images"]["tags"]["db_init"],
+        "maas-e2e/postgres:15-bookworm"
+    );
+    assert_eq!(d["pod"]["replicas"]["ingress_errors"], 0);
     for m in ["maas_ingress", "configmap_ingress", "ingress_region"] {
         assert_eq!(d["manifests"][m], false, "{m}");
     }
@@ -177,7 +187,10 @@ fn bad_options_name_the_field() {
             Box::new(|o| o.wiring.links[0].node_bridge = "cali-pxe".into()),
         ),
         ("wiring.links", Box::new(|o| o.wiring.links.clear())),
-        ("load_images", Box::new(|o| o.load_images = true)),
+        (
+            "secrets.region_secret",
+            Box::new(|o| o.secrets.region_secret = "abcdefghijkmnpqrstuvwxyz23456789".into()),
+        ),
     ];
     for (field, mutate) in cases {
         let mut o = default_options();

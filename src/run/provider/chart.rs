@@ -29,7 +29,7 @@ use crate::targets::chart::plan::files;
 use crate::targets::chart::wiring;
 use crate::targets::chart::{
     ChartOptions, ChartOptionsError, ChartPlan, ChartRun, ClusterSource, Deployed, Ipv4Cidr,
-    LabLink, PostgresMode, WiringOptions, checks, prereq,
+    LabLink, PostgresMode, WiringOptions, checks, prereq, render_check,
 };
 
 use super::{Target, harness_client};
@@ -105,13 +105,16 @@ pub fn chart_options(plan: &Plan, t: &TargetOptions) -> Result<ChartOptions, Cha
         dynamic_range: plan.lab.dhcp_range,
         gateway: None,
     };
-    t.chart.to_options(
+    let mut opts = t.chart.to_options(
         plan.run_id.as_str(),
         plan.host.run_dir.clone(),
         false,
         plan.machines.len() as u32,
         wiring,
-    )
+    )?;
+    // The region secret from the seed (hex: MAAS reads it with a2b_hex).
+    opts.secrets.region_secret = crate::targets::chart::options::region_secret_from_seed(plan.seed);
+    Ok(opts)
 }
 
 /// How often the chart's MAAS is polled while configuring.
@@ -181,7 +184,24 @@ impl Target for ChartTarget {
     async fn preflight(&mut self, cx: &RunContext<'_>) -> Result<(), StageError> {
         prereq::check()?;
         let opts = self.options(cx)?;
-        ChartPlan::new(&opts).map(drop).map_err(chart_err)
+        ChartPlan::new(&opts).map_err(chart_err)?;
+        // The chart rendered with the run's values, checked against the plan.
+        let report = render_check::check(
+            &opts,
+            render_check::CheckSettings {
+                require_local_images: true,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| chart_err(format!("chart check: {e}")))?;
+        if report.passed() {
+            Ok(())
+        } else {
+            Err(chart_err(format!(
+                "the chart does not fit the plan (nothing was started):\n{}",
+                report.table()
+            )))
+        }
     }
 
     async fn deploy(&mut self, cx: &RunContext<'_>) -> Result<Option<MaasClient>, StageError> {

@@ -8,6 +8,7 @@ use clap::Args;
 use super::options::{
     ChartOptions, ChartOptionsError, ClusterSource, PostgresMode, PostgresOptions, WiringOptions,
 };
+use super::pin::ChartMeta;
 
 /// Flags of the chart target.
 #[derive(Debug, Clone, Default, Args)]
@@ -24,8 +25,13 @@ pub struct ChartArgs {
     /// Tag of the MAAS images.
     #[arg(long, value_name = "TAG")]
     pub image_tag: Option<String>,
-    /// `kind load docker-image` the MAAS images (built locally).
-    #[arg(long)]
+    /// kubernetes-entrypoint image for every pod's init container
+    /// (`images.tags.dep_check`), e.g. one built locally; default: the chart's.
+    #[arg(long, value_name = "IMAGE:TAG")]
+    pub dep_check_image: Option<String>,
+    /// Kept for old command lines: every image of the render is now loaded
+    /// into kind (`kind load docker-image`), nothing is pulled.
+    #[arg(long, hide = true)]
     pub load_images: bool,
     /// Use this kind config instead of the generated one.
     #[arg(long, value_name = "FILE", conflicts_with = "reuse_cluster")]
@@ -73,11 +79,15 @@ impl ChartArgs {
             value: String::new(),
             allowed: "--chart PATH: a checkout of the MaaS chart (charts/maas with helm-toolkit in charts/deps)".into(),
         })?;
+        let meta = ChartMeta::read(&chart)?;
         let mut o = ChartOptions::new(run_id, run_dir, chart);
+        o.chart_meta = meta;
+        o.host_cgroup_v2 = host_cgroup_v2();
         o.values_files = self.values.clone();
         o.image_repo = self.image_repo.clone();
         o.image_tag = self.image_tag.clone();
-        o.load_images = self.load_images;
+        o.dep_check_image = self.dep_check_image.clone();
+        o.load_images = true;
         o.cluster = match &self.reuse_cluster {
             Some(name) => ClusterSource::Reuse { name: name.clone() },
             None => ClusterSource::Create {
@@ -103,6 +113,12 @@ impl ChartArgs {
     }
 }
 
+/// Whether /sys/fs/cgroup is the unified (v2) hierarchy: it has
+/// cgroup.controllers at its root, which v1's tmpfs of controllers lacks.
+pub fn host_cgroup_v2() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
 /// Whether the kernel has AppArmor enabled (else the chart's AppArmor
 /// annotations would keep its pods from starting).
 pub fn host_has_apparmor() -> bool {
@@ -125,12 +141,29 @@ mod tests {
         ChartOptions::new("x", "/r", "/c").wiring
     }
 
+    /// A chart directory with just what the options read.
+    fn chart(version: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("Chart.yaml"),
+            format!("apiVersion: v1\nname: maas\nversion: {version}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("values.yaml"),
+            "images:\n  tags:\n    dep_check: e/kubernetes-entrypoint:v1\n",
+        )
+        .unwrap();
+        d
+    }
+
     #[test]
     fn flags_map_onto_options() {
+        let dir = chart("0.2.0");
         let cli = Cli::try_parse_from([
             "t",
             "--chart",
-            "/src/maas/charts/maas",
+            dir.path().to_str().unwrap(),
             "--values",
             "a.yaml",
             "--values",
@@ -158,6 +191,14 @@ mod tests {
         assert!(o.keep_cluster && o.cache);
         assert_eq!(o.postgres.tag, "15-bookworm");
         assert_eq!((o.rack_replicas, o.workers), (2, 2));
+        assert_eq!(
+            o.chart_meta.pin,
+            crate::targets::chart::pin::ChartPin::Maas36
+        );
+        assert_eq!(
+            o.chart_meta.image_tags["dep_check"],
+            "e/kubernetes-entrypoint:v1"
+        );
     }
 
     #[test]
@@ -170,8 +211,9 @@ mod tests {
                 .field,
             "chart"
         );
-        let cli =
-            Cli::try_parse_from(["t", "--chart", "/c", "--postgres-image", "postgres"]).unwrap();
+        let dir = chart("0.1.2");
+        let c = dir.path().to_str().unwrap();
+        let cli = Cli::try_parse_from(["t", "--chart", c, "--postgres-image", "postgres"]).unwrap();
         assert_eq!(
             cli.chart
                 .to_options("r1", "/r".into(), false, 1, wiring())
@@ -182,5 +224,19 @@ mod tests {
         assert!(
             Cli::try_parse_from(["t", "--kind-config", "k.yaml", "--reuse-cluster", "x"]).is_err()
         );
+        // Not a chart, or a version that is neither pin: named, with the file.
+        for (dir, want) in [
+            (tempfile::tempdir().unwrap(), "Chart.yaml"),
+            (chart("0.0.1"), "0.1.x"),
+        ] {
+            let c = dir.path().to_str().unwrap();
+            let e = Cli::try_parse_from(["t", "--chart", c])
+                .unwrap()
+                .chart
+                .to_options("r1", "/r".into(), false, 1, wiring())
+                .unwrap_err();
+            assert_eq!(e.field, "chart");
+            assert!(e.to_string().contains(want), "{e}");
+        }
     }
 }

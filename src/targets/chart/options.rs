@@ -11,6 +11,8 @@ use std::str::FromStr;
 use serde::Serialize;
 use thiserror::Error;
 
+use super::pin::ChartMeta;
+
 /// Where the kind cluster comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -203,13 +205,27 @@ impl fmt::Debug for ChartSecrets {
 }
 
 impl ChartSecrets {
-    /// Fresh random secrets for one run.
+    /// Fresh random secrets for one run (the region secret: 16 random bytes
+    /// in hex; a run derives it from its seed instead, `region_secret_from_seed`).
     pub fn generate() -> Self {
+        use rand::RngExt;
+        let bytes: [u8; 16] = rand::rng().random();
         ChartSecrets {
             db_admin_password: random_token(24),
             db_user_password: random_token(24),
-            region_secret: random_token(32),
+            region_secret: hex::encode(bytes),
             admin_password: random_token(20),
+        }
+    }
+
+    /// Well-formed stand-ins for rendering the chart (`chart check`): the
+    /// same shapes as a run's secrets, values that are nobody's secret.
+    pub fn placeholders() -> Self {
+        ChartSecrets {
+            db_admin_password: "placeholderdbadmin0000000".into(),
+            db_user_password: "placeholderdbuser00000000".into(),
+            region_secret: region_secret_from_seed(0),
+            admin_password: "placeholderadmin0000".into(),
         }
     }
 
@@ -222,6 +238,25 @@ impl ChartSecrets {
             &self.admin_password,
         ]
     }
+}
+
+/// The region's shared secret for a run: 16 bytes from the seed, as 32
+/// lowercase hex digits. MAAS reads /var/lib/maas/secret with a2b_hex, so
+/// anything else leaves the rack unable to register. From the seed like the
+/// plan's BMC passwords: a repro gets the same one.
+pub fn region_secret_from_seed(seed: u64) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"maas-e2e/chart/region-secret");
+    h.update(seed.to_le_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+/// What MAAS accepts as a region secret here: 32 lowercase hex digits.
+pub fn is_region_secret(s: &str) -> bool {
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn random_token(len: usize) -> String {
@@ -252,6 +287,9 @@ pub struct ChartOptions {
     pub image_repo: Option<String>,
     /// Tag for the MAAS images.
     pub image_tag: Option<String>,
+    /// `images.tags.dep_check` (kubernetes-entrypoint, every pod's init
+    /// container); `None`: the chart's own.
+    pub dep_check_image: Option<String>,
     /// `kind load docker-image` the MAAS images (built locally, not pullable).
     pub load_images: bool,
     pub cluster: ClusterSource,
@@ -271,6 +309,10 @@ pub struct ChartOptions {
     pub machines: u32,
     pub secrets: ChartSecrets,
     pub timeouts: ChartTimeouts,
+    /// The chart's Chart.yaml and image tags (`pin::ChartMeta::read`).
+    pub chart_meta: ChartMeta,
+    /// The host mounts cgroup v2 (unified) at /sys/fs/cgroup.
+    pub host_cgroup_v2: bool,
 }
 
 /// How long each wait of the deployment flow may take.
@@ -375,7 +417,8 @@ impl ChartOptions {
             values_files: Vec::new(),
             image_repo: None,
             image_tag: None,
-            load_images: false,
+            dep_check_image: None,
+            load_images: true,
             cluster: ClusterSource::Create { config: None },
             keep_cluster: false,
             postgres: PostgresOptions::default(),
@@ -386,6 +429,8 @@ impl ChartOptions {
             machines: 1,
             secrets: ChartSecrets::generate(),
             timeouts: ChartTimeouts::default(),
+            chart_meta: ChartMeta::maas_2_8(),
+            host_cgroup_v2: false,
         }
     }
 
@@ -462,11 +507,11 @@ impl ChartOptions {
                 "a repository without a trailing '/', e.g. quay.io/airshipit",
             ));
         }
-        if self.load_images && self.image_repo.is_none() && self.image_tag.is_none() {
+        if self.chart_meta.takes_region_secret() && !is_region_secret(&self.secrets.region_secret) {
             return Err(bad(
-                "load_images",
-                true,
-                "needs --image-repo or --image-tag (the images to load)",
+                "secrets.region_secret",
+                "<redacted>",
+                "32 lowercase hex digits (16 bytes): MAAS reads the secret with a2b_hex",
             ));
         }
         self.validate_wiring()

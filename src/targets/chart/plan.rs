@@ -197,16 +197,16 @@ impl ChartPlan {
             }
             steps.push(Step::Run(cmd.arg("--overwrite")));
         }
+        // Every image the workloads run (chart check proves the list against
+        // the render; preflight that each is present locally): no registry.
         for image in images_to_load(opts) {
-            if opts.load_images {
-                steps.push(Step::Run(Cmd::new("kind").args([
-                    "load",
-                    "docker-image",
-                    &image,
-                    "--name",
-                    &cluster,
-                ])));
-            }
+            steps.push(Step::Run(Cmd::new("kind").args([
+                "load",
+                "docker-image",
+                &image,
+                "--name",
+                &cluster,
+            ])));
         }
         plan_files.push(PlanFile {
             path: path(files::NAMESPACE),
@@ -317,9 +317,13 @@ impl ChartPlan {
             contents: Some(values_override_yaml(opts)),
         });
         steps.push(Step::WriteFile(path(files::VALUES)));
+        // `update`, not `build`: the 3.6 pin's requirements.lock names a
+        // helm-toolkit its own tools/helm_tk.sh no longer fetches; upstream
+        // runs `dep up` too. The file:// dependency needs no network.
         steps.push(Step::Run(Cmd::new("helm").args([
             "dependency",
-            "build",
+            "update",
+            "--skip-refresh",
             &opts.chart_path.display().to_string(),
         ])));
         let mut helm = Cmd::new("helm").args([

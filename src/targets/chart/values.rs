@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 
 use super::options::ChartOptions;
+use super::pin::ChartPin;
 
 /// Label every kind worker carries: the chart's default node selector for
 /// region, jobs, syslog and tests.
@@ -17,42 +18,77 @@ pub const RACK_LABEL: (&str, &str) = ("maas-e2e/rack", "enabled");
 /// kind's default StorageClass (local-path-provisioner).
 pub const STORAGE_CLASS: &str = "standard";
 
-/// The image names of the airshipit MAAS 2.8 images under a repository.
-const MAAS_IMAGES: &[(&str, &str)] = &[
-    ("db_sync", "maas-region-controller"),
-    ("maas_region", "maas-region-controller"),
-    ("bootstrap", "maas-region-controller"),
-    ("export_api_key", "maas-region-controller"),
-    ("maas_syslog", "maas-region-controller"),
-    ("maas_rack", "maas-rack-controller"),
-    ("maas_cache", "sstream-cache"),
-];
+/// `images.tags` keys of the MAAS images, and the image each names, per
+/// pin (3.6 publishes only -noble names; its TLS job uses the region image).
+fn maas_images(pin: ChartPin) -> &'static [(&'static str, &'static str)] {
+    match pin {
+        ChartPin::Maas28 => &[
+            ("db_sync", "maas-region-controller"),
+            ("maas_region", "maas-region-controller"),
+            ("bootstrap", "maas-region-controller"),
+            ("export_api_key", "maas-region-controller"),
+            ("maas_syslog", "maas-region-controller"),
+            ("maas_rack", "maas-rack-controller"),
+            ("maas_cache", "sstream-cache"),
+        ],
+        ChartPin::Maas36 => &[
+            ("db_sync", "maas-region-controller-noble"),
+            ("maas_region", "maas-region-controller-noble"),
+            ("bootstrap", "maas-region-controller-noble"),
+            ("export_api_key", "maas-region-controller-noble"),
+            ("maas_syslog", "maas-region-controller-noble"),
+            ("enable_tls", "maas-region-controller-noble"),
+            ("maas_rack", "maas-rack-controller-noble"),
+            ("maas_cache", "sstream-cache-focal"),
+        ],
+    }
+}
 
-/// Default repository of the MAAS images when only a tag is given.
-pub const DEFAULT_IMAGE_REPO: &str = "quay.io/airshipit";
+/// Repository of the MAAS images by default: built locally from the chart
+/// checkout's images/ (`docker build -t maas-e2e/NAME:TAG images/NAME`) and
+/// loaded into kind; nothing is pulled.
+pub const DEFAULT_IMAGE_REPO: &str = "maas-e2e";
+
+/// db-init's psql: the chart's own (postgres:9.5 at the 2.8 pin) has no
+/// SCRAM; this Debian-built image has psql 15 and is loaded like the rest.
+pub const DB_INIT_IMAGE: &str = "maas-e2e/postgres:15-bookworm";
 
 /// The region's in-cluster URL: Service maas-region, port 80 -> 5240.
 pub fn maas_url(namespace: &str) -> String {
     format!("http://maas-region.{namespace}.svc.cluster.local/MAAS")
 }
 
-/// `images.tags.*` -> image reference, when the user overrides repo or tag.
+/// `images.tags.*` -> image reference: the MAAS images pinned to the
+/// chart's MAAS version (or --image-repo/--image-tag), db-init's psql.
 pub fn image_overrides(opts: &ChartOptions) -> Vec<(&'static str, String)> {
-    if opts.image_repo.is_none() && opts.image_tag.is_none() {
-        return Vec::new();
-    }
     let repo = opts.image_repo.as_deref().unwrap_or(DEFAULT_IMAGE_REPO);
-    let tag = opts.image_tag.as_deref().unwrap_or("latest");
-    MAAS_IMAGES
+    let tag = opts
+        .image_tag
+        .clone()
+        .unwrap_or_else(|| opts.chart_meta.maas_version().to_string());
+    let mut out: Vec<(&'static str, String)> = maas_images(opts.chart_meta.pin)
         .iter()
         .filter(|(key, _)| opts.cache || *key != "maas_cache")
         .map(|(key, image)| (*key, format!("{repo}/{image}:{tag}")))
-        .collect()
+        .collect();
+    out.push(("db_init", DB_INIT_IMAGE.to_string()));
+    if let Some(dep) = &opts.dep_check_image {
+        out.push(("dep_check", dep.clone()));
+    }
+    out
 }
 
-/// Distinct images to `kind load`, in a stable order.
+/// Every image the planned workloads run, in a stable order: the
+/// overrides and the chart's own init container (kubernetes-entrypoint,
+/// `dep_check`). The run loads each into kind; `chart check` compares this
+/// list with the render.
 pub fn images_to_load(opts: &ChartOptions) -> Vec<String> {
     let mut out: Vec<String> = image_overrides(opts).into_iter().map(|(_, i)| i).collect();
+    if opts.dep_check_image.is_none()
+        && let Some(dep) = opts.chart_meta.image_tags.get("dep_check")
+    {
+        out.push(dep.clone());
+    }
     out.sort();
     out.dedup();
     out
@@ -94,7 +130,9 @@ pub fn values_override(opts: &ChartOptions) -> Value {
         "pod": {
             // Required anti-affinity: one rack per labelled node. The region
             // runs once: two regions would race the first db upgrade.
-            "replicas": { "rack": opts.rack_replicas, "region": 1, "syslog": 1 },
+            // ingress_errors: read by its template though values.yaml lacks
+            // it; 0 keeps the gcr.io 404 server off the rack's node.
+            "replicas": { "rack": opts.rack_replicas, "region": 1, "syslog": 1, "ingress_errors": 0 },
         },
         "storage": {
             "rackd": { "pvc": { "class_name": STORAGE_CLASS } },
@@ -118,14 +156,16 @@ pub fn values_override(opts: &ChartOptions) -> Value {
         // helm-toolkit writes no AppArmor annotation when the type is null.
         values["pod"]["mandatory_access_control"] = json!({ "type": null });
     }
-    let images = image_overrides(opts);
-    if !images.is_empty() {
-        let tags: serde_json::Map<String, Value> = images
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), Value::String(v)))
-            .collect();
-        values["images"] = json!({ "tags": tags });
+    if opts.chart_meta.has_cgroup_switch() && opts.host_cgroup_v2 {
+        // The 3.6 chart's own switch for cgroup v2 hosts (values.yaml).
+        values["conf"]["maas"]["cgroups"] =
+            json!({ "disable_cgroups_region": true, "disable_cgroups_rack": true });
     }
+    let tags: serde_json::Map<String, Value> = image_overrides(opts)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v)))
+        .collect();
+    values["images"] = json!({ "tags": tags });
     values
 }
 
@@ -141,10 +181,11 @@ pub fn values_override_yaml(opts: &ChartOptions) -> String {
     )
 }
 
-/// `--set-string` pairs carrying the run's secrets (key, value).
+/// `--set-string` pairs carrying the run's secrets (key, value). The 3.6
+/// chart has no region secret value: its region makes and exports one.
 pub fn secret_set_strings(opts: &ChartOptions) -> Vec<(&'static str, String)> {
     let s = &opts.secrets;
-    vec![
+    let mut out = vec![
         (
             "endpoints.maas_db.auth.admin.password",
             s.db_admin_password.clone(),
@@ -153,10 +194,16 @@ pub fn secret_set_strings(opts: &ChartOptions) -> Vec<(&'static str, String)> {
             "endpoints.maas_db.auth.user.password",
             s.db_user_password.clone(),
         ),
-        ("secrets.maas_region.value", s.region_secret.clone()),
         (
             "endpoints.maas_region.auth.admin.password",
             s.admin_password.clone(),
         ),
-    ]
+    ];
+    if opts.chart_meta.takes_region_secret() {
+        out.insert(2, (REGION_SECRET_KEY, s.region_secret.clone()));
+    }
+    out
 }
+
+/// Where the 2.8 chart takes the region secret from.
+pub const REGION_SECRET_KEY: &str = "secrets.maas_region.value";
