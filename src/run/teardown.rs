@@ -173,7 +173,12 @@ pub fn remove(resource: &Resource) -> Result<(), RemoveError> {
             if have_program("iptables") {
                 let rule = |op| crate::lab::net::forward_rule(op, name);
                 while rule("-C").run_blocking().is_ok() {
-                    rule("-D").run_blocking()?;
+                    // A second sweep may delete it between the check and ours.
+                    if let Err(e) = rule("-D").run_blocking()
+                        && rule("-C").run_blocking().is_ok()
+                    {
+                        return Err(e.into());
+                    }
                 }
             }
             if !Path::new("/sys/class/net").join(name).exists() {

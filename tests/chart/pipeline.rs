@@ -1066,7 +1066,12 @@ async fn a_values_file_the_chart_cannot_render_stops_the_run_before_anything_sta
     let out = h.run(&["--values", &bad.display().to_string()]).await;
     let run_dir = h.run_dir();
     let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
-    assert_eq!(out.status.code(), Some(1), "{events}");
+    // A chart that cannot take the run's values is a target failure.
+    assert_eq!(
+        out.status.code(),
+        Some(maas_e2e::exit::TARGET_FAILED),
+        "{events}"
+    );
     let lab = events
         .lines()
         .find(|l| l.contains(r#""stage":"lab""#) && l.contains("stage_finished"))
