@@ -15,6 +15,9 @@ export MAAS_E2E_VENV="${MAAS_E2E_VENV:-/opt/maas-e2e/venv}"
 export CI=true
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 bash ci/check-no-skips.sh writers
+# The tree stays formatted and lint-clean; both fail fast, before the tests.
+cargo fmt --check
+cargo clippy --all-targets --locked -- -D warnings
 status=0
 cargo nextest run --profile ci --no-fail-fast "$@" || status=$?
 # Green must mean tested: only the named benchmarks skipped, no test printed a skip.

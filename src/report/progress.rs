@@ -55,7 +55,7 @@ impl Reporter for Progress {
                 if self.tty {
                     let s = ProgressBar::new_spinner();
                     s.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap());
-                    s.set_message(format!("{}", stage.as_str()));
+                    s.set_message(stage.as_str().to_string());
                     s.enable_steady_tick(Duration::from_millis(120));
                     self.spinner = Some(s);
                 } else {

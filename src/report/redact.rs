@@ -72,7 +72,7 @@ impl Redactor {
         };
         let re = Regex::new(&pattern).expect("escaped literal");
         self.known.push((value, placeholder, re));
-        self.known.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.known.sort_by_key(|k| std::cmp::Reverse(k.0.len()));
         self
     }
 

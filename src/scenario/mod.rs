@@ -407,13 +407,13 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
                 "allowed: 1 to 16 characters (IPMI user names are 16 bytes)".into(),
             );
         }
-        if let Some(p) = &b.credentials.password {
-            if p.is_empty() || p.len() > 20 {
-                err(
-                    at("bmc.credentials.password"),
-                    "allowed: 1 to 20 characters (IPMI passwords are 16 or 20 bytes)".into(),
-                );
-            }
+        if let Some(p) = &b.credentials.password
+            && (p.is_empty() || p.len() > 20)
+        {
+            err(
+                at("bmc.credentials.password"),
+                "allowed: 1 to 20 characters (IPMI passwords are 16 or 20 bytes)".into(),
+            );
         }
         for (k, f) in b.faults.iter().enumerate() {
             check_fault(f, &at(&format!("bmc.faults[{k}]")), &mut err);
@@ -479,10 +479,10 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             Step::Sleep(_) => ("sleep", None),
             Step::ExpectError(_) => ("expect_error", None),
         };
-        if let Some(r) = r {
-            if !known(r) {
-                err(at(field), unknown(r));
-            }
+        if let Some(r) = r
+            && !known(r)
+        {
+            err(at(field), unknown(r));
         }
         match step {
             Step::Commission(_) | Step::WaitStatus(_) if maas_only => {
@@ -507,10 +507,10 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
                 if !known(&c.machine) {
                     err(at("machine.machine"), unknown(&c.machine));
                 }
-                if let Want::Matches(re) = &c.want {
-                    if let Err(e) = regex::Regex::new(re) {
-                        err(at("machine.matches"), bad_regex(&e));
-                    }
+                if let Want::Matches(re) = &c.want
+                    && let Err(e) = regex::Regex::new(re)
+                {
+                    err(at("machine.matches"), bad_regex(&e));
                 }
             }
             Expectation::Events(c) => {
@@ -530,10 +530,10 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
                 }
             }
             Expectation::Api(c) => {
-                if let Want::Matches(re) = &c.want {
-                    if let Err(e) = regex::Regex::new(re) {
-                        err(at("api.matches"), bad_regex(&e));
-                    }
+                if let Want::Matches(re) = &c.want
+                    && let Err(e) = regex::Regex::new(re)
+                {
+                    err(at("api.matches"), bad_regex(&e));
                 }
             }
             Expectation::HttpHeaderAbsent(_) => {}

@@ -499,7 +499,7 @@ impl ByteSize {
 
 impl From<ByteSize> for String {
     fn from(b: ByteSize) -> String {
-        if b.0 % (1024 * MIB) == 0 {
+        if b.0.is_multiple_of(1024 * MIB) {
             format!("{}GiB", b.0 / (1024 * MIB))
         } else {
             format!("{}MiB", b.0 / MIB)
