@@ -626,7 +626,11 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        if find_bin_dir().is_err() {
+        if !crate::testing::require(
+            "Postgres server binaries",
+            find_bin_dir().is_ok(),
+            "apt-get install postgresql",
+        ) {
             return;
         }
         let e = rt
