@@ -51,10 +51,12 @@ fn prerequisites() -> bool {
 /// Run scenarios on the sim target; assert exit 0, then check every run.
 fn run_and_check(names: &[&str]) {
     let out = tempfile::tempdir().unwrap();
+    // Heartbeats every 5 s: no run waits less than that for its guests.
     let r = bin()
         .args(["run", "--target", "sim", "--seed", "1", "--out"])
         .arg(out.path())
         .args(names.iter().map(|n| repo(&format!("scenarios/{n}.yaml"))))
+        .env("MAAS_E2E_HEARTBEAT", "5s")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&r.stdout);
@@ -63,6 +65,26 @@ fn run_and_check(names: &[&str]) {
         r.status.code(),
         Some(0),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    // Without a terminal, a long wait is visibly alive in the log: the step
+    // and what each machine showed, and at the end where the time went.
+    let beats: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(": still running after "))
+        .collect();
+    assert!(!beats.is_empty(), "no heartbeat line in:\n{stderr}");
+    assert!(
+        stderr.lines().any(|l| l.trim_start().starts_with("node")
+            && (l.contains("power on") || l.contains("power off"))),
+        "no machine line in the heartbeats:\n{stderr}"
+    );
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.trim_start().starts_with("time: plan "))
+            .count(),
+        names.len(),
+        "one closing time line per run:\n{stderr}"
     );
     let dirs = run_dirs(out.path());
     assert_eq!(dirs.len(), names.len(), "one run directory per scenario");

@@ -21,6 +21,42 @@ impl Outcome {
     }
 }
 
+/// What a heartbeat saw of one machine; each part only when known.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MachineGlimpse {
+    pub machine: String,
+    /// MAAS's status name, or why there is none (not enlisted yet).
+    pub status: Option<String>,
+    /// MAAS's power state, or the VM's own when MAAS does not know it.
+    pub power: Option<String>,
+    /// The machine's last MAAS event.
+    pub last_event: Option<String>,
+    /// The console's last line.
+    pub console: Option<String>,
+}
+
+impl MachineGlimpse {
+    /// `node: New, power off; last event "…"; console "…"`.
+    pub fn line(&self) -> String {
+        let mut parts = vec![
+            self.status
+                .clone()
+                .unwrap_or_else(|| "status unknown".into()),
+        ];
+        if let Some(p) = &self.power {
+            parts.push(format!("power {p}"));
+        }
+        let mut out = format!("{}: {}", self.machine, parts.join(", "));
+        if let Some(e) = &self.last_event {
+            out.push_str(&format!("; last event {e:?}"));
+        }
+        if let Some(c) = &self.console {
+            out.push_str(&format!("; console {c:?}"));
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StageName {
@@ -66,6 +102,15 @@ pub enum RunEvent {
         name: String,
         duration: Duration,
         outcome: Outcome,
+    },
+    /// A step still running, at a steady interval (a heartbeat): what was
+    /// last seen of each machine, so a long wait in a CI log is visibly
+    /// alive, and a stuck one shows where it stands.
+    StepProgress {
+        index: usize,
+        name: String,
+        elapsed: Duration,
+        machines: Vec<MachineGlimpse>,
     },
     CheckFinished {
         index: usize,

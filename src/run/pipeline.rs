@@ -194,9 +194,26 @@ impl Runner<'_> {
                 continue;
             }
             let t = Instant::now();
-            let r = tokio::select! {
-                r = driver.step(cx, lab, step) => Some(r),
-                _ = self.cancel.cancelled() => None,
+            // A clone: the step borrows the driver while heartbeats look.
+            let watch = driver.maas().cloned();
+            let every = crate::run::drive::heartbeat::interval();
+            let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            let step_run = driver.step(cx, lab, step);
+            tokio::pin!(step_run);
+            let r = loop {
+                tokio::select! {
+                    r = &mut step_run => break Some(r),
+                    _ = self.cancel.cancelled() => break None,
+                    _ = beat.tick() => {
+                        let machines = crate::run::drive::heartbeat::glimpse(cx.plan, watch.as_ref()).await;
+                        self.events.emit(RunEvent::StepProgress {
+                            index: i,
+                            name: name.clone(),
+                            elapsed: t.elapsed(),
+                            machines,
+                        });
+                    }
+                }
             };
             let outcome = match r {
                 Some(Ok(())) => Outcome::Passed,

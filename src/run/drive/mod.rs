@@ -6,6 +6,7 @@
 //! directly when there is none ([`bmc::BmcDriver`]).
 
 pub mod bmc;
+pub mod heartbeat;
 pub mod maas;
 
 use crate::maas::MaasClient;
