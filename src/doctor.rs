@@ -318,7 +318,7 @@ pub fn checks() -> Vec<Check> {
 
     let root = nix::unistd::Uid::effective().is_root();
     let netns = root && have_program("ip") && {
-        let name = format!("me2e-doctor-{}", std::process::id());
+        let name = format!("{}-doctor-{}", crate::plan::NAME_PREFIX, std::process::id());
         let ok = Cmd::new("ip")
             .args(["netns", "add", &name])
             .run_blocking()

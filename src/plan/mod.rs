@@ -80,6 +80,23 @@ pub fn postgres_container_name(run_id: &str) -> String {
     format!("{NAME_PREFIX}-{run_id}-postgres")
 }
 
+/// The kind cluster a chart run creates.
+pub fn kind_cluster_name(run_id: &str) -> String {
+    format!("{NAME_PREFIX}-{run_id}")
+}
+
+/// The name the chart wiring gives the network namespace of rack node `i`
+/// (teardown removes only the name: the namespace is the container's).
+pub fn node_netns_name(run_id: &str, i: usize) -> String {
+    format!("{NAME_PREFIX}-{run_id}-n{i}")
+}
+
+/// The lab namespace of a chart plan made without a scenario (`chart check`
+/// with no scenario, the chart target's own defaults).
+pub fn chart_lab_netns_name(run_id: &str) -> String {
+    format!("{NAME_PREFIX}-{run_id}-lab")
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Plan {
     pub run_id: RunId,

@@ -400,7 +400,7 @@ impl ChartOptions {
         let run_id = run_id.into();
         ChartOptions {
             wiring: WiringOptions {
-                lab_netns: Some(format!("me2e-{run_id}-lab")),
+                lab_netns: Some(crate::plan::chart_lab_netns_name(&run_id)),
                 links: vec![LabLink {
                     lab_bridge: "br-pxe".into(),
                     node_bridge: "maas-pxe".into(),
@@ -438,7 +438,7 @@ impl ChartOptions {
     pub fn cluster_name(&self) -> String {
         match &self.cluster {
             ClusterSource::Reuse { name } => name.clone(),
-            ClusterSource::Create { .. } => format!("me2e-{}", self.run_id),
+            ClusterSource::Create { .. } => crate::plan::kind_cluster_name(&self.run_id),
         }
     }
 

@@ -58,7 +58,7 @@ pub fn plan_wiring(opts: &ChartOptions) -> Vec<NodeWiring> {
         .into_iter()
         .enumerate()
         .map(|(i, node)| NodeWiring {
-            node_netns: format!("me2e-{}-n{i}", opts.run_id),
+            node_netns: crate::plan::node_netns_name(&opts.run_id, i),
             lab_netns: opts.wiring.lab_netns.clone(),
             links: opts
                 .wiring
