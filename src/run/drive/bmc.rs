@@ -93,12 +93,12 @@ impl BmcDriver {
                 Err(e) => e.to_string(),
             };
             if Instant::now() >= deadline {
-                return Err(StageError::Step(format!(
-                    "power did not become {} within {}; last seen: {last}",
+                return Err(super::power_wait_timed_out(
+                    &m.name,
                     want.as_str(),
-                    humantime::format_duration(timeout)
-                ))
-                .on(&m.name));
+                    timeout,
+                    &last,
+                ));
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }

@@ -32,6 +32,20 @@ pub enum MachineStep<'s> {
     WaitStatus(&'s WaitStatus),
 }
 
+/// A power wait that ran out, saying what was seen last (both drivers).
+fn power_wait_timed_out(
+    machine: &str,
+    want: &str,
+    timeout: std::time::Duration,
+    last: &str,
+) -> StageError {
+    StageError::Step(format!(
+        "power did not become {want} within {}; last seen: {last}",
+        humantime::format_duration(timeout)
+    ))
+    .on(machine)
+}
+
 /// Who performs the machine steps (power, waits, commission).
 pub enum Driver {
     Bmc(bmc::BmcDriver),
