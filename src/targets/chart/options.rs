@@ -364,6 +364,17 @@ pub struct ChartOptionsError {
     pub allowed: String,
 }
 
+/// A chart that is not a pin we know is a bad `--chart`.
+impl From<super::pin::PinError> for ChartOptionsError {
+    fn from(e: super::pin::PinError) -> Self {
+        ChartOptionsError {
+            field: "chart",
+            value: e.file,
+            allowed: e.allowed,
+        }
+    }
+}
+
 fn bad(
     field: &'static str,
     value: impl fmt::Display,

@@ -15,7 +15,14 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::options::ChartOptionsError;
+/// A chart directory whose Chart.yaml or values.yaml cannot be read as a
+/// MaaS chart pin: the file, and what is allowed there.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{file}: {allowed}")]
+pub struct PinError {
+    pub file: String,
+    pub allowed: String,
+}
 
 /// The chart generation, by Chart.yaml's version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -109,10 +116,9 @@ impl ChartMeta {
     }
 
     /// Read `CHART/Chart.yaml` and the image tags of `CHART/values.yaml`.
-    pub fn read(chart: &Path) -> Result<ChartMeta, ChartOptionsError> {
-        let bad = |file: &str, allowed: String| ChartOptionsError {
-            field: "chart",
-            value: chart.join(file).display().to_string(),
+    pub fn read(chart: &Path) -> Result<ChartMeta, PinError> {
+        let bad = |file: &str, allowed: String| PinError {
+            file: chart.join(file).display().to_string(),
             allowed,
         };
         let text = std::fs::read_to_string(chart.join("Chart.yaml")).map_err(|e| {
