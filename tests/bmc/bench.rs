@@ -20,10 +20,11 @@ async fn bench_smoke_counts_requests_sessions_and_peers() {
     eprintln!("{}", render(&r));
     assert!(r.requests > 0 && r.sessions_opened > 0, "{r:?}");
     assert!(r.rss_bound_kib >= r.rss_before_kib);
-    if maas_e2e::testing::have_program("ipmipower") {
+    // The peers are part of what this checks: under CI=true their absence fails.
+    if maas_e2e::testing::require_program("ipmipower", "freeipmi-tools") {
         let ours = &r.ipmipower[0];
         assert_eq!((ours.runs, ours.failures), (2, 0), "{ours:?}");
-        if maas_e2e::testing::have_program("ipmi_sim") {
+        if maas_e2e::testing::require_program("ipmi_sim", "openipmi") {
             assert_eq!(r.ipmipower.len(), 2, "ipmi_sim measured side by side");
             assert_eq!(r.ipmipower[1].failures, 0);
         }

@@ -1141,10 +1141,12 @@ async fn without_kind_the_run_stops_before_creating_anything() {
 #[tokio::test]
 async fn without_kind_the_pipeline_fails_its_lab_stage_before_creating_anything() {
     use maas_e2e::run::pipeline::{RunOptions, execute};
-    if maas_e2e::targets::chart::prereq::check().is_ok() {
-        eprintln!("kind, helm, kubectl and docker are all installed: nothing to prove here");
-        return;
-    }
+    // A PATH without kind, whatever this host has (nextest runs each test in
+    // a process of its own, so the change stays in this test).
+    let empty = tempfile::tempdir().unwrap();
+    // SAFETY: set before anything of this test reads the environment.
+    unsafe { std::env::set_var("PATH", empty.path()) };
+    assert!(maas_e2e::targets::chart::prereq::check().is_err());
     let tmp = tempfile::tempdir().unwrap();
     let scenario = tmp.path().join("chart-no-vms.yaml");
     std::fs::write(&scenario, SCENARIO).unwrap();
