@@ -30,26 +30,39 @@ pub struct ChartCheckArgs {
     pub local_images: bool,
 }
 
+/// Why `chart check` could not build the options to check: bad input.
+#[derive(Debug, thiserror::Error)]
+enum InputError {
+    #[error(transparent)]
+    Scenario(#[from] crate::scenario::ScenarioError),
+    #[error("{path}: {source}", path = .0.display(), source = .1)]
+    Options(PathBuf, crate::targets::chart::ChartOptionsError),
+    #[error(transparent)]
+    Defaults(#[from] crate::targets::chart::ChartOptionsError),
+}
+
 /// The options `run --target chart` would build for this scenario.
-fn options_for(args: &ChartCheckArgs, scenario: Option<&PathBuf>) -> Result<ChartOptions, String> {
+fn options_for(
+    args: &ChartCheckArgs,
+    scenario: Option<&PathBuf>,
+) -> Result<ChartOptions, InputError> {
     let run_id = RunId::generate();
     let out = std::env::temp_dir().join("maas-e2e-chart-check");
     let mut opts = match scenario {
         Some(path) => {
-            let loaded = crate::scenario::load(path).map_err(|e| e.to_string())?;
+            let loaded = crate::scenario::load(path)?;
             let plan = crate::plan::plan(&loaded, TargetKind::Chart, &run_id, args.seed, &out);
             let t = crate::run::options::TargetOptions {
                 chart: args.chart.clone(),
                 ..Default::default()
             };
             crate::run::provider::chart_options(&plan, &t)
-                .map_err(|e| format!("{}: {e}", path.display()))?
+                .map_err(|e| InputError::Options(path.clone(), e))?
         }
         None => {
             let wiring = ChartOptions::new("check", &out, "/").wiring;
             args.chart
-                .to_options(run_id.as_str(), out.join(run_id.as_str()), false, 1, wiring)
-                .map_err(|e| e.to_string())?
+                .to_options(run_id.as_str(), out.join(run_id.as_str()), false, 1, wiring)?
         }
     };
     opts.secrets.region_secret = region_secret_from_seed(args.seed);
