@@ -30,7 +30,7 @@ $(diff <(printf '%s\n' "$allowed") <(printf '%s\n' "$listed") || true)"
     fi
     skips=$(grep -c 'SKIP: ' "$junit" || true)
     [ "$skips" = 0 ] || fail "$skips test(s) printed a skip in $junit:
-$(grep -o 'SKIP: [^<]*' "$junit" | head -20)"
+$(grep -o -m 20 'SKIP: [^<]*' "$junit")"
     echo "check-no-skips: skipped = the $(printf '%s\n' "$allowed" | grep -c .) named benchmarks; no test printed a skip"
     ;;
   *) echo "usage: check-no-skips.sh writers | after JUNIT" >&2; exit 2 ;;

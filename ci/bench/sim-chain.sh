@@ -52,7 +52,9 @@ for spec in "1 $repo/scenarios/enlist-commission.yaml" "3 $repo/scenarios/commis
   /usr/bin/time -f '%U %S' -o "$out/harness-cpu-$n" \
     "$bin" run --target sim --seed 1 --out "$rundir_parent" "$out/scenarios/$(basename "$scenario")" >"$out/run-$n.log" 2>&1 || true
   touch "$qfile.stop"; wait "$sampler"; rm -f "$qfile.stop"
-  run_dir=$(ls -d "$rundir_parent"/*/ | head -1)
+  # No `ls | head` under pipefail: head may close the pipe first.
+  dirs=("$rundir_parent"/*/)
+  run_dir=${dirs[0]}
   durations=$(jq -r 'select(.event=="stage_finished" or .event=="step_finished")
       | "\(.stage // .name)\t\(.duration.secs + .duration.nanos/1e9)"' "$run_dir/events.jsonl")
   get() { printf '%s\n' "$durations" | awk -F'\t' -v k="$1" 'index($1,k)==1 {printf "%.1f", $2; exit}'; }
