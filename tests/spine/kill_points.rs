@@ -150,7 +150,23 @@ fn leftovers(id: &str) -> Vec<String> {
     out
 }
 
-fn kill_at(mut child: Child, out: &Path, point: KillPoint, limit: Duration) -> String {
+/// SIGKILLs the run if the test fails before it does (a failed wait must
+/// not leave a run holding its lab), then sweeps what the run left.
+struct KillOnPanic(Option<Child>);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = Command::new(bin()).args(["down", "--all"]).output();
+        }
+    }
+}
+
+fn kill_at(child: Child, out: &Path, point: KillPoint, limit: Duration) -> String {
+    let mut guard = KillOnPanic(Some(child));
+    let child = guard.0.as_mut().expect("set above");
     let start = Instant::now();
     let mut booting_since: Option<Instant> = None;
     let id = loop {
@@ -175,6 +191,7 @@ fn kill_at(mut child: Child, out: &Path, point: KillPoint, limit: Duration) -> S
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    let mut child = guard.0.take().expect("still held");
     child.kill().unwrap(); // SIGKILL: no teardown of its own
     child.wait().unwrap();
     id
