@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use maas_e2e::testing::{require, require_program, require_root};
 
+use super::teardown::{leftovers, processes_naming};
+
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_maas-e2e"))
 }
@@ -58,32 +60,6 @@ fn run_dir(out: &Path) -> Option<(String, PathBuf)> {
     Some((e.file_name().to_string_lossy().into_owned(), e.path()))
 }
 
-/// Command lines of live processes that name `needle` (not this test's own).
-fn processes_naming(needle: &str) -> Vec<String> {
-    let me = std::process::id().to_string();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let pid = e.file_name().to_string_lossy().into_owned();
-        if pid == me || !pid.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let c = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let zombie = std::fs::read_to_string(e.path().join("stat"))
-            .map(|s| {
-                s.rsplit_once(')')
-                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(true);
-        if c.contains(needle) && !zombie {
-            out.push(format!("process {pid}: {c}"));
-        }
-    }
-    out
-}
-
 fn reached(point: KillPoint, dir: &Path, id: &str, since: Instant) -> bool {
     let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap_or_default();
     let has = |needle: &str| events.lines().any(|l| l.contains(needle));
@@ -100,54 +76,6 @@ fn reached(point: KillPoint, dir: &Path, id: &str, since: Instant) -> bool {
         }
         KillPoint::Held => Path::new(&format!("/run/maas-e2e/runs/{id}.maas.env")).exists(),
     }
-}
-
-/// Everything on the host that carries the run id.
-fn leftovers(id: &str) -> Vec<String> {
-    let mut out = processes_naming(id);
-    for dir in ["/run/netns", "/sys/class/net"] {
-        if let Ok(d) = std::fs::read_dir(dir) {
-            out.extend(
-                d.filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.contains(id))
-                    .map(|n| format!("{dir}/{n}")),
-            );
-        }
-    }
-    let listed = |program: &str, args: &[&str], what: &str| -> Vec<String> {
-        Command::new(program)
-            .args(args)
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .filter(|l| l.contains(id))
-                    .map(|l| format!("{what} {l}"))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    out.extend(listed(
-        "virsh",
-        &["-c", "qemu:///system", "list", "--all", "--name"],
-        "domain",
-    ));
-    out.extend(listed("iptables", &["-w", "-S", "FORWARD"], "iptables"));
-    out.extend(listed(
-        "docker",
-        &["ps", "-a", "--format", "{{.Names}}"],
-        "container",
-    ));
-    for path in [
-        format!("/run/maas-e2e/runs/{id}.json"),
-        format!("/var/lib/maas-e2e/runs/{id}"),
-    ] {
-        if Path::new(&path).exists() {
-            out.push(path);
-        }
-    }
-    out
 }
 
 /// SIGKILLs the run if the test fails before it does (a failed wait must

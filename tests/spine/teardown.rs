@@ -56,9 +56,35 @@ fn wait_for_lab(out: &Path, child: &mut Child) -> String {
     }
 }
 
-/// Everything on the host that carries the run id.
-fn leftovers(id: &str) -> Vec<String> {
+/// Command lines of live processes that name `needle` (not this test's own).
+pub(crate) fn processes_naming(needle: &str) -> Vec<String> {
+    let me = std::process::id().to_string();
     let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if pid == me || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let c = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let zombie = std::fs::read_to_string(e.path().join("stat"))
+            .map(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true);
+        if c.contains(needle) && !zombie {
+            out.push(format!("process {pid}: {c}"));
+        }
+    }
+    out
+}
+
+/// Everything on the host that carries the run id (kill_points.rs too).
+pub(crate) fn leftovers(id: &str) -> Vec<String> {
+    let mut out = processes_naming(id);
     for dir in ["/run/netns", "/sys/class/net"] {
         if let Ok(d) = std::fs::read_dir(dir) {
             out.extend(
