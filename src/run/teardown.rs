@@ -469,15 +469,13 @@ pub fn run_processes() -> Vec<(RunId, Resource)> {
         if pid == me || pgid == me {
             continue;
         }
-        let Some(start_time) = crate::run::state::process_start_time(pgid)
-            .or_else(|| crate::run::state::process_start_time(pid))
+        // The group's leader when it still runs (its children go with it),
+        // else the process itself.
+        let Some((leader, start_time)) = [pgid, pid]
+            .into_iter()
+            .find_map(|p| Some((p, crate::run::state::process_start_time(p)?)))
         else {
             continue;
-        };
-        let leader = if crate::run::state::process_start_time(pgid).is_some() {
-            pgid
-        } else {
-            pid
         };
         if out
             .iter()
