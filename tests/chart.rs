@@ -7,6 +7,8 @@
 
 #[path = "chart/common.rs"]
 mod common;
+#[path = "chart/image_build.rs"]
+mod image_build;
 #[path = "chart/maas_config.rs"]
 mod maas_config;
 #[path = "chart/pipeline.rs"]

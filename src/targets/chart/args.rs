@@ -33,6 +33,14 @@ pub struct ChartArgs {
     /// into kind (`kind load docker-image`), nothing is pulled.
     #[arg(long, hide = true)]
     pub load_images: bool,
+    /// Build the MAAS images (region, rack, cache) from the chart
+    /// checkout's images/ Dockerfiles with `docker build` before loading them.
+    #[arg(long)]
+    pub build_images: bool,
+    /// Base image for those builds (`--build-arg FROM=IMAGE`); it must be
+    /// in the local docker (nothing is pulled). Default: each Dockerfile's own.
+    #[arg(long, value_name = "IMAGE:TAG", requires = "build_images")]
+    pub image_base: Option<String>,
     /// Use this kind config instead of the generated one.
     #[arg(long, value_name = "FILE", conflicts_with = "reuse_cluster")]
     pub kind_config: Option<PathBuf>,
@@ -88,6 +96,8 @@ impl ChartArgs {
         o.image_tag = self.image_tag.clone();
         o.dep_check_image = self.dep_check_image.clone();
         o.load_images = true;
+        o.build_images = self.build_images;
+        o.image_base = self.image_base.clone();
         o.cluster = match &self.reuse_cluster {
             Some(name) => ClusterSource::Reuse { name: name.clone() },
             None => ClusterSource::Create {

@@ -12,6 +12,7 @@
 pub mod args;
 pub mod checks;
 pub mod configure;
+pub mod image_build;
 pub mod kind_config;
 pub mod maas_config;
 pub mod options;

@@ -292,6 +292,10 @@ pub struct ChartOptions {
     pub dep_check_image: Option<String>,
     /// `kind load docker-image` the MAAS images (built locally, not pullable).
     pub load_images: bool,
+    /// Build the MAAS images from the checkout's images/ first (`docker build`).
+    pub build_images: bool,
+    /// `--build-arg FROM=` for those builds: a base image in the local docker.
+    pub image_base: Option<String>,
     pub cluster: ClusterSource,
     /// Leave the cluster (and Postgres) running after the run.
     pub keep_cluster: bool,
@@ -430,6 +434,8 @@ impl ChartOptions {
             image_tag: None,
             dep_check_image: None,
             load_images: true,
+            build_images: false,
+            image_base: None,
             cluster: ClusterSource::Create { config: None },
             keep_cluster: false,
             postgres: PostgresOptions::default(),

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cmd::Cmd;
 
+use super::image_build::planned_builds;
 use super::kind_config::{kind_config_yaml, rack_node_names, worker_names};
 use super::maas_config::{
     ApiCall, ChartExpectation, chart_expectations, collect_calls, configure_calls,
@@ -141,6 +142,16 @@ impl ChartPlan {
                     .join(", ")
             ))],
         });
+
+        // --- images: built from the checkout before anything else exists
+        // (a failed build leaves nothing to tear down).
+        let builds = planned_builds(opts);
+        if !builds.is_empty() {
+            stages.push(Stage {
+                name: "images",
+                steps: builds.iter().map(|b| Step::Run(b.command())).collect(),
+            });
+        }
 
         // --- cluster
         let mut steps = Vec::new();

@@ -18,8 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::cmd::Cmd;
-
+use super::image_build::{ImageBuild, planned_builds, present_locally, required_base};
 use super::kind_config::kind_config_yaml;
 use super::options::{ChartOptions, ClusterSource, is_region_secret};
 use super::plan::{ChartPlan, Step};
@@ -663,13 +662,16 @@ fn images(
         };
         rows.push(row("images", image.clone(), r, file));
     }
+    let builds = planned_builds(opts);
+    for build in &builds {
+        rows.push(image_build_row(build, settings.require_local_images));
+    }
     if settings.require_local_images {
         for image in &loaded {
-            let present = Cmd::new("docker")
-                .args(["image", "inspect", "--format", "{{.Id}}", image])
-                .run_blocking()
-                .is_ok();
-            let r = if present {
+            if builds.iter().any(|b| &b.image == image) {
+                continue; // built by the run (the images-build row)
+            }
+            let r = if present_locally(image) {
                 Ok("present in the local docker (kind load)".into())
             } else {
                 Err("not in the local docker: build or tag it before the run (docs/chart.md, Values override: images.tags)".into())
@@ -678,6 +680,20 @@ fn images(
         }
     }
     rows
+}
+
+/// `--build-images`: the Dockerfile is there and (on a real run) the base
+/// image it starts from is local, since nothing may be pulled.
+fn image_build_row(build: &ImageBuild, require_local_base: bool) -> CheckRow {
+    let dockerfile = build.dockerfile().display().to_string();
+    let r = match required_base(build) {
+        Err(e) => Err(e.to_string()),
+        Ok(base) if require_local_base && !present_locally(&base) => Err(format!(
+            "{dockerfile} starts FROM {base}, which is not in the local docker and would be pulled: load or build it, or pass --image-base IMAGE"
+        )),
+        Ok(base) => Ok(format!("built from {dockerfile} FROM {base}")),
+    };
+    row("images-build", build.image.clone(), r, &dockerfile)
 }
 
 /// The kind workers' labels: from the kind config the run uses (generated

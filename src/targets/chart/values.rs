@@ -61,21 +61,41 @@ pub fn maas_url(namespace: &str) -> String {
 /// `images.tags.*` -> image reference: the MAAS images pinned to the
 /// chart's MAAS version (or --image-repo/--image-tag), db-init's psql.
 pub fn image_overrides(opts: &ChartOptions) -> Vec<(&'static str, String)> {
-    let repo = opts.image_repo.as_deref().unwrap_or(DEFAULT_IMAGE_REPO);
-    let tag = opts
-        .image_tag
-        .clone()
-        .unwrap_or_else(|| opts.chart_meta.maas_version().to_string());
-    let mut out: Vec<(&'static str, String)> = maas_images(opts.chart_meta.pin)
-        .iter()
-        .filter(|(key, _)| opts.cache || *key != "maas_cache")
-        .map(|(key, image)| (*key, format!("{repo}/{image}:{tag}")))
+    let mut out: Vec<(&'static str, String)> = maas_images_used(opts)
+        .map(|(key, image)| (key, maas_image_reference(opts, image)))
         .collect();
     out.push(("db_init", DB_INIT_IMAGE.to_string()));
     if let Some(dep) = &opts.dep_check_image {
         out.push(("dep_check", dep.clone()));
     }
     out
+}
+
+/// The MAAS images the run uses: (`images.tags` key, image name, which is
+/// also its directory under the checkout's images/).
+fn maas_images_used(opts: &ChartOptions) -> impl Iterator<Item = (&'static str, &'static str)> {
+    maas_images(opts.chart_meta.pin)
+        .iter()
+        .filter(|(key, _)| opts.cache || *key != "maas_cache")
+        .copied()
+}
+
+/// `REPO/NAME:TAG` of one MAAS image.
+fn maas_image_reference(opts: &ChartOptions, image: &str) -> String {
+    let repo = opts.image_repo.as_deref().unwrap_or(DEFAULT_IMAGE_REPO);
+    let tag = opts
+        .image_tag
+        .clone()
+        .unwrap_or_else(|| opts.chart_meta.maas_version().to_string());
+    format!("{repo}/{image}:{tag}")
+}
+
+/// The MAAS images the run uses as (image name, `REPO/NAME:TAG`): what
+/// `--build-images` builds from images/NAME.
+pub fn maas_image_overrides(opts: &ChartOptions) -> Vec<(&'static str, String)> {
+    maas_images_used(opts)
+        .map(|(_, image)| (image, maas_image_reference(opts, image)))
+        .collect()
 }
 
 /// Every image the planned workloads run, in a stable order: the
