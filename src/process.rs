@@ -40,6 +40,40 @@ fn wait_group_gone(pgid: i32, limit: Duration) -> bool {
     }
 }
 
+/// The fields of /proc/PID/stat this crate reads. The command name (field
+/// 2) may hold spaces and parentheses, so fields are counted after its
+/// last ')'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Field 3: R, S, D, Z (zombie), X (dead), ...
+    pub state: char,
+    /// Field 5.
+    pub pgrp: i32,
+    /// Field 22: clock ticks since boot.
+    pub start_time: u64,
+}
+
+impl ProcStat {
+    pub fn read(pid: i32) -> Option<ProcStat> {
+        Self::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
+    pub fn parse(stat: &str) -> Option<ProcStat> {
+        let (_, rest) = stat.rsplit_once(')')?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        Some(ProcStat {
+            state: fields.first()?.chars().next()?,
+            pgrp: fields.get(2)?.parse().ok()?,
+            start_time: fields.get(19)?.parse().ok()?,
+        })
+    }
+
+    /// Zombies and dead tasks count as gone.
+    pub fn is_running(&self) -> bool {
+        !matches!(self.state, 'Z' | 'X')
+    }
+}
+
 /// Live (not zombie) processes whose process group is `pgid`.
 pub fn group_members(pgid: i32) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -47,18 +81,7 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
     };
     dir.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            let Some((_, rest)) = stat.rsplit_once(')') else {
-                return false;
-            };
-            let mut f = rest.split_whitespace();
-            let state = f.next();
-            let pgrp = f.nth(1).and_then(|g| g.parse::<i32>().ok());
-            pgrp == Some(pgid) && !matches!(state, Some("Z" | "X"))
-        })
+        .filter(|pid| ProcStat::read(*pid).is_some_and(|s| s.pgrp == pgid && s.is_running()))
         .collect()
 }
 
@@ -67,12 +90,9 @@ pub fn is_alive(pid: i32) -> bool {
     if kill(Pid::from_raw(pid), None).is_err() {
         return false;
     }
+    // Gone between kill and read: not alive; unreadable stat: trust kill.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .map(|state| state != "Z" && state != "X")
-            .unwrap_or(true),
+        Ok(stat) => ProcStat::parse(&stat).is_none_or(|s| s.is_running()),
         Err(_) => false,
     }
 }
@@ -92,4 +112,30 @@ pub fn terminate(pid: i32, grace: Duration) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = kill(p, Signal::SIGKILL);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_counts_fields_after_the_last_parenthesis() {
+        let line = "4242 (a (b) c) S 1 4240 4240 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 987654 0 0";
+        let s = ProcStat::parse(line).unwrap();
+        assert_eq!(
+            s,
+            ProcStat {
+                state: 'S',
+                pgrp: 4240,
+                start_time: 987654
+            }
+        );
+        assert!(s.is_running());
+        assert!(
+            !ProcStat::parse(&line.replace(") S ", ") Z "))
+                .unwrap()
+                .is_running()
+        );
+        assert_eq!(ProcStat::parse("4242 (x"), None);
+    }
 }

@@ -203,9 +203,7 @@ pub fn registered_runs() -> Vec<Result<RegistryEntry, StateError>> {
 
 /// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
 pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(19)?.parse().ok()
+    crate::process::ProcStat::read(pid).map(|s| s.start_time)
 }
 
 /// Whether the process that recorded `(pid, start_time)` still runs.

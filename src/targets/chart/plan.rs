@@ -556,44 +556,23 @@ impl ChartPlan {
     /// The MAAS calls that configure the PXE network (stage `configure`),
     /// for the MAAS client to perform after `deploy`.
     pub fn maas_calls(&self) -> Vec<ApiCall> {
-        self.stage("configure")
-            .iter()
-            .filter_map(|s| {
-                if let Step::Api(c) = s {
-                    Some(c.clone())
-                } else {
-                    None
-                }
-            })
-            .collect()
+        api_calls(self.stage("configure"))
     }
 
     /// The chart-specific checks (stage `chart-checks`).
     pub fn expectations(&self) -> Vec<ChartExpectation> {
         self.stage("chart-checks")
             .iter()
-            .filter_map(|s| {
-                if let Step::Expect(e) = s {
-                    Some(e.clone())
-                } else {
-                    None
-                }
+            .filter_map(|s| match s {
+                Step::Expect(e) => Some(e.clone()),
+                _ => None,
             })
             .collect()
     }
 
     /// The MAAS calls of collection.
     pub fn collect_calls(&self) -> Vec<ApiCall> {
-        self.collect
-            .iter()
-            .filter_map(|s| {
-                if let Step::Api(c) = s {
-                    Some(c.clone())
-                } else {
-                    None
-                }
-            })
-            .collect()
+        api_calls(&self.collect)
     }
 
     /// A plan file's contents by file name.
@@ -653,6 +632,17 @@ impl ChartPlan {
         }
         self.redact(&out)
     }
+}
+
+/// The MAAS API calls among some steps, in order.
+fn api_calls(steps: &[Step]) -> Vec<ApiCall> {
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Api(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn render_step(out: &mut String, step: &Step) {
