@@ -62,13 +62,29 @@ pub fn domain_spec(p: &crate::plan::Plan, m: &MachinePlan, accel: vm::Accel) -> 
 /// The libvirt UUID of a run's domain: the plan's UUID comes from the seed
 /// and machine name, so two runs of one scenario would ask libvirt for the
 /// same UUID, which it refuses; mixing in the run id keeps them apart.
+///
+/// One byte is not left to chance: iPXE sends the SMBIOS UUID in DHCP
+/// option 97 with its first three fields little-endian, and pxelinux takes
+/// wire byte 6 (so the low byte of the third field) for the version and
+/// skips its `pxelinux.cfg/<uuid>` probe unless it is 0x10..=0xef. With a
+/// random byte one machine in eight never probed, which made the TFTP
+/// requests a run records depend on its run id.
 pub fn run_uuid(run_id: &str, plan_uuid: &str) -> String {
     use sha2::Digest;
     let h = sha2::Sha256::digest(format!("{run_id}/{plan_uuid}").as_bytes());
     let mut b: [u8; 16] = h[..16].try_into().expect("16 bytes");
     b[6] = (b[6] & 0x0f) | 0x40;
+    b[7] = 0x10 + b[7] % 0xe0;
     b[8] = (b[8] & 0x3f) | 0x80;
     uuid::Uuid::from_bytes(b).to_string()
+}
+
+/// Whether pxelinux probes `pxelinux.cfg/<uuid>` for a machine with this
+/// SMBIOS UUID booted by iPXE (see `run_uuid`).
+pub fn pxelinux_probes_uuid(uuid: &uuid::Uuid) -> bool {
+    // iPXE's wire order swaps the first three fields; wire byte 6 is the
+    // third field's low byte, RFC 4122 byte 7.
+    (0x10..0xf0).contains(&uuid.as_bytes()[7])
 }
 
 /// `vm::define`, with the console file opened for appending: a machine
@@ -153,4 +169,28 @@ pub async fn destroy_all(domains: Vec<String>) {
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_run_uuid_is_a_v4_uuid_pxelinux_probes() {
+        for i in 0..2000 {
+            let u = uuid::Uuid::parse_str(&run_uuid(&format!("run{i}"), "plan")).unwrap();
+            assert_eq!(u.get_version_num(), 4);
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
+            assert!(pxelinux_probes_uuid(&u), "{u}");
+        }
+    }
+
+    #[test]
+    fn the_probe_depends_on_the_third_fields_low_byte() {
+        // seen in one commission run: probed, and not probed
+        let probed = uuid::Uuid::parse_str("744ae803-84ad-4bc8-9ea3-1ba057984556").unwrap();
+        let skipped = uuid::Uuid::parse_str("fe1e5485-16e9-4c0a-901d-c415c62c54d1").unwrap();
+        assert!(pxelinux_probes_uuid(&probed));
+        assert!(!pxelinux_probes_uuid(&skipped));
+    }
 }
