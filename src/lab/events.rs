@@ -29,6 +29,9 @@ pub enum LabEventKind {
     HttpGet,
     /// The last byte of a response body was handed to the socket.
     HttpDone,
+    /// The client went away before the body was sent (the detail says how
+    /// far it got): a guest that gave up on a download.
+    HttpAborted,
     RouterAdvert,
 }
 

@@ -93,19 +93,19 @@ struct AppState {
     events: EventLog,
 }
 
-/// Start the HTTP server inside namespace `netns`.
+/// Start the HTTP server inside namespace `netns` (`None`: this one).
 pub async fn start_http(
-    netns: &str,
+    netns: Option<&str>,
     cfg: HttpConfig,
     events: EventLog,
 ) -> Result<HttpServer, HttpError> {
     let bind_err = |source| HttpError::Bind {
-        netns: netns.to_string(),
+        netns: netns.unwrap_or("(the host's)").to_string(),
         addr: cfg.listen,
         source,
     };
     let std_listener =
-        crate::lab::netns::bind_tcp(Some(netns), SocketAddr::V4(cfg.listen)).map_err(bind_err)?;
+        crate::lab::netns::bind_tcp(netns, SocketAddr::V4(cfg.listen)).map_err(bind_err)?;
     let listener = tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?;
     let local_addr = listener.local_addr().map_err(bind_err)?;
     let app = axum::Router::new()
@@ -153,28 +153,71 @@ async fn serve(
     );
     // The body goes out in chunks; after the last one an HttpDone event
     // marks the end of the transfer (benchmarks split transfer from boot).
-    let chunks: Vec<Result<Bytes, std::convert::Infallible>> = reply
+    // A body dropped before that (the client closed) is an HttpAborted.
+    let total = reply.body.len();
+    let chunks: Vec<Bytes> = reply
         .body
         .chunks(256 * 1024)
-        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .map(Bytes::copy_from_slice)
         .collect();
-    let (events, name, path) = (st.events.clone(), st.cfg.name.clone(), uri.to_string());
-    let done = futures::stream::once(async move {
-        events.emit(
-            LabEvent::new(LabEventKind::HttpDone, &name)
-                .ip(ip)
-                .path(path)
-                .detail(detail),
-        );
-        Ok(Bytes::new())
-    });
-    let mut resp = Response::new(Body::from_stream(futures::stream::iter(chunks).chain(done)));
+    let mut transfer = Transfer {
+        events: st.events.clone(),
+        event: LabEvent::new(LabEventKind::HttpDone, &st.cfg.name)
+            .ip(ip)
+            .path(uri.to_string())
+            .detail(&detail),
+        sent: 0,
+        total,
+        finished: false,
+    };
+    let body = futures::stream::iter(chunks.into_iter().map(Some).chain(std::iter::once(None)))
+        .map(move |chunk| {
+            match &chunk {
+                Some(c) => transfer.sent += c.len(),
+                None => transfer.finish(),
+            }
+            Ok::<_, std::convert::Infallible>(chunk.unwrap_or_default())
+        });
+    let mut resp = Response::new(Body::from_stream(body));
     *resp.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(ct) = reply.content_type.parse() {
         resp.headers_mut().insert(header::CONTENT_TYPE, ct);
     }
     resp
+}
+
+/// One response body on its way: HttpDone when the last chunk was taken,
+/// HttpAborted when the body is dropped before.
+struct Transfer {
+    events: EventLog,
+    event: LabEvent,
+    sent: usize,
+    total: usize,
+    finished: bool,
+}
+
+impl Transfer {
+    fn finish(&mut self) {
+        self.finished = true;
+        self.events.emit(self.event.clone());
+    }
+}
+
+impl Drop for Transfer {
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut ev = self.event.clone();
+            ev.kind = LabEventKind::HttpAborted;
+            ev.detail = Some(format!(
+                "{}; client gone after {} of {} bytes queued",
+                ev.detail.unwrap_or_default(),
+                self.sent,
+                self.total
+            ));
+            self.events.emit(ev);
+        }
+    }
 }
 
 async fn answer(cfg: &HttpConfig, req: HttpRequest) -> HttpReply {
@@ -211,5 +254,86 @@ async fn answer(cfg: &HttpConfig, req: HttpRequest) -> HttpReply {
             body,
         },
         Err(_) => not_found,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    async fn server(events: &EventLog) -> (HttpServer, tempfile::TempDir) {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("initrd"), vec![7u8; 8 << 20]).unwrap();
+        let cfg = HttpConfig {
+            name: "rack".into(),
+            listen: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
+            root: Some(root.path().to_path_buf()),
+            handler: None,
+        };
+        (start_http(None, cfg, events.clone()).await.unwrap(), root)
+    }
+
+    fn kinds(rx: &mut tokio::sync::broadcast::Receiver<LabEvent>) -> Vec<(LabEventKind, String)> {
+        let mut out = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            out.push((e.kind, e.detail.unwrap_or_default()));
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_download_ends_in_done_and_a_client_that_leaves_in_aborted() {
+        let events = EventLog::new(None).unwrap();
+        let mut rx = events.subscribe();
+        let (srv, _root) = server(&events).await;
+        let addr = srv.local_addr;
+        let get = "GET /initrd HTTP/1.1\r\nHost: rack\r\nConnection: close\r\n\r\n";
+
+        // The whole body read: Get, then Done.
+        let body_len = tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(get.as_bytes()).unwrap();
+            let mut all = Vec::new();
+            s.read_to_end(&mut all).unwrap();
+            all.len()
+        })
+        .await
+        .unwrap();
+        assert!(body_len > 8 << 20);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let seen = kinds(&mut rx);
+        let k: Vec<LabEventKind> = seen.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            k,
+            [LabEventKind::HttpGet, LabEventKind::HttpDone],
+            "{seen:?}"
+        );
+
+        // A client that reads a little and closes: Get, then Aborted.
+        tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(get.as_bytes()).unwrap();
+            let mut some = [0u8; 4096];
+            s.read_exact(&mut some).unwrap();
+        })
+        .await
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        while std::time::Instant::now() < deadline
+            && !seen.iter().any(|(k, _)| *k == LabEventKind::HttpAborted)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            seen.extend(kinds(&mut rx));
+        }
+        let k: Vec<LabEventKind> = seen.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            k,
+            [LabEventKind::HttpGet, LabEventKind::HttpAborted],
+            "{seen:?}"
+        );
+        assert!(seen[1].1.contains("client gone after"), "{seen:?}");
     }
 }

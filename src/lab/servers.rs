@@ -115,7 +115,7 @@ pub async fn start_segment_servers(
     let http = match cfg.http {
         Some(h) => Some(
             http::start_http(
-                netns,
+                Some(netns),
                 HttpConfig {
                     name: cfg.name.clone(),
                     listen: SocketAddrV4::new(ip, h.port),

@@ -262,7 +262,7 @@ impl SimRack {
             Box::pin(async move { answer_http(&b, &req.method, &req.path).await })
         });
         let http = http::start_http(
-            &cfg.netns,
+            Some(&cfg.netns),
             HttpConfig {
                 name: "rack".into(),
                 listen: SocketAddrV4::new(cfg.rack_ip, BOOT_HTTP_PORT),
