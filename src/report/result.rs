@@ -61,9 +61,8 @@ const PERIODIC: &[&str] = &[
     "Power state queried",
 ];
 
-/// pxelinux's probe for a config named by the SMBIOS UUID: whether it
-/// reaches the rack varies between boots of the same VM under TCG (seen in
-/// CI), and MAAS answers it with the MAC-named config anyway.
+/// pxelinux's probe for a config named by the SMBIOS UUID: the UUID is new
+/// in every run (docs/sim.md, Snapshot normalisation).
 fn is_uuid_config_probe(d: &str) -> bool {
     d.strip_prefix("TFTP Request - pxelinux.cfg/")
         .is_some_and(|rest| {
@@ -71,14 +70,44 @@ fn is_uuid_config_probe(d: &str) -> bool {
         })
 }
 
-/// Drop periodic events and pxelinux's UUID probe, and collapse consecutive
+/// Events of a guest's network boot, as the rack logs them.
+const BOOT_CHAIN: &[&str] = &[
+    "PXE Request",
+    "TFTP Request",
+    "HTTP Request",
+    "Performing PXE boot",
+    "Loading ephemeral",
+];
+
+/// The power driver's confirmation that a machine is on.
+const POWERED_ON: &str = "Node powered on";
+
+/// Drop periodic events and pxelinux's UUID probe, put each "Node powered
+/// on" before the boot events that raced it, and collapse consecutive
 /// repeats into `TEXT (xN)`.
+///
+/// The race is MAAS's own: the guest starts its PXE boot the moment the
+/// BMC powers it on, while the driver confirms only after ipmipower
+/// returns and a query answers on, so under load the rack's first boot
+/// events can come before the confirmation.
 pub fn normalise_events<'a>(descriptions: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    collapse(
-        descriptions
-            .into_iter()
-            .filter(|d| !PERIODIC.iter().any(|p| d.starts_with(p)) && !is_uuid_config_probe(d)),
-    )
+    let mut kept: Vec<&str> = Vec::new();
+    for d in descriptions {
+        if PERIODIC.iter().any(|p| d.starts_with(p)) || is_uuid_config_probe(d) {
+            continue;
+        }
+        if d == POWERED_ON {
+            let boot_events = kept
+                .iter()
+                .rev()
+                .take_while(|e| BOOT_CHAIN.iter().any(|b| e.starts_with(b)))
+                .count();
+            kept.insert(kept.len() - boot_events, d);
+        } else {
+            kept.push(d);
+        }
+    }
+    collapse(kept)
 }
 
 /// Commands that set a LAN session up or down: the same in every session.
@@ -169,6 +198,32 @@ mod tests {
         assert_eq!(
             ev,
             vec!["Powering on", "Failed to power on node (x2)", "Powering on"]
+        );
+    }
+
+    #[test]
+    fn node_powered_on_goes_before_the_boot_events_that_raced_it() {
+        let raced = normalise_events([
+            "Powering on",
+            "PXE Request - bios firmware, boot file lpxelinux.0",
+            "TFTP Request - lpxelinux.0",
+            "Node powered on",
+            "TFTP Request - ldlinux.c32",
+        ]);
+        let in_order = normalise_events([
+            "Powering on",
+            "Node powered on",
+            "PXE Request - bios firmware, boot file lpxelinux.0",
+            "TFTP Request - lpxelinux.0",
+            "TFTP Request - ldlinux.c32",
+        ]);
+        assert_eq!(raced, in_order);
+        assert_eq!(in_order[1], "Node powered on");
+        // Only boot events are passed over: anything else keeps its place.
+        let ev = normalise_events(["Powering on", "Failed to power on node", "Node powered on"]);
+        assert_eq!(
+            ev,
+            ["Powering on", "Failed to power on node", "Node powered on"]
         );
     }
 
