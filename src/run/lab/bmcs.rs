@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::bmc::config::{
-    BmcConfig, FleetConfig, InbandEndpoint, LanEndpoint, PowerConfig, PrivilegeName, SessionType,
-    UserConfig,
+    BmcConfig, FleetConfig, InbandEndpoint, LanEndpoint, PowerConfig, PrivilegeName,
+    RedfishEndpoint, SessionType, UserConfig,
 };
 use crate::bmc::fault::{Fault as BmcFault, Where};
 use crate::lab::net::Ipv4Subnet;
@@ -98,6 +98,9 @@ pub fn fleet_config(p: &Plan) -> FleetConfig {
                 max_sessions: None,
                 guid: Some(m.bmc.guid.replace('-', "")),
                 kg: None,
+                redfish: m.bmc.redfish.then(|| RedfishEndpoint {
+                    address: format!("{}:443", m.bmc.lan_ip),
+                }),
             })
             .collect(),
     }
@@ -119,6 +122,7 @@ pub fn bmc_fault(f: &Fault) -> BmcFault {
                 Channel::Any => Where::Any,
                 Channel::Lan => Where::Lan,
                 Channel::Inband => Where::Inband,
+                Channel::Redfish => Where::Redfish,
             };
             BmcFault::FailCommand {
                 netfn,
