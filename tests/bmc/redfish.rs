@@ -1,0 +1,493 @@
+//! Redfish on the same BMC state as IPMI, against peers nobody here wrote:
+//! sushy (OpenStack's client), DMTF's redfish-service-validator and
+//! redfish-protocol-validator, redfishtool, and ipmitool on the IPMI side
+//! of the same BMC. All on loopback, with the run's self-signed certificate.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use maas_e2e::bmc::config::{BmcConfig, RedfishEndpoint};
+use maas_e2e::bmc::state::boot_device_name;
+use maas_e2e::bmc::{Fault, Where};
+use maas_e2e::cmd::{Cmd, CmdOutput};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+fn redfish_bmc(name: &str) -> BmcConfig {
+    let mut b = bmc(name);
+    b.redfish = Some(RedfishEndpoint {
+        address: "127.0.0.1:0".into(),
+    });
+    b
+}
+
+fn venv_bin(program: &str) -> PathBuf {
+    std::env::var_os("MAAS_E2E_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/maas-e2e/venv"))
+        .join("bin")
+        .join(program)
+}
+
+fn have_venv(program: &str) -> bool {
+    let p = venv_bin(program);
+    maas_e2e::testing::require(
+        &format!("{} (Python peer)", p.display()),
+        p.exists(),
+        "run bash ci/setup-python.sh (or set MAAS_E2E_VENV)",
+    )
+}
+
+struct Rf {
+    lab: Lab,
+    url: String,
+    ca: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Rf {
+    async fn start() -> Rf {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let lab = Lab::start(vec![redfish_bmc("n1")]).await;
+        let addr = lab.fleet.redfish_addr("n1").expect("redfish is on");
+        let pem = lab.fleet.redfish_cert_pem().expect("a run certificate");
+        let ca = lab.dir.path().join("redfish-ca.pem");
+        std::fs::write(&ca, pem).unwrap();
+        // The client verifies our certificate: it names 127.0.0.1.
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        Rf {
+            url: format!("https://{addr}"),
+            lab,
+            ca,
+            http,
+        }
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str, who: (&str, &str)) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .basic_auth(who.0, Some(who.1))
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let r = self.req(reqwest::Method::GET, path, ADMIN).send().await.unwrap();
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.json().await.unwrap()
+    }
+
+    async fn reset(&self, who: (&str, &str), reset_type: &str) -> (u16, Value) {
+        let r = self
+            .req(
+                reqwest::Method::POST,
+                "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset",
+                who,
+            )
+            .json(&json!({ "ResetType": reset_type }))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn patch_boot(&self, boot: Value, if_match: Option<&str>) -> (u16, Value) {
+        let mut rb = self
+            .req(reqwest::Method::PATCH, "/redfish/v1/Systems/1", ADMIN)
+            .json(&json!({ "Boot": boot }));
+        if let Some(tag) = if_match {
+            rb = rb.header("If-Match", tag);
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    fn on(&self) -> bool {
+        self.lab.fleet.power_state("n1").unwrap()
+    }
+
+    fn boot_flags(&self) -> [u8; 5] {
+        self.lab.fleet.bmc("n1").unwrap().state().boot.flags
+    }
+
+    fn port(&self) -> u16 {
+        self.lab.port("n1")
+    }
+}
+
+async fn run(cmd: Cmd) -> CmdOutput {
+    let cmd = cmd.timeout(Duration::from_secs(300));
+    let out = cmd.output().await.unwrap();
+    eprintln!(
+        "$ {}\nexit {:?}\n{}{}",
+        cmd.display(),
+        out.status.code(),
+        out.stdout,
+        out.stderr
+    );
+    out
+}
+
+async fn sushy(rf: &Rf, phase: &str) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bmc/redfish_sushy.py");
+    let out = run(Cmd::new(venv_bin("python").to_string_lossy())
+        .args([script, phase])
+        .env("RF_URL", &rf.url)
+        .env("RF_USER", ADMIN.0)
+        .env("RF_PASS", ADMIN.1)
+        .env("RF_CA", rf.ca.to_string_lossy()))
+    .await;
+    assert!(out.status.success(), "sushy {phase}: {out:?}");
+    serde_json::from_str(out.stdout.lines().last().unwrap_or("")).unwrap()
+}
+
+#[tokio::test]
+async fn redfish_sushy_drives_power_and_boot() {
+    if !have_venv("python") {
+        return;
+    }
+    let rf = Rf::start().await;
+    assert!(!rf.on());
+    let v = sushy(&rf, "pxe_once_and_on").await;
+    assert_eq!(v["before"]["power_state"], "PowerState.OFF", "{v}");
+    assert_eq!(v["after"]["power_state"], "PowerState.ON", "{v}");
+    assert_eq!(v["after"]["boot_target"], "BootSource.PXE", "{v}");
+    assert_eq!(v["after"]["boot_enabled"], "BootSourceOverrideEnabled.ONCE", "{v}");
+    assert_eq!(v["manager_type"], "ManagerType.BMC", "{v}");
+    assert_eq!(v["after"]["allowed_resets"].as_array().unwrap().len(), 6, "{v}");
+    // The machine and the IPMI state, not sushy's view, decide.
+    assert!(rf.on());
+    let f = rf.boot_flags();
+    assert_eq!(boot_device_name(&f), "pxe");
+    assert_eq!(f[0] & 0xC0, 0x80, "valid, once: {f:x?}");
+
+    let v = sushy(&rf, "hdd_continuous_uefi").await;
+    assert_eq!(v["after"]["boot_mode"], "BootSourceOverrideMode.UEFI", "{v}");
+    let f = rf.boot_flags();
+    assert_eq!(boot_device_name(&f), "disk");
+    assert_eq!(f[0] & 0xE0, 0xE0, "valid, persistent, EFI: {f:x?}");
+
+    let v = sushy(&rf, "restart_then_off").await;
+    assert_eq!(v["after"]["power_state"], "PowerState.OFF", "{v}");
+    assert!(!rf.on());
+    let ops = rf.lab.fleet.bmc("n1").unwrap().power_actions().unwrap();
+    use maas_e2e::bmc::power::PowerOp;
+    assert_eq!(ops, [PowerOp::On, PowerOp::Reset, PowerOp::Off]);
+
+    let v = sushy(&rf, "off_when_off").await;
+    assert_eq!(v["error"]["status"], 409, "{v}");
+    assert_eq!(v["error"]["code"], "Base.1.9.ChassisPowerStateOnRequired", "{v}");
+    // Both protocols' lines in one transcript: HTTP and the IPMI commands
+    // the Redfish requests ran.
+    let t = rf.lab.transcript();
+    assert!(t.contains("\"channel\":\"redfish\",\"peer\""), "{t}");
+    assert!(t.contains("\"name\":\"ChassisControl\""), "{t}");
+    assert!(!t.contains(ADMIN.1), "no password in the transcript");
+}
+
+#[tokio::test]
+async fn redfish_and_ipmitool_see_one_state() {
+    if !have("ipmitool", "ipmitool") {
+        return;
+    }
+    let rf = Rf::start().await;
+    let port = rf.port();
+    let it = |args: &'static [&'static str]| ipmitool(port, "lanplus", Some(17), ADMIN, args);
+
+    // Power on through Redfish; ipmitool (RMCP+) sees it on.
+    assert_eq!(rf.reset(ADMIN, "On").await.0, 204);
+    let out = it(&["power", "status"]).await;
+    assert!(out.stdout.contains("Chassis Power is on"), "{out:?}");
+    // Off through IPMI; Redfish sees it off.
+    assert!(it(&["power", "off"]).await.status.success());
+    assert_eq!(rf.get("/redfish/v1/Systems/1").await["PowerState"], "Off");
+    assert_eq!(rf.get("/redfish/v1/Chassis/1").await["PowerState"], "Off");
+
+    // Boot override through IPMI, seen in Redfish.
+    let out = it(&["chassis", "bootdev", "pxe"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let boot = rf.get("/redfish/v1/Systems/1").await["Boot"].clone();
+    assert_eq!(boot["BootSourceOverrideTarget"], "Pxe", "{boot}");
+    assert_eq!(boot["BootSourceOverrideEnabled"], "Once", "{boot}");
+    assert_eq!(boot["BootSourceOverrideMode"], "Legacy", "{boot}");
+
+    // And the reverse: Redfish PATCH, read by ipmitool.
+    let (status, body) = rf
+        .patch_boot(
+            json!({"BootSourceOverrideTarget": "Cd", "BootSourceOverrideEnabled": "Continuous", "BootSourceOverrideMode": "UEFI"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let out = it(&["chassis", "bootparam", "get", "5"]).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.contains("Options apply to all future boots"), "{out:?}");
+    assert!(out.stdout.contains("BIOS EFI boot"), "{out:?}");
+    assert!(out.stdout.contains("CD/DVD"), "{out:?}");
+
+    // An IPMI user added over the LAN logs in over Redfish.
+    assert!(it(&["user", "set", "name", "5", "late"]).await.status.success());
+    assert!(it(&["user", "set", "password", "5", "latepass1"]).await.status.success());
+    assert!(it(&["user", "priv", "5", "4", "1"]).await.status.success());
+    assert!(it(&["user", "enable", "5"]).await.status.success());
+    let r = rf
+        .req(reqwest::Method::GET, "/redfish/v1/Systems/1", ("late", "latepass1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let t = rf.lab.transcript();
+    assert!(t.contains("\"channel\":\"lan\""), "{t}");
+    assert!(t.contains("\"channel\":\"redfish\""), "{t}");
+}
+
+#[tokio::test]
+async fn redfish_refusals_etags_sessions_and_privileges() {
+    let rf = Rf::start().await;
+    // No credentials: 401 with a challenge; the service root is open.
+    let r = rf
+        .http
+        .get(format!("{}/redfish/v1/Systems/1", rf.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().contains_key("www-authenticate"));
+    let r = rf.http.get(format!("{}/redfish/v1/", rf.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = rf.req(reqwest::Method::GET, "/redfish/v1/Systems/1", (ADMIN.0, "wrong")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    // A reset type that does not exist, and ones the state does not allow.
+    let (s, body) = rf.reset(ADMIN, "Bogus").await;
+    assert_eq!(s, 400);
+    let info = &body["error"]["@Message.ExtendedInfo"][0];
+    assert_eq!(info["MessageId"], "Base.1.9.ActionParameterValueNotInList", "{body}");
+    assert_eq!(info["MessageArgs"][0], "Bogus", "{body}");
+    for t in ["ForceOff", "GracefulShutdown", "ForceRestart", "PowerCycle", "Nmi"] {
+        let (s, body) = rf.reset(ADMIN, t).await;
+        assert_eq!(s, 409, "{t} while off: {body}");
+        assert_eq!(
+            body["error"]["@Message.ExtendedInfo"][0]["MessageId"],
+            "Base.1.9.ChassisPowerStateOnRequired"
+        );
+    }
+    assert_eq!(rf.reset(ADMIN, "On").await.0, 204);
+    let (s, body) = rf.reset(ADMIN, "On").await;
+    assert_eq!(s, 409, "{body}");
+    for t in ["Nmi", "GracefulShutdown", "On"] {
+        assert_eq!(rf.reset(ADMIN, t).await.0, 204, "{t}");
+    }
+    use maas_e2e::bmc::power::PowerOp;
+    let ops = rf.lab.fleet.bmc("n1").unwrap().power_actions().unwrap();
+    assert_eq!(ops, [PowerOp::On, PowerOp::Nmi, PowerOp::Soft, PowerOp::On]);
+
+    // ETags: a stale one is refused with 412 and changes nothing.
+    let sys = rf.get("/redfish/v1/Systems/1").await;
+    let etag = sys["@odata.etag"].as_str().unwrap().to_string();
+    let (s, _) = rf.patch_boot(json!({"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Once"}), Some(&etag)).await;
+    assert_eq!(s, 200);
+    let (s, body) = rf.patch_boot(json!({"BootSourceOverrideTarget": "Hdd"}), Some(&etag)).await;
+    assert_eq!(s, 412, "{body}");
+    assert_eq!(boot_device_name(&rf.boot_flags()), "pxe");
+    let (s, body) = rf.patch_boot(json!({"BootSourceOverrideTarget": "Tape"}), None).await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body["error"]["@Message.ExtendedInfo"][0]["MessageId"], "Base.1.9.PropertyValueNotInList");
+
+    // A USER-level account reads but may not act.
+    let r = rf.req(reqwest::Method::GET, "/redfish/v1/Systems/1", USER).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(rf.reset(USER, "ForceOff").await.0, 403);
+    assert!(rf.on());
+
+    // Sessions: log in, use the token, log out; the token is dead after.
+    let r = rf
+        .http
+        .post(format!("{}/redfish/v1/SessionService/Sessions", rf.url))
+        .json(&json!({"UserName": OPERATOR.0, "Password": OPERATOR.1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let token = r.headers()["x-auth-token"].to_str().unwrap().to_string();
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let with_token = |m: reqwest::Method, p: &str| {
+        rf.http
+            .request(m, format!("{}{p}", rf.url))
+            .header("X-Auth-Token", &token)
+    };
+    let r = with_token(reqwest::Method::GET, "/redfish/v1/Systems/1").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = with_token(reqwest::Method::DELETE, &location).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let r = with_token(reqwest::Method::GET, "/redfish/v1/Systems/1").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let t = rf.lab.transcript();
+    assert!(!t.contains(&token), "no token in the transcript");
+
+    // Unsupported method: 405 with Allow.
+    let r = rf.req(reqwest::Method::DELETE, "/redfish/v1/Systems/1", ADMIN).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.headers()["allow"].to_str().unwrap().contains("PATCH"));
+}
+
+#[tokio::test]
+async fn redfish_fault_switches_apply() {
+    let rf = Rf::start().await;
+    let fleet = &rf.lab.fleet;
+    // A command fault on Chassis Control covers the Redfish reset too.
+    fleet
+        .set_fault(
+            "n1",
+            Fault::FailCommand {
+                netfn: 0x00,
+                cmd: 0x02,
+                on: Where::Redfish,
+                times: 1,
+                cc: 0xC0,
+            },
+        )
+        .unwrap();
+    let (s, body) = rf.reset(ADMIN, "On").await;
+    assert_eq!(s, 503, "{body}");
+    assert!(!rf.on());
+    assert_eq!(rf.reset(ADMIN, "On").await.0, 204);
+    assert!(rf.on());
+
+    // A BMC that acknowledges power-on without doing it.
+    rf.reset(ADMIN, "ForceOff").await;
+    fleet.set_fault("n1", Fault::AckPowerOnWithoutDoing).unwrap();
+    assert_eq!(rf.reset(ADMIN, "On").await.0, 204);
+    assert!(!rf.on(), "acknowledged, not done");
+    fleet.clear_faults("n1").unwrap();
+
+    // A silent BMC answers no Redfish request either.
+    fleet.set_fault("n1", Fault::NoAnswer).unwrap();
+    let r = rf
+        .req(reqwest::Method::GET, "/redfish/v1/Systems/1", ADMIN)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(r.is_err_and(|e| e.is_timeout()));
+    fleet.clear_faults("n1").unwrap();
+    assert_eq!(rf.get("/redfish/v1/Systems/1").await["PowerState"], "Off");
+}
+
+#[tokio::test]
+async fn redfish_service_validator_finds_no_errors() {
+    if !have_venv("rf_service_validator") {
+        return;
+    }
+    let rf = Rf::start().await;
+    let logs = rf.lab.dir.path().join("rsv-logs");
+    let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bmc/redfish-schemas");
+    let out = run(Cmd::new(venv_bin("rf_service_validator").to_string_lossy())
+        .args(["--rhost", &rf.url, "--user", ADMIN.0, "--password"])
+        .secret_arg(ADMIN.1)
+        .args([
+            "--authtype",
+            "Session",
+            "--skipschema",
+            "--schema_directory",
+            schemas,
+            "--logdir",
+            &logs.to_string_lossy(),
+            "--config",
+            "/nonexistent/config.ini",
+        ]))
+    .await;
+    let text = format!("{}{}", out.stdout, out.stderr);
+    // The summary table: | PASS | WARN | FAIL | NOT TESTED |.
+    let values = text
+        .lines()
+        .skip_while(|l| !l.contains("NOT TESTED"))
+        .nth(2)
+        .unwrap_or_default()
+        .to_string();
+    let counts: Vec<u64> = values
+        .split('|')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    assert_eq!(counts.len(), 4, "summary not found: {text}");
+    assert!(counts[0] > 20, "too few checks passed: {values}");
+    assert_eq!(counts[2], 0, "failures: {text}");
+    assert!(out.status.success(), "{text}");
+}
+
+#[tokio::test]
+async fn redfish_protocol_validator_finds_no_failures() {
+    if !have_venv("rf_protocol_validator") {
+        return;
+    }
+    let rf = Rf::start().await;
+    let reports = rf.lab.dir.path().join("rpv");
+    std::fs::create_dir_all(&reports).unwrap();
+    let out = run(Cmd::new(venv_bin("rf_protocol_validator").to_string_lossy())
+        .args(["--rhost", &rf.url, "--user", ADMIN.0, "--password"])
+        .secret_arg(ADMIN.1)
+        .args([
+            "--ca-bundle",
+            &rf.ca.to_string_lossy(),
+            "--report-dir",
+            &reports.to_string_lossy(),
+            "--report-type",
+            "tsv",
+            "--config",
+            "/nonexistent/config.ini",
+        ]))
+    .await;
+    let summary = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Summary - "))
+        .unwrap_or_default()
+        .to_string();
+    let count = |what: &str| -> u64 {
+        summary
+            .split(", ")
+            .find_map(|p| p.trim_start_matches("Summary - ").strip_prefix(&format!("{what}: ")))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(u64::MAX)
+    };
+    let failures: Vec<String> = std::fs::read_dir(&reports)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .flat_map(|t| t.lines().filter(|l| l.contains("\tFAIL\t")).map(String::from).collect::<Vec<_>>())
+        .collect();
+    assert!(count("PASS") > 20 && count("PASS") != u64::MAX, "{summary}\n{out:?}");
+    assert_eq!(count("FAIL"), 0, "{summary}\n{}", failures.join("\n"));
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[tokio::test]
+async fn redfishtool_reads_and_resets() {
+    if !have_venv("redfishtool") {
+        return;
+    }
+    let rf = Rf::start().await;
+    let host = rf.url.trim_start_matches("https://").to_string();
+    let tool = |args: Vec<String>| {
+        Cmd::new(venv_bin("redfishtool").to_string_lossy())
+            .args(["-r", &host, "-u", ADMIN.0, "-p"])
+            .secret_arg(ADMIN.1)
+            .args(["-S", "Always"])
+            .args(args)
+    };
+    let out = run(tool(vec!["Systems".into(), "-I".into(), "1".into()])).await;
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["PowerState"], "Off");
+    let out = run(tool(vec!["Systems".into(), "-I".into(), "1".into(), "reset".into(), "On".into()])).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(rf.on());
+    let out = run(tool(vec!["Managers".into(), "-I".into(), "1".into(), "getEnetInterfaces".into()])).await;
+    assert!(out.status.success() && out.stdout.contains("EthernetInterfaces"), "{out:?}");
+}
