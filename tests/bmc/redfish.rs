@@ -120,6 +120,30 @@ impl Rf {
     }
 }
 
+/// Run a peer. Python's requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
+/// override even `verify=False`, so both name the run's certificate: every
+/// connection of every peer verifies it.
+async fn run_peer(cmd: Cmd, ca: &std::path::Path) -> CmdOutput {
+    let ca = ca.to_string_lossy();
+    run(cmd
+        .env("REQUESTS_CA_BUNDLE", ca.clone())
+        .env("CURL_CA_BUNDLE", ca))
+    .await
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else if p.extension().is_some_and(|x| x == "log") {
+            out.push(p);
+        }
+    }
+    out
+}
+
 async fn run(cmd: Cmd) -> CmdOutput {
     let cmd = cmd.timeout(Duration::from_secs(300));
     let out = cmd.output().await.unwrap();
@@ -135,12 +159,12 @@ async fn run(cmd: Cmd) -> CmdOutput {
 
 async fn sushy(rf: &Rf, phase: &str) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bmc/redfish_sushy.py");
-    let out = run(Cmd::new(venv_bin("python").to_string_lossy())
+    let out = run_peer(Cmd::new(venv_bin("python").to_string_lossy())
         .args([script, phase])
         .env("RF_URL", &rf.url)
         .env("RF_USER", ADMIN.0)
         .env("RF_PASS", ADMIN.1)
-        .env("RF_CA", rf.ca.to_string_lossy()))
+        .env("RF_CA", rf.ca.to_string_lossy()), &rf.ca)
     .await;
     assert!(out.status.success(), "sushy {phase}: {out:?}");
     serde_json::from_str(out.stdout.lines().last().unwrap_or("")).unwrap()
@@ -387,7 +411,7 @@ async fn redfish_service_validator_finds_no_errors() {
     let rf = Rf::start().await;
     let logs = rf.lab.dir.path().join("rsv-logs");
     let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bmc/redfish-schemas");
-    let out = run(Cmd::new(venv_bin("rf_service_validator").to_string_lossy())
+    let out = run_peer(Cmd::new(venv_bin("rf_service_validator").to_string_lossy())
         .args(["--rhost", &rf.url, "--user", ADMIN.0, "--password"])
         .secret_arg(ADMIN.1)
         .args([
@@ -400,7 +424,7 @@ async fn redfish_service_validator_finds_no_errors() {
             &logs.to_string_lossy(),
             "--config",
             "/nonexistent/config.ini",
-        ]))
+        ]), &rf.ca)
     .await;
     let text = format!("{}{}", out.stdout, out.stderr);
     // The summary table: | PASS | WARN | FAIL | NOT TESTED |.
@@ -414,9 +438,20 @@ async fn redfish_service_validator_finds_no_errors() {
         .split('|')
         .filter_map(|c| c.trim().parse().ok())
         .collect();
-    assert_eq!(counts.len(), 4, "summary not found: {text}");
+    // On failure, the debug log's lines that say why.
+    let why: String = walk_files(&logs)
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .flat_map(|t| {
+            t.lines()
+                .filter(|l| l.contains(" - ERROR - ") || l.contains("FAIL"))
+                .map(|l| format!("{l}\n"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(counts.len(), 4, "summary not found: {text}{why}");
     assert!(counts[0] > 20, "too few checks passed: {values}");
-    assert_eq!(counts[2], 0, "failures: {text}");
+    assert_eq!(counts[2], 0, "failures: {text}{why}");
     assert!(out.status.success(), "{text}");
 }
 
@@ -428,7 +463,7 @@ async fn redfish_protocol_validator_finds_no_failures() {
     let rf = Rf::start().await;
     let reports = rf.lab.dir.path().join("rpv");
     std::fs::create_dir_all(&reports).unwrap();
-    let out = run(Cmd::new(venv_bin("rf_protocol_validator").to_string_lossy())
+    let out = run_peer(Cmd::new(venv_bin("rf_protocol_validator").to_string_lossy())
         .args(["--rhost", &rf.url, "--user", ADMIN.0, "--password"])
         .secret_arg(ADMIN.1)
         .args([
@@ -440,7 +475,7 @@ async fn redfish_protocol_validator_finds_no_failures() {
             "tsv",
             "--config",
             "/nonexistent/config.ini",
-        ]))
+        ]), &rf.ca)
     .await;
     let summary = out
         .stdout
@@ -481,13 +516,13 @@ async fn redfishtool_reads_and_resets() {
             .args(["-S", "Always"])
             .args(args)
     };
-    let out = run(tool(vec!["Systems".into(), "-I".into(), "1".into()])).await;
+    let out = run_peer(tool(vec!["Systems".into(), "-I".into(), "1".into()]), &rf.ca).await;
     assert!(out.status.success(), "{out:?}");
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["PowerState"], "Off");
-    let out = run(tool(vec!["Systems".into(), "-I".into(), "1".into(), "reset".into(), "On".into()])).await;
+    let out = run_peer(tool(vec!["Systems".into(), "-I".into(), "1".into(), "reset".into(), "On".into()]), &rf.ca).await;
     assert!(out.status.success(), "{out:?}");
     assert!(rf.on());
-    let out = run(tool(vec!["Managers".into(), "-I".into(), "1".into(), "getEnetInterfaces".into()])).await;
-    assert!(out.status.success() && out.stdout.contains("EthernetInterfaces"), "{out:?}");
+    let out = run_peer(tool(vec!["Managers".into(), "-I".into(), "1".into(), "EthernetInterfaces".into()]), &rf.ca).await;
+    assert!(out.status.success() && out.stdout.contains("EthernetInterfaces/1"), "{out:?}");
 }

@@ -153,6 +153,7 @@ pub fn service_root(v: &SystemView) -> Value {
         "Chassis": link("/redfish/v1/Chassis"),
         "Managers": link("/redfish/v1/Managers"),
         "SessionService": link("/redfish/v1/SessionService"),
+        "AccountService": link("/redfish/v1/AccountService"),
         "Links": { "Sessions": link(SESSIONS) },
     })
 }
@@ -318,6 +319,67 @@ pub fn session(id: &str, user: &str) -> Value {
     })
 }
 
+/// Redfish's predefined roles, as the IPMI privilege each stands for
+/// (a Redfish caller acts with its IPMI user's privilege).
+pub const ROLES: [(&str, &[&str], u8); 3] = [
+    (
+        "Administrator",
+        &[
+            "Login",
+            "ConfigureManager",
+            "ConfigureUsers",
+            "ConfigureComponents",
+            "ConfigureSelf",
+        ],
+        4,
+    ),
+    (
+        "Operator",
+        &["Login", "ConfigureComponents", "ConfigureSelf"],
+        3,
+    ),
+    ("ReadOnly", &["Login", "ConfigureSelf"], 2),
+];
+
+pub fn account_service() -> Value {
+    json!({
+        "@odata.id": "/redfish/v1/AccountService",
+        "@odata.type": "#AccountService.v1_5_0.AccountService",
+        "Id": "AccountService",
+        "Name": "Account Service",
+        "Description": "Users are the BMC's IPMI users; roles map to IPMI privileges.",
+        "ServiceEnabled": true,
+        "Status": status(),
+        "Roles": link("/redfish/v1/AccountService/Roles"),
+    })
+}
+
+pub fn roles() -> Value {
+    let members: Vec<String> = ROLES
+        .iter()
+        .map(|(id, _, _)| format!("/redfish/v1/AccountService/Roles/{id}"))
+        .collect();
+    collection(
+        "/redfish/v1/AccountService/Roles",
+        "RoleCollection",
+        "Roles Collection",
+        &members,
+    )
+}
+
+pub fn role(id: &str) -> Option<Value> {
+    let (id, privileges, _) = ROLES.iter().find(|(r, _, _)| *r == id)?;
+    Some(json!({
+        "@odata.id": format!("/redfish/v1/AccountService/Roles/{id}"),
+        "@odata.type": "#Role.v1_2_4.Role",
+        "Id": id,
+        "Name": format!("{id} Role"),
+        "RoleId": id,
+        "IsPredefined": true,
+        "AssignedPrivileges": privileges,
+    }))
+}
+
 /// The OData service document (`/redfish/v1/odata`).
 pub fn odata_service_document() -> Value {
     let entries = [
@@ -327,6 +389,7 @@ pub fn odata_service_document() -> Value {
         ("Managers", "/redfish/v1/Managers"),
         ("SessionService", "/redfish/v1/SessionService"),
         ("Sessions", SESSIONS),
+        ("AccountService", "/redfish/v1/AccountService"),
     ];
     json!({
         "@odata.context": "/redfish/v1/$metadata",
@@ -335,6 +398,15 @@ pub fn odata_service_document() -> Value {
             .map(|(name, url)| json!({ "name": name, "kind": "Singleton", "url": url }))
             .collect::<Vec<_>>(),
     })
+}
+
+/// The JSON schema a resource's representation is described by (the
+/// `Link: <...>; rel=describedby` header), from its `@odata.type`:
+/// `#ComputerSystem.v1_10_0.ComputerSystem` -> `.../ComputerSystem.v1_10_0.json`.
+pub fn described_by(odata_type: &str) -> Option<String> {
+    let t = odata_type.strip_prefix('#')?;
+    let (ns, _) = t.rsplit_once('.')?;
+    Some(format!("http://redfish.dmtf.org/schemas/v1/{ns}.json"))
 }
 
 /// The schemas `$metadata` references: (file, namespaces).
@@ -364,6 +436,12 @@ const METADATA_REFS: &[(&str, &[&str])] = &[
     ("SessionCollection_v1", &["SessionCollection"]),
     ("Session_v1", &["Session", "Session.v1_3_0"]),
     ("Message_v1", &["Message", "Message.v1_1_1"]),
+    (
+        "AccountService_v1",
+        &["AccountService", "AccountService.v1_5_0"],
+    ),
+    ("RoleCollection_v1", &["RoleCollection"]),
+    ("Role_v1", &["Role", "Role.v1_2_4"]),
     ("Resource_v1", &["Resource", "Resource.v1_0_0"]),
     ("RedfishExtensions_v1", &["RedfishExtensions.v1_0_0"]),
 ];

@@ -51,6 +51,9 @@ pub enum Route {
     SessionService,
     Sessions,
     Session(String),
+    AccountService,
+    Roles,
+    Role(String),
     NotFound,
 }
 
@@ -74,11 +77,25 @@ impl Route {
             "/redfish/v1/Chassis" => Route::ChassisCollection,
             "/redfish/v1/Chassis/1" => Route::Chassis,
             "/redfish/v1/SessionService" => Route::SessionService,
-            "/redfish/v1/SessionService/Sessions" => Route::Sessions,
-            _ => match p.strip_prefix("/redfish/v1/SessionService/Sessions/") {
-                Some(id) if !id.is_empty() && !id.contains('/') => Route::Session(id.into()),
-                _ => Route::NotFound,
-            },
+            "/redfish/v1/AccountService" => Route::AccountService,
+            "/redfish/v1/AccountService/Roles" => Route::Roles,
+            // POST to a collection's Members is POST to the collection.
+            "/redfish/v1/SessionService/Sessions"
+            | "/redfish/v1/SessionService/Sessions/Members" => Route::Sessions,
+            _ => {
+                let member = |prefix: &str| {
+                    p.strip_prefix(prefix)
+                        .filter(|id| !id.is_empty() && !id.contains('/'))
+                        .map(String::from)
+                };
+                if let Some(id) = member("/redfish/v1/SessionService/Sessions/") {
+                    Route::Session(id)
+                } else if let Some(id) = member("/redfish/v1/AccountService/Roles/") {
+                    Route::Role(id)
+                } else {
+                    Route::NotFound
+                }
+            }
         }
     }
 
@@ -258,18 +275,68 @@ fn respond(
         }
         return (r, None);
     }
-    if route.open(method) {
-        return (open_resource(svc, &route, body), None);
+    // DSP0266: an OData-Version the service does not support is refused.
+    if let Some(v) = headers.get("OData-Version")
+        && v.as_bytes() != b"4.0"
+    {
+        let r = error(
+            StatusCode::PRECONDITION_FAILED,
+            Message::new("GeneralError", &[]),
+        );
+        return (r, None);
     }
-    let caller = match authenticate(svc, headers) {
-        Some(c) => c,
-        None => return (unauthorized(), None),
+    let (mut response, user) = if route.open(method) {
+        (open_resource(svc, &route, body), None)
+    } else {
+        match authenticate(svc, headers) {
+            None => (unauthorized(), None),
+            Some(caller) if caller.privilege < privilege::USER => {
+                (forbidden(), Some(caller.user))
+            }
+            Some(caller) => (
+                authenticated(svc, &route, method, headers, body, &caller),
+                Some(caller.user),
+            ),
+        }
     };
-    if caller.privilege < privilege::USER {
-        return (forbidden(), Some(caller.user));
+    if matches!(*method, Method::GET | Method::HEAD) && response.status().is_success() {
+        let allow: Vec<&str> = route.allowed().iter().map(Method::as_str).collect();
+        if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+            response.headers_mut().insert(header::ALLOW, v);
+        }
+        if let Some(schema) = described_schema(&route)
+            && let Ok(v) = HeaderValue::from_str(&format!("<{schema}>; rel=describedby"))
+        {
+            response.headers_mut().insert(header::LINK, v);
+        }
     }
-    let r = authenticated(svc, &route, method, headers, body, &caller);
-    (r, Some(caller.user))
+    (response, user)
+}
+
+/// The JSON schema of a route's resource (for the Link header).
+fn described_schema(route: &Route) -> Option<String> {
+    let t = match route {
+        Route::Versions | Route::OdataDocument | Route::Metadata | Route::NotFound => {
+            return None;
+        }
+        Route::Root => "#ServiceRoot.v1_5_0.ServiceRoot",
+        Route::Systems => "#ComputerSystemCollection.ComputerSystemCollection",
+        Route::System => "#ComputerSystem.v1_10_0.ComputerSystem",
+        Route::Reset => return None,
+        Route::Managers => "#ManagerCollection.ManagerCollection",
+        Route::Manager => "#Manager.v1_5_0.Manager",
+        Route::EthernetInterfaces => "#EthernetInterfaceCollection.EthernetInterfaceCollection",
+        Route::EthernetInterface => "#EthernetInterface.v1_5_1.EthernetInterface",
+        Route::ChassisCollection => "#ChassisCollection.ChassisCollection",
+        Route::Chassis => "#Chassis.v1_10_0.Chassis",
+        Route::SessionService => "#SessionService.v1_1_8.SessionService",
+        Route::Sessions => "#SessionCollection.SessionCollection",
+        Route::Session(_) => "#Session.v1_3_0.Session",
+        Route::AccountService => "#AccountService.v1_5_0.AccountService",
+        Route::Roles => "#RoleCollection.RoleCollection",
+        Route::Role(_) => "#Role.v1_2_4.Role",
+    };
+    res::described_by(t)
 }
 
 fn authenticate(svc: &Service, headers: &HeaderMap) -> Option<Caller> {
@@ -469,6 +536,15 @@ fn authenticated(
             None => error(
                 StatusCode::NOT_FOUND,
                 Message::new("ResourceNotFound", &["Session", id]),
+            ),
+        },
+        (Route::AccountService, _) => json(StatusCode::OK, &res::account_service()),
+        (Route::Roles, _) => json(StatusCode::OK, &res::roles()),
+        (Route::Role(id), _) => match res::role(id) {
+            Some(r) => json(StatusCode::OK, &r),
+            None => error(
+                StatusCode::NOT_FOUND,
+                Message::new("ResourceNotFound", &["Role", id]),
             ),
         },
         (Route::OdataDocument, _) | (Route::Metadata, _) | (Route::NotFound, _) => {
