@@ -526,3 +526,75 @@ async fn redfishtool_reads_and_resets() {
     let out = run_peer(tool(vec!["Managers".into(), "-I".into(), "1".into(), "EthernetInterfaces".into()]), &rf.ca).await;
     assert!(out.status.success() && out.stdout.contains("EthernetInterfaces/1"), "{out:?}");
 }
+
+/// The sim's redfish power driver (MAAS 2.8's redfish.py behaviour) against
+/// our BMC: the requests in order, the machine's state, the boot override.
+#[tokio::test]
+async fn sim_redfish_driver_follows_maas_sequence() {
+    use maas_e2e::targets::sim::power::{PowerAction, PowerDriverConfig};
+    use maas_e2e::targets::sim::power_redfish::{RedfishParams, RedfishPowerDriver};
+    let rf = Rf::start().await;
+    let driver = RedfishPowerDriver::new(PowerDriverConfig {
+        netns: None,
+        wait_time: vec![1, 1],
+        wait_unit: Duration::from_millis(50),
+        command_timeout: Duration::from_secs(10),
+        path_prepend: None,
+    });
+    let params = RedfishParams::from_json(&json!({
+        // No scheme: the driver adds https:// as MAAS does.
+        "power_address": rf.url.trim_start_matches("https://"),
+        "power_user": ADMIN.0,
+        "power_pass": ADMIN.1,
+    }))
+    .unwrap();
+    let http_lines = |lab: &Lab| -> Vec<String> {
+        lab.transcript()
+            .lines()
+            .filter(|l| l.contains("\"event\":\"http\""))
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|v| v["detail"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    driver
+        .perform("abc123", &params, PowerAction::On, |_, e, _| panic!("retry: {e}"))
+        .await
+        .unwrap();
+    assert!(rf.on());
+    let f = rf.boot_flags();
+    assert_eq!((boot_device_name(&f), f[0] & 0xC0), ("pxe", 0x80));
+    let lines = http_lines(&rf.lab);
+    assert_eq!(
+        lines[..4],
+        [
+            "GET /redfish/v1/Systems 200",
+            "GET /redfish/v1/Systems/1 200",
+            "PATCH /redfish/v1/Systems/1 200",
+            "POST /redfish/v1/Systems/1/Actions/ComputerSystem.Reset 204",
+        ],
+        "{lines:#?}"
+    );
+    // On again: the driver forces it off first, then PXE once and on.
+    let before = lines.len();
+    driver.perform("abc123", &params, PowerAction::On, |_, e, _| panic!("retry: {e}")).await.unwrap();
+    let ops = rf.lab.fleet.bmc("n1").unwrap().power_actions().unwrap();
+    use maas_e2e::bmc::power::PowerOp;
+    assert_eq!(ops, [PowerOp::On, PowerOp::Off, PowerOp::On]);
+    assert!(http_lines(&rf.lab).len() > before);
+    driver.perform("abc123", &params, PowerAction::Off, |_, e, _| panic!("retry: {e}")).await.unwrap();
+    assert!(!rf.on());
+    assert_eq!(
+        driver.query(&params).await.unwrap(),
+        maas_e2e::maas::types::PowerState::Off
+    );
+    // A wrong password: MAAS's error text, after its retries.
+    let bad = RedfishParams { power_pass: "wrong".into(), ..params.clone() };
+    let mut retries = 0;
+    let e = driver
+        .perform("abc123", &bad, PowerAction::On, |_, _, _| retries += 1)
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), "Redfish request failed with response status code: 401.");
+    assert_eq!(retries, 1);
+    assert!(!rf.on());
+}
