@@ -258,9 +258,11 @@ impl FleetConfig {
 
 /// "IP" (with `default_port`) or "IP:PORT".
 fn parse_listen(s: &str, default_port: u16) -> Option<SocketAddr> {
-    s.parse::<SocketAddr>()
-        .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, default_port)))
+    s.parse::<SocketAddr>().ok().or_else(|| {
+        s.parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, default_port))
+    })
 }
 
 fn parse_mac(s: &str) -> Option<[u8; 6]> {
@@ -459,6 +461,9 @@ mod tests {
         let e = FleetConfig::from_yaml("bmcs:\n - name: a\n   lan: {address: 127.0.0.1}\n   users: []\n   redfish: {address: 'port 8443'}\n", p).unwrap_err().to_string();
         assert!(e.contains("bmcs[0].redfish.address"), "{e}");
         let ok = FleetConfig::from_yaml("bmcs:\n - name: a\n   lan: {address: 127.0.0.1}\n   users: []\n   redfish: {address: 127.0.0.1}\n", p).unwrap();
-        assert_eq!(ok.bmcs[0].resolve().unwrap().redfish, Some("127.0.0.1:443".parse().unwrap()));
+        assert_eq!(
+            ok.bmcs[0].resolve().unwrap().redfish,
+            Some("127.0.0.1:443".parse().unwrap())
+        );
     }
 }

@@ -65,7 +65,9 @@ pub enum FleetError {
         #[source]
         source: std::io::Error,
     },
-    #[error("BMC {bmc}: cannot listen for Redfish on {addr}: {source}; is the port free and the netns present?")]
+    #[error(
+        "BMC {bmc}: cannot listen for Redfish on {addr}: {source}; is the port free and the netns present?"
+    )]
     RedfishBind {
         bmc: String,
         addr: SocketAddr,

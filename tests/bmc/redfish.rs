@@ -68,14 +68,23 @@ impl Rf {
         }
     }
 
-    fn req(&self, method: reqwest::Method, path: &str, who: (&str, &str)) -> reqwest::RequestBuilder {
+    fn req(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        who: (&str, &str),
+    ) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.url))
             .basic_auth(who.0, Some(who.1))
     }
 
     async fn get(&self, path: &str) -> Value {
-        let r = self.req(reqwest::Method::GET, path, ADMIN).send().await.unwrap();
+        let r = self
+            .req(reqwest::Method::GET, path, ADMIN)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "GET {path}");
         r.json().await.unwrap()
     }
@@ -159,12 +168,15 @@ async fn run(cmd: Cmd) -> CmdOutput {
 
 async fn sushy(rf: &Rf, phase: &str) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bmc/redfish_sushy.py");
-    let out = run_peer(Cmd::new(venv_bin("python").to_string_lossy())
-        .args([script, phase])
-        .env("RF_URL", &rf.url)
-        .env("RF_USER", ADMIN.0)
-        .env("RF_PASS", ADMIN.1)
-        .env("RF_CA", rf.ca.to_string_lossy()), &rf.ca)
+    let out = run_peer(
+        Cmd::new(venv_bin("python").to_string_lossy())
+            .args([script, phase])
+            .env("RF_URL", &rf.url)
+            .env("RF_USER", ADMIN.0)
+            .env("RF_PASS", ADMIN.1)
+            .env("RF_CA", rf.ca.to_string_lossy()),
+        &rf.ca,
+    )
     .await;
     assert!(out.status.success(), "sushy {phase}: {out:?}");
     serde_json::from_str(out.stdout.lines().last().unwrap_or("")).unwrap()
@@ -181,9 +193,16 @@ async fn redfish_sushy_drives_power_and_boot() {
     assert_eq!(v["before"]["power_state"], "PowerState.OFF", "{v}");
     assert_eq!(v["after"]["power_state"], "PowerState.ON", "{v}");
     assert_eq!(v["after"]["boot_target"], "BootSource.PXE", "{v}");
-    assert_eq!(v["after"]["boot_enabled"], "BootSourceOverrideEnabled.ONCE", "{v}");
+    assert_eq!(
+        v["after"]["boot_enabled"], "BootSourceOverrideEnabled.ONCE",
+        "{v}"
+    );
     assert_eq!(v["manager_type"], "ManagerType.BMC", "{v}");
-    assert_eq!(v["after"]["allowed_resets"].as_array().unwrap().len(), 6, "{v}");
+    assert_eq!(
+        v["after"]["allowed_resets"].as_array().unwrap().len(),
+        6,
+        "{v}"
+    );
     // The machine and the IPMI state, not sushy's view, decide.
     assert!(rf.on());
     let f = rf.boot_flags();
@@ -191,7 +210,10 @@ async fn redfish_sushy_drives_power_and_boot() {
     assert_eq!(f[0] & 0xC0, 0x80, "valid, once: {f:x?}");
 
     let v = sushy(&rf, "hdd_continuous_uefi").await;
-    assert_eq!(v["after"]["boot_mode"], "BootSourceOverrideMode.UEFI", "{v}");
+    assert_eq!(
+        v["after"]["boot_mode"], "BootSourceOverrideMode.UEFI",
+        "{v}"
+    );
     let f = rf.boot_flags();
     assert_eq!(boot_device_name(&f), "disk");
     assert_eq!(f[0] & 0xE0, 0xE0, "valid, persistent, EFI: {f:x?}");
@@ -205,7 +227,10 @@ async fn redfish_sushy_drives_power_and_boot() {
 
     let v = sushy(&rf, "off_when_off").await;
     assert_eq!(v["error"]["status"], 409, "{v}");
-    assert_eq!(v["error"]["code"], "Base.1.9.ChassisPowerStateOnRequired", "{v}");
+    assert_eq!(
+        v["error"]["code"], "Base.1.9.ChassisPowerStateOnRequired",
+        "{v}"
+    );
     // Both protocols' lines in one transcript: HTTP and the IPMI commands
     // the Redfish requests ran.
     let t = rf.lab.transcript();
@@ -250,17 +275,34 @@ async fn redfish_and_ipmitool_see_one_state() {
     assert_eq!(status, 200, "{body}");
     let out = it(&["chassis", "bootparam", "get", "5"]).await;
     assert!(out.status.success(), "{out:?}");
-    assert!(out.stdout.contains("Options apply to all future boots"), "{out:?}");
+    assert!(
+        out.stdout.contains("Options apply to all future boots"),
+        "{out:?}"
+    );
     assert!(out.stdout.contains("BIOS EFI boot"), "{out:?}");
     assert!(out.stdout.contains("CD/DVD"), "{out:?}");
 
     // An IPMI user added over the LAN logs in over Redfish.
-    assert!(it(&["user", "set", "name", "5", "late"]).await.status.success());
-    assert!(it(&["user", "set", "password", "5", "latepass1"]).await.status.success());
+    assert!(
+        it(&["user", "set", "name", "5", "late"])
+            .await
+            .status
+            .success()
+    );
+    assert!(
+        it(&["user", "set", "password", "5", "latepass1"])
+            .await
+            .status
+            .success()
+    );
     assert!(it(&["user", "priv", "5", "4", "1"]).await.status.success());
     assert!(it(&["user", "enable", "5"]).await.status.success());
     let r = rf
-        .req(reqwest::Method::GET, "/redfish/v1/Systems/1", ("late", "latepass1"))
+        .req(
+            reqwest::Method::GET,
+            "/redfish/v1/Systems/1",
+            ("late", "latepass1"),
+        )
         .send()
         .await
         .unwrap();
@@ -283,18 +325,40 @@ async fn redfish_refusals_etags_sessions_and_privileges() {
         .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
-    let r = rf.http.get(format!("{}/redfish/v1/", rf.url)).send().await.unwrap();
+    let r = rf
+        .http
+        .get(format!("{}/redfish/v1/", rf.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = rf.req(reqwest::Method::GET, "/redfish/v1/Systems/1", (ADMIN.0, "wrong")).send().await.unwrap();
+    let r = rf
+        .req(
+            reqwest::Method::GET,
+            "/redfish/v1/Systems/1",
+            (ADMIN.0, "wrong"),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 
     // A reset type that does not exist, and ones the state does not allow.
     let (s, body) = rf.reset(ADMIN, "Bogus").await;
     assert_eq!(s, 400);
     let info = &body["error"]["@Message.ExtendedInfo"][0];
-    assert_eq!(info["MessageId"], "Base.1.9.ActionParameterValueNotInList", "{body}");
+    assert_eq!(
+        info["MessageId"], "Base.1.9.ActionParameterValueNotInList",
+        "{body}"
+    );
     assert_eq!(info["MessageArgs"][0], "Bogus", "{body}");
-    for t in ["ForceOff", "GracefulShutdown", "ForceRestart", "PowerCycle", "Nmi"] {
+    for t in [
+        "ForceOff",
+        "GracefulShutdown",
+        "ForceRestart",
+        "PowerCycle",
+        "Nmi",
+    ] {
         let (s, body) = rf.reset(ADMIN, t).await;
         assert_eq!(s, 409, "{t} while off: {body}");
         assert_eq!(
@@ -315,17 +379,33 @@ async fn redfish_refusals_etags_sessions_and_privileges() {
     // ETags: a stale one is refused with 412 and changes nothing.
     let sys = rf.get("/redfish/v1/Systems/1").await;
     let etag = sys["@odata.etag"].as_str().unwrap().to_string();
-    let (s, _) = rf.patch_boot(json!({"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Once"}), Some(&etag)).await;
+    let (s, _) = rf
+        .patch_boot(
+            json!({"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Once"}),
+            Some(&etag),
+        )
+        .await;
     assert_eq!(s, 200);
-    let (s, body) = rf.patch_boot(json!({"BootSourceOverrideTarget": "Hdd"}), Some(&etag)).await;
+    let (s, body) = rf
+        .patch_boot(json!({"BootSourceOverrideTarget": "Hdd"}), Some(&etag))
+        .await;
     assert_eq!(s, 412, "{body}");
     assert_eq!(boot_device_name(&rf.boot_flags()), "pxe");
-    let (s, body) = rf.patch_boot(json!({"BootSourceOverrideTarget": "Tape"}), None).await;
+    let (s, body) = rf
+        .patch_boot(json!({"BootSourceOverrideTarget": "Tape"}), None)
+        .await;
     assert_eq!(s, 400, "{body}");
-    assert_eq!(body["error"]["@Message.ExtendedInfo"][0]["MessageId"], "Base.1.9.PropertyValueNotInList");
+    assert_eq!(
+        body["error"]["@Message.ExtendedInfo"][0]["MessageId"],
+        "Base.1.9.PropertyValueNotInList"
+    );
 
     // A USER-level account reads but may not act.
-    let r = rf.req(reqwest::Method::GET, "/redfish/v1/Systems/1", USER).send().await.unwrap();
+    let r = rf
+        .req(reqwest::Method::GET, "/redfish/v1/Systems/1", USER)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(rf.reset(USER, "ForceOff").await.0, 403);
     assert!(rf.on());
@@ -346,17 +426,30 @@ async fn redfish_refusals_etags_sessions_and_privileges() {
             .request(m, format!("{}{p}", rf.url))
             .header("X-Auth-Token", &token)
     };
-    let r = with_token(reqwest::Method::GET, "/redfish/v1/Systems/1").send().await.unwrap();
+    let r = with_token(reqwest::Method::GET, "/redfish/v1/Systems/1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = with_token(reqwest::Method::DELETE, &location).send().await.unwrap();
+    let r = with_token(reqwest::Method::DELETE, &location)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    let r = with_token(reqwest::Method::GET, "/redfish/v1/Systems/1").send().await.unwrap();
+    let r = with_token(reqwest::Method::GET, "/redfish/v1/Systems/1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let t = rf.lab.transcript();
     assert!(!t.contains(&token), "no token in the transcript");
 
     // Unsupported method: 405 with Allow.
-    let r = rf.req(reqwest::Method::DELETE, "/redfish/v1/Systems/1", ADMIN).send().await.unwrap();
+    let r = rf
+        .req(reqwest::Method::DELETE, "/redfish/v1/Systems/1", ADMIN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 405);
     assert!(r.headers()["allow"].to_str().unwrap().contains("PATCH"));
 }
@@ -386,7 +479,9 @@ async fn redfish_fault_switches_apply() {
 
     // A BMC that acknowledges power-on without doing it.
     rf.reset(ADMIN, "ForceOff").await;
-    fleet.set_fault("n1", Fault::AckPowerOnWithoutDoing).unwrap();
+    fleet
+        .set_fault("n1", Fault::AckPowerOnWithoutDoing)
+        .unwrap();
     assert_eq!(rf.reset(ADMIN, "On").await.0, 204);
     assert!(!rf.on(), "acknowledged, not done");
     fleet.clear_faults("n1").unwrap();
@@ -411,20 +506,23 @@ async fn redfish_service_validator_finds_no_errors() {
     let rf = Rf::start().await;
     let logs = rf.lab.dir.path().join("rsv-logs");
     let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bmc/redfish-schemas");
-    let out = run_peer(Cmd::new(venv_bin("rf_service_validator").to_string_lossy())
-        .args(["--rhost", &rf.url, "--user", ADMIN.0, "--password"])
-        .secret_arg(ADMIN.1)
-        .args([
-            "--authtype",
-            "Session",
-            "--skipschema",
-            "--schema_directory",
-            schemas,
-            "--logdir",
-            &logs.to_string_lossy(),
-            "--config",
-            "/nonexistent/config.ini",
-        ]), &rf.ca)
+    let out = run_peer(
+        Cmd::new(venv_bin("rf_service_validator").to_string_lossy())
+            .args(["--rhost", &rf.url, "--user", ADMIN.0, "--password"])
+            .secret_arg(ADMIN.1)
+            .args([
+                "--authtype",
+                "Session",
+                "--skipschema",
+                "--schema_directory",
+                schemas,
+                "--logdir",
+                &logs.to_string_lossy(),
+                "--config",
+                "/nonexistent/config.ini",
+            ]),
+        &rf.ca,
+    )
     .await;
     let text = format!("{}{}", out.stdout, out.stderr);
     // The summary table: | PASS | WARN | FAIL | NOT TESTED |.
@@ -463,19 +561,22 @@ async fn redfish_protocol_validator_finds_no_failures() {
     let rf = Rf::start().await;
     let reports = rf.lab.dir.path().join("rpv");
     std::fs::create_dir_all(&reports).unwrap();
-    let out = run_peer(Cmd::new(venv_bin("rf_protocol_validator").to_string_lossy())
-        .args(["--rhost", &rf.url, "--user", ADMIN.0, "--password"])
-        .secret_arg(ADMIN.1)
-        .args([
-            "--ca-bundle",
-            &rf.ca.to_string_lossy(),
-            "--report-dir",
-            &reports.to_string_lossy(),
-            "--report-type",
-            "tsv",
-            "--config",
-            "/nonexistent/config.ini",
-        ]), &rf.ca)
+    let out = run_peer(
+        Cmd::new(venv_bin("rf_protocol_validator").to_string_lossy())
+            .args(["--rhost", &rf.url, "--user", ADMIN.0, "--password"])
+            .secret_arg(ADMIN.1)
+            .args([
+                "--ca-bundle",
+                &rf.ca.to_string_lossy(),
+                "--report-dir",
+                &reports.to_string_lossy(),
+                "--report-type",
+                "tsv",
+                "--config",
+                "/nonexistent/config.ini",
+            ]),
+        &rf.ca,
+    )
     .await;
     let summary = out
         .stdout
@@ -486,7 +587,10 @@ async fn redfish_protocol_validator_finds_no_failures() {
     let count = |what: &str| -> u64 {
         summary
             .split(", ")
-            .find_map(|p| p.trim_start_matches("Summary - ").strip_prefix(&format!("{what}: ")))
+            .find_map(|p| {
+                p.trim_start_matches("Summary - ")
+                    .strip_prefix(&format!("{what}: "))
+            })
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(u64::MAX)
     };
@@ -495,9 +599,17 @@ async fn redfish_protocol_validator_finds_no_failures() {
         .flatten()
         .flatten()
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .flat_map(|t| t.lines().filter(|l| l.contains("\tFAIL\t")).map(String::from).collect::<Vec<_>>())
+        .flat_map(|t| {
+            t.lines()
+                .filter(|l| l.contains("\tFAIL\t"))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
         .collect();
-    assert!(count("PASS") > 20 && count("PASS") != u64::MAX, "{summary}\n{out:?}");
+    assert!(
+        count("PASS") > 20 && count("PASS") != u64::MAX,
+        "{summary}\n{out:?}"
+    );
     assert_eq!(count("FAIL"), 0, "{summary}\n{}", failures.join("\n"));
     assert!(out.status.success(), "{out:?}");
 }
@@ -516,15 +628,41 @@ async fn redfishtool_reads_and_resets() {
             .args(["-S", "Always"])
             .args(args)
     };
-    let out = run_peer(tool(vec!["Systems".into(), "-I".into(), "1".into()]), &rf.ca).await;
+    let out = run_peer(
+        tool(vec!["Systems".into(), "-I".into(), "1".into()]),
+        &rf.ca,
+    )
+    .await;
     assert!(out.status.success(), "{out:?}");
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["PowerState"], "Off");
-    let out = run_peer(tool(vec!["Systems".into(), "-I".into(), "1".into(), "reset".into(), "On".into()]), &rf.ca).await;
+    let out = run_peer(
+        tool(vec![
+            "Systems".into(),
+            "-I".into(),
+            "1".into(),
+            "reset".into(),
+            "On".into(),
+        ]),
+        &rf.ca,
+    )
+    .await;
     assert!(out.status.success(), "{out:?}");
     assert!(rf.on());
-    let out = run_peer(tool(vec!["Managers".into(), "-I".into(), "1".into(), "EthernetInterfaces".into()]), &rf.ca).await;
-    assert!(out.status.success() && out.stdout.contains("EthernetInterfaces/1"), "{out:?}");
+    let out = run_peer(
+        tool(vec![
+            "Managers".into(),
+            "-I".into(),
+            "1".into(),
+            "EthernetInterfaces".into(),
+        ]),
+        &rf.ca,
+    )
+    .await;
+    assert!(
+        out.status.success() && out.stdout.contains("EthernetInterfaces/1"),
+        "{out:?}"
+    );
 }
 
 /// The sim's redfish power driver (MAAS 2.8's redfish.py behaviour) against
@@ -557,7 +695,9 @@ async fn sim_redfish_driver_follows_maas_sequence() {
             .collect()
     };
     driver
-        .perform("abc123", &params, PowerAction::On, |_, e, _| panic!("retry: {e}"))
+        .perform("abc123", &params, PowerAction::On, |_, e, _| {
+            panic!("retry: {e}")
+        })
         .await
         .unwrap();
     assert!(rf.on());
@@ -576,25 +716,314 @@ async fn sim_redfish_driver_follows_maas_sequence() {
     );
     // On again: the driver forces it off first, then PXE once and on.
     let before = lines.len();
-    driver.perform("abc123", &params, PowerAction::On, |_, e, _| panic!("retry: {e}")).await.unwrap();
+    driver
+        .perform("abc123", &params, PowerAction::On, |_, e, _| {
+            panic!("retry: {e}")
+        })
+        .await
+        .unwrap();
     let ops = rf.lab.fleet.bmc("n1").unwrap().power_actions().unwrap();
     use maas_e2e::bmc::power::PowerOp;
     assert_eq!(ops, [PowerOp::On, PowerOp::Off, PowerOp::On]);
     assert!(http_lines(&rf.lab).len() > before);
-    driver.perform("abc123", &params, PowerAction::Off, |_, e, _| panic!("retry: {e}")).await.unwrap();
+    driver
+        .perform("abc123", &params, PowerAction::Off, |_, e, _| {
+            panic!("retry: {e}")
+        })
+        .await
+        .unwrap();
     assert!(!rf.on());
     assert_eq!(
         driver.query(&params).await.unwrap(),
         maas_e2e::maas::types::PowerState::Off
     );
     // A wrong password: MAAS's error text, after its retries.
-    let bad = RedfishParams { power_pass: "wrong".into(), ..params.clone() };
+    let bad = RedfishParams {
+        power_pass: "wrong".into(),
+        ..params.clone()
+    };
     let mut retries = 0;
     let e = driver
         .perform("abc123", &bad, PowerAction::On, |_, _, _| retries += 1)
         .await
         .unwrap_err();
-    assert_eq!(e.to_string(), "Redfish request failed with response status code: 401.");
+    assert_eq!(
+        e.to_string(),
+        "Redfish request failed with response status code: 401."
+    );
     assert_eq!(retries, 1);
     assert!(!rf.on());
+}
+
+/// A libvirt domain of our own on qemu:///system, destroyed and undefined
+/// on every way out (Drop).
+struct BenchDomain {
+    dom: virt::domain::Domain,
+    uuid: String,
+}
+
+impl BenchDomain {
+    fn define(name: &str) -> BenchDomain {
+        let conn = virt::connect::Connect::open(Some("qemu:///system")).unwrap();
+        let uuid = uuid::Uuid::new_v4().to_string();
+        // No disk, no NIC: the domain only has to run.
+        let xml = format!(
+            "<domain type='qemu'><name>{name}</name><uuid>{uuid}</uuid>\
+             <memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+             <os><type arch='x86_64'>hvm</type></os><features><acpi/></features><devices/></domain>"
+        );
+        let dom = conn.define_domain_xml(&xml).unwrap();
+        BenchDomain { dom, uuid }
+    }
+
+    fn running(&self) -> bool {
+        self.dom.is_active().unwrap_or(false)
+    }
+}
+
+impl Drop for BenchDomain {
+    fn drop(&mut self) {
+        let _ = self.dom.destroy();
+        let _ = self.dom.undefine();
+    }
+}
+
+/// Proportional set size of a process, KiB.
+fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Start `maas-e2e bmc serve` on `config`; (child, Redfish URLs by BMC).
+async fn serve_fleet(config: &std::path::Path, n: usize) -> (tokio::process::Child, Vec<String>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_maas-e2e"))
+        .args(["bmc", "serve", "--config"])
+        .arg(config)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut urls = Vec::new();
+    while urls.len() < n {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("bmc serve prints its addresses")
+            .unwrap()
+            .expect("bmc serve exited early");
+        if let Some((_, url)) = line.split_once(" Redfish ") {
+            urls.push(url.trim().to_string());
+        }
+    }
+    (child, urls)
+}
+
+fn p50_ms(mut samples: Vec<Duration>) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64() * 1000.0
+}
+
+async fn get_p50(http: &reqwest::Client, url: &str, who: Option<(&str, &str)>) -> f64 {
+    let mut samples = Vec::new();
+    for i in 0..220 {
+        let mut rb = http.get(url);
+        if let Some((u, p)) = who {
+            rb = rb.basic_auth(u, Some(p));
+        }
+        let t = std::time::Instant::now();
+        let r = rb.send().await.unwrap();
+        assert_eq!(r.status(), 200, "{url}");
+        let _ = r.bytes().await.unwrap();
+        if i >= 20 {
+            samples.push(t.elapsed());
+        }
+    }
+    p50_ms(samples)
+}
+
+/// Reset(On) until libvirt reports the domain running, 5 times after one
+/// untimed warm-up (QEMU's first start reads its files cold); the median.
+async fn reset_to_running(
+    http: &reqwest::Client,
+    system_url: &str,
+    who: Option<(&str, &str)>,
+    dom: &BenchDomain,
+) -> f64 {
+    let mut samples = Vec::new();
+    for i in 0..6 {
+        let _ = dom.dom.destroy();
+        assert!(!dom.running());
+        let mut rb = http
+            .post(format!("{system_url}/Actions/ComputerSystem.Reset"))
+            .json(&json!({"ResetType": "On"}));
+        if let Some((u, p)) = who {
+            rb = rb.basic_auth(u, Some(p));
+        }
+        let t = std::time::Instant::now();
+        let r = rb.send().await.unwrap();
+        assert!(
+            r.status().is_success(),
+            "{}",
+            r.text().await.unwrap_or_default()
+        );
+        while !dom.running() {
+            assert!(t.elapsed() < Duration::from_secs(60), "domain never ran");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if i > 0 {
+            samples.push(t.elapsed());
+        }
+    }
+    let _ = dom.dom.destroy();
+    p50_ms(samples)
+}
+
+/// Our BMC and sushy-tools (libvirt driver) side by side on one libvirt
+/// domain: memory, `GET Systems/1` p50, Reset-to-domain-running. Numbers in
+/// docs/performance.md; REDFISH_BENCH_JSON names a file for the JSON.
+#[tokio::test]
+#[ignore]
+async fn bench_redfish_vs_sushy_tools() {
+    if !(have_venv("sushy-emulator")
+        && maas_e2e::testing::require_root()
+        && maas_e2e::testing::require(
+            "libvirtd (qemu:///system)",
+            std::path::Path::new("/run/libvirt/libvirt-sock").exists(),
+            "run ci/setup-host.sh and start libvirtd",
+        ))
+    {
+        return;
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let dom = BenchDomain::define(&format!("me2e-rfbench-{}", std::process::id()));
+    let http = reqwest::Client::builder()
+        // Both sides serve self-signed certificates made for this bench.
+        .danger_accept_invalid_certs(true)
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+
+    // Ours: one BMC on the domain, then a fleet of 100 for memory.
+    let one = dir.path().join("one.yaml");
+    std::fs::write(
+        &one,
+        format!(
+            "bmcs:\n - name: n1\n   lan: {{address: '127.0.0.1:0'}}\n   users: [{{name: admin, password: adminpw1}}]\n   power: {{kind: libvirt, uri: 'qemu:///system', domain: {}}}\n   redfish: {{address: '127.0.0.1:0'}}\n",
+            dom.dom.name().unwrap()
+        ),
+    )
+    .unwrap();
+    let (ours, urls) = serve_fleet(&one, 1).await;
+    let ours_url = format!("{}/redfish/v1/Systems/1", urls[0]);
+    let who = Some(("admin", "adminpw1"));
+    let ours_get = get_p50(&http, &ours_url, who).await;
+    let ours_reset = reset_to_running(&http, &ours_url, who, &dom).await;
+    let ours_pss_1 = pss_kib(ours.id().unwrap());
+    drop(ours);
+
+    let many = dir.path().join("many.yaml");
+    let mut yaml = String::from("bmcs:\n");
+    for i in 0..100 {
+        yaml.push_str(&format!(
+            " - name: m{i}\n   lan: {{address: '127.0.0.1:0'}}\n   users: [{{name: admin, password: adminpw1}}]\n   redfish: {{address: '127.0.0.1:0'}}\n"
+        ));
+    }
+    std::fs::write(&many, yaml).unwrap();
+    let (fleet, urls) = serve_fleet(&many, 100).await;
+    for u in &urls {
+        let r = http
+            .get(format!("{u}/redfish/v1/Systems/1"))
+            .basic_auth("admin", Some("adminpw1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let ours_pss_100 = pss_kib(fleet.id().unwrap());
+    drop(fleet);
+
+    // sushy-tools: its libvirt driver, only our domain allowed, HTTPS with a
+    // throwaway certificate for this bench.
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (crt, key) = (dir.path().join("sushy.crt"), dir.path().join("sushy.key"));
+    std::fs::write(&crt, cert.cert.pem()).unwrap();
+    std::fs::write(&key, cert.signing_key.serialize_pem()).unwrap();
+    let conf = dir.path().join("sushy.conf");
+    std::fs::write(
+        &conf,
+        format!("SUSHY_EMULATOR_ALLOWED_INSTANCES = ['{}']\n", dom.uuid),
+    )
+    .unwrap();
+    let port = free_port();
+    let sushy = tokio::process::Command::new(venv_bin("sushy-emulator"))
+        .args(["--interface", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--libvirt-uri", "qemu:///system", "--config"])
+        .arg(&conf)
+        .arg("--ssl-certificate")
+        .arg(&crt)
+        .arg("--ssl-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("https://127.0.0.1:{port}");
+    let t = std::time::Instant::now();
+    let systems: Value = loop {
+        if let Ok(r) = http.get(format!("{base}/redfish/v1/Systems")).send().await
+            && r.status() == 200
+        {
+            break r.json().await.unwrap();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "sushy-emulator did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let member = systems["Members"][0]["@odata.id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(member.contains(&dom.uuid), "{systems}");
+    let sushy_url = format!("{base}{member}");
+    let sushy_get = get_p50(&http, &sushy_url, None).await;
+    let sushy_reset = reset_to_running(&http, &sushy_url, None, &dom).await;
+    let sushy_pss = pss_kib(sushy.id().unwrap());
+    drop(sushy);
+
+    let report = json!({
+        "ours": {
+            "pss_kib_1_bmc": ours_pss_1,
+            "pss_kib_100_bmcs": ours_pss_100,
+            "kib_per_added_bmc": (ours_pss_100.saturating_sub(ours_pss_1)) as f64 / 99.0,
+            "get_system_p50_ms": ours_get,
+            "reset_on_to_running_ms": ours_reset,
+        },
+        "sushy_tools": {
+            "pss_kib_1_system": sushy_pss,
+            "get_system_p50_ms": sushy_get,
+            "reset_on_to_running_ms": sushy_reset,
+        },
+    });
+    println!("{}", serde_json::to_string_pretty(&report).unwrap());
+    if let Ok(p) = std::env::var("REDFISH_BENCH_JSON") {
+        std::fs::write(p, report.to_string()).unwrap();
+    }
+    assert!(ours_pss_1 > 0 && sushy_pss > 0, "{report}");
 }

@@ -44,10 +44,12 @@ pub fn control(env: &mut Env<'_>, data: &[u8]) -> Reply {
     };
     // Cycling, resetting or soft-stopping a machine that is off is not
     // possible in that state (IPMI 2.0 §28.3).
-    if !on && matches!(
+    if !on
+        && matches!(
             op,
             PowerOp::Cycle | PowerOp::Reset | PowerOp::Soft | PowerOp::Nmi
-        ) {
+        )
+    {
         return Reply::cc(cc::NOT_SUPPORTED_IN_STATE);
     }
     match env.power.apply(op) {

@@ -306,7 +306,12 @@ pub fn session_service(timeout_secs: u64) -> Value {
 
 pub fn sessions(ids: &[String]) -> Value {
     let members: Vec<String> = ids.iter().map(|id| format!("{SESSIONS}/{id}")).collect();
-    collection(SESSIONS, "SessionCollection", "Session Collection", &members)
+    collection(
+        SESSIONS,
+        "SessionCollection",
+        "Session Collection",
+        &members,
+    )
 }
 
 pub fn session(id: &str, user: &str) -> Value {
@@ -462,9 +467,7 @@ pub fn metadata_xml() -> String {
             } else {
                 ""
             };
-            x.push_str(&format!(
-                "    <edmx:Include Namespace=\"{ns}\"{alias}/>\n"
-            ));
+            x.push_str(&format!("    <edmx:Include Namespace=\"{ns}\"{alias}/>\n"));
         }
         x.push_str("  </edmx:Reference>\n");
     }

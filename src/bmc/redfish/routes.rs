@@ -290,9 +290,7 @@ fn respond(
     } else {
         match authenticate(svc, headers) {
             None => (unauthorized(), None),
-            Some(caller) if caller.privilege < privilege::USER => {
-                (forbidden(), Some(caller.user))
-            }
+            Some(caller) if caller.privilege < privilege::USER => (forbidden(), Some(caller.user)),
             Some(caller) => (
                 authenticated(svc, &route, method, headers, body, &caller),
                 Some(caller.user),
@@ -370,17 +368,12 @@ fn uuid_of(bmc: &Bmc) -> String {
     uuid::Uuid::from_bytes(bmc.state().identity.system_guid).to_string()
 }
 
-/// The view of the machine, reading power through Get Chassis Status.
-fn view(bmc: &Bmc, caller: &Caller) -> Result<SystemView, Response> {
-    let reply = bmc.run_command(
-        Medium::Redfish,
-        caller.privilege,
-        netfn::CHASSIS,
-        0x01,
-        &[],
-    );
+/// The view of the machine, reading power through Get Chassis Status; the
+/// refusing IPMI reply when that fails (see [`refused`]).
+fn view(bmc: &Bmc, caller: &Caller) -> Result<SystemView, Reply> {
+    let reply = bmc.run_command(Medium::Redfish, caller.privilege, netfn::CHASSIS, 0x01, &[]);
     if reply.cc != cc::OK || reply.data.is_empty() {
-        return Err(refused(&reply));
+        return Err(reply);
     }
     let st = bmc.state();
     Ok(SystemView {
@@ -479,7 +472,7 @@ fn authenticated(
     let bmc = &*svc.bmc;
     let with_view = |f: fn(&SystemView) -> Value| match view(bmc, caller) {
         Ok(v) => json(StatusCode::OK, &f(&v)),
-        Err(r) => r,
+        Err(r) => refused(&r),
     };
     match (route, method) {
         (Route::Root, _) | (Route::Versions, _) => unauthorized(),
@@ -502,7 +495,7 @@ fn authenticated(
                 }
                 r
             }
-            Err(r) => r,
+            Err(r) => refused(&r),
         },
         (Route::Reset, _) => reset(bmc, body, caller),
         (Route::Managers, _) => json(StatusCode::OK, &res::managers()),
@@ -593,7 +586,7 @@ fn reset(bmc: &Bmc, body: &Bytes, caller: &Caller) -> Response {
     }
     let on = match view(bmc, caller) {
         Ok(v) => v.power_on,
-        Err(r) => return r,
+        Err(r) => return refused(&r),
     };
     if on != needs_on {
         let key = if needs_on {
@@ -676,7 +669,7 @@ pub fn parse_boot_patch(body: &Value, current: BootView) -> Result<BootView, Mes
 fn patch_system(bmc: &Bmc, headers: &HeaderMap, body: &Bytes, caller: &Caller) -> Response {
     let current = match view(bmc, caller) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return refused(&r),
     };
     if let Some(want) = headers.get(header::IF_MATCH).and_then(|h| h.to_str().ok()) {
         let etag = res::system_etag(&current);
@@ -718,7 +711,7 @@ fn patch_system(bmc: &Bmc, headers: &HeaderMap, body: &Bytes, caller: &Caller) -
             }
             r
         }
-        Err(r) => r,
+        Err(r) => refused(&r),
     }
 }
 

@@ -95,7 +95,9 @@ pub fn pxe_once_patch(node: &str) -> RedfishRequest {
     RedfishRequest {
         method: "PATCH",
         path: format!("/redfish/v1/Systems/{node}"),
-        body: Some(json!({"Boot": {"BootSourceOverrideEnabled": "Once", "BootSourceOverrideTarget": "Pxe"}})),
+        body: Some(
+            json!({"Boot": {"BootSourceOverrideEnabled": "Once", "BootSourceOverrideTarget": "Pxe"}}),
+        ),
     }
 }
 
@@ -246,7 +248,10 @@ impl RedfishPowerDriver {
         let req = hyper::Request::builder()
             .method(method)
             .uri(uri.path_and_query().map_or("/", |pq| pq.as_str()))
-            .header(hyper::header::HOST, uri.authority().map_or("", |a| a.as_str()))
+            .header(
+                hyper::header::HOST,
+                uri.authority().map_or("", |a| a.as_str()),
+            )
             .header(hyper::header::USER_AGENT, "MAAS")
             .header(hyper::header::ACCEPT, "application/json")
             .header(hyper::header::AUTHORIZATION, format!("Basic {auth}"))
@@ -311,7 +316,13 @@ impl RedfishPowerDriver {
         let systems = self.request(p, "GET", "/redfish/v1/Systems", None).await?;
         systems["Members"][0]["@odata.id"]
             .as_str()
-            .map(|m| m.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string())
+            .map(|m| {
+                m.trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
             .filter(|n| !n.is_empty())
             .ok_or_else(|| PowerError::Failed("Redfish Systems collection has no members".into()))
     }
@@ -393,7 +404,10 @@ impl RedfishPowerDriver {
     }
 }
 
-async fn send<T>(io: TokioIo<T>, req: hyper::Request<Full<Bytes>>) -> Result<(u16, Bytes), PowerError>
+async fn send<T>(
+    io: TokioIo<T>,
+    req: hyper::Request<Full<Bytes>>,
+) -> Result<(u16, Bytes), PowerError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -446,6 +460,9 @@ mod tests {
             &json!({"power_address": "http://h:8000/", "power_user": "u", "power_pass": "p", "node_id": "7"}),
         )
         .unwrap();
-        assert_eq!((p.base_url().as_str(), p.node_id.as_deref()), ("http://h:8000", Some("7")));
+        assert_eq!(
+            (p.base_url().as_str(), p.node_id.as_deref()),
+            ("http://h:8000", Some("7"))
+        );
     }
 }

@@ -98,9 +98,8 @@ impl RegionState {
                         let mut retries = Vec::new();
                         let r = driver
                             .perform(system_id, &p, action, |attempt, e, wait| {
-                                retries.push(format!(
-                                    "attempt {attempt}: {e} (next try in {wait:?})"
-                                ))
+                                retries
+                                    .push(format!("attempt {attempt}: {e} (next try in {wait:?})"))
                             })
                             .await;
                         for r in retries {
