@@ -188,3 +188,37 @@ pub fn write_machine_transcript(m: &MachinePlan, fleet: &Path) {
         .collect();
     let _ = std::fs::write(&m.bmc.transcript, mine);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_redfish_puts_an_https_endpoint_on_the_bmc_address() {
+        let src = "description: r\ntargets: [none]\nmachines:\n  - name: rf\n    vm: false\n    bmc: {redfish: true}\n  - name: plain\n    vm: false\nsteps: []\n";
+        let loaded = crate::scenario::parse(Path::new("r.yaml"), src).unwrap();
+        let p = crate::plan::plan(
+            &loaded,
+            crate::scenario::TargetKind::None,
+            &crate::plan::RunId::generate(),
+            1,
+            Path::new("/tmp/maas-e2e-redfish-plan-test"),
+        );
+        let cfg = fleet_config(&p);
+        let rf = cfg.bmcs.iter().find(|b| b.name == "rf").unwrap();
+        let ip = p
+            .machines
+            .iter()
+            .find(|m| m.name == "rf")
+            .unwrap()
+            .bmc
+            .lan_ip;
+        assert_eq!(
+            rf.redfish.as_ref().map(|r| r.address.clone()),
+            Some(format!("{ip}:443"))
+        );
+        assert_eq!(rf.lan.netns.as_deref(), Some(p.host.netns.as_str()));
+        let plain = cfg.bmcs.iter().find(|b| b.name == "plain").unwrap();
+        assert!(plain.redfish.is_none());
+    }
+}
