@@ -47,6 +47,7 @@ packages=(
   pxelinux syslinux-common busybox-static linux-image-amd64 cpio zstd  # ephemeral image
   postgresql                                         # sim target state
   dnsmasq tcpdump iproute2 iptables procps python3 python3-venv hyperfine  # lab peers, captures, FORWARD rules
+  python3-dev gcc                                    # libvirt-python (sushy-tools' driver) builds from source in the venv
 )
 [ "$want_docker" = 1 ] && packages+=(docker.io debootstrap)
 

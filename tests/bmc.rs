@@ -16,6 +16,8 @@ mod inband;
 mod ipmitool;
 #[path = "bmc/negative.rs"]
 mod negative;
+#[path = "bmc/redfish.rs"]
+mod redfish;
 #[path = "bmc/retransmit.rs"]
 mod retransmit;
 #[path = "bmc/robustness.rs"]

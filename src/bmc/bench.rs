@@ -162,6 +162,7 @@ fn fleet_config(n: usize) -> FleetConfig {
             max_sessions: Some(63),
             guid: None,
             kg: None,
+            redfish: None,
         })
         .collect();
     FleetConfig {

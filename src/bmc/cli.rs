@@ -22,7 +22,13 @@ pub async fn run(cmd: BmcCommand) -> anyhow::Result<()> {
             let cfg = super::FleetConfig::load(&config)?;
             let handle = super::Fleet::start(cfg).await?;
             for name in handle.names() {
-                eprintln!("bmc {name}: LAN {}", handle.lan_addr(&name)?);
+                match handle.redfish_addr(&name) {
+                    Some(rf) => eprintln!(
+                        "bmc {name}: LAN {} Redfish https://{rf}",
+                        handle.lan_addr(&name)?
+                    ),
+                    None => eprintln!("bmc {name}: LAN {}", handle.lan_addr(&name)?),
+                }
             }
             tokio::signal::ctrl_c().await?;
             handle.shutdown().await;

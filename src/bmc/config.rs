@@ -57,6 +57,17 @@ pub struct BmcConfig {
     /// BMC key K_G (at most 20 bytes); unset by default.
     #[serde(default)]
     pub kg: Option<String>,
+    /// Serve Redfish over HTTPS too, on the same state (docs/bmc.md).
+    #[serde(default)]
+    pub redfish: Option<RedfishEndpoint>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RedfishEndpoint {
+    /// Where to listen: "IP" (port 443) or "IP:PORT"; port 0 picks a free
+    /// one. Bound in the LAN endpoint's network namespace.
+    pub address: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -188,6 +199,8 @@ pub struct Resolved {
     pub auth_types: Vec<AuthType15>,
     pub session_timeout: Duration,
     pub max_sessions: usize,
+    /// Where Redfish listens, when it is on.
+    pub redfish: Option<SocketAddr>,
 }
 
 impl FleetConfig {
@@ -241,6 +254,15 @@ impl FleetConfig {
         }
         Ok(())
     }
+}
+
+/// "IP" (with `default_port`) or "IP:PORT".
+fn parse_listen(s: &str, default_port: u16) -> Option<SocketAddr> {
+    s.parse::<SocketAddr>().ok().or_else(|| {
+        s.parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, default_port))
+    })
 }
 
 fn parse_mac(s: &str) -> Option<[u8; 6]> {
@@ -376,6 +398,13 @@ impl BmcConfig {
                 return Err((format!("users[{i}].password"), "at most 20 bytes".into()));
             }
         }
+        let redfish = match &self.redfish {
+            Some(r) => Some(parse_listen(&r.address, 443).ok_or((
+                "redfish.address".into(),
+                format!("{:?} is not \"IP\" or \"IP:PORT\"", r.address),
+            ))?),
+            None => None,
+        };
         if matches!(self.power, PowerConfig::Vm) && self.inband.is_none() {
             return Err(("power".into(), "kind vm needs an `inband` socket".into()));
         }
@@ -389,6 +418,7 @@ impl BmcConfig {
             auth_types,
             session_timeout,
             max_sessions,
+            redfish,
         })
     }
 }
@@ -428,5 +458,12 @@ mod tests {
         assert!(e.contains("allow_cipher_suite_zero"), "{e}");
         let e = FleetConfig::from_yaml("bmcs:\n - name: a\n   lan: {address: 127.0.0.1}\n   users: [{name: u, password: 123456789012345678901}]\n", p).unwrap_err().to_string();
         assert!(e.contains("users[0].password"), "{e}");
+        let e = FleetConfig::from_yaml("bmcs:\n - name: a\n   lan: {address: 127.0.0.1}\n   users: []\n   redfish: {address: 'port 8443'}\n", p).unwrap_err().to_string();
+        assert!(e.contains("bmcs[0].redfish.address"), "{e}");
+        let ok = FleetConfig::from_yaml("bmcs:\n - name: a\n   lan: {address: 127.0.0.1}\n   users: []\n   redfish: {address: 127.0.0.1}\n", p).unwrap();
+        assert_eq!(
+            ok.bmcs[0].resolve().unwrap().redfish,
+            Some("127.0.0.1:443".parse().unwrap())
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! Fault switches a scenario step flips at run time: silence, latency,
+//! Fault switches a scenario step flips at run time (they apply to LAN and
+//! Redfish alike; a dropped or silent Redfish request gets no answer): silence, latency,
 //! failing a command with a chosen completion code for its first N calls,
 //! acknowledging power-on without doing it, refusing a cipher suite,
 //! dropping every Nth datagram, and dropping or delaying one answer of a
@@ -20,6 +21,9 @@ use std::time::Duration;
 pub enum Medium {
     Lan,
     Inband,
+    /// HTTPS Redfish (src/bmc/redfish): its actions run as IPMI commands on
+    /// the same state, so command faults name the IPMI command.
+    Redfish,
 }
 
 /// Where a command failure applies.
@@ -28,6 +32,7 @@ pub enum Medium {
 pub enum Where {
     Lan,
     Inband,
+    Redfish,
     Any,
 }
 
@@ -35,7 +40,10 @@ impl Where {
     fn covers(self, m: Medium) -> bool {
         matches!(
             (self, m),
-            (Where::Any, _) | (Where::Lan, Medium::Lan) | (Where::Inband, Medium::Inband)
+            (Where::Any, _)
+                | (Where::Lan, Medium::Lan)
+                | (Where::Inband, Medium::Inband)
+                | (Where::Redfish, Medium::Redfish)
         )
     }
 }

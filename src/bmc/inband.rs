@@ -33,6 +33,7 @@ pub mod control {
     pub const RESET: u8 = 0x04;
     pub const POWER_OFF: u8 = 0x03;
     pub const GRACEFUL_SHUTDOWN: u8 = 0x09;
+    pub const SEND_NMI: u8 = 0x07;
 }
 
 /// One decoded frame.
@@ -231,6 +232,7 @@ impl PowerBackend for VmLink {
             PowerOp::Off => self.send_op(op, control::POWER_OFF, 0x01),
             PowerOp::Reset | PowerOp::Cycle => self.send_op(op, control::RESET, 0x02),
             PowerOp::Soft => self.send_op(op, control::GRACEFUL_SHUTDOWN, 0x20),
+            PowerOp::Nmi => self.send_op(op, control::SEND_NMI, 0x08),
             PowerOp::On if self.connected() => Ok(()),
             // The protocol has no power-on: a stopped VM has no socket.
             PowerOp::On => Err(PowerError::Unsupported {

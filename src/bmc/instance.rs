@@ -227,11 +227,25 @@ impl Bmc {
 
     /// Handle one in-band request from the system interface.
     pub fn handle_inband(&self, netfn: u8, cmd: u8, data: &[u8]) -> Reply {
+        self.run_command(Medium::Inband, privilege::ADMIN, netfn, cmd, data)
+    }
+
+    /// Run one IPMI command outside a LAN session: in-band, or on behalf of
+    /// a Redfish request (whose user's privilege limits it as on the LAN).
+    /// Command faults apply and the transcript records it.
+    pub fn run_command(
+        &self,
+        medium: Medium,
+        privilege: u8,
+        netfn: u8,
+        cmd: u8,
+        data: &[u8],
+    ) -> Reply {
         let mut inner = self.lock();
         let inner = &mut *inner;
         let ctx = Ctx {
-            medium: Medium::Inband,
-            privilege: privilege::ADMIN,
+            medium,
+            privilege,
             active_sessions: inner.sessions.active_count().min(63) as u8,
         };
         let mut env = Env {
@@ -242,7 +256,7 @@ impl Bmc {
         };
         let reply = cmd::dispatch(&mut env, netfn, cmd, data);
         if let Some(t) = &self.transcript {
-            t.write(&Entry::new(&self.name, Medium::Inband, "command").command(
+            t.write(&Entry::new(&self.name, medium, "command").command(
                 netfn,
                 cmd,
                 data,
@@ -251,6 +265,13 @@ impl Bmc {
             ));
         }
         reply
+    }
+
+    /// Write a transcript line, if this BMC keeps a transcript.
+    pub fn log(&self, e: &Entry<'_>) {
+        if let Some(t) = &self.transcript {
+            t.write(e);
+        }
     }
 
     /// Record server-side latency of every answered datagram from now on.

@@ -16,6 +16,7 @@ pub mod fault;
 pub mod inband;
 pub mod instance;
 pub mod power;
+pub mod redfish;
 pub mod server;
 pub mod session;
 pub mod state;
@@ -64,6 +65,17 @@ pub enum FleetError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "BMC {bmc}: cannot listen for Redfish on {addr}: {source}; is the port free and the netns present?"
+    )]
+    RedfishBind {
+        bmc: String,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    RedfishTls(#[from] redfish::tls::TlsError),
     #[error("no BMC named {0:?} in this fleet")]
     NoSuchBmc(String),
     #[error("BMC {bmc}: power backend: {source}")]
@@ -81,6 +93,9 @@ pub struct Fleet;
 pub struct FleetHandle {
     bmcs: BTreeMap<String, Arc<Bmc>>,
     lan_addrs: BTreeMap<String, SocketAddr>,
+    redfish_addrs: BTreeMap<String, SocketAddr>,
+    /// The run's Redfish certificate (PEM, no key), when any BMC serves it.
+    redfish_cert_pem: Option<String>,
     inband: BTreeMap<String, Arc<inband::VmLink>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -102,9 +117,25 @@ impl Fleet {
         let mut handle = FleetHandle {
             bmcs: BTreeMap::new(),
             lan_addrs: BTreeMap::new(),
+            redfish_addrs: BTreeMap::new(),
+            redfish_cert_pem: None,
             inband: BTreeMap::new(),
             shutdown: tx,
             tasks: Vec::new(),
+        };
+        // One certificate per fleet start, naming every Redfish address.
+        let redfish_names: Vec<String> = config
+            .bmcs
+            .iter()
+            .filter_map(|c| c.resolve().ok()?.redfish)
+            .map(|a| a.ip().to_string())
+            .collect();
+        let redfish_tls = if redfish_names.is_empty() {
+            None
+        } else {
+            let cert = redfish::tls::make(&redfish_names)?;
+            handle.redfish_cert_pem = Some(cert.cert_pem.clone());
+            Some(cert.server)
         };
         for cfg in &config.bmcs {
             let resolved = cfg
@@ -166,6 +197,24 @@ impl Fleet {
                 )));
                 handle.inband.insert(cfg.name.clone(), link);
             }
+            if let (Some(addr), Some(tls)) = (resolved.redfish, &redfish_tls) {
+                let bind_err = |source| FleetError::RedfishBind {
+                    bmc: cfg.name.clone(),
+                    addr,
+                    source,
+                };
+                let std_listener = crate::lab::netns::bind_tcp(cfg.lan.netns.as_deref(), addr)
+                    .map_err(bind_err)?;
+                let listener = tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?;
+                let local = listener.local_addr().map_err(bind_err)?;
+                handle.tasks.push(tokio::spawn(redfish::serve(
+                    bmc.clone(),
+                    listener,
+                    tls.clone(),
+                    rx.clone(),
+                )));
+                handle.redfish_addrs.insert(cfg.name.clone(), local);
+            }
             handle.lan_addrs.insert(cfg.name.clone(), local);
             handle.bmcs.insert(cfg.name.clone(), bmc);
         }
@@ -191,6 +240,18 @@ impl FleetHandle {
             .get(name)
             .copied()
             .ok_or_else(|| FleetError::NoSuchBmc(name.into()))
+    }
+
+    /// The address a BMC's Redfish service listens on (port 0 resolved),
+    /// if it serves Redfish.
+    pub fn redfish_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.redfish_addrs.get(name).copied()
+    }
+
+    /// The run's Redfish certificate as PEM (public; the key never leaves
+    /// this process's memory).
+    pub fn redfish_cert_pem(&self) -> Option<&str> {
+        self.redfish_cert_pem.as_deref()
     }
 
     /// The in-band link of a BMC, if it has one (connected, VM ops).
@@ -225,8 +286,15 @@ impl FleetHandle {
     /// Stop every task and wait for them.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        for t in self.tasks {
-            let _ = t.await;
+        for mut t in self.tasks {
+            // A Redfish client that keeps a connection half-open must not
+            // hold up teardown.
+            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+            }
         }
     }
 }

@@ -16,6 +16,8 @@ pub enum PowerOp {
     Reset,
     /// ACPI soft off (power button).
     Soft,
+    /// Diagnostic interrupt (Chassis Control 4; Redfish ResetType Nmi).
+    Nmi,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,7 @@ impl PowerBackend for MemoryPower {
         match op {
             PowerOp::On | PowerOp::Cycle | PowerOp::Reset => self.on.store(true, Ordering::SeqCst),
             PowerOp::Off | PowerOp::Soft => self.on.store(false, Ordering::SeqCst),
+            PowerOp::Nmi => {}
         }
         self.applied
             .lock()
@@ -151,6 +154,16 @@ impl PowerBackend for LibvirtPower {
             PowerOp::Cycle => self.with_domain("cycle", |d| {
                 d.destroy()?;
                 d.create()
+            }),
+            PowerOp::Nmi => self.with_domain("inject NMI", |d| {
+                // virt 0.5 has no wrapper for virDomainInjectNMI.
+                // SAFETY: the pointer is the live domain `d` owns; flags 0.
+                let rc = unsafe { virt::sys::virDomainInjectNMI(d.as_ptr(), 0) };
+                if rc < 0 {
+                    Err(virt::error::Error::last_error())
+                } else {
+                    Ok(())
+                }
             }),
         }
     }

@@ -178,6 +178,9 @@ pub struct BmcPlan {
     pub password: String,
     pub faults: Vec<Fault>,
     pub transcript: PathBuf,
+    /// Redfish on the BMC's address too (HTTPS, port 443).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redfish: bool,
 }
 
 /// Build the plan. Pure: the same inputs give the same plan.
@@ -263,6 +266,7 @@ pub fn plan(
                     inband_socket: vm_dir.join(format!("{name}.bmc.sock")),
                     ipmi: g.bmc.ipmi,
                     cipher_suites: g.bmc.cipher_suites.clone(),
+                    redfish: g.bmc.redfish,
                     username: g.bmc.credentials.username.clone(),
                     password,
                     faults: g.bmc.faults.clone(),

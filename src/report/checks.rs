@@ -70,6 +70,7 @@ fn channel_name(c: Channel) -> &'static str {
         Channel::Any => "any",
         Channel::Lan => "lan",
         Channel::Inband => "inband",
+        Channel::Redfish => "redfish",
     }
 }
 

@@ -184,6 +184,10 @@ pub struct BmcOptions {
     /// Faults active from the start; steps can inject and clear more.
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// Serve Redfish over HTTPS too, on the same state, on the BMC's
+    /// address, port 443 (docs/bmc.md "Redfish").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redfish: bool,
 }
 
 impl Default for BmcOptions {
@@ -193,6 +197,7 @@ impl Default for BmcOptions {
             cipher_suites: default_suites(),
             credentials: Credentials::default(),
             faults: Vec::new(),
+            redfish: false,
         }
     }
 }
@@ -315,6 +320,7 @@ pub enum Channel {
     Any,
     Lan,
     Inband,
+    Redfish,
 }
 
 /// One action of the drive stage, run in order.

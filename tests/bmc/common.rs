@@ -49,6 +49,7 @@ pub fn bmc(name: &str) -> BmcConfig {
         max_sessions: None,
         guid: None,
         kg: None,
+        redfish: None,
     }
 }
 

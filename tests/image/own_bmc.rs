@@ -63,6 +63,7 @@ async fn guest_autodetect_against_our_bmc_then_ipmipower_as_maas() {
             max_sessions: None,
             guid: None,
             kg: None,
+            redfish: None,
         }],
     })
     .await

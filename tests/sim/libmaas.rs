@@ -122,6 +122,7 @@ async fn python_libmaas_drives_the_sim() {
             max_sessions: None,
             guid: None,
             kg: None,
+            redfish: None,
         }],
     })
     .await

@@ -28,6 +28,7 @@ pub fn control(env: &mut Env<'_>, data: &[u8]) -> Reply {
         1 => PowerOp::On,
         2 => PowerOp::Cycle,
         3 => PowerOp::Reset,
+        4 => PowerOp::Nmi,
         5 => PowerOp::Soft,
         _ => return Reply::cc(cc::INVALID_DATA_FIELD),
     };
@@ -43,7 +44,12 @@ pub fn control(env: &mut Env<'_>, data: &[u8]) -> Reply {
     };
     // Cycling, resetting or soft-stopping a machine that is off is not
     // possible in that state (IPMI 2.0 §28.3).
-    if !on && matches!(op, PowerOp::Cycle | PowerOp::Reset | PowerOp::Soft) {
+    if !on
+        && matches!(
+            op,
+            PowerOp::Cycle | PowerOp::Reset | PowerOp::Soft | PowerOp::Nmi
+        )
+    {
         return Reply::cc(cc::NOT_SUPPORTED_IN_STATE);
     }
     match env.power.apply(op) {

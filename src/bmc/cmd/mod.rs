@@ -185,7 +185,7 @@ impl Ctx {
     /// The channel that 0x0E ("this channel") names.
     pub fn current_channel(&self) -> u8 {
         match self.medium {
-            Medium::Lan => super::state::LAN_CHANNEL,
+            Medium::Lan | Medium::Redfish => super::state::LAN_CHANNEL,
             Medium::Inband => super::state::SYSTEM_CHANNEL,
         }
     }
@@ -235,7 +235,7 @@ pub fn dispatch(env: &mut Env<'_>, nf: u8, cmd: u8, data: &[u8]) -> Reply {
     if command == Command::Unknown {
         return Reply::cc(cc::INVALID_COMMAND);
     }
-    if env.ctx.medium == Medium::Lan && env.ctx.privilege < command.min_privilege() {
+    if env.ctx.medium != Medium::Inband && env.ctx.privilege < command.min_privilege() {
         return Reply::cc(cc::INSUFFICIENT_PRIVILEGE);
     }
     if let Some(code) = env.faults.take_failure(nf, cmd, env.ctx.medium) {

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::bmc::config::{
-    BmcConfig, FleetConfig, InbandEndpoint, LanEndpoint, PowerConfig, PrivilegeName, SessionType,
-    UserConfig,
+    BmcConfig, FleetConfig, InbandEndpoint, LanEndpoint, PowerConfig, PrivilegeName,
+    RedfishEndpoint, SessionType, UserConfig,
 };
 use crate::bmc::fault::{Fault as BmcFault, Where};
 use crate::lab::net::Ipv4Subnet;
@@ -98,6 +98,9 @@ pub fn fleet_config(p: &Plan) -> FleetConfig {
                 max_sessions: None,
                 guid: Some(m.bmc.guid.replace('-', "")),
                 kg: None,
+                redfish: m.bmc.redfish.then(|| RedfishEndpoint {
+                    address: format!("{}:443", m.bmc.lan_ip),
+                }),
             })
             .collect(),
     }
@@ -119,6 +122,7 @@ pub fn bmc_fault(f: &Fault) -> BmcFault {
                 Channel::Any => Where::Any,
                 Channel::Lan => Where::Lan,
                 Channel::Inband => Where::Inband,
+                Channel::Redfish => Where::Redfish,
             };
             BmcFault::FailCommand {
                 netfn,
@@ -183,4 +187,38 @@ pub fn write_machine_transcript(m: &MachinePlan, fleet: &Path) {
         .map(|l| format!("{l}\n"))
         .collect();
     let _ = std::fs::write(&m.bmc.transcript, mine);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_redfish_puts_an_https_endpoint_on_the_bmc_address() {
+        let src = "description: r\ntargets: [none]\nmachines:\n  - name: rf\n    vm: false\n    bmc: {redfish: true}\n  - name: plain\n    vm: false\nsteps: []\n";
+        let loaded = crate::scenario::parse(Path::new("r.yaml"), src).unwrap();
+        let p = crate::plan::plan(
+            &loaded,
+            crate::scenario::TargetKind::None,
+            &crate::plan::RunId::generate(),
+            1,
+            Path::new("/tmp/maas-e2e-redfish-plan-test"),
+        );
+        let cfg = fleet_config(&p);
+        let rf = cfg.bmcs.iter().find(|b| b.name == "rf").unwrap();
+        let ip = p
+            .machines
+            .iter()
+            .find(|m| m.name == "rf")
+            .unwrap()
+            .bmc
+            .lan_ip;
+        assert_eq!(
+            rf.redfish.as_ref().map(|r| r.address.clone()),
+            Some(format!("{ip}:443"))
+        );
+        assert_eq!(rf.lan.netns.as_deref(), Some(p.host.netns.as_str()));
+        let plain = cfg.bmcs.iter().find(|b| b.name == "plain").unwrap();
+        assert!(plain.redfish.is_none());
+    }
 }

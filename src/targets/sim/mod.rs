@@ -11,6 +11,7 @@ pub mod http;
 pub mod metadata;
 pub mod postgres;
 pub mod power;
+pub mod power_redfish;
 pub mod rack;
 pub mod region;
 pub mod state;

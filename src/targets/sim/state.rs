@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::events::{self, EventKind};
 use super::power::{IpmiParams, IpmiPowerDriver, PowerAction, PowerError};
+use super::power_redfish::{RedfishParams, RedfishPowerDriver};
 use super::store::Store;
 use crate::maas::types::{NodeStatus, PowerState};
 
@@ -89,8 +90,27 @@ impl RegionState {
                 );
                 return;
             }
+            Ok(s) if s.power_type == "redfish" => {
+                let driver = RedfishPowerDriver::new(self.power.config.clone());
+                match RedfishParams::from_json(&s.power_parameters) {
+                    Err(e) => Err(e),
+                    Ok(p) => {
+                        let mut retries = Vec::new();
+                        let r = driver
+                            .perform(system_id, &p, action, |attempt, e, wait| {
+                                retries
+                                    .push(format!("attempt {attempt}: {e} (next try in {wait:?})"))
+                            })
+                            .await;
+                        for r in retries {
+                            self.event(system_id, &events::POWER_RETRY, &r).await;
+                        }
+                        r
+                    }
+                }
+            }
             Ok(s) if s.power_type != "ipmi" => Err(PowerError::Settings(format!(
-                "the sim drives only ipmi, not power type {:?}",
+                "the sim drives only ipmi and redfish, not power type {:?}",
                 s.power_type
             ))),
             Ok(s) => match IpmiParams::from_json(&s.power_parameters) {
@@ -167,14 +187,24 @@ impl RegionState {
         if s.power_type == "manual" {
             return Ok(PowerState::Unknown);
         }
-        if s.power_type != "ipmi" {
-            return Err(PowerError::Settings(format!(
-                "Power state could not be queried: power type {:?} is not ipmi",
-                s.power_type
-            )));
-        }
-        let p = IpmiParams::from_json(&s.power_parameters)?;
-        match self.power.query(&p).await {
+        let queried = match s.power_type.as_str() {
+            "ipmi" => {
+                let p = IpmiParams::from_json(&s.power_parameters)?;
+                self.power.query(&p).await
+            }
+            "redfish" => {
+                let p = RedfishParams::from_json(&s.power_parameters)?;
+                RedfishPowerDriver::new(self.power.config.clone())
+                    .query(&p)
+                    .await
+            }
+            other => {
+                return Err(PowerError::Settings(format!(
+                    "Power state could not be queried: power type {other:?} is not ipmi or redfish"
+                )));
+            }
+        };
+        match queried {
             Ok(state) => {
                 let _ = self.store.set_power_state(system_id, state).await;
                 Ok(state)

@@ -26,7 +26,7 @@ pub struct EnlistForm {
     pub mac_addresses: Vec<String>,
 }
 
-/// Power types MAAS 2.8 knows; the sim drives only ipmi (and manual does nothing).
+/// Power types MAAS 2.8 knows; the sim drives ipmi and redfish (and manual does nothing).
 pub const KNOWN_POWER_TYPES: &[&str] = &[
     "", "ipmi", "manual", "virsh", "redfish", "amt", "apc", "hmc", "lxd", "moonshot", "mscm",
     "msftocs", "openbmc", "sm15k", "ucsm", "vmware", "wedge", "webhook",
