@@ -248,6 +248,25 @@ async fn qualify(args: QualifyArgs) -> i32 {
     if let Some(code) = crate::cli::host_ready(common.target) {
         return code;
     }
+    // Each pin's chart really is that pin (its Chart.yaml says so).
+    for (pin, path) in &charts {
+        match ChartMeta::read(path) {
+            Ok(meta) if meta.pin.label() == pin => {}
+            Ok(meta) => {
+                eprintln!(
+                    "error: --pin-chart {pin}={}: its Chart.yaml is version {} (pin {}); allowed: a chart of pin {pin}",
+                    path.display(),
+                    meta.version,
+                    meta.pin.label()
+                );
+                return exit::BAD_INPUT;
+            }
+            Err(e) => {
+                eprintln!("error: --pin-chart {pin}: {e}");
+                return exit::BAD_INPUT;
+            }
+        }
+    }
     eprintln!(
         "qualify {}: partition {part}: {} of {} cells: {}",
         matrix.suite,
