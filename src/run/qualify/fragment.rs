@@ -405,3 +405,92 @@ pub fn join_junit(parts: &[(String, String)], summary: &Summary) -> Result<Strin
         detail: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIM: &str = include_str!("../../../ci/qualification/sim-matrix.yaml");
+
+    fn matrix() -> (Matrix, MatrixRef) {
+        let m = parse_matrix("sim-matrix.yaml", SIM).unwrap();
+        let r = MatrixRef {
+            file: "sim-matrix.yaml".into(),
+            suite: m.suite.clone(),
+            sha256: sha256_hex(SIM.as_bytes()),
+            text: SIM.into(),
+        };
+        (m, r)
+    }
+
+    fn results(m: &Matrix) -> Vec<CellResult> {
+        m.cells
+            .iter()
+            .map(|c| CellResult {
+                cell: c.id.clone(),
+                passed: c.expect == "pass",
+                failed_step: (c.expect != "pass").then(|| "wait_power".into()),
+                events: vec!["Failed to query node's BMC - power settings".into()],
+                run_dir: None,
+            })
+            .collect()
+    }
+
+    fn part(index: u32, count: u32) -> Partition {
+        Partition { index, count }
+    }
+
+    #[test]
+    fn any_n_merges_to_the_single_runner_summary() {
+        let (m, r) = matrix();
+        let res = results(&m);
+        let single = summarize(&m, &res);
+        for n in 1..=6 {
+            let frags: Vec<(PathBuf, Fragment)> = (1..=n)
+                .map(|i| {
+                    let f = fragment(r.clone(), &m, "c1", "sim", part(i, n), &res);
+                    (PathBuf::from(format!("f{i}")), f)
+                })
+                .collect();
+            let merged = merge(&frags).unwrap();
+            assert_eq!(merged.summary, single, "n {n}");
+            assert!(merged.summary.qualified);
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_fragment_and_the_cell() {
+        let (m, r) = matrix();
+        let res = results(&m);
+        let f = |i, n, commit: &str| {
+            (
+                PathBuf::from(format!("dir{i}/{FRAGMENT_PREFIX}{i}-of-{n}.json")),
+                fragment(r.clone(), &m, commit, "sim", part(i, n), &res),
+            )
+        };
+        let missing = merge(&[f(1, 2, "c1")]).unwrap_err();
+        let doubled = merge(&[f(1, 2, "c1"), f(2, 2, "c1"), f(2, 2, "c1")]).unwrap_err();
+        let commit = merge(&[f(1, 2, "c1"), f(2, 2, "c2")]).unwrap_err();
+        let mut other = f(2, 2, "c1");
+        other.1.matrix.text.push_str("# edited\n");
+        other.1.matrix.sha256 = sha256_hex(other.1.matrix.text.as_bytes());
+        let other_sha = other.1.matrix.sha256.clone();
+        let matrix_err = merge(&[f(1, 2, "c1"), other]).unwrap_err();
+        let mut tampered = f(1, 1, "c1");
+        tampered.1.matrix.text.push(' ');
+        let tampered = merge(&[tampered]).unwrap_err();
+        let mut wrong = f(1, 2, "c1");
+        wrong.1.partition = part(2, 2);
+        let wrong = merge(&[wrong]).unwrap_err();
+        let all = [missing, doubled, commit, matrix_err, tampered, wrong]
+            .iter()
+            .map(|e| {
+                e.to_string()
+                    .replace(&r.sha256, "SHA")
+                    .replace(&other_sha, "OTHER_SHA")
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        insta::assert_snapshot!("merge_refusals", all);
+    }
+}
