@@ -111,15 +111,14 @@ pub enum MergeError {
     Unreadable { file: String, detail: String },
     #[error("{file}: field `format` = {found}: allowed: {FORMAT}")]
     Format { file: String, found: u32 },
+    /// `theirs` and `ours`: the matrix file and its SHA-256, in words.
     #[error(
-        "{file}: matrix {theirs_file} (sha256 {theirs}) is not the matrix of {first} ({ours_file}, sha256 {ours}): fragments of different matrices"
+        "{file}: matrix {theirs} is not the matrix of {first} ({ours}): fragments of different matrices"
     )]
     OtherMatrix {
         file: String,
-        theirs_file: String,
         theirs: String,
         first: String,
-        ours_file: String,
         ours: String,
     },
     #[error("{file}: field `matrix.text` does not hash to `matrix.sha256` {sha256}")]
@@ -267,11 +266,9 @@ pub fn merge(fragments: &[(PathBuf, Fragment)]) -> Result<Merged, MergeError> {
         if f.matrix.sha256 != first.matrix.sha256 {
             return Err(MergeError::OtherMatrix {
                 file: name(path),
-                theirs_file: f.matrix.file.clone(),
-                theirs: f.matrix.sha256.clone(),
+                theirs: format!("{} (sha256 {})", f.matrix.file, f.matrix.sha256),
                 first: name(first_path),
-                ours_file: first.matrix.file.clone(),
-                ours: first.matrix.sha256.clone(),
+                ours: format!("{}, sha256 {}", first.matrix.file, first.matrix.sha256),
             });
         }
         if sha256_hex(f.matrix.text.as_bytes()) != f.matrix.sha256 {
