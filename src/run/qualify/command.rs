@@ -233,6 +233,7 @@ async fn qualify(args: QualifyArgs) -> i32 {
     }
     let mine = cells_of(&matrix, part);
     let mut pins: Vec<&str> = mine.iter().filter_map(|c| c.pin.as_deref()).collect();
+    pins.sort_unstable();
     pins.dedup();
     let charts = if pins.is_empty() {
         BTreeMap::new()
