@@ -2,16 +2,22 @@
 # Nightly pipeline for the chart target: set up the host (Docker, libvirt,
 # kind, helm, kubectl), fetch the chart, run the scenario suite against MAAS
 # deployed by the chart on kind, and publish junit.xml plus every run
-# directory. Optionally run the release-qualification matrix too.
+# directory. Optionally run the release-qualification matrix too (both chart
+# pins: 2.8 at MAAS_E2E_CHART_REF, 3.6 at MAAS_E2E_CHART_REF_36), or one
+# partition of it on this runner (`--partition I/N`, which implies
+# --qualification-only); `maas-e2e qualify merge` joins the partitions.
 #
 # Any CI can call it; ci/workflows/nightly.yml is one example.
 #
-#   ci/nightly.sh [--out DIR] [--chart PATH] [--qualification] [--keep-cluster]
+#   ci/nightly.sh [--out DIR] [--chart PATH] [--chart-36 PATH] [--qualification]
+#                 [--qualification-only] [--partition I/N] [--keep-cluster]
 #
 # Environment (all optional):
 #   MAAS_E2E_CHART_REPO   chart repository to clone when --chart is not given
 #                         (default https://github.com/airshipit/maas)
 #   MAAS_E2E_CHART_REF    commit to check out (default 2d5b698: MAAS 2.8.7)
+#   MAAS_E2E_CHART_REF_36 commit of the 3.6 pin (default 53233a5: MAAS 3.6.4),
+#                         checked out for the qualification matrix only
 #   MAAS_E2E_IMAGE_REPO / MAAS_E2E_IMAGE_TAG   MAAS image overrides
 #   MAAS_E2E_POSTGRES     postgres image:tag (default postgres:14 when a
 #                         registry is reachable; else the local Debian build)
@@ -25,15 +31,21 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 out="$root/nightly-out"
 chart=""
+chart36=""
 qualification=0
+suite=1
+partition=()
 keep=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
     --chart) chart=$2; shift 2 ;;
+    --chart-36) chart36=$2; shift 2 ;;
     --qualification) qualification=1; shift ;;
+    --qualification-only) qualification=1; suite=0; shift ;;
+    --partition) partition=(--partition "$2"); qualification=1; suite=0; shift 2 ;;
     --keep-cluster) keep=(--keep-cluster); shift ;;
-    *) echo "nightly: unknown argument $1 (allowed: --out DIR, --chart PATH, --qualification, --keep-cluster)" >&2; exit 2 ;;
+    *) echo "nightly: unknown argument $1 (allowed: --out DIR, --chart PATH, --chart-36 PATH, --qualification, --qualification-only, --partition I/N, --keep-cluster)" >&2; exit 2 ;;
   esac
 done
 
@@ -42,6 +54,7 @@ HELM_VERSION=${HELM_VERSION:-v3.17.3}
 KUBECTL_VERSION=${KUBECTL_VERSION:-v1.33.1}
 chart_repo=${MAAS_E2E_CHART_REPO:-https://github.com/airshipit/maas}
 chart_ref=${MAAS_E2E_CHART_REF:-2d5b698}
+chart_ref_36=${MAAS_E2E_CHART_REF_36:-53233a5}
 
 log() { printf 'nightly: %s\n' "$*"; }
 mkdir -p "$out/runs"
@@ -70,18 +83,22 @@ fi
 kind version && helm version --short && kubectl version --client=true
 
 # 3. The chart: a checkout at the pinned commit, helm-toolkit in charts/deps.
-if [ -z "$chart" ]; then
-  src="$out/chart-src"
+checkout_chart() { # ref dir: prints the chart directory
+  local ref=$1 src=$2
   if [ ! -d "$src/.git" ]; then
     git clone --quiet "$chart_repo" "$src"
   fi
-  git -C "$src" checkout --quiet "$chart_ref"
+  git -C "$src" checkout --quiet "$ref"
   if [ ! -d "$src/charts/deps/helm-toolkit" ]; then
-    (cd "$src" && bash tools/helm_tk.sh)
+    (cd "$src" && bash tools/helm_tk.sh) >&2
   fi
-  chart="$src/charts/maas"
-fi
+  echo "$src/charts/maas"
+}
+[ -n "$chart" ] || chart=$(checkout_chart "$chart_ref" "$out/chart-src")
 log "chart: $chart ($(git -C "$chart" rev-parse --short HEAD 2>/dev/null || echo 'not a git checkout'))"
+if [ "$qualification" = 1 ] && [ -z "$chart36" ]; then
+  chart36=$(checkout_chart "$chart_ref_36" "$out/chart-src-3.6")
+fi
 
 # 4. Postgres: the chart's GRANT model wants <= 14; where no registry
 #    answers, build the Debian 15 image (the harness then pre-creates maasdb).
@@ -105,15 +122,22 @@ args=(run --target chart --chart "$chart" --postgres-image "$postgres"
 [ -n "${MAAS_E2E_IMAGE_TAG:-}" ] && args+=(--image-tag "$MAAS_E2E_IMAGE_TAG")
 
 status=0
-log "scenario suite: $bin ${args[*]} $root/scenarios"
-"$bin" "${args[@]}" "$root/scenarios" || status=$?
+if [ "$suite" = 1 ]; then
+  log "scenario suite: $bin ${args[*]} $root/scenarios"
+  "$bin" "${args[@]}" "$root/scenarios" || status=$?
+fi
 
 if [ "$qualification" = 1 ]; then
-  log "release qualification: ci/qualification/matrix.yaml"
+  log "release qualification: ci/qualification/matrix.yaml ${partition[*]}"
   qstatus=0
-  "$bin" qualify --matrix "$here/qualification/matrix.yaml" --target chart --chart "$chart" \
+  # The matrix names its base scenario relative to the checkout. Besides
+  # the summary, the runner leaves qualify-fragment-I-of-N.json and
+  # qualify-junit-I-of-N.xml in $out/qualification for `qualify merge`.
+  (cd "$root" && "$bin" qualify --matrix ci/qualification/matrix.yaml --target chart \
+    --pin-chart "2.8=$chart" --pin-chart "3.6=$chart36" "${partition[@]}" \
+    --commit "$(git -C "$root" rev-parse HEAD)" \
     --postgres-image "$postgres" --out "$out/qualification" --junit "$out/qualification-junit.xml" \
-    --summary "$out/qualification-summary.md" || qstatus=$?
+    --summary "$out/qualification-summary.md") || qstatus=$?
   [ "$status" = 0 ] && status=$qstatus
 fi
 

@@ -55,21 +55,10 @@ pub enum Command {
     /// The ephemeral environment (kernel + initramfs) the sim target boots.
     #[command(subcommand)]
     Image(ImageCommand),
-    /// Release qualification: run every cell of a matrix, judge each against
-    /// what it states, write a summary table.
-    Qualify {
-        /// The matrix (ci/qualification/matrix.yaml).
-        #[arg(long)]
-        matrix: PathBuf,
-        #[command(flatten)]
-        common: CommonRunArgs,
-        /// Write one JUnit file for every cell here.
-        #[arg(long)]
-        junit: Option<PathBuf>,
-        /// Write the summary matrix (Markdown) here.
-        #[arg(long)]
-        summary: Option<PathBuf>,
-    },
+    /// Release qualification: run every cell of a matrix (or one partition
+    /// of it), judge each against what it states, write a summary table and
+    /// a fragment; `qualify merge` joins the fragments of many runners.
+    Qualify(crate::run::qualify::command::QualifyArgs),
     /// The chart target's own commands (`chart check`).
     #[command(subcommand)]
     Chart(ChartCommand),
@@ -220,12 +209,7 @@ async fn dispatch(command: Command) -> i32 {
                 .unwrap_or(exit::FAILED)
         }
         Command::Repro { run_dir, keep, out } => repro(run_dir, keep, out).await,
-        Command::Qualify {
-            matrix,
-            common,
-            junit,
-            summary,
-        } => qualify(matrix, common, junit, summary).await,
+        Command::Qualify(args) => crate::run::qualify::command::run(args).await,
         Command::Bmc(cmd) => match crate::bmc::cli::run(cmd).await {
             Ok(()) => exit::PASSED,
             Err(e) => {
@@ -258,7 +242,7 @@ async fn dispatch(command: Command) -> i32 {
     }
 }
 
-fn target_options(c: &CommonRunArgs) -> TargetOptions {
+pub(crate) fn target_options(c: &CommonRunArgs) -> TargetOptions {
     TargetOptions {
         maas_url: c.maas_url.clone(),
         api_key: c.api_key.clone(),
@@ -309,7 +293,7 @@ fn validate(files: &[PathBuf]) -> i32 {
 
 /// Ctrl-C / SIGTERM cancel the token (teardown runs); a second one forces:
 /// what is registered is killed without grace and the process exits.
-fn install_signals(cancel: CancellationToken) {
+pub(crate) fn install_signals(cancel: CancellationToken) {
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut int), Ok(mut term)) = (
@@ -433,7 +417,7 @@ async fn run(args: RunArgs) -> i32 {
 }
 
 /// The summary table, the combined JUnit file, and the exit code of a batch.
-fn finish(summaries: &[pipeline::RunSummary], junit: Option<&std::path::Path>) -> i32 {
+pub(crate) fn finish(summaries: &[pipeline::RunSummary], junit: Option<&std::path::Path>) -> i32 {
     let rows: Vec<Row> = summaries
         .iter()
         .map(|s| Row {
@@ -481,89 +465,8 @@ fn finish(summaries: &[pipeline::RunSummary], junit: Option<&std::path::Path>) -
     }
 }
 
-async fn qualify(
-    matrix_path: PathBuf,
-    common: CommonRunArgs,
-    junit: Option<PathBuf>,
-    summary_path: Option<PathBuf>,
-) -> i32 {
-    use crate::run::qualify;
-    let matrix = match qualify::load_matrix(&matrix_path) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
-    let base = match scenario::load(std::path::Path::new(&matrix.base_scenario)) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("{}: base_scenario: {e}", matrix_path.display());
-            return exit::BAD_INPUT;
-        }
-    };
-    // Every cell's scenario first: a bad override starts nothing.
-    let mut cells = Vec::new();
-    for cell in &matrix.cells {
-        match qualify::cell_scenario(&base, &matrix, cell) {
-            Ok(s) => cells.push((cell, s)),
-            Err(e) => {
-                eprintln!("{}: {e}", matrix_path.display());
-                return exit::BAD_INPUT;
-            }
-        }
-    }
-    if let Some(code) = host_ready(common.target) {
-        return code;
-    }
-    let opts = RunOptions {
-        target: common.target,
-        out_dir: common.out.clone(),
-        seed: common.seed,
-        run_id: None,
-        keep: false,
-        update_snapshots: false,
-        hold: false,
-        snapshots: false,
-        target_options: target_options(&common),
-    };
-    let cancel = CancellationToken::new();
-    install_signals(cancel.clone());
-    let mut summaries = Vec::new();
-    let mut results = Vec::new();
-    for (cell, s) in &cells {
-        if cancel.is_cancelled() {
-            break;
-        }
-        match pipeline::execute(s, &opts, &cancel, vec![Box::new(Progress::new())]).await {
-            Ok(sum) => {
-                results.push(qualify::cell_result(cell, &sum));
-                summaries.push(sum);
-            }
-            Err(e) => {
-                eprintln!("error: cell {}: {e}", cell.id);
-                return exit::BAD_INPUT;
-            }
-        }
-    }
-    let _ = finish(&summaries, junit.as_deref());
-    let judged = crate::targets::chart::qualification::summarize(&matrix, &results);
-    let table = crate::targets::chart::qualification::render_markdown(&judged);
-    println!("{table}");
-    if let Some(p) = summary_path
-        && let Err(e) = state::write_atomic(&p, table.as_bytes())
-    {
-        eprintln!("error: {e}");
-    }
-    if judged.qualified {
-        exit::PASSED
-    } else {
-        exit::FAILED
-    }
-}
-
 /// Refuse to start when the host lacks what the target needs.
-fn host_ready(target: TargetKind) -> Option<i32> {
+pub(crate) fn host_ready(target: TargetKind) -> Option<i32> {
     let (text, ready) = crate::doctor::report(&crate::doctor::checks(), Some(target));
     if ready {
         None

@@ -1,15 +1,17 @@
-//! The qualification matrix as checked in, and the summary across runs.
+//! The qualification matrices as checked in (the chart's, with both pins,
+//! and the sim's), the summary across runs, and `--list`'s JSON.
 
+use maas_e2e::run::qualify::list;
 use maas_e2e::targets::chart::qualification::{
     CellResult, MatrixError, Verdict, parse_matrix, render_markdown, summarize,
 };
 
 fn matrix_text() -> String {
-    std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/ci/qualification/matrix.yaml"
-    ))
-    .unwrap()
+    read("ci/qualification/matrix.yaml")
+}
+
+fn read(p: &str) -> String {
+    std::fs::read_to_string(format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
 fn result(cell: &str, passed: bool, step: Option<&str>, events: &[&str]) -> CellResult {
@@ -23,53 +25,102 @@ fn result(cell: &str, passed: bool, step: Option<&str>, events: &[&str]) -> Cell
 }
 
 #[test]
-fn the_checked_in_matrix_is_complete_and_only17_must_fail_power() {
+fn the_checked_in_matrix_is_complete_on_both_pins_and_only17_must_fail_power() {
     let m = parse_matrix("ci/qualification/matrix.yaml", &matrix_text()).unwrap();
-    assert_eq!(m.cells.len(), 8);
+    assert_eq!(m.cells.len(), 16);
+    assert_eq!(m.pins, ["2.8", "3.6"]);
     for c in &m.cells {
-        let want = if c.ciphers == "only17" {
-            "power-cipher-unsupported"
-        } else {
-            "pass"
+        let want = match (c.ciphers.as_str(), c.pin.as_deref()) {
+            ("only17", Some("2.8")) => "power-cipher-unsupported",
+            ("only17", Some("3.6")) => "power-cipher-default-3",
+            _ => "pass",
         };
         assert_eq!(c.expect, want, "cell {}", c.id);
+        assert!(c.id.starts_with(c.pin.as_deref().unwrap()), "cell {}", c.id);
     }
-    assert_eq!(
-        m.failures["power-cipher-unsupported"].event,
-        "Failed to power on node"
-    );
+    // The first LAN session after enlistment is the power query.
+    for f in m.failures.values() {
+        assert_eq!(f.step, "wait_power");
+        assert_eq!(f.event.as_deref(), Some("Failed to query node's BMC"));
+    }
+}
+
+#[test]
+fn the_sim_matrix_is_small_and_states_outcomes_as_the_chart_matrix_does_for_2_8() {
+    let sim = parse_matrix("sim-matrix.yaml", &read("ci/qualification/sim-matrix.yaml")).unwrap();
+    let chart = parse_matrix("matrix.yaml", &matrix_text()).unwrap();
+    assert_eq!(sim.target, "sim");
+    assert!(sim.cells.len() <= 4, "CI runs every cell with a VM");
+    assert!(sim.pins.is_empty());
+    for c in &sim.cells {
+        // The same cell of the chart matrix on pin 2.8 states the same.
+        let twin = chart
+            .cells
+            .iter()
+            .find(|x| x.id == format!("2.8-{}", c.id))
+            .unwrap_or_else(|| panic!("no 2.8 twin of {}", c.id));
+        assert_eq!(c.expect, twin.expect, "cell {}", c.id);
+        if c.expect != "pass" {
+            assert_eq!(sim.failures[&c.expect], chart.failures[&c.expect]);
+        }
+        assert_eq!(
+            sim.overrides["ciphers"][&c.ciphers],
+            chart.overrides["ciphers"][&c.ciphers]
+        );
+    }
+}
+
+#[test]
+fn list_json_snapshots() {
+    let sim = parse_matrix("sim-matrix.yaml", &read("ci/qualification/sim-matrix.yaml")).unwrap();
+    insta::assert_json_snapshot!("list_sim_cells_2", list::cells_json(&sim, 2));
+    let chart = parse_matrix("matrix.yaml", &matrix_text()).unwrap();
+    insta::assert_json_snapshot!("list_chart_partitions_3", list::partitions_json(&chart, 3));
 }
 
 #[test]
 fn summary_snapshot_over_a_mixed_set_of_runs() {
     let m = parse_matrix("matrix.yaml", &matrix_text()).unwrap();
-    let power_fail = ["Powering on", "Failed to power on node"];
+    let power_fail = ["Powering on", "Failed to query node's BMC"];
     let results = vec![
-        result("bios-suite3-lan15+20", true, None, &[]),
-        result("bios-suite3-lan20", true, None, &[]),
+        result("2.8-bios-suite3-lan15+20", true, None, &[]),
+        result("2.8-bios-suite3-lan20", true, None, &[]),
         result(
-            "bios-only17-lan15+20",
+            "2.8-bios-only17-lan15+20",
             false,
-            Some("commission"),
+            Some("wait_power"),
             &power_fail,
         ),
         // Failed, but not the way the cell says: no power event.
         result(
-            "bios-only17-lan20",
+            "2.8-bios-only17-lan20",
             false,
-            Some("commission"),
+            Some("wait_power"),
             &["Node changed status"],
         ),
         result(
-            "uefi-suite3-lan15+20",
+            "2.8-uefi-suite3-lan15+20",
             false,
             Some("enlist"),
             &["PXE Request"],
         ),
         // A pass where the named failure was expected.
-        result("uefi-only17-lan15+20", true, None, &[]),
-        result("uefi-only17-lan20", false, Some("commission"), &power_fail),
-        // uefi-suite3-lan20 has no result.
+        result("2.8-uefi-only17-lan15+20", true, None, &[]),
+        result(
+            "2.8-uefi-only17-lan20",
+            false,
+            Some("wait_power"),
+            &power_fail,
+        ),
+        // Failed later than the named failure's step.
+        result(
+            "3.6-bios-only17-lan20",
+            false,
+            Some("commission"),
+            &["Failed to power on node"],
+        ),
+        result("3.6-bios-suite3-lan20", true, None, &[]),
+        // 2.8-uefi-suite3-lan20 and the other 3.6 cells have no result.
     ];
     let s = summarize(&m, &results);
     assert!(!s.qualified);
@@ -78,7 +129,7 @@ fn summary_snapshot_over_a_mixed_set_of_runs() {
             .iter()
             .filter(|r| r.verdict == Verdict::AsExpected)
             .count(),
-        4
+        5
     );
     insta::assert_snapshot!("qualification_summary_mixed", render_markdown(&s));
 }
@@ -96,17 +147,20 @@ fn all_cells_as_expected_qualifies_and_the_last_result_wins() {
                 result(
                     &c.id,
                     false,
-                    Some("commission"),
-                    &["Failed to power on node"],
+                    Some("wait_power"),
+                    &["Failed to query node's BMC"],
                 )
             }
         })
         .collect();
     // An earlier flaky attempt of a cell does not count once it re-ran.
-    results.insert(0, result("bios-suite3-lan20", false, Some("enlist"), &[]));
+    results.insert(
+        0,
+        result("2.8-bios-suite3-lan20", false, Some("enlist"), &[]),
+    );
     let s = summarize(&m, &results);
     assert!(s.qualified, "{}", render_markdown(&s));
-    assert!(render_markdown(&s).contains("QUALIFIED: 8 of 8 cells as expected"));
+    assert!(render_markdown(&s).contains("QUALIFIED: 16 of 16 cells as expected"));
 }
 
 #[test]
@@ -118,15 +172,25 @@ fn bad_matrices_name_the_cell_and_field() {
     )
     .unwrap_err();
     assert!(
-        matches!(&err, MatrixError::Cell { field: "expect", cell, .. } if cell == "bios-only17-lan15+20"),
+        matches!(&err, MatrixError::Cell { field: "expect", cell, .. } if cell == "2.8-bios-only17-lan15+20"),
         "{err}"
     );
     let err =
         parse_matrix("m.yaml", &text.replacen("lan: lan20\n", "lan: lan16\n", 1)).unwrap_err();
     assert!(err.to_string().contains("field `lan` = \"lan16\""), "{err}");
     // Dropping a cell leaves a combination uncovered.
-    let cut = text.find("  - id: uefi-only17-lan20").unwrap();
+    let cut = text.find("  - id: 3.6-uefi-only17-lan20").unwrap();
     let end = text[cut..].find("\n\n").unwrap() + cut;
     let err = parse_matrix("m.yaml", &format!("{}{}", &text[..cut], &text[end..])).unwrap_err();
     assert!(matches!(err, MatrixError::Coverage { .. }), "{err}");
+    // A cell without a pin, and a pin the matrix does not list.
+    let err = parse_matrix("m.yaml", &text.replacen("    pin: \"2.8\"\n", "", 1)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("field `pin` = \"\": one of [\"2.8\", \"3.6\"]"),
+        "{err}"
+    );
+    let err =
+        parse_matrix("m.yaml", &text.replacen("pin: \"3.6\"", "pin: \"3.7\"", 1)).unwrap_err();
+    assert!(err.to_string().contains("field `pin` = \"3.7\""), "{err}");
 }

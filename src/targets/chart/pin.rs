@@ -34,6 +34,16 @@ pub enum ChartPin {
     Maas36,
 }
 
+impl ChartPin {
+    /// The pin's name in a qualification matrix (`pins`, a cell's `pin`).
+    pub fn label(self) -> &'static str {
+        match self {
+            ChartPin::Maas28 => "2.8",
+            ChartPin::Maas36 => "3.6",
+        }
+    }
+}
+
 /// What the plan knows of the chart before rendering it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChartMeta {

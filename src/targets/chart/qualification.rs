@@ -1,4 +1,5 @@
-//! The release-qualification matrix (ci/qualification/matrix.yaml): its
+//! The release-qualification matrix (ci/qualification/matrix.yaml for the
+//! chart, sim-matrix.yaml for the sim): its
 //! schema and checks, and the summary across runs (a pure function).
 //!
 //! A cell's verdict is "as expected" when the run did what the cell says:
@@ -19,6 +20,10 @@ pub struct Matrix {
     pub suite: String,
     pub target: String,
     pub base_scenario: String,
+    /// Chart pins the cells run on (`2.8`, `3.6`; see pin.rs), an axis of
+    /// its own: empty for a target without pins (the sim is MAAS 2.8.7).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pins: Vec<String>,
     /// Named failures cells may expect.
     pub failures: BTreeMap<String, NamedFailure>,
     pub cells: Vec<Cell>,
@@ -32,8 +37,9 @@ pub struct Matrix {
 pub struct NamedFailure {
     /// The scenario step that must fail.
     pub step: String,
-    /// Text a MAAS event must contain.
-    pub event: String,
+    /// Text a MAAS event must contain (none on target `none`: no MAAS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
     pub why: String,
 }
 
@@ -45,12 +51,15 @@ pub struct Cell {
     pub firmware: String,
     pub ciphers: String,
     pub lan: String,
+    /// One of the matrix's `pins` (required when it lists any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
     /// `pass` or a key of `failures`.
     pub expect: String,
 }
 
 impl Cell {
-    fn axes(&self) -> [(&'static str, &str); 3] {
+    pub fn axes(&self) -> [(&'static str, &str); 3] {
         [
             ("firmware", &self.firmware),
             ("ciphers", &self.ciphers),
@@ -126,26 +135,56 @@ pub fn parse_matrix(file: &str, text: &str) -> Result<Matrix, MatrixError> {
                 allowed: format!("pass or one of {:?}", m.failures.keys().collect::<Vec<_>>()),
             });
         }
-        let combo = (c.firmware.clone(), c.ciphers.clone(), c.lan.clone());
+        match (&c.pin, m.pins.is_empty()) {
+            (None, true) => {}
+            (Some(p), false) if m.pins.contains(p) => {}
+            (pin, _) => {
+                return Err(MatrixError::Cell {
+                    file: file.into(),
+                    cell: c.id.clone(),
+                    field: "pin",
+                    value: pin.clone().unwrap_or_default(),
+                    allowed: if m.pins.is_empty() {
+                        "no pin: the matrix lists no `pins`".into()
+                    } else {
+                        format!("one of {:?} (pins)", m.pins)
+                    },
+                });
+            }
+        }
+        let combo = (
+            c.firmware.clone(),
+            c.ciphers.clone(),
+            c.lan.clone(),
+            c.pin.clone(),
+        );
         if seen_combos.contains(&combo) {
             return Err(MatrixError::Coverage {
                 file: file.into(),
-                axes: "firmware x ciphers x lan".into(),
+                axes: axes_name(&m),
                 detail: format!("{combo:?} appears twice (cell {})", c.id),
             });
         }
         seen_combos.push(combo);
     }
     let count = |axis: &str| m.overrides.get(axis).map_or(0, |v| v.len());
-    let want = count("firmware") * count("ciphers") * count("lan");
+    let want = count("firmware") * count("ciphers") * count("lan") * m.pins.len().max(1);
     if seen_combos.len() != want {
         return Err(MatrixError::Coverage {
             file: file.into(),
-            axes: "firmware x ciphers x lan".into(),
+            axes: axes_name(&m),
             detail: format!("{} cells for {want} combinations", seen_combos.len()),
         });
     }
     Ok(m)
+}
+
+fn axes_name(m: &Matrix) -> String {
+    if m.pins.is_empty() {
+        "firmware x ciphers x lan".into()
+    } else {
+        "firmware x ciphers x lan x pin".into()
+    }
 }
 
 /// What one run of a cell did, as the report stage records it.
@@ -174,6 +213,7 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SummaryRow {
     pub cell: String,
+    pub pin: Option<String>,
     pub firmware: String,
     pub ciphers: String,
     pub lan: String,
@@ -211,8 +251,10 @@ fn judge(m: &Matrix, cell: &Cell, result: Option<&CellResult>) -> (String, Verdi
             let f = &m.failures[name];
             if r.failed_step.as_deref() != Some(f.step.as_str()) {
                 Verdict::Unexpected(format!("expected {name} at {}", f.step))
-            } else if !r.events.iter().any(|e| e.contains(&f.event)) {
-                Verdict::Unexpected(format!("expected event {:?}", f.event))
+            } else if let Some(event) = &f.event
+                && !r.events.iter().any(|e| e.contains(event))
+            {
+                Verdict::Unexpected(format!("expected event {event:?}"))
             } else {
                 Verdict::AsExpected
             }
@@ -231,6 +273,7 @@ pub fn summarize(m: &Matrix, results: &[CellResult]) -> Summary {
             let (actual, verdict) = judge(m, c, result);
             SummaryRow {
                 cell: c.id.clone(),
+                pin: c.pin.clone(),
                 firmware: c.firmware.clone(),
                 ciphers: c.ciphers.clone(),
                 lan: c.lan.clone(),
@@ -251,17 +294,27 @@ pub fn summarize(m: &Matrix, results: &[CellResult]) -> Summary {
 /// The summary as a Markdown table plus a one-line verdict.
 pub fn render_markdown(s: &Summary) -> String {
     let mut out = format!("# {}\n\n", s.suite);
-    out.push_str("| cell | firmware | ciphers | lan | expected | actual | verdict |\n");
-    out.push_str("| --- | --- | --- | --- | --- | --- | --- |\n");
+    // The pin column only where the matrix has pins (the sim has none).
+    let pins = s.rows.iter().any(|r| r.pin.is_some());
+    out.push_str("| cell |");
+    out.push_str(if pins { " pin |" } else { "" });
+    out.push_str(" firmware | ciphers | lan | expected | actual | verdict |\n");
+    out.push_str(if pins { "| --- | --- |" } else { "| --- |" });
+    out.push_str(" --- | --- | --- | --- | --- | --- |\n");
     for r in &s.rows {
         let verdict = match &r.verdict {
             Verdict::AsExpected => "as expected".to_string(),
             Verdict::Unexpected(why) => format!("**UNEXPECTED**: {why}"),
             Verdict::NotRun => "**NOT RUN**".to_string(),
         };
+        let pin = match (&r.pin, pins) {
+            (Some(p), _) => format!(" {p} |"),
+            (None, true) => " |".into(),
+            (None, false) => String::new(),
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} |{pin} {} | {} | {} | {} | {} | {} |",
             r.cell, r.firmware, r.ciphers, r.lan, r.expected, r.actual, verdict
         );
     }

@@ -1,6 +1,13 @@
 //! Release qualification: every cell of a matrix runs the base scenario
 //! with the cell's overrides; the summary judges each run against what its
 //! cell states (pass, or a named failure at a step with an event).
+//! Many runners split a matrix with `--partition` ([`partition`]) and join
+//! their fragments with `qualify merge` ([`fragment`]).
+
+pub mod command;
+pub mod fragment;
+pub mod list;
+pub mod partition;
 
 use std::path::Path;
 
@@ -79,7 +86,11 @@ pub fn cell_scenario(
     let name = format!(
         "{}-{}",
         base.scenario.name,
-        cell.id.replace('+', "").to_ascii_lowercase()
+        cell.id
+            .to_ascii_lowercase()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect::<String>()
     );
     doc["name"] = name.into();
     // Back to YAML and through the validator, so a bad override reads like
@@ -124,7 +135,12 @@ pub fn cell_result(cell: &Cell, run: &RunSummary) -> CellResult {
         cell: cell.id.clone(),
         passed: run.passed,
         failed_step,
-        events: run.machine_events.clone(),
+        // Fragments travel between CI jobs: no run value in them.
+        events: run
+            .machine_events
+            .iter()
+            .map(|e| run.redactor.redact(e))
+            .collect(),
         run_dir: Some(run.run_dir.display().to_string()),
     }
 }
