@@ -20,3 +20,5 @@ mod negative;
 mod retransmit;
 #[path = "bmc/robustness.rs"]
 mod robustness;
+#[path = "bmc/sessions.rs"]
+mod sessions;
