@@ -245,3 +245,54 @@ fn down_kills_only_the_process_that_registered_the_run() {
         "the registering process was asked to stop"
     );
 }
+
+/// The second Ctrl-C forces: while the first one's teardown runs, a second
+/// SIGINT makes the run remove what its state files list and exit 130 at
+/// once; nothing of the run is left.
+#[test]
+fn a_second_ctrl_c_forces_and_still_leaves_nothing() {
+    use std::io::{BufRead, BufReader};
+    if !prerequisites() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args(["run", "--target", "none", "--out"])
+        .arg(out.path())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/hold-bmc.yaml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut wait_for = |needle: &str, seen: &mut Vec<String>| {
+        for l in lines.by_ref() {
+            let l = l.unwrap();
+            seen.push(l.clone());
+            if l.contains(needle) {
+                return;
+            }
+        }
+        panic!("stderr ended before {needle:?}: {seen:#?}");
+    };
+    // The drive stage's sleep: the lab is up.
+    wait_for("sleep", &mut seen);
+    let id = run_dirs(out.path())[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        !super::teardown::leftovers(&id).is_empty(),
+        "the lab exists before the interrupt"
+    );
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    wait_for("interrupted: tearing down", &mut seen);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    wait_for("forced:", &mut seen);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen:#?}");
+    assert_eq!(super::teardown::leftovers(&id), Vec::<String>::new());
+}
