@@ -296,3 +296,99 @@ fn a_second_ctrl_c_forces_and_still_leaves_nothing() {
     assert_eq!(status.code(), Some(130), "{seen:#?}");
     assert_eq!(super::teardown::leftovers(&id), Vec::<String>::new());
 }
+
+/// Removes the immutable flag and the run this test left, whatever happens.
+struct Unpin {
+    file: PathBuf,
+    run_id: String,
+}
+
+impl Drop for Unpin {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.file).status();
+        let _ = bin().args(["down", &self.run_id]).output();
+    }
+}
+
+/// A resource teardown cannot remove fails the run: the lab exit code,
+/// the report's JUnit case says what was left, everything else is gone,
+/// and the state file still lists the leftover for `down`.
+#[test]
+fn a_teardown_leftover_fails_the_run() {
+    if !prerequisites() || !require_program("chattr", "e2fsprogs") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = write(
+        tmp.path(),
+        "leftover.yaml",
+        "description: a run whose directory cannot be removed\ntargets: [none]\n\
+         machines:\n  - name: node\n    vm: false\n\
+         steps:\n  - power_on: node\n  - sleep: 8s\n",
+    );
+    let out = tmp.path().join("runs");
+    let mut child = bin()
+        .args(["run", "--target", "none", "--update-snapshots", "--out"])
+        .arg(&out)
+        .arg(&scenario)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the run's directory exists, pin a file in it (immutable: even
+    // root cannot remove it, so neither can teardown).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let run_id = loop {
+        let id = std::fs::read_dir(&out)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned());
+        if let Some(id) = id
+            && Path::new(maas_e2e::plan::VM_ROOT).join(&id).is_dir()
+        {
+            break id;
+        }
+        assert!(std::time::Instant::now() < deadline, "no run directory");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let pinned = Path::new(maas_e2e::plan::VM_ROOT)
+        .join(&run_id)
+        .join("pinned");
+    std::fs::write(&pinned, "cannot go").unwrap();
+    let _unpin = Unpin {
+        file: pinned.clone(),
+        run_id: run_id.clone(),
+    };
+    assert!(
+        Command::new("chattr")
+            .arg("+i")
+            .arg(&pinned)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let r = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert_eq!(r.status.code(), Some(maas_e2e::exit::LAB_FAILED), "{text}");
+    let dir = out.join(&run_id);
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("teardown left"), "{junit}");
+    assert!(
+        junit.contains("directory /var/lib/maas-e2e/runs/&lt;run-id&gt;: Operation not permitted"),
+        "names the directory and why (run id redacted): {junit}"
+    );
+    // The rest is gone; the leftover is still listed for `down`.
+    assert!(!Path::new(&format!("/run/netns/me2e-{run_id}")).exists());
+    let st = state::read_state(&dir).unwrap();
+    assert!(
+        st.resources
+            .iter()
+            .any(|r| matches!(r, state::Resource::Dir { .. })),
+        "{st:?}"
+    );
+}
