@@ -237,3 +237,52 @@ async fn every_chart_check_passes_on_a_good_deployment_and_fails_on_its_broken_t
         assert!(why.contains(says), "{name}: {why}");
     }
 }
+
+/// A configure wait that never holds (the sim rack's images are always
+/// synced; the wait asks for "syncing") ends in a timeout that names the call, the
+/// condition, the time allowed and the last answer. Library level: the
+/// binary has no knob to shorten the 45-minute import wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configure_wait_that_never_holds_times_out_saying_what_it_saw() {
+    use maas_e2e::targets::chart::configure::{ConfigureContext, ConfigureError, perform};
+    use maas_e2e::targets::chart::maas_config::{ApiCall, Method};
+    if !maas_e2e::testing::require(
+        "Postgres server binaries",
+        maas_e2e::targets::sim::postgres::find_bin_dir().is_ok(),
+        "apt-get install postgresql (ci/setup-host.sh)",
+    ) {
+        return;
+    }
+    maas_e2e::maas::install_crypto_provider();
+    let r = Region::start(&["eth0"]).await;
+    let client = r.region.as_ref().unwrap().client().unwrap();
+    let rack = r.region.as_ref().unwrap().rack_system_id().to_string();
+    let wait = ApiCall {
+        method: Method::Get,
+        path: format!("rackcontrollers/{rack}/"),
+        params: vec![("op".into(), "list_boot_images".into())],
+        captures: vec![],
+        until: Some("status is \"syncing\"".into()),
+        why: "a wait the sim never satisfies".into(),
+    };
+    let ctx = ConfigureContext {
+        node_bridge: "maas-pxe".into(),
+        pxe_cidr: "10.40.0.0/24".into(),
+        poll: std::time::Duration::from_millis(100),
+        timeout: std::time::Duration::from_secs(1),
+    };
+    let err = perform(&client, &[wait.clone()], &ctx).await.unwrap_err();
+    assert!(matches!(err, ConfigureError::Timeout { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("GET rackcontrollers/{rack}/"))
+            && text.contains("`status is \"syncing\"` did not hold within 1s")
+            && text.contains("last answer: {")
+            && text.contains("synced"),
+        "{text}"
+    );
+    // Its twin holds at once.
+    let mut holds = wait;
+    holds.until = Some("status is \"synced\"".into());
+    perform(&client, &[holds], &ctx).await.unwrap();
+}
