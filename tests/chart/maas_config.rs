@@ -271,7 +271,9 @@ async fn a_configure_wait_that_never_holds_times_out_saying_what_it_saw() {
         poll: std::time::Duration::from_millis(100),
         timeout: std::time::Duration::from_secs(1),
     };
-    let err = perform(&client, &[wait.clone()], &ctx).await.unwrap_err();
+    let err = perform(&client, std::slice::from_ref(&wait), &ctx)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ConfigureError::Timeout { .. }), "{err:?}");
     let text = err.to_string();
     assert!(

@@ -327,7 +327,7 @@ fn a_teardown_leftover_fails_the_run() {
          steps:\n  - power_on: node\n  - sleep: 8s\n",
     );
     let out = tmp.path().join("runs");
-    let mut child = bin()
+    let child = bin()
         .args(["run", "--target", "none", "--update-snapshots", "--out"])
         .arg(&out)
         .arg(&scenario)
