@@ -1,5 +1,5 @@
 //! Integration tests of the virtual BMC against real clients (ipmitool,
-//! FreeIPMI), our own RMCP+ client, ipmi-rs, and a fake QEMU on the in-band
+//! FreeIPMI), our own RMCP+ client, ipmi-rs, real QEMU and a named mock of it on the in-band
 //! socket. One test binary for the whole area.
 
 #[path = "bmc/backends.rs"]
@@ -22,3 +22,5 @@ mod redfish;
 mod retransmit;
 #[path = "bmc/robustness.rs"]
 mod robustness;
+#[path = "bmc/sessions.rs"]
+mod sessions;

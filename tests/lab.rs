@@ -90,7 +90,7 @@ async fn leftovers(run_id: &str) -> Vec<String> {
         if let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) {
             let c = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             // qemu (its -name carries the domain name), tcpdump (its -w path).
-            if c.contains(run_id) && !c.contains("sigkill_child_holder") {
+            if c.contains(run_id) && !c.contains("lab-sigkill-holder") {
                 left.push(format!("process {}: {c}", e.file_name().to_string_lossy()));
             }
         }
@@ -516,48 +516,14 @@ async fn uefi_vm_pxe_boots_via_ipxe_http_to_marker() {
     pxe_boot_to_marker(Firmware::Uefi, BootFlow::IpxeScript, vm::NicModel::Virtio).await;
 }
 
-const CHILD_ENV: &str = "MAAS_E2E_LAB_SIGKILL_CHILD";
-
-/// Not a test on its own: the SIGKILL test re-runs this binary with
-/// CHILD_ENV set; then this makes a lab, starts a VM booting, and waits to
-/// be killed.
-#[tokio::test(flavor = "multi_thread")]
-async fn sigkill_child_holder() {
-    let Ok(run_id) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let mut lab = TestLab::with_servers(&run_id, BootFlow::IpxeScript, true, &[]).await;
-    let conn = vm::connect().unwrap();
-    let spec = lab.domain(
-        "victim",
-        Firmware::Bios,
-        vm::NicModel::Virtio,
-        "52:54:00:e2:00:09",
-    );
-    vm::define(&conn, &spec).await.unwrap();
-    vm::start(&conn, &spec.name).unwrap();
-    let _cap = Capture::start(
-        &lab.spec.netns,
-        &lab.spec.segments[0].veth_lab,
-        &capture::capture_path(&lab.run_dir),
-    )
-    .await
-    .unwrap();
-    std::fs::write(lab.run_dir.join("READY"), b"ready").unwrap();
-    std::mem::forget(lab); // a killed process runs no destructor either
-    tokio::time::sleep(Duration::from_secs(600)).await;
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sweep_after_sigkill_leaves_nothing() {
     if !vm_prereqs() {
         return;
     }
     let run_id = new_run_id();
-    let exe = std::env::current_exe().unwrap();
-    let mut child = std::process::Command::new(exe)
-        .args(["sigkill_child_holder", "--exact", "--nocapture"])
-        .env(CHILD_ENV, &run_id)
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lab-sigkill-holder"))
+        .arg(&run_id)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();

@@ -3,6 +3,8 @@
 //! HTTP clients (reqwest, busybox wget) and named fake FreeIPMI scripts
 //! until the project's BMC can answer for real.
 
+#[path = "sim/api_errors.rs"]
+mod api_errors;
 #[path = "sim/bench.rs"]
 mod bench;
 #[path = "sim/client.rs"]

@@ -7,6 +7,7 @@ mod spine {
     pub mod chart_dry_run;
     pub mod cli;
     pub mod e2e;
+    pub mod failures;
     pub mod invalid_scenarios;
     pub mod kill_points;
     pub mod plan;

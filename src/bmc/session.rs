@@ -75,8 +75,9 @@ impl ReplayWindow {
         if seq == 0 {
             return false;
         }
-        if seq > self.highest {
-            let ahead = seq - self.highest;
+        let d = distance(self.highest, seq);
+        if d > 0 {
+            let ahead = d as u32;
             if ahead > 32 {
                 return false;
             }
@@ -84,7 +85,7 @@ impl ReplayWindow {
             self.highest = seq;
             true
         } else {
-            let behind = self.highest - seq;
+            let behind = d.unsigned_abs();
             if behind >= 16 || self.seen & (1 << behind) != 0 {
                 return false;
             }
@@ -92,6 +93,17 @@ impl ReplayWindow {
             true
         }
     }
+}
+
+/// How far `seq` is ahead of `highest` (negative: behind). Session
+/// sequence numbers run 1..=u32::MAX and wrap to 1, skipping 0 (IPMI 2.0
+/// section 6.12.13), so the distance is taken on that ring of 2^32 - 1
+/// values; `highest` 0 stands for "before 1".
+fn distance(highest: u32, seq: u32) -> i64 {
+    const RING: i64 = u32::MAX as i64;
+    let pos = |v: u32| (v as i64 - 1).rem_euclid(RING);
+    let d = (pos(seq) - pos(highest)).rem_euclid(RING);
+    if d > RING / 2 { d - RING } else { d }
 }
 
 /// RAKP exchange values kept between RAKP1 and RAKP3.
@@ -1469,5 +1481,22 @@ mod tests {
         assert!(!w.accept(99));
         assert!(w.accept(100));
         assert!(!w.accept(50));
+    }
+
+    #[test]
+    fn replay_window_follows_the_sequence_across_the_wrap() {
+        // Clients go ..., 0xFFFFFFFE, 0xFFFFFFFF, 1, 2 (0 is never used).
+        let mut w = ReplayWindow::starting_after(0xFFFF_FFFC);
+        assert!(w.accept(0xFFFF_FFFE), "0xFFFFFFFD is skipped for now");
+        assert!(w.accept(0xFFFF_FFFF));
+        assert!(w.accept(1), "1 follows 0xFFFFFFFF");
+        assert!(w.accept(2));
+        assert!(!w.accept(0xFFFF_FFFF), "replayed from before the wrap");
+        assert!(!w.accept(1), "replayed after the wrap");
+        assert!(w.accept(0xFFFF_FFFD), "late but inside the window");
+        assert!(!w.accept(0x8000_0000), "far away either way");
+        let mut w = ReplayWindow::starting_after(0xFFFF_FFFF);
+        assert!(w.accept(3), "two ahead across the wrap");
+        assert!(w.accept(1), "then the one it skipped");
     }
 }

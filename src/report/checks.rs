@@ -217,7 +217,7 @@ mod tests {
             Observed {
                 fields: serde_json::json!({"status_name": "Ready", "power_parameters": {"power_user": "maas"}, "interface_count": 2}),
                 events: vec!["Node changed status - From 'New' to 'Commissioning'".into(), "Powering on".into(), "Node changed status - From 'Commissioning' to 'Ready'".into()],
-                transcript: vec![TranscriptLine { channel: "lan".into(), command: "chassis_control".into(), completion_code: Some(0xff) }],
+                transcript: vec![TranscriptLine { channel: "lan".into(), command: "chassis_control".into(), completion_code: Some(0xff), argument: None }],
             },
         );
         m

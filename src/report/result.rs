@@ -52,6 +52,11 @@ pub struct TranscriptLine {
     pub command: String,
     #[serde(default)]
     pub completion_code: Option<u8>,
+    /// What the request asked for, where it tells one action from another
+    /// (Chassis Control: `on`, `off`, `cycle`...; Set System Boot Options:
+    /// the boot device), so a snapshot can see a changed action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argument: Option<String>,
 }
 
 /// Events MAAS logs periodically; they differ run to run in number only.
@@ -120,14 +125,21 @@ const HANDSHAKE: &[&str] = &[
     "get_channel_cipher_suites",
 ];
 
-/// Summarise a transcript: one line per LAN session (`lan: cmd, cmd -> 0xcc`)
-/// without the handshake, one per in-band command; sessions that only read
+/// Summarise a transcript: one line per LAN session (`lan: cmd, cmd -> 0xcc`,
+/// a command's argument in brackets: `chassis_control(on)`) without the
+/// handshake, one per in-band command; sessions that only read
 /// the power state (periodic queries, waits) are dropped, and consecutive
 /// repeats (retries) collapsed into counts.
 pub fn summarise_transcript(lines: &[TranscriptLine]) -> Vec<String> {
-    let show = |l: &TranscriptLine| match l.completion_code {
-        Some(0) | None => l.command.clone(),
-        Some(cc) => format!("{} -> {:#04x}", l.command, cc),
+    let show = |l: &TranscriptLine| {
+        let cmd = match &l.argument {
+            Some(a) => format!("{}({a})", l.command),
+            None => l.command.clone(),
+        };
+        match l.completion_code {
+            Some(0) | None => cmd,
+            Some(cc) => format!("{cmd} -> {cc:#04x}"),
+        }
     };
     let mut items: Vec<String> = Vec::new();
     let mut session: Vec<String> = Vec::new();
@@ -233,6 +245,7 @@ mod tests {
             channel: "lan".into(),
             command: c.into(),
             completion_code: Some(cc),
+            argument: (c == "chassis_control").then(|| "on".to_string()),
         };
         let session = |cmds: &[(&str, u8)]| {
             let mut v = vec![
@@ -261,13 +274,14 @@ mod tests {
             channel: "inband".into(),
             command: "set_user_password".into(),
             completion_code: Some(0xd5),
+            argument: None,
         });
         let s = summarise_transcript(&t);
         assert_eq!(
             s,
             vec![
-                "lan: get_chassis_status, chassis_control -> 0xff (x2)",
-                "lan: get_chassis_status, chassis_control",
+                "lan: get_chassis_status, chassis_control(on) -> 0xff (x2)",
+                "lan: get_chassis_status, chassis_control(on)",
                 "inband: set_user_password -> 0xd5"
             ]
         );

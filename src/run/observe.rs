@@ -276,6 +276,7 @@ mod tests {
             channel: ch.into(),
             command: c.into(),
             completion_code: Some(cc),
+            argument: None,
         };
         let lines = vec![
             l("inband", "get_channel_info", 0xcc),

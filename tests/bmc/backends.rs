@@ -1,5 +1,6 @@
 //! The BMC in a lab network namespace, and the libvirt power backend
-//! (libvirt's in-process test:///default driver), driven by ipmipower.
+//! driven by ipmipower: on libvirt's in-process test:///default driver and
+//! on the real libvirtd (qemu:///system, a diskless TCG domain).
 
 use maas_e2e::bmc::config::PowerConfig;
 use maas_e2e::cmd::Cmd;
@@ -128,6 +129,92 @@ async fn libvirt_backend_driven_by_ipmipower() {
         !out.stdout.contains(": on") && !out.stdout.contains(": off"),
         "{out:?}"
     );
+    assert!(
+        lab.transcript().contains("\"cc\":192"),
+        "0xC0 in the transcript"
+    );
+    lab.fleet.shutdown().await;
+}
+
+/// Undefines (and stops) the libvirt domain this test defined, on every exit path.
+struct DomainGuard(virt::domain::Domain);
+
+impl Drop for DomainGuard {
+    fn drop(&mut self) {
+        let _ = self.0.destroy();
+        let _ = self.0.undefine();
+    }
+}
+
+/// The libvirt backend on the real libvirtd (qemu:///system): a diskless
+/// TCG domain driven through the BMC by ipmipower, each action checked on
+/// the domain itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libvirt_backend_on_real_libvirtd() {
+    if !maas_e2e::testing::require_root()
+        || !have("ipmipower", "freeipmi-tools")
+        || !have("qemu-system-x86_64", "qemu-system-x86")
+        || !maas_e2e::testing::require(
+            "libvirtd answering on qemu:///system",
+            maas_e2e::lab::vm::connect().is_ok(),
+            "run ci/setup-host.sh (starts libvirtd)",
+        )
+    {
+        return;
+    }
+    let conn = maas_e2e::lab::vm::connect().unwrap();
+    let name = format!("me2e-bmcpower-{:08x}", rand::random::<u32>());
+    let xml = format!(
+        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>32</memory>\
+         <os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>\
+         <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices></domain>"
+    );
+    let domain = DomainGuard(conn.define_domain_xml(&xml).unwrap());
+    let mut b = bmc("n1");
+    b.power = PowerConfig::Libvirt {
+        uri: "qemu:///system".into(),
+        domain: name.clone(),
+    };
+    let lab = Lab::start(vec![b]).await;
+    let power = |op: &'static str| {
+        let port = lab.port("n1");
+        async move {
+            freeipmi(
+                "ipmipower",
+                port,
+                OPERATOR,
+                &["--driver-type", "LAN_2_0", "-l", "OPERATOR", op],
+            )
+            .await
+            .stdout
+        }
+    };
+    let d = &domain.0;
+    assert!(!d.is_active().unwrap(), "defined, not started");
+    assert!(power("--stat").await.contains(": off"));
+    assert!(power("--on").await.contains(": ok"));
+    assert!(d.is_active().unwrap(), "--on started the domain");
+    assert!(power("--stat").await.contains(": on"));
+    // A fresh lookup each time: a domain handle keeps the id it was made with.
+    let id_now = || conn.lookup_domain_by_name(&name).unwrap().id();
+    let id = id_now().expect("a running domain has an id");
+    // Reset keeps the QEMU process (same domain id); cycle replaces it.
+    assert!(power("--reset").await.contains(": ok"));
+    assert!(d.is_active().unwrap());
+    assert_eq!(id_now(), Some(id), "reset is not a cycle");
+    assert!(power("--cycle").await.contains(": ok"));
+    assert!(d.is_active().unwrap(), "on again after the cycle");
+    assert!(
+        id_now().is_some_and(|new| new != id),
+        "cycle stopped and started the domain"
+    );
+    assert!(power("--off").await.contains(": ok"));
+    assert!(!d.is_active().unwrap(), "--off destroyed the domain");
+    assert!(power("--stat").await.contains(": off"));
+    // The domain goes away under the BMC: an error answer, never a crash.
+    domain.0.undefine().unwrap();
+    let out = power("--stat").await;
+    assert!(!out.contains(": on") && !out.contains(": off"), "{out}");
     assert!(
         lab.transcript().contains("\"cc\":192"),
         "0xC0 in the transcript"

@@ -1,5 +1,7 @@
 //! ipmitool over IPMI 1.5 (`-I lan`) and RMCP+ (`-I lanplus -C 3/17`).
 
+use maas_e2e::bmc::power::PowerOp;
+
 use crate::common::*;
 
 /// Every ipmitool flow MAAS and operators use, on one interface/suite.
@@ -21,8 +23,14 @@ async fn ipmitool_flows(iface: &str, suite: Option<u8>) {
     assert!(lab.fleet.power_state("n1").unwrap());
     let out = it(&["power", "status"]).await;
     assert!(out.stdout.contains("Chassis Power is on"), "{out:?}");
+    // Each action reaches the backend exactly once (a retransmitted
+    // Chassis Control must not cycle the machine twice).
+    let actions = || lab.fleet.bmc("n1").unwrap().power_actions().unwrap();
+    let before = actions().len();
     assert!(it(&["power", "cycle"]).await.status.success());
+    assert_eq!(actions()[before..], [PowerOp::Cycle]);
     assert!(it(&["power", "reset"]).await.status.success());
+    assert_eq!(actions()[before..], [PowerOp::Cycle, PowerOp::Reset]);
     assert!(lab.fleet.power_state("n1").unwrap());
     assert!(it(&["power", "off"]).await.status.success());
     assert!(!lab.fleet.power_state("n1").unwrap());

@@ -9,6 +9,24 @@ use maas_e2e::bmc::{Fault, Where};
 
 use crate::common::*;
 
+/// Send `n` ASF presence pings one after another (bytes written here from
+/// DMTF ASF 2.0 section 3.2.4, not by the codec under test); which got a pong.
+async fn asf_pongs(bmc: std::net::SocketAddr, n: u8) -> Vec<bool> {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut got = Vec::new();
+    for tag in 0..n {
+        // RMCP v1, seq 0xFF (no ack), class ASF; IANA 4542, Presence Ping, tag.
+        let ping = [
+            0x06, 0x00, 0xFF, 0x06, 0x00, 0x00, 0x11, 0xBE, 0x80, tag, 0x00, 0x00,
+        ];
+        sock.send_to(&ping, bmc).await.unwrap();
+        let mut buf = [0u8; 64];
+        let pong = tokio::time::timeout(Duration::from_millis(700), sock.recv(&mut buf)).await;
+        got.push(matches!(pong, Ok(Ok(len)) if len >= 12 && buf[8] == 0x40 && buf[9] == tag));
+    }
+    got
+}
+
 fn addr(lab: &Lab) -> std::net::SocketAddr {
     lab.fleet.lan_addr("n1").unwrap()
 }
@@ -338,6 +356,16 @@ async fn fault_switches_seen_by_ipmipower() {
     );
     lab.fleet.clear_faults("n1").unwrap();
 
+    // Latency: longer than the client waits, it times out (without the
+    // switch the answer is prompt and this fails); a short one is only slow.
+    lab.fleet
+        .set_fault("n1", Fault::Latency(Duration::from_secs(4)))
+        .unwrap();
+    let out = power(&["--stat", "--session-timeout=1500"]).await;
+    assert!(
+        out.stdout.contains("connection timeout"),
+        "answers held back 4 s: {out:?}"
+    );
     lab.fleet
         .set_fault("n1", Fault::Latency(Duration::from_millis(150)))
         .unwrap();
@@ -345,13 +373,20 @@ async fn fault_switches_seen_by_ipmipower() {
     assert!(lab.fleet.power_state("n1").unwrap());
     lab.fleet.clear_faults("n1").unwrap();
 
+    // Every third datagram is dropped: six ASF pings get four pongs (the
+    // third and sixth go unanswered), and ipmipower still gets through.
     lab.fleet.set_fault("n1", Fault::DropEveryNth(3)).unwrap();
+    assert_eq!(
+        asf_pongs(addr(&lab), 6).await,
+        [true, true, false, true, true, false]
+    );
     let out = power(&["--stat"]).await;
     assert!(
         out.stdout.contains(": on"),
         "retransmission gets through: {out:?}"
     );
     lab.fleet.clear_faults("n1").unwrap();
+    assert_eq!(asf_pongs(addr(&lab), 3).await, [true; 3], "switch cleared");
 
     lab.fleet.set_fault("n1", Fault::NoAnswer).unwrap();
     let out = power(&["--stat", "--session-timeout=1500"]).await;

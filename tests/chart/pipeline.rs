@@ -384,6 +384,9 @@ struct Harness {
     /// A writable copy of the 2.8 pin (deploy's `dependency update` writes into it).
     chart: PathBuf,
     images: MockImages,
+    /// A Server header the MOCK rack 5249 sends (a rack image without the
+    /// secure_headers patch), to see the chart check fail the run.
+    rack_server_header: Option<&'static str>,
 }
 
 impl Harness {
@@ -430,6 +433,7 @@ impl Harness {
             postgres_args: vec!["--postgres-in-cluster".into()],
             chart,
             images,
+            rack_server_header: None,
         }
     }
 
@@ -441,7 +445,16 @@ impl Harness {
     /// The same, started: stdout and stderr piped.
     async fn spawn(&self, extra: &[&str]) -> tokio::process::Child {
         let kube_port = serve(mock_kube_api(self.kube.clone())).await;
-        let rack_port = serve(Router::new().fallback(|| async { "mock rack 5249" })).await;
+        let header = self.rack_server_header;
+        let rack_port = serve(Router::new().fallback(move || async move {
+            let mut resp = "mock rack 5249".into_response();
+            if let Some(h) = header {
+                resp.headers_mut()
+                    .insert("server", axum::http::HeaderValue::from_static(h));
+            }
+            resp
+        }))
+        .await;
         let chart = &self.chart;
         let path = format!(
             "{}:{}",
@@ -747,6 +760,49 @@ async fn chart_run_without_vms_deploys_configures_checks_and_tears_down() {
     nothing_left(&run_id);
     assert!(!run_dir.join("collected").exists());
     assert_no_secret_in(&run_dir, &h.secrets());
+}
+
+/// The negative twin of the run above, through the binary: the rack
+/// answers with a Server header, so that chart check fails the run (exit
+/// 1, the JUnit case of that check failed and only it), and teardown is
+/// still complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_chart_check_fails_the_run_and_tears_down() {
+    if !prerequisites() {
+        return;
+    }
+    build_node_image().await;
+    let mut h = Harness::new(&[], &[]).await;
+    h.rack_server_header = Some("TwistedWeb/18.9.0");
+    let out = h.run(&[]).await;
+    let run_dir = h.run_dir();
+    let run_id = run_dir.file_name().unwrap().to_str().unwrap().to_string();
+    let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(maas_e2e::exit::FAILED),
+        "{}\n{junit}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = roxmltree::Document::parse(&junit).unwrap();
+    let failed: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .filter(|n| n.children().any(|c| c.has_tag_name("failure")))
+        .filter_map(|n| n.attribute("name"))
+        .collect();
+    assert!(
+        failed.len() == 1
+            && failed[0]
+                .ends_with("chart: no Server header from the rack (pod/maas-rack-0) on 5249"),
+        "{failed:?}\n{junit}"
+    );
+    assert!(
+        junit.contains("TwistedWeb/18.9.0"),
+        "the failure quotes the header"
+    );
+    assert_eq!(state_resources(&run_dir), Vec::<Value>::new());
+    nothing_left(&run_id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,7 +44,21 @@ async fn collection_without_a_cluster_writes_what_it_could_and_no_secret() {
     let opts = options_in(dir.path());
     let plan = ChartPlan::new(&opts).unwrap();
     let run = ChartRun::new(plan, &opts);
-    let _problems = run.collect().await;
+    let problems = run.collect().await;
+    // Every file could be written: the only problems are the steps whose
+    // tool is missing here (kind's log export), each saying so.
+    assert!(
+        !problems.iter().any(|p| p.starts_with("writing ")),
+        "{problems:?}"
+    );
+    assert_eq!(
+        problems.iter().any(|p| p.contains("kind export logs")),
+        !maas_e2e::testing::have_program("kind"),
+        "{problems:?}"
+    );
+    for p in &problems {
+        assert!(p.contains("is kind installed?"), "{p}");
+    }
     let collected = opts.run_dir.join("collected");
     for f in [
         "resources.txt",
@@ -82,4 +96,26 @@ async fn teardown_of_an_unstarted_run_reports_only_what_matters() {
         maas_e2e::testing::have_program("kind"),
         "{problems:?}"
     );
+}
+
+#[tokio::test]
+async fn collection_that_cannot_write_reports_each_file_it_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options_in(dir.path());
+    // A file where the collection directory goes: no evidence can be written.
+    std::fs::create_dir_all(&opts.run_dir).unwrap();
+    std::fs::write(opts.run_dir.join("collected"), "in the way").unwrap();
+    let run = ChartRun::new(ChartPlan::new(&opts).unwrap(), &opts);
+    let problems = run.collect().await;
+    for f in ["resources.txt", "events.txt", "pods.txt", "helm-status.txt"] {
+        assert!(
+            problems.iter().any(|p| p.contains(f)),
+            "{f} not reported lost: {problems:?}"
+        );
+    }
+    for p in &problems {
+        for s in secrets().values() {
+            assert!(!p.contains(s), "a problem leaks a secret: {p}");
+        }
+    }
 }

@@ -8,7 +8,9 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use maas_e2e::cmd::Cmd;
-use maas_e2e::targets::chart::wiring::{DECOY_VETH, plan_wiring, unwire_cmds, wire_node};
+use maas_e2e::targets::chart::wiring::{
+    DECOY_VETH, plan_wiring, unwire_cmds, unwire_node, wire_node,
+};
 use maas_e2e::testing::{have_program, require, require_program, require_root};
 
 use crate::common::default_options;
@@ -245,6 +247,39 @@ async fn a_lab_client_gets_a_lease_from_a_dhcp_server_on_the_node_bridge() {
     assert!(
         lease.contains("serverid=10.40.0.2"),
         "the node bridge's address served it: {lease}"
+    );
+
+    // The code under test undoes it, with the node still running (so the
+    // container's removal cannot be what cleaned up).
+    unwire_node(&node).await;
+    let all = Cmd::new("docker")
+        .args([
+            "exec",
+            &node.node_container,
+            "busybox",
+            "ip",
+            "-o",
+            "link",
+            "show",
+        ])
+        .run()
+        .await
+        .expect("the node container still runs");
+    assert!(
+        !all.contains(DECOY_VETH) && !all.contains(bridge.as_str()),
+        "unwire left links in the node: {all}"
+    );
+    let lab_links = lab(&lab_netns, &["-o", "link", "show"])
+        .run()
+        .await
+        .unwrap();
+    assert!(
+        !lab_links.contains(&link.lab_end),
+        "unwire left the lab end of the veth: {lab_links}"
+    );
+    assert!(
+        !maas_e2e::lab::netns::netns_path(&node.node_netns).exists(),
+        "unwire left the node's netns name"
     );
 
     drop(guard);

@@ -113,17 +113,10 @@ async fn unix_socket_postgres_has_no_tcp() {
     assert_eq!(listen, "");
 }
 
+/// Local mode starts a server; container mode uses the server at the URL
+/// it is given and never stops it (the container's owner does).
 #[tokio::test]
-async fn postgres_mode_local_starts_and_container_passes_the_url_on() {
-    let external = PostgresMode::Container("postgres://maas:pw@172.18.0.9:5432/maasdb".into())
-        .start(LocalPostgresOptions::new("/nonexistent/never/used"))
-        .await
-        .unwrap();
-    assert!(matches!(external, SimDatabase::External(_)));
-    assert_eq!(
-        external.connection_string(),
-        "postgres://maas:pw@172.18.0.9:5432/maasdb"
-    );
+async fn postgres_mode_local_starts_and_container_uses_the_given_server() {
     if !postgres_available() {
         return;
     }
@@ -132,7 +125,32 @@ async fn postgres_mode_local_starts_and_container_passes_the_url_on() {
         .start(LocalPostgresOptions::new(dir.0.join("pg")))
         .await
         .unwrap();
+    assert!(matches!(local, SimDatabase::Local(_)));
     let client = connect(local.connection_string()).await.unwrap();
+    client
+        .batch_execute("CREATE TABLE mode_probe (v int); INSERT INTO mode_probe VALUES (42)")
+        .await
+        .unwrap();
+    // The local server stands in for a container: container mode must
+    // reach exactly it, start nothing of its own (the options point nowhere).
+    let external = PostgresMode::Container(local.connection_string().to_string())
+        .start(LocalPostgresOptions::new("/nonexistent/never/used"))
+        .await
+        .unwrap();
+    assert!(matches!(external, SimDatabase::External(_)));
+    let via_external = connect(external.connection_string()).await.unwrap();
+    let v: i32 = via_external
+        .query_one("SELECT v FROM mode_probe", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, 42, "the same server the URL names");
+    drop(via_external);
+    drop(external);
     let one: i32 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
-    assert_eq!(one, 1);
+    assert_eq!(one, 1, "dropping the external database stopped nothing");
+    assert!(
+        !std::path::Path::new("/nonexistent/never/used").exists(),
+        "container mode made no data directory"
+    );
 }

@@ -145,8 +145,106 @@ mod tests {
         )
     }
 
+    /// A parameter's bytes as named fields, decoded here from the IPMI 2.0
+    /// tables (§23.2, §22.15) independently of the handler, so the snapshot
+    /// reads as `ipmitool lan print` would show it and a changed byte shows
+    /// up as a changed field.
+    fn decode(param: u8, d: &[u8]) -> serde_json::Value {
+        use serde_json::json;
+        let ip = |b: &[u8]| format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3]);
+        let mac = |b: &[u8]| {
+            b.iter()
+                .map(|x| format!("{x:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        };
+        let auth_types = |b: u8| {
+            [
+                (0, "none"),
+                (1, "md2"),
+                (2, "md5"),
+                (4, "password"),
+                (5, "oem"),
+            ]
+            .iter()
+            .filter(|(bit, _)| b & (1 << bit) != 0)
+            .map(|(_, n)| *n)
+            .collect::<Vec<_>>()
+        };
+        let privilege = |n: u8| match n {
+            1 => "callback",
+            2 => "user",
+            3 => "operator",
+            4 => "administrator",
+            5 => "oem",
+            _ => "reserved",
+        };
+        match param {
+            0 => {
+                json!({ "set_in_progress": (["set complete", "set in progress", "commit write", "reserved"][(d[0] & 3) as usize]) })
+            }
+            1 => json!({ "auth_type_support": auth_types(d[0]) }),
+            2 => json!({
+                "callback": auth_types(d[0]), "user": auth_types(d[1]),
+                "operator": auth_types(d[2]), "admin": auth_types(d[3]), "oem": auth_types(d[4]),
+            }),
+            3 => json!({ "ip_address": ip(d) }),
+            4 => {
+                json!({ "ip_source": (["unspecified", "static", "dhcp", "bios", "other"].get(d[0] as usize & 0x0F).copied().unwrap_or("reserved")) })
+            }
+            5 => json!({ "mac_address": mac(d) }),
+            6 => json!({ "subnet_mask": ip(d) }),
+            7 => {
+                json!({ "ttl": d[0], "flags": d[1] >> 5, "precedence": d[2] >> 5, "tos": (d[2] >> 1) & 0x0F })
+            }
+            10 => json!({ "bmc_arp_responses": d[0] & 2 != 0, "gratuitous_arp": d[0] & 1 != 0 }),
+            11 => json!({ "gratuitous_arp_interval_ms": u32::from(d[0]) * 500 }),
+            12 => json!({ "default_gateway_ip": ip(d) }),
+            13 => json!({ "default_gateway_mac": mac(d) }),
+            14 => json!({ "backup_gateway_ip": ip(d) }),
+            15 => json!({ "backup_gateway_mac": mac(d) }),
+            16 => json!({ "community": String::from_utf8_lossy(d).trim_end_matches('\0') }),
+            22 => json!({ "cipher_suite_entries": d[0] }),
+            23 => json!({ "cipher_suite_ids": &d[1..] }),
+            24 => json!({
+                "cipher_suite_max_privilege": d[1..]
+                    .iter()
+                    .flat_map(|b| [b & 0x0F, b >> 4])
+                    .map(privilege)
+                    .collect::<Vec<_>>(),
+            }),
+            26 => json!({
+                "generate_event": d[0] & 1 != 0,
+                "threshold": d[1],
+                "reset_interval_s": u32::from(u16::from_le_bytes([d[2], d[3]])) * 10,
+                "lockout_interval_s": u32::from(u16::from_le_bytes([d[4], d[5]])) * 10,
+            }),
+            _ => json!(hex::encode(d)),
+        }
+    }
+
+    /// Get Channel Cipher Suites records (§22.15): each 0xC0 starts a suite.
+    fn decode_suites(d: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut i = 1; // after the channel number
+        while i + 1 < d.len() {
+            assert_eq!(d[i], 0xC0, "a standard cipher suite record at {i}: {d:x?}");
+            let id = d[i + 1];
+            let mut algs = Vec::new();
+            i += 2;
+            while i < d.len() && d[i] != 0xC0 {
+                let kind = ["auth", "integrity", "confidentiality", "?"][(d[i] >> 6) as usize];
+                algs.push(format!("{kind} {}", d[i] & 0x3F));
+                i += 1;
+            }
+            out.push(format!("suite {id}: {}", algs.join(", ")));
+        }
+        out
+    }
+
     /// Every parameter `ipmitool lan print` reads, as the example BMC
-    /// answers it: completion code 0 and the exact bytes.
+    /// answers it: completion code 0, parameter revision 1.1, and each
+    /// field by name.
     #[test]
     fn lan_print_parameters_snapshot() {
         let bmc = example_bmc();
@@ -156,10 +254,15 @@ mod tests {
         ] {
             let r = bmc.handle_inband(0x0C, 0x02, &[0x01, param, 0, 0]);
             assert_eq!(r.cc, 0, "parameter {param}");
-            answers.insert(format!("{param:02}"), hex::encode(&r.data));
+            assert_eq!(r.data[0], 0x11, "parameter revision of {param}");
+            answers.insert(format!("{param:02}"), decode(param, &r.data[1..]));
         }
         let suites = bmc.handle_inband(0x06, 0x54, &[0x01, 0x00, 0x80]);
-        answers.insert("cipher_suites_0".into(), hex::encode(&suites.data));
+        assert_eq!(suites.cc, 0);
+        answers.insert(
+            "cipher_suites".into(),
+            serde_json::json!(decode_suites(&suites.data)),
+        );
         insta::assert_yaml_snapshot!(answers);
     }
 }

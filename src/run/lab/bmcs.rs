@@ -169,10 +169,55 @@ pub fn read_transcript(path: &Path) -> Vec<(String, TranscriptLine)> {
                     channel: v["channel"].as_str().unwrap_or_default().to_string(),
                     command: snake_case(v["name"].as_str().unwrap_or_default()),
                     completion_code: v["cc"].as_u64().map(|c| c as u8),
+                    argument: argument(
+                        v["name"].as_str().unwrap_or_default(),
+                        v["request"].as_str().unwrap_or_default(),
+                    ),
                 },
             )
         })
         .collect()
+}
+
+/// What a request asked for, for the commands whose data tells one action
+/// from another: Chassis Control's action (IPMI 2.0 §28.3) and the boot
+/// device of Set System Boot Options parameter 5 (§28.13, boot flags);
+/// other parameters by number. `None` for everything else.
+pub fn argument(name: &str, request_hex: &str) -> Option<String> {
+    let req = hex::decode(request_hex).ok()?;
+    match name {
+        "ChassisControl" => Some(
+            match req.first()? & 0x0F {
+                0 => "off",
+                1 => "on",
+                2 => "cycle",
+                3 => "reset",
+                4 => "diag",
+                5 => "soft",
+                _ => "invalid",
+            }
+            .to_string(),
+        ),
+        "SetSystemBootOptions" => {
+            let param = req.first()? & 0x7F;
+            if param != 5 {
+                return Some(format!("param {param}"));
+            }
+            let flags: [u8; 5] = req.get(1..6)?.try_into().ok()?;
+            let mut a = crate::bmc::state::boot_device_name(&flags).to_string();
+            if flags[0] & 0x80 == 0 {
+                a.push_str(", not valid");
+            }
+            if flags[0] & 0x40 != 0 {
+                a.push_str(", persistent");
+            }
+            if flags[0] & 0x20 != 0 {
+                a.push_str(", efi");
+            }
+            Some(a)
+        }
+        _ => None,
+    }
 }
 
 /// machines/NAME/bmc-transcript.jsonl: this BMC's lines of the fleet transcript.
@@ -220,5 +265,29 @@ mod tests {
         assert_eq!(rf.lan.netns.as_deref(), Some(p.host.netns.as_str()));
         let plain = cfg.bmcs.iter().find(|b| b.name == "plain").unwrap();
         assert!(plain.redfish.is_none());
+    }
+
+    #[test]
+    fn arguments_tell_power_actions_and_boot_devices_apart() {
+        assert_eq!(argument("ChassisControl", "01").as_deref(), Some("on"));
+        assert_eq!(argument("ChassisControl", "00").as_deref(), Some("off"));
+        assert_eq!(argument("ChassisControl", "02").as_deref(), Some("cycle"));
+        assert_eq!(argument("ChassisControl", "05").as_deref(), Some("soft"));
+        // Boot flags: valid, EFI, device PXE (1 << 2) as ipmi-chassis-config sets them.
+        assert_eq!(
+            argument("SetSystemBootOptions", "05a00400000000").as_deref(),
+            Some("pxe, efi")
+        );
+        assert_eq!(
+            argument("SetSystemBootOptions", "05c00800000000").as_deref(),
+            Some("disk, persistent")
+        );
+        assert_eq!(
+            argument("SetSystemBootOptions", "0001").as_deref(),
+            Some("param 0")
+        );
+        assert_eq!(argument("GetChassisStatus", ""), None);
+        assert_eq!(argument("ChassisControl", "<redacted>"), None);
+        assert_eq!(argument("ChassisControl", ""), None);
     }
 }
