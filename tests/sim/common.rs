@@ -1,5 +1,7 @@
-//! Shared set-up: a Postgres and a sim region per test, torn down on drop,
-//! and fake FreeIPMI programs.
+//! Shared set-up: a Postgres and a sim region per test, torn down on drop;
+//! our own BMC on loopback (in-process, with its fault switches) for the
+//! real FreeIPMI tools to talk to; and, for the region tests that only need
+//! argv, named FAKE FreeIPMI programs.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -117,6 +119,135 @@ pub async fn start_sim_with(
         pg: Some(pg),
         _dir: dir,
     })
+}
+
+/// One BMC of ours on 127.0.0.1 (a free port), in-memory power (off), the
+/// user `maas` an Administrator; stopped on drop.
+pub struct TestBmc {
+    pub fleet: Option<maas_e2e::bmc::FleetHandle>,
+    pub dir: tempfile::TempDir,
+}
+
+pub const BMC_NAME: &str = "node";
+pub const BMC_USER: &str = "maas";
+pub const BMC_PASS: &str = "pw-test-1";
+
+impl TestBmc {
+    pub async fn start() -> TestBmc {
+        use maas_e2e::bmc::config::{
+            BmcConfig, LanEndpoint, PowerConfig, PrivilegeName, SessionType, UserConfig,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let bmc = BmcConfig {
+            name: BMC_NAME.into(),
+            lan: LanEndpoint {
+                address: "127.0.0.1:0".into(),
+                netns: None,
+                ip: Some("192.0.2.10".parse().unwrap()),
+                netmask: None,
+                gateway: None,
+                mac: None,
+            },
+            inband: None,
+            users: vec![UserConfig {
+                name: BMC_USER.into(),
+                password: BMC_PASS.into(),
+                privilege: PrivilegeName::Administrator,
+                enabled: true,
+            }],
+            power: PowerConfig::Memory { on: false },
+            session_types: vec![SessionType::Ipmi15, SessionType::Ipmi20],
+            cipher_suites: None,
+            allow_cipher_suite_zero: false,
+            auth_types: None,
+            session_timeout: None,
+            max_sessions: None,
+            guid: None,
+            kg: None,
+        };
+        let cfg = maas_e2e::bmc::FleetConfig {
+            transcript: Some(dir.path().join("transcript.jsonl")),
+            bmcs: vec![bmc],
+        };
+        cfg.validate(Path::new("<test>")).unwrap();
+        let fleet = maas_e2e::bmc::Fleet::start(cfg).await.unwrap();
+        TestBmc {
+            fleet: Some(fleet),
+            dir,
+        }
+    }
+
+    fn fleet(&self) -> &maas_e2e::bmc::FleetHandle {
+        self.fleet.as_ref().unwrap()
+    }
+
+    /// `127.0.0.1:PORT`: FreeIPMI takes a port after the host.
+    pub fn address(&self) -> String {
+        let a = self.fleet().lan_addr(BMC_NAME).unwrap();
+        format!("127.0.0.1:{}", a.port())
+    }
+
+    /// MAAS power parameters for this BMC.
+    pub fn power_parameters(&self) -> serde_json::Value {
+        serde_json::json!({
+            "power_address": self.address(), "power_user": BMC_USER,
+            "power_pass": BMC_PASS, "power_driver": "LAN_2_0", "power_boot_type": "efi"
+        })
+    }
+
+    pub fn set_fault(&self, fault: maas_e2e::bmc::fault::Fault) {
+        self.fleet().set_fault(BMC_NAME, fault).unwrap();
+    }
+
+    /// Whether the (in-memory) machine is on.
+    pub fn is_on(&self) -> bool {
+        self.fleet().power_state(BMC_NAME).unwrap()
+    }
+
+    /// The transcript's commands on the LAN, in order (`name` or `name -> 0xcc`).
+    pub fn lan_commands(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("transcript.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["channel"] == "lan" && v["name"].is_string())
+            .map(|v| {
+                let name = snake_case(v["name"].as_str().unwrap());
+                match v["cc"].as_u64() {
+                    Some(0) | None => name,
+                    Some(cc) => format!("{name} -> {cc:#04x}"),
+                }
+            })
+            .collect()
+    }
+}
+
+/// `GetChassisStatus` -> `get_chassis_status` (the transcript's names are
+/// the command enum's).
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+impl Drop for TestBmc {
+    fn drop(&mut self) {
+        if let Some(f) = self.fleet.take() {
+            // Stop the tasks; the runtime drops them if it ends first.
+            tokio::spawn(f.shutdown());
+        }
+    }
+}
+
+/// Whether the real FreeIPMI tools are here (the sim's power driver runs them).
+pub fn have_freeipmi() -> bool {
+    maas_e2e::testing::require_program("ipmipower", "freeipmi-tools")
+        && maas_e2e::testing::require_program("ipmi-chassis-config", "freeipmi-tools")
 }
 
 /// A power driver config for tests: waits scaled to milliseconds, fakes first on PATH.

@@ -8,13 +8,13 @@ use serde_json::{Value, json};
 
 use super::{ApiResult, Req};
 use crate::maas::types::{
-    BootResource, Interface, Machine, NodeStatus, PowerStateReply, RackController, Version,
+    BootResource, Interface, Machine, NodeStatus, PowerState, PowerStateReply, RackController,
+    Version,
 };
 use crate::targets::sim::events;
 use crate::targets::sim::http::ApiError;
-use crate::targets::sim::power::PowerAction;
-use crate::targets::sim::state::RegionState;
-use crate::targets::sim::store::{EnlistForm, StoreError};
+use crate::targets::sim::state::{PowerChange, RegionState};
+use crate::targets::sim::store::{EnlistForm, Phase, StoreError};
 
 const API: &str = "/MAAS/api/2.0";
 
@@ -182,15 +182,25 @@ async fn commission(r: &Req, id: &str) -> ApiResult {
             format!("Unable to start machine {id}: no power type is set; MAAS cannot power it on."),
         ));
     }
-    let old = r.st.store.start_commissioning(id).await?;
+    let machine = r.st.store.machine(id).await?;
+    r.st.store.check_commissionable(&machine)?;
+    // models/node.py start_commissioning: the request event ("(USER)"),
+    // "Commissioning", then the status change.
     r.st.event(
         id,
         &events::USER_COMMISSIONING,
-        &format!("(admin: {})", r.username()),
+        &format!("({})", r.username()),
     )
     .await;
-    r.st.start_power(id.to_string(), PowerAction::On, Some(old))
-        .await;
+    r.st.event(id, &events::COMMISSIONING, "").await;
+    r.st.store.start_commissioning(id).await?;
+    // Node._start: a machine that is on is power cycled, else powered on.
+    let change = if machine.power_state == PowerState::On {
+        PowerChange::Cycle
+    } else {
+        PowerChange::On
+    };
+    r.st.start_power(id.to_string(), change).await;
     ok_json(&r.st.store.machine(id).await?)
 }
 
@@ -199,19 +209,19 @@ pub async fn machine_commission(r: Req) -> ApiResult {
     commission(&r, &id).await
 }
 
-async fn power(r: Req, action: PowerAction) -> ApiResult {
+async fn power(r: Req, change: PowerChange) -> ApiResult {
     let id = r.arg("system_id").to_string();
     r.st.store.machine(&id).await?;
-    r.st.start_power(id.clone(), action, None).await;
+    r.st.start_power(id.clone(), change).await;
     ok_json(&r.st.store.machine(&id).await?)
 }
 
 pub async fn machine_power_on(r: Req) -> ApiResult {
-    power(r, PowerAction::On).await
+    power(r, PowerChange::On).await
 }
 
 pub async fn machine_power_off(r: Req) -> ApiResult {
-    power(r, PowerAction::Off).await
+    power(r, PowerChange::Off).await
 }
 
 pub async fn machine_abort(r: Req) -> ApiResult {
@@ -226,11 +236,13 @@ pub async fn machine_abort(r: Req) -> ApiResult {
             ),
         ));
     }
-    r.st.store.end_script_set(&id, 5).await?;
+    for phase in [Phase::Commissioning, Phase::Testing] {
+        r.st.store.end_script_set(&id, phase, 5).await?;
+    }
     r.st.store
         .set_status(&id, NodeStatus::NEW, Some("Aborted"))
         .await?;
-    r.st.start_power(id.clone(), PowerAction::Off, None).await;
+    r.st.start_power(id.clone(), PowerChange::Off).await;
     ok_json(&r.st.store.machine(&id).await?)
 }
 
@@ -282,21 +294,22 @@ pub async fn node_read(r: Req) -> ApiResult {
 }
 
 pub async fn results_read(r: Req) -> ApiResult {
-    match r.p.get("type").unwrap_or("commissioning") {
-        "commissioning" | "0" => {}
-        "testing" | "2" | "installation" | "1" => return ok_json(&Vec::<()>::new()),
+    let phase = match r.p.get("type").unwrap_or("commissioning") {
+        "commissioning" | "0" => Phase::Commissioning,
+        "testing" | "2" => Phase::Testing,
+        "installation" | "1" => return ok_json(&Vec::<()>::new()),
         other => {
             return Err(ApiError::text(
                 StatusCode::BAD_REQUEST,
                 format!("Unknown script type {other:?}: commissioning, testing or installation"),
             ));
         }
-    }
+    };
     let include_output = matches!(r.p.get("include_output"), Some("1" | "true" | "True"));
     ok_json(
         &r.st
             .store
-            .script_sets(r.arg("system_id"), include_output)
+            .script_sets(r.arg("system_id"), phase, include_output)
             .await?,
     )
 }

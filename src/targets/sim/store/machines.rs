@@ -11,7 +11,9 @@ use crate::maas::types::*;
 const MACHINE_COLUMNS: &str =
     "SELECT id, system_id, hostname, architecture, status, status_message, power_type, power_state,
         cpu_count, memory_mib, commissioning_status, cpu_model,
-        (SELECT max(s.id) FROM script_sets s WHERE s.machine_id = machines.id AND s.result_type = 0)
+        (SELECT max(s.id) FROM script_sets s WHERE s.machine_id = machines.id AND s.result_type = 0),
+        testing_status,
+        (SELECT max(s.id) FROM script_sets s WHERE s.machine_id = machines.id AND s.result_type = 2)
         FROM machines";
 
 /// What an anonymous enlistment posted.
@@ -388,12 +390,17 @@ impl Store {
         .ok_or_else(|| no_machine(system_id))
     }
 
-    /// Every machine the periodic power query should ask about.
-    pub async fn queryable_machines(&self) -> Result<Vec<String>> {
+    /// The machines the power monitor should query now: a queryable power
+    /// type, and never queried or last queried more than `stale` ago (2.8:
+    /// rpc/nodes.py _gen_cluster_nodes_power_parameters, 5 minutes).
+    pub async fn machines_to_monitor(&self, stale: std::time::Duration) -> Result<Vec<String>> {
+        let secs = stale.as_secs_f64();
         self.rows(
             "listing machines to query",
-            "SELECT system_id FROM machines WHERE power_type = 'ipmi' ORDER BY id",
-            &[],
+            "SELECT system_id FROM machines WHERE power_type NOT IN ('', 'manual')
+             AND (power_state_queried IS NULL OR power_state_queried < now() - make_interval(secs => $1))
+             ORDER BY id",
+            &[&secs],
             |r| r.get(0),
         )
         .await
@@ -419,12 +426,13 @@ impl Store {
         Ok(())
     }
 
-    /// Store the power state; returns the previous one.
+    /// Store the power state (and when it was learnt, as MAAS's
+    /// update_power_state); returns the previous one.
     pub async fn set_power_state(&self, system_id: &str, state: PowerState) -> Result<PowerState> {
         Ok(self
             .opt(
                 "storing a power state",
-                "UPDATE machines m SET power_state = $2 FROM machines old
+                "UPDATE machines m SET power_state = $2, power_state_queried = now() FROM machines old
                  WHERE m.id = old.id AND m.system_id = $1 RETURNING old.power_state",
                 &[&system_id, &state.as_str()],
                 |r| PowerState::parse(r.get::<_, &str>(0)),
@@ -514,6 +522,12 @@ fn machine_from_rows(row: &Row, ifaces: &[&Row], disks: &[&Row]) -> Machine {
     }
     let no_tests = (-1, ScriptStatus::name(-1).to_string());
     let commissioning_status: i32 = row.get(10);
+    let testing_status: i32 = row.get(13);
+    // smartctl-validate, the one testing script, is a storage test.
+    let storage_tests = match testing_status {
+        -1 => no_tests.clone(),
+        s => (s, ScriptStatus::name(s).to_string()),
+    };
     Machine {
         fqdn: format!("{hostname}.maas"),
         domain: Some(Domain {
@@ -560,7 +574,7 @@ fn machine_from_rows(row: &Row, ifaces: &[&Row], disks: &[&Row]) -> Machine {
             "ipv6": {"gateway_ip": null, "link_id": null},
         }),
         current_commissioning_result_id: row.get(12),
-        current_testing_result_id: None,
+        current_testing_result_id: row.get(14),
         current_installation_result_id: None,
         cpu_test_status: no_tests.0,
         cpu_test_status_name: no_tests.1.clone(),
@@ -568,8 +582,8 @@ fn machine_from_rows(row: &Row, ifaces: &[&Row], disks: &[&Row]) -> Machine {
         memory_test_status_name: no_tests.1.clone(),
         network_test_status: no_tests.0,
         network_test_status_name: no_tests.1.clone(),
-        storage_test_status: no_tests.0,
-        storage_test_status_name: no_tests.1.clone(),
+        storage_test_status: storage_tests.0,
+        storage_test_status_name: storage_tests.1,
         other_test_status: no_tests.0,
         other_test_status_name: no_tests.1.clone(),
         interface_test_status: no_tests.0,
@@ -597,8 +611,11 @@ fn machine_from_rows(row: &Row, ifaces: &[&Row], disks: &[&Row]) -> Machine {
         node_type_name: "Machine".into(),
         commissioning_status,
         commissioning_status_name: ScriptStatus::name(commissioning_status).into(),
-        testing_status: -1,
-        testing_status_name: "None".into(),
+        testing_status,
+        testing_status_name: match testing_status {
+            -1 => "None".into(),
+            s => ScriptStatus::name(s).into(),
+        },
         netboot: true,
         osystem: String::new(),
         distro_series: String::new(),
