@@ -323,76 +323,129 @@ fn field<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
     form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-#[test]
-fn a_failing_commissioning_script_signals_failed_with_its_output() {
-    if !have_busybox() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let scripts = dir.path().join("commissioning.d");
-    std::fs::create_dir_all(&scripts).unwrap();
-    std::fs::write(scripts.join("10-ok"), "#!/bin/sh\necho fine\n").unwrap();
-    std::fs::write(
-        scripts.join("20-broken"),
-        "#!/bin/sh\necho disk on fire\nexit 3\n",
-    )
-    .unwrap();
-    std::fs::write(scripts.join("30-never"), "#!/bin/sh\necho must not run\n").unwrap();
-    for f in ["10-ok", "20-broken", "30-never"] {
+/// commission.sh against the stub wget, with $1 password sets refused and
+/// these commissioning scripts (name, body); every testing script passes.
+fn commission_with(
+    dir: &Path,
+    fail_password_sets: u32,
+    scripts: &[(&str, &str)],
+) -> (String, Vec<Recorded>) {
+    let commissioning = dir.join("commissioning.d");
+    let testing = dir.join("testing.d");
+    std::fs::create_dir_all(&commissioning).unwrap();
+    std::fs::create_dir_all(&testing).unwrap();
+    let mut files: Vec<_> = scripts
+        .iter()
+        .map(|(n, b)| (commissioning.join(n), *b))
+        .collect();
+    files.push((testing.join("t-ok"), "#!/bin/sh\necho tested\n"));
+    for (path, body) in &files {
+        std::fs::write(path, body).unwrap();
         Cmd::new("chmod")
             .arg("+x")
-            .arg(scripts.join(f).to_string_lossy())
+            .arg(path.to_string_lossy())
             .run_blocking()
             .unwrap();
     }
-    std::fs::create_dir_all(dir.path().join("bin")).unwrap();
-    std::fs::write(dir.path().join("bin/wget"), STUB_WGET).unwrap();
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::write(dir.join("bin/wget"), STUB_WGET).unwrap();
     Cmd::new("chmod")
         .arg("+x")
-        .arg(dir.path().join("bin/wget").to_string_lossy())
+        .arg(dir.join("bin/wget").to_string_lossy())
         .run_blocking()
         .unwrap();
     let script = format!(
         "WGET={}/bin/wget; METADATA_URL=http://meta/MAAS/metadata; OAUTH_KEY=ck:tk:ts; SYSTEM_ID=abc; HOSTNAME=; \
-         BOOT_MAC=52:54:00:00:00:01; COMMISSIONING_D={}; cd {}; . {FIXTURES}/commission.sh; echo \"rc=$?\"",
-        dir.path().display(),
-        scripts.display(),
-        dir.path().display(),
+         BOOT_MAC=52:54:00:00:00:01; COMMISSIONING_D={}; TESTING_D={}; cd {}; . {FIXTURES}/commission.sh; echo \"rc=$?\"",
+        dir.display(),
+        commissioning.display(),
+        testing.display(),
+        dir.display(),
     );
     let out = run(
-        dir.path(),
-        0,
+        dir,
+        fail_password_sets,
         "Intel Core Processor (Haswell, no TSX)",
         &script,
     );
-    assert!(out.contains("rc=1"), "{out}");
-    let reqs = requests(dir.path());
-    let statuses: Vec<_> = reqs
-        .iter()
-        .map(|(_, _, f)| field(f, "status").unwrap_or(""))
-        .collect();
-    assert_eq!(
-        statuses,
-        ["WORKING", "WORKING", "WORKING", "FAILED"],
-        "{reqs:?}\n{out}"
+    let reqs = requests(dir);
+    (out, reqs)
+}
+
+fn summary(reqs: &[Recorded]) -> Vec<String> {
+    reqs.iter()
+        .map(|(_, _, f)| {
+            let mut s = field(f, "status").unwrap_or("").to_string();
+            for k in ["error", "script_name", "exit_status", "power_type"] {
+                if let Some(v) = field(f, k) {
+                    s += &format!(" {k}={v}");
+                }
+            }
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn every_commissioning_script_runs_then_failed_counts_them() {
+    if !have_busybox() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (out, reqs) = commission_with(
+        dir.path(),
+        0,
+        &[
+            ("10-ok", "#!/bin/sh\necho fine\n"),
+            ("20-broken", "#!/bin/sh\necho disk on fire\nexit 3\n"),
+            ("30-after", "#!/bin/sh\necho still runs\n"),
+        ],
     );
+    assert!(out.contains("rc=1"), "{out}");
     for (url, header, _) in &reqs {
         assert_eq!(url, "http://meta/MAAS/metadata/2012-03-01/?op=signal");
         assert!(header.contains(r#"oauth_signature="&ts""#), "{header}");
     }
-    assert_eq!(field(&reqs[0].2, "power_type"), Some("ipmi"));
-    assert_eq!(field(&reqs[1].2, "script_name"), Some("10-ok"));
-    assert_eq!(field(&reqs[2].2, "script_name"), Some("20-broken"));
-    assert_eq!(field(&reqs[2].2, "exit_status"), Some("3"));
-    let error = field(&reqs[3].2, "error").unwrap();
-    assert!(
-        error.starts_with("20-broken exited 3: disk on fire"),
-        "{error}"
+    assert_eq!(
+        summary(&reqs),
+        [
+            "WORKING error=Resetting BMC password",
+            "WORKING error=Finished setting BMC password power_type=ipmi",
+            "WORKING script_name=10-ok exit_status=0",
+            "WORKING script_name=20-broken exit_status=3",
+            "WORKING script_name=30-after exit_status=0",
+            "FAILED error=1 commissioning scripts failed to run",
+            "FAILED error=1 test scripts failed to run",
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn a_bmc_refusing_the_password_keeps_the_old_settings_and_commissioning_goes_on() {
+    if !have_busybox() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Every password set fails: 5 attempts of 2 passwords each.
+    let (out, reqs) = commission_with(dir.path(), 1000, &[("10-ok", "#!/bin/sh\necho fine\n")]);
+    assert!(out.contains("rc=0"), "{out}");
+    assert_eq!(
+        summary(&reqs),
+        [
+            "WORKING error=Resetting BMC password",
+            "WORKING script_name=10-ok exit_status=0",
+            "TESTING",
+            "WORKING script_name=t-ok exit_status=0",
+            "OK error=All scripts successfully ran",
+        ],
+        "{out}"
     );
     assert!(
         !reqs
             .iter()
-            .any(|(_, _, f)| field(f, "script_name") == Some("30-never"))
+            .any(|(_, _, f)| field(f, "power_parameters").is_some()),
+        "no power parameters after a failed BMC configuration"
     );
 }
 

@@ -75,9 +75,7 @@ async fn a_transient_bmc_error_during_a_query_is_retried_and_the_query_passes() 
     let driver = IpmiPowerDriver::new(fast_power(None));
     let mut seen = Vec::new();
     let state = driver
-        .query_reporting(&params(&bmc), |n, e, wait| {
-            seen.push((n, e.clone(), wait))
-        })
+        .query_reporting(&params(&bmc), |n, e, wait| seen.push((n, e.clone(), wait)))
         .await
         .unwrap();
     assert_eq!(state, PowerState::Off);

@@ -460,7 +460,8 @@ impl IpmiPowerDriver {
                 }
             }
         }
-        Err(last_error.unwrap_or_else(|| PowerError::Failed("no attempt made (wait_time is empty)".into())))
+        Err(last_error
+            .unwrap_or_else(|| PowerError::Failed("no attempt made (wait_time is empty)".into())))
     }
 
     /// MAAS's perform_power: for each wait, try the change (a failure that

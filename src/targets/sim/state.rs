@@ -53,7 +53,11 @@ impl RegionState {
     pub async fn start_power(self: &Arc<Self>, system_id: String, change: PowerChange) {
         if !self.power_busy.lock().unwrap().insert(system_id.clone()) {
             // 2.8 lets a running change go on and refuses another one.
-            tracing::info!(system_id, ?change, "a power change is already under way; not starting another");
+            tracing::info!(
+                system_id,
+                ?change,
+                "a power change is already under way; not starting another"
+            );
             return;
         }
         let me = self.clone();
@@ -64,7 +68,8 @@ impl RegionState {
             if outcome.is_err() {
                 // CHANGE_POWER_STATE_TIMEOUT: the change is cancelled and
                 // reported as failed, "Timed out".
-                me.power_change_failed(&system_id, change, "Timed out").await;
+                me.power_change_failed(&system_id, change, "Timed out")
+                    .await;
             }
         })
         .await;
@@ -99,11 +104,18 @@ impl RegionState {
         let p = match self.driver(system_id).await {
             Ok(Driver::Ipmi(p)) => p,
             Ok(Driver::Manual) => {
-                tracing::info!(system_id, "manual power type: the operator powers the machine");
+                tracing::info!(
+                    system_id,
+                    "manual power type: the operator powers the machine"
+                );
                 return;
             }
             Err(e) => {
-                let msg = format!("Power {} for the node failed: {}", change.verb(), e.maas_message());
+                let msg = format!(
+                    "Power {} for the node failed: {}",
+                    change.verb(),
+                    e.maas_message()
+                );
                 return self.power_change_failed(system_id, change, &msg).await;
             }
         };
@@ -115,7 +127,9 @@ impl RegionState {
             if change == PowerChange::Cycle
                 && self.power.query_reporting(&p, log_retry).await? == PowerState::On
             {
-                self.power.perform(system_id, &p, PowerAction::Off, log_retry).await?;
+                self.power
+                    .perform(system_id, &p, PowerAction::Off, log_retry)
+                    .await?;
             }
             let action = match change {
                 PowerChange::Off => PowerAction::Off,
@@ -125,7 +139,11 @@ impl RegionState {
         }
         .await;
         if let Err(e) = result {
-            let msg = format!("Power {} for the node failed: {}", change.verb(), e.maas_message());
+            let msg = format!(
+                "Power {} for the node failed: {}",
+                change.verb(),
+                e.maas_message()
+            );
             return self.power_change_failed(system_id, change, &msg).await;
         }
         // The query after every change (retried like a change).
@@ -153,7 +171,8 @@ impl RegionState {
     /// the message (MarkNodeFailed), then "Failed to power on node" (or
     /// off, or cycle) carries it.
     async fn power_change_failed(&self, system_id: &str, change: PowerChange, message: &str) {
-        self.mark_failed(system_id, message, ScriptStatus::FAILED).await;
+        self.mark_failed(system_id, message, ScriptStatus::FAILED)
+            .await;
         let failed = match change {
             PowerChange::On => &events::POWER_ON_FAILED,
             PowerChange::Off => &events::POWER_OFF_FAILED,
@@ -181,16 +200,29 @@ impl RegionState {
             // New, or already one of the failed statuses.
             NodeStatus(0 | 2 | 11 | 13 | 15 | 18 | 20 | 22) => None,
             other => {
-                tracing::warn!(system_id, status = other.name(), comment, "mark failed refused in this status");
+                tracing::warn!(
+                    system_id,
+                    status = other.name(),
+                    comment,
+                    "mark failed refused in this status"
+                );
                 return;
             }
         };
-        self.event(system_id, &events::MARKING_FAILED, comment).await;
+        self.event(system_id, &events::MARKING_FAILED, comment)
+            .await;
         let Some(failed) = failed else { return };
         for phase in [Phase::Commissioning, Phase::Testing] {
-            let _ = self.store.end_script_set(system_id, phase, script_status).await;
+            let _ = self
+                .store
+                .end_script_set(system_id, phase, script_status)
+                .await;
         }
-        if let Err(e) = self.store.set_status(system_id, failed, Some(comment)).await {
+        if let Err(e) = self
+            .store
+            .set_status(system_id, failed, Some(comment))
+            .await
+        {
             tracing::warn!(error = %e, system_id, "could not mark a machine failed");
         }
     }
