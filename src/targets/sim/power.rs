@@ -631,11 +631,13 @@ mod tests {
         assert!(IpmiParams::from_json(&json!({"power_user": "maas"})).is_err());
         let p = params("efi", "hard");
         assert!(!format!("{p:?}").contains("s3cr3tpw"));
-        assert_eq!(
-            IpmiParams::from_json(&json!({"power_address": "1.2.3.4"}))
-                .unwrap()
-                .power_driver,
-            "LAN_2_0"
+        // power_driver unset: MAAS leaves --driver-type out.
+        let unset = IpmiParams::from_json(&json!({"power_address": "1.2.3.4"})).unwrap();
+        assert_eq!(unset.power_driver, "");
+        assert!(
+            !power_command(&unset, PowerAction::Query)
+                .argv()
+                .contains(&"--driver-type".to_string())
         );
     }
 }
