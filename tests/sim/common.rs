@@ -102,6 +102,8 @@ pub async fn start_sim_with(
     cfg.power = power;
     cfg.ipmi_retry_base_seconds = Some(1);
     cfg.power_query_interval = query_every;
+    // Tests that tick the monitor want every machine queried each tick.
+    cfg.power_query_stale = Duration::ZERO;
     cfg.heartbeat_timeout = heartbeat;
     let region = SimRegion::start(cfg).await.expect("start sim region");
     let client = region
