@@ -113,7 +113,10 @@ async fn enlist_with_reqwest_and_busybox_wget() {
         m.boot_interface.as_ref().unwrap().mac_address,
         "52:54:00:e1:00:01"
     );
-    assert!(anon.is_registered("52:54:00:E1:00:01").await.unwrap());
+    // 2.8: anonymous is_registered leaves New (and Commissioning, Retired)
+    // machines out, so a repeated enlistment runs; a user sees it.
+    assert!(!anon.is_registered("52:54:00:E1:00:01").await.unwrap());
+    assert!(sim.client.is_registered("52:54:00:E1:00:01").await.unwrap());
 
     // The guest's form through busybox wget: repeated mac_addresses, JSON power_parameters.
     let base = sim.region().local_maas_url();
@@ -147,8 +150,30 @@ async fn enlist_with_reqwest_and_busybox_wget() {
     );
     assert_eq!(p["power_user"], "maas");
 
-    // A MAC already in use: 400 with MAAS's field error, not retried.
-    let e = anon
+    // Enlisted twice: the repeat (same MAC, another BMC address and
+    // password) updates the New machine it matches (2.8
+    // AnonMachinesHandler.create), no second machine.
+    let mut again = enlist_request("node-b-again", &["52:54:00:e1:00:02"]);
+    again.power_parameters = json!({"power_address": "10.9.0.99", "power_user": "maas",
+        "power_pass": "second-pass", "power_driver": "LAN_2_0"});
+    let repeat = anon.enlist(&again).await.unwrap();
+    assert_eq!(repeat.system_id, b.system_id);
+    let p = sim.client.power_parameters(&b.system_id).await.unwrap();
+    assert_eq!(
+        (p["power_address"].as_str(), p["power_pass"].as_str()),
+        (Some("10.9.0.99"), Some("second-pass"))
+    );
+    // And by BMC address first: node-a's BMC with a new MAC is node-a.
+    let by_bmc = anon
+        .enlist(&enlist_request("node-a-again", &["52:54:00:e1:00:09"]))
+        .await
+        .unwrap();
+    assert_eq!(by_bmc.system_id, m.system_id);
+
+    // A user's create with a MAC already in use: 400 with MAAS's field
+    // error, not retried.
+    let e = sim
+        .client
         .enlist(&enlist_request("node-c", &["52:54:00:e1:00:02"]))
         .await
         .unwrap_err();

@@ -72,7 +72,18 @@ pub async fn machines_is_registered(r: Req) -> ApiResult {
         }
         .into());
     }
-    ok_json(&r.st.store.machine_for_mac(mac).await?.is_some())
+    // 2.8: anonymous callers (the enlisting guest) do not count New,
+    // Commissioning or Retired machines, so enlistment may run again.
+    let ignore: &[NodeStatus] = if r.who.is_some() {
+        &[NodeStatus::RETIRED]
+    } else {
+        &[
+            NodeStatus::NEW,
+            NodeStatus::COMMISSIONING,
+            NodeStatus::RETIRED,
+        ]
+    };
+    ok_json(&r.st.store.is_registered(mac, ignore).await?)
 }
 
 /// POST machines/: anonymous enlistment leaves the machine New; an admin's
@@ -87,6 +98,14 @@ pub async fn machines_create(r: Req) -> ApiResult {
         power_parameters: power_parameters_field(p),
         mac_addresses: p.all("mac_addresses"),
     };
+    if r.who.is_none()
+        && let Some(id) = r.st.store.enlisted_before(&form).await?
+    {
+        // 2.8 AnonMachinesHandler.create: a repeat of an enlistment
+        // updates the New or Commissioning machine it matches.
+        tracing::info!(system_id = %id, "found existing machine, enlisting");
+        return ok_json(&r.st.store.update_enlisted(&id, &form).await?);
+    }
     let m = r.st.store.enlist(&form).await?;
     tracing::info!(system_id = %m.system_id, hostname = %m.hostname, "machine enlisted");
     if r.who.is_some() && p.flag("commission").unwrap_or(true) {
