@@ -19,6 +19,8 @@ key=${kp%%=*}; value=${kp#*=}
 file="$STATE/$(echo "$key" | tr ':' '_')"
 case "$op" in
     --checkout)
+        [ "$key" = "Lan_Conf:IP_Address_Source" ] && [ -n "$FAIL_SOURCE_CHECKOUT" ] && {
+            echo "ERROR: checkout failed"; exit 1; }
         param=${key#*:}
         case "$key" in
             User2:Username) echo "        $param    admin" ;;
@@ -27,7 +29,9 @@ case "$op" in
         esac ;;
     --commit)
         case "$key" in
+            *:Lan_Privilege_Limit) [ -n "$READ_BACK_WRONG" ] && value=User ;;
             *:Password)
+                echo x >> "$STATE/password-commits"
                 n=$(cat "$STATE/fails" 2>/dev/null || echo 0)
                 if [ "$n" -lt "${FAIL_PASSWORD_SETS:-0}" ]; then
                     echo $((n + 1)) > "$STATE/fails"
@@ -39,6 +43,16 @@ esac
 "#;
 
 fn run(dir: &Path, fail_password_sets: u32, cpu_model: &str, script: &str) -> String {
+    run_env(dir, fail_password_sets, cpu_model, script, &[])
+}
+
+fn run_env(
+    dir: &Path,
+    fail_password_sets: u32,
+    cpu_model: &str,
+    script: &str,
+    env: &[(&str, &str)],
+) -> String {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::create_dir_all(dir.join("state")).unwrap();
@@ -46,7 +60,7 @@ fn run(dir: &Path, fail_password_sets: u32, cpu_model: &str, script: &str) -> St
     std::fs::write(&stub, STUB_BMC_CONFIG).unwrap();
     std::fs::write(
         bin.join("ipmi-locate"),
-        "#!/bin/sh\necho 'IPMI Version: 2.0'\n",
+        "#!/bin/sh\nprintf '%s\\n' \"${IPMI_LOCATE_OUT:-IPMI Version: 2.0}\"\n",
     )
     .unwrap();
     std::fs::write(bin.join("bmc-info"), "#!/bin/sh\nexit 0\n").unwrap();
@@ -66,10 +80,14 @@ fn run(dir: &Path, fail_password_sets: u32, cpu_model: &str, script: &str) -> St
     let body = format!(
         "log() {{ echo \"LOG $*\"; }}\n. {FIXTURES}/lib.sh\nlog() {{ echo \"LOG $*\"; }}\n. {FIXTURES}/autodetect.sh\n{script}"
     );
-    Cmd::new("busybox")
-        .args(["sh", "-c", &body])
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+    let mut cmd = Cmd::new("busybox").args(["sh", "-c", &body]);
+    for (k, v) in env {
+        cmd = cmd.env(*k, *v);
+    }
+    cmd.env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
         .env("STATE", dir.join("state").to_string_lossy())
+        // Each run its own working files (tests run in parallel).
+        .env("SCRATCH", dir.to_string_lossy())
         .env("CPUINFO", dir.join("cpuinfo").to_string_lossy())
         .env("FAIL_PASSWORD_SETS", fail_password_sets.to_string())
         .env("IPMI_RETRY_BASE_SECONDS", "0")
@@ -83,6 +101,71 @@ fn have_busybox() -> bool {
 
 const REPORT: &str = "ipmi_autodetect; echo \"rc=$? type=$POWER_TYPE\"; echo \"params=$POWER_PARAMETERS\"; \
                       echo \"error=$AUTODETECT_ERROR\"";
+
+#[test]
+fn a_read_back_mismatch_ends_the_attempt_without_a_second_password() {
+    if !have_busybox() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_env(
+        dir.path(),
+        0,
+        "Intel Core Processor (Haswell, no TSX)",
+        REPORT,
+        &[("READ_BACK_WRONG", "1")],
+    );
+    assert!(out.contains("rc=1"), "{out}");
+    assert!(out.contains("Unable to set BMC password:"), "{out}");
+    // Five attempts, one password each: MAAS tries the second password only
+    // after a command error, and its verification error is not one.
+    let commits = std::fs::read_to_string(dir.path().join("state/password-commits")).unwrap();
+    assert_eq!(commits.lines().count(), 5, "{out}");
+}
+
+#[test]
+fn a_bmc_whose_address_source_cannot_be_read_gets_no_power_type() {
+    if !have_busybox() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_env(
+        dir.path(),
+        0,
+        "Intel Core Processor (Haswell, no TSX)",
+        REPORT,
+        &[("FAIL_SOURCE_CHECKOUT", "1")],
+    );
+    assert!(out.contains("rc=0 type="), "{out}");
+    assert!(!out.contains("type=ipmi"), "{out}");
+    assert!(
+        !dir.path().join("state/password-commits").exists(),
+        "the BMC was left alone"
+    );
+}
+
+#[test]
+fn ipmi_2_0_anywhere_in_ipmi_locate_means_lan_2_0() {
+    if !have_busybox() {
+        return;
+    }
+    for (locate, driver) in [
+        ("IPMI Version: 1.5\nIPMI Version: 2.0", "LAN_2_0"),
+        ("IPMI Version: 1.5", "LAN"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = run_env(
+            dir.path(),
+            0,
+            "Intel Core Processor (Haswell, no TSX)",
+            REPORT,
+            &[("IPMI_LOCATE_OUT", locate)],
+        );
+        let params_line = out.lines().find_map(|l| l.strip_prefix("params=")).unwrap();
+        let params: serde_json::Value = serde_json::from_str(params_line).unwrap();
+        assert_eq!(params["power_driver"], driver, "{locate}: {out}");
+    }
+}
 
 #[test]
 fn flaky_password_sets_are_retried_and_the_first_empty_slot_is_used() {
