@@ -1,7 +1,6 @@
-//! Shared set-up: a Postgres and a sim region per test, torn down on drop;
-//! our own BMC on loopback (in-process, with its fault switches) for the
-//! real FreeIPMI tools to talk to; and, for the region tests that only need
-//! argv, named FAKE FreeIPMI programs.
+//! Shared set-up: a Postgres and a sim region per test, torn down on drop,
+//! and our own BMC on loopback (in-process, with its fault switches) for
+//! the real FreeIPMI tools the sim's power driver runs.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -136,6 +135,11 @@ pub const BMC_PASS: &str = "pw-test-1";
 
 impl TestBmc {
     pub async fn start() -> TestBmc {
+        TestBmc::start_in(None).await
+    }
+
+    /// The BMC's LAN side on 127.0.0.1 inside `netns` (None: the host's).
+    pub async fn start_in(netns: Option<&str>) -> TestBmc {
         use maas_e2e::bmc::config::{
             BmcConfig, LanEndpoint, PowerConfig, PrivilegeName, SessionType, UserConfig,
         };
@@ -144,7 +148,7 @@ impl TestBmc {
             name: BMC_NAME.into(),
             lan: LanEndpoint {
                 address: "127.0.0.1:0".into(),
-                netns: None,
+                netns: netns.map(String::from),
                 ip: Some("192.0.2.10".parse().unwrap()),
                 netmask: None,
                 gateway: None,
@@ -252,62 +256,13 @@ pub fn have_freeipmi() -> bool {
         && maas_e2e::testing::require_program("ipmi-chassis-config", "freeipmi-tools")
 }
 
-/// A power driver config for tests: waits scaled to milliseconds, fakes first on PATH.
-pub fn fast_power(fakes: Option<&Path>) -> PowerDriverConfig {
+/// A power driver config for tests: waits scaled to milliseconds, and
+/// `path` (a directory) first on PATH when given.
+pub fn fast_power(path: Option<&Path>) -> PowerDriverConfig {
     PowerDriverConfig {
         wait_unit: Duration::from_millis(2),
-        path_prepend: fakes.map(Path::to_path_buf),
+        path_prepend: path.map(Path::to_path_buf),
         command_timeout: Duration::from_secs(10),
         ..PowerDriverConfig::default()
     }
-}
-
-/// Write FAKE ipmipower and ipmi-chassis-config scripts into `dir`. Each
-/// appends its argv (one line) to `dir/calls.log`. ipmipower fails with
-/// "BMC error" while `dir/fail_count` holds a number > 0 (decremented each
-/// call), then answers as FreeIPMI does (`ADDR: ok`, `ADDR: on`).
-pub fn write_fake_freeipmi(dir: &Path, fail_first: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("fail_count"), fail_first.to_string()).unwrap();
-    let d = dir.display();
-    let ipmipower = format!(
-        r#"#!/bin/sh
-# FAKE ipmipower for tests (not FreeIPMI): logs argv, fails with "BMC error"
-# while {d}/fail_count > 0, else answers like ipmipower.
-echo "ipmipower $*" >> {d}/calls.log
-host=""; prev=""
-for a in "$@"; do [ "$prev" = "-h" ] && host="$a"; prev="$a"; done
-n=$(cat {d}/fail_count)
-if [ "$n" -gt 0 ]; then echo $((n-1)) > {d}/fail_count; echo "$host: BMC error"; exit 1; fi
-case " $* " in
-  *" --stat "*) state=$(cat {d}/state 2>/dev/null || echo off); echo "$host: $state" ;;
-  *" --off "*|*" --soft "*) echo off > {d}/state; echo "$host: ok" ;;
-  *" --on-if-off "*) echo on > {d}/state; echo "$host: ok" ;;
-esac
-"#
-    );
-    let chassis = format!(
-        r#"#!/bin/sh
-# FAKE ipmi-chassis-config for tests (not FreeIPMI): logs argv and the file.
-echo "ipmi-chassis-config $*" >> {d}/calls.log
-prev=""
-for a in "$@"; do [ "$prev" = "--filename" ] && cat "$a" >> {d}/chassis.cfg; prev="$a"; done
-exit 0
-"#
-    );
-    for (name, body) in [("ipmipower", ipmipower), ("ipmi-chassis-config", chassis)] {
-        let p = dir.join(name);
-        std::fs::write(&p, body).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-}
-
-/// The fake's log, one call per line.
-pub fn fake_calls(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("calls.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(String::from)
-        .collect()
 }

@@ -9,9 +9,8 @@ use maas_e2e::cmd::Cmd;
 use maas_e2e::maas::*;
 use maas_e2e::targets::sim::Firmware;
 use maas_e2e::testing::require_program;
-use serde_json::json;
 
-use crate::common::{TestDir, fast_power, start_sim, write_fake_freeipmi};
+use crate::common::{TestBmc, TestDir, fast_power, have_freeipmi, start_sim};
 
 const GUEST: &str = r#"
 set -e
@@ -43,9 +42,11 @@ async fn busybox_sh_guest_commissions_through_the_contract() {
     if !require_program("busybox", "busybox-static") {
         return;
     }
-    let fakes = TestDir::new("fakes-guest");
-    write_fake_freeipmi(&fakes.0, 0);
-    let Some(sim) = start_sim("guest", fast_power(Some(&fakes.0))).await else {
+    if !have_freeipmi() {
+        return;
+    }
+    let bmc = TestBmc::start().await;
+    let Some(sim) = start_sim("guest", fast_power(None)).await else {
         return;
     };
     let mac = "52:54:00:6e:00:01";
@@ -54,7 +55,7 @@ async fn busybox_sh_guest_commissions_through_the_contract() {
         hostname: "guest".into(),
         architecture: "amd64".into(),
         power_type: "ipmi".into(),
-        power_parameters: json!({"power_address": "127.0.0.1", "power_user": "maas", "power_pass": "first"}),
+        power_parameters: bmc.power_parameters(),
         mac_addresses: vec![mac.into()],
         ..Default::default()
     };

@@ -11,9 +11,7 @@ use maas_e2e::targets::sim::{BootPurpose, Firmware};
 use maas_e2e::testing::require_program;
 use serde_json::json;
 
-use crate::common::{
-    Sim, TestDir, fake_calls, fast_power, start_sim, start_sim_with, write_fake_freeipmi,
-};
+use crate::common::{Sim, TestBmc, fast_power, have_freeipmi, start_sim, start_sim_with};
 
 const BMC_PASS: &str = "pw-region-test";
 
@@ -23,10 +21,21 @@ fn enlist_request(hostname: &str, macs: &[&str]) -> EnlistRequest {
         architecture: "amd64".into(),
         subarchitecture: Some("generic".into()),
         power_type: "ipmi".into(),
-        power_parameters: json!({"power_address": "127.0.0.1", "power_user": "maas", "power_pass": BMC_PASS,
+        // A TEST-NET address per machine (2.8 takes a second enlistment
+        // with a known BMC address for the same machine); tests that drive
+        // power use `on_bmc`.
+        power_parameters: json!({"power_address": format!("192.0.2.{}",
+                u8::from_str_radix(macs[0].rsplit(':').next().unwrap(), 16).unwrap()),
+            "power_user": "maas", "power_pass": BMC_PASS,
             "power_driver": "LAN_2_0", "power_boot_type": "auto"}),
         mac_addresses: macs.iter().map(|m| m.to_string()).collect(),
     }
+}
+
+/// `req` with the power parameters of our BMC `bmc` (real FreeIPMI runs).
+fn on_bmc(mut req: EnlistRequest, bmc: &TestBmc) -> EnlistRequest {
+    req.power_parameters = bmc.power_parameters();
+    req
 }
 
 /// application/x-www-form-urlencoded encoding, as the guest's shell does it.
@@ -164,10 +173,9 @@ async fn enlist_with_reqwest_and_busybox_wget() {
         (Some("10.9.0.99"), Some("second-pass"))
     );
     // And by BMC address first: node-a's BMC with a new MAC is node-a.
-    let by_bmc = anon
-        .enlist(&enlist_request("node-a-again", &["52:54:00:e1:00:09"]))
-        .await
-        .unwrap();
+    let mut a_again = enlist_request("node-a-again", &["52:54:00:e1:00:09"]);
+    a_again.power_parameters = enlist_request("node-a", &["52:54:00:e1:00:01"]).power_parameters;
+    let by_bmc = anon.enlist(&a_again).await.unwrap();
     assert_eq!(by_bmc.system_id, m.system_id);
 
     // A user's create with a MAC already in use: 400 with MAAS's field
@@ -246,9 +254,11 @@ async fn commission_new_to_ready_with_events_results_and_power() {
     if !require_program("busybox", "busybox-static") {
         return;
     }
-    let fakes = TestDir::new("fakes-ok");
-    write_fake_freeipmi(&fakes.0, 0);
-    let Some(sim) = start_sim("commission", fast_power(Some(&fakes.0))).await else {
+    if !have_freeipmi() {
+        return;
+    }
+    let bmc = TestBmc::start().await;
+    let Some(sim) = start_sim("commission", fast_power(None)).await else {
         return;
     };
     let rack = sim.region().rack();
@@ -289,7 +299,7 @@ async fn commission_new_to_ready_with_events_results_and_power() {
 
     let m = MaasClient::new(&preseed_value(&enlist_preseed, "MAAS_URL"), None)
         .unwrap()
-        .enlist(&enlist_request("", &[mac0, mac1]))
+        .enlist(&on_bmc(enlist_request("", &[mac0, mac1]), &bmc))
         .await
         .unwrap();
     assert!(
@@ -305,7 +315,7 @@ async fn commission_new_to_ready_with_events_results_and_power() {
         BootPurpose::Poweroff
     );
 
-    // Commission: status Commissioning, power on through FreeIPMI (fake).
+    // Commission: status Commissioning, power on through FreeIPMI.
     let c = sim
         .client
         .commission(&id, &CommissionOptions::default())
@@ -337,7 +347,7 @@ async fn commission_new_to_ready_with_events_results_and_power() {
 
     // The guest's signals: WORKING with power parameters, results, OK.
     let power =
-        json!({"power_address": "127.0.0.1", "power_user": "maas", "power_pass": "rotated-pw",
+        json!({"power_address": bmc.address(), "power_user": "maas", "power_pass": "rotated-pw",
         "power_driver": "LAN_2_0", "power_boot_type": "efi"})
         .to_string();
     let r = signal(
@@ -482,13 +492,13 @@ async fn commission_new_to_ready_with_events_results_and_power() {
         Some(base64_encode(b"support info\n").as_str())
     );
 
-    // The rack ran FreeIPMI as MAAS does, with the password from enlistment.
-    let calls = fake_calls(&fakes.0);
-    assert!(calls[0].starts_with("ipmi-chassis-config -W opensesspriv -l OPERATOR --driver-type LAN_2_0 -h 127.0.0.1 -u maas -p pw-region-test --commit --filename"), "{calls:#?}");
-    assert!(
-        calls.iter().any(|c| c.ends_with("--cycle --on-if-off")),
-        "{calls:#?}"
-    );
+    // The rack ran FreeIPMI as MAAS does: boot device PXE, then power on,
+    // then a query, against our BMC.
+    let lan = bmc.lan_commands();
+    let boot = lan.iter().position(|c| c == "set_system_boot_options");
+    let on = lan.iter().position(|c| c == "chassis_control");
+    assert!(boot.is_some() && boot < on, "{lan:#?}");
+    assert!(bmc.is_on());
     // A Ready machine PXE-booting again is told to power off.
     assert_eq!(
         rack.boot_config(mac1, Firmware::Bios, boot_http)
@@ -508,19 +518,27 @@ async fn commission_new_to_ready_with_events_results_and_power() {
 
 #[tokio::test]
 async fn failed_signal_and_failed_script_end_in_failed_commissioning() {
-    let fakes = TestDir::new("fakes-fail");
-    write_fake_freeipmi(&fakes.0, 0);
-    let Some(sim) = start_sim("failed", fast_power(Some(&fakes.0))).await else {
+    if !have_freeipmi() {
+        return;
+    }
+    let (bmc_a, bmc_b) = (TestBmc::start().await, TestBmc::start().await);
+    let Some(sim) = start_sim("failed", fast_power(None)).await else {
         return;
     };
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
     let a = anon
-        .enlist(&enlist_request("fail-a", &["52:54:00:fa:00:01"]))
+        .enlist(&on_bmc(
+            enlist_request("fail-a", &["52:54:00:fa:00:01"]),
+            &bmc_a,
+        ))
         .await
         .unwrap()
         .system_id;
     let b = anon
-        .enlist(&enlist_request("fail-b", &["52:54:00:fa:00:02"]))
+        .enlist(&on_bmc(
+            enlist_request("fail-b", &["52:54:00:fa:00:02"]),
+            &bmc_b,
+        ))
         .await
         .unwrap()
         .system_id;
@@ -720,14 +738,16 @@ async fn bmc_error_on_power_on_is_retried_then_fails_commissioning_with_maas_tex
 
 #[tokio::test]
 async fn query_power_state_and_power_off() {
-    let fakes = TestDir::new("fakes-query");
-    write_fake_freeipmi(&fakes.0, 0);
-    let Some(sim) = start_sim("query", fast_power(Some(&fakes.0))).await else {
+    if !have_freeipmi() {
+        return;
+    }
+    let bmc = TestBmc::start().await;
+    let Some(sim) = start_sim("query", fast_power(None)).await else {
         return;
     };
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
     let id = anon
-        .enlist(&enlist_request("q", &["52:54:00:9e:00:01"]))
+        .enlist(&on_bmc(enlist_request("q", &["52:54:00:9e:00:01"]), &bmc))
         .await
         .unwrap()
         .system_id;
@@ -757,7 +777,7 @@ async fn query_power_state_and_power_off() {
         sim.client.query_power_state(&id).await.unwrap(),
         PowerState::Off
     );
-    assert!(fake_calls(&fakes.0).iter().any(|c| c.ends_with(" --off")));
+    assert!(!bmc.is_on(), "the BMC's machine is off");
 }
 
 #[tokio::test]
@@ -918,11 +938,13 @@ async fn external_target_checks_a_running_sim() {
 
 #[tokio::test]
 async fn periodic_power_queries_follow_the_bmc() {
-    let fakes = TestDir::new("fakes-periodic");
-    write_fake_freeipmi(&fakes.0, 0);
+    if !have_freeipmi() {
+        return;
+    }
+    let bmc = TestBmc::start().await;
     let Some(sim) = start_sim_with(
         "periodic",
-        fast_power(Some(&fakes.0)),
+        fast_power(None),
         Some(Duration::from_millis(50)),
         None,
     )
@@ -932,13 +954,39 @@ async fn periodic_power_queries_follow_the_bmc() {
     };
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
     let id = anon
-        .enlist(&enlist_request("periodic", &["52:54:00:9f:00:01"]))
+        .enlist(&on_bmc(
+            enlist_request("periodic", &["52:54:00:9f:00:01"]),
+            &bmc,
+        ))
         .await
         .unwrap()
         .system_id;
     // The BMC's state changes behind MAAS's back (the guest powered itself on).
     for want in [PowerState::Off, PowerState::On, PowerState::Off] {
-        std::fs::write(fakes.0.join("state"), want.as_str()).unwrap();
+        // Someone else's ipmipower (not the region's) switches the machine.
+        let switch = if want == PowerState::On {
+            "--on"
+        } else {
+            "--off"
+        };
+        maas_e2e::cmd::Cmd::new("ipmipower")
+            .args([
+                "-W",
+                "opensesspriv",
+                "--driver-type",
+                "LAN_2_0",
+                "-h",
+                &bmc.address(),
+                "-u",
+                "maas",
+                "-p",
+            ])
+            .secret_arg(crate::common::BMC_PASS)
+            .arg(switch)
+            .timeout(Duration::from_secs(30))
+            .run()
+            .await
+            .unwrap();
         let mut seen = PowerState::Unknown;
         for _ in 0..200 {
             seen = sim.client.machine(&id).await.unwrap().power_state;
@@ -949,22 +997,23 @@ async fn periodic_power_queries_follow_the_bmc() {
         }
         assert_eq!(seen, want);
     }
-    assert!(
-        fake_calls(&fakes.0)
-            .iter()
-            .filter(|c| c.ends_with(" --stat"))
-            .count()
-            >= 3
-    );
+    let queries = bmc
+        .lan_commands()
+        .iter()
+        .filter(|c| *c == "get_chassis_status")
+        .count();
+    assert!(queries >= 3, "{:?}", bmc.lan_commands());
 }
 
 #[tokio::test]
 async fn a_silent_machine_fails_commissioning_after_the_heartbeat_timeout() {
-    let fakes = TestDir::new("fakes-heartbeat");
-    write_fake_freeipmi(&fakes.0, 0);
+    if !have_freeipmi() {
+        return;
+    }
+    let (bmc, bmc2) = (TestBmc::start().await, TestBmc::start().await);
     let Some(sim) = start_sim_with(
         "heartbeat",
-        fast_power(Some(&fakes.0)),
+        fast_power(None),
         None,
         Some(Duration::from_millis(800)),
     )
@@ -974,12 +1023,18 @@ async fn a_silent_machine_fails_commissioning_after_the_heartbeat_timeout() {
     };
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
     let quiet = anon
-        .enlist(&enlist_request("quiet", &["52:54:00:4b:00:01"]))
+        .enlist(&on_bmc(
+            enlist_request("quiet", &["52:54:00:4b:00:01"]),
+            &bmc,
+        ))
         .await
         .unwrap()
         .system_id;
     let chatty = anon
-        .enlist(&enlist_request("chatty", &["52:54:00:4b:00:02"]))
+        .enlist(&on_bmc(
+            enlist_request("chatty", &["52:54:00:4b:00:02"]),
+            &bmc2,
+        ))
         .await
         .unwrap()
         .system_id;
@@ -1051,17 +1106,19 @@ fn key_paths(v: &serde_json::Value, prefix: &str, out: &mut std::collections::BT
 async fn sim_json_uses_only_maas_field_names() {
     // The sim's answers may have fewer fields than MAAS 2.8's documented
     // shapes (fixtures/maas/), never other names.
-    let fakes = TestDir::new("fakes-shapes");
-    write_fake_freeipmi(&fakes.0, 0);
-    let Some(sim) = start_sim("shapes", fast_power(Some(&fakes.0))).await else {
+    if !have_freeipmi() {
+        return;
+    }
+    let bmc = TestBmc::start().await;
+    let Some(sim) = start_sim("shapes", fast_power(None)).await else {
         return;
     };
     let c = &sim.client;
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
     let id = anon
-        .enlist(&enlist_request(
-            "shape",
-            &["52:54:00:5a:00:01", "52:54:00:5a:00:02"],
+        .enlist(&on_bmc(
+            enlist_request("shape", &["52:54:00:5a:00:01", "52:54:00:5a:00:02"]),
+            &bmc,
         ))
         .await
         .unwrap()
