@@ -1204,3 +1204,300 @@ async fn sim_json_uses_only_maas_field_names() {
         assert!(!ours.is_empty(), "{path}: empty answer");
     }
 }
+
+/// Events of a machine, oldest first, as `TYPE - DESCRIPTION`.
+async fn event_lines(sim: &Sim, id: &str) -> Vec<String> {
+    let page = sim
+        .client
+        .events(&EventQuery {
+            system_id: Some(id.to_string()),
+            level: Some("DEBUG".into()),
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    page.events
+        .iter()
+        .rev()
+        .map(|e| format!("{} - {}", e.event_type, e.description))
+        .collect()
+}
+
+#[tokio::test]
+async fn testing_phase_runs_after_commissioning_and_can_fail() {
+    if !have_freeipmi() {
+        return;
+    }
+    let (bmc_a, bmc_b) = (TestBmc::start().await, TestBmc::start().await);
+    let Some(sim) = start_sim("testing", fast_power(None)).await else {
+        return;
+    };
+    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
+    let mut ids = Vec::new();
+    for (name, mac, bmc) in [
+        ("test-ok", "52:54:00:7e:00:01", &bmc_a),
+        ("test-bad", "52:54:00:7e:00:02", &bmc_b),
+    ] {
+        let id = anon
+            .enlist(&on_bmc(enlist_request(name, &[mac]), bmc))
+            .await
+            .unwrap()
+            .system_id;
+        sim.client
+            .commission(&id, &CommissionOptions::default())
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    for (id, test_exit, end) in [
+        (&ids[0], "0", NodeStatus::READY),
+        (&ids[1], "1", NodeStatus::FAILED_TESTING),
+    ] {
+        let key = sim_node_key(&sim, id).await;
+        let out = base64_encode(b"ok\n");
+        let ok = |name: &'static str| {
+            vec![
+                ("op", "signal"),
+                ("status", "WORKING"),
+                ("script_name", name),
+                ("exit_status", "0"),
+                ("output_b64", ""),
+            ]
+        };
+        for name in [
+            "00-maas-00-support-info",
+            "40-maas-01-network-interfaces",
+            "50-maas-01-commissioning",
+        ] {
+            let mut form = ok(name);
+            let body = match name {
+                "40-maas-01-network-interfaces" => base64_encode(
+                    json!({"interfaces": [{"name": "eth0", "mac": if id == &ids[0] { "52:54:00:7e:00:01" } else { "52:54:00:7e:00:02" }, "boot": true}]})
+                        .to_string()
+                        .as_bytes(),
+                ),
+                "50-maas-01-commissioning" => base64_encode(
+                    br#"{"cpu_count":1,"memory_mib":1024,"disks":[]}"#,
+                ),
+                _ => out.clone(),
+            };
+            form[4] = ("output_b64", &body);
+            assert_eq!(signal(&sim, &key, &form).await.status(), 200);
+        }
+        // maas_run_remote_scripts asks for Testing, runs the tests, then OK
+        // (or FAILED "N test scripts failed to run").
+        assert_eq!(
+            signal(&sim, &key, &[("op", "signal"), ("status", "TESTING")])
+                .await
+                .status(),
+            200
+        );
+        assert_eq!(
+            sim.client.machine(id).await.unwrap().status,
+            NodeStatus::TESTING
+        );
+        let result = [
+            ("op", "signal"),
+            ("status", "WORKING"),
+            ("script_name", "smartctl-validate"),
+            ("exit_status", test_exit),
+            ("output_b64", out.as_str()),
+        ];
+        assert_eq!(signal(&sim, &key, &result).await.status(), 200);
+        let last = if test_exit == "0" {
+            vec![
+                ("op", "signal"),
+                ("status", "OK"),
+                ("error", "All scripts successfully ran"),
+            ]
+        } else {
+            vec![
+                ("op", "signal"),
+                ("status", "FAILED"),
+                ("error", "1 test scripts failed to run"),
+            ]
+        };
+        assert_eq!(signal(&sim, &key, &last).await.status(), 200);
+        let m = sim.client.machine(id).await.unwrap();
+        assert_eq!(m.status, end);
+        let tests: Vec<ScriptSet> = serde_json::from_str(
+            &sim.client
+                .get_raw(&format!("nodes/{id}/results/"), &[("type", "testing")])
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let r = &tests.last().unwrap().results[0];
+        assert_eq!(r.name, "smartctl-validate");
+        assert_eq!(
+            r.status_name,
+            if test_exit == "0" { "Passed" } else { "Failed" }
+        );
+        assert_eq!(m.testing_status_name, r.status_name);
+        let events = event_lines(&sim, id).await;
+        let tail: Vec<&str> = events
+            .iter()
+            .rev()
+            .take(4)
+            .rev()
+            .map(String::as_str)
+            .collect();
+        if end == NodeStatus::READY {
+            assert_eq!(
+                tail,
+                [
+                    "Node changed status - From 'Commissioning' to 'Testing'",
+                    "Script result - smartctl-validate changed status from 'Running' to 'Passed'",
+                    "Ready - ",
+                    "Node changed status - From 'Testing' to 'Ready'",
+                ],
+                "{events:#?}"
+            );
+        } else {
+            assert_eq!(
+                m.status_message.as_deref(),
+                Some("1 test scripts failed to run")
+            );
+            assert_eq!(
+                tail,
+                [
+                    "Node changed status - From 'Commissioning' to 'Testing'",
+                    "Script result - smartctl-validate changed status from 'Running' to 'Failed'",
+                    "Failed testing - ",
+                    "Node changed status - From 'Testing' to 'Failed testing'",
+                ],
+                "{events:#?}"
+            );
+        }
+        // A signal in Ready or Failed testing is answered and ignored.
+        let again = signal(&sim, &key, &[("op", "signal"), ("status", "FAILED")]).await;
+        assert_eq!(again.status(), 200);
+        assert_eq!(sim.client.machine(id).await.unwrap().status, end);
+    }
+}
+
+#[tokio::test]
+async fn commissioning_a_machine_that_is_on_power_cycles_it() {
+    if !have_freeipmi() {
+        return;
+    }
+    let bmc = TestBmc::start().await;
+    let Some(sim) = start_sim("cycle", fast_power(None)).await else {
+        return;
+    };
+    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
+    let id = anon
+        .enlist(&on_bmc(
+            enlist_request("cycle", &["52:54:00:c1:00:01"]),
+            &bmc,
+        ))
+        .await
+        .unwrap()
+        .system_id;
+    sim.client.power_on(&id).await.unwrap();
+    for _ in 0..200 {
+        if sim.client.machine(&id).await.unwrap().power_state == PowerState::On {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(bmc.is_on());
+    let before = bmc.lan_commands().len();
+    sim.client
+        .commission(&id, &CommissionOptions::default())
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    for _ in 0..400 {
+        events = event_lines(&sim, &id).await;
+        if events.iter().any(|e| e.starts_with("Node powered on"))
+            && events
+                .iter()
+                .filter(|e| e.starts_with("Node powered on"))
+                .count()
+                == 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        events.iter().any(|e| e == "Power cycling - "),
+        "{events:#?}"
+    );
+    // 2.8 PowerDriver.cycle: a query, off (it is on), then on; each change
+    // followed by a query.
+    let lan: Vec<String> = bmc.lan_commands()[before..]
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.as_str(),
+                "get_chassis_status" | "chassis_control" | "set_system_boot_options"
+            )
+        })
+        .cloned()
+        .collect();
+    let first_control = lan.iter().position(|c| c == "chassis_control").unwrap();
+    assert!(
+        lan[..first_control]
+            .iter()
+            .any(|c| c == "get_chassis_status"),
+        "query first: {lan:?}"
+    );
+    assert_eq!(
+        lan.iter().filter(|c| *c == "chassis_control").count(),
+        2,
+        "off, then on: {lan:?}"
+    );
+    assert!(bmc.is_on());
+}
+
+#[tokio::test]
+async fn a_power_change_is_given_up_after_the_change_timeout() {
+    if !have_freeipmi() {
+        return;
+    }
+    let bmc = TestBmc::start().await;
+    bmc.set_fault(maas_e2e::bmc::fault::Fault::NoAnswer);
+    // MAAS: 5 minutes (CHANGE_POWER_STATE_TIMEOUT); here 1 s.
+    let mut power = fast_power(None);
+    power.change_timeout = Duration::from_secs(1);
+    let Some(sim) = start_sim("capped", power).await else {
+        return;
+    };
+    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
+    let id = anon
+        .enlist(&on_bmc(
+            enlist_request("capped", &["52:54:00:ca:00:01"]),
+            &bmc,
+        ))
+        .await
+        .unwrap()
+        .system_id;
+    sim.client
+        .commission(&id, &CommissionOptions::default())
+        .await
+        .unwrap();
+    sim.client
+        .wait_for_status(
+            &id,
+            NodeStatus::FAILED_COMMISSIONING,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let events = event_lines(&sim, &id).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e == "Marking node failed - Timed out"),
+        "{events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e == "Failed to power on node - Timed out"),
+        "{events:#?}"
+    );
+}
