@@ -413,6 +413,16 @@ fn commission_with(
     fail_password_sets: u32,
     scripts: &[(&str, &str)],
 ) -> (String, Vec<Recorded>) {
+    commission_every(dir, fail_password_sets, scripts, 120)
+}
+
+/// `commission_with`, the heartbeat every `heartbeat` seconds.
+fn commission_every(
+    dir: &Path,
+    fail_password_sets: u32,
+    scripts: &[(&str, &str)],
+    heartbeat: u32,
+) -> (String, Vec<Recorded>) {
     let commissioning = dir.join("commissioning.d");
     let testing = dir.join("testing.d");
     std::fs::create_dir_all(&commissioning).unwrap();
@@ -439,7 +449,8 @@ fn commission_with(
         .unwrap();
     let script = format!(
         "WGET={}/bin/wget; METADATA_URL=http://meta/MAAS/metadata; OAUTH_KEY=ck:tk:ts; SYSTEM_ID=abc; HOSTNAME=; \
-         BOOT_MAC=52:54:00:00:00:01; COMMISSIONING_D={}; TESTING_D={}; cd {}; . {FIXTURES}/commission.sh; echo \"rc=$?\"",
+         BOOT_MAC=52:54:00:00:00:01; COMMISSIONING_D={}; TESTING_D={}; HEARTBEAT_SECONDS={heartbeat}; cd {}; \
+         . {FIXTURES}/commission.sh; echo \"rc=$?\"",
         dir.display(),
         commissioning.display(),
         testing.display(),
@@ -494,13 +505,44 @@ fn every_commissioning_script_runs_then_failed_counts_them() {
         [
             "WORKING error=Resetting BMC password",
             "WORKING error=Finished setting BMC password power_type=ipmi",
+            "WORKING error=Starting 10-ok",
             "WORKING script_name=10-ok exit_status=0",
+            "WORKING error=Starting 20-broken",
             "WORKING script_name=20-broken exit_status=3",
+            "WORKING error=Starting 30-after",
             "WORKING script_name=30-after exit_status=0",
             "FAILED error=1 commissioning scripts failed to run",
             "FAILED error=1 test scripts failed to run",
         ],
         "{out}"
+    );
+}
+
+#[test]
+fn a_long_script_is_covered_by_heartbeats() {
+    if !have_busybox() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (out, reqs) = commission_every(
+        dir.path(),
+        0,
+        &[("10-slow", "#!/bin/sh\nsleep 3\necho done\n")],
+        1,
+    );
+    assert!(out.contains("rc=0"), "{out}");
+    let s = summary(&reqs);
+    let start = s
+        .iter()
+        .position(|l| l == "WORKING error=Starting 10-slow")
+        .unwrap();
+    let result = s
+        .iter()
+        .position(|l| l.starts_with("WORKING script_name=10-slow"))
+        .unwrap();
+    assert!(
+        s[start..result].iter().filter(|l| *l == "WORKING").count() >= 2,
+        "bare WORKING heartbeats while the script ran: {s:#?}"
     );
 }
 
@@ -517,8 +559,10 @@ fn a_bmc_refusing_the_password_keeps_the_old_settings_and_commissioning_goes_on(
         summary(&reqs),
         [
             "WORKING error=Resetting BMC password",
+            "WORKING error=Starting 10-ok",
             "WORKING script_name=10-ok exit_status=0",
             "TESTING",
+            "WORKING error=Starting t-ok",
             "WORKING script_name=t-ok exit_status=0",
             "OK error=All scripts successfully ran",
         ],
