@@ -653,3 +653,20 @@ impl<'de> Deserialize<'de> for DurationStr {
         })
     }
 }
+
+#[cfg(test)]
+mod sim_settings_tests {
+    use super::*;
+
+    #[test]
+    fn sim_speed_settings_take_maas_or_a_duration() {
+        let s: SimSettings = serde_norway::from_str("power_wait_unit: maas\n").unwrap();
+        assert_eq!(s.power_wait_unit(), Duration::from_secs(1));
+        assert_eq!(s.autodetect_retry_base(), Duration::from_secs(1));
+        let s: SimSettings = serde_norway::from_str("autodetect_retry_base: maas\n").unwrap();
+        assert_eq!(s.autodetect_retry_base(), Duration::from_secs(30));
+        assert_eq!(s.power_wait_unit(), Duration::from_millis(250));
+        let s: SimSettings = serde_norway::from_str("power_wait_unit: 10ms\n").unwrap();
+        assert_eq!(s.power_wait_unit(), Duration::from_millis(10));
+    }
+}

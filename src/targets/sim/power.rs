@@ -343,7 +343,7 @@ pub struct PowerDriverConfig {
     /// CHANGE_POWER_STATE_TIMEOUT, 5 minutes).
     pub change_timeout: Duration,
     /// A directory searched first for ipmipower and ipmi-chassis-config
-    /// (tests put named fakes there; a lab may pin a FreeIPMI build).
+    /// (a lab may pin a FreeIPMI build).
     pub path_prepend: Option<PathBuf>,
 }
 
