@@ -88,6 +88,19 @@ pub async fn start_sim_with(
     query_every: Option<Duration>,
     heartbeat: Option<Duration>,
 ) -> Option<Sim> {
+    // Tests that tick the monitor want every machine queried each tick.
+    start_sim_monitoring(tag, power, query_every, Duration::ZERO, heartbeat).await
+}
+
+/// `start_sim_with`, the monitor querying machines last queried more than
+/// `stale` ago.
+pub async fn start_sim_monitoring(
+    tag: &str,
+    power: PowerDriverConfig,
+    query_every: Option<Duration>,
+    stale: Duration,
+    heartbeat: Option<Duration>,
+) -> Option<Sim> {
     if !postgres_available() {
         return None;
     }
@@ -101,8 +114,7 @@ pub async fn start_sim_with(
     cfg.power = power;
     cfg.ipmi_retry_base_seconds = Some(1);
     cfg.power_query_interval = query_every;
-    // Tests that tick the monitor want every machine queried each tick.
-    cfg.power_query_stale = Duration::ZERO;
+    cfg.power_query_stale = stale;
     cfg.heartbeat_timeout = heartbeat;
     let region = SimRegion::start(cfg).await.expect("start sim region");
     let client = region

@@ -11,7 +11,9 @@ use maas_e2e::targets::sim::{BootPurpose, Firmware};
 use maas_e2e::testing::require_program;
 use serde_json::json;
 
-use crate::common::{Sim, TestBmc, fast_power, have_freeipmi, start_sim, start_sim_with};
+use crate::common::{
+    Sim, TestBmc, fast_power, have_freeipmi, start_sim, start_sim_monitoring, start_sim_with,
+};
 
 const BMC_PASS: &str = "pw-region-test";
 
@@ -1500,4 +1502,58 @@ async fn a_power_change_is_given_up_after_the_change_timeout() {
             .any(|e| e == "Failed to power on node - Timed out"),
         "{events:#?}"
     );
+}
+
+#[tokio::test]
+async fn the_power_monitor_queries_only_machines_never_or_long_ago_queried() {
+    if !have_freeipmi() {
+        return;
+    }
+    let bmc = TestBmc::start().await;
+    // MAAS: a 15 s tick, 5 minutes; here 50 ms and 2 s.
+    let Some(sim) = start_sim_monitoring(
+        "monitor",
+        fast_power(None),
+        Some(Duration::from_millis(50)),
+        Duration::from_secs(2),
+        None,
+    )
+    .await
+    else {
+        return;
+    };
+    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
+    let id = anon
+        .enlist(&on_bmc(
+            enlist_request("monitor", &["52:54:00:3d:00:01"]),
+            &bmc,
+        ))
+        .await
+        .unwrap()
+        .system_id;
+    let queries = || {
+        bmc.lan_commands()
+            .iter()
+            .filter(|c| *c == "get_chassis_status")
+            .count()
+    };
+    // Never queried: the next tick queries it.
+    for _ in 0..200 {
+        if sim.client.machine(&id).await.unwrap().power_state == PowerState::Off {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        sim.client.machine(&id).await.unwrap().power_state,
+        PowerState::Off
+    );
+    let first = queries();
+    assert!(first >= 1);
+    // Queried just now: a second of ticks (20 of them) leaves it alone.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(queries(), first, "{:?}", bmc.lan_commands());
+    // Older than `stale`: queried again.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert!(queries() > first, "{:?}", bmc.lan_commands());
 }
