@@ -620,6 +620,33 @@ mod tests {
             classify_output("10.9.0.11: internal IPMI error"),
             Err(PowerError::Fatal(_))
         ));
+        // 2.8.7's table, with the kinds MAAS gives them.
+        for (out, kind) in [
+            ("password verification timeout", "auth"),
+            (
+                "authentication type unavailable for attempted privilege level",
+                "settings",
+            ),
+            ("device not found", "settings"),
+            ("could not find inband device", "settings"),
+            ("driver timeout", "conn"),
+            ("message timeout", "conn"),
+            ("BMC busy", "conn"),
+        ] {
+            let got = match classify_output(&format!("10.9.0.11: {out}")) {
+                Err(PowerError::Auth(_)) => "auth",
+                Err(PowerError::Settings(_)) => "settings",
+                Err(PowerError::Conn(_)) => "conn",
+                other => panic!("{out}: {other:?}"),
+            };
+            assert_eq!(got, kind, "{out}");
+        }
+        assert_eq!(
+            classify_output("10.9.0.11: BMC error")
+                .unwrap_err()
+                .maas_message(),
+            "Could not contact node's BMC: Device not responding correctly while performing power action.  MAAS performed several retries.  Please wait and try again."
+        );
         assert_eq!(classify_output("10.9.0.11: on"), Ok(()));
         assert_eq!(parse_state("10.9.0.11: off\n"), PowerState::Off);
         assert_eq!(parse_state("10.9.0.11: on"), PowerState::On);
