@@ -7,7 +7,7 @@
 //!   and for commission SYSTEM_ID, OAUTH_KEY, HOSTNAME; IPMI_RETRY_BASE_SECONDS
 //!   when configured).
 //! - POST /MAAS/metadata/2012-03-01/?op=signal, form-urlencoded or
-//!   multipart, OAuth PLAINTEXT with the node's key: status=WORKING|OK|FAILED,
+//!   multipart, OAuth PLAINTEXT with the node's key: status=WORKING|TESTING|OK|FAILED,
 //!   error, power_type, power_parameters (JSON string), and script results
 //!   as WORKING signals with script_name, exit_status, output_b64, or as
 //!   MAAS's own signal sends them: file parts named after the script.
