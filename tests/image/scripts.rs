@@ -360,7 +360,7 @@ out="$STATE/req-$n"
 header=""; post=""; url=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        --header) header=$2; shift ;;
+        --header) header="$header $2"; shift ;;
         --post-file) post=$2; shift ;;
         -q) ;;
         -O) shift ;;
@@ -369,6 +369,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 { echo "URL $url"; echo "HEADER $header"; [ -n "$post" ] && echo "FORM $(cat "$post")"; } > "$out"
+[ -n "$post" ] && cat "$post" > "$out.body"
 printf '%s' "${WGET_ANSWER:-OK}"
 "#;
 
@@ -380,7 +381,7 @@ fn requests(dir: &Path) -> Vec<Recorded> {
     let mut names: Vec<_> = std::fs::read_dir(&state)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with("req-"))
+        .filter(|n| n.starts_with("req-") && !n.ends_with(".body"))
         .collect();
     names.sort_by_key(|n| n[4..].parse::<u32>().unwrap());
     names
@@ -393,13 +394,44 @@ fn requests(dir: &Path) -> Vec<Recorded> {
                     .unwrap_or("")
                     .to_string()
             };
-            (
-                get("URL "),
-                get("HEADER "),
-                crate::contract::parse_form(&get("FORM ")),
-            )
+            let body = std::fs::read(state.join(format!("{n}.body"))).unwrap_or_default();
+            let form = if body.starts_with(b"--maas-e2e-boundary") {
+                multipart_fields(&body)
+            } else {
+                crate::contract::parse_form(&get("FORM "))
+            };
+            (get("URL "), get("HEADER "), form)
         })
         .collect()
+}
+
+/// A multipart body as (name, value) pairs: fields as they are; the file
+/// part named after the script as ("script_name", NAME) (its .out/.err
+/// streams left out), so results read like the urlencoded signals.
+fn multipart_fields(body: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(body);
+    let mut out = Vec::new();
+    for part in text.split("--maas-e2e-boundary-5f0c2a9e7b").skip(1) {
+        let Some((head, value)) = part.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let name = head
+            .split("name=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("")
+            .to_string();
+        if head.contains("filename=") {
+            if !(name.ends_with(".out") || name.ends_with(".err")) {
+                out.push(("script_name".to_string(), name));
+            }
+        } else {
+            out.push((name, value.trim_end_matches("\r\n").to_string()));
+        }
+    }
+    // The summary puts script_name before exit_status.
+    out.sort_by_key(|(k, _)| k != "status" && k != "script_name");
+    out
 }
 
 fn field<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {

@@ -189,13 +189,27 @@ async fn store_result(
     exit_status: i32,
     output: &[u8],
 ) -> Result<(), ApiError> {
+    store_result_parsing(st, system_id, phase, name, exit_status, output, output).await
+}
+
+/// `store_result`, the region's hook reading `stdout` (MAAS's hooks parse
+/// the script's stdout, NAME.out, while NAME is the combined output).
+async fn store_result_parsing(
+    st: &RegionState,
+    system_id: &str,
+    phase: Phase,
+    name: &str,
+    exit_status: i32,
+    output: &[u8],
+    stdout: &[u8],
+) -> Result<(), ApiError> {
     let mut result_status = st
         .store
         .store_script_result(system_id, phase, name, exit_status, output)
         .await?;
     if exit_status == 0
         && phase == Phase::Commissioning
-        && let Err(problem) = apply_script(st, system_id, name, output).await
+        && let Err(problem) = apply_script(st, system_id, name, stdout).await
     {
         let mut out = output.to_vec();
         out.extend_from_slice(
@@ -296,15 +310,31 @@ async fn signal(
     }
     // MAAS's own signal: results as multipart files named after the script
     // (NAME is the combined output; NAME.out, NAME.err, NAME.yaml are the
-    // streams and the result file, which the sim does not keep apart).
-    let files: Vec<(&str, &[u8])> = p
+    // streams and the result file). The sim stores the combined output (or
+    // stdout without it) and hands stdout to its hooks, as MAAS does.
+    let file = |n: &str| {
+        p.files
+            .iter()
+            .find(|(f, _)| f == n)
+            .map(|(_, d)| d.as_slice())
+    };
+    let mut names: Vec<&str> = p
         .files
         .iter()
-        .filter(|(n, _)| ![".out", ".err", ".yaml"].iter().any(|s| n.ends_with(s)))
-        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .map(|(n, _)| {
+            [".out", ".err", ".yaml"]
+                .iter()
+                .find_map(|s| n.strip_suffix(s))
+                .unwrap_or(n)
+        })
         .collect();
-    for (name, output) in &files {
-        store_result(&st, &system_id, phase, name, exit_status, output).await?;
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let stdout = file(&format!("{name}.out"));
+        let combined = file(name).or(stdout).unwrap_or_default();
+        let stdout = stdout.unwrap_or(combined);
+        store_result_parsing(&st, &system_id, phase, name, exit_status, combined, stdout).await?;
     }
 
     // _process_commissioning / _process_testing: the status the signal asks for.
