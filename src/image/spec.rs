@@ -112,6 +112,10 @@ const EPHEMERAL_SCRIPTS: &[(&str, &str)] = &[
         "/maas/commissioning.d/50-maas-01-commissioning",
         include_str!("../../fixtures/ephemeral/commissioning.d/50-maas-01-commissioning"),
     ),
+    (
+        "/maas/testing.d/smartctl-validate",
+        include_str!("../../fixtures/ephemeral/testing.d/smartctl-validate"),
+    ),
 ];
 
 /// The marker image's /init: print the marker on the console, power off.

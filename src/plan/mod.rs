@@ -130,6 +130,14 @@ pub struct LabPlan {
     pub dhcp_range: (Ipv4Addr, Ipv4Addr),
     pub region_port: u16,
     pub capture: bool,
+    /// The sim target's named speed shortcuts (scenario `sim:`); left out
+    /// of the plan's text when they are the defaults.
+    #[serde(default, skip_serializing_if = "is_default_sim")]
+    pub sim: scenario::SimSettings,
+}
+
+fn is_default_sim(s: &scenario::SimSettings) -> bool {
+    *s == scenario::SimSettings::default()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -216,6 +224,7 @@ pub fn plan(
         dhcp_range: (ip(100), ip(199)),
         region_port: 5240,
         capture: s.lab.capture,
+        sim: s.sim,
     };
     let machines = scenario::expand(&s.machines)
         .iter()

@@ -26,6 +26,98 @@ pub struct Scenario {
     pub expect: Vec<Expectation>,
     #[serde(default = "default_snapshot")]
     pub snapshot: Vec<SnapshotPart>,
+    /// Where the sim target takes a deliberate shortcut for speed.
+    #[serde(default)]
+    pub sim: SimSettings,
+}
+
+/// The sim target's speed shortcuts, each named, each with MAAS's value
+/// available as `maas` (docs/sim.md lists them).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SimSettings {
+    /// The patched configure_ipmi_user sleeps attempt x this after a failed
+    /// attempt (MAAS: 30s, 2.8_configure_ipmi_user.patch backoff_amount).
+    #[serde(default = "default_autodetect_retry_base")]
+    pub autodetect_retry_base: Speed,
+    /// One unit of the rack's power waits 4,4,8,8,16,16,32,32 (MAAS: 1s,
+    /// 2.8_ipmi_error.patch wait_time in seconds).
+    #[serde(default = "default_power_wait_unit")]
+    pub power_wait_unit: Speed,
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        SimSettings {
+            autodetect_retry_base: default_autodetect_retry_base(),
+            power_wait_unit: default_power_wait_unit(),
+        }
+    }
+}
+
+impl SimSettings {
+    /// MAAS's own values.
+    pub const MAAS_AUTODETECT_RETRY_BASE: Duration = Duration::from_secs(30);
+    pub const MAAS_POWER_WAIT_UNIT: Duration = Duration::from_secs(1);
+
+    pub fn autodetect_retry_base(&self) -> Duration {
+        self.autodetect_retry_base
+            .or(Self::MAAS_AUTODETECT_RETRY_BASE)
+    }
+
+    pub fn power_wait_unit(&self) -> Duration {
+        self.power_wait_unit.or(Self::MAAS_POWER_WAIT_UNIT)
+    }
+}
+
+fn default_autodetect_retry_base() -> Speed {
+    Speed::Value(DurationStr(Duration::from_secs(1)))
+}
+
+fn default_power_wait_unit() -> Speed {
+    Speed::Value(DurationStr(Duration::from_millis(250)))
+}
+
+/// A sim speed setting: `maas` (MAAS's value) or a duration.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(into = "String")]
+pub enum Speed {
+    Maas,
+    Value(DurationStr),
+}
+
+impl Speed {
+    fn or(self, maas: Duration) -> Duration {
+        match self {
+            Speed::Maas => maas,
+            Speed::Value(d) => d.0,
+        }
+    }
+}
+
+impl From<Speed> for String {
+    fn from(s: Speed) -> String {
+        match s {
+            Speed::Maas => "maas".into(),
+            Speed::Value(d) => d.into(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Speed {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "maas" {
+            return Ok(Speed::Maas);
+        }
+        humantime::parse_duration(&s)
+            .map(|d| Speed::Value(DurationStr(d)))
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "`{s}` is not understood ({e}); allowed: `maas` (MAAS's own value) or a duration, e.g. 1s, 250ms"
+                ))
+            })
+    }
 }
 
 fn default_targets() -> Vec<TargetKind> {
@@ -565,5 +657,22 @@ impl<'de> Deserialize<'de> for DurationStr {
                 "duration `{s}` is not understood ({e}); allowed: a number with a unit, e.g. 30s, 5m, 1h 30m"
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod sim_settings_tests {
+    use super::*;
+
+    #[test]
+    fn sim_speed_settings_take_maas_or_a_duration() {
+        let s: SimSettings = serde_norway::from_str("power_wait_unit: maas\n").unwrap();
+        assert_eq!(s.power_wait_unit(), Duration::from_secs(1));
+        assert_eq!(s.autodetect_retry_base(), Duration::from_secs(1));
+        let s: SimSettings = serde_norway::from_str("autodetect_retry_base: maas\n").unwrap();
+        assert_eq!(s.autodetect_retry_base(), Duration::from_secs(30));
+        assert_eq!(s.power_wait_unit(), Duration::from_millis(250));
+        let s: SimSettings = serde_norway::from_str("power_wait_unit: 10ms\n").unwrap();
+        assert_eq!(s.power_wait_unit(), Duration::from_millis(10));
     }
 }

@@ -678,6 +678,7 @@ async fn sim_redfish_driver_follows_maas_sequence() {
         wait_unit: Duration::from_millis(50),
         command_timeout: Duration::from_secs(10),
         path_prepend: None,
+        ..PowerDriverConfig::default()
     });
     let params = RedfishParams::from_json(&json!({
         // No scheme: the driver adds https:// as MAAS does.

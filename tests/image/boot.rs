@@ -187,12 +187,21 @@ async fn ephemeral_enlists_with_ipmi_power_parameters_and_every_mac() {
         BOOT_MAC.replace(':', "%3A")
     );
     assert!(paths.contains(&registered), "{paths:?}\n{console}");
+    // As maas-enlist: every MAC is checked, the boot one first.
+    let other = format!(
+        "GET /MAAS/api/2.0/machines/?op=is_registered&mac_address={}",
+        OTHER_MAC.replace(':', "%3A")
+    );
+    let at = |p: &str| paths.iter().position(|x| x == p);
+    assert!(at(&registered) < at(&other), "{paths:?}");
     let post = requests
         .iter()
         .find(|r| r.method == "POST" && r.path_and_query == "/MAAS/api/2.0/machines/")
         .unwrap_or_else(|| panic!("enlist POST: {paths:?}\n{console}"));
     assert!(post.authorization.is_none(), "enlistment is anonymous");
-    assert_eq!(post.field("architecture"), Some("amd64/generic"));
+    assert_eq!(post.field("architecture"), Some("amd64"));
+    assert_eq!(post.field("subarchitecture"), Some("generic"));
+    assert_eq!(post.field("hostname"), Some(""), "MAAS picks the name");
     assert_eq!(post.field("power_type"), Some("ipmi"));
     let mut macs = post.fields("mac_addresses");
     macs.sort();
@@ -252,25 +261,35 @@ async fn ephemeral_commissions_with_signals_scripts_and_oauth() {
         .iter()
         .map(|s| s.field("status").unwrap_or(""))
         .collect();
+    // MAAS's commissioning order: "Resetting BMC password" before the BMC
+    // is touched, then the new power settings; testing after the scripts.
     assert_eq!(statuses.first(), Some(&"WORKING"));
+    assert_eq!(signals[0].field("error"), Some("Resetting BMC password"));
+    assert!(statuses.contains(&"TESTING"), "{statuses:?}");
     assert_eq!(statuses.last(), Some(&"OK"), "{statuses:?}\n{console}");
     assert!(!statuses.contains(&"FAILED"), "{console}");
-    let first = signals[0];
-    assert_eq!(first.field("power_type"), Some("ipmi"));
+    let power = signals
+        .iter()
+        .find(|s| s.field("power_type").is_some())
+        .expect("the new power settings are sent");
+    assert_eq!(power.field("error"), Some("Finished setting BMC password"));
+    assert_eq!(power.field("power_type"), Some("ipmi"));
     let params: serde_json::Value =
-        serde_json::from_str(first.field("power_parameters").unwrap()).unwrap();
+        serde_json::from_str(power.field("power_parameters").unwrap()).unwrap();
     assert_eq!(params["power_user"], "maas");
     assert_eq!(params["power_address"], "10.77.0.24");
 
+    // Each result is a multipart upload: NAME, NAME.out (stdout), NAME.err.
     let script = |name: &str| {
+        let out = format!("{name}.out");
         let s = signals
             .iter()
-            .find(|s| s.field("script_name") == Some(name))
+            .find(|s| s.field(&out).is_some())
             .unwrap_or_else(|| panic!("{name} result sent"));
         assert_eq!(s.field("status"), Some("WORKING"));
         assert_eq!(s.field("exit_status"), Some("0"), "{name}");
-        let b64 = s.field("output_b64").unwrap();
-        String::from_utf8(base64_decode(b64)).unwrap()
+        assert!(s.field(name).is_some(), "{name}: the combined output part");
+        s.field(&out).unwrap().to_string()
     };
     assert!(script("00-maas-00-support-info").contains("Linux"));
     let nics: serde_json::Value =
@@ -300,26 +319,4 @@ async fn ephemeral_commissions_with_signals_scripts_and_oauth() {
         !console.contains("tsecret"),
         "the OAuth secret never reaches the console"
     );
-}
-
-fn base64_decode(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in text
-        .bytes()
-        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
-    {
-        let v = ALPHABET
-            .iter()
-            .position(|a| *a == c)
-            .expect("base64 character") as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
 }

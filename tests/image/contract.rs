@@ -97,7 +97,10 @@ async fn handle(
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
-        form: parse_form(&String::from_utf8_lossy(&body)),
+        form: match multipart_boundary(&headers) {
+            Some(b) => parse_multipart(&String::from_utf8_lossy(&body), &b),
+            None => parse_form(&String::from_utf8_lossy(&body)),
+        },
     };
     stub.requests.lock().unwrap().push(request);
     if path_and_query.starts_with("/cloud-config") {
@@ -107,6 +110,29 @@ async fn handle(
     } else {
         "{}".into()
     }
+}
+
+/// The boundary of a multipart/form-data request.
+fn multipart_boundary(headers: &HeaderMap) -> Option<String> {
+    let ct = headers.get("content-type")?.to_str().ok()?;
+    ct.strip_prefix("multipart/form-data; boundary=")
+        .map(|b| b.trim_matches('"').to_string())
+}
+
+/// multipart/form-data -> (part name, content) pairs, in order (files and
+/// fields alike; the test's bodies are text).
+pub fn parse_multipart(body: &str, boundary: &str) -> Vec<(String, String)> {
+    body.split(&format!("--{boundary}"))
+        .skip(1)
+        .filter_map(|part| {
+            let (head, value) = part.split_once("\r\n\r\n")?;
+            let name = head.split("name=\"").nth(1)?.split('"').next()?;
+            Some((
+                name.to_string(),
+                value.strip_suffix("\r\n").unwrap_or(value).to_string(),
+            ))
+        })
+        .collect()
 }
 
 /// application/x-www-form-urlencoded -> pairs, in order.

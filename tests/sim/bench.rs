@@ -7,7 +7,7 @@ use maas_e2e::maas::*;
 use maas_e2e::targets::sim::{LocalPostgres, LocalPostgresOptions, SimRegion, SimRegionConfig};
 use serde_json::json;
 
-use crate::common::{TestDir, fast_power, postgres_available, write_fake_freeipmi};
+use crate::common::{TestBmc, TestDir, fast_power, have_freeipmi, postgres_available};
 
 fn pct(mut v: Vec<Duration>, p: f64) -> f64 {
     v.sort();
@@ -22,8 +22,14 @@ async fn bench_sim_region() {
     }
     maas_e2e::maas::install_crypto_provider();
     let dir = TestDir::new("bench");
-    let fakes = TestDir::new("bench-fakes");
-    write_fake_freeipmi(&fakes.0, 0);
+    if !have_freeipmi() {
+        return;
+    }
+    // Our BMCs for the 10 machines commissioned below (real FreeIPMI runs).
+    let mut bmcs = Vec::new();
+    for _ in 0..10 {
+        bmcs.push(TestBmc::start().await);
+    }
     let t0 = Instant::now();
     let pg = LocalPostgres::start(LocalPostgresOptions::new(dir.0.join("pg")))
         .await
@@ -34,7 +40,7 @@ async fn bench_sim_region() {
         pg.connection_string(),
         vec![std::net::TcpListener::bind("127.0.0.1:0").unwrap()],
     );
-    cfg.power = fast_power(Some(&fakes.0));
+    cfg.power = fast_power(None);
     let region = SimRegion::start(cfg).await.unwrap();
     let region_start = t1.elapsed();
     let admin = region
@@ -57,7 +63,14 @@ async fn bench_sim_region() {
             hostname: format!("bench-{i}"),
             architecture: "amd64".into(),
             power_type: "ipmi".into(),
-            power_parameters: json!({"power_address": "127.0.0.1", "power_user": "maas", "power_pass": "bench"}),
+            // One BMC address per machine: 2.8 takes a second enlistment
+            // with a known BMC address as the same machine.
+            power_parameters: match bmcs.get(i) {
+                Some(b) => b.power_parameters(),
+                None => {
+                    json!({"power_address": format!("192.0.2.{}", i % 250), "power_user": "maas", "power_pass": "bench"})
+                }
+            },
             mac_addresses: vec![mac],
             ..Default::default()
         };
@@ -74,7 +87,7 @@ async fn bench_sim_region() {
     let list_100 = t.elapsed();
     assert_eq!(all.len(), n);
 
-    // Commission 10 machines through the fake FreeIPMI and signals, to Ready.
+    // Commission 10 machines through FreeIPMI and our BMCs and signals, to Ready.
     let http = reqwest::Client::new();
     let t = Instant::now();
     for id in &ids[..10] {

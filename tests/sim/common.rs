@@ -1,5 +1,6 @@
 //! Shared set-up: a Postgres and a sim region per test, torn down on drop,
-//! and fake FreeIPMI programs.
+//! and our own BMC on loopback (in-process, with its fault switches) for
+//! the real FreeIPMI tools the sim's power driver runs.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -87,6 +88,19 @@ pub async fn start_sim_with(
     query_every: Option<Duration>,
     heartbeat: Option<Duration>,
 ) -> Option<Sim> {
+    // Tests that tick the monitor want every machine queried each tick.
+    start_sim_monitoring(tag, power, query_every, Duration::ZERO, heartbeat).await
+}
+
+/// `start_sim_with`, the monitor querying machines last queried more than
+/// `stale` ago.
+pub async fn start_sim_monitoring(
+    tag: &str,
+    power: PowerDriverConfig,
+    query_every: Option<Duration>,
+    stale: Duration,
+    heartbeat: Option<Duration>,
+) -> Option<Sim> {
     if !postgres_available() {
         return None;
     }
@@ -100,6 +114,7 @@ pub async fn start_sim_with(
     cfg.power = power;
     cfg.ipmi_retry_base_seconds = Some(1);
     cfg.power_query_interval = query_every;
+    cfg.power_query_stale = stale;
     cfg.heartbeat_timeout = heartbeat;
     let region = SimRegion::start(cfg).await.expect("start sim region");
     let client = region
@@ -119,62 +134,148 @@ pub async fn start_sim_with(
     })
 }
 
-/// A power driver config for tests: waits scaled to milliseconds, fakes first on PATH.
-pub fn fast_power(fakes: Option<&Path>) -> PowerDriverConfig {
+/// One BMC of ours on 127.0.0.1 (a free port), in-memory power (off), the
+/// user `maas` an Administrator; stopped on drop.
+pub struct TestBmc {
+    pub fleet: Option<maas_e2e::bmc::FleetHandle>,
+    pub dir: tempfile::TempDir,
+}
+
+pub const BMC_NAME: &str = "node";
+pub const BMC_USER: &str = "maas";
+pub const BMC_PASS: &str = "pw-test-1";
+
+impl TestBmc {
+    pub async fn start() -> TestBmc {
+        TestBmc::start_in(None).await
+    }
+
+    /// The BMC's LAN side on 127.0.0.1 inside `netns` (None: the host's).
+    pub async fn start_in(netns: Option<&str>) -> TestBmc {
+        use maas_e2e::bmc::config::{
+            BmcConfig, LanEndpoint, PowerConfig, PrivilegeName, SessionType, UserConfig,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let bmc = BmcConfig {
+            name: BMC_NAME.into(),
+            lan: LanEndpoint {
+                address: "127.0.0.1:0".into(),
+                netns: netns.map(String::from),
+                ip: Some("192.0.2.10".parse().unwrap()),
+                netmask: None,
+                gateway: None,
+                mac: None,
+            },
+            inband: None,
+            users: vec![UserConfig {
+                name: BMC_USER.into(),
+                password: BMC_PASS.into(),
+                privilege: PrivilegeName::Administrator,
+                enabled: true,
+            }],
+            power: PowerConfig::Memory { on: false },
+            session_types: vec![SessionType::Ipmi15, SessionType::Ipmi20],
+            cipher_suites: None,
+            allow_cipher_suite_zero: false,
+            auth_types: None,
+            session_timeout: None,
+            max_sessions: None,
+            guid: None,
+            kg: None,
+            redfish: None,
+        };
+        let cfg = maas_e2e::bmc::FleetConfig {
+            transcript: Some(dir.path().join("transcript.jsonl")),
+            bmcs: vec![bmc],
+        };
+        cfg.validate(Path::new("<test>")).unwrap();
+        let fleet = maas_e2e::bmc::Fleet::start(cfg).await.unwrap();
+        TestBmc {
+            fleet: Some(fleet),
+            dir,
+        }
+    }
+
+    fn fleet(&self) -> &maas_e2e::bmc::FleetHandle {
+        self.fleet.as_ref().unwrap()
+    }
+
+    /// `127.0.0.1:PORT`: FreeIPMI takes a port after the host.
+    pub fn address(&self) -> String {
+        let a = self.fleet().lan_addr(BMC_NAME).unwrap();
+        format!("127.0.0.1:{}", a.port())
+    }
+
+    /// MAAS power parameters for this BMC.
+    pub fn power_parameters(&self) -> serde_json::Value {
+        serde_json::json!({
+            "power_address": self.address(), "power_user": BMC_USER,
+            "power_pass": BMC_PASS, "power_driver": "LAN_2_0", "power_boot_type": "efi"
+        })
+    }
+
+    pub fn set_fault(&self, fault: maas_e2e::bmc::fault::Fault) {
+        self.fleet().set_fault(BMC_NAME, fault).unwrap();
+    }
+
+    /// Whether the (in-memory) machine is on.
+    pub fn is_on(&self) -> bool {
+        self.fleet().power_state(BMC_NAME).unwrap()
+    }
+
+    /// The transcript's commands on the LAN, in order (`name` or `name -> 0xcc`).
+    pub fn lan_commands(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("transcript.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["channel"] == "lan" && v["name"].is_string())
+            .map(|v| {
+                let name = snake_case(v["name"].as_str().unwrap());
+                match v["cc"].as_u64() {
+                    Some(0) | None => name,
+                    Some(cc) => format!("{name} -> {cc:#04x}"),
+                }
+            })
+            .collect()
+    }
+}
+
+/// `GetChassisStatus` -> `get_chassis_status` (the transcript's names are
+/// the command enum's).
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+impl Drop for TestBmc {
+    fn drop(&mut self) {
+        if let Some(f) = self.fleet.take() {
+            // Stop the tasks; the runtime drops them if it ends first.
+            tokio::spawn(f.shutdown());
+        }
+    }
+}
+
+/// Whether the real FreeIPMI tools are here (the sim's power driver runs them).
+pub fn have_freeipmi() -> bool {
+    maas_e2e::testing::require_program("ipmipower", "freeipmi-tools")
+        && maas_e2e::testing::require_program("ipmi-chassis-config", "freeipmi-tools")
+}
+
+/// A power driver config for tests: waits scaled to milliseconds, and
+/// `path` (a directory) first on PATH when given.
+pub fn fast_power(path: Option<&Path>) -> PowerDriverConfig {
     PowerDriverConfig {
         wait_unit: Duration::from_millis(2),
-        path_prepend: fakes.map(Path::to_path_buf),
+        path_prepend: path.map(Path::to_path_buf),
         command_timeout: Duration::from_secs(10),
         ..PowerDriverConfig::default()
     }
-}
-
-/// Write FAKE ipmipower and ipmi-chassis-config scripts into `dir`. Each
-/// appends its argv (one line) to `dir/calls.log`. ipmipower fails with
-/// "BMC error" while `dir/fail_count` holds a number > 0 (decremented each
-/// call), then answers as FreeIPMI does (`ADDR: ok`, `ADDR: on`).
-pub fn write_fake_freeipmi(dir: &Path, fail_first: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("fail_count"), fail_first.to_string()).unwrap();
-    let d = dir.display();
-    let ipmipower = format!(
-        r#"#!/bin/sh
-# FAKE ipmipower for tests (not FreeIPMI): logs argv, fails with "BMC error"
-# while {d}/fail_count > 0, else answers like ipmipower.
-echo "ipmipower $*" >> {d}/calls.log
-host=""; prev=""
-for a in "$@"; do [ "$prev" = "-h" ] && host="$a"; prev="$a"; done
-n=$(cat {d}/fail_count)
-if [ "$n" -gt 0 ]; then echo $((n-1)) > {d}/fail_count; echo "$host: BMC error"; exit 1; fi
-case " $* " in
-  *" --stat "*) state=$(cat {d}/state 2>/dev/null || echo off); echo "$host: $state" ;;
-  *" --off "*|*" --soft "*) echo off > {d}/state; echo "$host: ok" ;;
-  *" --on-if-off "*) echo on > {d}/state; echo "$host: ok" ;;
-esac
-"#
-    );
-    let chassis = format!(
-        r#"#!/bin/sh
-# FAKE ipmi-chassis-config for tests (not FreeIPMI): logs argv and the file.
-echo "ipmi-chassis-config $*" >> {d}/calls.log
-prev=""
-for a in "$@"; do [ "$prev" = "--filename" ] && cat "$a" >> {d}/chassis.cfg; prev="$a"; done
-exit 0
-"#
-    );
-    for (name, body) in [("ipmipower", ipmipower), ("ipmi-chassis-config", chassis)] {
-        let p = dir.join(name);
-        std::fs::write(&p, body).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-}
-
-/// The fake's log, one call per line.
-pub fn fake_calls(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("calls.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(String::from)
-        .collect()
 }

@@ -11,9 +11,8 @@ use maas_e2e::targets::sim::{
     LocalPostgres, LocalPostgresOptions, PgListen, SimRegion, SimRegionConfig,
 };
 use maas_e2e::testing::{require_program, require_root};
-use serde_json::json;
 
-use crate::common::{TestDir, fake_calls, fast_power, postgres_available, write_fake_freeipmi};
+use crate::common::{TestBmc, TestDir, fast_power, have_freeipmi, postgres_available};
 
 /// A network namespace created by this test (unique name), deleted on drop.
 pub struct TestNetns(pub String);
@@ -50,6 +49,7 @@ async fn region_postgres_and_power_inside_a_lab_namespace() {
     if !(require_root()
         && require_program("ip", "iproute2")
         && require_program("busybox", "busybox-static")
+        && have_freeipmi()
         && postgres_available())
     {
         return;
@@ -57,18 +57,9 @@ async fn region_postgres_and_power_inside_a_lab_namespace() {
     maas_e2e::maas::install_crypto_provider();
     let ns = TestNetns::create();
     let dir = TestDir::new("netns");
-    let fakes = TestDir::new("netns-fakes");
-    write_fake_freeipmi(&fakes.0, 0);
-    // The fake also notes which namespace it ran in.
-    let log = fakes.0.join("netns.log");
-    let wrapper = std::fs::read_to_string(fakes.0.join("ipmipower"))
-        .unwrap()
-        .replacen(
-            "\n",
-            &format!("\nip netns identify >> {}\n", log.display()),
-            1,
-        );
-    std::fs::write(fakes.0.join("ipmipower"), wrapper).unwrap();
+    // Our BMC on the namespace's own loopback: only FreeIPMI run inside
+    // the namespace reaches it.
+    let bmc = TestBmc::start_in(Some(&ns.0)).await;
 
     let mut opts = LocalPostgresOptions::new(dir.0.join("pg"));
     opts.listen = PgListen::Unix {
@@ -82,7 +73,7 @@ async fn region_postgres_and_power_inside_a_lab_namespace() {
     let lab_addr = lab.local_addr().unwrap();
     let mut cfg = SimRegionConfig::new(pg.connection_string(), vec![host, lab]);
     cfg.maas_url = Some(format!("http://{lab_addr}/MAAS"));
-    let mut power = fast_power(Some(&fakes.0));
+    let mut power = fast_power(None);
     power.netns = Some(ns.0.clone());
     cfg.power = power;
     let region = SimRegion::start(cfg).await.unwrap();
@@ -92,9 +83,7 @@ async fn region_postgres_and_power_inside_a_lab_namespace() {
         .with_poll_interval(Duration::from_millis(50));
 
     // A guest inside the namespace enlists through the lab socket.
-    let params =
-        json!({"power_address": "127.0.0.1", "power_user": "maas", "power_pass": "pw-netns"})
-            .to_string();
+    let params = bmc.power_parameters().to_string();
     let data = format!(
         "hostname=lab-node&architecture=amd64&power_type=ipmi&power_parameters={}&mac_addresses=52%3A54%3A00%3A11%3A00%3A01",
         maas_e2e::maas::oauth::percent_encode(&params)
@@ -134,14 +123,8 @@ async fn region_postgres_and_power_inside_a_lab_namespace() {
         PowerState::On
     );
     assert!(
-        fake_calls(&fakes.0)
-            .iter()
-            .any(|c| c.ends_with("--cycle --on-if-off"))
-    );
-    let seen = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        !seen.is_empty() && seen.lines().all(|l| l.trim() == ns.0),
-        "ipmipower ran outside {}: {seen:?}",
+        bmc.is_on(),
+        "the BMC inside {} powered its machine on",
         ns.0
     );
 

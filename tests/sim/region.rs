@@ -12,7 +12,7 @@ use maas_e2e::testing::require_program;
 use serde_json::json;
 
 use crate::common::{
-    Sim, TestDir, fake_calls, fast_power, start_sim, start_sim_with, write_fake_freeipmi,
+    Sim, TestBmc, fast_power, have_freeipmi, start_sim, start_sim_monitoring, start_sim_with,
 };
 
 const BMC_PASS: &str = "pw-region-test";
@@ -23,10 +23,21 @@ fn enlist_request(hostname: &str, macs: &[&str]) -> EnlistRequest {
         architecture: "amd64".into(),
         subarchitecture: Some("generic".into()),
         power_type: "ipmi".into(),
-        power_parameters: json!({"power_address": "127.0.0.1", "power_user": "maas", "power_pass": BMC_PASS,
+        // A TEST-NET address per machine (2.8 takes a second enlistment
+        // with a known BMC address for the same machine); tests that drive
+        // power use `on_bmc`.
+        power_parameters: json!({"power_address": format!("192.0.2.{}",
+                u8::from_str_radix(macs[0].rsplit(':').next().unwrap(), 16).unwrap()),
+            "power_user": "maas", "power_pass": BMC_PASS,
             "power_driver": "LAN_2_0", "power_boot_type": "auto"}),
         mac_addresses: macs.iter().map(|m| m.to_string()).collect(),
     }
+}
+
+/// `req` with the power parameters of our BMC `bmc` (real FreeIPMI runs).
+fn on_bmc(mut req: EnlistRequest, bmc: &TestBmc) -> EnlistRequest {
+    req.power_parameters = bmc.power_parameters();
+    req
 }
 
 /// application/x-www-form-urlencoded encoding, as the guest's shell does it.
@@ -113,7 +124,10 @@ async fn enlist_with_reqwest_and_busybox_wget() {
         m.boot_interface.as_ref().unwrap().mac_address,
         "52:54:00:e1:00:01"
     );
-    assert!(anon.is_registered("52:54:00:E1:00:01").await.unwrap());
+    // 2.8: anonymous is_registered leaves New (and Commissioning, Retired)
+    // machines out, so a repeated enlistment runs; a user sees it.
+    assert!(!anon.is_registered("52:54:00:E1:00:01").await.unwrap());
+    assert!(sim.client.is_registered("52:54:00:E1:00:01").await.unwrap());
 
     // The guest's form through busybox wget: repeated mac_addresses, JSON power_parameters.
     let base = sim.region().local_maas_url();
@@ -147,8 +161,29 @@ async fn enlist_with_reqwest_and_busybox_wget() {
     );
     assert_eq!(p["power_user"], "maas");
 
-    // A MAC already in use: 400 with MAAS's field error, not retried.
-    let e = anon
+    // Enlisted twice: the repeat (same MAC, another BMC address and
+    // password) updates the New machine it matches (2.8
+    // AnonMachinesHandler.create), no second machine.
+    let mut again = enlist_request("node-b-again", &["52:54:00:e1:00:02"]);
+    again.power_parameters = json!({"power_address": "10.9.0.99", "power_user": "maas",
+        "power_pass": "second-pass", "power_driver": "LAN_2_0"});
+    let repeat = anon.enlist(&again).await.unwrap();
+    assert_eq!(repeat.system_id, b.system_id);
+    let p = sim.client.power_parameters(&b.system_id).await.unwrap();
+    assert_eq!(
+        (p["power_address"].as_str(), p["power_pass"].as_str()),
+        (Some("10.9.0.99"), Some("second-pass"))
+    );
+    // And by BMC address first: node-a's BMC with a new MAC is node-a.
+    let mut a_again = enlist_request("node-a-again", &["52:54:00:e1:00:09"]);
+    a_again.power_parameters = enlist_request("node-a", &["52:54:00:e1:00:01"]).power_parameters;
+    let by_bmc = anon.enlist(&a_again).await.unwrap();
+    assert_eq!(by_bmc.system_id, m.system_id);
+
+    // A user's create with a MAC already in use: 400 with MAAS's field
+    // error, not retried.
+    let e = sim
+        .client
         .enlist(&enlist_request("node-c", &["52:54:00:e1:00:02"]))
         .await
         .unwrap_err();
@@ -221,9 +256,11 @@ async fn commission_new_to_ready_with_events_results_and_power() {
     if !require_program("busybox", "busybox-static") {
         return;
     }
-    let fakes = TestDir::new("fakes-ok");
-    write_fake_freeipmi(&fakes.0, 0);
-    let Some(sim) = start_sim("commission", fast_power(Some(&fakes.0))).await else {
+    if !have_freeipmi() {
+        return;
+    }
+    let bmc = TestBmc::start().await;
+    let Some(sim) = start_sim("commission", fast_power(None)).await else {
         return;
     };
     let rack = sim.region().rack();
@@ -264,7 +301,7 @@ async fn commission_new_to_ready_with_events_results_and_power() {
 
     let m = MaasClient::new(&preseed_value(&enlist_preseed, "MAAS_URL"), None)
         .unwrap()
-        .enlist(&enlist_request("", &[mac0, mac1]))
+        .enlist(&on_bmc(enlist_request("", &[mac0, mac1]), &bmc))
         .await
         .unwrap();
     assert!(
@@ -280,7 +317,7 @@ async fn commission_new_to_ready_with_events_results_and_power() {
         BootPurpose::Poweroff
     );
 
-    // Commission: status Commissioning, power on through FreeIPMI (fake).
+    // Commission: status Commissioning, power on through FreeIPMI.
     let c = sim
         .client
         .commission(&id, &CommissionOptions::default())
@@ -312,7 +349,7 @@ async fn commission_new_to_ready_with_events_results_and_power() {
 
     // The guest's signals: WORKING with power parameters, results, OK.
     let power =
-        json!({"power_address": "127.0.0.1", "power_user": "maas", "power_pass": "rotated-pw",
+        json!({"power_address": bmc.address(), "power_user": "maas", "power_pass": "rotated-pw",
         "power_driver": "LAN_2_0", "power_boot_type": "efi"})
         .to_string();
     let r = signal(
@@ -457,13 +494,13 @@ async fn commission_new_to_ready_with_events_results_and_power() {
         Some(base64_encode(b"support info\n").as_str())
     );
 
-    // The rack ran FreeIPMI as MAAS does, with the password from enlistment.
-    let calls = fake_calls(&fakes.0);
-    assert!(calls[0].starts_with("ipmi-chassis-config -W opensesspriv -l OPERATOR --driver-type LAN_2_0 -h 127.0.0.1 -u maas -p pw-region-test --commit --filename"), "{calls:#?}");
-    assert!(
-        calls.iter().any(|c| c.ends_with("--cycle --on-if-off")),
-        "{calls:#?}"
-    );
+    // The rack ran FreeIPMI as MAAS does: boot device PXE, then power on,
+    // then a query, against our BMC.
+    let lan = bmc.lan_commands();
+    let boot = lan.iter().position(|c| c == "set_system_boot_options");
+    let on = lan.iter().position(|c| c == "chassis_control");
+    assert!(boot.is_some() && boot < on, "{lan:#?}");
+    assert!(bmc.is_on());
     // A Ready machine PXE-booting again is told to power off.
     assert_eq!(
         rack.boot_config(mac1, Firmware::Bios, boot_http)
@@ -483,28 +520,40 @@ async fn commission_new_to_ready_with_events_results_and_power() {
 
 #[tokio::test]
 async fn failed_signal_and_failed_script_end_in_failed_commissioning() {
-    let fakes = TestDir::new("fakes-fail");
-    write_fake_freeipmi(&fakes.0, 0);
-    let Some(sim) = start_sim("failed", fast_power(Some(&fakes.0))).await else {
+    if !have_freeipmi() {
+        return;
+    }
+    let (bmc_a, bmc_b) = (TestBmc::start().await, TestBmc::start().await);
+    let Some(sim) = start_sim("failed", fast_power(None)).await else {
         return;
     };
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
     let a = anon
-        .enlist(&enlist_request("fail-a", &["52:54:00:fa:00:01"]))
+        .enlist(&on_bmc(
+            enlist_request("fail-a", &["52:54:00:fa:00:01"]),
+            &bmc_a,
+        ))
         .await
         .unwrap()
         .system_id;
     let b = anon
-        .enlist(&enlist_request("fail-b", &["52:54:00:fa:00:02"]))
+        .enlist(&on_bmc(
+            enlist_request("fail-b", &["52:54:00:fa:00:02"]),
+            &bmc_b,
+        ))
         .await
         .unwrap()
         .system_id;
     let key_a = sim_node_key(&sim, &a).await;
     let key_b = sim_node_key(&sim, &b).await;
 
-    // A signal before commissioning is a conflict, as MAAS answers.
+    // A signal from a New machine is answered and ignored, as 2.8 does.
     let r = signal(&sim, &key_a, &[("op", "signal"), ("status", "WORKING")]).await;
-    assert_eq!(r.status(), 409);
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        sim.client.machine(&a).await.unwrap().status,
+        NodeStatus::NEW
+    );
 
     // a: the environment signals FAILED.
     sim.client
@@ -575,10 +624,9 @@ async fn failed_signal_and_failed_script_end_in_failed_commissioning() {
     signal(&sim, &key_b, &[("op", "signal"), ("status", "OK")]).await;
     let m = sim.client.machine(&b).await.unwrap();
     assert_eq!(m.status, NodeStatus::FAILED_COMMISSIONING);
-    assert_eq!(
-        m.status_message.as_deref(),
-        Some("Failed scripts: 00-maas-00-support-info, 50-maas-01-commissioning")
-    );
+    // 2.8 keeps the signal's `error` (none with this OK); the failed
+    // scripts are in the results.
+    assert_eq!(m.status_message.as_deref(), None);
     // A failed machine can be commissioned again.
     assert_eq!(
         sim.client
@@ -609,30 +657,45 @@ async fn sim_node_key(sim: &Sim, system_id: &str) -> ApiKey {
 }
 
 #[tokio::test]
-async fn bmc_error_on_power_on_is_retried_then_reverts_status() {
-    let fakes = TestDir::new("fakes-bmcerr");
-    write_fake_freeipmi(&fakes.0, 1000);
-    let Some(sim) = start_sim("bmcerr", fast_power(Some(&fakes.0))).await else {
+async fn bmc_error_on_power_on_is_retried_then_fails_commissioning_with_maas_text() {
+    // Real FreeIPMI against our BMC, which fails every session's first
+    // datagram: ipmipower prints "BMC error".
+    if !crate::common::have_freeipmi() {
+        return;
+    }
+    let bmc = crate::common::TestBmc::start().await;
+    bmc.set_fault(maas_e2e::bmc::fault::Fault::FailCommand {
+        netfn: 0x06,
+        cmd: 0x38,
+        on: maas_e2e::bmc::fault::Where::Lan,
+        times: 1000,
+        cc: 0xFF,
+    });
+    let Some(sim) = start_sim("bmcerr", fast_power(None)).await else {
         return;
     };
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
-    let id = anon
-        .enlist(&enlist_request("bmc-err", &["52:54:00:be:00:01"]))
-        .await
-        .unwrap()
-        .system_id;
+    let mut req = enlist_request("bmc-err", &["52:54:00:be:00:01"]);
+    req.power_parameters = bmc.power_parameters();
+    let id = anon.enlist(&req).await.unwrap().system_id;
     sim.client
         .commission(&id, &CommissionOptions::default())
         .await
         .unwrap();
-    // MAAS resets the status when starting the machine fails.
-    // Commissioning first (the waiter may see it or not), then back to New.
+    // rpc/power.py power_change_failure: MarkNodeFailed, then the event.
     let t = sim
         .client
-        .wait_for_status(&id, NodeStatus::NEW, Duration::from_secs(30))
+        .wait_for_status(
+            &id,
+            NodeStatus::FAILED_COMMISSIONING,
+            Duration::from_secs(60),
+        )
         .await
         .unwrap();
-    assert_eq!(t.statuses().last(), Some(&NodeStatus::NEW));
+    assert_eq!(t.statuses().last(), Some(&NodeStatus::FAILED_COMMISSIONING));
+    let text = "Power on for the node failed: Could not contact node's BMC: Device not responding correctly while performing power action.  MAAS performed several retries.  Please wait and try again.";
+    let m = sim.client.machine(&id).await.unwrap();
+    assert_eq!(m.status_message.as_deref(), Some(text));
     let page = sim
         .client
         .events(&EventQuery {
@@ -643,57 +706,50 @@ async fn bmc_error_on_power_on_is_retried_then_reverts_status() {
         })
         .await
         .unwrap();
-    let kinds: Vec<&str> = page
+    let shown: Vec<String> = page
         .events
         .iter()
         .rev()
-        .map(|e| e.event_type.as_str())
+        .map(|e| format!("{} - {}", e.event_type, e.description))
+        .collect();
+    let tail: Vec<&str> = shown
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(String::as_str)
         .collect();
     assert_eq!(
-        kinds
-            .iter()
-            .filter(|k| **k == "Power command failed, retrying")
-            .count(),
-        7,
-        "{kinds:?}"
+        tail,
+        [
+            format!("Marking node failed - {text}").as_str(),
+            "Node changed status - From 'Commissioning' to 'Failed commissioning'",
+            format!("Failed to power on node - {text}").as_str(),
+        ],
+        "{shown:#?}"
     );
-    let failed = page
-        .events
+    assert!(!shown.iter().any(|e| e.contains("retrying")), "{shown:#?}");
+    // Eight attempts of the patch's schedule, each refused by the BMC.
+    let refused = bmc
+        .lan_commands()
         .iter()
-        .find(|e| e.event_type == "Failed to power on node")
-        .expect("failure event");
-    assert_eq!(failed.level, "ERROR");
-    assert!(
-        failed.description.contains("BMC returned an error"),
-        "{}",
-        failed.description
-    );
-    assert!(
-        kinds.iter().position(|k| *k == "Failed to power on node")
-            < kinds.iter().rposition(|k| *k == "Node changed status")
-    );
-    let m = sim.client.machine(&id).await.unwrap();
-    assert_eq!(
-        (m.status, m.power_state),
-        (NodeStatus::NEW, PowerState::Error)
-    );
-    let cycles = fake_calls(&fakes.0)
-        .iter()
-        .filter(|c| c.contains("--cycle --on-if-off"))
+        .filter(|c| *c == "get_channel_auth_capabilities -> 0xff")
         .count();
-    assert_eq!(cycles, 8);
+    assert!(refused >= 8, "{:?}", bmc.lan_commands());
 }
 
 #[tokio::test]
 async fn query_power_state_and_power_off() {
-    let fakes = TestDir::new("fakes-query");
-    write_fake_freeipmi(&fakes.0, 0);
-    let Some(sim) = start_sim("query", fast_power(Some(&fakes.0))).await else {
+    if !have_freeipmi() {
+        return;
+    }
+    let bmc = TestBmc::start().await;
+    let Some(sim) = start_sim("query", fast_power(None)).await else {
         return;
     };
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
     let id = anon
-        .enlist(&enlist_request("q", &["52:54:00:9e:00:01"]))
+        .enlist(&on_bmc(enlist_request("q", &["52:54:00:9e:00:01"]), &bmc))
         .await
         .unwrap()
         .system_id;
@@ -723,7 +779,7 @@ async fn query_power_state_and_power_off() {
         sim.client.query_power_state(&id).await.unwrap(),
         PowerState::Off
     );
-    assert!(fake_calls(&fakes.0).iter().any(|c| c.ends_with(" --off")));
+    assert!(!bmc.is_on(), "the BMC's machine is off");
 }
 
 #[tokio::test]
@@ -884,11 +940,13 @@ async fn external_target_checks_a_running_sim() {
 
 #[tokio::test]
 async fn periodic_power_queries_follow_the_bmc() {
-    let fakes = TestDir::new("fakes-periodic");
-    write_fake_freeipmi(&fakes.0, 0);
+    if !have_freeipmi() {
+        return;
+    }
+    let bmc = TestBmc::start().await;
     let Some(sim) = start_sim_with(
         "periodic",
-        fast_power(Some(&fakes.0)),
+        fast_power(None),
         Some(Duration::from_millis(50)),
         None,
     )
@@ -898,13 +956,39 @@ async fn periodic_power_queries_follow_the_bmc() {
     };
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
     let id = anon
-        .enlist(&enlist_request("periodic", &["52:54:00:9f:00:01"]))
+        .enlist(&on_bmc(
+            enlist_request("periodic", &["52:54:00:9f:00:01"]),
+            &bmc,
+        ))
         .await
         .unwrap()
         .system_id;
     // The BMC's state changes behind MAAS's back (the guest powered itself on).
     for want in [PowerState::Off, PowerState::On, PowerState::Off] {
-        std::fs::write(fakes.0.join("state"), want.as_str()).unwrap();
+        // Someone else's ipmipower (not the region's) switches the machine.
+        let switch = if want == PowerState::On {
+            "--on"
+        } else {
+            "--off"
+        };
+        maas_e2e::cmd::Cmd::new("ipmipower")
+            .args([
+                "-W",
+                "opensesspriv",
+                "--driver-type",
+                "LAN_2_0",
+                "-h",
+                &bmc.address(),
+                "-u",
+                "maas",
+                "-p",
+            ])
+            .secret_arg(crate::common::BMC_PASS)
+            .arg(switch)
+            .timeout(Duration::from_secs(30))
+            .run()
+            .await
+            .unwrap();
         let mut seen = PowerState::Unknown;
         for _ in 0..200 {
             seen = sim.client.machine(&id).await.unwrap().power_state;
@@ -915,22 +999,23 @@ async fn periodic_power_queries_follow_the_bmc() {
         }
         assert_eq!(seen, want);
     }
-    assert!(
-        fake_calls(&fakes.0)
-            .iter()
-            .filter(|c| c.ends_with(" --stat"))
-            .count()
-            >= 3
-    );
+    let queries = bmc
+        .lan_commands()
+        .iter()
+        .filter(|c| *c == "get_chassis_status")
+        .count();
+    assert!(queries >= 3, "{:?}", bmc.lan_commands());
 }
 
 #[tokio::test]
 async fn a_silent_machine_fails_commissioning_after_the_heartbeat_timeout() {
-    let fakes = TestDir::new("fakes-heartbeat");
-    write_fake_freeipmi(&fakes.0, 0);
+    if !have_freeipmi() {
+        return;
+    }
+    let (bmc, bmc2) = (TestBmc::start().await, TestBmc::start().await);
     let Some(sim) = start_sim_with(
         "heartbeat",
-        fast_power(Some(&fakes.0)),
+        fast_power(None),
         None,
         Some(Duration::from_millis(800)),
     )
@@ -940,12 +1025,18 @@ async fn a_silent_machine_fails_commissioning_after_the_heartbeat_timeout() {
     };
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
     let quiet = anon
-        .enlist(&enlist_request("quiet", &["52:54:00:4b:00:01"]))
+        .enlist(&on_bmc(
+            enlist_request("quiet", &["52:54:00:4b:00:01"]),
+            &bmc,
+        ))
         .await
         .unwrap()
         .system_id;
     let chatty = anon
-        .enlist(&enlist_request("chatty", &["52:54:00:4b:00:02"]))
+        .enlist(&on_bmc(
+            enlist_request("chatty", &["52:54:00:4b:00:02"]),
+            &bmc2,
+        ))
         .await
         .unwrap()
         .system_id;
@@ -985,7 +1076,7 @@ async fn a_silent_machine_fails_commissioning_after_the_heartbeat_timeout() {
         m.status_message
             .as_deref()
             .unwrap_or("")
-            .starts_with("Node has not been heard from"),
+            .starts_with("Node operation 'Commissioning' timed out after"),
         "{m:?}"
     );
     assert_eq!(
@@ -1017,17 +1108,19 @@ fn key_paths(v: &serde_json::Value, prefix: &str, out: &mut std::collections::BT
 async fn sim_json_uses_only_maas_field_names() {
     // The sim's answers may have fewer fields than MAAS 2.8's documented
     // shapes (fixtures/maas/), never other names.
-    let fakes = TestDir::new("fakes-shapes");
-    write_fake_freeipmi(&fakes.0, 0);
-    let Some(sim) = start_sim("shapes", fast_power(Some(&fakes.0))).await else {
+    if !have_freeipmi() {
+        return;
+    }
+    let bmc = TestBmc::start().await;
+    let Some(sim) = start_sim("shapes", fast_power(None)).await else {
         return;
     };
     let c = &sim.client;
     let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
     let id = anon
-        .enlist(&enlist_request(
-            "shape",
-            &["52:54:00:5a:00:01", "52:54:00:5a:00:02"],
+        .enlist(&on_bmc(
+            enlist_request("shape", &["52:54:00:5a:00:01", "52:54:00:5a:00:02"]),
+            &bmc,
         ))
         .await
         .unwrap()
@@ -1112,4 +1205,355 @@ async fn sim_json_uses_only_maas_field_names() {
         );
         assert!(!ours.is_empty(), "{path}: empty answer");
     }
+}
+
+/// Events of a machine, oldest first, as `TYPE - DESCRIPTION`.
+async fn event_lines(sim: &Sim, id: &str) -> Vec<String> {
+    let page = sim
+        .client
+        .events(&EventQuery {
+            system_id: Some(id.to_string()),
+            level: Some("DEBUG".into()),
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    page.events
+        .iter()
+        .rev()
+        .map(|e| format!("{} - {}", e.event_type, e.description))
+        .collect()
+}
+
+#[tokio::test]
+async fn testing_phase_runs_after_commissioning_and_can_fail() {
+    if !have_freeipmi() {
+        return;
+    }
+    let (bmc_a, bmc_b) = (TestBmc::start().await, TestBmc::start().await);
+    let Some(sim) = start_sim("testing", fast_power(None)).await else {
+        return;
+    };
+    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
+    let mut ids = Vec::new();
+    for (name, mac, bmc) in [
+        ("test-ok", "52:54:00:7e:00:01", &bmc_a),
+        ("test-bad", "52:54:00:7e:00:02", &bmc_b),
+    ] {
+        let id = anon
+            .enlist(&on_bmc(enlist_request(name, &[mac]), bmc))
+            .await
+            .unwrap()
+            .system_id;
+        sim.client
+            .commission(&id, &CommissionOptions::default())
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    for (id, test_exit, end) in [
+        (&ids[0], "0", NodeStatus::READY),
+        (&ids[1], "1", NodeStatus::FAILED_TESTING),
+    ] {
+        let key = sim_node_key(&sim, id).await;
+        let out = base64_encode(b"ok\n");
+        let ok = |name: &'static str| {
+            vec![
+                ("op", "signal"),
+                ("status", "WORKING"),
+                ("script_name", name),
+                ("exit_status", "0"),
+                ("output_b64", ""),
+            ]
+        };
+        for name in [
+            "00-maas-00-support-info",
+            "40-maas-01-network-interfaces",
+            "50-maas-01-commissioning",
+        ] {
+            let mut form = ok(name);
+            let body = match name {
+                "40-maas-01-network-interfaces" => base64_encode(
+                    json!({"interfaces": [{"name": "eth0", "mac": if id == &ids[0] { "52:54:00:7e:00:01" } else { "52:54:00:7e:00:02" }, "boot": true}]})
+                        .to_string()
+                        .as_bytes(),
+                ),
+                "50-maas-01-commissioning" => base64_encode(
+                    br#"{"cpu_count":1,"memory_mib":1024,"disks":[]}"#,
+                ),
+                _ => out.clone(),
+            };
+            form[4] = ("output_b64", &body);
+            assert_eq!(signal(&sim, &key, &form).await.status(), 200);
+        }
+        // maas_run_remote_scripts asks for Testing, runs the tests, then OK
+        // (or FAILED "N test scripts failed to run").
+        assert_eq!(
+            signal(&sim, &key, &[("op", "signal"), ("status", "TESTING")])
+                .await
+                .status(),
+            200
+        );
+        assert_eq!(
+            sim.client.machine(id).await.unwrap().status,
+            NodeStatus::TESTING
+        );
+        let result = [
+            ("op", "signal"),
+            ("status", "WORKING"),
+            ("script_name", "smartctl-validate"),
+            ("exit_status", test_exit),
+            ("output_b64", out.as_str()),
+        ];
+        assert_eq!(signal(&sim, &key, &result).await.status(), 200);
+        let last = if test_exit == "0" {
+            vec![
+                ("op", "signal"),
+                ("status", "OK"),
+                ("error", "All scripts successfully ran"),
+            ]
+        } else {
+            vec![
+                ("op", "signal"),
+                ("status", "FAILED"),
+                ("error", "1 test scripts failed to run"),
+            ]
+        };
+        assert_eq!(signal(&sim, &key, &last).await.status(), 200);
+        let m = sim.client.machine(id).await.unwrap();
+        assert_eq!(m.status, end);
+        let tests: Vec<ScriptSet> = serde_json::from_str(
+            &sim.client
+                .get_raw(&format!("nodes/{id}/results/"), &[("type", "testing")])
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let r = &tests.last().unwrap().results[0];
+        assert_eq!(r.name, "smartctl-validate");
+        assert_eq!(
+            r.status_name,
+            if test_exit == "0" { "Passed" } else { "Failed" }
+        );
+        assert_eq!(m.testing_status_name, r.status_name);
+        let events = event_lines(&sim, id).await;
+        let tail: Vec<&str> = events
+            .iter()
+            .rev()
+            .take(4)
+            .rev()
+            .map(String::as_str)
+            .collect();
+        if end == NodeStatus::READY {
+            assert_eq!(
+                tail,
+                [
+                    "Node changed status - From 'Commissioning' to 'Testing'",
+                    "Script result - smartctl-validate changed status from 'Running' to 'Passed'",
+                    "Ready - ",
+                    "Node changed status - From 'Testing' to 'Ready'",
+                ],
+                "{events:#?}"
+            );
+        } else {
+            assert_eq!(
+                m.status_message.as_deref(),
+                Some("1 test scripts failed to run")
+            );
+            assert_eq!(
+                tail,
+                [
+                    "Node changed status - From 'Commissioning' to 'Testing'",
+                    "Script result - smartctl-validate changed status from 'Running' to 'Failed'",
+                    "Failed testing - ",
+                    "Node changed status - From 'Testing' to 'Failed testing'",
+                ],
+                "{events:#?}"
+            );
+        }
+        // A signal in Ready or Failed testing is answered and ignored.
+        let again = signal(&sim, &key, &[("op", "signal"), ("status", "FAILED")]).await;
+        assert_eq!(again.status(), 200);
+        assert_eq!(sim.client.machine(id).await.unwrap().status, end);
+    }
+}
+
+#[tokio::test]
+async fn commissioning_a_machine_that_is_on_power_cycles_it() {
+    if !have_freeipmi() {
+        return;
+    }
+    let bmc = TestBmc::start().await;
+    let Some(sim) = start_sim("cycle", fast_power(None)).await else {
+        return;
+    };
+    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
+    let id = anon
+        .enlist(&on_bmc(
+            enlist_request("cycle", &["52:54:00:c1:00:01"]),
+            &bmc,
+        ))
+        .await
+        .unwrap()
+        .system_id;
+    sim.client.power_on(&id).await.unwrap();
+    for _ in 0..200 {
+        if sim.client.machine(&id).await.unwrap().power_state == PowerState::On {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(bmc.is_on());
+    let before = bmc.lan_commands().len();
+    sim.client
+        .commission(&id, &CommissionOptions::default())
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    for _ in 0..400 {
+        events = event_lines(&sim, &id).await;
+        if events.iter().any(|e| e.starts_with("Node powered on"))
+            && events
+                .iter()
+                .filter(|e| e.starts_with("Node powered on"))
+                .count()
+                == 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        events.iter().any(|e| e == "Power cycling - "),
+        "{events:#?}"
+    );
+    // 2.8 PowerDriver.cycle: a query, off (it is on), then on; each change
+    // followed by a query.
+    let lan: Vec<String> = bmc.lan_commands()[before..]
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.as_str(),
+                "get_chassis_status" | "chassis_control" | "set_system_boot_options"
+            )
+        })
+        .cloned()
+        .collect();
+    let first_control = lan.iter().position(|c| c == "chassis_control").unwrap();
+    assert!(
+        lan[..first_control]
+            .iter()
+            .any(|c| c == "get_chassis_status"),
+        "query first: {lan:?}"
+    );
+    assert_eq!(
+        lan.iter().filter(|c| *c == "chassis_control").count(),
+        2,
+        "off, then on: {lan:?}"
+    );
+    assert!(bmc.is_on());
+}
+
+#[tokio::test]
+async fn a_power_change_is_given_up_after_the_change_timeout() {
+    if !have_freeipmi() {
+        return;
+    }
+    let bmc = TestBmc::start().await;
+    bmc.set_fault(maas_e2e::bmc::fault::Fault::NoAnswer);
+    // MAAS: 5 minutes (CHANGE_POWER_STATE_TIMEOUT); here 1 s.
+    let mut power = fast_power(None);
+    power.change_timeout = Duration::from_secs(1);
+    let Some(sim) = start_sim("capped", power).await else {
+        return;
+    };
+    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
+    let id = anon
+        .enlist(&on_bmc(
+            enlist_request("capped", &["52:54:00:ca:00:01"]),
+            &bmc,
+        ))
+        .await
+        .unwrap()
+        .system_id;
+    sim.client
+        .commission(&id, &CommissionOptions::default())
+        .await
+        .unwrap();
+    sim.client
+        .wait_for_status(
+            &id,
+            NodeStatus::FAILED_COMMISSIONING,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let events = event_lines(&sim, &id).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e == "Marking node failed - Timed out"),
+        "{events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e == "Failed to power on node - Timed out"),
+        "{events:#?}"
+    );
+}
+
+#[tokio::test]
+async fn the_power_monitor_queries_only_machines_never_or_long_ago_queried() {
+    if !have_freeipmi() {
+        return;
+    }
+    let bmc = TestBmc::start().await;
+    // MAAS: a 15 s tick, 5 minutes; here 50 ms and 2 s.
+    let Some(sim) = start_sim_monitoring(
+        "monitor",
+        fast_power(None),
+        Some(Duration::from_millis(50)),
+        Duration::from_secs(2),
+        None,
+    )
+    .await
+    else {
+        return;
+    };
+    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
+    let id = anon
+        .enlist(&on_bmc(
+            enlist_request("monitor", &["52:54:00:3d:00:01"]),
+            &bmc,
+        ))
+        .await
+        .unwrap()
+        .system_id;
+    let queries = || {
+        bmc.lan_commands()
+            .iter()
+            .filter(|c| *c == "get_chassis_status")
+            .count()
+    };
+    // Never queried: the next tick queries it.
+    for _ in 0..200 {
+        if sim.client.machine(&id).await.unwrap().power_state == PowerState::Off {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        sim.client.machine(&id).await.unwrap().power_state,
+        PowerState::Off
+    );
+    let first = queries();
+    assert!(first >= 1);
+    // Queried just now: a second of ticks (20 of them) leaves it alone.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(queries(), first, "{:?}", bmc.lan_commands());
+    // Older than `stale`: queried again.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert!(queries() > first, "{:?}", bmc.lan_commands());
 }

@@ -184,16 +184,18 @@ impl Target for SimTarget {
         cfg.maas_url = Some(maas_url.clone());
         cfg.power = PowerDriverConfig {
             netns: Some(p.host.netns.clone()),
-            // MAAS's waits (4,4,8,...) at a quarter second per unit: the same
-            // retry shape as MAAS, without minutes of sleeping.
-            wait_unit: Duration::from_millis(250),
+            // MAAS's waits (4,4,8,...) per unit: the scenario's
+            // `sim.power_wait_unit` (default a quarter second; `maas`: 1 s).
+            wait_unit: p.lab.sim.power_wait_unit(),
             command_timeout: Duration::from_secs(30),
             ..PowerDriverConfig::default()
         };
-        // MAAS's rack queries power every 5 minutes (node power monitor).
-        cfg.power_query_interval = Some(Duration::from_secs(300));
-        // The password back-off of configure_ipmi_user: 1 s instead of 30 s.
-        cfg.ipmi_retry_base_seconds = Some(1);
+        // MAAS's rack power monitor: a 15 s tick, querying the nodes never
+        // queried or last queried over 5 minutes ago.
+        cfg.power_query_interval = Some(Duration::from_secs(15));
+        // The password back-off of configure_ipmi_user: the scenario's
+        // `sim.autodetect_retry_base` (default 1 s; `maas`: 30 s).
+        cfg.ipmi_retry_base_seconds = Some(p.lab.sim.autodetect_retry_base().as_secs() as u32);
         let region = SimRegion::start(cfg).await.map_err(|e| failed("", e))?;
         let client = harness_client(region.client().map_err(|e| failed("", e))?);
         tracing::info!(elapsed = ?t0.elapsed(), "sim: region up");

@@ -7,7 +7,7 @@
 //!   and for commission SYSTEM_ID, OAUTH_KEY, HOSTNAME; IPMI_RETRY_BASE_SECONDS
 //!   when configured).
 //! - POST /MAAS/metadata/2012-03-01/?op=signal, form-urlencoded or
-//!   multipart, OAuth PLAINTEXT with the node's key: status=WORKING|OK|FAILED,
+//!   multipart, OAuth PLAINTEXT with the node's key: status=WORKING|TESTING|OK|FAILED,
 //!   error, power_type, power_parameters (JSON string), and script results
 //!   as WORKING signals with script_name, exit_status, output_b64, or as
 //!   MAAS's own signal sends them: file parts named after the script.
@@ -26,7 +26,7 @@ use super::b64;
 use super::events;
 use super::http::{ApiError, Params, authenticate};
 use super::state::RegionState;
-use super::store::{ReportedHardware, ReportedInterface, StoreError};
+use super::store::{Phase, ReportedHardware, ReportedInterface, StoreError};
 use crate::maas::types::{NodeStatus, ScriptStatus};
 
 type St = State<Arc<RegionState>>;
@@ -90,12 +90,11 @@ async fn enlist_preseed(State(st): St) -> Response {
 async fn node_preseed(State(st): St, Path(id): Path<String>) -> Result<Response, ApiError> {
     let m = st.store.machine(&id).await?;
     let key = st.store.node_key(&id).await?;
-    st.event(
-        &id,
-        &events::LOADING_EPHEMERAL,
-        "commissioning preseed fetched",
-    )
-    .await;
+    // 2.8 records "Gathering information" when a Commissioning node reads
+    // its user data (metadataserver/api.py UserDataHandler.read).
+    if m.status == NodeStatus::COMMISSIONING {
+        st.event(&id, &events::GATHERING_INFO, "").await;
+    }
     Ok(text(preseed_text(
         &st.maas_url,
         st.ipmi_retry_base_seconds,
@@ -185,23 +184,39 @@ async fn apply_script(
 async fn store_result(
     st: &RegionState,
     system_id: &str,
+    phase: Phase,
     name: &str,
     exit_status: i32,
     output: &[u8],
 ) -> Result<(), ApiError> {
+    store_result_parsing(st, system_id, phase, name, exit_status, output, output).await
+}
+
+/// `store_result`, the region's hook reading `stdout` (MAAS's hooks parse
+/// the script's stdout, NAME.out, while NAME is the combined output).
+async fn store_result_parsing(
+    st: &RegionState,
+    system_id: &str,
+    phase: Phase,
+    name: &str,
+    exit_status: i32,
+    output: &[u8],
+    stdout: &[u8],
+) -> Result<(), ApiError> {
     let mut result_status = st
         .store
-        .store_script_result(system_id, name, exit_status, output)
+        .store_script_result(system_id, phase, name, exit_status, output)
         .await?;
     if exit_status == 0
-        && let Err(problem) = apply_script(st, system_id, name, output).await
+        && phase == Phase::Commissioning
+        && let Err(problem) = apply_script(st, system_id, name, stdout).await
     {
         let mut out = output.to_vec();
         out.extend_from_slice(
             format!("\nsim region: could not use this output: {problem}\n").as_bytes(),
         );
         st.store
-            .store_script_result(system_id, name, 1, &out)
+            .store_script_result(system_id, phase, name, 1, &out)
             .await?;
         result_status = ScriptStatus::FAILED;
     }
@@ -238,26 +253,35 @@ async fn signal(
         ));
     }
     let status = p.get("status").unwrap_or("");
-    if !matches!(status, "WORKING" | "OK" | "FAILED") {
-        return Err(StoreError::Invalid {
-            field: "status".into(),
-            message: format!("Unknown status code: {status:?}"),
-        }
-        .into());
-    }
-    let machine = st.store.machine(&system_id).await?;
-    if machine.status != NodeStatus::COMMISSIONING {
+    if !SIGNAL_STATUSES.contains(&status) {
         return Err(ApiError::text(
-            StatusCode::CONFLICT,
-            format!(
-                "Node wasn't commissioning/installing/entering rescue mode/testing (status is {})",
-                machine.status.name()
-            ),
+            StatusCode::BAD_REQUEST,
+            format!("Unknown status: '{status}'"),
         ));
     }
+    let machine = st.store.machine(&system_id).await?;
+    let phase = match machine.status {
+        NodeStatus::COMMISSIONING => Phase::Commissioning,
+        NodeStatus::TESTING => Phase::Testing,
+        // 2.8 answers these and changes nothing (VersionIndexHandler:
+        // signalable_states without a process function, and NEW, which
+        // only acts on COMMISSIONING, a self-commissioning the sim does not
+        // model).
+        s if IGNORED_IN.contains(&s) => return Ok(text("OK".into())),
+        other => {
+            return Err(ApiError::text(
+                StatusCode::CONFLICT,
+                format!("Machine status isn't valid (status is {})", other.name()),
+            ));
+        }
+    };
     st.store.ping(&system_id).await?;
 
-    if let Some(power_type) = p.get("power_type").filter(|t| !t.is_empty()) {
+    // Commissioning signals may carry the BMC's new power settings (the
+    // user data's "Finished setting BMC password").
+    if phase == Phase::Commissioning
+        && let Some(power_type) = p.get("power_type").filter(|t| !t.is_empty())
+    {
         let params: serde_json::Value =
             serde_json::from_str(p.get("power_parameters").unwrap_or("{}")).map_err(|e| {
                 StoreError::Invalid {
@@ -282,58 +306,112 @@ async fn signal(
                     message: "not base64".into(),
                 }
             })?;
-        store_result(&st, &system_id, name, exit_status, &output).await?;
-        return Ok(text("OK".into()));
+        store_result(&st, &system_id, phase, name, exit_status, &output).await?;
     }
     // MAAS's own signal: results as multipart files named after the script
     // (NAME is the combined output; NAME.out, NAME.err, NAME.yaml are the
-    // streams and the result file, which the sim does not keep apart).
-    let files: Vec<(&str, &[u8])> = p
+    // streams and the result file). The sim stores the combined output (or
+    // stdout without it) and hands stdout to its hooks, as MAAS does.
+    let file = |n: &str| {
+        p.files
+            .iter()
+            .find(|(f, _)| f == n)
+            .map(|(_, d)| d.as_slice())
+    };
+    let mut names: Vec<&str> = p
         .files
         .iter()
-        .filter(|(n, _)| ![".out", ".err", ".yaml"].iter().any(|s| n.ends_with(s)))
-        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .map(|(n, _)| {
+            [".out", ".err", ".yaml"]
+                .iter()
+                .find_map(|s| n.strip_suffix(s))
+                .unwrap_or(n)
+        })
         .collect();
-    for (name, output) in &files {
-        store_result(&st, &system_id, name, exit_status, output).await?;
-    }
-    if !files.is_empty() && status == "WORKING" {
-        return Ok(text("OK".into()));
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let stdout = file(&format!("{name}.out"));
+        let combined = file(name).or(stdout).unwrap_or_default();
+        let stdout = stdout.unwrap_or(combined);
+        store_result_parsing(&st, &system_id, phase, name, exit_status, combined, stdout).await?;
     }
 
-    match status {
-        "WORKING" => {
-            st.event(
-                &system_id,
-                &events::GATHERING_INFO,
-                p.get("error").unwrap_or(""),
-            )
-            .await;
-        }
-        "OK" => {
-            let failed = st.store.commissioning_failed_scripts(&system_id).await?;
-            st.store.end_script_set(&system_id, 9).await?;
-            if failed.is_empty() {
-                st.store
-                    .set_status(&system_id, NodeStatus::READY, None)
-                    .await?;
-            } else {
-                let msg = format!("Failed scripts: {}", failed.join(", "));
-                st.store
-                    .set_status(&system_id, NodeStatus::FAILED_COMMISSIONING, Some(&msg))
-                    .await?;
-            }
-        }
-        _ => {
-            let error = p.get("error").unwrap_or("");
-            st.store.end_script_set(&system_id, 5).await?;
-            st.store
-                .set_status(&system_id, NodeStatus::FAILED_COMMISSIONING, Some(error))
-                .await?;
-        }
+    // _process_commissioning / _process_testing: the status the signal asks for.
+    let mut target = match (phase, status) {
+        (_, "OK") => Some(NodeStatus::READY),
+        (Phase::Commissioning, "FAILED") => Some(NodeStatus::FAILED_COMMISSIONING),
+        (Phase::Commissioning, "TESTING") => Some(NodeStatus::TESTING),
+        (Phase::Testing, "FAILED") => Some(NodeStatus::FAILED_TESTING),
+        _ => None,
+    };
+    if phase == Phase::Commissioning
+        && matches!(target, Some(NodeStatus::READY | NodeStatus::TESTING))
+        && !st
+            .store
+            .failed_scripts(&system_id, Phase::Commissioning)
+            .await?
+            .is_empty()
+    {
+        // A script that failed (or whose output the region could not use)
+        // fails commissioning, whatever the guest says.
+        target = Some(NodeStatus::FAILED_COMMISSIONING);
     }
+    let Some(target) = target else {
+        return Ok(text("OK".into()));
+    };
+    let kind = match target {
+        NodeStatus::READY => Some(&events::READY),
+        NodeStatus::FAILED_COMMISSIONING => Some(&events::FAILED_COMMISSIONING),
+        NodeStatus::FAILED_TESTING => Some(&events::FAILED_TESTING),
+        _ => None,
+    };
+    if let Some(kind) = kind {
+        st.event(&system_id, kind, "").await;
+    }
+    let failed = matches!(
+        target,
+        NodeStatus::FAILED_COMMISSIONING | NodeStatus::FAILED_TESTING
+    );
+    // Leaving a phase closes its script set; a failure aborts what is
+    // still pending or running in both sets (testing does not run).
+    if failed {
+        for phase in [Phase::Commissioning, Phase::Testing] {
+            st.store.end_script_set(&system_id, phase, 5).await?;
+        }
+    } else {
+        st.store.end_script_set(&system_id, phase, 9).await?;
+    }
+    let error = p.get("error").filter(|e| !e.is_empty());
+    st.store
+        .set_status(&system_id, target, error.filter(|_| failed))
+        .await?;
     Ok(text("OK".into()))
 }
+
+/// MAAS 2.8's SIGNAL_STATUS choices.
+const SIGNAL_STATUSES: &[&str] = &[
+    "OK",
+    "FAILED",
+    "WORKING",
+    "COMMISSIONING",
+    "TESTING",
+    "TIMEDOUT",
+    "INSTALLING",
+    "APPLYING_NETCONF",
+];
+
+/// Statuses whose signals 2.8 answers 200 and ignores (the signalable
+/// states without a process function, and New).
+const IGNORED_IN: &[NodeStatus] = &[
+    NodeStatus::NEW,
+    NodeStatus::BROKEN,
+    NodeStatus::FAILED_COMMISSIONING,
+    NodeStatus::FAILED_DEPLOYMENT,
+    NodeStatus::READY,
+    NodeStatus::FAILED_ENTERING_RESCUE_MODE,
+    NodeStatus::FAILED_TESTING,
+];
 
 #[cfg(test)]
 mod tests {

@@ -515,6 +515,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_config_names",
         include_str!("../../../migrations/0002_config_names.sql"),
     ),
+    (
+        "0003_testing_and_power_monitor",
+        include_str!("../../../migrations/0003_testing_and_power_monitor.sql"),
+    ),
 ];
 
 /// Apply every migration not yet recorded in schema_migrations, in order,

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 use thiserror::Error;
 
+use super::power_redfish::RedfishParams;
 use crate::cmd::{Cmd, CmdError};
 use crate::maas::types::PowerState;
 
@@ -20,7 +21,8 @@ pub struct IpmiParams {
     pub power_address: String,
     pub power_user: String,
     pub power_pass: String,
-    /// LAN_2_0 or LAN (IPMI 1.5).
+    /// LAN_2_0 or LAN (IPMI 1.5); empty: not set, and `--driver-type` is
+    /// left out as MAAS leaves it out (FreeIPMI's default then applies).
     pub power_driver: String,
     /// auto, legacy or efi.
     pub power_boot_type: String,
@@ -59,10 +61,7 @@ impl IpmiParams {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string(),
-            power_driver: match s("power_driver").as_str() {
-                "" => "LAN_2_0".into(),
-                d => d.into(),
-            },
+            power_driver: s("power_driver"),
             power_boot_type: match s("power_boot_type").as_str() {
                 "" => "auto".into(),
                 b => b.into(),
@@ -77,7 +76,7 @@ impl IpmiParams {
                 "power_address is not set; the BMC's address is needed".into(),
             ));
         }
-        if !matches!(p.power_driver.as_str(), "LAN_2_0" | "LAN") {
+        if !matches!(p.power_driver.as_str(), "" | "LAN_2_0" | "LAN") {
             return Err(PowerError::Settings(format!(
                 "power_driver {:?} is not LAN_2_0 or LAN",
                 p.power_driver
@@ -102,19 +101,25 @@ pub enum PowerAction {
     Query,
 }
 
-/// A power command that failed, classified as MAAS classifies ipmipower output.
+/// A power command that failed, classified as MAAS classifies it
+/// (provisioningserver/drivers/power/__init__.py: PowerAuthError and
+/// PowerSettingError are PowerFatalErrors, never retried; PowerConnError and
+/// a plain PowerError are retried).
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum PowerError {
-    #[error("power settings: {0}")]
+    /// PowerSettingError: fatal.
+    #[error("{0}")]
     Settings(String),
+    /// PowerAuthError: fatal.
     #[error("{0}")]
     Auth(String),
-    /// Retried (connection timeout, session timeout, BMC busy, BMC error).
+    /// PowerConnError: retried (connection/session timeout, BMC busy, BMC error).
     #[error("{0}")]
     Conn(String),
-    /// Not retried.
+    /// PowerFatalError: not retried.
     #[error("{0}")]
     Fatal(String),
+    /// A plain PowerError (non-zero exit without a known message): retried.
     #[error("{0}")]
     Failed(String),
     #[error("Failed to power {system_id}. BMC never transitioned from {from} to {to}.")]
@@ -125,8 +130,30 @@ pub enum PowerError {
     },
 }
 
-/// The ipmipower errors MAAS 2.8 recognises in output (IPMI_ERRORS), with
-/// the ipmi_error patch's "BMC error" as a connection error.
+impl PowerError {
+    /// Whether MAAS gives up at once (a PowerFatalError or subclass).
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            PowerError::Settings(_) | PowerError::Auth(_) | PowerError::Fatal(_)
+        )
+    }
+
+    /// MAAS's get_error_message: the text a power change failure carries
+    /// ("Power on for the node failed: <this>").
+    pub fn maas_message(&self) -> String {
+        match self {
+            PowerError::Auth(m) => format!("Could not authenticate to node's BMC: {m}"),
+            PowerError::Conn(m) => format!("Could not contact node's BMC: {m}"),
+            PowerError::Settings(m) => format!("Missing or invalid power setting: {m}"),
+            other => format!("Failed talking to node's BMC: {other}"),
+        }
+    }
+}
+
+/// The ipmipower errors MAAS 2.8.7 recognises in output (ipmi.py
+/// IPMI_ERRORS, in its order: the first match wins), with the ipmi_error
+/// patch's "BMC error" after "BMC busy".
 /// (text in the output, error kind, MAAS's message)
 type IpmiErrorEntry = (&'static str, fn(String) -> PowerError, &'static str);
 
@@ -143,7 +170,7 @@ const IPMI_ERRORS: &[IpmiErrorEntry] = &[
     ),
     (
         "password verification timeout",
-        PowerError::Settings,
+        PowerError::Auth,
         "Authentication timeout.  Check BMC configuration and try again.",
     ),
     (
@@ -163,13 +190,13 @@ const IPMI_ERRORS: &[IpmiErrorEntry] = &[
     ),
     (
         "authentication type unavailable for attempted privilege level",
-        PowerError::Auth,
+        PowerError::Settings,
         "Access denied while performing power action.  Check BMC configuration and try again.",
     ),
     (
         "cipher suite id unavailable",
         PowerError::Settings,
-        "The cipher suite id is not supported on the BMC.",
+        "Access denied while performing power action: cipher suite unavailable.  Check BMC configuration and try again.",
     ),
     (
         "ipmi 2.0 unavailable",
@@ -184,22 +211,42 @@ const IPMI_ERRORS: &[IpmiErrorEntry] = &[
     (
         "session timeout",
         PowerError::Conn,
-        "The IPMI session has timed out.  MAAS performed several retries.  Check BMC configuration and connectivity and try again.",
+        "The IPMI session has timed out. MAAS performed several retries.  Check BMC configuration and connectivity and try again.",
     ),
     (
         "internal IPMI error",
         PowerError::Fatal,
-        "An error occurred while performing power action.  Check BMC configuration and try again.",
+        "An IPMI error has occurred that FreeIPMI does not know how to handle.  Please try the power action manually, and file a bug if appropriate.",
+    ),
+    (
+        "device not found",
+        PowerError::Settings,
+        "Error locating IPMI device.  Check BMC configuration and try again.",
+    ),
+    (
+        "driver timeout",
+        PowerError::Conn,
+        "Device communication timeout while performing power action.  MAAS performed several retries.  Check BMC configuration and connectivity and try again.",
+    ),
+    (
+        "message timeout",
+        PowerError::Conn,
+        "Device communication timeout while performing power action.  MAAS performed several retries.  Check BMC configuration and connectivity and try again.",
     ),
     (
         "BMC busy",
         PowerError::Conn,
-        "The BMC is busy.  MAAS performed several retries.  Check BMC configuration and try again.",
+        "Device busy while performing power action.  MAAS performed several retries.  Please wait and try again.",
     ),
     (
         "BMC error",
         PowerError::Conn,
-        "The BMC returned an error.  MAAS performed several retries.  Check BMC configuration and try again.",
+        "Device not responding correctly while performing power action.  MAAS performed several retries.  Please wait and try again.",
+    ),
+    (
+        "could not find inband device",
+        PowerError::Settings,
+        "An inband device could not be found.  Check BMC configuration and try again.",
     ),
 ];
 
@@ -229,16 +276,13 @@ pub fn parse_state(output: &str) -> PowerState {
 
 /// Arguments ipmipower and ipmi-chassis-config share.
 fn common_args(cmd: Cmd, p: &IpmiParams) -> Cmd {
-    let cmd = cmd.args([
-        "-W",
-        "opensesspriv",
-        "-l",
-        "OPERATOR",
-        "--driver-type",
-        p.power_driver.as_str(),
-        "-h",
-        p.power_address.as_str(),
-    ]);
+    let cmd = cmd.args(["-W", "opensesspriv", "-l", "OPERATOR"]);
+    let cmd = if p.power_driver.is_empty() {
+        cmd
+    } else {
+        cmd.args(["--driver-type", p.power_driver.as_str()])
+    };
+    let cmd = cmd.args(["-h", p.power_address.as_str()]);
     let cmd = if p.power_user.is_empty() {
         cmd
     } else {
@@ -295,8 +339,12 @@ pub struct PowerDriverConfig {
     pub wait_unit: Duration,
     /// Kill one FreeIPMI run after this long.
     pub command_timeout: Duration,
+    /// A whole power change (retries and queries included) is given up
+    /// after this long, "Timed out" (2.8: rpc/power.py
+    /// CHANGE_POWER_STATE_TIMEOUT, 5 minutes).
+    pub change_timeout: Duration,
     /// A directory searched first for ipmipower and ipmi-chassis-config
-    /// (tests put named fakes there; a lab may pin a FreeIPMI build).
+    /// (a lab may pin a FreeIPMI build).
     pub path_prepend: Option<PathBuf>,
 }
 
@@ -307,6 +355,7 @@ impl Default for PowerDriverConfig {
             wait_time: vec![4, 4, 8, 8, 16, 16, 32, 32],
             wait_unit: Duration::from_secs(1),
             command_timeout: Duration::from_secs(60),
+            change_timeout: Duration::from_secs(5 * 60),
             path_prepend: None,
         }
     }
@@ -347,8 +396,8 @@ impl IpmiPowerDriver {
         }
         let cmd = self.place(power_command(p, action));
         let out = cmd.output().await.map_err(cmd_error)?;
-        let text = format!("{}\n{}", out.stdout, out.stderr);
-        classify_output(&text)?;
+        // ipmipower prints its errors on stdout, the only stream MAAS reads.
+        classify_output(&out.stdout)?;
         if !out.status.success() {
             let verb = match action {
                 PowerAction::On => "on",
@@ -386,61 +435,153 @@ impl IpmiPowerDriver {
         Ok(())
     }
 
+    /// MAAS's PowerDriver.query: one attempt per wait; a failure that is
+    /// not fatal waits and tries again; the last error is raised.
     pub async fn query(&self, p: &IpmiParams) -> Result<PowerState, PowerError> {
-        self.issue(p, PowerAction::Query).await
+        self.query_reporting(p, |_, _, _| {}).await
     }
 
-    /// MAAS's perform_power: for each wait, try the change (a failure that
-    /// is not fatal waits and retries); after a success wait, then query
-    /// until the BMC reports the wanted state. `on_retry` sees every failed
-    /// attempt that will be retried (attempt number, error, wait).
+    /// `query`, with `on_retry` seeing every failed attempt (attempt number,
+    /// error, the wait before the next try).
+    pub async fn query_reporting(
+        &self,
+        p: &IpmiParams,
+        on_retry: impl FnMut(usize, &PowerError, Duration),
+    ) -> Result<PowerState, PowerError> {
+        query_with_retries(&self.config, &IpmiAttempt { driver: self, p }, on_retry).await
+    }
+
+    /// MAAS's perform_power around one IPMI change (`perform_with_retries`).
     pub async fn perform(
         &self,
         system_id: &str,
         p: &IpmiParams,
         action: PowerAction,
-        mut on_retry: impl FnMut(usize, &PowerError, Duration),
+        on_retry: impl FnMut(usize, &PowerError, Duration),
     ) -> Result<(), PowerError> {
-        let desired = match action {
-            PowerAction::On => PowerState::On,
-            PowerAction::Off => PowerState::Off,
-            PowerAction::Query => return self.query(p).await.map(|_| ()),
-        };
-        let mut last_error: Option<PowerError> = None;
-        let mut last_state = PowerState::Unknown;
-        let n = self.config.wait_time.len();
-        for (i, units) in self.config.wait_time.iter().enumerate() {
-            let wait = self.config.wait_unit * *units;
-            match self.issue(p, action).await {
-                Err(e @ (PowerError::Fatal(_) | PowerError::Settings(_))) => return Err(e),
-                Err(e) => {
-                    if i + 1 < n {
-                        on_retry(i + 1, &e, wait);
-                    }
-                    last_error = Some(e);
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                Ok(_) => {}
-            }
-            tokio::time::sleep(wait).await;
-            match self.query(p).await {
-                Ok(state) if state == desired => return Ok(()),
-                Ok(state) => last_state = state,
-                Err(e) => {
-                    last_state = PowerState::Unknown;
-                    last_error = Some(e);
-                }
+        let attempt = IpmiAttempt { driver: self, p };
+        perform_with_retries(&self.config, system_id, &attempt, action, on_retry).await
+    }
+}
+
+/// One try of a driver's change or query, without retries: what differs
+/// between MAAS's power drivers. The retries around it are the base
+/// PowerDriver's, the same for every driver.
+pub trait PowerAttempt {
+    /// A query answers the state; a change answers `Unknown`.
+    fn attempt(
+        &self,
+        action: PowerAction,
+    ) -> impl std::future::Future<Output = Result<PowerState, PowerError>> + Send;
+}
+
+struct IpmiAttempt<'a> {
+    driver: &'a IpmiPowerDriver,
+    p: &'a IpmiParams,
+}
+
+impl PowerAttempt for IpmiAttempt<'_> {
+    async fn attempt(&self, action: PowerAction) -> Result<PowerState, PowerError> {
+        self.driver.issue(self.p, action).await
+    }
+}
+
+/// MAAS's PowerDriver.query: one attempt per wait; a failure that is not
+/// fatal waits and tries again; the last error is raised. `on_retry` sees
+/// every failed attempt (attempt number, error, the wait before the next).
+pub async fn query_with_retries(
+    config: &PowerDriverConfig,
+    driver: &impl PowerAttempt,
+    mut on_retry: impl FnMut(usize, &PowerError, Duration),
+) -> Result<PowerState, PowerError> {
+    let mut last_error = None;
+    for (i, units) in config.wait_time.iter().enumerate() {
+        match driver.attempt(PowerAction::Query).await {
+            Ok(state) => return Ok(state),
+            Err(e) if e.is_fatal() => return Err(e),
+            Err(e) => {
+                let wait = config.wait_unit * *units;
+                on_retry(i + 1, &e, wait);
+                last_error = Some(e);
+                tokio::time::sleep(wait).await;
             }
         }
-        Err(match last_error {
-            Some(e) if last_state == PowerState::Unknown => e,
-            _ => PowerError::NeverTransitioned {
-                system_id: system_id.into(),
-                from: last_state.as_str().into(),
-                to: desired.as_str().into(),
-            },
-        })
+    }
+    Err(last_error
+        .unwrap_or_else(|| PowerError::Failed("no attempt made (wait_time is empty)".into())))
+}
+
+/// MAAS's perform_power: for each wait, try the change (a failure that is
+/// not fatal waits and retries); after a success wait, then one query
+/// attempt; done when the BMC reports the wanted state.
+pub async fn perform_with_retries(
+    config: &PowerDriverConfig,
+    system_id: &str,
+    driver: &impl PowerAttempt,
+    action: PowerAction,
+    mut on_retry: impl FnMut(usize, &PowerError, Duration),
+) -> Result<(), PowerError> {
+    let desired = match action {
+        PowerAction::On => PowerState::On,
+        PowerAction::Off => PowerState::Off,
+        PowerAction::Query => {
+            return query_with_retries(config, driver, on_retry)
+                .await
+                .map(|_| ());
+        }
+    };
+    let mut last_error: Option<PowerError> = None;
+    let mut last_state = PowerState::Unknown;
+    for (i, units) in config.wait_time.iter().enumerate() {
+        let wait = config.wait_unit * *units;
+        match driver.attempt(action).await {
+            Err(e) if e.is_fatal() => return Err(e),
+            Err(e) => {
+                on_retry(i + 1, &e, wait);
+                last_error = Some(e);
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            Ok(_) => {}
+        }
+        tokio::time::sleep(wait).await;
+        match driver.attempt(PowerAction::Query).await {
+            Ok(state) if state == desired => return Ok(()),
+            Ok(state) => last_state = state,
+            Err(e) if e.is_fatal() => return Err(e),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(match last_error {
+        Some(e) => e,
+        None => PowerError::NeverTransitioned {
+            system_id: system_id.into(),
+            from: last_state.as_str().into(),
+            to: desired.as_str().into(),
+        },
+    })
+}
+
+/// The power driver of one machine, chosen by its power type (MAAS's
+/// PowerDriverRegistry). One arm per driver the sim runs.
+#[derive(Debug, Clone)]
+pub enum Driver {
+    Ipmi(IpmiParams),
+    Redfish(RedfishParams),
+    /// Nothing to run: an operator powers the machine (not queryable).
+    Manual,
+}
+
+impl Driver {
+    pub fn for_machine(power_type: &str, params: &Value) -> Result<Driver, PowerError> {
+        match power_type {
+            "ipmi" => IpmiParams::from_json(params).map(Driver::Ipmi),
+            "redfish" => RedfishParams::from_json(params).map(Driver::Redfish),
+            "manual" => Ok(Driver::Manual),
+            other => Err(PowerError::Settings(format!(
+                "the sim drives ipmi, redfish and manual only, not power type {other:?}"
+            ))),
+        }
     }
 }
 
@@ -530,6 +671,33 @@ mod tests {
             classify_output("10.9.0.11: internal IPMI error"),
             Err(PowerError::Fatal(_))
         ));
+        // 2.8.7's table, with the kinds MAAS gives them.
+        for (out, kind) in [
+            ("password verification timeout", "auth"),
+            (
+                "authentication type unavailable for attempted privilege level",
+                "settings",
+            ),
+            ("device not found", "settings"),
+            ("could not find inband device", "settings"),
+            ("driver timeout", "conn"),
+            ("message timeout", "conn"),
+            ("BMC busy", "conn"),
+        ] {
+            let got = match classify_output(&format!("10.9.0.11: {out}")) {
+                Err(PowerError::Auth(_)) => "auth",
+                Err(PowerError::Settings(_)) => "settings",
+                Err(PowerError::Conn(_)) => "conn",
+                other => panic!("{out}: {other:?}"),
+            };
+            assert_eq!(got, kind, "{out}");
+        }
+        assert_eq!(
+            classify_output("10.9.0.11: BMC error")
+                .unwrap_err()
+                .maas_message(),
+            "Could not contact node's BMC: Device not responding correctly while performing power action.  MAAS performed several retries.  Please wait and try again."
+        );
         assert_eq!(classify_output("10.9.0.11: on"), Ok(()));
         assert_eq!(parse_state("10.9.0.11: off\n"), PowerState::Off);
         assert_eq!(parse_state("10.9.0.11: on"), PowerState::On);
@@ -541,11 +709,13 @@ mod tests {
         assert!(IpmiParams::from_json(&json!({"power_user": "maas"})).is_err());
         let p = params("efi", "hard");
         assert!(!format!("{p:?}").contains("s3cr3tpw"));
-        assert_eq!(
-            IpmiParams::from_json(&json!({"power_address": "1.2.3.4"}))
-                .unwrap()
-                .power_driver,
-            "LAN_2_0"
+        // power_driver unset: MAAS leaves --driver-type out.
+        let unset = IpmiParams::from_json(&json!({"power_address": "1.2.3.4"})).unwrap();
+        assert_eq!(unset.power_driver, "");
+        assert!(
+            !power_command(&unset, PowerAction::Query)
+                .argv()
+                .contains(&"--driver-type".to_string())
         );
     }
 }

@@ -24,7 +24,10 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio_rustls::rustls;
 
-use super::power::{PowerAction, PowerDriverConfig, PowerError};
+use super::power::{
+    PowerAction, PowerAttempt, PowerDriverConfig, PowerError, perform_with_retries,
+    query_with_retries,
+};
 use crate::maas::types::PowerState;
 
 /// The redfish power parameters MAAS stores for a machine.
@@ -353,54 +356,44 @@ impl RedfishPowerDriver {
         Ok(())
     }
 
-    /// MAAS's perform_power around the change: try, wait, query until the
-    /// wanted state, with the same waits as the IPMI driver.
+    /// MAAS's perform_power around the change, the same retries as every
+    /// driver (`power::perform_with_retries`).
     pub async fn perform(
         &self,
         system_id: &str,
         p: &RedfishParams,
         action: PowerAction,
-        mut on_retry: impl FnMut(usize, &PowerError, Duration),
+        on_retry: impl FnMut(usize, &PowerError, Duration),
     ) -> Result<(), PowerError> {
-        let desired = match action {
-            PowerAction::On => PowerState::On,
-            PowerAction::Off => PowerState::Off,
-            PowerAction::Query => return self.query(p).await.map(|_| ()),
-        };
-        let mut last_error = None;
-        let mut last_state = PowerState::Unknown;
-        let n = self.config.wait_time.len();
-        for (i, units) in self.config.wait_time.iter().enumerate() {
-            let wait = self.config.wait_unit * *units;
-            if let Err(e) = self.issue(p, action).await {
-                if matches!(e, PowerError::Settings(_) | PowerError::Fatal(_)) {
-                    return Err(e);
-                }
-                if i + 1 < n {
-                    on_retry(i + 1, &e, wait);
-                }
-                last_error = Some(e);
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-            tokio::time::sleep(wait).await;
-            match self.query(p).await {
-                Ok(s) if s == desired => return Ok(()),
-                Ok(s) => last_state = s,
-                Err(e) => {
-                    last_state = PowerState::Unknown;
-                    last_error = Some(e);
-                }
-            }
+        let attempt = RedfishAttempt { driver: self, p };
+        perform_with_retries(&self.config, system_id, &attempt, action, on_retry).await
+    }
+
+    /// MAAS's PowerDriver.query (retried) for a redfish machine.
+    pub async fn query_reporting(
+        &self,
+        p: &RedfishParams,
+        on_retry: impl FnMut(usize, &PowerError, Duration),
+    ) -> Result<PowerState, PowerError> {
+        query_with_retries(&self.config, &RedfishAttempt { driver: self, p }, on_retry).await
+    }
+}
+
+struct RedfishAttempt<'a> {
+    driver: &'a RedfishPowerDriver,
+    p: &'a RedfishParams,
+}
+
+impl PowerAttempt for RedfishAttempt<'_> {
+    async fn attempt(&self, action: PowerAction) -> Result<PowerState, PowerError> {
+        match action {
+            PowerAction::Query => self.driver.query(self.p).await,
+            change => self
+                .driver
+                .issue(self.p, change)
+                .await
+                .map(|()| PowerState::Unknown),
         }
-        Err(match last_error {
-            Some(e) if last_state == PowerState::Unknown => e,
-            _ => PowerError::NeverTransitioned {
-                system_id: system_id.into(),
-                from: last_state.as_str().into(),
-                to: desired.as_str().into(),
-            },
-        })
     }
 }
 

@@ -30,8 +30,12 @@ pub struct SimRegionConfig {
     /// into preseeds and boot command lines. Default: the first listener.
     pub maas_url: Option<String>,
     pub power: PowerDriverConfig,
-    /// Query every ipmi machine's power state this often (None: never).
+    /// The power monitor's tick (None: no monitor). Each tick queries the
+    /// machines never queried or last queried more than
+    /// `power_query_stale` ago (2.8: 15 s and 5 minutes,
+    /// rackd/services/power_monitor and rpc/nodes.py).
     pub power_query_interval: Option<Duration>,
+    pub power_query_stale: Duration,
     /// Fail commissioning when a Commissioning machine has not signalled
     /// for this long (MAAS 2.8: node_timeout, 30 minutes; None: never).
     pub heartbeat_timeout: Option<Duration>,
@@ -52,6 +56,7 @@ impl SimRegionConfig {
             maas_url: None,
             power: PowerDriverConfig::default(),
             power_query_interval: None,
+            power_query_stale: Duration::from_secs(5 * 60),
             heartbeat_timeout: Some(Duration::from_secs(30 * 60)),
             ipmi_retry_base_seconds: None,
             rack_hostname: "sim-rack".into(),
@@ -118,6 +123,7 @@ impl SimRegion {
             rack_system_id,
             rack_interfaces: cfg.rack_interfaces,
             tasks: Mutex::new(Vec::new()),
+            power_busy: Default::default(),
         });
         let (shutdown, rx) = watch::channel(false);
         let app = super::api::router(state.clone()).merge(super::metadata::router(state.clone()));
@@ -135,6 +141,7 @@ impl SimRegion {
             }));
         }
         if let Some(every) = cfg.power_query_interval {
+            let stale = cfg.power_query_stale;
             let st = state.clone();
             let mut rx = rx.clone();
             servers.push(tokio::spawn(async move {
@@ -143,9 +150,9 @@ impl SimRegion {
                         _ = rx.wait_for(|s| *s) => return,
                         _ = tokio::time::sleep(every) => {}
                     }
-                    if let Ok(ids) = st.store.queryable_machines().await {
-                        for id in ids {
-                            let _ = st.query_power(&id).await;
+                    if let Ok(ids) = st.store.machines_to_monitor(stale).await {
+                        for id in ids.iter().filter(|id| !st.power_busy(id)) {
+                            let _ = st.query_power(id).await;
                         }
                     }
                 }

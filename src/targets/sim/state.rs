@@ -10,10 +10,10 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
 use super::events::{self, EventKind};
-use super::power::{IpmiParams, IpmiPowerDriver, PowerAction, PowerError};
-use super::power_redfish::{RedfishParams, RedfishPowerDriver};
-use super::store::Store;
-use crate::maas::types::{NodeStatus, PowerState};
+use super::power::{Driver, IpmiPowerDriver, PowerAction, PowerError};
+use super::power_redfish::RedfishPowerDriver;
+use super::store::{Phase, Store};
+use crate::maas::types::{NodeStatus, PowerState, ScriptStatus};
 
 /// Shared by every handler and background task.
 pub struct RegionState {
@@ -25,6 +25,9 @@ pub struct RegionState {
     /// Interface names of the sim rack (SimRegionConfig::rack_interfaces).
     pub rack_interfaces: Vec<String>,
     pub(super) tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Machines with a power change under way (MAAS's
+    /// power_action_registry: one change per node; the monitor skips them).
+    pub(super) power_busy: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl RegionState {
@@ -46,181 +49,290 @@ impl RegionState {
         tasks.push(tokio::spawn(fut));
     }
 
-    /// Start a power change in the background, as MAAS does after the API
-    /// call returns. On power-on failure the machine's status goes back to
-    /// `revert_to` (MAAS resets the status when starting fails).
-    pub async fn start_power(
-        self: &Arc<Self>,
-        system_id: String,
-        action: PowerAction,
-        revert_to: Option<NodeStatus>,
-    ) {
+    /// Start a power change in the background, as MAAS's rack does after
+    /// the API call returns (rpc/power.py maybe_change_power_state).
+    pub async fn start_power(self: &Arc<Self>, system_id: String, change: PowerChange) {
+        if !self.power_busy.lock().unwrap().insert(system_id.clone()) {
+            // 2.8 lets a running change go on and refuses another one.
+            tracing::info!(
+                system_id,
+                ?change,
+                "a power change is already under way; not starting another"
+            );
+            return;
+        }
         let me = self.clone();
-        self.spawn(async move { me.power_task(&system_id, action, revert_to).await })
-            .await;
+        self.spawn(async move {
+            let limit = me.power.config.change_timeout;
+            let outcome = tokio::time::timeout(limit, me.power_task(&system_id, change)).await;
+            me.power_busy.lock().unwrap().remove(&system_id);
+            if outcome.is_err() {
+                // CHANGE_POWER_STATE_TIMEOUT: the change is cancelled and
+                // reported as failed, "Timed out".
+                me.power_change_failed(&system_id, change, "Timed out")
+                    .await;
+            }
+        })
+        .await;
     }
 
-    async fn power_task(
-        self: &Arc<Self>,
+    /// Whether a power change for the machine is under way.
+    pub fn power_busy(&self, system_id: &str) -> bool {
+        self.power_busy.lock().unwrap().contains(system_id)
+    }
+
+    /// The machine's power driver, from its power type.
+    async fn driver(&self, system_id: &str) -> Result<Driver, PowerError> {
+        let s = self
+            .store
+            .power_settings(system_id)
+            .await
+            .map_err(|e| PowerError::Fatal(e.to_string()))?;
+        Driver::for_machine(&s.power_type, &s.power_parameters)
+    }
+
+    /// A query through the machine's driver, with MAAS's retries.
+    async fn query_with(
+        &self,
+        d: &Driver,
+        on_retry: impl FnMut(usize, &PowerError, Duration),
+    ) -> Result<PowerState, PowerError> {
+        match d {
+            Driver::Ipmi(p) => self.power.query_reporting(p, on_retry).await,
+            Driver::Redfish(p) => self.redfish().query_reporting(p, on_retry).await,
+            Driver::Manual => Ok(PowerState::Unknown),
+        }
+    }
+
+    /// A change through the machine's driver, with MAAS's retries.
+    async fn perform_with(
+        &self,
         system_id: &str,
+        d: &Driver,
         action: PowerAction,
-        revert_to: Option<NodeStatus>,
-    ) {
-        let (starting, done, failed, state) = match action {
-            PowerAction::On => (
-                &events::POWERING_ON,
-                &events::POWERED_ON,
-                &events::POWER_ON_FAILED,
-                PowerState::On,
-            ),
-            _ => (
-                &events::POWERING_OFF,
-                &events::POWERED_OFF,
-                &events::POWER_OFF_FAILED,
-                PowerState::Off,
-            ),
+        on_retry: impl FnMut(usize, &PowerError, Duration),
+    ) -> Result<(), PowerError> {
+        match d {
+            Driver::Ipmi(p) => self.power.perform(system_id, p, action, on_retry).await,
+            Driver::Redfish(p) => self.redfish().perform(system_id, p, action, on_retry).await,
+            Driver::Manual => Ok(()),
+        }
+    }
+
+    fn redfish(&self) -> RedfishPowerDriver {
+        RedfishPowerDriver::new(self.power.config.clone())
+    }
+
+    /// rpc/power.py change_power_state: "Powering on" (or off, or "Power
+    /// cycling"), the change with MAAS's retries (a cycle is a query, off
+    /// when on, then on: PowerDriver.cycle), then a query (retried) whose
+    /// answer decides success. A failure marks the node failed.
+    async fn power_task(self: &Arc<Self>, system_id: &str, change: PowerChange) {
+        let starting = match change {
+            PowerChange::On => &events::POWERING_ON,
+            PowerChange::Off => &events::POWERING_OFF,
+            PowerChange::Cycle => &events::POWER_CYCLING,
         };
         self.event(system_id, starting, "").await;
-        let result = match self.store.power_settings(system_id).await {
-            Err(e) => Err(PowerError::Fatal(e.to_string())),
-            Ok(s) if s.power_type == "manual" => {
+        let d = match self.driver(system_id).await {
+            Ok(Driver::Manual) => {
                 tracing::info!(
                     system_id,
                     "manual power type: the operator powers the machine"
                 );
                 return;
             }
-            Ok(s) if s.power_type == "redfish" => {
-                let driver = RedfishPowerDriver::new(self.power.config.clone());
-                match RedfishParams::from_json(&s.power_parameters) {
-                    Err(e) => Err(e),
-                    Ok(p) => {
-                        let mut retries = Vec::new();
-                        let r = driver
-                            .perform(system_id, &p, action, |attempt, e, wait| {
-                                retries
-                                    .push(format!("attempt {attempt}: {e} (next try in {wait:?})"))
-                            })
-                            .await;
-                        for r in retries {
-                            self.event(system_id, &events::POWER_RETRY, &r).await;
-                        }
-                        r
-                    }
-                }
-            }
-            Ok(s) if s.power_type != "ipmi" => Err(PowerError::Settings(format!(
-                "the sim drives only ipmi and redfish, not power type {:?}",
-                s.power_type
-            ))),
-            Ok(s) => match IpmiParams::from_json(&s.power_parameters) {
-                Err(e) => Err(e),
-                Ok(p) => {
-                    let mut retries = Vec::new();
-                    let r = self
-                        .power
-                        .perform(system_id, &p, action, |attempt, e, wait| {
-                            retries.push(format!("attempt {attempt}: {e} (next try in {wait:?})"))
-                        })
-                        .await;
-                    for r in retries {
-                        self.event(system_id, &events::POWER_RETRY, &r).await;
-                    }
-                    r
-                }
-            },
-        };
-        match result {
-            Ok(()) => {
-                let _ = self.store.set_power_state(system_id, state).await;
-                self.event(system_id, done, "").await;
-            }
             Err(e) => {
-                let _ = self
-                    .store
-                    .set_power_state(system_id, PowerState::Error)
-                    .await;
-                self.event(system_id, failed, &e.to_string()).await;
-                if let Some(old) = revert_to
-                    && let Err(err) = self
-                        .store
-                        .set_status(system_id, old, Some(&format!("Power {action:?} failed")))
-                        .await
-                {
-                    tracing::warn!(error = %err, system_id, "could not revert status after a power failure");
+                let msg = format!(
+                    "Power {} for the node failed: {}",
+                    change.verb(),
+                    e.maas_message()
+                );
+                return self.power_change_failed(system_id, change, &msg).await;
+            }
+            Ok(d) => d,
+        };
+        let log_retry = |attempt: usize, e: &PowerError, wait: Duration| {
+            // MAAS logs its retries (maas.log), it records no event for them.
+            tracing::info!(system_id, attempt, error = %e, ?wait, "power attempt failed; retrying");
+        };
+        let result = async {
+            if change == PowerChange::Cycle
+                && self.query_with(&d, log_retry).await? == PowerState::On
+            {
+                self.perform_with(system_id, &d, PowerAction::Off, log_retry)
+                    .await?;
+            }
+            let action = match change {
+                PowerChange::Off => PowerAction::Off,
+                PowerChange::On | PowerChange::Cycle => PowerAction::On,
+            };
+            self.perform_with(system_id, &d, action, log_retry).await
+        }
+        .await;
+        if let Err(e) = result {
+            let msg = format!(
+                "Power {} for the node failed: {}",
+                change.verb(),
+                e.maas_message()
+            );
+            return self.power_change_failed(system_id, change, &msg).await;
+        }
+        // The query after every change (retried like a change).
+        match self.query_with(&d, log_retry).await {
+            Ok(state) => {
+                let _ = self.store.set_power_state(system_id, state).await;
+                let want = match change {
+                    PowerChange::Off => PowerState::Off,
+                    PowerChange::On | PowerChange::Cycle => PowerState::On,
+                };
+                if state == want || state == PowerState::Unknown {
+                    let done = match want {
+                        PowerState::Off => &events::POWERED_OFF,
+                        _ => &events::POWERED_ON,
+                    };
+                    self.event(system_id, done, "").await;
                 }
             }
+            // MAAS only logs a failed query here (no event, no status).
+            Err(e) => tracing::warn!(system_id, error = %e, "power query after a change failed"),
         }
     }
 
-    /// MAAS's status monitor: a Commissioning machine silent for `timeout`
-    /// (since its last signal, or since commissioning started) fails.
+    /// rpc/power.py power_change_failure: the node is marked failed with
+    /// the message (MarkNodeFailed), then "Failed to power on node" (or
+    /// off, or cycle) carries it.
+    async fn power_change_failed(&self, system_id: &str, change: PowerChange, message: &str) {
+        self.mark_failed(system_id, message, ScriptStatus::FAILED)
+            .await;
+        let failed = match change {
+            PowerChange::On => &events::POWER_ON_FAILED,
+            PowerChange::Off => &events::POWER_OFF_FAILED,
+            PowerChange::Cycle => &events::POWER_CYCLE_FAILED,
+        };
+        self.event(system_id, failed, message).await;
+    }
+
+    /// models/node.py mark_failed: "Marking node failed" with the comment;
+    /// Commissioning -> Failed commissioning, Testing -> Failed testing,
+    /// the pending and running scripts get `script_status`. A New or
+    /// already failed node keeps its status; any other status refuses
+    /// (MAAS's NodeStateViolation rolls the event back too).
+    pub async fn mark_failed(&self, system_id: &str, comment: &str, script_status: i32) {
+        let status = match self.store.machine(system_id).await {
+            Ok(m) => m.status,
+            Err(e) => {
+                tracing::warn!(error = %e, system_id, "mark failed: no such machine");
+                return;
+            }
+        };
+        let failed = match status {
+            NodeStatus::COMMISSIONING => Some(NodeStatus::FAILED_COMMISSIONING),
+            NodeStatus::TESTING => Some(NodeStatus::FAILED_TESTING),
+            // New, or already one of the failed statuses.
+            NodeStatus(0 | 2 | 11 | 13 | 15 | 18 | 20 | 22) => None,
+            other => {
+                tracing::warn!(
+                    system_id,
+                    status = other.name(),
+                    comment,
+                    "mark failed refused in this status"
+                );
+                return;
+            }
+        };
+        self.event(system_id, &events::MARKING_FAILED, comment)
+            .await;
+        let Some(failed) = failed else { return };
+        for phase in [Phase::Commissioning, Phase::Testing] {
+            let _ = self
+                .store
+                .end_script_set(system_id, phase, script_status)
+                .await;
+        }
+        if let Err(e) = self
+            .store
+            .set_status(system_id, failed, Some(comment))
+            .await
+        {
+            tracing::warn!(error = %e, system_id, "could not mark a machine failed");
+        }
+    }
+
+    /// MAAS's status monitor (status_monitor.py): a Commissioning or
+    /// Testing machine that never signalled within `timeout` of the start
+    /// fails with "Node operation 'Commissioning' timed out after N
+    /// minutes." (scripts Aborted); one whose last signal is older fails
+    /// with "Node has not been heard from for the last N minutes" (scripts
+    /// Timed out).
     pub async fn fail_silent_machines(&self, timeout: Duration) {
-        let silent = match self.store.silent_commissioning(timeout).await {
+        let silent = match self.store.silent_machines(timeout).await {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::warn!(error = %e, "heartbeat check failed");
                 return;
             }
         };
-        for id in silent {
-            let minutes = timeout.as_secs_f64() / 60.0;
-            let msg = format!("Node has not been heard from for the last {minutes:.0} minutes");
-            let _ = self.store.end_script_set(&id, 4).await;
-            if let Err(e) = self
-                .store
-                .set_status(&id, NodeStatus::FAILED_COMMISSIONING, Some(&msg))
-                .await
-            {
-                tracing::warn!(error = %e, system_id = %id, "could not fail a silent machine");
+        let minutes = format!("{:.0}", timeout.as_secs_f64() / 60.0);
+        for (id, signalled) in silent {
+            let status = match self.store.machine(&id).await {
+                Ok(m) => m.status,
+                Err(_) => continue,
+            };
+            if signalled {
+                let msg = format!("Node has not been heard from for the last {minutes} minutes");
+                self.mark_failed(&id, &msg, ScriptStatus::TIMEDOUT).await;
+            } else {
+                let msg = format!(
+                    "Node operation '{}' timed out after {minutes} minutes.",
+                    status.name()
+                );
+                self.mark_failed(&id, &msg, 5).await;
             }
         }
     }
 
-    /// Query one machine's BMC now and store the answer.
+    /// Query one machine's BMC now (retried as MAAS's PowerDriver.query)
+    /// and store the answer; a failure stores "error" and records "Failed
+    /// to query node's BMC" (rpc/power.py power_query_failure).
     pub async fn query_power(&self, system_id: &str) -> Result<PowerState, PowerError> {
-        let s = self
-            .store
-            .power_settings(system_id)
-            .await
-            .map_err(|e| PowerError::Fatal(e.to_string()))?;
-        if s.power_type == "manual" {
+        let d = self.driver(system_id).await?;
+        if matches!(d, Driver::Manual) {
             return Ok(PowerState::Unknown);
         }
-        let queried = match s.power_type.as_str() {
-            "ipmi" => {
-                let p = IpmiParams::from_json(&s.power_parameters)?;
-                self.power.query(&p).await
-            }
-            "redfish" => {
-                let p = RedfishParams::from_json(&s.power_parameters)?;
-                RedfishPowerDriver::new(self.power.config.clone())
-                    .query(&p)
-                    .await
-            }
-            other => {
-                return Err(PowerError::Settings(format!(
-                    "Power state could not be queried: power type {other:?} is not ipmi or redfish"
-                )));
-            }
-        };
-        match queried {
+        match self.query_with(&d, |_, _, _| {}).await {
             Ok(state) => {
                 let _ = self.store.set_power_state(system_id, state).await;
                 Ok(state)
             }
             Err(e) => {
-                let old = self
+                let _ = self
                     .store
                     .set_power_state(system_id, PowerState::Error)
-                    .await
-                    .unwrap_or_default();
-                if old != PowerState::Error {
-                    self.event(system_id, &events::POWER_QUERY_FAILED, &e.to_string())
-                        .await;
-                }
+                    .await;
+                self.event(system_id, &events::POWER_QUERY_FAILED, &e.to_string())
+                    .await;
                 Err(e)
             }
+        }
+    }
+}
+
+/// A power change MAAS's rack carries out (rpc/power.py: on, off, cycle).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerChange {
+    On,
+    Off,
+    /// Query; off when on; then on (what commissioning a machine that is on does).
+    Cycle,
+}
+
+impl PowerChange {
+    fn verb(self) -> &'static str {
+        match self {
+            PowerChange::On => "on",
+            PowerChange::Off => "off",
+            PowerChange::Cycle => "cycle",
         }
     }
 }

@@ -8,13 +8,13 @@ use serde_json::{Value, json};
 
 use super::{ApiResult, Req};
 use crate::maas::types::{
-    BootResource, Interface, Machine, NodeStatus, PowerStateReply, RackController, Version,
+    BootResource, Interface, Machine, NodeStatus, PowerState, PowerStateReply, RackController,
+    Version,
 };
 use crate::targets::sim::events;
 use crate::targets::sim::http::ApiError;
-use crate::targets::sim::power::PowerAction;
-use crate::targets::sim::state::RegionState;
-use crate::targets::sim::store::{EnlistForm, StoreError};
+use crate::targets::sim::state::{PowerChange, RegionState};
+use crate::targets::sim::store::{EnlistForm, Phase, StoreError};
 
 const API: &str = "/MAAS/api/2.0";
 
@@ -72,7 +72,18 @@ pub async fn machines_is_registered(r: Req) -> ApiResult {
         }
         .into());
     }
-    ok_json(&r.st.store.machine_for_mac(mac).await?.is_some())
+    // 2.8: anonymous callers (the enlisting guest) do not count New,
+    // Commissioning or Retired machines, so enlistment may run again.
+    let ignore: &[NodeStatus] = if r.who.is_some() {
+        &[NodeStatus::RETIRED]
+    } else {
+        &[
+            NodeStatus::NEW,
+            NodeStatus::COMMISSIONING,
+            NodeStatus::RETIRED,
+        ]
+    };
+    ok_json(&r.st.store.is_registered(mac, ignore).await?)
 }
 
 /// POST machines/: anonymous enlistment leaves the machine New; an admin's
@@ -87,6 +98,14 @@ pub async fn machines_create(r: Req) -> ApiResult {
         power_parameters: power_parameters_field(p),
         mac_addresses: p.all("mac_addresses"),
     };
+    if r.who.is_none()
+        && let Some(id) = r.st.store.enlisted_before(&form).await?
+    {
+        // 2.8 AnonMachinesHandler.create: a repeat of an enlistment
+        // updates the New or Commissioning machine it matches.
+        tracing::info!(system_id = %id, "found existing machine, enlisting");
+        return ok_json(&r.st.store.update_enlisted(&id, &form).await?);
+    }
     let m = r.st.store.enlist(&form).await?;
     tracing::info!(system_id = %m.system_id, hostname = %m.hostname, "machine enlisted");
     if r.who.is_some() && p.flag("commission").unwrap_or(true) {
@@ -182,15 +201,25 @@ async fn commission(r: &Req, id: &str) -> ApiResult {
             format!("Unable to start machine {id}: no power type is set; MAAS cannot power it on."),
         ));
     }
-    let old = r.st.store.start_commissioning(id).await?;
+    let machine = r.st.store.machine(id).await?;
+    r.st.store.check_commissionable(&machine)?;
+    // models/node.py start_commissioning: the request event ("(USER)"),
+    // "Commissioning", then the status change.
     r.st.event(
         id,
         &events::USER_COMMISSIONING,
-        &format!("(admin: {})", r.username()),
+        &format!("({})", r.username()),
     )
     .await;
-    r.st.start_power(id.to_string(), PowerAction::On, Some(old))
-        .await;
+    r.st.event(id, &events::COMMISSIONING, "").await;
+    r.st.store.start_commissioning(id).await?;
+    // Node._start: a machine that is on is power cycled, else powered on.
+    let change = if machine.power_state == PowerState::On {
+        PowerChange::Cycle
+    } else {
+        PowerChange::On
+    };
+    r.st.start_power(id.to_string(), change).await;
     ok_json(&r.st.store.machine(id).await?)
 }
 
@@ -199,19 +228,19 @@ pub async fn machine_commission(r: Req) -> ApiResult {
     commission(&r, &id).await
 }
 
-async fn power(r: Req, action: PowerAction) -> ApiResult {
+async fn power(r: Req, change: PowerChange) -> ApiResult {
     let id = r.arg("system_id").to_string();
     r.st.store.machine(&id).await?;
-    r.st.start_power(id.clone(), action, None).await;
+    r.st.start_power(id.clone(), change).await;
     ok_json(&r.st.store.machine(&id).await?)
 }
 
 pub async fn machine_power_on(r: Req) -> ApiResult {
-    power(r, PowerAction::On).await
+    power(r, PowerChange::On).await
 }
 
 pub async fn machine_power_off(r: Req) -> ApiResult {
-    power(r, PowerAction::Off).await
+    power(r, PowerChange::Off).await
 }
 
 pub async fn machine_abort(r: Req) -> ApiResult {
@@ -226,11 +255,13 @@ pub async fn machine_abort(r: Req) -> ApiResult {
             ),
         ));
     }
-    r.st.store.end_script_set(&id, 5).await?;
+    for phase in [Phase::Commissioning, Phase::Testing] {
+        r.st.store.end_script_set(&id, phase, 5).await?;
+    }
     r.st.store
         .set_status(&id, NodeStatus::NEW, Some("Aborted"))
         .await?;
-    r.st.start_power(id.clone(), PowerAction::Off, None).await;
+    r.st.start_power(id.clone(), PowerChange::Off).await;
     ok_json(&r.st.store.machine(&id).await?)
 }
 
@@ -282,21 +313,22 @@ pub async fn node_read(r: Req) -> ApiResult {
 }
 
 pub async fn results_read(r: Req) -> ApiResult {
-    match r.p.get("type").unwrap_or("commissioning") {
-        "commissioning" | "0" => {}
-        "testing" | "2" | "installation" | "1" => return ok_json(&Vec::<()>::new()),
+    let phase = match r.p.get("type").unwrap_or("commissioning") {
+        "commissioning" | "0" => Phase::Commissioning,
+        "testing" | "2" => Phase::Testing,
+        "installation" | "1" => return ok_json(&Vec::<()>::new()),
         other => {
             return Err(ApiError::text(
                 StatusCode::BAD_REQUEST,
                 format!("Unknown script type {other:?}: commissioning, testing or installation"),
             ));
         }
-    }
+    };
     let include_output = matches!(r.p.get("include_output"), Some("1" | "true" | "True"));
     ok_json(
         &r.st
             .store
-            .script_sets(r.arg("system_id"), include_output)
+            .script_sets(r.arg("system_id"), phase, include_output)
             .await?,
     )
 }

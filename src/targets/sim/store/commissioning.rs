@@ -1,5 +1,5 @@
-//! Commissioning: script sets and results, the node's heartbeat, and what
-//! the scripts report (interfaces, hardware).
+//! Commissioning and testing: script sets and results, the node's
+//! heartbeat, and what the scripts report (interfaces, hardware).
 
 use super::{Result, Store, StoreError, invalid, maas_time, normalise_mac, sql};
 use crate::maas::types::{NodeStatus, ScriptResult, ScriptSet, ScriptStatus};
@@ -11,6 +11,36 @@ pub const COMMISSIONING_SCRIPTS: &[&str] = &[
     "40-maas-01-network-interfaces",
     "50-maas-01-commissioning",
 ];
+
+/// Testing scripts run after commissioning (2.8's default: the testing
+/// scripts tagged `commissioning`, i.e. smartctl-validate).
+pub const TESTING_SCRIPTS: &[&str] = &["smartctl-validate"];
+
+/// Which script set a result belongs to (MAAS's RESULT_TYPE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Commissioning,
+    Testing,
+}
+
+impl Phase {
+    /// MAAS's result_type number.
+    pub fn result_type(self) -> i32 {
+        match self {
+            Phase::Commissioning => 0,
+            Phase::Testing => 2,
+        }
+    }
+
+    /// The phase a machine in `status` sends results for.
+    pub fn of(status: NodeStatus) -> Phase {
+        if status == NodeStatus::TESTING {
+            Phase::Testing
+        } else {
+            Phase::Commissioning
+        }
+    }
+}
 
 /// One interface reported by commissioning.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,10 +75,8 @@ fn aggregate_script_status(results: &[ScriptResult]) -> i32 {
 }
 
 impl Store {
-    /// Start commissioning: status Commissioning, a fresh commissioning
-    /// script set with the built-in scripts pending. Returns the old status.
-    pub async fn start_commissioning(&self, system_id: &str) -> Result<NodeStatus> {
-        let machine = self.machine(system_id).await?;
+    /// Whether `machine` may be commissioned from its status (409 otherwise).
+    pub fn check_commissionable(&self, machine: &crate::maas::types::Machine) -> Result<()> {
         let allowed = [
             NodeStatus::NEW,
             NodeStatus::READY,
@@ -59,35 +87,50 @@ impl Store {
         ];
         if !allowed.contains(&machine.status) {
             return Err(StoreError::Conflict(format!(
-                "Unable to be commissioned because it has the status '{}' ({system_id}).",
-                machine.status.name()
+                "Unable to be commissioned because it has the status '{}' ({}).",
+                machine.status.name(),
+                machine.system_id
             )));
         }
+        Ok(())
+    }
+
+    /// Start commissioning: status Commissioning, fresh commissioning and
+    /// testing script sets with the built-in scripts pending. Returns the
+    /// old status.
+    pub async fn start_commissioning(&self, system_id: &str) -> Result<NodeStatus> {
+        let machine = self.machine(system_id).await?;
+        self.check_commissionable(&machine)?;
         let id = self.machine_id(system_id).await?;
         {
             let mut db = self.db.lock().await;
             let tx = sql::begin(&mut db, "opening a commissioning transaction").await?;
-            let set: i64 = sql::one(
-                &tx,
-                "creating a script set",
-                "INSERT INTO script_sets (machine_id, result_type) VALUES ($1, 0) RETURNING id",
-                &[&id],
-                |r| r.get(0),
-            )
-            .await?;
-            for name in COMMISSIONING_SCRIPTS {
-                sql::exec(
+            for (phase, names) in [
+                (Phase::Commissioning, COMMISSIONING_SCRIPTS),
+                (Phase::Testing, TESTING_SCRIPTS),
+            ] {
+                let set: i64 = sql::one(
                     &tx,
-                    "creating a script result",
-                    "INSERT INTO script_results (script_set_id, name) VALUES ($1, $2)",
-                    &[&set, name],
+                    "creating a script set",
+                    "INSERT INTO script_sets (machine_id, result_type) VALUES ($1, $2) RETURNING id",
+                    &[&id, &phase.result_type()],
+                    |r| r.get(0),
                 )
                 .await?;
+                for name in names {
+                    sql::exec(
+                        &tx,
+                        "creating a script result",
+                        "INSERT INTO script_results (script_set_id, name) VALUES ($1, $2)",
+                        &[&set, name],
+                    )
+                    .await?;
+                }
             }
             sql::exec(
                 &tx,
                 "resetting commissioning status",
-                "UPDATE machines SET commissioning_status = 0 WHERE id = $1",
+                "UPDATE machines SET commissioning_status = 0, testing_status = 0 WHERE id = $1",
                 &[&id],
             )
             .await?;
@@ -97,16 +140,16 @@ impl Store {
             .await
     }
 
-    async fn current_script_set(&self, machine_id: i64) -> Result<i64> {
+    async fn current_script_set(&self, machine_id: i64, phase: Phase) -> Result<i64> {
         self.opt(
-            "finding the commissioning script set",
-            "SELECT id FROM script_sets WHERE machine_id = $1 AND result_type = 0 ORDER BY id DESC LIMIT 1",
-            &[&machine_id],
+            "finding the current script set",
+            "SELECT id FROM script_sets WHERE machine_id = $1 AND result_type = $2 ORDER BY id DESC LIMIT 1",
+            &[&machine_id, &phase.result_type()],
             |r| r.get(0),
         )
         .await?
         .ok_or_else(|| {
-            StoreError::Conflict("no commissioning script set: commission the machine first".into())
+            StoreError::Conflict("no script set for this phase: commission the machine first".into())
         })
     }
 
@@ -114,12 +157,13 @@ impl Store {
     pub async fn store_script_result(
         &self,
         system_id: &str,
+        phase: Phase,
         name: &str,
         exit_status: i32,
         output: &[u8],
     ) -> Result<i32> {
         let id = self.machine_id(system_id).await?;
-        let set = self.current_script_set(id).await?;
+        let set = self.current_script_set(id, phase).await?;
         let status = if exit_status == 0 {
             ScriptStatus::PASSED
         } else {
@@ -150,26 +194,31 @@ impl Store {
         Ok(())
     }
 
-    /// Commissioning machines whose newest script set has not pinged (or,
-    /// without a ping, started) within `timeout`.
-    pub async fn silent_commissioning(&self, timeout: std::time::Duration) -> Result<Vec<String>> {
+    /// Commissioning or Testing machines silent for `timeout`: (system_id,
+    /// whether the node ever signalled). Never signalled counts from the
+    /// start of commissioning (MAAS's status_expires), else from the last
+    /// signal (its script heartbeat).
+    pub async fn silent_machines(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<(String, bool)>> {
         let secs = timeout.as_secs_f64();
         self.rows(
             "finding silent machines",
-            "SELECT m.system_id FROM machines m
+            "SELECT m.system_id, s.last_ping IS NOT NULL FROM machines m
              JOIN LATERAL (SELECT started, last_ping FROM script_sets s WHERE s.machine_id = m.id
                            ORDER BY s.id DESC LIMIT 1) s ON TRUE
-             WHERE m.status = 1 AND COALESCE(s.last_ping, s.started) < now() - make_interval(secs => $1)",
+             WHERE m.status IN (1, 21) AND COALESCE(s.last_ping, s.started) < now() - make_interval(secs => $1)",
             &[&secs],
-            |r| r.get(0),
+            |r| (r.get(0), r.get(1)),
         )
         .await
     }
 
-    /// Whether any script of the current commissioning set failed.
-    pub async fn commissioning_failed_scripts(&self, system_id: &str) -> Result<Vec<String>> {
+    /// The scripts of the current set of `phase` that failed (or timed out).
+    pub async fn failed_scripts(&self, system_id: &str, phase: Phase) -> Result<Vec<String>> {
         let id = self.machine_id(system_id).await?;
-        let set = self.current_script_set(id).await?;
+        let set = self.current_script_set(id, phase).await?;
         self.rows(
             "reading script results",
             "SELECT name FROM script_results WHERE script_set_id = $1 AND status IN (3, 4) ORDER BY name",
@@ -179,11 +228,16 @@ impl Store {
         .await
     }
 
-    /// End the script set: scripts still pending or running are marked
-    /// with `leftover_status` (Aborted on failure, Skipped on success).
-    pub async fn end_script_set(&self, system_id: &str, leftover_status: i32) -> Result<()> {
+    /// End the script set of `phase`: scripts still pending or running are
+    /// marked with `leftover_status` (Aborted on failure, Skipped on success).
+    pub async fn end_script_set(
+        &self,
+        system_id: &str,
+        phase: Phase,
+        leftover_status: i32,
+    ) -> Result<()> {
         let id = self.machine_id(system_id).await?;
-        let set = self.current_script_set(id).await?;
+        let set = self.current_script_set(id, phase).await?;
         let db = self.db.lock().await;
         sql::exec(
             &*db,
@@ -212,10 +266,14 @@ impl Store {
         } else {
             ScriptStatus::PASSED
         };
+        let column = match phase {
+            Phase::Commissioning => "commissioning_status",
+            Phase::Testing => "testing_status",
+        };
         sql::exec(
             &*db,
-            "storing commissioning status",
-            "UPDATE machines SET commissioning_status = $2 WHERE id = $1",
+            "storing the script set's status",
+            &format!("UPDATE machines SET {column} = $2 WHERE id = $1"),
             &[&id, &status],
         )
         .await?;
@@ -310,10 +368,11 @@ impl Store {
         sql::commit(tx, "committing hardware").await
     }
 
-    /// nodes/{id}/results/?type=commissioning
+    /// nodes/{id}/results/?type=commissioning|testing
     pub async fn script_sets(
         &self,
         system_id: &str,
+        phase: Phase,
         include_output: bool,
     ) -> Result<Vec<ScriptSet>> {
         let id = self.machine_id(system_id).await?;
@@ -324,12 +383,12 @@ impl Store {
             &format!(
                 "SELECT id, {}, CASE WHEN ended IS NULL THEN NULL ELSE {} END,
                         CASE WHEN last_ping IS NULL THEN NULL ELSE {} END
-                 FROM script_sets WHERE machine_id = $1 AND result_type = 0 ORDER BY id",
+                 FROM script_sets WHERE machine_id = $1 AND result_type = $2 ORDER BY id",
                 maas_time("started"),
                 maas_time("ended"),
                 maas_time("last_ping")
             ),
-            &[&id],
+            &[&id, &phase.result_type()],
         )
         .await?;
         let mut out = Vec::new();
@@ -372,8 +431,12 @@ impl Store {
             out.push(ScriptSet {
                 id: set_id,
                 system_id: system_id.to_string(),
-                result_type: 0,
-                type_name: "commissioning".into(),
+                result_type: phase.result_type(),
+                type_name: match phase {
+                    Phase::Commissioning => "commissioning",
+                    Phase::Testing => "testing",
+                }
+                .into(),
                 status,
                 status_name: ScriptStatus::name(status).into(),
                 last_ping: s.get(3),

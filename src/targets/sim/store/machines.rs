@@ -11,7 +11,9 @@ use crate::maas::types::*;
 const MACHINE_COLUMNS: &str =
     "SELECT id, system_id, hostname, architecture, status, status_message, power_type, power_state,
         cpu_count, memory_mib, commissioning_status, cpu_model,
-        (SELECT max(s.id) FROM script_sets s WHERE s.machine_id = machines.id AND s.result_type = 0)
+        (SELECT max(s.id) FROM script_sets s WHERE s.machine_id = machines.id AND s.result_type = 0),
+        testing_status,
+        (SELECT max(s.id) FROM script_sets s WHERE s.machine_id = machines.id AND s.result_type = 2)
         FROM machines";
 
 /// What an anonymous enlistment posted.
@@ -219,6 +221,86 @@ impl Store {
         .await
     }
 
+    /// is_registered: whether a machine not in one of `ignore` has this MAC
+    /// (2.8 api/nodes.py is_registered: anonymous callers ignore New,
+    /// Commissioning and Retired machines, users only Retired ones).
+    pub async fn is_registered(&self, mac: &str, ignore: &[NodeStatus]) -> Result<bool> {
+        let Some(mac) = normalise_mac(mac) else {
+            return Ok(false);
+        };
+        let ignore: Vec<i32> = ignore.iter().map(|s| s.0).collect();
+        Ok(self
+            .opt(
+                "looking up a MAC",
+                "SELECT 1 FROM interfaces i JOIN machines m ON m.id = i.machine_id
+                 WHERE i.mac_address = $1 AND m.status <> ALL($2)",
+                &[&mac, &ignore],
+                |_| (),
+            )
+            .await?
+            .is_some())
+    }
+
+    /// The New or Commissioning machine an anonymous enlistment is a repeat
+    /// of (2.8 AnonMachinesHandler.create): same IPMI power_address first,
+    /// then any of the MACs.
+    pub async fn enlisted_before(&self, form: &EnlistForm) -> Result<Option<String>> {
+        if form.power_type == "ipmi"
+            && let Ok(params) = serde_json::from_str::<Value>(&form.power_parameters)
+        {
+            let address = params
+                .get("power_address")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let by_bmc = self
+                .opt(
+                    "looking up a BMC",
+                    "SELECT system_id FROM machines WHERE status IN (0, 1)
+                     AND power_parameters->>'power_address' = $1 ORDER BY id LIMIT 1",
+                    &[&address],
+                    |r| r.get(0),
+                )
+                .await?;
+            if by_bmc.is_some() {
+                return Ok(by_bmc);
+            }
+        }
+        let macs: Vec<String> = form
+            .mac_addresses
+            .iter()
+            .filter_map(|m| normalise_mac(m))
+            .collect();
+        if macs.len() != form.mac_addresses.len() {
+            // 2.8 looks up by MAC only when every MAC is valid.
+            return Ok(None);
+        }
+        self.opt(
+            "looking up MACs",
+            "SELECT m.system_id FROM interfaces i JOIN machines m ON m.id = i.machine_id
+             WHERE i.mac_address = ANY($1) AND m.status IN (0, 1) ORDER BY i.id LIMIT 1",
+            &[&macs],
+            |r| r.get(0),
+        )
+        .await
+    }
+
+    /// A repeated enlistment updates the machine it found: architecture,
+    /// and power settings when any were sent (2.8 _update_new_node).
+    pub async fn update_enlisted(&self, system_id: &str, form: &EnlistForm) -> Result<Machine> {
+        let arch = enlist_architecture(form)?;
+        self.exec(
+            "updating an enlisted machine",
+            "UPDATE machines SET architecture = $2, updated = now() WHERE system_id = $1",
+            &[&system_id, &arch],
+        )
+        .await?;
+        if !form.power_type.is_empty() || !form.power_parameters.trim().is_empty() {
+            let params = enlist_power_parameters(form)?;
+            self.set_power(system_id, &form.power_type, &params).await?;
+        }
+        self.machine(system_id).await
+    }
+
     /// Anonymous enlistment: validate as MAAS does, create the machine New.
     pub async fn enlist(&self, form: &EnlistForm) -> Result<Machine> {
         if form.mac_addresses.is_empty() {
@@ -236,35 +318,8 @@ impl Store {
                 macs.push(n);
             }
         }
-        let arch = match (form.architecture.trim(), form.subarchitecture.trim()) {
-            ("", _) => "amd64/generic".to_string(),
-            (a, _) if a.contains('/') => a.to_string(),
-            (a, "") => format!("{a}/generic"),
-            (a, s) => format!("{a}/{s}"),
-        };
-        if !(arch.starts_with("amd64/") || arch.starts_with("i386/")) {
-            return Err(invalid(
-                "architecture",
-                format!(
-                    "'{arch}' is not a valid architecture.  It should be one of: 'amd64/generic', 'i386/generic'."
-                ),
-            ));
-        }
-        if !KNOWN_POWER_TYPES.contains(&form.power_type.as_str()) {
-            return Err(invalid(
-                "power_type",
-                format!("'{}' is not a valid power type.", form.power_type),
-            ));
-        }
-        let params: Value = if form.power_parameters.trim().is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str(&form.power_parameters)
-                .map_err(|e| invalid("power_parameters", format!("not a JSON object: {e}")))?
-        };
-        if !params.is_object() {
-            return Err(invalid("power_parameters", "not a JSON object"));
-        }
+        let arch = enlist_architecture(form)?;
+        let params = enlist_power_parameters(form)?;
         let system_id = new_system_id();
         let mut db = self.db.lock().await;
         let tx = sql::begin(&mut db, "opening an enlistment transaction").await?;
@@ -388,12 +443,17 @@ impl Store {
         .ok_or_else(|| no_machine(system_id))
     }
 
-    /// Every machine the periodic power query should ask about.
-    pub async fn queryable_machines(&self) -> Result<Vec<String>> {
+    /// The machines the power monitor should query now: a queryable power
+    /// type, and never queried or last queried more than `stale` ago (2.8:
+    /// rpc/nodes.py _gen_cluster_nodes_power_parameters, 5 minutes).
+    pub async fn machines_to_monitor(&self, stale: std::time::Duration) -> Result<Vec<String>> {
+        let secs = stale.as_secs_f64();
         self.rows(
             "listing machines to query",
-            "SELECT system_id FROM machines WHERE power_type = 'ipmi' ORDER BY id",
-            &[],
+            "SELECT system_id FROM machines WHERE power_type NOT IN ('', 'manual')
+             AND (power_state_queried IS NULL OR power_state_queried < now() - make_interval(secs => $1))
+             ORDER BY id",
+            &[&secs],
             |r| r.get(0),
         )
         .await
@@ -419,12 +479,13 @@ impl Store {
         Ok(())
     }
 
-    /// Store the power state; returns the previous one.
+    /// Store the power state (and when it was learnt, as MAAS's
+    /// update_power_state); returns the previous one.
     pub async fn set_power_state(&self, system_id: &str, state: PowerState) -> Result<PowerState> {
         Ok(self
             .opt(
                 "storing a power state",
-                "UPDATE machines m SET power_state = $2 FROM machines old
+                "UPDATE machines m SET power_state = $2, power_state_queried = now() FROM machines old
                  WHERE m.id = old.id AND m.system_id = $1 RETURNING old.power_state",
                 &[&system_id, &state.as_str()],
                 |r| PowerState::parse(r.get::<_, &str>(0)),
@@ -432,6 +493,45 @@ impl Store {
             .await?
             .unwrap_or_default())
     }
+}
+
+/// The architecture an enlistment asks for, as MAAS validates it.
+fn enlist_architecture(form: &EnlistForm) -> Result<String> {
+    let arch = match (form.architecture.trim(), form.subarchitecture.trim()) {
+        ("", _) => "amd64/generic".to_string(),
+        (a, _) if a.contains('/') => a.to_string(),
+        (a, "") => format!("{a}/generic"),
+        (a, s) => format!("{a}/{s}"),
+    };
+    if !(arch.starts_with("amd64/") || arch.starts_with("i386/")) {
+        return Err(invalid(
+            "architecture",
+            format!(
+                "'{arch}' is not a valid architecture.  It should be one of: 'amd64/generic', 'i386/generic'."
+            ),
+        ));
+    }
+    Ok(arch)
+}
+
+/// The power type and parameters an enlistment sent, validated.
+fn enlist_power_parameters(form: &EnlistForm) -> Result<Value> {
+    if !KNOWN_POWER_TYPES.contains(&form.power_type.as_str()) {
+        return Err(invalid(
+            "power_type",
+            format!("'{}' is not a valid power type.", form.power_type),
+        ));
+    }
+    let params: Value = if form.power_parameters.trim().is_empty() {
+        json!({})
+    } else {
+        serde_json::from_str(&form.power_parameters)
+            .map_err(|e| invalid("power_parameters", format!("not a JSON object: {e}")))?
+    };
+    if !params.is_object() {
+        return Err(invalid("power_parameters", "not a JSON object"));
+    }
+    Ok(params)
 }
 
 fn machine_from_rows(row: &Row, ifaces: &[&Row], disks: &[&Row]) -> Machine {
@@ -514,6 +614,12 @@ fn machine_from_rows(row: &Row, ifaces: &[&Row], disks: &[&Row]) -> Machine {
     }
     let no_tests = (-1, ScriptStatus::name(-1).to_string());
     let commissioning_status: i32 = row.get(10);
+    let testing_status: i32 = row.get(13);
+    // smartctl-validate, the one testing script, is a storage test.
+    let storage_tests = match testing_status {
+        -1 => no_tests.clone(),
+        s => (s, ScriptStatus::name(s).to_string()),
+    };
     Machine {
         fqdn: format!("{hostname}.maas"),
         domain: Some(Domain {
@@ -560,7 +666,7 @@ fn machine_from_rows(row: &Row, ifaces: &[&Row], disks: &[&Row]) -> Machine {
             "ipv6": {"gateway_ip": null, "link_id": null},
         }),
         current_commissioning_result_id: row.get(12),
-        current_testing_result_id: None,
+        current_testing_result_id: row.get(14),
         current_installation_result_id: None,
         cpu_test_status: no_tests.0,
         cpu_test_status_name: no_tests.1.clone(),
@@ -568,8 +674,8 @@ fn machine_from_rows(row: &Row, ifaces: &[&Row], disks: &[&Row]) -> Machine {
         memory_test_status_name: no_tests.1.clone(),
         network_test_status: no_tests.0,
         network_test_status_name: no_tests.1.clone(),
-        storage_test_status: no_tests.0,
-        storage_test_status_name: no_tests.1.clone(),
+        storage_test_status: storage_tests.0,
+        storage_test_status_name: storage_tests.1,
         other_test_status: no_tests.0,
         other_test_status_name: no_tests.1.clone(),
         interface_test_status: no_tests.0,
@@ -597,8 +703,11 @@ fn machine_from_rows(row: &Row, ifaces: &[&Row], disks: &[&Row]) -> Machine {
         node_type_name: "Machine".into(),
         commissioning_status,
         commissioning_status_name: ScriptStatus::name(commissioning_status).into(),
-        testing_status: -1,
-        testing_status_name: "None".into(),
+        testing_status,
+        testing_status_name: match testing_status {
+            -1 => "None".into(),
+            s => ScriptStatus::name(s).into(),
+        },
         netboot: true,
         osystem: String::new(),
         distro_series: String::new(),

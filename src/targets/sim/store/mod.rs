@@ -21,7 +21,9 @@ use thiserror::Error;
 use tokio::sync::Mutex;
 use tokio_postgres::Row;
 
-pub use commissioning::{COMMISSIONING_SCRIPTS, ReportedHardware, ReportedInterface};
+pub use commissioning::{
+    COMMISSIONING_SCRIPTS, Phase, ReportedHardware, ReportedInterface, TESTING_SCRIPTS,
+};
 pub use events::LEVELS;
 pub use machines::{
     EnlistForm, KNOWN_POWER_TYPES, MachineBootState, PowerSettings, new_system_id, normalise_mac,
