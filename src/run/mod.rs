@@ -5,6 +5,7 @@
 //! report; `pipeline` orchestrates, `teardown` and `state` guarantee that
 //! what a run created goes away, `down` and `qualify` build on them.
 
+pub mod batch;
 pub mod chart_check;
 pub mod context;
 pub mod down;

@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 use super::fragment::{self, MatrixRef};
 use super::list;
 use super::partition::{MAX_PARTITIONS, Partition, cells_of};
-use crate::cli::CommonRunArgs;
 use crate::exit;
 use crate::report::progress::Progress;
+use crate::run::batch::{self, CommonRunArgs};
 use crate::run::pipeline::{self, RunOptions};
 use crate::run::record::sha256_hex;
 use crate::run::state;
@@ -246,7 +246,7 @@ async fn qualify(args: QualifyArgs) -> i32 {
             }
         }
     };
-    if let Some(code) = crate::cli::host_ready(common.target) {
+    if let Some(code) = batch::host_ready(common.target) {
         return code;
     }
     // Each pin's chart really is that pin (its Chart.yaml says so).
@@ -287,10 +287,10 @@ async fn qualify(args: QualifyArgs) -> i32 {
         update_snapshots: false,
         hold: false,
         snapshots: false,
-        target_options: crate::cli::target_options(common),
+        target_options: batch::target_options(common),
     };
     let cancel = CancellationToken::new();
-    crate::cli::install_signals(cancel.clone());
+    batch::install_signals(cancel.clone());
     let mut summaries = Vec::new();
     let mut results = Vec::new();
     for cell in &mine {
@@ -313,7 +313,7 @@ async fn qualify(args: QualifyArgs) -> i32 {
             }
         }
     }
-    let _ = crate::cli::finish(&summaries, None);
+    let _ = batch::finish(&summaries, None);
     let ids: Vec<String> = mine.iter().map(|c| c.id.clone()).collect();
     let judged = only(&summarize(&matrix, &results), &ids);
     let table = render_markdown(&judged);

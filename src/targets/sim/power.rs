@@ -11,7 +11,6 @@ use std::time::Duration;
 use serde_json::Value;
 use thiserror::Error;
 
-use super::power_redfish::RedfishParams;
 use crate::cmd::{Cmd, CmdError};
 use crate::maas::types::PowerState;
 
@@ -560,29 +559,6 @@ pub async fn perform_with_retries(
             to: desired.as_str().into(),
         },
     })
-}
-
-/// The power driver of one machine, chosen by its power type (MAAS's
-/// PowerDriverRegistry). One arm per driver the sim runs.
-#[derive(Debug, Clone)]
-pub enum Driver {
-    Ipmi(IpmiParams),
-    Redfish(RedfishParams),
-    /// Nothing to run: an operator powers the machine (not queryable).
-    Manual,
-}
-
-impl Driver {
-    pub fn for_machine(power_type: &str, params: &Value) -> Result<Driver, PowerError> {
-        match power_type {
-            "ipmi" => IpmiParams::from_json(params).map(Driver::Ipmi),
-            "redfish" => RedfishParams::from_json(params).map(Driver::Redfish),
-            "manual" => Ok(Driver::Manual),
-            other => Err(PowerError::Settings(format!(
-                "the sim drives ipmi, redfish and manual only, not power type {other:?}"
-            ))),
-        }
-    }
 }
 
 fn cmd_error(e: CmdError) -> PowerError {

@@ -10,10 +10,33 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
 use super::events::{self, EventKind};
-use super::power::{Driver, IpmiPowerDriver, PowerAction, PowerError};
-use super::power_redfish::RedfishPowerDriver;
+use super::power::{IpmiParams, IpmiPowerDriver, PowerAction, PowerError};
+use super::power_redfish::{RedfishParams, RedfishPowerDriver};
 use super::store::{Phase, Store};
 use crate::maas::types::{NodeStatus, PowerState, ScriptStatus};
+
+/// The power driver of one machine, chosen by its power type (MAAS's
+/// PowerDriverRegistry). One arm per driver the sim runs.
+#[derive(Debug, Clone)]
+pub enum Driver {
+    Ipmi(IpmiParams),
+    Redfish(RedfishParams),
+    /// Nothing to run: an operator powers the machine (not queryable).
+    Manual,
+}
+
+impl Driver {
+    pub fn for_machine(power_type: &str, params: &serde_json::Value) -> Result<Driver, PowerError> {
+        match power_type {
+            "ipmi" => IpmiParams::from_json(params).map(Driver::Ipmi),
+            "redfish" => RedfishParams::from_json(params).map(Driver::Redfish),
+            "manual" => Ok(Driver::Manual),
+            other => Err(PowerError::Settings(format!(
+                "the sim drives ipmi, redfish and manual only, not power type {other:?}"
+            ))),
+        }
+    }
+}
 
 /// Shared by every handler and background task.
 pub struct RegionState {
