@@ -355,8 +355,13 @@ fn cloud_config_takes_only_quoted_assignments() {
 /// $STATE/req-N and answers $WGET_ANSWER (a stub: the real HTTP path is
 /// covered by the boot tests against the recording server).
 const STUB_WGET: &str = r#"#!/bin/sh
-n=$(ls "$STATE" | grep -c '^req-')
+# A number of its own, taken under a lock: the heartbeat loop posts while
+# the script's result is posted, and two requests must not share a file.
+until mkdir "$STATE/req.lock" 2>/dev/null; do :; done
+n=$(ls "$STATE" | grep -c '^req-[0-9]*$')
 out="$STATE/req-$n"
+: > "$out"
+rmdir "$STATE/req.lock"
 header=""; post=""; url=""
 while [ $# -gt 0 ]; do
     case "$1" in
