@@ -47,6 +47,8 @@ fn wait_group_gone(pgid: i32, limit: Duration) -> bool {
 pub struct ProcStat {
     /// Field 3: R, S, D, Z (zombie), X (dead), ...
     pub state: char,
+    /// Field 4.
+    pub ppid: i32,
     /// Field 5.
     pub pgrp: i32,
     /// Field 22: clock ticks since boot.
@@ -63,6 +65,7 @@ impl ProcStat {
         let fields: Vec<&str> = rest.split_whitespace().collect();
         Some(ProcStat {
             state: fields.first()?.chars().next()?,
+            ppid: fields.get(1)?.parse().ok()?,
             pgrp: fields.get(2)?.parse().ok()?,
             start_time: fields.get(19)?.parse().ok()?,
         })
@@ -76,13 +79,40 @@ impl ProcStat {
 
 /// Live (not zombie) processes whose process group is `pgid`.
 pub fn group_members(pgid: i32) -> Vec<i32> {
+    live_where(|s| s.pgrp == pgid)
+}
+
+/// Live (not zombie) direct children of `parent`.
+pub fn children(parent: i32) -> Vec<i32> {
+    live_where(|s| s.ppid == parent)
+}
+
+fn live_where(keep: impl Fn(&ProcStat) -> bool) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| ProcStat::read(*pid).is_some_and(|s| s.pgrp == pgid && s.is_running()))
+        .filter(|pid| ProcStat::read(*pid).is_some_and(|s| s.is_running() && keep(&s)))
         .collect()
+}
+
+/// SIGKILL this process's direct children and wait (up to 10 s) until none
+/// runs. A forced exit uses it so that a command the graceful teardown had
+/// in flight (an `ip link del`, say) does not outlive the run as an orphan.
+pub fn kill_own_children() {
+    let me = std::process::id() as i32;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let live = children(me);
+        if live.is_empty() || Instant::now() >= deadline {
+            return;
+        }
+        for pid in live {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Whether a process with this pid exists (zombies count as gone).
@@ -126,6 +156,7 @@ mod tests {
             s,
             ProcStat {
                 state: 'S',
+                ppid: 1,
                 pgrp: 4240,
                 start_time: 987654
             }

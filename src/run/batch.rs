@@ -72,7 +72,12 @@ pub fn install_signals(cancel: CancellationToken) {
         cancel.cancel();
         tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
         eprintln!("forced: removing what the state files list, then exiting");
+        // The graceful teardown still runs beside this: its commands in
+        // flight are stopped before the sweep and again after it, so none
+        // outlives the exit.
+        crate::process::kill_own_children();
         let _ = down::down_all_owned_by(std::process::id() as i32);
+        crate::process::kill_own_children();
         std::process::exit(exit::INTERRUPTED);
     });
 }

@@ -277,8 +277,8 @@ fn a_second_ctrl_c_forces_and_still_leaves_nothing() {
         }
         panic!("stderr ended before {needle:?}: {seen:#?}");
     };
-    // The drive stage's sleep: the lab is up.
-    wait_for("sleep", &mut seen);
+    // The power-on step ended, so the lab is up and the sleep has begun.
+    wait_for("step 00 power_on held: ok", &mut seen);
     let id = run_dirs(out.path())[0]
         .file_name()
         .unwrap()
