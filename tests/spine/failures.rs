@@ -106,12 +106,14 @@ fn a_failing_drive_step_fails_the_run_and_tears_down() {
     }
     let tmp = tempfile::tempdir().unwrap();
     // The BMC acknowledges power on without doing it: the step fails
-    // ("never transitioned", as MAAS's power driver says).
+    // ("never transitioned", as MAAS's power driver says) after MAAS's
+    // waits, here 25 ms per unit (3 s in all).
     let scenario = write(
         tmp.path(),
         "failing-step.yaml",
         "description: a BMC that lies about power on\ntargets: [none]\n\
          machines:\n  - name: liar\n    vm: false\n    bmc:\n      faults: [ignore_power_on]\n\
+         sim:\n  power_wait_unit: 25ms\n\
          steps:\n  - power_on: liar\n",
     );
     let f = run_none(&tmp.path().join("runs"), &scenario, &[]);

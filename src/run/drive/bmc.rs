@@ -20,9 +20,10 @@ impl BmcDriver {
     pub fn new(plan: &Plan) -> BmcDriver {
         let power = IpmiPowerDriver::new(PowerDriverConfig {
             netns: Some(plan.host.netns.clone()),
-            // MAAS's waits (4,4,8,8,16,16,32,32 s) at a quarter of a second
-            // per unit: the same retry shape, without minutes of sleeping.
-            wait_unit: Duration::from_millis(250),
+            // MAAS's waits (4,4,8,8,16,16,32,32) per unit, as the sim's rack
+            // does: the scenario's `sim.power_wait_unit` (a quarter second
+            // by default, `maas`: 1 s).
+            wait_unit: plan.lab.sim.power_wait_unit(),
             command_timeout: Duration::from_secs(30),
             ..PowerDriverConfig::default()
         });
