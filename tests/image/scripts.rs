@@ -444,6 +444,17 @@ fn flaky_password_sets_are_retried_and_the_first_empty_slot_is_used() {
     assert!(user3.lan.ipmi_messaging);
     assert_eq!(state.user(2).unwrap().name_str(), FACTORY_USER, "untouched");
     assert_eq!(state.lan_access_volatile.access_mode, 2, "Always_Available");
+    // The ipmitool shim (the Moonshot check's `ipmitool raw 06 01`) gets
+    // our BMC's Get Device ID answer through the real tool.
+    let device_id = Cmd::new(dir.path().join("bin/ipmitool").to_string_lossy())
+        .args(["raw", "06", "01"])
+        .run_blocking()
+        .unwrap();
+    assert_eq!(
+        device_id.split_whitespace().next(),
+        Some(format!("{:02x}", state.identity.device_id).as_str()),
+        "{device_id}"
+    );
     // The shims' credentials stay in the BMC's directory.
     assert!(!out.contains(FACTORY_PASS));
     assert!(
