@@ -20,9 +20,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::client::ClientSession;
-use super::config::{
-    BmcConfig, FleetConfig, LanEndpoint, PowerConfig, PrivilegeName, SessionType, UserConfig,
-};
+use super::config::{BmcConfig, FleetConfig, PrivilegeName, UserConfig};
 use super::{Fleet, LatencyRecorder};
 use crate::cmd::Cmd;
 
@@ -136,33 +134,12 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 
 fn fleet_config(n: usize) -> FleetConfig {
     let bmcs = (0..n)
-        .map(|i| BmcConfig {
-            name: format!("bench{i}"),
-            lan: LanEndpoint {
-                address: "127.0.0.1:0".into(),
-                netns: None,
-                ip: None,
-                netmask: None,
-                gateway: None,
-                mac: None,
-            },
-            inband: None,
-            users: vec![UserConfig {
-                name: USER.into(),
-                password: PASSWORD.into(),
-                privilege: PrivilegeName::Administrator,
-                enabled: true,
-            }],
-            power: PowerConfig::Memory { on: false },
-            session_types: vec![SessionType::Ipmi15, SessionType::Ipmi20],
-            cipher_suites: None,
-            allow_cipher_suite_zero: false,
-            auth_types: None,
-            session_timeout: Some("60s".into()),
-            max_sessions: Some(63),
-            guid: None,
-            kg: None,
-            redfish: None,
+        .map(|i| {
+            let user = UserConfig::new(USER, PASSWORD, PrivilegeName::Administrator);
+            let mut bmc = BmcConfig::loopback(&format!("bench{i}"), vec![user]);
+            bmc.session_timeout = Some("60s".into());
+            bmc.max_sessions = Some(63);
+            bmc
         })
         .collect();
     FleetConfig {

@@ -274,7 +274,48 @@ fn parse_mac(s: &str) -> Option<[u8; 6]> {
     parts.try_into().ok()
 }
 
+impl UserConfig {
+    /// An enabled user.
+    pub fn new(name: &str, password: &str, privilege: PrivilegeName) -> UserConfig {
+        UserConfig {
+            name: name.into(),
+            password: password.into(),
+            privilege,
+            enabled: true,
+        }
+    }
+}
+
 impl BmcConfig {
+    /// A BMC on 127.0.0.1 with a free port and these users, power in memory
+    /// (off), both session types, every other option off. Tests and the
+    /// benchmark start from it and change the fields they care about.
+    pub fn loopback(name: &str, users: Vec<UserConfig>) -> BmcConfig {
+        BmcConfig {
+            name: name.into(),
+            lan: LanEndpoint {
+                address: "127.0.0.1:0".into(),
+                netns: None,
+                ip: None,
+                netmask: None,
+                gateway: None,
+                mac: None,
+            },
+            inband: None,
+            users,
+            power: PowerConfig::Memory { on: false },
+            session_types: default_session_types(),
+            cipher_suites: None,
+            allow_cipher_suite_zero: false,
+            auth_types: None,
+            session_timeout: None,
+            max_sessions: None,
+            guid: None,
+            kg: None,
+            redfish: None,
+        }
+    }
+
     /// Validate and compute derived values; errors are (field, message).
     pub fn resolve(&self) -> Result<Resolved, (String, String)> {
         let listen: SocketAddr = match self.lan.address.parse::<SocketAddr>() {

@@ -29,7 +29,8 @@ const MAX_FRAME: usize = 1024;
 pub mod control {
     pub const VERSION: u8 = 0xFF;
     pub const CAPABILITIES: u8 = 0x08;
-    /// QEMU -> BMC: the VM was reset. BMC -> QEMU: hard reset.
+    /// BMC -> QEMU: hard reset. QEMU -> BMC it would mean "the VM was
+    /// reset", but QEMU never sends it (see `connection`).
     pub const RESET: u8 = 0x04;
     pub const POWER_OFF: u8 = 0x03;
     pub const GRACEFUL_SHUTDOWN: u8 = 0x09;
@@ -163,7 +164,6 @@ struct LinkState {
     tx: Option<mpsc::UnboundedSender<Vec<u8>>>,
     caps: u8,
     connections: u64,
-    resets: u64,
 }
 
 /// The connection to QEMU as seen by the rest of the BMC: whether a VM is
@@ -185,11 +185,6 @@ impl VmLink {
     /// Connections accepted so far (QEMU reconnects after a VM restart).
     pub fn connections(&self) -> u64 {
         self.lock().connections
-    }
-
-    /// Resets QEMU reported.
-    pub fn resets(&self) -> u64 {
-        self.lock().resets
     }
 
     /// Capability bits QEMU advertised (bit0 power off, bit1 reset, bit5 graceful).
@@ -334,11 +329,14 @@ async fn connection(bmc: Arc<Bmc>, link: Arc<VmLink>, stream: UnixStream) {
                     let reply = bmc.handle_inband(netfn, cmd, &data);
                     let _ = tx.send(encode_response(seq, netfn, lun, cmd, reply.cc, &reply.data));
                 }
-                Frame::Control(c) => match c[0] {
-                    control::CAPABILITIES => link.lock().caps = c.get(1).copied().unwrap_or(0),
-                    control::RESET => link.lock().resets += 1,
-                    _ => {}
-                },
+                // Only the capabilities matter. QEMU's ipmi-bmc-extern would
+                // send VM_CMD_RESET only from its IPMIBmcClass.handle_reset
+                // hook, which no QEMU device calls (docs/bmc.md).
+                Frame::Control(c) => {
+                    if c[0] == control::CAPABILITIES {
+                        link.lock().caps = c.get(1).copied().unwrap_or(0);
+                    }
+                }
             }
         }
     }

@@ -136,40 +136,75 @@ pub enum RemoveError {
     ByHand(String),
 }
 
-/// Remove one resource; absent counts as removed.
+/// Remove one resource; absent counts as removed, and so does one another
+/// sweep (a second `down`) removed while this one was at it.
 pub fn remove(resource: &Resource) -> Result<(), RemoveError> {
+    if !still_there(resource) {
+        return Ok(());
+    }
+    match delete(resource) {
+        Err(_) if !still_there(resource) => Ok(()),
+        result => result,
+    }
+}
+
+/// Whether any of `resource` is left on this host. True when that cannot
+/// be told (no kind, a helm release): `delete` then says what it can.
+fn still_there(resource: &Resource) -> bool {
+    let ok = |cmd: Cmd| cmd.run_blocking().is_ok();
     match resource {
         Resource::Process {
             pid, start_time, ..
-        } => {
-            if state::same_process_alive(*pid, *start_time) {
-                crate::process::terminate_group(*pid, Duration::from_secs(3));
-            }
+        } => state::same_process_alive(*pid, *start_time),
+        Resource::Domain { name } => {
+            have_program("virsh")
+                && ok(Cmd::new("virsh").args(["-c", "qemu:///system", "dominfo", name]))
+        }
+        // The lab's iptables rule for a bridge outlives the bridge.
+        Resource::Link { name } => {
+            Path::new("/sys/class/net").join(name).exists()
+                || (have_program("iptables") && ok(crate::lab::net::forward_rule("-C", name)))
+        }
+        Resource::Netns { name } | Resource::NetnsName { name } => {
+            crate::lab::netns::netns_path(name).exists()
+        }
+        Resource::Dir { path } => path.symlink_metadata().is_ok(),
+        Resource::KindCluster { name } => {
+            !have_program("kind")
+                || Cmd::new("kind")
+                    .args(["get", "clusters"])
+                    .run_blocking()
+                    .map_or(true, |listed| listed.lines().any(|l| l.trim() == name))
+        }
+        Resource::Container { name } => {
+            have_program("docker")
+                && ok(Cmd::new("docker").args(["inspect", "--format", "{{.Id}}", name]))
+        }
+        Resource::HelmRelease { .. } => true,
+    }
+}
+
+/// Delete what is there of `resource`.
+fn delete(resource: &Resource) -> Result<(), RemoveError> {
+    match resource {
+        Resource::Process { pid, .. } => {
+            crate::process::terminate_group(*pid, Duration::from_secs(3));
             Ok(())
         }
         Resource::Domain { name } => {
-            if !have_program("virsh") {
-                return Ok(());
-            }
             let virsh = |args: &[&str]| {
                 Cmd::new("virsh")
                     .args(["-c", "qemu:///system"])
                     .args(args.iter().copied())
                     .run_blocking()
             };
-            if virsh(&["dominfo", name]).is_err() {
-                return Ok(());
-            }
             let _ = virsh(&["destroy", name]);
-            match virsh(&["undefine", "--nvram", name]).or_else(|_| virsh(&["undefine", name])) {
-                Ok(_) => Ok(()),
-                // Another sweep (a second `down`) removed it meanwhile.
-                Err(_) if virsh(&["dominfo", name]).is_err() => Ok(()),
-                Err(e) => Err(e.into()),
-            }
+            virsh(&["undefine", "--nvram", name])
+                .or_else(|_| virsh(&["undefine", name]))
+                .map(drop)
+                .map_err(RemoveError::from)
         }
         Resource::Link { name } => {
-            // The lab's iptables rule for a bridge outlives the bridge unless removed.
             if have_program("iptables") {
                 let rule = |op| crate::lab::net::forward_rule(op, name);
                 while rule("-C").run_blocking().is_ok() {
@@ -184,17 +219,13 @@ pub fn remove(resource: &Resource) -> Result<(), RemoveError> {
             if !Path::new("/sys/class/net").join(name).exists() {
                 return Ok(());
             }
-            match Cmd::new("ip").args(["link", "del", name]).run_blocking() {
-                Ok(_) => Ok(()),
-                // Another sweep (a second `down`) removed it meanwhile.
-                Err(_) if !Path::new("/sys/class/net").join(name).exists() => Ok(()),
-                Err(e) => Err(e.into()),
-            }
+            Cmd::new("ip")
+                .args(["link", "del", name])
+                .run_blocking()
+                .map(drop)
+                .map_err(RemoveError::from)
         }
         Resource::Netns { name } => {
-            if !crate::lab::netns::netns_path(name).exists() {
-                return Ok(());
-            }
             // Processes left inside (ours, by construction) go first.
             if let Ok(pids) = Cmd::new("ip").args(["netns", "pids", name]).run_blocking() {
                 for pid in pids
@@ -204,38 +235,25 @@ pub fn remove(resource: &Resource) -> Result<(), RemoveError> {
                     crate::process::terminate_group(pid, Duration::from_secs(2));
                 }
             }
-            match Cmd::new("ip").args(["netns", "del", name]).run_blocking() {
-                Ok(_) => Ok(()),
-                Err(_) if !crate::lab::netns::netns_path(name).exists() => Ok(()),
-                Err(e) => Err(e.into()),
-            }
-        }
-        Resource::Dir { path } => match std::fs::remove_dir_all(path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.into()),
-        },
-        Resource::NetnsName { name } => {
-            // Only the name: the namespace belongs to a container, and so
-            // does everything running in it.
-            if !crate::lab::netns::netns_path(name).exists() {
-                return Ok(());
-            }
             Cmd::new("ip")
-                .args(["netns", "delete", name])
+                .args(["netns", "del", name])
                 .run_blocking()
                 .map(drop)
                 .map_err(RemoveError::from)
         }
+        Resource::Dir { path } => Ok(std::fs::remove_dir_all(path)?),
+        // Only the name: the namespace belongs to a container, and so does
+        // everything running in it.
+        Resource::NetnsName { name } => Cmd::new("ip")
+            .args(["netns", "delete", name])
+            .run_blocking()
+            .map(drop)
+            .map_err(RemoveError::from),
         Resource::KindCluster { name } => {
             if !have_program("kind") {
                 return Err(RemoveError::ByHand(format!(
                     "kind is not on PATH; delete it where kind is installed: kind delete cluster --name {name}"
                 )));
-            }
-            let listed = Cmd::new("kind").args(["get", "clusters"]).run_blocking()?;
-            if !listed.lines().any(|l| l.trim() == name) {
-                return Ok(());
             }
             Cmd::new("kind")
                 .args(["delete", "cluster", "--name", name])
@@ -243,31 +261,11 @@ pub fn remove(resource: &Resource) -> Result<(), RemoveError> {
                 .map(drop)
                 .map_err(RemoveError::from)
         }
-        Resource::Container { name } => {
-            if !have_program("docker")
-                || Cmd::new("docker")
-                    .args(["inspect", "--format", "{{.Id}}", name])
-                    .run_blocking()
-                    .is_err()
-            {
-                return Ok(());
-            }
-            match Cmd::new("docker")
-                .args(["rm", "--force", "--volumes", name])
-                .run_blocking()
-            {
-                Ok(_) => Ok(()),
-                Err(_)
-                    if Cmd::new("docker")
-                        .args(["inspect", "--format", "{{.Id}}", name])
-                        .run_blocking()
-                        .is_err() =>
-                {
-                    Ok(())
-                }
-                Err(e) => Err(e.into()),
-            }
-        }
+        Resource::Container { name } => Cmd::new("docker")
+            .args(["rm", "--force", "--volumes", name])
+            .run_blocking()
+            .map(drop)
+            .map_err(RemoveError::from),
         Resource::HelmRelease {
             release,
             namespace,

@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use maas_e2e::bmc::config::{
-    BmcConfig, LanEndpoint, PowerConfig, PrivilegeName, SessionType, UserConfig,
-};
+use maas_e2e::bmc::config::{BmcConfig, PrivilegeName, UserConfig};
 use maas_e2e::bmc::{Fleet, FleetConfig, FleetHandle};
 use maas_e2e::cmd::{Cmd, CmdOutput};
 
@@ -14,43 +12,21 @@ pub const OPERATOR: (&str, &str) = ("oper", "operpass");
 pub const USER: (&str, &str) = ("viewer", "viewpass");
 
 pub fn user(name: &str, password: &str, privilege: PrivilegeName) -> UserConfig {
-    UserConfig {
-        name: name.into(),
-        password: password.into(),
-        privilege,
-        enabled: true,
-    }
+    UserConfig::new(name, password, privilege)
 }
 
 /// A BMC on 127.0.0.1, a free port, in-memory power (off), three users.
 pub fn bmc(name: &str) -> BmcConfig {
-    BmcConfig {
-        name: name.into(),
-        lan: LanEndpoint {
-            address: "127.0.0.1:0".into(),
-            netns: None,
-            ip: Some("192.0.2.10".parse().unwrap()),
-            netmask: None,
-            gateway: None,
-            mac: None,
-        },
-        inband: None,
-        users: vec![
+    let mut bmc = BmcConfig::loopback(
+        name,
+        vec![
             user(ADMIN.0, ADMIN.1, PrivilegeName::Administrator),
             user(OPERATOR.0, OPERATOR.1, PrivilegeName::Operator),
             user(USER.0, USER.1, PrivilegeName::User),
         ],
-        power: PowerConfig::Memory { on: false },
-        session_types: vec![SessionType::Ipmi15, SessionType::Ipmi20],
-        cipher_suites: None,
-        allow_cipher_suite_zero: false,
-        auth_types: None,
-        session_timeout: None,
-        max_sessions: None,
-        guid: None,
-        kg: None,
-        redfish: None,
-    }
+    );
+    bmc.lan.ip = Some("192.0.2.10".parse().unwrap());
+    bmc
 }
 
 pub struct Lab {

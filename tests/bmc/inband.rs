@@ -2,8 +2,9 @@
 //! on our socket, QMP for what QEMU did) proves the VM power ops (hard
 //! reset, soft off, power off), a new QEMU on the same socket, and QEMU
 //! reconnecting to a restarted BMC. (QEMU 10.0 sent no reset notice, 0x04,
-//! for a BMC reset nor for a QMP system_reset: `VmLink::resets` counts
-//! what no real QEMU here sends.) A mock of QEMU, for
+//! for a BMC reset nor for a QMP system_reset; QEMU's source never calls
+//! the hook that would send one, docs/bmc.md, so the BMC counts none.) A
+//! mock of QEMU, for
 //! what QEMU cannot send without a guest (chosen requests byte for byte,
 //! short and unknown ones), covers the handshake, channel discovery and
 //! MAAS-style user set-up in-band then a LAN session as that user.

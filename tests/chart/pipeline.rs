@@ -255,6 +255,41 @@ fn mock_kube_api(script: KubeScript) -> Router {
         .with_state(script)
 }
 
+/// A MOCK front for the region port-forward: every request goes on to the
+/// sim region unchanged, except `boot-resources/?op=is_importing`, answered
+/// `true` every time (a region whose image import never ends), so the
+/// configure stage's wait for the import cannot hold. Counts those answers.
+async fn import_never_ends(region_port: u16, asked: Arc<Mutex<u32>>) -> u16 {
+    let client = reqwest::Client::new();
+    serve(Router::new().fallback(move |req: axum::extract::Request| {
+        let (client, asked) = (client.clone(), asked.clone());
+        async move {
+            let uri = req.uri().clone();
+            if uri.path().ends_with("/boot-resources/")
+                && uri.query().is_some_and(|q| q.contains("op=is_importing"))
+            {
+                *asked.lock().unwrap() += 1;
+                return ([("content-type", "application/json")], "true").into_response();
+            }
+            let (parts, body) = req.into_parts();
+            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            let url = format!(
+                "http://127.0.0.1:{region_port}{}",
+                uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+            );
+            let mut fwd = client.request(parts.method, url).body(body);
+            for (k, v) in parts.headers.iter().filter(|(k, _)| *k != "host") {
+                fwd = fwd.header(k, v);
+            }
+            let resp = fwd.send().await.unwrap();
+            let mut out = (resp.status(), resp.headers().clone()).into_response();
+            *out.body_mut() = axum::body::Body::from(resp.bytes().await.unwrap());
+            out
+        }
+    }))
+    .await
+}
+
 /// The sim region (NOT MAAS) standing in for the chart's MAAS, with its
 /// Postgres; dropped in order.
 struct SimMaas {
@@ -387,6 +422,9 @@ struct Harness {
     /// A Server header the MOCK rack 5249 sends (a rack image without the
     /// secure_headers patch), to see the chart check fail the run.
     rack_server_header: Option<&'static str>,
+    /// Put [`import_never_ends`] between the region port-forward and the
+    /// sim; it counts the is_importing answers here.
+    import_never_ends: Option<Arc<Mutex<u32>>>,
 }
 
 impl Harness {
@@ -434,6 +472,7 @@ impl Harness {
             chart,
             images,
             rack_server_header: None,
+            import_never_ends: None,
         }
     }
 
@@ -455,6 +494,10 @@ impl Harness {
             resp
         }))
         .await;
+        let region_port = match &self.import_never_ends {
+            Some(asked) => import_never_ends(self.sim.port, asked.clone()).await,
+            None => self.sim.port,
+        };
         let chart = &self.chart;
         let path = format!(
             "{}:{}",
@@ -482,7 +525,7 @@ impl Harness {
             .env("MOCK_DIR", &self.mock_dir)
             .env("MOCK_ENGINE_HELM", crate::render::engine_helm())
             .env("MOCK_KUBE_SERVER", format!("http://127.0.0.1:{kube_port}"))
-            .env("MOCK_REGION_PORT", self.sim.port.to_string())
+            .env("MOCK_REGION_PORT", region_port.to_string())
             .env("MOCK_RACK_PORT", rack_port.to_string())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -803,6 +846,56 @@ async fn a_failing_chart_check_fails_the_run_and_tears_down() {
     );
     assert_eq!(state_resources(&run_dir), Vec::<Value>::new());
     nothing_left(&run_id);
+}
+
+/// Configure never completes: the region keeps importing (the MOCK front
+/// above). With `--configure-timeout 3s` the run fails in the target (exit
+/// 5), the JUnit carries the wait's timeout, and teardown is complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configure_wait_that_never_holds_times_out_fails_the_run_and_tears_down() {
+    if !prerequisites() {
+        return;
+    }
+    build_node_image().await;
+    let mut h = Harness::new(&[], &[]).await;
+    let asked = Arc::new(Mutex::new(0));
+    h.import_never_ends = Some(asked.clone());
+    let out = h.run(&["--configure-timeout", "3s"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let run_dir = h.run_dir();
+    let run_id = run_dir.file_name().unwrap().to_str().unwrap().to_string();
+    let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(maas_e2e::exit::TARGET_FAILED),
+        "{stderr}\n{junit}"
+    );
+    let doc = roxmltree::Document::parse(&junit).unwrap();
+    let failures: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("failure"))
+        .map(|n| {
+            format!(
+                "{} {}",
+                n.attribute("message").unwrap_or(""),
+                n.text().unwrap_or("")
+            )
+        })
+        .collect();
+    assert!(
+        failures.iter().any(|f| f.contains(
+            "GET boot-resources/: `answer is false` did not hold within 3s; last answer: true"
+        )),
+        "{failures:#?}\n{junit}"
+    );
+    // It waited (more than one poll), and gave up: the later calls never ran.
+    assert!(
+        *asked.lock().unwrap() >= 2,
+        "is_importing asked {asked:?} times"
+    );
+    assert_eq!(state_resources(&run_dir), Vec::<Value>::new());
+    nothing_left(&run_id);
+    assert_no_secret_in(&run_dir, &h.secrets());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use maas_e2e::bmc::Fleet;
 use maas_e2e::bmc::config::{
-    BmcConfig, FleetConfig, InbandEndpoint, LanEndpoint, PowerConfig, PrivilegeName, SessionType,
-    UserConfig,
+    BmcConfig, FleetConfig, InbandEndpoint, PowerConfig, PrivilegeName, UserConfig,
 };
 use maas_e2e::bmc::fault::{Fault, Where};
 use maas_e2e::cmd::Cmd;
@@ -42,38 +41,22 @@ async fn enlist_against_our_bmc(failing_password_sets: u32) -> GuestRun {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("bmc.sock");
     let transcript = dir.path().join("transcript.jsonl");
+    let mut bmc = BmcConfig::loopback(
+        "guest",
+        vec![UserConfig::new(
+            "admin",
+            "factory-pw",
+            PrivilegeName::Administrator,
+        )],
+    );
+    bmc.lan.ip = Some(REPORTED_IP.parse().unwrap());
+    bmc.inband = Some(InbandEndpoint {
+        socket: socket.clone(),
+    });
+    bmc.power = PowerConfig::Memory { on: true };
     let fleet = Fleet::start(FleetConfig {
         transcript: Some(transcript.clone()),
-        bmcs: vec![BmcConfig {
-            name: "guest".into(),
-            lan: LanEndpoint {
-                address: "127.0.0.1:0".into(),
-                netns: None,
-                ip: Some(REPORTED_IP.parse().unwrap()),
-                netmask: None,
-                gateway: None,
-                mac: None,
-            },
-            inband: Some(InbandEndpoint {
-                socket: socket.clone(),
-            }),
-            users: vec![UserConfig {
-                name: "admin".into(),
-                password: "factory-pw".into(),
-                privilege: PrivilegeName::Administrator,
-                enabled: true,
-            }],
-            power: PowerConfig::Memory { on: true },
-            session_types: vec![SessionType::Ipmi15, SessionType::Ipmi20],
-            cipher_suites: None,
-            allow_cipher_suite_zero: false,
-            auth_types: None,
-            session_timeout: None,
-            max_sessions: None,
-            guid: None,
-            kg: None,
-            redfish: None,
-        }],
+        bmcs: vec![bmc],
     })
     .await
     .unwrap();

@@ -1,76 +1,223 @@
-//! The guest scripts' logic on the host, under busybox sh, with a stub
-//! `bmc-config` on PATH (a stub because a BMC that fails on demand is not
-//! installable here; the in-band boots use a real one).
+//! The guest scripts' logic on the host, under busybox sh. The in-band
+//! IPMI tools the scripts call are the real ones, talking to our own BMC
+//! (src/bmc, in-process on loopback): a PATH shim turns the guest's in-band
+//! `bmc-config` and `ipmitool` into LAN invocations of the real binaries,
+//! so every answer comes from the real tool and our BMC, and every failure
+//! from the BMC's fault switches. Only `ipmi-locate` is a mock
+//! ([`MOCK_IPMI_LOCATE`]): it probes SMBIOS/ACPI/PCI, which no host test can
+//! give it. The boot tests (own_bmc.rs) run all of them for real in a guest.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use maas_e2e::bmc::config::{BmcConfig, FleetConfig, PrivilegeName, UserConfig};
+use maas_e2e::bmc::fault::{Fault, Where};
+use maas_e2e::bmc::state::BmcState;
+use maas_e2e::bmc::{Fleet, FleetHandle};
 use maas_e2e::cmd::Cmd;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/ephemeral");
 
-/// A bmc-config that keeps users in files under $STATE and fails the
-/// first $FAIL_PASSWORD_SETS password commits.
-const STUB_BMC_CONFIG: &str = r#"#!/bin/sh
-case "$*" in
-    -L) printf 'Section1\nUser1\nUser2\nUser3\nUser4\nLan_Channel\n'; exit 0 ;;
-esac
-op=$1; kp=${2#--key-pair=}
-key=${kp%%=*}; value=${kp#*=}
-file="$STATE/$(echo "$key" | tr ':' '_')"
-case "$op" in
-    --checkout)
-        [ "$key" = "Lan_Conf:IP_Address_Source" ] && [ -n "$FAIL_SOURCE_CHECKOUT" ] && {
-            echo "ERROR: checkout failed"; exit 1; }
-        param=${key#*:}
-        case "$key" in
-            User2:Username) echo "        $param    admin" ;;
-            Lan_Conf:IP_Address) echo "        IP_Address    192.0.2.9" ;;
-            *) [ -f "$file" ] && echo "        $param    $(cat "$file")" || echo "        $param" ;;
-        esac ;;
-    --commit)
-        case "$key" in
-            *:Lan_Privilege_Limit) [ -n "$READ_BACK_WRONG" ] && value=User ;;
-            *:Password)
-                echo x >> "$STATE/password-commits"
-                n=$(cat "$STATE/fails" 2>/dev/null || echo 0)
-                if [ "$n" -lt "${FAIL_PASSWORD_SETS:-0}" ]; then
-                    echo $((n + 1)) > "$STATE/fails"
-                    echo "ERROR: Failed to commit \`Password'" ; exit 1
-                fi ;;
-        esac
-        echo "$value" > "$file" ;;
-esac
-"#;
+/// The BMC's factory user (slot 2), the one the shims log in as. Its
+/// password must appear in nothing the scripts print or leave behind.
+const FACTORY_USER: &str = "admin";
+const FACTORY_PASS: &str = "factory-pw-7d1c";
+/// What the BMC reports in LAN parameter 3 (the power address autodetect reads).
+const REPORTED_IP: &str = "192.0.2.9";
 
-fn run(dir: &Path, fail_password_sets: u32, cpu_model: &str, script: &str) -> String {
-    run_env(dir, fail_password_sets, cpu_model, script, &[])
+/// Our BMC on 127.0.0.1 (a free port), served from its own runtime so the
+/// tests stay synchronous; the FreeIPMI config and ipmitool password file
+/// the shims read live in its directory, away from the test's.
+struct LanBmc {
+    rt: tokio::runtime::Runtime,
+    fleet: Option<FleetHandle>,
+    port: u16,
+    dir: tempfile::TempDir,
 }
 
-fn run_env(
-    dir: &Path,
-    fail_password_sets: u32,
-    cpu_model: &str,
-    script: &str,
-    env: &[(&str, &str)],
-) -> String {
+impl LanBmc {
+    fn start() -> LanBmc {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut bmc = BmcConfig::loopback(
+            "node",
+            vec![UserConfig::new(
+                FACTORY_USER,
+                FACTORY_PASS,
+                PrivilegeName::Administrator,
+            )],
+        );
+        bmc.lan.ip = Some(REPORTED_IP.parse().unwrap());
+        let cfg = FleetConfig {
+            transcript: Some(dir.path().join("transcript.jsonl")),
+            bmcs: vec![bmc],
+        };
+        let fleet = rt.block_on(Fleet::start(cfg)).unwrap();
+        let port = fleet.lan_addr("node").unwrap().port();
+        // Credentials in files only: nothing on a command line or in a shim.
+        write_private(
+            &dir.path().join("freeipmi.conf"),
+            &format!("driver-type LAN_2_0\nusername {FACTORY_USER}\npassword {FACTORY_PASS}\n"),
+        );
+        write_private(&dir.path().join("ipmitool-password"), FACTORY_PASS);
+        LanBmc {
+            rt,
+            fleet: Some(fleet),
+            port,
+            dir,
+        }
+    }
+
+    fn fleet(&self) -> &FleetHandle {
+        self.fleet.as_ref().unwrap()
+    }
+
+    fn set_fault(&self, fault: Fault) {
+        self.fleet().set_fault("node", fault).unwrap();
+    }
+
+    fn state(&self) -> BmcState {
+        self.fleet().bmc("node").unwrap().state()
+    }
+
+    /// The LAN commands the BMC answered, in order: `Name` or `Name -> 0xcc`.
+    fn commands(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("transcript.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["event"] == "command")
+            .map(|v| {
+                let name = v["name"].as_str().unwrap_or("?").to_string();
+                match v["cc"].as_u64() {
+                    Some(0) | None => name,
+                    Some(cc) => format!("{name} -> {cc:#04x}"),
+                }
+            })
+            .collect()
+    }
+
+    fn count(&self, command: &str) -> usize {
+        self.commands().iter().filter(|c| *c == command).count()
+    }
+
+    /// The PATH shims: the real tool, told to go over the LAN to this BMC.
+    fn install_shims(&self, bin: &Path) {
+        let conf = self.dir.path().join("freeipmi.conf");
+        let pass = self.dir.path().join("ipmitool-password");
+        let port = self.port;
+        let shims = [
+            (
+                "bmc-config",
+                format!(
+                    "exec {} --config-file={} -h 127.0.0.1:{port} \"$@\"",
+                    real_program("bmc-config").display(),
+                    conf.display()
+                ),
+            ),
+            (
+                "ipmitool",
+                format!(
+                    "exec {} -I lanplus -H 127.0.0.1 -p {port} -U {FACTORY_USER} -f {} \"$@\"",
+                    real_program("ipmitool").display(),
+                    pass.display()
+                ),
+            ),
+        ];
+        for (name, exec) in shims {
+            let body = format!(
+                "#!/bin/sh\n# A PATH shim (tests/image/scripts.rs): the in-band call made a LAN one\n# to our BMC on loopback; the answer is the real tool's.\n{exec}\n"
+            );
+            write_executable(&bin.join(name), &body);
+        }
+    }
+}
+
+impl Drop for LanBmc {
+    fn drop(&mut self) {
+        if let Some(f) = self.fleet.take() {
+            self.rt.block_on(f.shutdown());
+        }
+    }
+}
+
+/// The real tool's path, found before the shim directory goes first on PATH
+/// (FreeIPMI's tools live in /usr/sbin, which a user's PATH may lack).
+fn real_program(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} not found"))
+}
+
+fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A MOCK of FreeIPMI's `ipmi-locate`, which probes SMBIOS, ACPI and PCI
+/// for a system interface and cannot be real on a host without one. It
+/// prints $MOCK_IPMI_LOCATE_OUTPUT, rendered by [`ipmi_locate_output`] in
+/// ipmi-locate's own format (not from what autodetect.sh parses).
+const MOCK_IPMI_LOCATE: &str = "#!/bin/sh\n# MOCK ipmi-locate (tests/image/scripts.rs): FreeIPMI's output format,\n# for a machine whose probes find what the test says.\ncat \"$MOCK_IPMI_LOCATE_OUTPUT\"\n";
+
+/// One interface a probe finds: (interface, locate driver, IPMI version).
+type Found = (&'static str, &'static str, &'static str);
+
+/// QEMU's isa-ipmi-kcs as real ipmi-locate in our guest reports it: the
+/// DMIDECODE probe of KCS finds it, every other probe says FAILED (seen by
+/// boot::ephemeral_autodetect_configures_the_maas_user_in_band).
+const QEMU_KCS: &[Found] = &[("KCS", "DMIDECODE", "2.0")];
+
+/// ipmi-locate's stdout (FreeIPMI 1.6.10, ipmi-locate/ipmi-locate.c): every
+/// interface probed by every method in this order, "done" and the
+/// interface's details for a hit, "FAILED" otherwise, a blank line after
+/// each probe. A host without IPMI prints all sixteen FAILED (run it here);
+/// the details are display_ipmi_locate_info's lines, with the KCS port QEMU
+/// uses (0xCA2).
+fn ipmi_locate_output(found: &[Found]) -> String {
+    let mut out = String::new();
+    for driver in ["DMIDECODE", "SMBIOS", "ACPI", "PCI"] {
+        for iface in ["KCS", "SMIC", "BT", "SSIF"] {
+            out += &format!("Probing {iface} device using {driver}... ");
+            match found.iter().find(|(i, d, _)| *i == iface && *d == driver) {
+                Some((_, _, version)) => {
+                    out += &format!(
+                        "done\nIPMI Version: {version}\nIPMI locate driver: {driver}\nIPMI interface: {iface}\nBMC driver device: \nBMC I/O base address: 0xCA2\nRegister spacing: 1\n"
+                    );
+                }
+                None => out += "FAILED\n",
+            }
+            out += "\n";
+        }
+    }
+    out
+}
+
+/// Run `script` under busybox sh with lib.sh and autodetect.sh sourced, the
+/// CPU model given, `ipmi-locate` the mock reporting `found`, and with a
+/// BMC: `bmc-config` and `ipmitool` the shims to it. Without one, the
+/// scripts find no IPMI tool (/usr/sbin is not on their PATH).
+fn run(dir: &Path, bmc: Option<&LanBmc>, found: &[Found], cpu_model: &str, script: &str) -> String {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::create_dir_all(dir.join("state")).unwrap();
-    let stub = bin.join("bmc-config");
-    std::fs::write(&stub, STUB_BMC_CONFIG).unwrap();
-    std::fs::write(
-        bin.join("ipmi-locate"),
-        "#!/bin/sh\nprintf '%s\\n' \"${IPMI_LOCATE_OUT:-IPMI Version: 2.0}\"\n",
-    )
-    .unwrap();
-    std::fs::write(bin.join("bmc-info"), "#!/bin/sh\nexit 0\n").unwrap();
-    std::fs::write(bin.join("ipmitool"), "#!/bin/sh\necho ' 20 01 00'\n").unwrap();
-    for f in ["bmc-config", "ipmi-locate", "bmc-info", "ipmitool"] {
-        Cmd::new("chmod")
-            .args(["+x"])
-            .arg(bin.join(f).to_string_lossy())
-            .run_blocking()
-            .unwrap();
+    write_executable(&bin.join("ipmi-locate"), MOCK_IPMI_LOCATE);
+    std::fs::write(dir.join("ipmi-locate.out"), ipmi_locate_output(found)).unwrap();
+    if let Some(bmc) = bmc {
+        bmc.install_shims(&bin);
     }
     std::fs::write(
         dir.join("cpuinfo"),
@@ -80,16 +227,17 @@ fn run_env(
     let body = format!(
         "log() {{ echo \"LOG $*\"; }}\n. {FIXTURES}/lib.sh\nlog() {{ echo \"LOG $*\"; }}\n. {FIXTURES}/autodetect.sh\n{script}"
     );
-    let mut cmd = Cmd::new("busybox").args(["sh", "-c", &body]);
-    for (k, v) in env {
-        cmd = cmd.env(*k, *v);
-    }
-    cmd.env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+    Cmd::new("busybox")
+        .args(["sh", "-c", &body])
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
         .env("STATE", dir.join("state").to_string_lossy())
         // Each run its own working files (tests run in parallel).
         .env("SCRATCH", dir.to_string_lossy())
         .env("CPUINFO", dir.join("cpuinfo").to_string_lossy())
-        .env("FAIL_PASSWORD_SETS", fail_password_sets.to_string())
+        .env(
+            "MOCK_IPMI_LOCATE_OUTPUT",
+            dir.join("ipmi-locate.out").to_string_lossy(),
+        )
         .env("IPMI_RETRY_BASE_SECONDS", "0")
         .run_blocking()
         .unwrap()
@@ -99,150 +247,235 @@ fn have_busybox() -> bool {
     maas_e2e::testing::require_program("busybox", "busybox-static")
 }
 
+/// busybox, and the real tools the shims run.
+fn have_tools() -> bool {
+    have_busybox()
+        && maas_e2e::testing::require_program("ipmitool", "ipmitool")
+        && maas_e2e::testing::require(
+            "bmc-config",
+            ["/usr/sbin", "/sbin"]
+                .iter()
+                .any(|d| Path::new(d).join("bmc-config").is_file())
+                || maas_e2e::testing::have_program("bmc-config"),
+            "apt-get install freeipmi-tools (ci/setup-host.sh)",
+        )
+}
+
+/// Set User Password (App 0x47) refused `times` times on the LAN with
+/// 0xD5 (not supported in present state): bmc-config's commit fails.
+fn refuse_passwords(bmc: &LanBmc, times: u32) {
+    bmc.set_fault(Fault::FailCommand {
+        netfn: 0x06,
+        cmd: 0x47,
+        on: Where::Lan,
+        times,
+        cc: 0xD5,
+    });
+}
+
+/// Every file under `dir`, as text, for a leak check.
+fn all_text(dir: &Path) -> String {
+    let mut out = String::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out += &all_text(&p);
+        } else {
+            out += &String::from_utf8_lossy(&std::fs::read(&p).unwrap_or_default());
+        }
+    }
+    out
+}
+
+const HASWELL: &str = "Intel Core Processor (Haswell, no TSX)";
+
 const REPORT: &str = "ipmi_autodetect; echo \"rc=$? type=$POWER_TYPE\"; echo \"params=$POWER_PARAMETERS\"; \
                       echo \"error=$AUTODETECT_ERROR\"";
 
 #[test]
 fn a_read_back_mismatch_ends_the_attempt_without_a_second_password() {
-    if !have_busybox() {
+    if !have_tools() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = run_env(
-        dir.path(),
-        0,
-        "Intel Core Processor (Haswell, no TSX)",
-        REPORT,
-        &[("READ_BACK_WRONG", "1")],
-    );
+    let bmc = LanBmc::start();
+    // Set User Access (App 0x43) answered with completion code 0 and not
+    // carried out: a BMC that says yes and keeps its old privilege limit.
+    bmc.set_fault(Fault::FailCommand {
+        netfn: 0x06,
+        cmd: 0x43,
+        on: Where::Lan,
+        times: 1000,
+        cc: 0x00,
+    });
+    let out = run(dir.path(), Some(&bmc), QEMU_KCS, HASWELL, REPORT);
     assert!(out.contains("rc=1"), "{out}");
     assert!(out.contains("Unable to set BMC password:"), "{out}");
+    assert!(
+        out.contains("for 'Lan_Privilege_Limit', expected 'Administrator'"),
+        "{out}"
+    );
     // Five attempts, one password each: MAAS tries the second password only
-    // after a command error, and its verification error is not one.
-    let commits = std::fs::read_to_string(dir.path().join("state/password-commits")).unwrap();
-    assert_eq!(commits.lines().count(), 5, "{out}");
+    // after a command error, and its verification error is not one. Each
+    // attempt sets the name once and uses Set User Password twice (the
+    // password, then Enable_User, which bmc-config sends as its enable op).
+    assert_eq!(bmc.count("SetUserName"), 5, "{:#?}", bmc.commands());
+    assert_eq!(bmc.count("SetUserPassword"), 10, "{:#?}", bmc.commands());
 }
 
 #[test]
 fn a_bmc_whose_address_source_cannot_be_read_gets_no_power_type() {
-    if !have_busybox() {
+    if !have_tools() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = run_env(
-        dir.path(),
-        0,
-        "Intel Core Processor (Haswell, no TSX)",
-        REPORT,
-        &[("FAIL_SOURCE_CHECKOUT", "1")],
-    );
+    let bmc = LanBmc::start();
+    // Get LAN Configuration Parameters (Transport 0x02) fails: bmc-config
+    // cannot check out Lan_Conf:IP_Address_Source.
+    bmc.set_fault(Fault::FailCommand {
+        netfn: 0x0C,
+        cmd: 0x02,
+        on: Where::Lan,
+        times: 1000,
+        cc: 0xFF,
+    });
+    let out = run(dir.path(), Some(&bmc), QEMU_KCS, HASWELL, REPORT);
     assert!(out.contains("rc=0 type="), "{out}");
     assert!(!out.contains("type=ipmi"), "{out}");
     assert!(
-        !dir.path().join("state/password-commits").exists(),
-        "the BMC was left alone"
+        out.contains("Lan_Conf:IP_Address_Source cannot be read"),
+        "{out}"
     );
+    assert!(
+        bmc.count("GetLanConfig -> 0xff") >= 1,
+        "{:#?}",
+        bmc.commands()
+    );
+    assert_eq!(bmc.count("SetUserName"), 0, "the BMC was left alone");
+    assert_eq!(bmc.count("SetUserPassword"), 0, "the BMC was left alone");
 }
 
 #[test]
 fn ipmi_2_0_anywhere_in_ipmi_locate_means_lan_2_0() {
-    if !have_busybox() {
+    if !have_tools() {
         return;
     }
-    for (locate, driver) in [
-        ("IPMI Version: 1.5\nIPMI Version: 2.0", "LAN_2_0"),
-        ("IPMI Version: 1.5", "LAN"),
-    ] {
+    // A BMC with an IPMI 1.5 BT interface and a 2.0 KCS one, and one with
+    // 1.5 only (ipmi-locate's version line is the SMBIOS record's).
+    let both: &[Found] = &[("KCS", "SMBIOS", "2.0"), ("BT", "SMBIOS", "1.5")];
+    let old: &[Found] = &[("BT", "DMIDECODE", "1.5"), ("BT", "SMBIOS", "1.5")];
+    for (found, driver) in [(both, "LAN_2_0"), (old, "LAN")] {
         let dir = tempfile::tempdir().unwrap();
-        let out = run_env(
-            dir.path(),
-            0,
-            "Intel Core Processor (Haswell, no TSX)",
-            REPORT,
-            &[("IPMI_LOCATE_OUT", locate)],
-        );
-        let params_line = out.lines().find_map(|l| l.strip_prefix("params=")).unwrap();
+        let bmc = LanBmc::start();
+        let out = run(dir.path(), Some(&bmc), found, HASWELL, REPORT);
+        let params_line = out
+            .lines()
+            .find_map(|l| l.strip_prefix("params="))
+            .unwrap_or_else(|| panic!("{out}"));
         let params: serde_json::Value = serde_json::from_str(params_line).unwrap();
-        assert_eq!(params["power_driver"], driver, "{locate}: {out}");
+        assert_eq!(params["power_driver"], driver, "{found:?}: {out}");
     }
 }
 
 #[test]
-fn flaky_password_sets_are_retried_and_the_first_empty_slot_is_used() {
-    if !have_busybox() {
+fn a_host_where_ipmi_locate_finds_nothing_gets_no_power_type() {
+    if !have_tools() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    // Two failing password commits: the plain and the special-character
+    let bmc = LanBmc::start();
+    // Sixteen FAILED probes, as ipmi-locate prints on this host.
+    let out = run(dir.path(), Some(&bmc), &[], HASWELL, REPORT);
+    assert!(out.contains("rc=0 type=\n"), "{out}");
+    assert!(out.contains("ipmi-locate found no BMC"), "{out}");
+    assert!(bmc.commands().is_empty(), "{:#?}", bmc.commands());
+}
+
+#[test]
+fn flaky_password_sets_are_retried_and_the_first_empty_slot_is_used() {
+    if !have_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bmc = LanBmc::start();
+    // The LAN channel starts pre-boot only: autodetect makes it always
+    // available (set here with the real bmc-config, before the fault).
+    let conf = bmc.dir.path().join("freeipmi.conf");
+    Cmd::new(real_program("bmc-config").to_string_lossy())
+        .arg(format!("--config-file={}", conf.display()))
+        .args(["-h", &format!("127.0.0.1:{}", bmc.port)])
+        .args([
+            "--commit",
+            "--key-pair=Lan_Channel:Volatile_Access_Mode=Pre_Boot_Only",
+        ])
+        .run_blocking()
+        .unwrap();
+    assert_eq!(bmc.state().lan_access_volatile.access_mode, 1);
+    // Two refused password commits: the plain and the special-character
     // password of attempt 1 fail, attempt 2 succeeds.
-    let out = run(
-        dir.path(),
-        2,
-        "Intel Core Processor (Haswell, no TSX)",
-        REPORT,
-    );
+    refuse_passwords(&bmc, 2);
+    let out = run(dir.path(), Some(&bmc), QEMU_KCS, HASWELL, REPORT);
     assert!(out.contains("rc=0 type=ipmi"), "{out}");
     assert!(
         out.contains("user maas configured in User3 (attempt 2)"),
-        "User2 is taken, User3 is empty:\n{out}"
+        "User2 is the factory admin, User3 is empty:\n{out}"
     );
     let params_line = out.lines().find_map(|l| l.strip_prefix("params=")).unwrap();
     let params: serde_json::Value = serde_json::from_str(params_line).unwrap();
-    assert_eq!(params["power_address"], "192.0.2.9");
+    assert_eq!(params["power_address"], REPORTED_IP);
     assert_eq!(params["power_driver"], "LAN_2_0");
-    let state = dir.path().join("state");
+    assert_eq!(params["power_user"], "maas");
     assert_eq!(
-        std::fs::read_to_string(state.join("User3_Username"))
-            .unwrap()
-            .trim(),
-        "maas"
+        bmc.count("SetUserPassword -> 0xd5"),
+        2,
+        "{:#?}",
+        bmc.commands()
     );
+    // What the BMC now holds, read from its state.
+    let state = bmc.state();
+    let user3 = state.user(3).unwrap();
+    assert_eq!(user3.name_str(), "maas");
+    let pass = params["power_pass"].as_str().unwrap();
+    let mut padded = [0u8; 20];
+    padded[..pass.len()].copy_from_slice(pass.as_bytes());
+    assert_eq!(user3.password, padded, "the password the script reports");
+    assert!(user3.enabled);
+    assert_eq!(user3.lan.privilege, 4, "Administrator");
+    assert!(user3.lan.ipmi_messaging);
+    assert_eq!(state.user(2).unwrap().name_str(), FACTORY_USER, "untouched");
+    assert_eq!(state.lan_access_volatile.access_mode, 2, "Always_Available");
+    // The ipmitool shim (the Moonshot check's `ipmitool raw 06 01`) gets
+    // our BMC's Get Device ID answer through the real tool.
+    let device_id = Cmd::new(dir.path().join("bin/ipmitool").to_string_lossy())
+        .args(["raw", "06", "01"])
+        .run_blocking()
+        .unwrap();
     assert_eq!(
-        std::fs::read_to_string(state.join("User3_Password"))
-            .unwrap()
-            .trim(),
-        params["power_pass"]
+        device_id.split_whitespace().next(),
+        Some(format!("{:02x}", state.identity.device_id).as_str()),
+        "{device_id}"
     );
-    assert_eq!(
-        std::fs::read_to_string(state.join("User3_Lan_Privilege_Limit"))
-            .unwrap()
-            .trim(),
-        "Administrator"
-    );
-    assert_eq!(
-        std::fs::read_to_string(state.join("User3_Enable_User"))
-            .unwrap()
-            .trim(),
-        "Yes"
-    );
-    assert_eq!(
-        std::fs::read_to_string(state.join("User3_Lan_Enable_IPMI_Msgs"))
-            .unwrap()
-            .trim(),
-        "Yes"
-    );
-    assert_eq!(
-        std::fs::read_to_string(state.join("Lan_Channel_Volatile_Access_Mode"))
-            .unwrap()
-            .trim(),
-        "Always_Available"
+    // The shims' credentials stay in the BMC's directory.
+    assert!(!out.contains(FACTORY_PASS));
+    assert!(
+        !all_text(dir.path()).contains(FACTORY_PASS),
+        "leaked into the test's files"
     );
 }
 
 #[test]
 fn a_bmc_that_never_takes_a_password_fails_with_maas_text() {
-    if !have_busybox() {
+    if !have_tools() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = run(
-        dir.path(),
-        1000,
-        "Intel Core Processor (Haswell, no TSX)",
-        REPORT,
-    );
+    let bmc = LanBmc::start();
+    refuse_passwords(&bmc, 1000);
+    let out = run(dir.path(), Some(&bmc), QEMU_KCS, HASWELL, REPORT);
     assert!(out.contains("rc=1 type="), "{out}");
     assert!(out.contains("error=Unable to set BMC password"), "{out}");
+    // bmc-config's own failure text, carried into MAAS's error.
+    assert!(out.contains("Password"), "{out}");
     assert_eq!(
         out.matches("setting the BMC password failed").count(),
         5,
@@ -250,25 +483,34 @@ fn a_bmc_that_never_takes_a_password_fails_with_maas_text() {
     );
     // Two passwords per attempt, as configure_ipmi_user tries.
     assert_eq!(
-        std::fs::read_to_string(dir.path().join("state/fails"))
-            .unwrap()
-            .trim(),
-        "10"
+        bmc.count("SetUserPassword -> 0xd5"),
+        10,
+        "{:#?}",
+        bmc.commands()
     );
+    assert_eq!(bmc.count("SetUserPassword"), 0, "none taken");
 }
 
 #[test]
 fn a_qemu_cpu_model_skips_ipmi_as_maas_does() {
-    if !have_busybox() {
+    if !have_tools() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = run(dir.path(), 0, "QEMU Virtual CPU version 2.5+", REPORT);
+    let bmc = LanBmc::start();
+    let out = run(
+        dir.path(),
+        Some(&bmc),
+        QEMU_KCS,
+        "QEMU Virtual CPU version 2.5+",
+        REPORT,
+    );
     assert!(out.contains("rc=0 type=\n"), "no power type: {out}");
     assert!(out.contains("QEMU"), "{out}");
     assert!(
-        !dir.path().join("state/User3_Username").exists(),
-        "nothing committed"
+        bmc.commands().is_empty(),
+        "the BMC was never asked: {:#?}",
+        bmc.commands()
     );
 }
 
@@ -280,7 +522,8 @@ fn helpers_encode_forms_json_and_oauth() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(
         dir.path(),
-        0,
+        None,
+        &[],
         "x",
         "urlencode 'a b&c=d/é+~'; echo; json_escape 'say \"hi\" \\ bye'; echo; \
          OAUTH_KEY=ck:tk:ts oauth_header; echo; \
@@ -335,7 +578,8 @@ fn cloud_config_takes_only_quoted_assignments() {
     std::fs::write(&file, format!("{rendered}{hostile}")).unwrap();
     let out = run(
         dir.path(),
-        0,
+        None,
+        &[],
         "x",
         &format!(
             "load_cloud_config {}; echo \"$MAAS_MODE|$SYSTEM_ID|$OAUTH_KEY|$HOSTNAME|$IPMI_RETRY_BASE_SECONDS|${{EVIL:-unset}}\"",
@@ -443,20 +687,16 @@ fn field<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
     form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-/// commission.sh against the stub wget, with $1 password sets refused and
-/// these commissioning scripts (name, body); every testing script passes.
-fn commission_with(
-    dir: &Path,
-    fail_password_sets: u32,
-    scripts: &[(&str, &str)],
-) -> (String, Vec<Recorded>) {
-    commission_every(dir, fail_password_sets, scripts, 120)
+/// commission.sh against the stub wget and our BMC, with these
+/// commissioning scripts (name, body); every testing script passes.
+fn commission_with(dir: &Path, bmc: &LanBmc, scripts: &[(&str, &str)]) -> (String, Vec<Recorded>) {
+    commission_every(dir, bmc, scripts, 120)
 }
 
 /// `commission_with`, the heartbeat every `heartbeat` seconds.
 fn commission_every(
     dir: &Path,
-    fail_password_sets: u32,
+    bmc: &LanBmc,
     scripts: &[(&str, &str)],
     heartbeat: u32,
 ) -> (String, Vec<Recorded>) {
@@ -470,20 +710,10 @@ fn commission_every(
         .collect();
     files.push((testing.join("t-ok"), "#!/bin/sh\necho tested\n"));
     for (path, body) in &files {
-        std::fs::write(path, body).unwrap();
-        Cmd::new("chmod")
-            .arg("+x")
-            .arg(path.to_string_lossy())
-            .run_blocking()
-            .unwrap();
+        write_executable(path, body);
     }
     std::fs::create_dir_all(dir.join("bin")).unwrap();
-    std::fs::write(dir.join("bin/wget"), STUB_WGET).unwrap();
-    Cmd::new("chmod")
-        .arg("+x")
-        .arg(dir.join("bin/wget").to_string_lossy())
-        .run_blocking()
-        .unwrap();
+    write_executable(&dir.join("bin/wget"), STUB_WGET);
     let script = format!(
         "WGET={}/bin/wget; METADATA_URL=http://meta/MAAS/metadata; OAUTH_KEY=ck:tk:ts; SYSTEM_ID=abc; HOSTNAME=; \
          BOOT_MAC=52:54:00:00:00:01; COMMISSIONING_D={}; TESTING_D={}; HEARTBEAT_SECONDS={heartbeat}; cd {}; \
@@ -493,12 +723,7 @@ fn commission_every(
         testing.display(),
         dir.display(),
     );
-    let out = run(
-        dir,
-        fail_password_sets,
-        "Intel Core Processor (Haswell, no TSX)",
-        &script,
-    );
+    let out = run(dir, Some(bmc), QEMU_KCS, HASWELL, &script);
     let reqs = requests(dir);
     (out, reqs)
 }
@@ -519,13 +744,14 @@ fn summary(reqs: &[Recorded]) -> Vec<String> {
 
 #[test]
 fn every_commissioning_script_runs_then_failed_counts_them() {
-    if !have_busybox() {
+    if !have_tools() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    let bmc = LanBmc::start();
     let (out, reqs) = commission_with(
         dir.path(),
-        0,
+        &bmc,
         &[
             ("10-ok", "#!/bin/sh\necho fine\n"),
             ("20-broken", "#!/bin/sh\necho disk on fire\nexit 3\n"),
@@ -557,13 +783,14 @@ fn every_commissioning_script_runs_then_failed_counts_them() {
 
 #[test]
 fn a_long_script_is_covered_by_heartbeats() {
-    if !have_busybox() {
+    if !have_tools() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    let bmc = LanBmc::start();
     let (out, reqs) = commission_every(
         dir.path(),
-        0,
+        &bmc,
         &[("10-slow", "#!/bin/sh\nsleep 3\necho done\n")],
         1,
     );
@@ -585,12 +812,14 @@ fn a_long_script_is_covered_by_heartbeats() {
 
 #[test]
 fn a_bmc_refusing_the_password_keeps_the_old_settings_and_commissioning_goes_on() {
-    if !have_busybox() {
+    if !have_tools() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     // Every password set fails: 5 attempts of 2 passwords each.
-    let (out, reqs) = commission_with(dir.path(), 1000, &[("10-ok", "#!/bin/sh\necho fine\n")]);
+    let bmc = LanBmc::start();
+    refuse_passwords(&bmc, 1000);
+    let (out, reqs) = commission_with(dir.path(), &bmc, &[("10-ok", "#!/bin/sh\necho fine\n")]);
     assert!(out.contains("rc=0"), "{out}");
     assert_eq!(
         summary(&reqs),
@@ -615,23 +844,19 @@ fn a_bmc_refusing_the_password_keeps_the_old_settings_and_commissioning_goes_on(
 
 #[test]
 fn an_already_registered_machine_is_not_enlisted_again() {
-    if !have_busybox() {
+    if !have_tools() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("bin")).unwrap();
-    std::fs::write(dir.path().join("bin/wget"), STUB_WGET).unwrap();
-    Cmd::new("chmod")
-        .arg("+x")
-        .arg(dir.path().join("bin/wget").to_string_lossy())
-        .run_blocking()
-        .unwrap();
+    write_executable(&dir.path().join("bin/wget"), STUB_WGET);
     let script = format!(
         "WGET={}/bin/wget; MAAS_URL=http://maas/MAAS; BOOT_MAC=52:54:00:00:00:01; export WGET_ANSWER=true; \
          . {FIXTURES}/enlist.sh; echo \"rc=$?\"",
         dir.path().display()
     );
-    let out = run(dir.path(), 0, "x", &script);
+    let bmc = LanBmc::start();
+    let out = run(dir.path(), Some(&bmc), QEMU_KCS, "x", &script);
     assert!(out.contains("already registered"), "{out}");
     let reqs = requests(dir.path());
     assert_eq!(reqs.len(), 1, "only is_registered: {reqs:?}");
@@ -640,7 +865,8 @@ fn an_already_registered_machine_is_not_enlisted_again() {
         "http://maas/MAAS/api/2.0/machines/?op=is_registered&mac_address=52%3A54%3A00%3A00%3A00%3A01"
     );
     assert!(
-        !dir.path().join("state/User3_Username").exists(),
-        "no autodetect"
+        bmc.commands().is_empty(),
+        "no autodetect: {:#?}",
+        bmc.commands()
     );
 }

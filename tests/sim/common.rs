@@ -152,38 +152,18 @@ impl TestBmc {
 
     /// The BMC's LAN side on 127.0.0.1 inside `netns` (None: the host's).
     pub async fn start_in(netns: Option<&str>) -> TestBmc {
-        use maas_e2e::bmc::config::{
-            BmcConfig, LanEndpoint, PowerConfig, PrivilegeName, SessionType, UserConfig,
-        };
+        use maas_e2e::bmc::config::{BmcConfig, PrivilegeName, UserConfig};
         let dir = tempfile::tempdir().unwrap();
-        let bmc = BmcConfig {
-            name: BMC_NAME.into(),
-            lan: LanEndpoint {
-                address: "127.0.0.1:0".into(),
-                netns: netns.map(String::from),
-                ip: Some("192.0.2.10".parse().unwrap()),
-                netmask: None,
-                gateway: None,
-                mac: None,
-            },
-            inband: None,
-            users: vec![UserConfig {
-                name: BMC_USER.into(),
-                password: BMC_PASS.into(),
-                privilege: PrivilegeName::Administrator,
-                enabled: true,
-            }],
-            power: PowerConfig::Memory { on: false },
-            session_types: vec![SessionType::Ipmi15, SessionType::Ipmi20],
-            cipher_suites: None,
-            allow_cipher_suite_zero: false,
-            auth_types: None,
-            session_timeout: None,
-            max_sessions: None,
-            guid: None,
-            kg: None,
-            redfish: None,
-        };
+        let mut bmc = BmcConfig::loopback(
+            BMC_NAME,
+            vec![UserConfig::new(
+                BMC_USER,
+                BMC_PASS,
+                PrivilegeName::Administrator,
+            )],
+        );
+        bmc.lan.netns = netns.map(String::from);
+        bmc.lan.ip = Some("192.0.2.10".parse().unwrap());
         let cfg = maas_e2e::bmc::FleetConfig {
             transcript: Some(dir.path().join("transcript.jsonl")),
             bmcs: vec![bmc],

@@ -8,9 +8,7 @@
 
 use std::path::PathBuf;
 
-use maas_e2e::bmc::config::{
-    BmcConfig, LanEndpoint, PowerConfig, PrivilegeName, SessionType, UserConfig,
-};
+use maas_e2e::bmc::config::{BmcConfig, PrivilegeName, UserConfig};
 use maas_e2e::bmc::{Fleet, FleetConfig};
 use maas_e2e::maas::ApiKey;
 use maas_e2e::testing::{require, require_program, require_root};
@@ -94,36 +92,20 @@ async fn python_libmaas_drives_the_sim() {
     let ns = TestNetns::create();
     let transcript = TestDir::new("libmaas-bmc");
     std::fs::create_dir_all(&transcript.0).unwrap();
+    let mut bmc = BmcConfig::loopback(
+        "n1",
+        vec![UserConfig::new(
+            "maas",
+            BMC_PASS,
+            PrivilegeName::Administrator,
+        )],
+    );
+    bmc.lan.address = "127.0.0.2:623".into();
+    bmc.lan.netns = Some(ns.0.clone());
+    bmc.lan.ip = Some("127.0.0.2".parse().unwrap());
     let fleet = Fleet::start(FleetConfig {
         transcript: Some(transcript.0.join("transcript.jsonl")),
-        bmcs: vec![BmcConfig {
-            name: "n1".into(),
-            lan: LanEndpoint {
-                address: "127.0.0.2:623".into(),
-                netns: Some(ns.0.clone()),
-                ip: Some("127.0.0.2".parse().unwrap()),
-                netmask: None,
-                gateway: None,
-                mac: None,
-            },
-            inband: None,
-            users: vec![UserConfig {
-                name: "maas".into(),
-                password: BMC_PASS.into(),
-                privilege: PrivilegeName::Administrator,
-                enabled: true,
-            }],
-            power: PowerConfig::Memory { on: false },
-            session_types: vec![SessionType::Ipmi15, SessionType::Ipmi20],
-            cipher_suites: None,
-            allow_cipher_suite_zero: false,
-            auth_types: None,
-            session_timeout: None,
-            max_sessions: None,
-            guid: None,
-            kg: None,
-            redfish: None,
-        }],
+        bmcs: vec![bmc],
     })
     .await
     .expect("start our BMC");

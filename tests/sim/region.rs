@@ -40,6 +40,17 @@ fn on_bmc(mut req: EnlistRequest, bmc: &TestBmc) -> EnlistRequest {
     req
 }
 
+/// Enlist a machine anonymously, as the ephemeral image does, with the
+/// power parameters of our BMC `bmc`; its system id.
+async fn enlist_on(sim: &Sim, hostname: &str, macs: &[&str], bmc: &TestBmc) -> String {
+    MaasClient::new(&sim.region().local_maas_url(), None)
+        .unwrap()
+        .enlist(&on_bmc(enlist_request(hostname, macs), bmc))
+        .await
+        .unwrap()
+        .system_id
+}
+
 /// application/x-www-form-urlencoded encoding, as the guest's shell does it.
 fn urlencode(s: &str) -> String {
     maas_e2e::maas::oauth::percent_encode(s)
@@ -527,23 +538,8 @@ async fn failed_signal_and_failed_script_end_in_failed_commissioning() {
     let Some(sim) = start_sim("failed", fast_power(None)).await else {
         return;
     };
-    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
-    let a = anon
-        .enlist(&on_bmc(
-            enlist_request("fail-a", &["52:54:00:fa:00:01"]),
-            &bmc_a,
-        ))
-        .await
-        .unwrap()
-        .system_id;
-    let b = anon
-        .enlist(&on_bmc(
-            enlist_request("fail-b", &["52:54:00:fa:00:02"]),
-            &bmc_b,
-        ))
-        .await
-        .unwrap()
-        .system_id;
+    let a = enlist_on(&sim, "fail-a", &["52:54:00:fa:00:01"], &bmc_a).await;
+    let b = enlist_on(&sim, "fail-b", &["52:54:00:fa:00:02"], &bmc_b).await;
     let key_a = sim_node_key(&sim, &a).await;
     let key_b = sim_node_key(&sim, &b).await;
 
@@ -674,10 +670,7 @@ async fn bmc_error_on_power_on_is_retried_then_fails_commissioning_with_maas_tex
     let Some(sim) = start_sim("bmcerr", fast_power(None)).await else {
         return;
     };
-    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
-    let mut req = enlist_request("bmc-err", &["52:54:00:be:00:01"]);
-    req.power_parameters = bmc.power_parameters();
-    let id = anon.enlist(&req).await.unwrap().system_id;
+    let id = enlist_on(&sim, "bmc-err", &["52:54:00:be:00:01"], &bmc).await;
     sim.client
         .commission(&id, &CommissionOptions::default())
         .await
@@ -747,12 +740,7 @@ async fn query_power_state_and_power_off() {
     let Some(sim) = start_sim("query", fast_power(None)).await else {
         return;
     };
-    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
-    let id = anon
-        .enlist(&on_bmc(enlist_request("q", &["52:54:00:9e:00:01"]), &bmc))
-        .await
-        .unwrap()
-        .system_id;
+    let id = enlist_on(&sim, "q", &["52:54:00:9e:00:01"], &bmc).await;
     assert_eq!(
         sim.client.query_power_state(&id).await.unwrap(),
         PowerState::Off
@@ -954,15 +942,7 @@ async fn periodic_power_queries_follow_the_bmc() {
     else {
         return;
     };
-    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
-    let id = anon
-        .enlist(&on_bmc(
-            enlist_request("periodic", &["52:54:00:9f:00:01"]),
-            &bmc,
-        ))
-        .await
-        .unwrap()
-        .system_id;
+    let id = enlist_on(&sim, "periodic", &["52:54:00:9f:00:01"], &bmc).await;
     // The BMC's state changes behind MAAS's back (the guest powered itself on).
     for want in [PowerState::Off, PowerState::On, PowerState::Off] {
         // Someone else's ipmipower (not the region's) switches the machine.
@@ -1023,23 +1003,8 @@ async fn a_silent_machine_fails_commissioning_after_the_heartbeat_timeout() {
     else {
         return;
     };
-    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
-    let quiet = anon
-        .enlist(&on_bmc(
-            enlist_request("quiet", &["52:54:00:4b:00:01"]),
-            &bmc,
-        ))
-        .await
-        .unwrap()
-        .system_id;
-    let chatty = anon
-        .enlist(&on_bmc(
-            enlist_request("chatty", &["52:54:00:4b:00:02"]),
-            &bmc2,
-        ))
-        .await
-        .unwrap()
-        .system_id;
+    let quiet = enlist_on(&sim, "quiet", &["52:54:00:4b:00:01"], &bmc).await;
+    let chatty = enlist_on(&sim, "chatty", &["52:54:00:4b:00:02"], &bmc2).await;
     let chatty_key = sim_node_key(&sim, &chatty).await;
     sim.client
         .commission(&quiet, &CommissionOptions::default())
@@ -1116,15 +1081,13 @@ async fn sim_json_uses_only_maas_field_names() {
         return;
     };
     let c = &sim.client;
-    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
-    let id = anon
-        .enlist(&on_bmc(
-            enlist_request("shape", &["52:54:00:5a:00:01", "52:54:00:5a:00:02"]),
-            &bmc,
-        ))
-        .await
-        .unwrap()
-        .system_id;
+    let id = enlist_on(
+        &sim,
+        "shape",
+        &["52:54:00:5a:00:01", "52:54:00:5a:00:02"],
+        &bmc,
+    )
+    .await;
     let racks = c.rack_controllers().await.unwrap();
     c.create_subnet("10.66.0.0/24", None, None, None)
         .await
@@ -1235,17 +1198,12 @@ async fn testing_phase_runs_after_commissioning_and_can_fail() {
     let Some(sim) = start_sim("testing", fast_power(None)).await else {
         return;
     };
-    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
     let mut ids = Vec::new();
     for (name, mac, bmc) in [
         ("test-ok", "52:54:00:7e:00:01", &bmc_a),
         ("test-bad", "52:54:00:7e:00:02", &bmc_b),
     ] {
-        let id = anon
-            .enlist(&on_bmc(enlist_request(name, &[mac]), bmc))
-            .await
-            .unwrap()
-            .system_id;
+        let id = enlist_on(&sim, name, &[mac], bmc).await;
         sim.client
             .commission(&id, &CommissionOptions::default())
             .await
@@ -1388,15 +1346,7 @@ async fn commissioning_a_machine_that_is_on_power_cycles_it() {
     let Some(sim) = start_sim("cycle", fast_power(None)).await else {
         return;
     };
-    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
-    let id = anon
-        .enlist(&on_bmc(
-            enlist_request("cycle", &["52:54:00:c1:00:01"]),
-            &bmc,
-        ))
-        .await
-        .unwrap()
-        .system_id;
+    let id = enlist_on(&sim, "cycle", &["52:54:00:c1:00:01"], &bmc).await;
     sim.client.power_on(&id).await.unwrap();
     for _ in 0..200 {
         if sim.client.machine(&id).await.unwrap().power_state == PowerState::On {
@@ -1468,15 +1418,7 @@ async fn a_power_change_is_given_up_after_the_change_timeout() {
     let Some(sim) = start_sim("capped", power).await else {
         return;
     };
-    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
-    let id = anon
-        .enlist(&on_bmc(
-            enlist_request("capped", &["52:54:00:ca:00:01"]),
-            &bmc,
-        ))
-        .await
-        .unwrap()
-        .system_id;
+    let id = enlist_on(&sim, "capped", &["52:54:00:ca:00:01"], &bmc).await;
     sim.client
         .commission(&id, &CommissionOptions::default())
         .await
@@ -1522,15 +1464,7 @@ async fn the_power_monitor_queries_only_machines_never_or_long_ago_queried() {
     else {
         return;
     };
-    let anon = MaasClient::new(&sim.region().local_maas_url(), None).unwrap();
-    let id = anon
-        .enlist(&on_bmc(
-            enlist_request("monitor", &["52:54:00:3d:00:01"]),
-            &bmc,
-        ))
-        .await
-        .unwrap()
-        .system_id;
+    let id = enlist_on(&sim, "monitor", &["52:54:00:3d:00:01"], &bmc).await;
     let queries = || {
         bmc.lan_commands()
             .iter()

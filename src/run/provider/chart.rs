@@ -217,7 +217,7 @@ impl Target for ChartTarget {
             node_bridge: pxe.node_bridge.clone(),
             pxe_cidr: pxe.address.subnet(),
             poll: POLL,
-            timeout: opts.timeouts.import,
+            timeout: opts.timeouts.configure,
         };
         let calls = plan.maas_calls();
         self.keep_cluster = opts.keep_cluster;

@@ -65,6 +65,10 @@ pub struct ChartArgs {
     /// Workers in the generated kind config (default: one per rack).
     #[arg(long, value_name = "N")]
     pub workers: Option<u32>,
+    /// How long each wait of the MAAS configuration after deploy may take
+    /// (the region's import, the rack's boot images), e.g. 30s; default 45m.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub configure_timeout: Option<std::time::Duration>,
     /// Collect the cluster's evidence (pods, logs, events, MAAS objects)
     /// into RUN_DIR/collected even when the run passes (always on failure).
     #[arg(long)]
@@ -118,6 +122,9 @@ impl ChartArgs {
         o.cache = cache;
         o.machines = machines;
         o.wiring = wiring;
+        if let Some(t) = self.configure_timeout {
+            o.timeouts.configure = t;
+        }
         o.validate()?;
         Ok(o)
     }
@@ -187,6 +194,8 @@ mod tests {
             "maas-e2e/postgres:15-bookworm",
             "--rack-replicas",
             "2",
+            "--configure-timeout",
+            "3s",
         ])
         .unwrap();
         let o = cli
@@ -201,6 +210,7 @@ mod tests {
         assert!(o.keep_cluster && o.cache);
         assert_eq!(o.postgres.tag, "15-bookworm");
         assert_eq!((o.rack_replicas, o.workers), (2, 2));
+        assert_eq!(o.timeouts.configure, std::time::Duration::from_secs(3));
         assert_eq!(
             o.chart_meta.pin,
             crate::targets::chart::pin::ChartPin::Maas36
@@ -233,6 +243,19 @@ mod tests {
         );
         assert!(
             Cli::try_parse_from(["t", "--kind-config", "k.yaml", "--reuse-cluster", "x"]).is_err()
+        );
+        // A timeout that is not a duration, or is zero: named.
+        let Err(e) = Cli::try_parse_from(["t", "--configure-timeout", "soon"]) else {
+            panic!("a duration is required")
+        };
+        assert!(e.to_string().contains("--configure-timeout"), "{e}");
+        let cli = Cli::try_parse_from(["t", "--chart", c, "--configure-timeout", "0s"]).unwrap();
+        assert_eq!(
+            cli.chart
+                .to_options("r1", "/r".into(), false, 1, wiring())
+                .unwrap_err()
+                .field,
+            "configure_timeout"
         );
         // Not a chart, or a version that is neither pin: named, with the file.
         for (dir, want) in [

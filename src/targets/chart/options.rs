@@ -333,6 +333,10 @@ pub struct ChartTimeouts {
     /// The import job downloads boot images: the longest wait.
     #[serde(with = "humantime_secs")]
     pub import: std::time::Duration,
+    /// Each wait of the MAAS configuration after deploy (the region's
+    /// import, the rack's boot images synced): `--configure-timeout`.
+    #[serde(with = "humantime_secs")]
+    pub configure: std::time::Duration,
 }
 
 impl Default for ChartTimeouts {
@@ -346,6 +350,8 @@ impl Default for ChartTimeouts {
             rack: Duration::from_secs(900),
             // The chart's own import timeout is 900 s; allow for retries.
             import: Duration::from_secs(2700),
+            // The import job finished; the rack may still be syncing.
+            configure: Duration::from_secs(2700),
         }
     }
 }
@@ -509,6 +515,13 @@ impl ChartOptions {
         }
         if self.workers > 9 {
             return Err(bad("workers", self.workers, "at most 9"));
+        }
+        if self.timeouts.configure.is_zero() {
+            return Err(bad(
+                "configure_timeout",
+                "0s",
+                "a duration above zero, e.g. 30s or 45m",
+            ));
         }
         if self.postgres.image.is_empty() || self.postgres.tag.is_empty() {
             return Err(bad(
