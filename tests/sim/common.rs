@@ -9,7 +9,7 @@ use std::time::Duration;
 use maas_e2e::maas::{MaasClient, RetryPolicy};
 use maas_e2e::targets::sim::postgres::find_bin_dir;
 use maas_e2e::targets::sim::{
-    LocalPostgres, LocalPostgresOptions, PowerDriverConfig, SimRegion, SimRegionConfig,
+    LocalPostgres, LocalPostgresOptions, PowerDriverConfig, SimProfile, SimRegion, SimRegionConfig,
 };
 use maas_e2e::testing::require;
 
@@ -101,6 +101,26 @@ pub async fn start_sim_monitoring(
     stale: Duration,
     heartbeat: Option<Duration>,
 ) -> Option<Sim> {
+    start_sim_profile(
+        tag,
+        power,
+        query_every,
+        stale,
+        heartbeat,
+        SimProfile::default(),
+    )
+    .await
+}
+
+/// `start_sim_monitoring` imitating the MAAS version `profile`.
+pub async fn start_sim_profile(
+    tag: &str,
+    power: PowerDriverConfig,
+    query_every: Option<Duration>,
+    stale: Duration,
+    heartbeat: Option<Duration>,
+    profile: SimProfile,
+) -> Option<Sim> {
     if !postgres_available() {
         return None;
     }
@@ -116,6 +136,7 @@ pub async fn start_sim_monitoring(
     cfg.power_query_interval = query_every;
     cfg.power_query_stale = stale;
     cfg.heartbeat_timeout = heartbeat;
+    cfg.profile = profile;
     let region = SimRegion::start(cfg).await.expect("start sim region");
     let client = region
         .client()

@@ -1,0 +1,136 @@
+//! The sim's MAAS 3.6 profile at the region, with real FreeIPMI against our
+//! BMC: the version document, the preseed's MAAS_PROFILE, the power
+//! parameters 3.6's bmc_config.py reports kept as sent, and a power change
+//! run with 3.6's argv (cipher suite 3 from cipher_suite_id, ADMIN from
+//! privilege_level) and without 2.8's "Powering on" / "Node powered on".
+
+use std::time::Duration;
+
+use maas_e2e::maas::*;
+use maas_e2e::targets::sim::SimProfile;
+use serde_json::json;
+
+use crate::common::{TestBmc, fast_power, have_freeipmi, start_sim_profile};
+
+/// What MAAS 3.6.4's bmc_config.py reports for our BMC (IPMI.get_credentials).
+fn reported_by_3_6(bmc: &TestBmc) -> serde_json::Value {
+    let mut v = bmc.power_parameters();
+    let o = v.as_object_mut().unwrap();
+    o.insert("power_boot_type".into(), json!("auto"));
+    o.insert("k_g".into(), json!(""));
+    o.insert("cipher_suite_id".into(), json!("3"));
+    o.insert("privilege_level".into(), json!("ADMIN"));
+    o.insert("mac_address".into(), json!("02:00:00:00:00:0a"));
+    v
+}
+
+/// The LAN transcript's setup events and commands, as `event detail` / `name request`.
+fn lan_lines(bmc: &TestBmc) -> Vec<String> {
+    std::fs::read_to_string(bmc.dir.path().join("transcript.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["channel"] == "lan")
+        .map(|v| {
+            format!(
+                "{} {} {}",
+                v["event"].as_str().unwrap_or(""),
+                v["name"].as_str().unwrap_or(""),
+                v["detail"].as_str().or(v["request"].as_str()).unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_3_6_profile_answers_3_6_4_and_powers_with_3_6_argv_against_our_bmc() {
+    if !have_freeipmi() {
+        return;
+    }
+    let bmc = TestBmc::start().await;
+    let Some(sim) = start_sim_profile(
+        "profile36",
+        fast_power(None),
+        None,
+        Duration::from_secs(300),
+        None,
+        SimProfile::Maas36,
+    )
+    .await
+    else {
+        return;
+    };
+    let url = sim.region().local_maas_url();
+    let v = MaasClient::new(&url, None)
+        .unwrap()
+        .version()
+        .await
+        .unwrap();
+    assert_eq!(v.version, "3.6.4");
+    assert!(v.subversion.contains("not MAAS"), "{v:?}");
+    let preseed = reqwest::get(format!(
+        "{url}/metadata/latest/enlist-preseed/?op=get_enlist_preseed"
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(preseed.contains("MAAS_PROFILE='3.6'"), "{preseed}");
+
+    let anon = MaasClient::new(&url, None).unwrap();
+    let id = anon
+        .enlist(&EnlistRequest {
+            hostname: String::new(),
+            architecture: "amd64".into(),
+            subarchitecture: Some("generic".into()),
+            power_type: "ipmi".into(),
+            power_parameters: reported_by_3_6(&bmc),
+            mac_addresses: vec!["52:54:00:36:00:01".into()],
+        })
+        .await
+        .unwrap()
+        .system_id;
+    let params = sim.client.power_parameters(&id).await.unwrap();
+    for (k, want) in [
+        ("cipher_suite_id", "3"),
+        ("privilege_level", "ADMIN"),
+        ("k_g", ""),
+        ("mac_address", "02:00:00:00:00:0a"),
+    ] {
+        assert_eq!(params.get(k), Some(&json!(want)), "{k} in {params:?}");
+    }
+
+    sim.client.power_on(&id).await.unwrap();
+    let mut state = PowerState::Unknown;
+    for _ in 0..400 {
+        state = sim.client.machine(&id).await.unwrap().power_state;
+        if state == PowerState::On {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(state, PowerState::On);
+    assert!(bmc.is_on(), "the BMC's machine is on");
+    let lan = lan_lines(&bmc);
+    assert!(
+        lan.iter()
+            .any(|l| l.starts_with("session_activated") && l.ends_with("cipher suite 3")),
+        "{lan:#?}"
+    );
+
+    let page = sim
+        .client
+        .events(&EventQuery {
+            system_id: Some(id.clone()),
+            level: Some("DEBUG".into()),
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let types: Vec<&str> = page.events.iter().map(|e| e.event_type.as_str()).collect();
+    for gone in ["Powering on", "Node powered on"] {
+        assert!(!types.contains(&gone), "3.6 records no {gone:?}: {types:?}");
+    }
+}
