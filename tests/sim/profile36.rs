@@ -134,3 +134,61 @@ async fn the_3_6_profile_answers_3_6_4_and_powers_with_3_6_argv_against_our_bmc(
         assert!(!types.contains(&gone), "3.6 records no {gone:?}: {types:?}");
     }
 }
+
+/// MAAS 3.6.4's JSON where it differs from 2.8.7's, built from the 2.8
+/// fixtures by the documented changes (api/machines.py
+/// DISPLAYED_MACHINE_FIELDS at 3.6.4: iscsiblockdevice_set gone; ten new
+/// fields; api/version.py: subversion empty), parses into the same models.
+#[test]
+fn the_client_reads_maas_3_6_json() {
+    let fixture = |name: &str| {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/maas")
+            .join(name);
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let mut m = fixture("machine_ready.json");
+    let o = m.as_object_mut().unwrap();
+    assert!(o.remove("iscsiblockdevice_set").is_some());
+    for (k, v) in [
+        ("enable_hw_sync", json!(false)),
+        ("enable_kernel_crash_dump", json!(false)),
+        ("ephemeral_deploy", json!(false)),
+        ("error_description", json!("")),
+        ("last_sync", json!(null)),
+        ("next_sync", json!(null)),
+        ("parent", json!(null)),
+        ("sync_interval", json!(null)),
+        ("virtualmachine_id", json!(null)),
+        ("workload_annotations", json!({})),
+    ] {
+        o.insert(k.into(), v);
+    }
+    let parsed: Machine = serde_json::from_value(m).unwrap();
+    assert_eq!(parsed.status, NodeStatus::READY);
+    assert!(parsed.iscsiblockdevice_set.is_empty());
+
+    let mut v = fixture("version.json");
+    v["version"] = json!("3.6.4-16289-g.9b0b9c2a8");
+    v["subversion"] = json!("");
+    let parsed: Version = serde_json::from_value(v).unwrap();
+    assert!(parsed.version.starts_with("3.6."));
+
+    // 3.6's power parameters: a list for workaround_flags, and the sim's
+    // driver reads them as the 3.6 rack does.
+    let mut p = fixture("power_parameters.json");
+    p["cipher_suite_id"] = json!("3");
+    p["privilege_level"] = json!("ADMIN");
+    p["workaround_flags"] = json!(["opensesspriv"]);
+    let params = maas_e2e::targets::sim::IpmiParams::from_json(&p).unwrap();
+    let argv = maas_e2e::targets::sim::power_command(
+        &params,
+        maas_e2e::targets::sim::PowerAction::Query,
+        SimProfile::Maas36.ipmi_argv(),
+    )
+    .argv();
+    let pos = |a: &str| argv.iter().position(|x| x == a).unwrap();
+    assert_eq!(argv[pos("-I") + 1], "3");
+    assert_eq!(argv[pos("-l") + 1], "ADMIN");
+    assert_eq!(argv[pos("-W") + 1], "opensesspriv");
+}
