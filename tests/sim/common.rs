@@ -173,6 +173,15 @@ impl TestBmc {
 
     /// The BMC's LAN side on 127.0.0.1 inside `netns` (None: the host's).
     pub async fn start_in(netns: Option<&str>) -> TestBmc {
+        TestBmc::start_with(netns, |_| {}).await
+    }
+
+    /// `start_in`, the configuration changed by `change` first (other
+    /// users, a LAN MAC).
+    pub async fn start_with(
+        netns: Option<&str>,
+        change: impl FnOnce(&mut maas_e2e::bmc::config::BmcConfig),
+    ) -> TestBmc {
         use maas_e2e::bmc::config::{
             BmcConfig, LanEndpoint, PowerConfig, PrivilegeName, SessionType, UserConfig,
         };
@@ -205,6 +214,8 @@ impl TestBmc {
             kg: None,
             redfish: None,
         };
+        let mut bmc = bmc;
+        change(&mut bmc);
         let cfg = maas_e2e::bmc::FleetConfig {
             transcript: Some(dir.path().join("transcript.jsonl")),
             bmcs: vec![bmc],

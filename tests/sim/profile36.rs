@@ -192,3 +192,169 @@ fn the_client_reads_maas_3_6_json() {
     assert_eq!(argv[pos("-l") + 1], "ADMIN");
     assert_eq!(argv[pos("-W") + 1], "opensesspriv");
 }
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/ephemeral");
+const ROOT_PASS: &str = "pw-root-36";
+const BMC_MAC: &str = "02:00:00:00:36:01";
+
+/// Run the 3.6 guest BMC configuration (bmc_config36.sh) on the host under
+/// busybox sh against our BMC over LAN: `bmc-config` is the real FreeIPMI
+/// tool with the LAN session arguments put in front (the guest reaches its
+/// BMC in-band, which the host has no device for). `ipmi-locate` and
+/// `ipmitool raw 06 01` are named stubs: they only tell the script an IPMI
+/// 2.0 BMC is there and that it is no HP Moonshot.
+fn configure_36(bmc: &TestBmc, scratch: &std::path::Path) -> String {
+    let bin = scratch.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = ["/usr/sbin/bmc-config", "/usr/bin/bmc-config"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("bmc-config (freeipmi-tools)");
+    let scripts = [
+        (
+            "bmc-config",
+            format!(
+                "#!/bin/sh\nexec {real} -D LAN_2_0 -h {} -u root -p {ROOT_PASS} -l ADMIN \"$@\"\n",
+                bmc.address()
+            ),
+        ),
+        (
+            "ipmi-locate",
+            "#!/bin/sh\necho 'IPMI Version: 2.0'\n".to_string(),
+        ),
+        ("ipmitool", "#!/bin/sh\necho ' 20 01 00'\n".to_string()),
+    ];
+    for (name, text) in scripts {
+        let p = bin.join(name);
+        std::fs::write(&p, text).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let body = format!(
+        ". {FIXTURES}/lib.sh\nlog() {{ echo \"LOG $*\"; }}\n. {FIXTURES}/autodetect.sh\n. {FIXTURES}/bmc_config36.sh\n\
+         use_bmc_config_36\nipmi_autodetect; echo \"rc=$?\"; echo \"params=$POWER_PARAMETERS\"; echo \"error=$AUTODETECT_ERROR\"\n"
+    );
+    let out = std::process::Command::new("busybox")
+        .args(["sh", "-c", &body])
+        .env(
+            "PATH",
+            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
+        )
+        .env("SCRATCH", scratch)
+        .env("IPMI_RETRY_BASE_SECONDS", "0")
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The LAN commands of the transcript after `skip` lines, with failures.
+fn lan_commands_from(bmc: &TestBmc, skip: usize) -> Vec<String> {
+    bmc.lan_commands().into_iter().skip(skip).collect()
+}
+
+async fn bmc_for_36() -> TestBmc {
+    use maas_e2e::bmc::config::{PrivilegeName, UserConfig};
+    TestBmc::start_with(None, |c| {
+        // An operator's own admin account; no user named maas yet.
+        c.users = vec![UserConfig {
+            name: "root".into(),
+            password: ROOT_PASS.into(),
+            privilege: PrivilegeName::Administrator,
+            enabled: true,
+        }];
+        c.lan.mac = Some(BMC_MAC.into());
+    })
+    .await
+}
+
+// Multi-threaded: the script runs blocking while the BMC answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_3_6_guest_configures_our_bmc_then_its_parameters_power_it_with_3_6_argv() {
+    if !have_freeipmi() || !maas_e2e::testing::require_program("busybox", "busybox-static") {
+        return;
+    }
+    let bmc = bmc_for_36().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let out = configure_36(&bmc, scratch.path());
+    assert!(out.contains("rc=0"), "{out}");
+    let params: serde_json::Value =
+        serde_json::from_str(out.lines().find_map(|l| l.strip_prefix("params=")).unwrap()).unwrap();
+    // What 3.6's get_credentials reports: the BMC's own address and MAC.
+    assert_eq!(params["power_address"], "192.0.2.10", "{out}");
+    assert_eq!(params["mac_address"], BMC_MAC, "{out}");
+    assert_eq!(params["cipher_suite_id"], "3");
+    assert_eq!(params["privilege_level"], "ADMIN");
+    assert_eq!(params["power_user"], "maas");
+    assert_eq!(params["k_g"], "");
+    // The BMC before the user (configure() then add_bmc_user()).
+    let first = bmc.lan_commands();
+    let pos = |name: &str| first.iter().position(|c| c == name);
+    let user = pos("set_user_name").unwrap_or_else(|| panic!("no set_user_name in {first:?}"));
+    let sol = pos("set_sol_config").unwrap_or_else(|| panic!("no set_sol_config in {first:?}"));
+    assert!(sol < user, "{first:?}");
+
+    // The reported parameters work with the 3.6 rack's argv (cipher suite 3, ADMIN).
+    let mut at_bmc = params.clone();
+    at_bmc["power_address"] = json!(bmc.address());
+    at_bmc["power_pass"] = params["power_pass"].clone();
+    let p = maas_e2e::targets::sim::IpmiParams::from_json(&at_bmc).unwrap();
+    let cmd = maas_e2e::targets::sim::power_command(
+        &p,
+        maas_e2e::targets::sim::PowerAction::Query,
+        SimProfile::Maas36.ipmi_argv(),
+    );
+    let stat = cmd.output().await.unwrap();
+    assert!(stat.stdout.contains(": off"), "{}: {stat:?}", cmd.display());
+
+    // A second configuration finds the user and sets only what differs:
+    // the password (never shown by a checkout), not the name again.
+    let again = configure_36(&bmc, scratch.path());
+    assert!(again.contains("rc=0"), "{again}");
+    let second = lan_commands_from(&bmc, first.len());
+    assert!(
+        second.iter().any(|c| c == "set_user_password"),
+        "{second:?}"
+    );
+    assert!(!second.iter().any(|c| c == "set_user_name"), "{second:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_3_6_guest_whose_password_sets_fail_gives_up_after_the_patchs_five_attempts() {
+    if !have_freeipmi() || !maas_e2e::testing::require_program("busybox", "busybox-static") {
+        return;
+    }
+    let bmc = bmc_for_36().await;
+    // Set User Password (IPMI 2.0 §22.30, netfn App 0x06, cmd 0x47) always
+    // answers "unspecified error" on the LAN.
+    bmc.set_fault(maas_e2e::bmc::fault::Fault::FailCommand {
+        netfn: 0x06,
+        cmd: 0x47,
+        on: maas_e2e::bmc::fault::Where::Lan,
+        times: 1000,
+        cc: 0xFF,
+    });
+    let scratch = tempfile::tempdir().unwrap();
+    let out = configure_36(&bmc, scratch.path());
+    assert!(out.contains("rc=1"), "{out}");
+    assert!(out.contains("error=Unable to add BMC user!"), "{out}");
+    assert!(out.contains("attempt 5 of 5"), "{out}");
+    assert!(!out.contains("attempt 6"), "{out}");
+    // One password per attempt (the patch re-raises the first failure),
+    // and the name is set once: the copy remembers it.
+    let cmds = bmc.lan_commands();
+    let failed = cmds
+        .iter()
+        .filter(|c| c.starts_with("set_user_password -> "))
+        .count();
+    assert_eq!(failed, 5, "{cmds:?}");
+    assert_eq!(
+        cmds.iter().filter(|c| *c == "set_user_name").count(),
+        1,
+        "{cmds:?}"
+    );
+    assert!(!out.contains("params={"), "no parameters reported: {out}");
+}
