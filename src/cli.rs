@@ -479,6 +479,7 @@ async fn repro(run_dir: PathBuf, keep: bool, out: PathBuf) -> i32 {
             bmc_addresses: std::env::var("MAAS_E2E_BMC_ADDRESSES").ok(),
             chart: Default::default(),
             postgres: "local".into(),
+            sim_profile: record.sim_profile,
         },
         keep,
         dry_run: false,

@@ -21,5 +21,7 @@ mod netns;
 mod postgres;
 #[path = "sim/power.rs"]
 mod power;
+#[path = "sim/profile36.rs"]
+mod profile36;
 #[path = "sim/region.rs"]
 mod region;

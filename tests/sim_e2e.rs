@@ -54,7 +54,12 @@ fn run_and_check(names: &[&str]) {
 }
 
 /// `run_and_check` with more `run` options; returns the output directory.
+/// With `--sim-profile PROFILE` the goldens compared are NAME.sim-PROFILE.snap.
 fn run_and_check_with(names: &[&str], options: &[&str]) -> tempfile::TempDir {
+    let profile = options
+        .iter()
+        .position(|o| *o == "--sim-profile")
+        .map(|i| options[i + 1]);
     let out = tempfile::tempdir().unwrap();
     // Heartbeats every 5 s: no run waits less than that for its guests.
     let r = bin()
@@ -103,6 +108,8 @@ fn run_and_check_with(names: &[&str], options: &[&str]) -> tempfile::TempDir {
     for dir in dirs {
         let record: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+        // The profile is recorded (repro runs it again) and was the one used.
+        assert_eq!(record["sim_profile"].as_str(), profile, "{record}");
         let loaded = scenario::load(Path::new(record["scenario_path"].as_str().unwrap())).unwrap();
         let run_id: RunId = record["run_id"].as_str().unwrap().parse().unwrap();
         let plan = plan::plan(&loaded, TargetKind::Sim, &run_id, 1, out.path());
@@ -130,6 +137,14 @@ fn run_and_check_with(names: &[&str], options: &[&str]) -> tempfile::TempDir {
                 assert!(
                     console.contains("maas-e2e: commission: done"),
                     "{}: the console shows no commissioning:\n{console}",
+                    m.name
+                );
+            }
+            if profile == Some("3.6") {
+                // The guest followed MAAS 3.6's bmc_config.py.
+                assert!(
+                    console.contains("maas-e2e: bmc-config 3.6: user maas in User"),
+                    "{}: the console shows no 3.6 BMC configuration:\n{console}",
                     m.name
                 );
             }
@@ -215,6 +230,18 @@ fn parity_autodetect_refused_power_on_failure_and_query_retry_match_their_snapsh
         "power-on-failure-commission",
         "power-query-transient",
     ]);
+}
+
+/// Issue 12: the sim's MAAS 3.6 profile (the chart's HEAD) on real VMs: the
+/// guests configure their BMCs as 3.6's bmc_config.py does and report 3.6's
+/// power parameters (cipher_suite_id 3, privilege_level ADMIN, mac_address),
+/// the rack powers them with 3.6's argv; goldens NAME.sim-3.6.snap.
+#[test]
+fn maas_3_6_profile_enlists_and_commissions_matching_its_goldens() {
+    if !prerequisites() {
+        return;
+    }
+    run_and_check_with(&["enlist-bios", "commission"], &["--sim-profile", "3.6"]);
 }
 
 /// `--postgres container`: the sim region's state in Debian's Postgres in a

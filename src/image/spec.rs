@@ -89,6 +89,10 @@ const EPHEMERAL_SCRIPTS: &[(&str, &str)] = &[
         include_str!("../../fixtures/ephemeral/autodetect.sh"),
     ),
     (
+        "/maas/bmc_config36.sh",
+        include_str!("../../fixtures/ephemeral/bmc_config36.sh"),
+    ),
+    (
         "/maas/enlist.sh",
         include_str!("../../fixtures/ephemeral/enlist.sh"),
     ),

@@ -1,4 +1,5 @@
-//! Golden snapshots beside the scenario: `scenarios/NAME.TARGET.snap`, in
+//! Golden snapshots beside the scenario: `scenarios/NAME.TARGET.snap`
+//! (TARGET `sim-3.6` for the sim's 3.6 profile: `target_label`), in
 //! insta's file format, so `cargo insta review` accepts or rejects the
 //! `.snap.new` a mismatch leaves.
 
@@ -7,6 +8,18 @@ use std::path::{Path, PathBuf};
 use similar::TextDiff;
 
 use super::events::Outcome;
+use crate::scenario::{SimProfile, TargetKind};
+
+/// The TARGET part of a golden's name: the target, with the sim profile
+/// when it is not the default (`sim-3.6`), so each profile has its goldens
+/// and the 2.8 files keep their names.
+pub fn target_label(target: TargetKind, profile: SimProfile) -> String {
+    if target == TargetKind::Sim && !profile.is_default() {
+        format!("{target}-{profile}")
+    } else {
+        target.to_string()
+    }
+}
 
 pub fn snapshot_path(scenario_path: &Path, name: &str, target: &str) -> PathBuf {
     let dir = scenario_path.parent().unwrap_or(Path::new("."));
@@ -71,4 +84,27 @@ pub fn compare(scenario_path: &Path, snap: &Path, actual: &str, update: bool) ->
         "snapshot {} differs (review with `cargo insta review` or rerun with --update-snapshots):\n{diff}",
         snap.display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_non_default_sim_profile_changes_the_golden_name() {
+        let p = Path::new("scenarios/enlist-bios.yaml");
+        let name = |t, profile| snapshot_path(p, "enlist-bios", &target_label(t, profile));
+        assert_eq!(
+            name(TargetKind::Sim, SimProfile::Maas28),
+            Path::new("scenarios/enlist-bios.sim.snap")
+        );
+        assert_eq!(
+            name(TargetKind::Sim, SimProfile::Maas36),
+            Path::new("scenarios/enlist-bios.sim-3.6.snap")
+        );
+        assert_eq!(
+            name(TargetKind::Chart, SimProfile::Maas36),
+            Path::new("scenarios/enlist-bios.chart.snap")
+        );
+    }
 }

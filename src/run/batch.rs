@@ -43,6 +43,10 @@ pub struct CommonRunArgs {
     /// Postgres for the sim region: a local process (default) or a container.
     #[arg(long, value_parser = ["local", "container"], default_value = "local")]
     pub postgres: String,
+    /// Sim target: the MAAS version to imitate, 2.8 or 3.6 (default: the
+    /// scenario's `sim.profile`, else 2.8). Goldens: NAME.sim-3.6.snap.
+    #[arg(long, value_name = "VERSION")]
+    pub sim_profile: Option<crate::scenario::SimProfile>,
 }
 
 pub fn target_options(c: &CommonRunArgs) -> TargetOptions {
@@ -53,6 +57,7 @@ pub fn target_options(c: &CommonRunArgs) -> TargetOptions {
         bmc_addresses: c.bmc_addresses.clone(),
         postgres_container: c.postgres == "container",
         chart: c.chart.clone(),
+        sim_profile: c.sim_profile,
     }
 }
 

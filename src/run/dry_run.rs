@@ -113,7 +113,7 @@ pub fn actions(plan: &Plan, scenario: &Scenario, _options: &TargetOptions) -> Ve
         "write {}/{{result.yaml,junit.xml,events.jsonl}}; compare scenarios/{}.{}.snap",
         h.run_dir.display(),
         plan.scenario,
-        plan.target
+        crate::report::snapshot::target_label(plan.target, plan.lab.sim.profile)
     ));
     if plan.target == TargetKind::External {
         out.push("DELETE machines/{id}/ on the external MAAS for each machine this run enlisted, unless --keep".into());

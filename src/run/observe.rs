@@ -177,6 +177,14 @@ async fn machine_from_api(
         serde_json::from_value(fields.clone()).map_err(json_err)?;
     let mut params = client.power_parameters(id).await?;
     params.remove("power_pass");
+    // 3.x's k_g is a secret too (drivers/power/ipmi.py: secret=True): shown
+    // only as set or not.
+    if let Some(k) = params
+        .get_mut("k_g")
+        .filter(|k| k.as_str().is_some_and(|s| !s.is_empty()))
+    {
+        *k = "<redacted>".into();
+    }
     let page = client
         .events(&EventQuery {
             system_id: Some(id.to_string()),

@@ -11,4 +11,6 @@ pub struct TargetOptions {
     /// The sim region's Postgres: a testcontainers container, not a local process.
     pub postgres_container: bool,
     pub chart: crate::targets::chart::ChartArgs,
+    /// Sim target: overrides the scenario's `sim.profile`.
+    pub sim_profile: Option<crate::scenario::SimProfile>,
 }

@@ -88,7 +88,16 @@ pub fn plan_for(
     opts: &RunOptions,
     run_id: &RunId,
 ) -> Result<Plan, RunError> {
-    let plan = plan::plan(loaded, opts.target, run_id, opts.seed, &opts.out_dir);
+    let mut plan = plan::plan(loaded, opts.target, run_id, opts.seed, &opts.out_dir);
+    if let Some(profile) = opts.target_options.sim_profile {
+        if opts.target != TargetKind::Sim {
+            return Err(RunError::Options(format!(
+                "--sim-profile {profile} applies to --target sim only (this run's target is {})",
+                opts.target
+            )));
+        }
+        plan.lab.sim.profile = profile;
+    }
     if opts.target != TargetKind::External {
         return Ok(plan);
     }
@@ -296,6 +305,7 @@ pub async fn execute(
         scenario_path: std::fs::canonicalize(&loaded.path).unwrap_or_else(|_| loaded.path.clone()),
         scenario_sha256: sha256_hex(loaded.source.as_bytes()),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        sim_profile: opts.target_options.sim_profile,
     };
     state::write_atomic(
         &run_dir.join("scenario.yaml"),

@@ -19,6 +19,9 @@ pub struct RunRecord {
     pub scenario_path: PathBuf,
     pub scenario_sha256: String,
     pub version: String,
+    /// `--sim-profile` as given (None: the scenario's own choice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim_profile: Option<crate::scenario::SimProfile>,
 }
 
 /// Why a run record cannot be read.

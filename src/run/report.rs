@@ -78,11 +78,12 @@ pub fn judge(
         verdict.outcome = Outcome::Failed(e.to_string());
     }
     if snapshots.compare {
-        let snap = snapshot::snapshot_path(&loaded.path, &s.name, &target.to_string());
+        let label = snapshot::target_label(target, plan.lab.sim.profile);
+        let snap = snapshot::snapshot_path(&loaded.path, &s.name, &label);
         let outcome = snapshot::compare(&loaded.path, &snap, &yaml, snapshots.update);
         verdict.checks_failed |= outcome.is_failed();
         events.emit(RunEvent::SnapshotCompared {
-            name: format!("{}.{}", s.name, target),
+            name: format!("{}.{}", s.name, label),
             outcome,
         });
     }

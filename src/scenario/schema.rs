@@ -44,6 +44,53 @@ pub struct SimSettings {
     /// 2.8_ipmi_error.patch wait_time in seconds).
     #[serde(default = "default_power_wait_unit")]
     pub power_wait_unit: Speed,
+    /// Which MAAS the sim imitates: "2.8" (the default, MAAS 2.8.7 as the
+    /// chart's 2.8 pin patches it) or "3.6" (MAAS 3.6.4, the chart's HEAD).
+    /// `run --sim-profile` overrides it. docs/sim.md lists what differs.
+    #[serde(default, skip_serializing_if = "SimProfile::is_default")]
+    pub profile: SimProfile,
+}
+
+/// The MAAS version the sim target imitates (docs/sim.md, "MAAS 3.6 profile").
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+pub enum SimProfile {
+    #[default]
+    #[serde(rename = "2.8")]
+    Maas28,
+    #[serde(rename = "3.6")]
+    Maas36,
+}
+
+impl SimProfile {
+    pub const ALL: [SimProfile; 2] = [SimProfile::Maas28, SimProfile::Maas36];
+
+    /// As written in scenarios and on the command line: "2.8", "3.6".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SimProfile::Maas28 => "2.8",
+            SimProfile::Maas36 => "3.6",
+        }
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == SimProfile::default()
+    }
+}
+
+impl fmt::Display for SimProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SimProfile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        SimProfile::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("sim profile `{s}` is not known; allowed: 2.8, 3.6"))
+    }
 }
 
 impl Default for SimSettings {
@@ -51,6 +98,7 @@ impl Default for SimSettings {
         SimSettings {
             autodetect_retry_base: default_autodetect_retry_base(),
             power_wait_unit: default_power_wait_unit(),
+            profile: SimProfile::default(),
         }
     }
 }
@@ -663,6 +711,28 @@ impl<'de> Deserialize<'de> for DurationStr {
 #[cfg(test)]
 mod sim_settings_tests {
     use super::*;
+
+    #[test]
+    fn sim_profile_is_2_8_unless_named_and_unknown_ones_say_what_is_allowed() {
+        let s: SimSettings = serde_norway::from_str("{}").unwrap();
+        assert_eq!(s.profile, SimProfile::Maas28);
+        let s: SimSettings = serde_norway::from_str("profile: \"3.6\"\n").unwrap();
+        assert_eq!(s.profile, SimProfile::Maas36);
+        let e = serde_norway::from_str::<SimSettings>("profile: \"3.7\"\n").unwrap_err();
+        assert!(
+            e.to_string().contains("2.8") && e.to_string().contains("3.6"),
+            "{e}"
+        );
+        assert_eq!("3.6".parse::<SimProfile>(), Ok(SimProfile::Maas36));
+        let e = "4.0".parse::<SimProfile>().unwrap_err();
+        assert!(e.contains("allowed: 2.8, 3.6"), "{e}");
+        // The default is left out of a plan's text, so 2.8 plans read as before.
+        assert!(
+            !serde_norway::to_string(&SimSettings::default())
+                .unwrap()
+                .contains("profile")
+        );
+    }
 
     #[test]
     fn sim_speed_settings_take_maas_or_a_duration() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use maas_e2e::maas::{MaasClient, RetryPolicy};
 use maas_e2e::targets::sim::postgres::find_bin_dir;
 use maas_e2e::targets::sim::{
-    LocalPostgres, LocalPostgresOptions, PowerDriverConfig, SimRegion, SimRegionConfig,
+    LocalPostgres, LocalPostgresOptions, PowerDriverConfig, SimProfile, SimRegion, SimRegionConfig,
 };
 use maas_e2e::testing::require;
 
@@ -101,6 +101,26 @@ pub async fn start_sim_monitoring(
     stale: Duration,
     heartbeat: Option<Duration>,
 ) -> Option<Sim> {
+    start_sim_profile(
+        tag,
+        power,
+        query_every,
+        stale,
+        heartbeat,
+        SimProfile::default(),
+    )
+    .await
+}
+
+/// `start_sim_monitoring` imitating the MAAS version `profile`.
+pub async fn start_sim_profile(
+    tag: &str,
+    power: PowerDriverConfig,
+    query_every: Option<Duration>,
+    stale: Duration,
+    heartbeat: Option<Duration>,
+    profile: SimProfile,
+) -> Option<Sim> {
     if !postgres_available() {
         return None;
     }
@@ -116,6 +136,7 @@ pub async fn start_sim_monitoring(
     cfg.power_query_interval = query_every;
     cfg.power_query_stale = stale;
     cfg.heartbeat_timeout = heartbeat;
+    cfg.profile = profile;
     let region = SimRegion::start(cfg).await.expect("start sim region");
     let client = region
         .client()
@@ -152,6 +173,15 @@ impl TestBmc {
 
     /// The BMC's LAN side on 127.0.0.1 inside `netns` (None: the host's).
     pub async fn start_in(netns: Option<&str>) -> TestBmc {
+        TestBmc::start_with(netns, |_| {}).await
+    }
+
+    /// `start_in`, the configuration changed by `change` first (other
+    /// users, a LAN MAC).
+    pub async fn start_with(
+        netns: Option<&str>,
+        change: impl FnOnce(&mut maas_e2e::bmc::config::BmcConfig),
+    ) -> TestBmc {
         use maas_e2e::bmc::config::{BmcConfig, PrivilegeName, UserConfig};
         let dir = tempfile::tempdir().unwrap();
         let mut bmc = BmcConfig::loopback(
@@ -164,6 +194,7 @@ impl TestBmc {
         );
         bmc.lan.netns = netns.map(String::from);
         bmc.lan.ip = Some("192.0.2.10".parse().unwrap());
+        change(&mut bmc);
         let cfg = maas_e2e::bmc::FleetConfig {
             transcript: Some(dir.path().join("transcript.jsonl")),
             bmcs: vec![bmc],

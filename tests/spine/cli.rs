@@ -311,3 +311,75 @@ fn external_target_flags_are_bad_input_until_complete() {
     assert!(!text.contains("ip link add br-maas type bridge"), "{text}");
     assert!(text.contains("DELETE machines/{id}/"), "{text}");
 }
+
+/// `--sim-profile` (issue 12): the 3.6 golden is named in the dry run, the
+/// flag is refused for other targets, an unknown version or a scenario's
+/// unknown `sim.profile` says what is allowed.
+#[test]
+fn sim_profile_names_its_goldens_and_refuses_what_it_cannot_be() {
+    let out = tempfile::tempdir().unwrap();
+    let dry = bin()
+        .args(["run", "--dry-run", "--sim-profile", "3.6", "--out"])
+        .arg(out.path())
+        .arg(repo("scenarios/enlist-bios.yaml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert_eq!(
+        dry.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(
+        text.contains("compare scenarios/enlist-bios.sim-3.6.snap"),
+        "{text}"
+    );
+    assert!(
+        text.contains("profile: '3.6'"),
+        "the plan shows the profile:\n{text}"
+    );
+
+    let other = bin()
+        .args([
+            "run",
+            "--target",
+            "none",
+            "--sim-profile",
+            "3.6",
+            "--dry-run",
+            "--out",
+        ])
+        .arg(out.path())
+        .arg(repo("scenarios/bmc-power.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(other.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        err.contains("--sim-profile 3.6 applies to --target sim only"),
+        "{err}"
+    );
+
+    let unknown = bin()
+        .args(["run", "--dry-run", "--sim-profile", "4.0"])
+        .arg(repo("scenarios/enlist-bios.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("allowed: 2.8, 3.6"));
+
+    let file = out.path().join("bad-profile.yaml");
+    std::fs::write(
+        &file,
+        "machines:\n  - name: node\nsim:\n  profile: \"3.7\"\n",
+    )
+    .unwrap();
+    let bad = bin().arg("validate").arg(&file).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("bad-profile.yaml:4:") && err.contains("2.8") && err.contains("3.6"),
+        "{err}"
+    );
+}

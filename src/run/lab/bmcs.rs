@@ -39,6 +39,10 @@ pub fn ipmi_params(m: &MachinePlan) -> IpmiParams {
         }
         .into(),
         power_off_mode: "hard".into(),
+        k_g: String::new(),
+        cipher_suite_id: String::new(),
+        privilege_level: String::new(),
+        workaround_flags: None,
     }
 }
 

@@ -196,6 +196,8 @@ impl Target for SimTarget {
         // The password back-off of configure_ipmi_user: the scenario's
         // `sim.autodetect_retry_base` (default 1 s; `maas`: 30 s).
         cfg.ipmi_retry_base_seconds = Some(p.lab.sim.autodetect_retry_base().as_secs() as u32);
+        // Which MAAS to imitate: the scenario's `sim.profile` or --sim-profile.
+        cfg.profile = p.lab.sim.profile;
         let region = SimRegion::start(cfg).await.map_err(|e| failed("", e))?;
         let client = harness_client(region.client().map_err(|e| failed("", e))?);
         tracing::info!(elapsed = ?t0.elapsed(), "sim: region up");

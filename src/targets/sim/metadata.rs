@@ -5,7 +5,7 @@
 //!   GET /MAAS/metadata/latest/by-id/{system_id}/?op=get_preseed return
 //!   text/plain shell lines `KEY='value'` (MAAS_MODE, MAAS_URL, METADATA_URL,
 //!   and for commission SYSTEM_ID, OAUTH_KEY, HOSTNAME; IPMI_RETRY_BASE_SECONDS
-//!   when configured).
+//!   when configured; MAAS_PROFILE=3.6 under the 3.6 profile).
 //! - POST /MAAS/metadata/2012-03-01/?op=signal, form-urlencoded or
 //!   multipart, OAuth PLAINTEXT with the node's key: status=WORKING|TESTING|OK|FAILED,
 //!   error, power_type, power_parameters (JSON string), and script results
@@ -83,8 +83,16 @@ pub fn preseed_text(
     s
 }
 
+/// `MAAS_PROFILE` for a profile other than 2.8: the guest scripts then
+/// follow that MAAS's BMC configuration (fixtures/ephemeral/bmc_config36.sh).
+pub fn profile_lines(profile: super::profile::SimProfile) -> String {
+    profile
+        .preseed_value()
+        .map_or(String::new(), |v| shell_line("MAAS_PROFILE", v))
+}
+
 async fn enlist_preseed(State(st): St) -> Response {
-    text(preseed_text(&st.maas_url, st.ipmi_retry_base_seconds, None))
+    text(preseed_text(&st.maas_url, st.ipmi_retry_base_seconds, None) + &profile_lines(st.profile))
 }
 
 async fn node_preseed(State(st): St, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -95,11 +103,13 @@ async fn node_preseed(State(st): St, Path(id): Path<String>) -> Result<Response,
     if m.status == NodeStatus::COMMISSIONING {
         st.event(&id, &events::GATHERING_INFO, "").await;
     }
-    Ok(text(preseed_text(
-        &st.maas_url,
-        st.ipmi_retry_base_seconds,
-        Some((&m.system_id, &key.expose(), &m.hostname)),
-    )))
+    Ok(text(
+        preseed_text(
+            &st.maas_url,
+            st.ipmi_retry_base_seconds,
+            Some((&m.system_id, &key.expose(), &m.hostname)),
+        ) + &profile_lines(st.profile),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -427,5 +437,12 @@ mod tests {
         );
         insta::assert_snapshot!(enlist);
         insta::assert_snapshot!(commission);
+    }
+
+    #[test]
+    fn only_the_3_6_profile_adds_a_line() {
+        use crate::targets::sim::profile::SimProfile;
+        assert_eq!(profile_lines(SimProfile::Maas28), "");
+        assert_eq!(profile_lines(SimProfile::Maas36), "MAAS_PROFILE='3.6'\n");
     }
 }

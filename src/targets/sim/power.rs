@@ -14,6 +14,9 @@ use thiserror::Error;
 use crate::cmd::{Cmd, CmdError};
 use crate::maas::types::PowerState;
 
+pub use super::profile::IpmiArgv;
+use super::profile::maas36;
+
 /// The ipmi power parameters MAAS stores for a machine.
 #[derive(Clone, PartialEq, Eq)]
 pub struct IpmiParams {
@@ -27,6 +30,15 @@ pub struct IpmiParams {
     pub power_boot_type: String,
     /// hard or soft.
     pub power_off_mode: String,
+    /// 3.x settings (drivers/power/ipmi.py at 3.6.4); the 2.8 argv ignores
+    /// them as 2.8 does. Empty: not set.
+    pub k_g: String,
+    pub cipher_suite_id: String,
+    /// USER, OPERATOR or ADMIN; empty: OPERATOR (3.6's LP:1889788 default).
+    pub privilege_level: String,
+    /// None: not among the parameters, the driver's default (opensesspriv)
+    /// applies; Some(empty): no `-W` at all.
+    pub workaround_flags: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for IpmiParams {
@@ -38,6 +50,17 @@ impl std::fmt::Debug for IpmiParams {
             .field("power_driver", &self.power_driver)
             .field("power_boot_type", &self.power_boot_type)
             .field("power_off_mode", &self.power_off_mode)
+            .field(
+                "k_g",
+                &if self.k_g.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("cipher_suite_id", &self.cipher_suite_id)
+            .field("privilege_level", &self.privilege_level)
+            .field("workaround_flags", &self.workaround_flags)
             .finish()
     }
 }
@@ -69,6 +92,14 @@ impl IpmiParams {
                 "" => "hard".into(),
                 m => m.into(),
             },
+            k_g: v
+                .get("k_g")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            cipher_suite_id: s("cipher_suite_id"),
+            privilege_level: s("privilege_level"),
+            workaround_flags: workaround_flags(v.get("workaround_flags"))?,
         };
         if p.power_address.is_empty() {
             return Err(PowerError::Settings(
@@ -87,8 +118,54 @@ impl IpmiParams {
                 p.power_boot_type
             )));
         }
+        if !matches!(p.cipher_suite_id.as_str(), "" | "3" | "8" | "12" | "17") {
+            return Err(PowerError::Settings(format!(
+                "cipher_suite_id {:?} is not one of 3, 8, 12, 17 or empty",
+                p.cipher_suite_id
+            )));
+        }
+        if !matches!(
+            p.privilege_level.as_str(),
+            "" | "USER" | "OPERATOR" | "ADMIN"
+        ) {
+            return Err(PowerError::Settings(format!(
+                "privilege_level {:?} is not USER, OPERATOR or ADMIN",
+                p.privilege_level
+            )));
+        }
         Ok(p)
     }
+}
+
+/// workaround_flags as MAAS stores a multiple choice: a list of names (a
+/// single name or a comma-separated string is read as the list it means).
+fn workaround_flags(v: Option<&Value>) -> Result<Option<Vec<String>>, PowerError> {
+    let names: Vec<String> = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(String::from)
+            .collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|f| {
+                f.as_str().map(str::to_string).ok_or_else(|| {
+                    PowerError::Settings(format!("workaround_flags entry {f} is not a string"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|f| !f.is_empty())
+            .collect(),
+        Some(other) => {
+            return Err(PowerError::Settings(format!(
+                "workaround_flags {other} is not a list of flag names"
+            )));
+        }
+    };
+    Ok(Some(names))
 }
 
 /// What to do.
@@ -273,9 +350,47 @@ pub fn parse_state(output: &str) -> PowerState {
     PowerState::Unknown
 }
 
-/// Arguments ipmipower and ipmi-chassis-config share.
-fn common_args(cmd: Cmd, p: &IpmiParams) -> Cmd {
-    let cmd = cmd.args(["-W", "opensesspriv", "-l", "OPERATOR"]);
+/// Arguments ipmipower and ipmi-chassis-config share, in the order the
+/// profile's MAAS puts them.
+fn common_args(cmd: Cmd, p: &IpmiParams, argv: IpmiArgv) -> Cmd {
+    match argv {
+        IpmiArgv::Maas28 => connection_args(cmd.args(["-W", "opensesspriv", "-l", "OPERATOR"]), p),
+        IpmiArgv::Maas36 => {
+            let flags: Vec<String> = match &p.workaround_flags {
+                Some(f) => f.clone(),
+                None => maas36::WORKAROUND_FLAGS
+                    .iter()
+                    .map(|f| f.to_string())
+                    .collect(),
+            };
+            let cmd = if flags.is_empty() {
+                cmd
+            } else {
+                cmd.args(["-W".to_string(), flags.join(",")])
+            };
+            let cmd = connection_args(cmd, p);
+            let cmd = if p.k_g.is_empty() {
+                cmd
+            } else {
+                cmd.arg("-k").secret_arg(p.k_g.clone())
+            };
+            let cmd = if p.cipher_suite_id.is_empty() {
+                cmd
+            } else {
+                cmd.args(["-I", p.cipher_suite_id.as_str()])
+            };
+            let level = if p.privilege_level.is_empty() {
+                maas36::UNSET_PRIVILEGE_LEVEL
+            } else {
+                p.privilege_level.as_str()
+            };
+            cmd.args(["-l", level])
+        }
+    }
+}
+
+/// Driver type, host, user and password (both versions, this order).
+fn connection_args(cmd: Cmd, p: &IpmiParams) -> Cmd {
     let cmd = if p.power_driver.is_empty() {
         cmd
     } else {
@@ -291,8 +406,8 @@ fn common_args(cmd: Cmd, p: &IpmiParams) -> Cmd {
 }
 
 /// The ipmipower command for `action` (power on is `--cycle --on-if-off`).
-pub fn power_command(p: &IpmiParams, action: PowerAction) -> Cmd {
-    let cmd = common_args(Cmd::new("ipmipower"), p);
+pub fn power_command(p: &IpmiParams, action: PowerAction, argv: IpmiArgv) -> Cmd {
+    let cmd = common_args(Cmd::new("ipmipower"), p, argv);
     match action {
         PowerAction::On => cmd.args(["--cycle", "--on-if-off"]),
         PowerAction::Off if p.power_off_mode == "soft" => cmd.arg("--soft"),
@@ -321,8 +436,8 @@ pub fn chassis_config_text(power_boot_type: &str) -> String {
 }
 
 /// `ipmi-chassis-config ... --commit --filename FILE`.
-pub fn chassis_config_command(p: &IpmiParams, file: &Path) -> Cmd {
-    common_args(Cmd::new("ipmi-chassis-config"), p)
+pub fn chassis_config_command(p: &IpmiParams, file: &Path, argv: IpmiArgv) -> Cmd {
+    common_args(Cmd::new("ipmi-chassis-config"), p, argv)
         .args(["--commit", "--filename"])
         .arg(file.display().to_string())
 }
@@ -345,6 +460,8 @@ pub struct PowerDriverConfig {
     /// A directory searched first for ipmipower and ipmi-chassis-config
     /// (a lab may pin a FreeIPMI build).
     pub path_prepend: Option<PathBuf>,
+    /// Whose argv: MAAS 2.8's or 3.6's (the sim profile).
+    pub argv: IpmiArgv,
 }
 
 impl Default for PowerDriverConfig {
@@ -356,6 +473,7 @@ impl Default for PowerDriverConfig {
             command_timeout: Duration::from_secs(60),
             change_timeout: Duration::from_secs(5 * 60),
             path_prepend: None,
+            argv: IpmiArgv::default(),
         }
     }
 }
@@ -393,7 +511,7 @@ impl IpmiPowerDriver {
         if action == PowerAction::On {
             self.set_pxe_boot(p).await?;
         }
-        let cmd = self.place(power_command(p, action));
+        let cmd = self.place(power_command(p, action, self.config.argv));
         let out = cmd.output().await.map_err(cmd_error)?;
         // ipmipower prints its errors on stdout, the only stream MAAS reads.
         classify_output(&out.stdout)?;
@@ -422,7 +540,10 @@ impl IpmiPowerDriver {
         let file = temp_config_path();
         std::fs::write(&file, chassis_config_text(&p.power_boot_type))
             .map_err(|e| PowerError::Fatal(format!("writing {}: {e}", file.display())))?;
-        let result = self.place(chassis_config_command(p, &file)).output().await;
+        let result = self
+            .place(chassis_config_command(p, &file, self.config.argv))
+            .output()
+            .await;
         let _ = std::fs::remove_file(&file);
         let out = result.map_err(cmd_error)?;
         if let Err(e @ PowerError::Auth(_)) = classify_output(&out.stderr) {
@@ -598,17 +719,20 @@ mod tests {
             .map(|a| {
                 (
                     format!("{a:?}"),
-                    power_command(&p, *a).in_netns("lab0").display(),
+                    power_command(&p, *a, IpmiArgv::Maas28)
+                        .in_netns("lab0")
+                        .display(),
                 )
             })
             .chain([
                 (
                     "Soft".to_string(),
-                    power_command(&params("auto", "soft"), PowerAction::Off).display(),
+                    power_command(&params("auto", "soft"), PowerAction::Off, IpmiArgv::Maas28)
+                        .display(),
                 ),
                 (
                     "Chassis".to_string(),
-                    chassis_config_command(&p, Path::new("/tmp/F")).display(),
+                    chassis_config_command(&p, Path::new("/tmp/F"), IpmiArgv::Maas28).display(),
                 ),
             ])
             .collect();
@@ -618,9 +742,92 @@ mod tests {
         insta::assert_yaml_snapshot!(shown);
         // The real argv carries the password.
         assert!(
-            power_command(&p, PowerAction::Query)
+            power_command(&p, PowerAction::Query, IpmiArgv::Maas28)
                 .argv()
                 .contains(&"s3cr3tpw".to_string())
+        );
+    }
+
+    /// What MAAS 3.6.4's bmc_config.py reports for our BMC (with k_g set
+    /// here to show it is passed and hidden).
+    fn params36(extra: serde_json::Value) -> IpmiParams {
+        let mut v = json!({
+            "power_address": "10.9.0.11", "power_user": "maas", "power_pass": "s3cr3tpw",
+            "power_driver": "LAN_2_0", "power_boot_type": "auto", "k_g": "",
+            "cipher_suite_id": "3", "privilege_level": "ADMIN", "mac_address": "52:54:00:aa:bb:cc"
+        });
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        IpmiParams::from_json(&v).unwrap()
+    }
+
+    #[test]
+    fn argv_of_maas_3_6_per_parameter() {
+        let a = IpmiArgv::Maas36;
+        let shown: Vec<(String, String)> = [
+            ("reported", json!({})),
+            ("k_g set", json!({"k_g": "kgsecretkgsecretkgse"})),
+            ("no workarounds", json!({"workaround_flags": []})),
+            (
+                "two workarounds",
+                json!({"workaround_flags": ["opensesspriv", "authcap"]}),
+            ),
+            (
+                "unset level and suite",
+                json!({"privilege_level": "", "cipher_suite_id": ""}),
+            ),
+        ]
+        .into_iter()
+        .map(|(name, extra)| {
+            let p = params36(extra);
+            (
+                name.to_string(),
+                power_command(&p, PowerAction::Query, a).display(),
+            )
+        })
+        .chain([(
+            "chassis".to_string(),
+            chassis_config_command(&params36(json!({})), Path::new("/tmp/F"), a).display(),
+        )])
+        .collect();
+        for (_, s) in &shown {
+            assert!(!s.contains("s3cr3tpw") && !s.contains("kgsecret"), "{s}");
+        }
+        insta::assert_yaml_snapshot!(shown);
+        let argv = power_command(
+            &params36(json!({"k_g": "kgsecretkgsecretkgse"})),
+            PowerAction::On,
+            a,
+        )
+        .argv();
+        assert!(argv.contains(&"kgsecretkgsecretkgse".to_string()));
+        // 2.8's argv ignores the 3.x settings, as 2.8 does.
+        let old = power_command(&params36(json!({})), PowerAction::Query, IpmiArgv::Maas28).argv();
+        assert!(!old.contains(&"-I".to_string()) && old.contains(&"OPERATOR".to_string()));
+    }
+
+    #[test]
+    fn maas_3_6_settings_outside_its_choices_are_setting_errors() {
+        for bad in [
+            json!({"cipher_suite_id": "0"}),
+            json!({"privilege_level": "root"}),
+            json!({"workaround_flags": 7}),
+        ] {
+            let mut v = json!({"power_address": "1.2.3.4"});
+            for (k, x) in bad.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            let e = IpmiParams::from_json(&v).unwrap_err();
+            assert!(matches!(e, PowerError::Settings(_)), "{bad}: {e:?}");
+        }
+        let p = IpmiParams::from_json(
+            &json!({"power_address": "1.2.3.4", "workaround_flags": "opensesspriv,idzero"}),
+        )
+        .unwrap();
+        assert_eq!(
+            p.workaround_flags,
+            Some(vec!["opensesspriv".to_string(), "idzero".to_string()])
         );
     }
 
@@ -689,7 +896,7 @@ mod tests {
         let unset = IpmiParams::from_json(&json!({"power_address": "1.2.3.4"})).unwrap();
         assert_eq!(unset.power_driver, "");
         assert!(
-            !power_command(&unset, PowerAction::Query)
+            !power_command(&unset, PowerAction::Query, IpmiArgv::Maas28)
                 .argv()
                 .contains(&"--driver-type".to_string())
         );

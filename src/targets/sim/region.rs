@@ -14,6 +14,7 @@ use super::boot::{BootConfig, BootContext, BootPurpose, Firmware, boot_config};
 use super::events::{self, EventKind};
 use super::postgres::{self, PostgresError};
 use super::power::{IpmiPowerDriver, PowerDriverConfig};
+use super::profile::SimProfile;
 use super::state::RegionState;
 use super::store::{Store, StoreError};
 use crate::maas::{ApiKey, MaasClient, MaasError};
@@ -41,6 +42,9 @@ pub struct SimRegionConfig {
     pub heartbeat_timeout: Option<Duration>,
     /// Put IPMI_RETRY_BASE_SECONDS into preseeds (tests set 1).
     pub ipmi_retry_base_seconds: Option<u32>,
+    /// Which MAAS the region imitates (2.8 by default; profile.rs). It
+    /// also picks the power driver's argv (`power.argv` is set from it).
+    pub profile: SimProfile,
     /// The sim rack's hostname in rackcontrollers/.
     pub rack_hostname: String,
     /// Interface names the sim rack reports in its interface_set (MAAS
@@ -59,6 +63,7 @@ impl SimRegionConfig {
             power_query_stale: Duration::from_secs(5 * 60),
             heartbeat_timeout: Some(Duration::from_secs(30 * 60)),
             ipmi_retry_base_seconds: None,
+            profile: SimProfile::default(),
             rack_hostname: "sim-rack".into(),
             rack_interfaces: Vec::new(),
         }
@@ -118,7 +123,11 @@ impl SimRegion {
         let state = Arc::new(RegionState {
             store,
             maas_url: maas_url.trim_end_matches('/').to_string(),
-            power: IpmiPowerDriver::new(cfg.power),
+            power: IpmiPowerDriver::new(PowerDriverConfig {
+                argv: cfg.profile.ipmi_argv(),
+                ..cfg.power
+            }),
+            profile: cfg.profile,
             ipmi_retry_base_seconds: cfg.ipmi_retry_base_seconds,
             rack_system_id,
             rack_interfaces: cfg.rack_interfaces,

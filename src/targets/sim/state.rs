@@ -44,6 +44,8 @@ pub struct RegionState {
     pub maas_url: String,
     pub power: IpmiPowerDriver,
     pub ipmi_retry_base_seconds: Option<u32>,
+    /// Which MAAS the region imitates (profile.rs).
+    pub profile: super::profile::SimProfile,
     pub rack_system_id: String,
     /// Interface names of the sim rack (SimRegionConfig::rack_interfaces).
     pub rack_interfaces: Vec<String>,
@@ -156,7 +158,11 @@ impl RegionState {
             PowerChange::Off => &events::POWERING_OFF,
             PowerChange::Cycle => &events::POWER_CYCLING,
         };
-        self.event(system_id, starting, "").await;
+        // 3.6 records neither this nor "Node powered on" (profile.rs).
+        let change_events = self.profile.records_power_change_events();
+        if change_events {
+            self.event(system_id, starting, "").await;
+        }
         let d = match self.driver(system_id).await {
             Ok(Driver::Manual) => {
                 tracing::info!(
@@ -209,7 +215,7 @@ impl RegionState {
                     PowerChange::Off => PowerState::Off,
                     PowerChange::On | PowerChange::Cycle => PowerState::On,
                 };
-                if state == want || state == PowerState::Unknown {
+                if change_events && (state == want || state == PowerState::Unknown) {
                     let done = match want {
                         PowerState::Off => &events::POWERED_OFF,
                         _ => &events::POWERED_ON,

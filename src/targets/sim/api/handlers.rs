@@ -32,7 +32,7 @@ fn required(field: &str) -> ApiError {
 
 // ---- version ---------------------------------------------------------
 
-pub async fn version(_: Req) -> ApiResult {
+pub async fn version(r: Req) -> ApiResult {
     ok_json(&Version {
         capabilities: [
             "networks-management",
@@ -48,8 +48,9 @@ pub async fn version(_: Req) -> ApiResult {
         .iter()
         .map(|s| s.to_string())
         .collect(),
-        // Speaks 2.8's API; says in the subversion that it is not MAAS.
-        version: "2.8.7".into(),
+        // Speaks the profile's API (2.8.7 or 3.6.4); says in the
+        // subversion that it is not MAAS (3.6 leaves subversion empty).
+        version: r.st.profile.maas_version().into(),
         subversion: format!(
             "maas-e2e sim region {} (a reference implementation, not MAAS)",
             env!("CARGO_PKG_VERSION")

@@ -1,0 +1,360 @@
+//! The sim's MAAS 3.6 profile at the region, with real FreeIPMI against our
+//! BMC: the version document, the preseed's MAAS_PROFILE, the power
+//! parameters 3.6's bmc_config.py reports kept as sent, and a power change
+//! run with 3.6's argv (cipher suite 3 from cipher_suite_id, ADMIN from
+//! privilege_level) and without 2.8's "Powering on" / "Node powered on".
+
+use std::time::Duration;
+
+use maas_e2e::maas::*;
+use maas_e2e::targets::sim::SimProfile;
+use serde_json::json;
+
+use crate::common::{TestBmc, fast_power, have_freeipmi, start_sim_profile};
+
+/// What MAAS 3.6.4's bmc_config.py reports for our BMC (IPMI.get_credentials).
+fn reported_by_3_6(bmc: &TestBmc) -> serde_json::Value {
+    let mut v = bmc.power_parameters();
+    let o = v.as_object_mut().unwrap();
+    o.insert("power_boot_type".into(), json!("auto"));
+    o.insert("k_g".into(), json!(""));
+    o.insert("cipher_suite_id".into(), json!("3"));
+    o.insert("privilege_level".into(), json!("ADMIN"));
+    o.insert("mac_address".into(), json!("02:00:00:00:00:0a"));
+    v
+}
+
+/// The LAN transcript's setup events and commands, as `event detail` / `name request`.
+fn lan_lines(bmc: &TestBmc) -> Vec<String> {
+    std::fs::read_to_string(bmc.dir.path().join("transcript.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["channel"] == "lan")
+        .map(|v| {
+            format!(
+                "{} {} {}",
+                v["event"].as_str().unwrap_or(""),
+                v["name"].as_str().unwrap_or(""),
+                v["detail"].as_str().or(v["request"].as_str()).unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_3_6_profile_answers_3_6_4_and_powers_with_3_6_argv_against_our_bmc() {
+    if !have_freeipmi() {
+        return;
+    }
+    let bmc = TestBmc::start().await;
+    let Some(sim) = start_sim_profile(
+        "profile36",
+        fast_power(None),
+        None,
+        Duration::from_secs(300),
+        None,
+        SimProfile::Maas36,
+    )
+    .await
+    else {
+        return;
+    };
+    let url = sim.region().local_maas_url();
+    let v = MaasClient::new(&url, None)
+        .unwrap()
+        .version()
+        .await
+        .unwrap();
+    assert_eq!(v.version, "3.6.4");
+    assert!(v.subversion.contains("not MAAS"), "{v:?}");
+    let preseed = reqwest::get(format!(
+        "{url}/metadata/latest/enlist-preseed/?op=get_enlist_preseed"
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(preseed.contains("MAAS_PROFILE='3.6'"), "{preseed}");
+
+    let anon = MaasClient::new(&url, None).unwrap();
+    let id = anon
+        .enlist(&EnlistRequest {
+            hostname: String::new(),
+            architecture: "amd64".into(),
+            subarchitecture: Some("generic".into()),
+            power_type: "ipmi".into(),
+            power_parameters: reported_by_3_6(&bmc),
+            mac_addresses: vec!["52:54:00:36:00:01".into()],
+        })
+        .await
+        .unwrap()
+        .system_id;
+    let params = sim.client.power_parameters(&id).await.unwrap();
+    for (k, want) in [
+        ("cipher_suite_id", "3"),
+        ("privilege_level", "ADMIN"),
+        ("k_g", ""),
+        ("mac_address", "02:00:00:00:00:0a"),
+    ] {
+        assert_eq!(params.get(k), Some(&json!(want)), "{k} in {params:?}");
+    }
+
+    sim.client.power_on(&id).await.unwrap();
+    let mut state = PowerState::Unknown;
+    for _ in 0..400 {
+        state = sim.client.machine(&id).await.unwrap().power_state;
+        if state == PowerState::On {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(state, PowerState::On);
+    assert!(bmc.is_on(), "the BMC's machine is on");
+    let lan = lan_lines(&bmc);
+    assert!(
+        lan.iter()
+            .any(|l| l.starts_with("session_activated") && l.ends_with("cipher suite 3")),
+        "{lan:#?}"
+    );
+
+    let page = sim
+        .client
+        .events(&EventQuery {
+            system_id: Some(id.clone()),
+            level: Some("DEBUG".into()),
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let types: Vec<&str> = page.events.iter().map(|e| e.event_type.as_str()).collect();
+    for gone in ["Powering on", "Node powered on"] {
+        assert!(!types.contains(&gone), "3.6 records no {gone:?}: {types:?}");
+    }
+}
+
+/// MAAS 3.6.4's JSON where it differs from 2.8.7's, built from the 2.8
+/// fixtures by the documented changes (api/machines.py
+/// DISPLAYED_MACHINE_FIELDS at 3.6.4: iscsiblockdevice_set gone; ten new
+/// fields; api/version.py: subversion empty), parses into the same models.
+#[test]
+fn the_client_reads_maas_3_6_json() {
+    let fixture = |name: &str| {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/maas")
+            .join(name);
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let mut m = fixture("machine_ready.json");
+    let o = m.as_object_mut().unwrap();
+    assert!(o.remove("iscsiblockdevice_set").is_some());
+    for (k, v) in [
+        ("enable_hw_sync", json!(false)),
+        ("enable_kernel_crash_dump", json!(false)),
+        ("ephemeral_deploy", json!(false)),
+        ("error_description", json!("")),
+        ("last_sync", json!(null)),
+        ("next_sync", json!(null)),
+        ("parent", json!(null)),
+        ("sync_interval", json!(null)),
+        ("virtualmachine_id", json!(null)),
+        ("workload_annotations", json!({})),
+    ] {
+        o.insert(k.into(), v);
+    }
+    let parsed: Machine = serde_json::from_value(m).unwrap();
+    assert_eq!(parsed.status, NodeStatus::READY);
+    assert!(parsed.iscsiblockdevice_set.is_empty());
+
+    let mut v = fixture("version.json");
+    v["version"] = json!("3.6.4-16289-g.9b0b9c2a8");
+    v["subversion"] = json!("");
+    let parsed: Version = serde_json::from_value(v).unwrap();
+    assert!(parsed.version.starts_with("3.6."));
+
+    // 3.6's power parameters: a list for workaround_flags, and the sim's
+    // driver reads them as the 3.6 rack does.
+    let mut p = fixture("power_parameters.json");
+    p["cipher_suite_id"] = json!("3");
+    p["privilege_level"] = json!("ADMIN");
+    p["workaround_flags"] = json!(["opensesspriv"]);
+    let params = maas_e2e::targets::sim::IpmiParams::from_json(&p).unwrap();
+    let argv = maas_e2e::targets::sim::power_command(
+        &params,
+        maas_e2e::targets::sim::PowerAction::Query,
+        SimProfile::Maas36.ipmi_argv(),
+    )
+    .argv();
+    let pos = |a: &str| argv.iter().position(|x| x == a).unwrap();
+    assert_eq!(argv[pos("-I") + 1], "3");
+    assert_eq!(argv[pos("-l") + 1], "ADMIN");
+    assert_eq!(argv[pos("-W") + 1], "opensesspriv");
+}
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/ephemeral");
+const ROOT_PASS: &str = "pw-root-36";
+const BMC_MAC: &str = "02:00:00:00:36:01";
+
+/// Run the 3.6 guest BMC configuration (bmc_config36.sh) on the host under
+/// busybox sh against our BMC over LAN: `bmc-config` is the real FreeIPMI
+/// tool with the LAN session arguments put in front (the guest reaches its
+/// BMC in-band, which the host has no device for). `ipmi-locate` and
+/// `ipmitool raw 06 01` are named stubs: they only tell the script an IPMI
+/// 2.0 BMC is there and that it is no HP Moonshot.
+fn configure_36(bmc: &TestBmc, scratch: &std::path::Path) -> String {
+    let bin = scratch.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = ["/usr/sbin/bmc-config", "/usr/bin/bmc-config"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("bmc-config (freeipmi-tools)");
+    let scripts = [
+        (
+            "bmc-config",
+            format!(
+                "#!/bin/sh\nexec {real} -D LAN_2_0 -h {} -u root -p {ROOT_PASS} -l ADMIN \"$@\"\n",
+                bmc.address()
+            ),
+        ),
+        (
+            "ipmi-locate",
+            "#!/bin/sh\necho 'IPMI Version: 2.0'\n".to_string(),
+        ),
+        ("ipmitool", "#!/bin/sh\necho ' 20 01 00'\n".to_string()),
+    ];
+    for (name, text) in scripts {
+        let p = bin.join(name);
+        std::fs::write(&p, text).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let body = format!(
+        ". {FIXTURES}/lib.sh\nlog() {{ echo \"LOG $*\"; }}\n. {FIXTURES}/autodetect.sh\n. {FIXTURES}/bmc_config36.sh\n\
+         use_bmc_config_36\nipmi_autodetect; echo \"rc=$?\"; echo \"params=$POWER_PARAMETERS\"; echo \"error=$AUTODETECT_ERROR\"\n"
+    );
+    let out = std::process::Command::new("busybox")
+        .args(["sh", "-c", &body])
+        .env(
+            "PATH",
+            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
+        )
+        .env("SCRATCH", scratch)
+        .env("IPMI_RETRY_BASE_SECONDS", "0")
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The LAN commands of the transcript after `skip` lines, with failures.
+fn lan_commands_from(bmc: &TestBmc, skip: usize) -> Vec<String> {
+    bmc.lan_commands().into_iter().skip(skip).collect()
+}
+
+async fn bmc_for_36() -> TestBmc {
+    use maas_e2e::bmc::config::{PrivilegeName, UserConfig};
+    TestBmc::start_with(None, |c| {
+        // An operator's own admin account; no user named maas yet.
+        c.users = vec![UserConfig {
+            name: "root".into(),
+            password: ROOT_PASS.into(),
+            privilege: PrivilegeName::Administrator,
+            enabled: true,
+        }];
+        c.lan.mac = Some(BMC_MAC.into());
+    })
+    .await
+}
+
+// Multi-threaded: the script runs blocking while the BMC answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_3_6_guest_configures_our_bmc_then_its_parameters_power_it_with_3_6_argv() {
+    if !have_freeipmi() || !maas_e2e::testing::require_program("busybox", "busybox-static") {
+        return;
+    }
+    let bmc = bmc_for_36().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let out = configure_36(&bmc, scratch.path());
+    assert!(out.contains("rc=0"), "{out}");
+    let params: serde_json::Value =
+        serde_json::from_str(out.lines().find_map(|l| l.strip_prefix("params=")).unwrap()).unwrap();
+    // What 3.6's get_credentials reports: the BMC's own address and MAC.
+    assert_eq!(params["power_address"], "192.0.2.10", "{out}");
+    assert_eq!(params["mac_address"], BMC_MAC, "{out}");
+    assert_eq!(params["cipher_suite_id"], "3");
+    assert_eq!(params["privilege_level"], "ADMIN");
+    assert_eq!(params["power_user"], "maas");
+    assert_eq!(params["k_g"], "");
+    // The BMC before the user (configure() then add_bmc_user()).
+    let first = bmc.lan_commands();
+    let pos = |name: &str| first.iter().position(|c| c == name);
+    let user = pos("set_user_name").unwrap_or_else(|| panic!("no set_user_name in {first:?}"));
+    let sol = pos("set_sol_config").unwrap_or_else(|| panic!("no set_sol_config in {first:?}"));
+    assert!(sol < user, "{first:?}");
+
+    // The reported parameters work with the 3.6 rack's argv (cipher suite 3, ADMIN).
+    let mut at_bmc = params.clone();
+    at_bmc["power_address"] = json!(bmc.address());
+    at_bmc["power_pass"] = params["power_pass"].clone();
+    let p = maas_e2e::targets::sim::IpmiParams::from_json(&at_bmc).unwrap();
+    let cmd = maas_e2e::targets::sim::power_command(
+        &p,
+        maas_e2e::targets::sim::PowerAction::Query,
+        SimProfile::Maas36.ipmi_argv(),
+    );
+    let stat = cmd.output().await.unwrap();
+    assert!(stat.stdout.contains(": off"), "{}: {stat:?}", cmd.display());
+
+    // A second configuration finds the user and sets only what differs:
+    // the password (never shown by a checkout), not the name again.
+    let again = configure_36(&bmc, scratch.path());
+    assert!(again.contains("rc=0"), "{again}");
+    let second = lan_commands_from(&bmc, first.len());
+    assert!(
+        second.iter().any(|c| c == "set_user_password"),
+        "{second:?}"
+    );
+    assert!(!second.iter().any(|c| c == "set_user_name"), "{second:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_3_6_guest_whose_password_sets_fail_gives_up_after_the_patchs_five_attempts() {
+    if !have_freeipmi() || !maas_e2e::testing::require_program("busybox", "busybox-static") {
+        return;
+    }
+    let bmc = bmc_for_36().await;
+    // Set User Password (IPMI 2.0 §22.30, netfn App 0x06, cmd 0x47) always
+    // answers "unspecified error" on the LAN.
+    bmc.set_fault(maas_e2e::bmc::fault::Fault::FailCommand {
+        netfn: 0x06,
+        cmd: 0x47,
+        on: maas_e2e::bmc::fault::Where::Lan,
+        times: 1000,
+        cc: 0xFF,
+    });
+    let scratch = tempfile::tempdir().unwrap();
+    let out = configure_36(&bmc, scratch.path());
+    assert!(out.contains("rc=1"), "{out}");
+    assert!(out.contains("error=Unable to add BMC user!"), "{out}");
+    assert!(out.contains("attempt 5 of 5"), "{out}");
+    assert!(!out.contains("attempt 6"), "{out}");
+    // One password per attempt (the patch re-raises the first failure),
+    // and the name is set once: the copy remembers it.
+    let cmds = bmc.lan_commands();
+    let failed = cmds
+        .iter()
+        .filter(|c| c.starts_with("set_user_password -> "))
+        .count();
+    assert_eq!(failed, 5, "{cmds:?}");
+    assert_eq!(
+        cmds.iter().filter(|c| *c == "set_user_name").count(),
+        1,
+        "{cmds:?}"
+    );
+    assert!(!out.contains("params={"), "no parameters reported: {out}");
+}
