@@ -391,6 +391,16 @@ pub fn table() -> Vec<Resource> {
             vec![get(None, "Read a resource pool.", run!(h::pool_read))],
         ),
         res(
+            "ScriptsHandler",
+            "/MAAS/api/2.0/scripts/",
+            &[],
+            "Manage custom commissioning and testing scripts.",
+            vec![
+                get(None, "List stored scripts.", run!(super::scripts::scripts_read)),
+                post(None, "Create a new script.", run!(super::scripts::scripts_create)),
+            ],
+        ),
+        res(
             "TagsHandler",
             "/MAAS/api/2.0/tags/",
             &[],
