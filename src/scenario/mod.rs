@@ -559,12 +559,16 @@ fn check_upload_script(u: &UploadScript, at: &str, err: &mut impl FnMut(String, 
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.+-".contains(c));
     if !name_ok {
-        err(format!("{at}.name"), format!("`{name}` is not a script name; {allowed}"));
+        err(
+            format!("{at}.name"),
+            format!("`{name}` is not a script name; {allowed}"),
+        );
     }
     if u.script.trim().is_empty() {
         err(
             format!("{at}.script"),
-            "is empty; allowed: a script, its first line `#!` and an interpreter, e.g. #!/bin/sh".into(),
+            "is empty; allowed: a script, its first line `#!` and an interpreter, e.g. #!/bin/sh"
+                .into(),
         );
     } else if !u.script.starts_with("#!") {
         err(

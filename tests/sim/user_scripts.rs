@@ -34,7 +34,12 @@ async fn an_uploaded_commissioning_script_is_served_to_the_node_and_its_failure_
     let base = sim.region().local_maas_url();
 
     // 2.8's form rules answer 400 with the field.
-    for (name, script) in [("none", SCRIPT), ("42", SCRIPT), ("two words", SCRIPT), ("ok", "")] {
+    for (name, script) in [
+        ("none", SCRIPT),
+        ("42", SCRIPT),
+        ("two words", SCRIPT),
+        ("ok", ""),
+    ] {
         let e = sim
             .client
             .create_script(name, "commissioning", script)
@@ -47,8 +52,14 @@ async fn an_uploaded_commissioning_script_is_served_to_the_node_and_its_failure_
         .create_script("99-fails", "commissioning", SCRIPT)
         .await
         .unwrap();
-    assert_eq!((s["name"].as_str(), s["type"].as_i64()), (Some("99-fails"), Some(0)));
-    let again = sim.client.create_script("99-fails", "commissioning", SCRIPT).await;
+    assert_eq!(
+        (s["name"].as_str(), s["type"].as_i64()),
+        (Some("99-fails"), Some(0))
+    );
+    let again = sim
+        .client
+        .create_script("99-fails", "commissioning", SCRIPT)
+        .await;
     assert!(
         again.unwrap_err().to_string().contains("already exists"),
         "a taken name is refused"
@@ -75,17 +86,36 @@ async fn an_uploaded_commissioning_script_is_served_to_the_node_and_its_failure_
         .unwrap();
     let id = m.system_id;
     let preseed_url = format!("{base}/metadata/latest/by-id/{id}/?op=get_preseed");
-    let preseed = reqwest::get(&preseed_url).await.unwrap().text().await.unwrap();
-    assert_eq!(preseed_value(&preseed, "MAAS_MODE").as_deref(), Some("poweroff"));
+    let preseed = reqwest::get(&preseed_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        preseed_value(&preseed, "MAAS_MODE").as_deref(),
+        Some("poweroff")
+    );
     assert_eq!(preseed_value(&preseed, "COMMISSIONING_USER_SCRIPTS"), None);
-    let key: ApiKey = preseed_value(&preseed, "OAUTH_KEY").unwrap().parse().unwrap();
+    let key: ApiKey = preseed_value(&preseed, "OAUTH_KEY")
+        .unwrap()
+        .parse()
+        .unwrap();
 
     sim.client
         .commission(&id, &CommissionOptions::default())
         .await
         .unwrap();
-    let preseed = reqwest::get(&preseed_url).await.unwrap().text().await.unwrap();
-    assert_eq!(preseed_value(&preseed, "MAAS_MODE").as_deref(), Some("commission"));
+    let preseed = reqwest::get(&preseed_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        preseed_value(&preseed, "MAAS_MODE").as_deref(),
+        Some("commission")
+    );
     assert_eq!(
         preseed_value(&preseed, "COMMISSIONING_USER_SCRIPTS").as_deref(),
         Some("99-fails")
@@ -115,7 +145,10 @@ async fn an_uploaded_commissioning_script_is_served_to_the_node_and_its_failure_
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
-    assert_eq!(http.get(url("99-fails")).send().await.unwrap().status(), 401);
+    assert_eq!(
+        http.get(url("99-fails")).send().await.unwrap().status(),
+        401
+    );
 
     // Its failed result, then the guest's FAILED: Failed commissioning.
     let signal = |form: Vec<(&'static str, String)>| {
@@ -146,13 +179,22 @@ async fn an_uploaded_commissioning_script_is_served_to_the_node_and_its_failure_
         .await
         .unwrap_err();
     assert!(
-        e.to_string().contains("1 commissioning scripts failed to run"),
+        e.to_string()
+            .contains("1 commissioning scripts failed to run"),
         "{e}"
     );
     let sets = sim.client.commissioning_results(&id).await.unwrap();
-    let r = sets[0].results.iter().find(|r| r.name == "99-fails").unwrap();
+    let r = sets[0]
+        .results
+        .iter()
+        .find(|r| r.name == "99-fails")
+        .unwrap();
     assert_eq!(r.status_name, "Failed");
-    let listed = sim.client.get_raw("scripts/", &[("type", "commissioning")]).await.unwrap();
+    let listed = sim
+        .client
+        .get_raw("scripts/", &[("type", "commissioning")])
+        .await
+        .unwrap();
     let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(listed, json!([s]));
 }

@@ -396,8 +396,16 @@ pub fn table() -> Vec<Resource> {
             &[],
             "Manage custom commissioning and testing scripts.",
             vec![
-                get(None, "List stored scripts.", run!(super::scripts::scripts_read)),
-                post(None, "Create a new script.", run!(super::scripts::scripts_create)),
+                get(
+                    None,
+                    "List stored scripts.",
+                    run!(super::scripts::scripts_read),
+                ),
+                post(
+                    None,
+                    "Create a new script.",
+                    run!(super::scripts::scripts_create),
+                ),
             ],
         ),
         res(

@@ -66,11 +66,10 @@ pub async fn scripts_create(r: Req) -> ApiResult {
         .map(<[u8]>::to_vec)
         .or_else(|| p.get("script").map(|s| s.as_bytes().to_vec()))
         .unwrap_or_default();
-    let s = r
-        .st
-        .store
-        .create_user_script(p.get("name").unwrap_or(""), script_type, &content)
-        .await?;
+    let s =
+        r.st.store
+            .create_user_script(p.get("name").unwrap_or(""), script_type, &content)
+            .await?;
     Ok(axum::Json(script_json(&s, false)).into_response())
 }
 

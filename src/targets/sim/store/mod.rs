@@ -26,11 +26,11 @@ pub use commissioning::{
     COMMISSIONING_SCRIPTS, Phase, ReportedHardware, ReportedInterface, TESTING_SCRIPTS,
 };
 pub use events::LEVELS;
-pub use scripts::{
-    SCRIPT_TYPE_COMMISSIONING, SCRIPT_TYPE_TESTING, UserScript, check_script_name, script_type_of,
-};
 pub use machines::{
     EnlistForm, KNOWN_POWER_TYPES, MachineBootState, PowerSettings, new_system_id, normalise_mac,
+};
+pub use scripts::{
+    SCRIPT_TYPE_COMMISSIONING, SCRIPT_TYPE_TESTING, UserScript, check_script_name, script_type_of,
 };
 
 use sql::Args;
