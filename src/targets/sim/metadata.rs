@@ -4,13 +4,16 @@
 //! - GET /MAAS/metadata/latest/enlist-preseed/?op=get_enlist_preseed and
 //!   GET /MAAS/metadata/latest/by-id/{system_id}/?op=get_preseed return
 //!   text/plain shell lines `KEY='value'` (MAAS_MODE, MAAS_URL, METADATA_URL,
-//!   and for commission SYSTEM_ID, OAUTH_KEY, HOSTNAME; IPMI_RETRY_BASE_SECONDS
-//!   when configured).
+//!   and for commission and poweroff SYSTEM_ID, OAUTH_KEY, HOSTNAME;
+//!   IPMI_RETRY_BASE_SECONDS when configured).
 //! - POST /MAAS/metadata/2012-03-01/?op=signal, form-urlencoded or
 //!   multipart, OAuth PLAINTEXT with the node's key: status=WORKING|TESTING|OK|FAILED,
 //!   error, power_type, power_parameters (JSON string), and script results
 //!   as WORKING signals with script_name, exit_status, output_b64, or as
 //!   MAAS's own signal sends them: file parts named after the script.
+//! - GET /MAAS/metadata/2012-03-01/maas-scripts/{name}, the node's key: an
+//!   uploaded commissioning script of its current set (named in the
+//!   preseed's COMMISSIONING_USER_SCRIPTS).
 
 use std::sync::Arc;
 
