@@ -627,6 +627,18 @@ impl MaasClient {
         self.post("scripts/", &[], form, "a script").await
     }
 
+    /// `DELETE scripts/NAME` (2.8's path has no trailing slash).
+    pub async fn delete_script(&self, name: &str) -> Result<(), MaasError> {
+        self.call(
+            reqwest::Method::DELETE,
+            &format!("scripts/{name}"),
+            &[],
+            Body::None,
+        )
+        .await
+        .map(drop)
+    }
+
     pub async fn boot_resources_is_importing(&self) -> Result<bool, MaasError> {
         self.get(
             "boot-resources/",

@@ -1,7 +1,8 @@
 //! Scripts a user uploads (POST scripts/, 2.8 api/scripts.py): the sim
 //! checks them as 2.8's form does, puts every commissioning one into the
 //! next commissioning set, names them in the node's preseed and serves
-//! each to the node's key; a failed one ends in Failed commissioning.
+//! each to the node's key; a failed one ends in Failed commissioning;
+//! scripts/NAME reads and deletes one.
 
 use std::time::Duration;
 
@@ -197,4 +198,17 @@ async fn an_uploaded_commissioning_script_is_served_to_the_node_and_its_failure_
         .unwrap();
     let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(listed, json!([s]));
+
+    // One script at scripts/NAME (no trailing slash, as 2.8), then gone.
+    let one = sim.client.get_raw("scripts/99-fails", &[]).await.unwrap();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&one).unwrap(), s);
+    sim.client.delete_script("99-fails").await.unwrap();
+    assert_eq!(
+        sim.client
+            .delete_script("99-fails")
+            .await
+            .unwrap_err()
+            .status(),
+        Some(404)
+    );
 }

@@ -1,9 +1,11 @@
-//! scripts/ (2.8 api/scripts.py ScriptsHandler): upload and list the
-//! scripts op=commission runs besides the built-ins. A script is a
-//! `script` file part or form field, as 2.8's create takes it.
+//! scripts/ and scripts/{name} (2.8 api/scripts.py NodeScriptsHandler,
+//! NodeScriptHandler): upload, list, read and delete the scripts
+//! op=commission runs besides the built-ins. A script is a `script` file
+//! part or form field, as 2.8's create takes it.
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{ApiResult, Req};
@@ -84,4 +86,18 @@ pub async fn scripts_read(r: Req) -> ApiResult {
     let all = r.st.store.user_scripts(script_type).await?;
     let list: Vec<Value> = all.iter().map(|s| script_json(s, include)).collect();
     Ok(axum::Json(list).into_response())
+}
+
+/// GET scripts/{name} [include_script].
+pub async fn script_read(r: Req) -> ApiResult {
+    let s = r.st.store.user_script(r.arg("name")).await?;
+    let include = r.p.flag("include_script").unwrap_or(false);
+    Ok(axum::Json(script_json(&s, include)).into_response())
+}
+
+/// DELETE scripts/{name} (admin): 204, or 404 for an unknown name.
+pub async fn script_delete(r: Req) -> Result<Response, ApiError> {
+    admin_only(&r)?;
+    r.st.store.delete_user_script(r.arg("name")).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -2,7 +2,7 @@
 //! name, run by op=commission (every commissioning one) and served to the
 //! commissioning node.
 
-use super::{Result, Store, invalid};
+use super::{Result, Store, StoreError, invalid};
 
 /// 2.8's SCRIPT_TYPE numbers.
 pub const SCRIPT_TYPE_COMMISSIONING: i32 = 0;
@@ -92,6 +92,33 @@ impl Store {
             row,
         )
         .await
+    }
+
+    /// One script by name (404 when there is none).
+    pub async fn user_script(&self, name: &str) -> Result<UserScript> {
+        self.opt(
+            "reading a script",
+            "SELECT id, name, script_type, script FROM user_scripts WHERE name = $1",
+            &[&name],
+            row,
+        )
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("No script named {name}.")))
+    }
+
+    /// DELETE scripts/{name}.
+    pub async fn delete_user_script(&self, name: &str) -> Result<()> {
+        let n = self
+            .exec(
+                "deleting a script",
+                "DELETE FROM user_scripts WHERE name = $1",
+                &[&name],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("No script named {name}.")));
+        }
+        Ok(())
     }
 
     /// GET scripts/ (optionally one type), in id order.
