@@ -25,3 +25,5 @@ mod power;
 mod profile36;
 #[path = "sim/region.rs"]
 mod region;
+#[path = "sim/user_scripts.rs"]
+mod user_scripts;

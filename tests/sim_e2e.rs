@@ -219,7 +219,9 @@ fn commissioning_multi_nic_flaky_autodetect_and_power_retries_reach_their_end_st
 /// The parity scenarios of issue 15: autodetect refused during
 /// commissioning (Ready, old credentials), power-on failure at commission
 /// (Failed commissioning, MAAS's text), a transient BMC error during a power
-/// query (retried, passes).
+/// query (retried, passes), a New machine booted again (powered off, not
+/// enlisted twice), an uploaded commissioning script that fails (all run,
+/// then Failed commissioning).
 #[test]
 fn parity_autodetect_refused_power_on_failure_and_query_retry_match_their_snapshots() {
     if !prerequisites() {
@@ -229,6 +231,8 @@ fn parity_autodetect_refused_power_on_failure_and_query_retry_match_their_snapsh
         "autodetect-refused-commissioning",
         "power-on-failure-commission",
         "power-query-transient",
+        "enlist-twice",
+        "commissioning-script-fails",
     ]);
 }
 

@@ -14,6 +14,8 @@ pub enum Mode {
     Enlist,
     /// autodetect, signal WORKING, scripts, signal OK/FAILED, power off.
     Commission,
+    /// A known machine MAAS wants off (New, Ready, Failed ...): power off.
+    Poweroff,
 }
 
 impl Mode {
@@ -21,6 +23,7 @@ impl Mode {
         match self {
             Mode::Enlist => "enlist",
             Mode::Commission => "commission",
+            Mode::Poweroff => "poweroff",
         }
     }
 }
@@ -88,7 +91,7 @@ impl CloudConfig {
                 pairs.push(("HOSTNAME", c.hostname.clone()));
             }
             (None, Mode::Commission) => return Err(ContractError::MissingCommissioning),
-            (None, Mode::Enlist) => {}
+            (None, Mode::Enlist | Mode::Poweroff) => {}
         }
         if let Some(s) = self.ipmi_retry_base_seconds {
             pairs.push(("IPMI_RETRY_BASE_SECONDS", s.to_string()));

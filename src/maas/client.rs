@@ -610,6 +610,35 @@ impl MaasClient {
         self.post("ipranges/", &[], form, "an IP range").await
     }
 
+    /// `POST scripts/` name, type (commissioning|testing), script: a user
+    /// script (2.8 api/scripts.py takes the content as a form field or a
+    /// file part). Returns the script object as MAAS shows it.
+    pub async fn create_script(
+        &self,
+        name: &str,
+        script_type: &str,
+        script: &str,
+    ) -> Result<serde_json::Value, MaasError> {
+        let form = vec![
+            ("name".to_string(), name.to_string()),
+            ("type".to_string(), script_type.to_string()),
+            ("script".to_string(), script.to_string()),
+        ];
+        self.post("scripts/", &[], form, "a script").await
+    }
+
+    /// `DELETE scripts/NAME` (2.8's path has no trailing slash).
+    pub async fn delete_script(&self, name: &str) -> Result<(), MaasError> {
+        self.call(
+            reqwest::Method::DELETE,
+            &format!("scripts/{name}"),
+            &[],
+            Body::None,
+        )
+        .await
+        .map(drop)
+    }
+
     pub async fn boot_resources_is_importing(&self) -> Result<bool, MaasError> {
         self.get(
             "boot-resources/",

@@ -106,6 +106,10 @@ pub struct Plan {
     pub host: HostPlan,
     pub lab: LabPlan,
     pub machines: Vec<MachinePlan>,
+    /// Scripts the scenario uploads (`upload_script`): a MAAS that outlives
+    /// the run (target external) gets them deleted at stop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uploaded_scripts: Vec<String>,
 }
 
 /// Names on the host, from the run id.
@@ -295,7 +299,24 @@ pub fn plan(
         host,
         lab,
         machines,
+        uploaded_scripts: uploaded_scripts(&s.steps),
     }
+}
+
+/// The names of the scripts `upload_script` steps upload (also inside
+/// `expect_error`).
+fn uploaded_scripts(steps: &[scenario::Step]) -> Vec<String> {
+    steps
+        .iter()
+        .filter_map(|step| match step {
+            scenario::Step::UploadScript(u) => Some(u.name.clone()),
+            scenario::Step::ExpectError(e) => match &*e.step {
+                scenario::Step::UploadScript(u) => Some(u.name.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
 }
 
 /// The plan of a run on someone else's network (target external): VM NICs

@@ -478,6 +478,8 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             Step::InjectFault(f) => ("inject_fault.machine", Some(&f.machine)),
             Step::Sleep(_) => ("sleep", None),
             Step::ExpectError(_) => ("expect_error", None),
+            Step::PressPowerButton(r) => ("press_power_button", Some(r)),
+            Step::UploadScript(_) => ("upload_script", None),
         };
         if let Some(r) = r
             && !known(r)
@@ -485,8 +487,8 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             err(at(field), unknown(r));
         }
         match step {
-            Step::Commission(_) | Step::WaitStatus(_) if maas_only => {
-                err(at_prefix.clone(), "needs a MAAS, but `targets` is only `none`; allowed here: power_on, power_off, power_cycle, wait_power, inject_fault, clear_faults, sleep".into());
+            Step::Commission(_) | Step::WaitStatus(_) | Step::UploadScript(_) if maas_only => {
+                err(at_prefix.clone(), "needs a MAAS, but `targets` is only `none`; allowed here: power_on, power_off, power_cycle, press_power_button, wait_power, inject_fault, clear_faults, sleep".into());
             }
             Step::WaitStatus(w) if w.timeout.0.is_zero() => err(
                 at("wait_status.timeout"),
@@ -497,6 +499,7 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
                 "is zero; allowed: a positive duration such as 30s".into(),
             ),
             Step::InjectFault(f) => check_fault(&f.fault, &at("inject_fault.fault"), &mut err),
+            Step::UploadScript(u) => check_upload_script(u, &at("upload_script"), &mut err),
             _ => {}
         }
     }
@@ -540,6 +543,39 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
         }
     }
     errs
+}
+
+/// An uploaded script: a name MAAS 2.8 takes (forms/script.py: not
+/// "none", not a number, nothing a shell quotes) that is also a file name
+/// in the guest, and some content.
+fn check_upload_script(u: &UploadScript, at: &str, err: &mut impl FnMut(String, String)) {
+    let name = &u.name;
+    let allowed = "allowed: letters, digits and `_ . + -`, not starting with `.`, not `none`, not only digits, e.g. 99-my-check";
+    let name_ok = !name.is_empty()
+        && !name.starts_with('.')
+        && !name.eq_ignore_ascii_case("none")
+        && !name.chars().all(|c| c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.+-".contains(c));
+    if !name_ok {
+        err(
+            format!("{at}.name"),
+            format!("`{name}` is not a script name; {allowed}"),
+        );
+    }
+    if u.script.trim().is_empty() {
+        err(
+            format!("{at}.script"),
+            "is empty; allowed: a script, its first line `#!` and an interpreter, e.g. #!/bin/sh"
+                .into(),
+        );
+    } else if !u.script.starts_with("#!") {
+        err(
+            format!("{at}.script"),
+            "has no `#!` line; allowed: a script whose first line names its interpreter, e.g. #!/bin/sh".into(),
+        );
+    }
 }
 
 fn check_fault(f: &Fault, at: &str, err: &mut impl FnMut(String, String)) {

@@ -480,6 +480,34 @@ pub enum Step {
     /// The inner step must fail with an error matching `matches` (e.g. a
     /// BMC that acknowledges power on without doing it).
     ExpectError(ExpectError),
+    /// Someone presses the machine's own power button (its VM starts, MAAS
+    /// not asked): how a known machine MAAS will not start boots again
+    /// (2.8 refuses op=power_on for a machine nobody allocated).
+    PressPowerButton(MachineRef),
+    /// A user uploads a script through the MAAS API (POST scripts/, 2.8
+    /// api/scripts.py); op=commission then runs it after the built-ins.
+    UploadScript(UploadScript),
+}
+
+/// A script the scenario uploads (the `upload_script` step).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UploadScript {
+    /// MAAS's script name: letters, digits and `_ . + -`.
+    pub name: String,
+    /// When MAAS runs it.
+    #[serde(rename = "type")]
+    pub script_type: ScriptType,
+    /// The script itself (a `#!` line first).
+    pub script: String,
+}
+
+/// 2.8's script types a scenario may upload (testing scripts run only
+/// when tagged or named, which the sim does not model).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ScriptType {
+    Commissioning,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -320,13 +320,24 @@ async fn commission_new_to_ready_with_events_results_and_power() {
         "a hostname is generated when none is given"
     );
     let id = m.system_id.clone();
-    assert_eq!(
-        rack.boot_config(mac0, Firmware::Bios, boot_http)
-            .await
+    // A New machine PXE-booting again: 2.8 boots it into the commissioning
+    // environment with its own preseed, whose user data only powers it off
+    // (rpc/boot.py get_final_boot_purpose, metadataserver/api.py
+    // UserDataHandler.read): it does not enlist twice.
+    let off = rack
+        .boot_config(mac0, Firmware::Bios, boot_http)
+        .await
+        .unwrap();
+    assert_eq!(off.purpose, BootPurpose::Poweroff);
+    let preseed = busybox_get(
+        off.cmdline
             .unwrap()
-            .purpose,
-        BootPurpose::Poweroff
-    );
+            .split("cloud-config-url=")
+            .nth(1)
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(preseed_value(&preseed, "MAAS_MODE"), "poweroff");
 
     // Commission: status Commissioning, power on through FreeIPMI.
     let c = sim

@@ -119,6 +119,18 @@ impl MaasDriver {
         }
     }
 
+    /// POST scripts/: the scenario's script, as a user uploads one.
+    pub async fn upload_script(&self, u: &crate::scenario::UploadScript) -> Result<(), StageError> {
+        let kind = match u.script_type {
+            crate::scenario::ScriptType::Commissioning => "commissioning",
+        };
+        self.client
+            .create_script(&u.name, kind, &u.script)
+            .await
+            .map(drop)
+            .map_err(|e| StageError::Step(format!("uploading the script {}: {e}", u.name)))
+    }
+
     /// Known machines: the MAAS API (the rack then drives the BMC). Unknown
     /// machines: the power button (libvirt), as MAAS's enlistment starts.
     async fn power(&mut self, cx: &RunContext<'_>, name: &str, on: bool) -> Result<(), StageError> {

@@ -129,6 +129,24 @@ impl Driver {
                 }
                 Ok(())
             }
+            Step::PressPowerButton(r) => {
+                for m in cx.machines(&r.0)? {
+                    if !m.vm {
+                        return Err(StageError::Step(
+                            "has no VM whose power button could be pressed".into(),
+                        )
+                        .on(&m.name));
+                    }
+                    crate::run::lab::vms::power_button(&m.domain, true).await?;
+                }
+                Ok(())
+            }
+            Step::UploadScript(u) => match self {
+                Driver::Maas(d) => d.upload_script(u).await,
+                Driver::Bmc(_) => Err(StageError::Step(
+                    "upload_script needs a MAAS; this target has none".into(),
+                )),
+            },
             Step::PowerOn(r) | Step::PowerCycle(r) => {
                 self.machine_step(
                     cx,
@@ -193,6 +211,8 @@ pub fn step_name(step: &Step) -> String {
         ),
         Step::InjectFault(f) => format!("inject_fault {}", f.machine.0),
         Step::ClearFaults(m) => format!("clear_faults {}", m.0),
+        Step::PressPowerButton(m) => format!("press_power_button {}", m.0),
+        Step::UploadScript(u) => format!("upload_script {}", u.name),
         Step::Sleep(d) => format!("sleep {}", humantime::format_duration(d.0)),
         Step::ExpectError(e) => format!("{} fails with /{}/", step_name(&e.step), e.matches),
     }

@@ -84,18 +84,25 @@ impl Target for ExternalTarget {
         let Some(client) = maas.or_else(|| self.client.take()) else {
             return;
         };
-        let known = match client.machines().await {
-            Ok(k) => k,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot list the external MAAS's machines; the run's machines stay there");
-                return;
-            }
-        };
+        let known = client.machines().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot list the external MAAS's machines; the run's machines stay there");
+            Vec::new()
+        });
         for m in &cx.plan.machines {
             if let Some(x) = machine_with_macs(&known, m)
                 && let Err(e) = client.delete_machine(&x.system_id).await
             {
                 tracing::warn!(machine = %m.name, system_id = %x.system_id, error = %e, "cannot delete the machine from the external MAAS");
+            }
+        }
+        // The scripts the scenario uploaded would run in every later
+        // commissioning there. A 404: the step never got to upload it.
+        for name in &cx.plan.uploaded_scripts {
+            match client.delete_script(name).await {
+                Err(e) if e.status() != Some(404) => {
+                    tracing::warn!(script = %name, error = %e, "cannot delete the uploaded script from the external MAAS");
+                }
+                _ => {}
             }
         }
     }

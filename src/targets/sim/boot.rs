@@ -3,7 +3,10 @@
 //!
 //! As MAAS 2.8 (maasserver/rpc/boot.py, Node.get_boot_purpose): an unknown
 //! MAC enlists; a machine in Commissioning boots the ephemeral environment to
-//! commission; a Deployed machine boots locally; anything else powers off.
+//! commission; a Deployed machine boots locally; anything else powers off,
+//! which 2.8 does by booting the commissioning environment with the node's
+//! preseed (get_final_boot_purpose: "poweroff" -> "commissioning"), whose
+//! user data only powers it off.
 
 use serde::Serialize;
 
@@ -28,7 +31,8 @@ pub enum BootPurpose {
     Commission,
     /// Deployed: boot from the local disk (pxelinux `LOCALBOOT 0`, iPXE `exit`).
     Local,
-    /// Anything else: switch off (pxelinux `poweroff.c32`, iPXE `poweroff`).
+    /// Anything else (New, Ready, Failed ...): boot the ephemeral
+    /// environment with the node's preseed, which says `poweroff`.
     Poweroff,
 }
 
@@ -42,7 +46,7 @@ pub struct BootContext {
     pub boot_http: String,
 }
 
-/// The boot the rack hands out. URLs and cmdline are None for Local and Poweroff.
+/// The boot the rack hands out. URLs and cmdline are None for Local.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BootConfig {
     pub purpose: BootPurpose,
@@ -94,7 +98,9 @@ pub fn boot_config(
     };
     let preseed = match (purpose, &system_id) {
         (BootPurpose::Enlist, _) => Some(enlist_preseed_url(&ctx.maas_url)),
-        (BootPurpose::Commission, Some(id)) => Some(commission_preseed_url(&ctx.maas_url, id)),
+        (BootPurpose::Commission | BootPurpose::Poweroff, Some(id)) => {
+            Some(commission_preseed_url(&ctx.maas_url, id))
+        }
         _ => None,
     };
     let boot_http = ctx.boot_http.trim_end_matches('/');

@@ -4,13 +4,17 @@
 //! - GET /MAAS/metadata/latest/enlist-preseed/?op=get_enlist_preseed and
 //!   GET /MAAS/metadata/latest/by-id/{system_id}/?op=get_preseed return
 //!   text/plain shell lines `KEY='value'` (MAAS_MODE, MAAS_URL, METADATA_URL,
-//!   and for commission SYSTEM_ID, OAUTH_KEY, HOSTNAME; IPMI_RETRY_BASE_SECONDS
-//!   when configured; MAAS_PROFILE=3.6 under the 3.6 profile).
+//!   and for commission and poweroff SYSTEM_ID, OAUTH_KEY, HOSTNAME;
+//!   IPMI_RETRY_BASE_SECONDS when configured; MAAS_PROFILE=3.6 under the
+//!   3.6 profile).
 //! - POST /MAAS/metadata/2012-03-01/?op=signal, form-urlencoded or
 //!   multipart, OAuth PLAINTEXT with the node's key: status=WORKING|TESTING|OK|FAILED,
 //!   error, power_type, power_parameters (JSON string), and script results
 //!   as WORKING signals with script_name, exit_status, output_b64, or as
 //!   MAAS's own signal sends them: file parts named after the script.
+//! - GET /MAAS/metadata/2012-03-01/maas-scripts/{name}, the node's key: an
+//!   uploaded commissioning script of its current set (named in the
+//!   preseed's COMMISSIONING_USER_SCRIPTS).
 
 use std::sync::Arc;
 
@@ -36,6 +40,10 @@ pub fn router(state: Arc<RegionState>) -> Router {
         .route("/MAAS/metadata/latest/enlist-preseed/", get(enlist_preseed))
         .route("/MAAS/metadata/latest/by-id/{id}/", get(node_preseed))
         .route("/MAAS/metadata/2012-03-01/", post(signal))
+        .route(
+            "/MAAS/metadata/2012-03-01/maas-scripts/{name}",
+            get(user_script),
+        )
         .with_state(state)
 }
 
@@ -55,27 +63,47 @@ fn text(body: String) -> Response {
         .into_response()
 }
 
+/// What a known node's preseed tells the guest to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeMode {
+    /// Commissioning or Testing: run the scripts.
+    Commission,
+    /// Any status whose boot purpose is "poweroff" (New, Ready, Failed
+    /// ...): MAAS 2.8 boots it into the commissioning environment and
+    /// serves user data that only powers it off (rpc/boot.py
+    /// get_final_boot_purpose, metadataserver/api.py UserDataHandler.read).
+    Poweroff,
+}
+
+/// A known node's part of its preseed.
+pub struct NodePreseed<'a> {
+    pub mode: NodeMode,
+    pub system_id: &'a str,
+    pub key: &'a str,
+    pub hostname: &'a str,
+    /// Uploaded commissioning scripts in its script set, fetched one by one
+    /// from maas-scripts/ (names have no spaces: 2.8's name rules).
+    pub user_scripts: &'a [String],
+}
+
 /// The preseed shell lines (pure; the contract's single source).
-pub fn preseed_text(
-    maas_url: &str,
-    retry_base: Option<u32>,
-    commission: Option<(&str, &str, &str)>,
-) -> String {
+pub fn preseed_text(maas_url: &str, retry_base: Option<u32>, node: Option<&NodePreseed>) -> String {
     let mut s = String::new();
-    s += &shell_line(
-        "MAAS_MODE",
-        if commission.is_some() {
-            "commission"
-        } else {
-            "enlist"
-        },
-    );
+    let mode = match node.map(|n| n.mode) {
+        None => "enlist",
+        Some(NodeMode::Commission) => "commission",
+        Some(NodeMode::Poweroff) => "poweroff",
+    };
+    s += &shell_line("MAAS_MODE", mode);
     s += &shell_line("MAAS_URL", maas_url);
     s += &shell_line("METADATA_URL", &format!("{maas_url}/metadata"));
-    if let Some((system_id, key, hostname)) = commission {
-        s += &shell_line("SYSTEM_ID", system_id);
-        s += &shell_line("OAUTH_KEY", key);
-        s += &shell_line("HOSTNAME", hostname);
+    if let Some(n) = node {
+        s += &shell_line("SYSTEM_ID", n.system_id);
+        s += &shell_line("OAUTH_KEY", n.key);
+        s += &shell_line("HOSTNAME", n.hostname);
+        if !n.user_scripts.is_empty() {
+            s += &shell_line("COMMISSIONING_USER_SCRIPTS", &n.user_scripts.join(" "));
+        }
     }
     if let Some(b) = retry_base {
         s += &shell_line("IPMI_RETRY_BASE_SECONDS", &b.to_string());
@@ -103,13 +131,64 @@ async fn node_preseed(State(st): St, Path(id): Path<String>) -> Result<Response,
     if m.status == NodeStatus::COMMISSIONING {
         st.event(&id, &events::GATHERING_INFO, "").await;
     }
+    let commissioning = m.status == NodeStatus::COMMISSIONING || m.status == NodeStatus::TESTING;
+    let user_scripts: Vec<String> = if commissioning {
+        st.store
+            .commissioning_user_scripts(&id)
+            .await?
+            .into_iter()
+            .map(|s| s.name)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let key = key.expose();
     Ok(text(
         preseed_text(
             &st.maas_url,
             st.ipmi_retry_base_seconds,
-            Some((&m.system_id, &key.expose(), &m.hostname)),
+            Some(&NodePreseed {
+                mode: if commissioning {
+                    NodeMode::Commission
+                } else {
+                    NodeMode::Poweroff
+                },
+                system_id: &m.system_id,
+                key: &key,
+                hostname: &m.hostname,
+                user_scripts: &user_scripts,
+            }),
         ) + &profile_lines(st.profile),
     ))
+}
+
+/// GET maas-scripts/NAME (the node's key): an uploaded script in the
+/// node's commissioning set, as MAAS serves a node its scripts
+/// (metadataserver/api.py MAASScriptsHandler, there as one tar.xz).
+async fn user_script(
+    State(st): St,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let who = authenticate(&st, &headers).await?;
+    let Some(system_id) = who.system_id else {
+        return Err(ApiError::text(
+            StatusCode::FORBIDDEN,
+            "Not authenticated as a known node.",
+        ));
+    };
+    let script = st
+        .store
+        .commissioning_user_scripts(&system_id)
+        .await?
+        .into_iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| ApiError::text(StatusCode::NOT_FOUND, "Not Found"))?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        script.script,
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -430,13 +509,33 @@ mod tests {
     #[test]
     fn preseed_lines() {
         let enlist = preseed_text("http://10.9.0.1:5240/MAAS", Some(1), None);
+        let node = |mode, user_scripts| NodePreseed {
+            mode,
+            system_id: "abc123",
+            key: "ck:tk:sec",
+            hostname: "it's-a-node",
+            user_scripts,
+        };
         let commission = preseed_text(
             "http://10.9.0.1:5240/MAAS",
             None,
-            Some(("abc123", "ck:tk:sec", "it's-a-node")),
+            Some(&node(NodeMode::Commission, &[])),
+        );
+        let scripts = ["99-fail".to_string(), "zz-last".to_string()];
+        let with_scripts = preseed_text(
+            "http://10.9.0.1:5240/MAAS",
+            None,
+            Some(&node(NodeMode::Commission, &scripts)),
+        );
+        let poweroff = preseed_text(
+            "http://10.9.0.1:5240/MAAS",
+            None,
+            Some(&node(NodeMode::Poweroff, &[])),
         );
         insta::assert_snapshot!(enlist);
         insta::assert_snapshot!(commission);
+        insta::assert_snapshot!("preseed_with_user_scripts", with_scripts);
+        insta::assert_snapshot!("preseed_poweroff", poweroff);
     }
 
     #[test]

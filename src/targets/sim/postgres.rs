@@ -519,6 +519,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_testing_and_power_monitor",
         include_str!("../../../migrations/0003_testing_and_power_monitor.sql"),
     ),
+    (
+        "0004_user_scripts",
+        include_str!("../../../migrations/0004_user_scripts.sql"),
+    ),
 ];
 
 /// Apply every migration not yet recorded in schema_migrations, in order,

@@ -137,7 +137,12 @@ pub fn boot_policy(boot_http: &str) -> BootPolicy {
 /// The pxelinux config for a decision (pure).
 pub fn pxelinux_config(cfg: &BootConfig) -> String {
     match (cfg.purpose, &cfg.kernel_url, &cfg.initrd_url, &cfg.cmdline) {
-        (BootPurpose::Enlist | BootPurpose::Commission, Some(k), Some(i), Some(c)) => {
+        (
+            BootPurpose::Enlist | BootPurpose::Commission | BootPurpose::Poweroff,
+            Some(k),
+            Some(i),
+            Some(c),
+        ) => {
             format!(
                 "DEFAULT execute\nPROMPT 0\nTIMEOUT 0\nLABEL execute\n  KERNEL {k}\n  INITRD {i}\n  APPEND {c}\n"
             )
@@ -153,7 +158,12 @@ pub fn pxelinux_config(cfg: &BootConfig) -> String {
 /// initrd only when the command line names it (`initrd=initrd`).
 pub fn ipxe_script(cfg: &BootConfig) -> String {
     match (cfg.purpose, &cfg.kernel_url, &cfg.initrd_url, &cfg.cmdline) {
-        (BootPurpose::Enlist | BootPurpose::Commission, Some(k), Some(i), Some(c)) => {
+        (
+            BootPurpose::Enlist | BootPurpose::Commission | BootPurpose::Poweroff,
+            Some(k),
+            Some(i),
+            Some(c),
+        ) => {
             format!("#!ipxe\nkernel {k} initrd=initrd {c}\ninitrd {i}\nboot\n")
         }
         (BootPurpose::Local, ..) => "#!ipxe\nexit\n".into(),
@@ -396,8 +406,8 @@ async fn record(b: &Boot, ev: &LabEvent) -> Result<(), super::store::StoreError>
     Ok(())
 }
 
-/// "Performing PXE boot" after the boot config was handed out, for the two
-/// ephemeral purposes (as `RackHandle::boot_config` records it).
+/// "Performing PXE boot" after the boot config was handed out, for every
+/// ephemeral boot (as `RackHandle::boot_config` records it).
 async fn performing_pxe_boot(
     b: &Boot,
     mac: &str,
@@ -405,7 +415,7 @@ async fn performing_pxe_boot(
 ) -> Result<(), super::store::StoreError> {
     let machine = b.rack.machine_for_mac(mac).await?;
     let cfg = boot_config(&b.ctx, machine.as_ref(), mac, fw);
-    if matches!(cfg.purpose, BootPurpose::Enlist | BootPurpose::Commission) {
+    if cfg.kernel_url.is_some() {
         b.rack.record(mac, &events::PERFORMING_PXE_BOOT, "").await?;
     }
     Ok(())

@@ -10,7 +10,7 @@ use thiserror::Error;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
-use super::boot::{BootConfig, BootContext, BootPurpose, Firmware, boot_config};
+use super::boot::{BootConfig, BootContext, Firmware, boot_config};
 use super::events::{self, EventKind};
 use super::postgres::{self, PostgresError};
 use super::power::{IpmiPowerDriver, PowerDriverConfig};
@@ -274,7 +274,7 @@ pub struct RackHandle {
 
 impl RackHandle {
     /// Decide the boot for `mac` (see `boot::boot_config`) and record
-    /// "Performing PXE boot" for the ephemeral boots.
+    /// "Performing PXE boot" for the ephemeral boots (Poweroff is one).
     pub async fn boot_config(
         &self,
         mac: &str,
@@ -287,7 +287,8 @@ impl RackHandle {
             boot_http: boot_http.to_string(),
         };
         let cfg = boot_config(&ctx, machine.as_ref(), mac, firmware);
-        if matches!(cfg.purpose, BootPurpose::Enlist | BootPurpose::Commission) {
+        // 2.8 logs it for every purpose but local (rpc/boot.py event_log_pxe_request).
+        if cfg.kernel_url.is_some() {
             self.record(mac, &events::PERFORMING_PXE_BOOT, "").await?;
         }
         Ok(cfg)

@@ -14,6 +14,7 @@
 mod describe;
 mod handlers;
 mod routes;
+mod scripts;
 
 use std::collections::HashMap;
 use std::future::Future;

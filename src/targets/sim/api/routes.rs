@@ -391,6 +391,41 @@ pub fn table() -> Vec<Resource> {
             vec![get(None, "Read a resource pool.", run!(h::pool_read))],
         ),
         res(
+            "NodeScriptsHandler",
+            "/MAAS/api/2.0/scripts/",
+            &[],
+            "Manage custom commissioning and testing scripts.",
+            vec![
+                get(
+                    None,
+                    "List stored scripts.",
+                    run!(super::scripts::scripts_read),
+                ),
+                post(
+                    None,
+                    "Create a new script.",
+                    run!(super::scripts::scripts_create),
+                ),
+            ],
+        ),
+        // No trailing slash: 2.8's urls_api.py has none for one script.
+        res(
+            "NodeScriptHandler",
+            "/MAAS/api/2.0/scripts/{name}",
+            &["name"],
+            "Manage a custom commissioning or testing script.",
+            vec![
+                get(None, "Read a script.", run!(super::scripts::script_read)),
+                act(
+                    Method::DELETE,
+                    None,
+                    Access::Auth,
+                    "Delete a script.",
+                    run!(super::scripts::script_delete),
+                ),
+            ],
+        ),
+        res(
             "TagsHandler",
             "/MAAS/api/2.0/tags/",
             &[],

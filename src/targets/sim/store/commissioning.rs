@@ -126,6 +126,18 @@ impl Store {
                     )
                     .await?;
                 }
+                // Every uploaded commissioning script too (2.8
+                // create_commissioning_script_set with none named).
+                if phase == Phase::Commissioning {
+                    sql::exec(
+                        &tx,
+                        "adding the user's commissioning scripts",
+                        "INSERT INTO script_results (script_set_id, name)
+                         SELECT $1, name FROM user_scripts WHERE script_type = 0 ORDER BY name",
+                        &[&set],
+                    )
+                    .await?;
+                }
             }
             sql::exec(
                 &tx,

@@ -14,6 +14,7 @@ mod events;
 mod machines;
 mod network;
 mod racks;
+mod scripts;
 mod sql;
 mod tokens;
 
@@ -27,6 +28,9 @@ pub use commissioning::{
 pub use events::LEVELS;
 pub use machines::{
     EnlistForm, KNOWN_POWER_TYPES, MachineBootState, PowerSettings, new_system_id, normalise_mac,
+};
+pub use scripts::{
+    SCRIPT_TYPE_COMMISSIONING, SCRIPT_TYPE_TESTING, UserScript, check_script_name, script_type_of,
 };
 
 use sql::Args;
