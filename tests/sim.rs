@@ -23,3 +23,5 @@ mod postgres;
 mod power;
 #[path = "sim/region.rs"]
 mod region;
+#[path = "sim/scenarios.rs"]
+mod scenarios;

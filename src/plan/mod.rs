@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::scenario::{self, Fault, Firmware, IpmiVersions, LoadedScenario, NicModel, TargetKind};
+use crate::scenario::{
+    self, Fault, Firmware, IpmiVersions, LoadedScenario, NicModel, PowerType, TargetKind,
+};
 
 /// Eight lowercase hex digits; short enough for 15-byte interface names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -155,6 +157,9 @@ pub struct MachinePlan {
     pub disks: Vec<DiskPlan>,
     pub console_log: PathBuf,
     pub bmc: BmcPlan,
+    /// How MAAS drives its power (`redfish`: set through the API).
+    #[serde(default, skip_serializing_if = "PowerType::is_ipmi")]
+    pub power_type: PowerType,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -275,7 +280,8 @@ pub fn plan(
                     inband_socket: vm_dir.join(format!("{name}.bmc.sock")),
                     ipmi: g.bmc.ipmi,
                     cipher_suites: g.bmc.cipher_suites.clone(),
-                    redfish: g.bmc.redfish,
+                    // A redfish machine's BMC serves Redfish, whatever `bmc` says.
+                    redfish: g.bmc.redfish || g.power_type == PowerType::Redfish,
                     username: g.bmc.credentials.username.clone(),
                     password,
                     faults: g.bmc.faults.clone(),
@@ -284,6 +290,7 @@ pub fn plan(
                         .join(name)
                         .join("bmc-transcript.jsonl"),
                 },
+                power_type: g.power_type,
             }
         })
         .collect();

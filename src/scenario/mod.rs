@@ -472,6 +472,7 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             Step::PowerOff(r) => ("power_off", Some(r)),
             Step::PowerCycle(r) => ("power_cycle", Some(r)),
             Step::Commission(r) => ("commission", Some(r)),
+            Step::CreateMachine(r) => ("create_machine", Some(r)),
             Step::ClearFaults(r) => ("clear_faults", Some(r)),
             Step::WaitStatus(w) => ("wait_status.machine", Some(&w.machine)),
             Step::WaitPower(w) => ("wait_power.machine", Some(&w.machine)),
@@ -485,7 +486,7 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             err(at(field), unknown(r));
         }
         match step {
-            Step::Commission(_) | Step::WaitStatus(_) if maas_only => {
+            Step::Commission(_) | Step::CreateMachine(_) | Step::WaitStatus(_) if maas_only => {
                 err(at_prefix.clone(), "needs a MAAS, but `targets` is only `none`; allowed here: power_on, power_off, power_cycle, wait_power, inject_fault, clear_faults, sleep".into());
             }
             Step::WaitStatus(w) if w.timeout.0.is_zero() => err(
@@ -500,6 +501,7 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             _ => {}
         }
     }
+    check_power_types(s, &machines, maas_only, &mut err);
     for (i, e) in s.expect.iter().enumerate() {
         let at = |f: &str| format!("expect[{i}].{f}");
         match e {
@@ -540,6 +542,58 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
         }
     }
     errs
+}
+
+/// A machine MAAS drives through Redfish needs a MAAS, and a
+/// `create_machine` step that gives MAAS the power type (2.8 cannot
+/// detect Redfish from inside the machine).
+fn check_power_types(
+    s: &Scenario,
+    machines: &[Machine<'_>],
+    maas_only: bool,
+    err: &mut impl FnMut(String, String),
+) {
+    let created: Vec<&str> = s
+        .steps
+        .iter()
+        .filter_map(|step| match step {
+            Step::CreateMachine(r) => Some(r.0.as_str()),
+            Step::ExpectError(e) => match &*e.step {
+                Step::CreateMachine(r) => Some(r.0.as_str()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let mut reported = BTreeSet::new();
+    for m in machines {
+        if m.group.power_type != PowerType::Redfish || !reported.insert(m.group_index) {
+            continue;
+        }
+        let at = format!("machines[{}].power_type", m.group_index);
+        if maas_only {
+            err(at, "is redfish, which needs a MAAS to drive it, but `targets` is only `none`; allowed here: ipmi (the harness drives BMCs with ipmipower)".into());
+            continue;
+        }
+        let creates = |m: &Machine<'_>| {
+            created
+                .iter()
+                .any(|r| *r == "all" || *r == m.name || *r == m.group.name)
+        };
+        if let Some(missing) = machines
+            .iter()
+            .filter(|x| x.group_index == m.group_index)
+            .find(|x| !creates(x))
+        {
+            err(
+                at,
+                format!(
+                    "is redfish, but no `create_machine` step creates `{}` (MAAS 2.8 cannot detect Redfish from inside a machine); allowed: add `create_machine: {}` before its first power step, or power_type ipmi",
+                    missing.name, m.group.name
+                ),
+            );
+        }
+    }
 }
 
 fn check_fault(f: &Fault, at: &str, err: &mut impl FnMut(String, String)) {

@@ -202,6 +202,35 @@ pub struct MachineGroup {
     pub disks: Vec<Disk>,
     #[serde(default)]
     pub bmc: BmcOptions,
+    /// How MAAS drives this machine's power. `ipmi`: what in-guest
+    /// autodetect reports at enlistment. `redfish`: the BMC serves Redfish
+    /// too, and the machine gets the type as an operator gives it, through
+    /// the API (a `create_machine` step; MAAS 2.8 cannot autodetect Redfish).
+    #[serde(default, skip_serializing_if = "PowerType::is_ipmi")]
+    pub power_type: PowerType,
+}
+
+/// The MAAS power types a scenario machine can have (each one our BMC serves).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerType {
+    #[default]
+    Ipmi,
+    Redfish,
+}
+
+impl PowerType {
+    pub fn is_ipmi(&self) -> bool {
+        *self == PowerType::Ipmi
+    }
+
+    /// MAAS's name of the power type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PowerType::Ipmi => "ipmi",
+            PowerType::Redfish => "redfish",
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -424,6 +453,10 @@ pub enum Step {
     PowerCycle(MachineRef),
     /// POST op=commission (needs a MAAS target).
     Commission(MachineRef),
+    /// POST machines/ as the admin, with the machine's MACs, power type and
+    /// power parameters, without commissioning: how an operator adds
+    /// hardware MAAS cannot enlist by itself (needs a MAAS target).
+    CreateMachine(MachineRef),
     WaitStatus(WaitStatus),
     WaitPower(WaitPower),
     InjectFault(InjectFault),

@@ -52,9 +52,12 @@ impl BmcDriver {
                 }
                 Ok(())
             }
-            MachineStep::Commission { .. } | MachineStep::WaitStatus(_) => Err(StageError::Step(
-                format!("target {}: this step needs a MAAS target", cx.plan.target),
-            )),
+            MachineStep::Commission { .. }
+            | MachineStep::Create { .. }
+            | MachineStep::WaitStatus(_) => Err(StageError::Step(format!(
+                "target {}: this step needs a MAAS target",
+                cx.plan.target
+            ))),
         }
     }
 

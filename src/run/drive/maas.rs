@@ -97,6 +97,7 @@ impl MaasDriver {
                 }
                 one_or_many(errors)
             }
+            MachineStep::Create { machines } => self.create(cx, machines).await,
             MachineStep::WaitStatus(w) => {
                 let want = NodeStatus(w.status.code() as i32);
                 let runs = cx
@@ -141,6 +142,34 @@ impl MaasDriver {
                     StageError::Step(format!("power {}: {e}", if on { "on" } else { "off" }))
                         .on(&m.name),
                 );
+            }
+        }
+        one_or_many(errors)
+    }
+
+    /// An operator's create of each machine (see `create`), not yet known
+    /// to MAAS; the system ids are learnt from the answers.
+    async fn create(&mut self, cx: &RunContext<'_>, name: &str) -> Result<(), StageError> {
+        let mut errors = Vec::new();
+        for (m, id) in self.ids_of(cx, name).await? {
+            if let Some(id) = id {
+                errors.push(
+                    StageError::Step(format!(
+                        "create_machine: MAAS already has this machine ({id}); allowed: machines MAAS does not know yet"
+                    ))
+                    .on(&m.name),
+                );
+                continue;
+            }
+            match self
+                .client
+                .create_machine(&super::create::create_request(m), false)
+                .await
+            {
+                Ok(created) => {
+                    self.system_ids.insert(m.name.clone(), created.system_id);
+                }
+                Err(e) => errors.push(StageError::Step(format!("create_machine: {e}")).on(&m.name)),
             }
         }
         one_or_many(errors)

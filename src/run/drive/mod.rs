@@ -6,6 +6,7 @@
 //! directly when there is none ([`bmc::BmcDriver`]).
 
 pub mod bmc;
+pub mod create;
 pub mod heartbeat;
 pub mod maas;
 
@@ -27,6 +28,10 @@ pub enum MachineStep<'s> {
     },
     WaitPower(&'s WaitPower),
     Commission {
+        machines: &'s str,
+    },
+    /// Create the machines through the API with their power settings.
+    Create {
         machines: &'s str,
     },
     WaitStatus(&'s WaitStatus),
@@ -154,6 +159,10 @@ impl Driver {
                 self.machine_step(cx, MachineStep::Commission { machines: &r.0 })
                     .await
             }
+            Step::CreateMachine(r) => {
+                self.machine_step(cx, MachineStep::Create { machines: &r.0 })
+                    .await
+            }
             Step::WaitStatus(w) => self.machine_step(cx, MachineStep::WaitStatus(w)).await,
         }
     }
@@ -179,6 +188,7 @@ pub fn step_name(step: &Step) -> String {
         Step::PowerOff(m) => format!("power_off {}", m.0),
         Step::PowerCycle(m) => format!("power_cycle {}", m.0),
         Step::Commission(m) => format!("commission {}", m.0),
+        Step::CreateMachine(m) => format!("create_machine {}", m.0),
         Step::WaitStatus(w) => format!(
             "wait_status {} {:?} within {}",
             w.machine.0,
