@@ -15,6 +15,9 @@ pub struct RunResult {
     pub scenario: String,
     pub target: String,
     pub machines: BTreeMap<String, MachineResult>,
+    /// The scenario's fleet, summarised (src/report/fleet.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<super::fleet::FleetSummary>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -294,6 +294,44 @@ fn explain_serde(message: &str, empty: bool) -> String {
 
 const MAX_MACHINES: usize = 64;
 
+/// A fleet's machines are BMCs only; 10,000 is the stretch figure.
+pub const MAX_FLEET: u32 = 10_000;
+
+fn check_fleet(f: &FleetSpec, maas_only: bool, err: &mut impl FnMut(String, String)) {
+    if !valid_name(&f.name, 18) {
+        err(
+            "fleet.name".into(),
+            format!(
+                "`{}` is not a valid fleet name; allowed: lowercase letters, digits and `-`, starting with a letter, at most 18 characters",
+                f.name
+            ),
+        );
+    }
+    if !(1..=MAX_FLEET).contains(&f.count) {
+        err(
+            "fleet.count".into(),
+            format!("is {}; allowed: 1 to {MAX_FLEET}", f.count),
+        );
+    }
+    for (field, share) in [("redfish", f.redfish), ("faulty", f.faulty)] {
+        if !(0.0..=1.0).contains(&share) {
+            err(
+                format!("fleet.{field}"),
+                format!("is {share}; allowed: a share from 0 to 1, e.g. 0.25"),
+            );
+        }
+    }
+    for (k, fault) in f.faults.iter().enumerate() {
+        check_fault(fault, &format!("fleet.faults[{k}]"), err);
+    }
+    if maas_only {
+        err(
+            "fleet".into(),
+            "needs a MAAS (machines are created through its API and polled by its rack), but `targets` is only `none`; allowed targets: sim, chart, external".into(),
+        );
+    }
+}
+
 /// Checks that need more than one field. Returns (path, message) pairs.
 fn validate(s: &Scenario) -> Vec<(String, String)> {
     let mut errs: Vec<(String, String)> = Vec::new();
@@ -314,10 +352,10 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             "is empty; allowed: one or more of none, sim, chart, external".into(),
         );
     }
-    if s.machines.is_empty() {
+    if s.machines.is_empty() && s.fleet.is_none() {
         err(
             "machines".into(),
-            "is empty; allowed: at least one machine group".into(),
+            "is empty; allowed: at least one machine group (or a `fleet`)".into(),
         );
     }
     let mut total = 0usize;
@@ -439,8 +477,35 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             );
         }
     }
+    let maas_only = !s.targets.iter().any(|t| *t != TargetKind::None);
+    let mut fleet_names = BTreeSet::new();
+    if let Some(f) = &s.fleet {
+        check_fleet(f, maas_only, &mut err);
+        for i in 0..f.count.min(MAX_FLEET) {
+            fleet_names.insert(f.machine_name(i));
+        }
+        if s.machines.iter().any(|g| g.name == f.name)
+            || names.iter().any(|n| fleet_names.contains(n))
+        {
+            err(
+                "fleet.name".into(),
+                format!(
+                    "`{}` is also a machine name in `machines`; allowed: a name of its own",
+                    f.name
+                ),
+            );
+        }
+    }
+    let in_fleet = |r: &MachineRef| {
+        s.fleet
+            .as_ref()
+            .is_some_and(|f| f.name == r.0 || fleet_names.contains(&r.0))
+    };
     let known = |r: &MachineRef| {
-        r.0 == "all" || names.contains(&r.0) || s.machines.iter().any(|g| g.name == r.0)
+        r.0 == "all"
+            || names.contains(&r.0)
+            || s.machines.iter().any(|g| g.name == r.0)
+            || in_fleet(r)
     };
     let unknown = |r: &MachineRef| {
         format!(
@@ -449,7 +514,6 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             names.iter().cloned().collect::<Vec<_>>().join(", ")
         )
     };
-    let maas_only = !s.targets.iter().any(|t| *t != TargetKind::None);
     for (i, top) in s.steps.iter().enumerate() {
         let (step, at_prefix) = match top {
             Step::ExpectError(e) => {
@@ -473,6 +537,8 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             Step::PowerCycle(r) => ("power_cycle", Some(r)),
             Step::Commission(r) => ("commission", Some(r)),
             Step::CreateMachine(r) => ("create_machine", Some(r)),
+            Step::PowerFraction(p) => ("power_fraction.machine", Some(&p.machine)),
+            Step::WaitPowerKnown(w) => ("wait_power_known.machine", Some(&w.machine)),
             Step::ClearFaults(r) => ("clear_faults", Some(r)),
             Step::WaitStatus(w) => ("wait_status.machine", Some(&w.machine)),
             Step::WaitPower(w) => ("wait_power.machine", Some(&w.machine)),
@@ -486,7 +552,13 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             err(at(field), unknown(r));
         }
         match step {
-            Step::Commission(_) | Step::CreateMachine(_) | Step::WaitStatus(_) if maas_only => {
+            Step::Commission(_)
+            | Step::CreateMachine(_)
+            | Step::WaitStatus(_)
+            | Step::PowerFraction(_)
+            | Step::WaitPowerKnown(_)
+                if maas_only =>
+            {
                 err(at_prefix.clone(), "needs a MAAS, but `targets` is only `none`; allowed here: power_on, power_off, power_cycle, wait_power, inject_fault, clear_faults, sleep".into());
             }
             Step::WaitStatus(w) if w.timeout.0.is_zero() => err(
@@ -500,13 +572,42 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             Step::InjectFault(f) => check_fault(&f.fault, &at("inject_fault.fault"), &mut err),
             _ => {}
         }
+        if let Step::PowerFraction(p) = step {
+            if !(p.fraction > 0.0 && p.fraction <= 1.0) {
+                err(
+                    at("power_fraction.fraction"),
+                    format!("is {}; allowed: more than 0, at most 1", p.fraction),
+                );
+            }
+            if p.timeout.0.is_zero() {
+                err(
+                    at("power_fraction.timeout"),
+                    "is zero; allowed: a positive duration such as 2m".into(),
+                );
+            }
+        }
+        match step {
+            Step::WaitPowerKnown(w) if w.timeout.0.is_zero() => err(
+                at("wait_power_known.timeout"),
+                "is zero; allowed: a positive duration such as 5m".into(),
+            ),
+            _ => {}
+        }
     }
     check_power_types(s, &machines, maas_only, &mut err);
     for (i, e) in s.expect.iter().enumerate() {
         let at = |f: &str| format!("expect[{i}].{f}");
         match e {
             Expectation::Machine(c) => {
-                if !known(&c.machine) {
+                if in_fleet(&c.machine) {
+                    err(
+                        at("machine.machine"),
+                        format!(
+                            "`{}` is in the fleet, which the result summarises; allowed: a machine of `machines` (the fleet's summary is in the snapshot)",
+                            c.machine.0
+                        ),
+                    );
+                } else if !known(&c.machine) {
                     err(at("machine.machine"), unknown(&c.machine));
                 }
                 if let Want::Matches(re) = &c.want

@@ -100,3 +100,49 @@ fn a_machine_created_with_power_type_redfish_is_queried_and_switched_over_redfis
     let result = std::fs::read_to_string(dir.join("result.yaml")).unwrap();
     assert!(result.contains("power_type: redfish"), "{result}");
 }
+
+#[test]
+fn a_fleet_created_through_the_api_is_polled_by_maas_and_summarised() {
+    if !prerequisites() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let dir = run_vm_less("fleet-power", out.path());
+    let result: serde_json::Value =
+        serde_norway::from_str(&std::fs::read_to_string(dir.join("result.yaml")).unwrap()).unwrap();
+    let fleet = &result["fleet"];
+    assert_eq!(fleet["machines"], 20, "{result}");
+    // A quarter Redfish, spread over the fleet, the rest IPMI: the power
+    // types MAAS stored from the operator's creates.
+    assert_eq!(fleet["by_power_type"]["redfish"], 5, "{result}");
+    assert_eq!(fleet["by_power_type"]["ipmi"], 15, "{result}");
+    // Half powered on (one of them faulty), then a quarter off: 9 - 5 on;
+    // the two faulty BMCs in error; the rest off, as MAAS's monitor found
+    // them. Nothing stayed unknown.
+    assert_eq!(fleet["by_power_state"]["on"], 4, "{result}");
+    assert_eq!(fleet["by_power_state"]["error"], 2, "{result}");
+    assert_eq!(fleet["by_power_state"]["off"], 14, "{result}");
+    assert!(fleet["by_power_state"].get("unknown").is_none(), "{result}");
+    assert_eq!(fleet["by_status"]["New"], 20, "{result}");
+    let failures = fleet["failures"].as_object().unwrap();
+    assert!(
+        failures
+            .keys()
+            .any(|k| k.starts_with("Failed to power on node")),
+        "{result}"
+    );
+    assert!(
+        failures
+            .keys()
+            .any(|k| k.contains("Redfish request failed")),
+        "{result}"
+    );
+    // Never one row per fleet machine.
+    assert_eq!(result["machines"].as_object().map(|m| m.len()), Some(0));
+    let timings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("fleet.json")).unwrap()).unwrap();
+    assert_eq!(timings["create"]["count"], 20, "{timings}");
+    assert_eq!(timings["until_known_s"].as_array().map(Vec::len), Some(1));
+    assert_eq!(timings["power"]["on 50%"]["count"], 9, "{timings}");
+    assert_eq!(timings["power"]["off 25%"]["count"], 5, "{timings}");
+}

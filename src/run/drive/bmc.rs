@@ -54,6 +54,8 @@ impl BmcDriver {
             }
             MachineStep::Commission { .. }
             | MachineStep::Create { .. }
+            | MachineStep::PowerFraction(_)
+            | MachineStep::WaitPowerKnown(_)
             | MachineStep::WaitStatus(_) => Err(StageError::Step(format!(
                 "target {}: this step needs a MAAS target",
                 cx.plan.target

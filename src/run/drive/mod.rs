@@ -7,6 +7,7 @@
 
 pub mod bmc;
 pub mod create;
+pub mod fleet;
 pub mod heartbeat;
 pub mod maas;
 
@@ -15,7 +16,7 @@ use crate::run::context::RunContext;
 use crate::run::error::StageError;
 use crate::run::lab::LabEnv;
 use crate::run::lab::bmcs::bmc_fault;
-use crate::scenario::{Step, WaitPower, WaitStatus};
+use crate::scenario::{PowerFraction, Step, WaitPower, WaitPowerKnown, WaitStatus};
 
 /// The steps a machine driver performs: what differs between going
 /// through a MAAS and going to the BMCs directly.
@@ -35,6 +36,10 @@ pub enum MachineStep<'s> {
         machines: &'s str,
     },
     WaitStatus(&'s WaitStatus),
+    /// A share of the machines on or off, watched through the API (fleets).
+    PowerFraction(&'s PowerFraction),
+    /// Until MAAS knows every machine's power state (fleets).
+    WaitPowerKnown(&'s WaitPowerKnown),
 }
 
 /// A power wait that ran out, saying what was seen last (both drivers).
@@ -164,6 +169,8 @@ impl Driver {
                     .await
             }
             Step::WaitStatus(w) => self.machine_step(cx, MachineStep::WaitStatus(w)).await,
+            Step::PowerFraction(p) => self.machine_step(cx, MachineStep::PowerFraction(p)).await,
+            Step::WaitPowerKnown(w) => self.machine_step(cx, MachineStep::WaitPowerKnown(w)).await,
         }
     }
 }
@@ -189,6 +196,18 @@ pub fn step_name(step: &Step) -> String {
         Step::PowerCycle(m) => format!("power_cycle {}", m.0),
         Step::Commission(m) => format!("commission {}", m.0),
         Step::CreateMachine(m) => format!("create_machine {}", m.0),
+        Step::PowerFraction(p) => format!(
+            "power_fraction {} {:?} {}% within {}",
+            p.machine.0,
+            p.state,
+            (p.fraction * 100.0).round(),
+            humantime::format_duration(p.timeout.0)
+        ),
+        Step::WaitPowerKnown(w) => format!(
+            "wait_power_known {} within {}",
+            w.machine.0,
+            humantime::format_duration(w.timeout.0)
+        ),
         Step::WaitStatus(w) => format!(
             "wait_status {} {:?} within {}",
             w.machine.0,
