@@ -44,6 +44,7 @@ packages=(
   qemu-system-x86 qemu-utils ovmf ipxe-qemu          # virtual hardware
   libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
   ipmitool freeipmi-tools openipmi                   # IPMI clients + the ipmi_sim peer
+  dmidecode                                          # decodes the SMBIOS type 42 we build (src/lab/smbios42.rs)
   pxelinux syslinux-common busybox-static linux-image-amd64 cpio zstd  # ephemeral image
   postgresql                                         # sim target state
   dnsmasq tcpdump iproute2 iptables procps python3 python3-venv hyperfine  # lab peers, captures, FORWARD rules

@@ -238,7 +238,7 @@ fn validate(files: &[PathBuf]) -> i32 {
                 println!(
                     "{}: ok ({} machines, {} steps, {} checks)",
                     s.path.display(),
-                    s.machines().len(),
+                    s.machines().len() + s.scenario.fleet.as_ref().map_or(0, |f| f.count as usize),
                     s.scenario.steps.len(),
                     s.scenario.expect.len()
                 );

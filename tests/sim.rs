@@ -25,5 +25,7 @@ mod power;
 mod profile36;
 #[path = "sim/region.rs"]
 mod region;
+#[path = "sim/scenarios.rs"]
+mod scenarios;
 #[path = "sim/user_scripts.rs"]
 mod user_scripts;

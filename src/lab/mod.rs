@@ -10,5 +10,6 @@ pub mod net;
 pub mod netns;
 pub mod ra;
 pub mod servers;
+pub mod smbios42;
 pub mod tftp;
 pub mod vm;

@@ -349,23 +349,20 @@ impl MaasClient {
 
     /// Anonymous enlistment, as the ephemeral environment does it.
     pub async fn enlist(&self, req: &EnlistRequest) -> Result<Machine, MaasError> {
-        let mut form = vec![
-            ("hostname".to_string(), req.hostname.clone()),
-            ("architecture".to_string(), req.architecture.clone()),
-            ("power_type".to_string(), req.power_type.clone()),
-            (
-                "power_parameters".to_string(),
-                req.power_parameters.to_string(),
-            ),
-        ];
-        if let Some(sub) = &req.subarchitecture {
-            form.push(("subarchitecture".into(), sub.clone()));
-        }
-        form.extend(
-            req.mac_addresses
-                .iter()
-                .map(|m| ("mac_addresses".to_string(), m.clone())),
-        );
+        self.post("machines/", &[], enlist_form(req), "a machine")
+            .await
+    }
+
+    /// An operator's create (`POST machines/` with the admin's key): the
+    /// same fields as enlistment, and whether MAAS commissions it at once
+    /// (2.8 defaults to yes for admins).
+    pub async fn create_machine(
+        &self,
+        req: &EnlistRequest,
+        commission: bool,
+    ) -> Result<Machine, MaasError> {
+        let mut form = enlist_form(req);
+        form.push(("commission".into(), commission.to_string()));
         self.post("machines/", &[], form, "a machine").await
     }
 
@@ -662,6 +659,28 @@ fn excerpt(text: &str) -> String {
     } else {
         t
     }
+}
+
+/// The form fields of `POST machines/` (enlistment and create).
+fn enlist_form(req: &EnlistRequest) -> Vec<(String, String)> {
+    let mut form = vec![
+        ("hostname".to_string(), req.hostname.clone()),
+        ("architecture".to_string(), req.architecture.clone()),
+        ("power_type".to_string(), req.power_type.clone()),
+        (
+            "power_parameters".to_string(),
+            req.power_parameters.to_string(),
+        ),
+    ];
+    if let Some(sub) = &req.subarchitecture {
+        form.push(("subarchitecture".into(), sub.clone()));
+    }
+    form.extend(
+        req.mac_addresses
+            .iter()
+            .map(|m| ("mac_addresses".to_string(), m.clone())),
+    );
+    form
 }
 
 #[cfg(test)]

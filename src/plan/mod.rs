@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::scenario::{self, Fault, Firmware, IpmiVersions, LoadedScenario, NicModel, TargetKind};
+use crate::scenario::{
+    self, Fault, Firmware, IpmiVersions, LoadedScenario, NicModel, PowerType, TargetKind,
+};
 
 /// Eight lowercase hex digits; short enough for 15-byte interface names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -159,6 +161,12 @@ pub struct MachinePlan {
     pub disks: Vec<DiskPlan>,
     pub console_log: PathBuf,
     pub bmc: BmcPlan,
+    /// How MAAS drives its power (`redfish`: set through the API).
+    #[serde(default, skip_serializing_if = "PowerType::is_ipmi")]
+    pub power_type: PowerType,
+    /// One of the scenario's fleet: summarised, never listed, in results.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fleet: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -216,14 +224,20 @@ pub fn plan(
         vm_dir: vm_dir.clone(),
     };
     // 10.A.B.0/24: private to the run's namespace, so runs may share a subnet;
-    // the seed picks it so a repro sees the same addresses.
+    // the seed picks it so a repro sees the same addresses. A fleet too big
+    // for .20-.99 gets a wider network (see `bmc_addressing`).
+    let fleet_count = s.fleet.as_ref().map_or(0, |f| f.count);
+    let total = scenario::expand(&s.machines).len() as u32 + fleet_count;
+    let (prefix_len, bmc_offset) = bmc_addressing(total);
     let h = derive(seed, "subnet", "", 0);
-    let subnet = Ipv4Addr::new(10, 64 + h[0] % 64, h[1], 0);
+    let block_mask = !((1u32 << (32 - prefix_len)) - 1);
+    let subnet = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 64 + h[0] % 64, h[1], 0)) & block_mask);
     let [a, b, c, _] = subnet.octets();
     let ip = |last: u8| Ipv4Addr::new(a, b, c, last);
+    let bmc_ip = |i: usize| Ipv4Addr::from(u32::from(subnet) + bmc_offset + i as u32);
     let lab = LabPlan {
         subnet,
-        prefix_len: 24,
+        prefix_len,
         rack_ip: ip(1),
         dhcp_range: (ip(100), ip(199)),
         region_port: 5240,
@@ -272,14 +286,15 @@ pub fn plan(
                 disks,
                 console_log: run_dir.join("machines").join(name).join("console.log"),
                 bmc: BmcPlan {
-                    lan_ip: ip(20 + i as u8),
+                    lan_ip: bmc_ip(i),
                     lan_port: 623,
                     mac: mac(seed, name, 0xB3C),
                     guid: uuid(seed, "bmc-guid", name),
                     inband_socket: vm_dir.join(format!("{name}.bmc.sock")),
                     ipmi: g.bmc.ipmi,
                     cipher_suites: g.bmc.cipher_suites.clone(),
-                    redfish: g.bmc.redfish,
+                    // A redfish machine's BMC serves Redfish, whatever `bmc` says.
+                    redfish: g.bmc.redfish || g.power_type == PowerType::Redfish,
                     username: g.bmc.credentials.username.clone(),
                     password,
                     faults: g.bmc.faults.clone(),
@@ -288,9 +303,20 @@ pub fn plan(
                         .join(name)
                         .join("bmc-transcript.jsonl"),
                 },
+                power_type: g.power_type,
+                fleet: false,
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut machines = machines;
+    if let Some(f) = &s.fleet {
+        let first = machines.len();
+        machines.extend(
+            (0..f.count).map(|k| {
+                fleet_machine(f, k, seed, r, &run_dir, &vm_dir, bmc_ip(first + k as usize))
+            }),
+        );
+    }
     Plan {
         run_id: run_id.clone(),
         seed,
@@ -317,6 +343,82 @@ fn uploaded_scripts(steps: &[scenario::Step]) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// The lab network's prefix and the offset of the first BMC address:
+/// .20-.99 of a /24 while the machines fit (.1 is the rack, .100-.199 the
+/// DHCP pool); past 80, the BMCs follow the first /24 in a network sized
+/// for all of them (a 1,000-machine fleet: a /21, BMCs from .1.0).
+pub fn bmc_addressing(machines: u32) -> (u8, u32) {
+    if machines <= 80 {
+        return (24, 20);
+    }
+    let needed = 256 + machines as u64 + 1; // + broadcast
+    let mut prefix = 24u8;
+    while (1u64 << (32 - prefix)) < needed {
+        prefix -= 1;
+    }
+    (prefix, 256)
+}
+
+/// Machine `k` of a fleet: a BMC with no VM, one NIC (its MAC is what MAAS
+/// is given), power type and fault from the fleet's shares.
+fn fleet_machine(
+    f: &scenario::FleetSpec,
+    k: u32,
+    seed: u64,
+    r: &str,
+    run_dir: &Path,
+    vm_dir: &Path,
+    lan_ip: Ipv4Addr,
+) -> MachinePlan {
+    let name = f.machine_name(k);
+    let password = hex::encode(&derive(seed, "bmc-password", &name, 0)[..8]);
+    let redfish = scenario::FleetSpec::picks(f.redfish, k);
+    MachinePlan {
+        vm: false,
+        domain: format!("{NAME_PREFIX}-{r}-{name}"),
+        uuid: uuid(seed, "machine", &name),
+        firmware: Firmware::Bios,
+        cpu: "Haswell-noTSX".into(),
+        vcpus: 1,
+        memory_mib: 1024,
+        nics: vec![NicPlan {
+            model: NicModel::Virtio,
+            mac: fleet_mac(seed, &f.name, "nic", k),
+            name: None,
+        }],
+        disks: Vec::new(),
+        console_log: run_dir.join("machines").join(&name).join("console.log"),
+        bmc: BmcPlan {
+            lan_ip,
+            lan_port: 623,
+            mac: fleet_mac(seed, &f.name, "bmc", k),
+            guid: uuid(seed, "bmc-guid", &name),
+            inband_socket: vm_dir.join(format!("{name}.bmc.sock")),
+            ipmi: IpmiVersions::Both,
+            cipher_suites: vec![1, 2, 3, 6, 7, 8, 11, 12, 15, 16, 17],
+            username: "admin".into(),
+            password,
+            faults: if scenario::FleetSpec::picks(f.faulty, k) {
+                f.faults.clone()
+            } else {
+                Vec::new()
+            },
+            transcript: run_dir
+                .join("machines")
+                .join(&name)
+                .join("bmc-transcript.jsonl"),
+            redfish,
+        },
+        power_type: if redfish {
+            PowerType::Redfish
+        } else {
+            PowerType::Ipmi
+        },
+        fleet: true,
+        name,
+    }
 }
 
 /// The plan of a run on someone else's network (target external): VM NICs
@@ -388,6 +490,15 @@ fn derive(seed: u64, kind: &str, name: &str, index: u32) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// A fleet machine's MAC: the fleet's byte from the seed, then the
+/// machine's index, so 10,000 MACs never collide (24 hashed bits would,
+/// a few times in a hundred, at 1,000 machines).
+fn fleet_mac(seed: u64, fleet: &str, kind: &str, k: u32) -> String {
+    let h = derive(seed, "fleet-mac", fleet, 0);
+    let b = if kind == "bmc" { h[1] } else { h[0] };
+    format!("52:54:00:{b:02x}:{:02x}:{:02x}", (k >> 8) & 0xff, k & 0xff)
+}
+
 /// A locally administered-looking QEMU MAC (52:54:00 is QEMU's OUI).
 fn mac(seed: u64, name: &str, index: u32) -> String {
     let h = derive(seed, "mac", name, index);
@@ -399,4 +510,57 @@ fn uuid(seed: u64, kind: &str, name: &str) -> String {
     uuid::Builder::from_random_bytes(h[..16].try_into().unwrap())
         .into_uuid()
         .to_string()
+}
+
+#[cfg(test)]
+mod fleet_tests {
+    use super::*;
+
+    #[test]
+    fn the_bmc_network_is_sized_from_the_plan() {
+        assert_eq!(bmc_addressing(1), (24, 20));
+        assert_eq!(bmc_addressing(80), (24, 20));
+        assert_eq!(bmc_addressing(81), (23, 256));
+        assert_eq!(bmc_addressing(1000), (21, 256));
+        assert_eq!(bmc_addressing(10_000), (18, 256));
+        assert_eq!(bmc_addressing(767), (22, 256));
+        assert_eq!(bmc_addressing(768), (21, 256));
+    }
+
+    #[test]
+    fn a_thousand_machine_fleet_gets_unique_addresses_inside_its_network() {
+        let src = "targets: [sim]\nfleet: {count: 1000, redfish: 0.25, faulty: 0.1}\n";
+        let loaded = scenario::parse(Path::new("f.yaml"), src).unwrap();
+        let run: RunId = "0c4a27e0".parse().unwrap();
+        let p = plan(&loaded, TargetKind::Sim, &run, 7, Path::new("runs"));
+        assert_eq!(p.machines.len(), 1000);
+        assert_eq!(p.lab.prefix_len, 21);
+        let net = u32::from(p.lab.subnet);
+        assert_eq!(net & 0x7ff, 0, "aligned to its prefix");
+        let mut seen = std::collections::BTreeSet::new();
+        for m in &p.machines {
+            let a = u32::from(m.bmc.lan_ip);
+            assert!(a >= net + 256 && a < net + 2047, "{} outside", m.bmc.lan_ip);
+            assert!(seen.insert(a), "{} twice", m.bmc.lan_ip);
+            assert!(m.fleet && !m.vm);
+            assert_eq!(m.bmc.redfish, m.power_type == PowerType::Redfish);
+        }
+        let redfish = p
+            .machines
+            .iter()
+            .filter(|m| m.power_type == PowerType::Redfish)
+            .count();
+        let macs: std::collections::BTreeSet<&str> =
+            p.machines.iter().map(|m| m.nics[0].mac.as_str()).collect();
+        assert_eq!(macs.len(), 1000, "every NIC MAC differs");
+        let faulty = p
+            .machines
+            .iter()
+            .filter(|m| !m.bmc.faults.is_empty())
+            .count();
+        assert_eq!((redfish, faulty), (250, 100));
+        // The rack and the DHCP pool keep the first /24.
+        assert_eq!(u32::from(p.lab.rack_ip), net + 1);
+        assert!(u32::from(p.lab.dhcp_range.1) < net + 256);
+    }
 }

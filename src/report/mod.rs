@@ -3,6 +3,7 @@
 
 pub mod checks;
 pub mod events;
+pub mod fleet;
 pub mod junit;
 pub mod log;
 pub mod progress;

@@ -15,6 +15,9 @@ pub struct RunResult {
     pub scenario: String,
     pub target: String,
     pub machines: BTreeMap<String, MachineResult>,
+    /// The scenario's fleet, summarised (src/report/fleet.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<super::fleet::FleetSummary>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -127,9 +130,10 @@ const HANDSHAKE: &[&str] = &[
 
 /// Summarise a transcript: one line per LAN session (`lan: cmd, cmd -> 0xcc`,
 /// a command's argument in brackets: `chassis_control(on)`) without the
-/// handshake, one per in-band command; sessions that only read
-/// the power state (periodic queries, waits) are dropped, and consecutive
-/// repeats (retries) collapsed into counts.
+/// handshake, one per in-band or Redfish command; sessions that only read
+/// the power state (periodic queries, waits) are dropped, as are Redfish's
+/// successful reads of it (each GET of the system is a whole query), and
+/// consecutive repeats (retries) collapsed into counts.
 pub fn summarise_transcript(lines: &[TranscriptLine]) -> Vec<String> {
     let show = |l: &TranscriptLine| {
         let cmd = match &l.argument {
@@ -154,6 +158,12 @@ pub fn summarise_transcript(lines: &[TranscriptLine]) -> Vec<String> {
         session.clear();
     };
     for l in lines {
+        if l.channel == "redfish"
+            && l.command == "get_chassis_status"
+            && matches!(l.completion_code, Some(0) | None)
+        {
+            continue;
+        }
         if l.channel != "lan" {
             items.push(format!("{}: {}", l.channel, show(l)));
             continue;
@@ -283,6 +293,32 @@ mod tests {
                 "lan: get_chassis_status, chassis_control(on) -> 0xff (x2)",
                 "lan: get_chassis_status, chassis_control(on)",
                 "inband: set_user_password -> 0xd5"
+            ]
+        );
+    }
+
+    #[test]
+    fn redfish_power_reads_are_dropped_and_its_actions_kept() {
+        let l = |c: &str, cc: u8, arg: Option<&str>| TranscriptLine {
+            channel: "redfish".into(),
+            command: c.into(),
+            completion_code: Some(cc),
+            argument: arg.map(str::to_string),
+        };
+        let t = vec![
+            l("get_chassis_status", 0, None),
+            l("set_system_boot_options", 0, Some("pxe")),
+            l("get_chassis_status", 0, None),
+            l("chassis_control", 0, Some("on")),
+            l("get_chassis_status", 0xff, None),
+            l("get_chassis_status", 0, None),
+        ];
+        assert_eq!(
+            summarise_transcript(&t),
+            vec![
+                "redfish: set_system_boot_options(pxe)",
+                "redfish: chassis_control(on)",
+                "redfish: get_chassis_status -> 0xff",
             ]
         );
     }

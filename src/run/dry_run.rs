@@ -57,6 +57,14 @@ pub fn actions(plan: &Plan, scenario: &Scenario, _options: &TargetOptions) -> Ve
             m.bmc.cipher_suites,
             m.bmc.inband_socket.display()
         ));
+        if m.bmc.redfish {
+            out.push(format!(
+                "bmc {}: Redfish https://{}:443 on the same state (power type {})",
+                m.name,
+                m.bmc.lan_ip,
+                m.power_type.as_str()
+            ));
+        }
         if m.vm {
             for d in &m.disks {
                 out.push(format!(

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use crate::maas::client::EventQuery;
 use crate::plan::MachinePlan;
 use crate::report::checks::{Observed, ObservedApi};
+use crate::report::fleet;
 use crate::report::result::{self, InterfaceResult, MachineResult, RunResult, TranscriptLine};
 use crate::run::context::RunContext;
 use crate::run::drive::maas::MaasDriver;
@@ -36,6 +37,7 @@ fn transcripts(cx: &RunContext<'_>) -> BTreeMap<String, Vec<TranscriptLine>> {
     let all = read_transcript(&transcript_path(p));
     p.machines
         .iter()
+        .filter(|m| !m.fleet)
         .map(|m| {
             write_machine_transcript(m, &transcript_path(p));
             let lines = all
@@ -53,6 +55,7 @@ fn empty_result(cx: &RunContext<'_>) -> RunResult {
         scenario: cx.plan.scenario.clone(),
         target: cx.plan.target.to_string(),
         machines: BTreeMap::new(),
+        fleet: None,
     }
 }
 
@@ -115,7 +118,7 @@ pub async fn from_maas(
     let mut result = empty_result(cx);
     let mut observed = BTreeMap::new();
     let mut transcripts = transcripts(cx);
-    for m in &p.machines {
+    for m in p.machines.iter().filter(|m| !m.fleet) {
         let lines = transcripts.remove(&m.name).unwrap_or_default();
         if m.vm {
             let _ = std::fs::copy(console_path(&p.host.vm_dir, m), &m.console_log);
@@ -146,6 +149,9 @@ pub async fn from_maas(
             },
         );
     }
+    if p.machines.iter().any(|m| m.fleet) {
+        result.fleet = Some(fleet_summary(cx, maas).await?);
+    }
     let mut api = ObservedApi::default();
     for path in ["version/", "rackcontrollers/"] {
         if let Ok(body) = maas.client().get_raw(path, &[]).await
@@ -159,6 +165,86 @@ pub async fn from_maas(
         machines: observed,
         api,
     })
+}
+
+/// The fleet as MAAS shows it (one `GET machines/`, events only for the
+/// machines that failed), and its timings written to `fleet.json` and
+/// the log.
+async fn fleet_summary(
+    cx: &RunContext<'_>,
+    maas: &mut MaasDriver,
+) -> Result<fleet::FleetSummary, StageError> {
+    let p = cx.plan;
+    let client = maas.client().clone();
+    let listed = maas.fleet.list(&client).await?;
+    let by_name: BTreeMap<&str, &crate::maas::types::Machine> =
+        listed.iter().map(|x| (x.hostname.as_str(), x)).collect();
+    let mut machines = Vec::new();
+    for m in p.machines.iter().filter(|m| m.fleet) {
+        let Some(x) = by_name.get(m.name.as_str()) else {
+            machines.push(fleet::FleetMachine {
+                power_type: m.power_type.as_str().into(),
+                power_state: "not created".into(),
+                status: "not created".into(),
+                failure: maas.fleet.power_failures.get(&m.name).cloned(),
+            });
+            continue;
+        };
+        let mut failure = maas.fleet.power_failures.get(&m.name).cloned();
+        if failure.is_none() && x.power_state == crate::maas::types::PowerState::Error {
+            failure = last_failure_event(maas, &x.system_id).await;
+        }
+        machines.push(fleet::FleetMachine {
+            power_type: x.power_type.clone(),
+            power_state: x.power_state.as_str().into(),
+            status: x.status_name.clone(),
+            failure,
+        });
+    }
+    let log = &maas.fleet;
+    let timings = fleet::FleetTimings {
+        create: fleet::percentiles(&log.create),
+        create_total_s: log.create_total.as_secs_f64(),
+        until_known_s: log.until_known.iter().map(|d| d.as_secs_f64()).collect(),
+        power: log
+            .power
+            .iter()
+            .map(|(k, v)| (k.clone(), fleet::percentiles(v)))
+            .collect(),
+        list_machines: fleet::percentiles(&log.list),
+    };
+    let path = p.host.run_dir.join("fleet.json");
+    let text = serde_json::to_string_pretty(&timings).expect("timings serialise");
+    std::fs::write(&path, text).map_err(StageError::file(&path))?;
+    tracing::info!(
+        machines = machines.len(),
+        create_p50_ms = timings.create.p50_ms,
+        create_total_s = timings.create_total_s,
+        until_known_s = ?timings.until_known_s,
+        list_machines_p50_ms = timings.list_machines.p50_ms,
+        list_machines_max_ms = timings.list_machines.max_ms,
+        "fleet timings (fleet.json)"
+    );
+    Ok(fleet::summarise(&machines))
+}
+
+/// The text of a machine's latest power failure event.
+async fn last_failure_event(maas: &MaasDriver, id: &str) -> Option<String> {
+    let page = maas
+        .client()
+        .events(&EventQuery {
+            system_id: Some(id.to_string()),
+            level: Some("DEBUG".into()),
+            after: None,
+            limit: Some(100),
+        })
+        .await
+        .ok()?;
+    page.events
+        .iter()
+        .filter(|e| e.event_type.starts_with("Failed to"))
+        .max_by_key(|e| e.id)
+        .map(|e| format!("{} - {}", e.event_type, e.description))
 }
 
 /// One known machine: its JSON (with power parameters, password removed),

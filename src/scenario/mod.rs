@@ -294,6 +294,44 @@ fn explain_serde(message: &str, empty: bool) -> String {
 
 const MAX_MACHINES: usize = 64;
 
+/// A fleet's machines are BMCs only; 10,000 is the stretch figure.
+pub const MAX_FLEET: u32 = 10_000;
+
+fn check_fleet(f: &FleetSpec, maas_only: bool, err: &mut impl FnMut(String, String)) {
+    if !valid_name(&f.name, 18) {
+        err(
+            "fleet.name".into(),
+            format!(
+                "`{}` is not a valid fleet name; allowed: lowercase letters, digits and `-`, starting with a letter, at most 18 characters",
+                f.name
+            ),
+        );
+    }
+    if !(1..=MAX_FLEET).contains(&f.count) {
+        err(
+            "fleet.count".into(),
+            format!("is {}; allowed: 1 to {MAX_FLEET}", f.count),
+        );
+    }
+    for (field, share) in [("redfish", f.redfish), ("faulty", f.faulty)] {
+        if !(0.0..=1.0).contains(&share) {
+            err(
+                format!("fleet.{field}"),
+                format!("is {share}; allowed: a share from 0 to 1, e.g. 0.25"),
+            );
+        }
+    }
+    for (k, fault) in f.faults.iter().enumerate() {
+        check_fault(fault, &format!("fleet.faults[{k}]"), err);
+    }
+    if maas_only {
+        err(
+            "fleet".into(),
+            "needs a MAAS (machines are created through its API and polled by its rack), but `targets` is only `none`; allowed targets: sim, chart, external".into(),
+        );
+    }
+}
+
 /// Checks that need more than one field. Returns (path, message) pairs.
 fn validate(s: &Scenario) -> Vec<(String, String)> {
     let mut errs: Vec<(String, String)> = Vec::new();
@@ -314,10 +352,10 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             "is empty; allowed: one or more of none, sim, chart, external".into(),
         );
     }
-    if s.machines.is_empty() {
+    if s.machines.is_empty() && s.fleet.is_none() {
         err(
             "machines".into(),
-            "is empty; allowed: at least one machine group".into(),
+            "is empty; allowed: at least one machine group (or a `fleet`)".into(),
         );
     }
     let mut total = 0usize;
@@ -439,8 +477,35 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             );
         }
     }
+    let maas_only = !s.targets.iter().any(|t| *t != TargetKind::None);
+    let mut fleet_names = BTreeSet::new();
+    if let Some(f) = &s.fleet {
+        check_fleet(f, maas_only, &mut err);
+        for i in 0..f.count.min(MAX_FLEET) {
+            fleet_names.insert(f.machine_name(i));
+        }
+        if s.machines.iter().any(|g| g.name == f.name)
+            || names.iter().any(|n| fleet_names.contains(n))
+        {
+            err(
+                "fleet.name".into(),
+                format!(
+                    "`{}` is also a machine name in `machines`; allowed: a name of its own",
+                    f.name
+                ),
+            );
+        }
+    }
+    let in_fleet = |r: &MachineRef| {
+        s.fleet
+            .as_ref()
+            .is_some_and(|f| f.name == r.0 || fleet_names.contains(&r.0))
+    };
     let known = |r: &MachineRef| {
-        r.0 == "all" || names.contains(&r.0) || s.machines.iter().any(|g| g.name == r.0)
+        r.0 == "all"
+            || names.contains(&r.0)
+            || s.machines.iter().any(|g| g.name == r.0)
+            || in_fleet(r)
     };
     let unknown = |r: &MachineRef| {
         format!(
@@ -449,7 +514,6 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             names.iter().cloned().collect::<Vec<_>>().join(", ")
         )
     };
-    let maas_only = !s.targets.iter().any(|t| *t != TargetKind::None);
     for (i, top) in s.steps.iter().enumerate() {
         let (step, at_prefix) = match top {
             Step::ExpectError(e) => {
@@ -472,6 +536,9 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             Step::PowerOff(r) => ("power_off", Some(r)),
             Step::PowerCycle(r) => ("power_cycle", Some(r)),
             Step::Commission(r) => ("commission", Some(r)),
+            Step::CreateMachine(r) => ("create_machine", Some(r)),
+            Step::PowerFraction(p) => ("power_fraction.machine", Some(&p.machine)),
+            Step::WaitPowerKnown(w) => ("wait_power_known.machine", Some(&w.machine)),
             Step::ClearFaults(r) => ("clear_faults", Some(r)),
             Step::WaitStatus(w) => ("wait_status.machine", Some(&w.machine)),
             Step::WaitPower(w) => ("wait_power.machine", Some(&w.machine)),
@@ -487,7 +554,14 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             err(at(field), unknown(r));
         }
         match step {
-            Step::Commission(_) | Step::WaitStatus(_) | Step::UploadScript(_) if maas_only => {
+            Step::Commission(_)
+            | Step::CreateMachine(_)
+            | Step::WaitStatus(_)
+            | Step::UploadScript(_)
+            | Step::PowerFraction(_)
+            | Step::WaitPowerKnown(_)
+                if maas_only =>
+            {
                 err(at_prefix.clone(), "needs a MAAS, but `targets` is only `none`; allowed here: power_on, power_off, power_cycle, press_power_button, wait_power, inject_fault, clear_faults, sleep".into());
             }
             Step::WaitStatus(w) if w.timeout.0.is_zero() => err(
@@ -502,12 +576,42 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             Step::UploadScript(u) => check_upload_script(u, &at("upload_script"), &mut err),
             _ => {}
         }
+        if let Step::PowerFraction(p) = step {
+            if !(p.fraction > 0.0 && p.fraction <= 1.0) {
+                err(
+                    at("power_fraction.fraction"),
+                    format!("is {}; allowed: more than 0, at most 1", p.fraction),
+                );
+            }
+            if p.timeout.0.is_zero() {
+                err(
+                    at("power_fraction.timeout"),
+                    "is zero; allowed: a positive duration such as 2m".into(),
+                );
+            }
+        }
+        match step {
+            Step::WaitPowerKnown(w) if w.timeout.0.is_zero() => err(
+                at("wait_power_known.timeout"),
+                "is zero; allowed: a positive duration such as 5m".into(),
+            ),
+            _ => {}
+        }
     }
+    check_power_types(s, &machines, maas_only, &mut err);
     for (i, e) in s.expect.iter().enumerate() {
         let at = |f: &str| format!("expect[{i}].{f}");
         match e {
             Expectation::Machine(c) => {
-                if !known(&c.machine) {
+                if in_fleet(&c.machine) {
+                    err(
+                        at("machine.machine"),
+                        format!(
+                            "`{}` is in the fleet, which the result summarises; allowed: a machine of `machines` (the fleet's summary is in the snapshot)",
+                            c.machine.0
+                        ),
+                    );
+                } else if !known(&c.machine) {
                     err(at("machine.machine"), unknown(&c.machine));
                 }
                 if let Want::Matches(re) = &c.want
@@ -575,6 +679,58 @@ fn check_upload_script(u: &UploadScript, at: &str, err: &mut impl FnMut(String, 
             format!("{at}.script"),
             "has no `#!` line; allowed: a script whose first line names its interpreter, e.g. #!/bin/sh".into(),
         );
+    }
+}
+
+/// A machine MAAS drives through Redfish needs a MAAS, and a
+/// `create_machine` step that gives MAAS the power type (2.8 cannot
+/// detect Redfish from inside the machine).
+fn check_power_types(
+    s: &Scenario,
+    machines: &[Machine<'_>],
+    maas_only: bool,
+    err: &mut impl FnMut(String, String),
+) {
+    let created: Vec<&str> = s
+        .steps
+        .iter()
+        .filter_map(|step| match step {
+            Step::CreateMachine(r) => Some(r.0.as_str()),
+            Step::ExpectError(e) => match &*e.step {
+                Step::CreateMachine(r) => Some(r.0.as_str()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let mut reported = BTreeSet::new();
+    for m in machines {
+        if m.group.power_type != PowerType::Redfish || !reported.insert(m.group_index) {
+            continue;
+        }
+        let at = format!("machines[{}].power_type", m.group_index);
+        if maas_only {
+            err(at, "is redfish, which needs a MAAS to drive it, but `targets` is only `none`; allowed here: ipmi (the harness drives BMCs with ipmipower)".into());
+            continue;
+        }
+        let creates = |m: &Machine<'_>| {
+            created
+                .iter()
+                .any(|r| *r == "all" || *r == m.name || *r == m.group.name)
+        };
+        if let Some(missing) = machines
+            .iter()
+            .filter(|x| x.group_index == m.group_index)
+            .find(|x| !creates(x))
+        {
+            err(
+                at,
+                format!(
+                    "is redfish, but no `create_machine` step creates `{}` (MAAS 2.8 cannot detect Redfish from inside a machine); allowed: add `create_machine: {}` before its first power step, or power_type ipmi",
+                    missing.name, m.group.name
+                ),
+            );
+        }
     }
 }
 

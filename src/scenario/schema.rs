@@ -19,7 +19,11 @@ pub struct Scenario {
     pub targets: Vec<TargetKind>,
     #[serde(default)]
     pub lab: LabOptions,
+    #[serde(default)]
     pub machines: Vec<MachineGroup>,
+    /// Many BMCs without VMs, summarised rather than listed (fleet mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetSpec>,
     #[serde(default)]
     pub steps: Vec<Step>,
     #[serde(default)]
@@ -49,6 +53,10 @@ pub struct SimSettings {
     /// `run --sim-profile` overrides it. docs/sim.md lists what differs.
     #[serde(default, skip_serializing_if = "SimProfile::is_default")]
     pub profile: SimProfile,
+    /// How many stale machines the rack's power monitor queries per 15 s
+    /// tick (MAAS 2.8: 10, rpc/nodes.py list_cluster_nodes_power_parameters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_query_batch: Option<u32>,
 }
 
 /// The MAAS version the sim target imitates (docs/sim.md, "MAAS 3.6 profile").
@@ -99,6 +107,7 @@ impl Default for SimSettings {
             autodetect_retry_base: default_autodetect_retry_base(),
             power_wait_unit: default_power_wait_unit(),
             profile: SimProfile::default(),
+            power_query_batch: None,
         }
     }
 }
@@ -115,6 +124,14 @@ impl SimSettings {
 
     pub fn power_wait_unit(&self) -> Duration {
         self.power_wait_unit.or(Self::MAAS_POWER_WAIT_UNIT)
+    }
+
+    /// MAAS 2.8's batch of the power monitor.
+    pub const MAAS_POWER_QUERY_BATCH: u32 = 10;
+
+    pub fn power_query_batch(&self) -> u32 {
+        self.power_query_batch
+            .unwrap_or(Self::MAAS_POWER_QUERY_BATCH)
     }
 }
 
@@ -250,6 +267,77 @@ pub struct MachineGroup {
     pub disks: Vec<Disk>,
     #[serde(default)]
     pub bmc: BmcOptions,
+    /// How MAAS drives this machine's power. `ipmi`: what in-guest
+    /// autodetect reports at enlistment. `redfish`: the BMC serves Redfish
+    /// too, and the machine gets the type as an operator gives it, through
+    /// the API (a `create_machine` step; MAAS 2.8 cannot autodetect Redfish).
+    #[serde(default, skip_serializing_if = "PowerType::is_ipmi")]
+    pub power_type: PowerType,
+}
+
+/// The MAAS power types a scenario machine can have (each one our BMC serves).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerType {
+    #[default]
+    Ipmi,
+    Redfish,
+}
+
+impl PowerType {
+    pub fn is_ipmi(&self) -> bool {
+        *self == PowerType::Ipmi
+    }
+
+    /// MAAS's name of the power type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PowerType::Ipmi => "ipmi",
+            PowerType::Redfish => "redfish",
+        }
+    }
+}
+
+/// A fleet: `count` VM-less BMC machines named NAME-1..NAME-N, each given
+/// to MAAS by an operator's create (`create_machine: NAME`), then loaded by
+/// MAAS's own power polling. The result summarises them (counts, latency
+/// percentiles, failures by cause) instead of listing them.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSpec {
+    #[serde(default = "default_fleet_name")]
+    pub name: String,
+    pub count: u32,
+    /// The share of machines with power_type redfish (0 to 1); the rest
+    /// are ipmi. Spread evenly over the fleet.
+    #[serde(default)]
+    pub redfish: f64,
+    /// The share of machines whose BMC has `faults` from the start (0 to 1).
+    #[serde(default)]
+    pub faulty: f64,
+    /// What is wrong with a faulty machine's BMC (default: no answer).
+    #[serde(default = "default_fleet_faults")]
+    pub faults: Vec<Fault>,
+}
+
+fn default_fleet_name() -> String {
+    "fleet".into()
+}
+
+fn default_fleet_faults() -> Vec<Fault> {
+    vec![Fault::NoAnswer]
+}
+
+impl FleetSpec {
+    /// Whether machine `i` (0-based) is in the first `share` of the fleet,
+    /// spread evenly: i is picked when floor((i+1)*share) > floor(i*share).
+    pub fn picks(share: f64, i: u32) -> bool {
+        ((i + 1) as f64 * share).floor() > (i as f64 * share).floor()
+    }
+
+    pub fn machine_name(&self, i: u32) -> String {
+        format!("{}-{}", self.name, i + 1)
+    }
 }
 
 fn one() -> u32 {
@@ -472,11 +560,21 @@ pub enum Step {
     PowerCycle(MachineRef),
     /// POST op=commission (needs a MAAS target).
     Commission(MachineRef),
+    /// POST machines/ as the admin, with the machine's MACs, power type and
+    /// power parameters, without commissioning: how an operator adds
+    /// hardware MAAS cannot enlist by itself (needs a MAAS target).
+    CreateMachine(MachineRef),
     WaitStatus(WaitStatus),
     WaitPower(WaitPower),
     InjectFault(InjectFault),
     ClearFaults(MachineRef),
     Sleep(DurationStr),
+    /// Power a share of the machines on or off through the API and wait
+    /// until MAAS shows each in that state or its change failed (fleets).
+    PowerFraction(PowerFraction),
+    /// Wait until MAAS knows the power state (on, off or error) of every
+    /// machine: its power monitor has queried each one (fleets).
+    WaitPowerKnown(WaitPowerKnown),
     /// The inner step must fail with an error matching `matches` (e.g. a
     /// BMC that acknowledges power on without doing it).
     ExpectError(ExpectError),
@@ -536,6 +634,23 @@ pub struct WaitStatus {
 pub struct WaitPower {
     pub machine: MachineRef,
     pub state: PowerState,
+    pub timeout: DurationStr,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PowerFraction {
+    pub machine: MachineRef,
+    /// The first ceil(fraction x N) machines of the selection (0 to 1).
+    pub fraction: f64,
+    pub state: PowerState,
+    pub timeout: DurationStr,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WaitPowerKnown {
+    pub machine: MachineRef,
     pub timeout: DurationStr,
 }
 

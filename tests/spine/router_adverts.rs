@@ -80,9 +80,11 @@ fn a_held_lab_sends_router_advertisements() {
         let s = Command::new("ip").args(args).status().unwrap();
         assert!(s.success(), "ip {args:?}");
     };
+    // Not `m2?` + 8 hex digits: that is a run's link, and a `down --all` of
+    // a test running beside this one would sweep it as an orphan.
     let (host_end, ns_end) = (
-        format!("m2t{:08x}", std::process::id()),
-        format!("m2u{:08x}", std::process::id()),
+        format!("rat{:08x}", std::process::id()),
+        format!("rau{:08x}", std::process::id()),
     );
     ip(&["netns", "add", &held.netns]);
     ip(&[

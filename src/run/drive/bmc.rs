@@ -53,9 +53,14 @@ impl BmcDriver {
                 }
                 Ok(())
             }
-            MachineStep::Commission { .. } | MachineStep::WaitStatus(_) => Err(StageError::Step(
-                format!("target {}: this step needs a MAAS target", cx.plan.target),
-            )),
+            MachineStep::Commission { .. }
+            | MachineStep::Create { .. }
+            | MachineStep::PowerFraction(_)
+            | MachineStep::WaitPowerKnown(_)
+            | MachineStep::WaitStatus(_) => Err(StageError::Step(format!(
+                "target {}: this step needs a MAAS target",
+                cx.plan.target
+            ))),
         }
     }
 

@@ -22,6 +22,9 @@ pub struct MaasDriver {
     client: MaasClient,
     /// Plan machine name -> system_id, once MAAS knows the machine.
     system_ids: HashMap<String, String>,
+    /// What the fleet steps measured (observe writes it out); boxed, as
+    /// most runs have no fleet.
+    pub fleet: Box<super::fleet::FleetLog>,
 }
 
 /// The machine MAAS knows by one of the plan machine's MACs.
@@ -40,6 +43,7 @@ impl MaasDriver {
         MaasDriver {
             client,
             system_ids: HashMap::new(),
+            fleet: Default::default(),
         }
     }
 
@@ -68,12 +72,20 @@ impl MaasDriver {
         cx: &RunContext<'p>,
         name: &str,
     ) -> Result<Vec<(&'p MachinePlan, Option<String>)>, StageError> {
-        let mut out = Vec::new();
-        for m in cx.machines(name)? {
-            let id = self.system_id(m).await?;
-            out.push((m, id));
+        let ms = cx.machines(name)?;
+        // One list for all the machines not learnt yet (a fleet has 1,000).
+        if ms.iter().any(|m| !self.system_ids.contains_key(&m.name)) {
+            let known = self.client.machines().await?;
+            for m in &ms {
+                if let Some(x) = machine_with_macs(&known, m) {
+                    self.system_ids.insert(m.name.clone(), x.system_id.clone());
+                }
+            }
         }
-        Ok(out)
+        Ok(ms
+            .into_iter()
+            .map(|m| (m, self.system_ids.get(&m.name).cloned()))
+            .collect())
     }
 
     pub async fn step(
@@ -96,6 +108,25 @@ impl MaasDriver {
                     }
                 }
                 one_or_many(errors)
+            }
+            MachineStep::Create { machines } => self.create(cx, machines).await,
+            MachineStep::WaitPowerKnown(w) => {
+                let ms = cx.machines(&w.machine.0)?;
+                super::fleet::wait_power_known(&self.client, &mut self.fleet, &ms, w.timeout.0)
+                    .await
+            }
+            MachineStep::PowerFraction(p) => {
+                let ms = cx.machines(&p.machine.0)?;
+                // Learn the ids first (one list).
+                self.ids_of(cx, &p.machine.0).await?;
+                super::fleet::power_fraction(
+                    &self.client,
+                    &mut self.fleet,
+                    &self.system_ids,
+                    &ms,
+                    p,
+                )
+                .await
             }
             MachineStep::WaitStatus(w) => {
                 let want = NodeStatus(w.status.code() as i32);
@@ -155,6 +186,39 @@ impl MaasDriver {
                 );
             }
         }
+        one_or_many(errors)
+    }
+
+    /// An operator's create of each machine (see `create`), not yet known
+    /// to MAAS; the system ids are learnt from the answers.
+    async fn create(&mut self, cx: &RunContext<'_>, name: &str) -> Result<(), StageError> {
+        let mut errors = Vec::new();
+        let started = Instant::now();
+        self.fleet.first_create.get_or_insert(started);
+        for (m, id) in self.ids_of(cx, name).await? {
+            if let Some(id) = id {
+                errors.push(
+                    StageError::Step(format!(
+                        "create_machine: MAAS already has this machine ({id}); allowed: machines MAAS does not know yet"
+                    ))
+                    .on(&m.name),
+                );
+                continue;
+            }
+            let t = Instant::now();
+            let r = self
+                .client
+                .create_machine(&super::create::create_request(m), false)
+                .await;
+            self.fleet.create.push(t.elapsed());
+            match r {
+                Ok(created) => {
+                    self.system_ids.insert(m.name.clone(), created.system_id);
+                }
+                Err(e) => errors.push(StageError::Step(format!("create_machine: {e}")).on(&m.name)),
+            }
+        }
+        self.fleet.create_total += started.elapsed();
         one_or_many(errors)
     }
 

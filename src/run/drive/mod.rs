@@ -6,6 +6,8 @@
 //! directly when there is none ([`bmc::BmcDriver`]).
 
 pub mod bmc;
+pub mod create;
+pub mod fleet;
 pub mod heartbeat;
 pub mod maas;
 
@@ -14,7 +16,7 @@ use crate::run::context::RunContext;
 use crate::run::error::StageError;
 use crate::run::lab::LabEnv;
 use crate::run::lab::bmcs::bmc_fault;
-use crate::scenario::{Step, WaitPower, WaitStatus};
+use crate::scenario::{PowerFraction, Step, WaitPower, WaitPowerKnown, WaitStatus};
 
 /// The steps a machine driver performs: what differs between going
 /// through a MAAS and going to the BMCs directly.
@@ -29,7 +31,15 @@ pub enum MachineStep<'s> {
     Commission {
         machines: &'s str,
     },
+    /// Create the machines through the API with their power settings.
+    Create {
+        machines: &'s str,
+    },
     WaitStatus(&'s WaitStatus),
+    /// A share of the machines on or off, watched through the API (fleets).
+    PowerFraction(&'s PowerFraction),
+    /// Until MAAS knows every machine's power state (fleets).
+    WaitPowerKnown(&'s WaitPowerKnown),
 }
 
 /// A power wait that ran out, saying what was seen last (both drivers).
@@ -172,7 +182,13 @@ impl Driver {
                 self.machine_step(cx, MachineStep::Commission { machines: &r.0 })
                     .await
             }
+            Step::CreateMachine(r) => {
+                self.machine_step(cx, MachineStep::Create { machines: &r.0 })
+                    .await
+            }
             Step::WaitStatus(w) => self.machine_step(cx, MachineStep::WaitStatus(w)).await,
+            Step::PowerFraction(p) => self.machine_step(cx, MachineStep::PowerFraction(p)).await,
+            Step::WaitPowerKnown(w) => self.machine_step(cx, MachineStep::WaitPowerKnown(w)).await,
         }
     }
 }
@@ -197,6 +213,19 @@ pub fn step_name(step: &Step) -> String {
         Step::PowerOff(m) => format!("power_off {}", m.0),
         Step::PowerCycle(m) => format!("power_cycle {}", m.0),
         Step::Commission(m) => format!("commission {}", m.0),
+        Step::CreateMachine(m) => format!("create_machine {}", m.0),
+        Step::PowerFraction(p) => format!(
+            "power_fraction {} {:?} {}% within {}",
+            p.machine.0,
+            p.state,
+            (p.fraction * 100.0).round(),
+            humantime::format_duration(p.timeout.0)
+        ),
+        Step::WaitPowerKnown(w) => format!(
+            "wait_power_known {} within {}",
+            w.machine.0,
+            humantime::format_duration(w.timeout.0)
+        ),
         Step::WaitStatus(w) => format!(
             "wait_status {} {:?} within {}",
             w.machine.0,

@@ -193,6 +193,9 @@ impl Target for SimTarget {
         // MAAS's rack power monitor: a 15 s tick, querying the nodes never
         // queried or last queried over 5 minutes ago.
         cfg.power_query_interval = Some(Duration::from_secs(15));
+        // At most MAAS's 10 machines a tick, 5 at a time, unless the
+        // scenario's `sim.power_query_batch` says otherwise (fleet benches).
+        cfg.power_query_batch = p.lab.sim.power_query_batch() as usize;
         // The password back-off of configure_ipmi_user: the scenario's
         // `sim.autodetect_retry_base` (default 1 s; `maas`: 30 s).
         cfg.ipmi_retry_base_seconds = Some(p.lab.sim.autodetect_retry_base().as_secs() as u32);

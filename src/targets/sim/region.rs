@@ -37,6 +37,11 @@ pub struct SimRegionConfig {
     /// rackd/services/power_monitor and rpc/nodes.py).
     pub power_query_interval: Option<Duration>,
     pub power_query_stale: Duration,
+    /// At most this many machines per tick (2.8: 10,
+    /// list_cluster_nodes_power_parameters' limit), queried this many at
+    /// a time (2.8: 5, query_all_nodes' max_concurrency).
+    pub power_query_batch: usize,
+    pub power_query_concurrency: usize,
     /// Fail commissioning when a Commissioning machine has not signalled
     /// for this long (MAAS 2.8: node_timeout, 30 minutes; None: never).
     pub heartbeat_timeout: Option<Duration>,
@@ -61,6 +66,8 @@ impl SimRegionConfig {
             power: PowerDriverConfig::default(),
             power_query_interval: None,
             power_query_stale: Duration::from_secs(5 * 60),
+            power_query_batch: 10,
+            power_query_concurrency: 5,
             heartbeat_timeout: Some(Duration::from_secs(30 * 60)),
             ipmi_retry_base_seconds: None,
             profile: SimProfile::default(),
@@ -151,6 +158,8 @@ impl SimRegion {
         }
         if let Some(every) = cfg.power_query_interval {
             let stale = cfg.power_query_stale;
+            let batch = cfg.power_query_batch.max(1);
+            let at_once = cfg.power_query_concurrency.max(1);
             let st = state.clone();
             let mut rx = rx.clone();
             servers.push(tokio::spawn(async move {
@@ -160,9 +169,20 @@ impl SimRegion {
                         _ = tokio::time::sleep(every) => {}
                     }
                     if let Ok(ids) = st.store.machines_to_monitor(stale).await {
-                        for id in ids.iter().filter(|id| !st.power_busy(id)) {
-                            let _ = st.query_power(id).await;
-                        }
+                        use futures::StreamExt;
+                        let due: Vec<String> = ids
+                            .into_iter()
+                            .filter(|id| !st.power_busy(id))
+                            .take(batch)
+                            .collect();
+                        futures::stream::iter(due)
+                            .for_each_concurrent(at_once, |id| {
+                                let st = st.clone();
+                                async move {
+                                    let _ = st.query_power(&id).await;
+                                }
+                            })
+                            .await;
                     }
                 }
             }));

@@ -1,0 +1,148 @@
+//! Scenarios on target `sim` whose machines are BMCs without VMs: the
+//! whole pipeline (lab namespace, BMC fleet, Postgres, region, rack power
+//! drivers) with no guest to boot, so they run outside the VM group.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use maas_e2e::plan::{self, RunId};
+use maas_e2e::scenario::{self, TargetKind};
+use maas_e2e::testing::{require, require_program, require_root};
+
+#[path = "../support/walk.rs"]
+mod walk;
+use walk::{files, run_dirs};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_maas-e2e"))
+}
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+pub fn prerequisites() -> bool {
+    require_root()
+        && require_program("ip", "iproute2")
+        && require_program("ipmipower", "freeipmi-tools")
+        && require(
+            "postgresql",
+            maas_e2e::targets::sim::postgres::find_bin_dir().is_ok(),
+            "apt-get install postgresql",
+        )
+}
+
+/// Run one scenario on the sim (seed 1) into `out`; assert it passed and
+/// matched its golden, left nothing on the host and no BMC password in any
+/// artifact. Returns the run directory.
+pub fn run_vm_less(name: &str, out: &Path) -> PathBuf {
+    let r = bin()
+        .args(["run", "--target", "sim", "--seed", "1", "--out"])
+        .arg(out)
+        .arg(repo(&format!("scenarios/{name}.yaml")))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains(name) && stdout.contains("match"),
+        "{stdout}"
+    );
+    let dir = run_dirs(out).pop().unwrap();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+    let loaded = scenario::load(Path::new(record["scenario_path"].as_str().unwrap())).unwrap();
+    let run_id: RunId = record["run_id"].as_str().unwrap().parse().unwrap();
+    let plan = plan::plan(&loaded, TargetKind::Sim, &run_id, 1, out);
+    assert!(
+        !Path::new("/run/netns").join(&plan.host.netns).exists(),
+        "netns {} was left behind",
+        plan.host.netns
+    );
+    for f in files(&dir) {
+        let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+        for m in &plan.machines {
+            assert!(
+                !text.contains(&m.bmc.password),
+                "{} holds the BMC password of {}",
+                f.display(),
+                m.name
+            );
+        }
+    }
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    assert_eq!(
+        state["resources"].as_array().map(Vec::len),
+        Some(0),
+        "teardown left: {state}"
+    );
+    dir
+}
+
+#[test]
+fn a_machine_created_with_power_type_redfish_is_queried_and_switched_over_redfish() {
+    if !prerequisites() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let dir = run_vm_less("redfish-power", out.path());
+    // The rack's driver spoke Redfish to the BMC, and only Redfish: the
+    // power actions reached the shared state through the Redfish side.
+    let t = std::fs::read_to_string(dir.join("machines/rf/bmc-transcript.jsonl")).unwrap();
+    assert!(t.contains("\"channel\":\"redfish\""), "{t}");
+    assert!(!t.contains("\"channel\":\"lan\""), "IPMI traffic: {t}");
+    let result = std::fs::read_to_string(dir.join("result.yaml")).unwrap();
+    assert!(result.contains("power_type: redfish"), "{result}");
+}
+
+#[test]
+fn a_fleet_created_through_the_api_is_polled_by_maas_and_summarised() {
+    if !prerequisites() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let dir = run_vm_less("fleet-power", out.path());
+    let result: serde_json::Value =
+        serde_norway::from_str(&std::fs::read_to_string(dir.join("result.yaml")).unwrap()).unwrap();
+    let fleet = &result["fleet"];
+    assert_eq!(fleet["machines"], 20, "{result}");
+    // A quarter Redfish, spread over the fleet, the rest IPMI: the power
+    // types MAAS stored from the operator's creates.
+    assert_eq!(fleet["by_power_type"]["redfish"], 5, "{result}");
+    assert_eq!(fleet["by_power_type"]["ipmi"], 15, "{result}");
+    // Half powered on (one of them faulty), then a quarter off: 9 - 5 on;
+    // the two faulty BMCs in error; the rest off, as MAAS's monitor found
+    // them. Nothing stayed unknown.
+    assert_eq!(fleet["by_power_state"]["on"], 4, "{result}");
+    assert_eq!(fleet["by_power_state"]["error"], 2, "{result}");
+    assert_eq!(fleet["by_power_state"]["off"], 14, "{result}");
+    assert!(fleet["by_power_state"].get("unknown").is_none(), "{result}");
+    assert_eq!(fleet["by_status"]["New"], 20, "{result}");
+    let failures = fleet["failures"].as_object().unwrap();
+    assert!(
+        failures
+            .keys()
+            .any(|k| k.starts_with("Failed to power on node")),
+        "{result}"
+    );
+    assert!(
+        failures
+            .keys()
+            .any(|k| k.contains("Redfish request failed")),
+        "{result}"
+    );
+    // Never one row per fleet machine.
+    assert_eq!(result["machines"].as_object().map(|m| m.len()), Some(0));
+    let timings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("fleet.json")).unwrap()).unwrap();
+    assert_eq!(timings["create"]["count"], 20, "{timings}");
+    assert_eq!(timings["until_known_s"].as_array().map(Vec::len), Some(1));
+    assert_eq!(timings["power"]["on 50%"]["count"], 9, "{timings}");
+    assert_eq!(timings["power"]["off 25%"]["count"], 5, "{timings}");
+}
