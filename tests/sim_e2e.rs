@@ -14,6 +14,8 @@ use maas_e2e::testing::{require, require_program, require_root};
 #[path = "support/walk.rs"]
 mod walk;
 use walk::{files, run_dirs};
+#[path = "support/left_nothing.rs"]
+mod left_nothing;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_maas-e2e"))
@@ -165,29 +167,7 @@ fn run_and_check_with(names: &[&str], options: &[&str]) -> tempfile::TempDir {
             "{} was left behind",
             plan.host.vm_dir.display()
         );
-        assert!(
-            !Path::new("/run/netns").join(&plan.host.netns).exists(),
-            "netns {} was left behind",
-            plan.host.netns
-        );
-        for f in files(&dir) {
-            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
-            for m in &plan.machines {
-                assert!(
-                    !text.contains(&m.bmc.password),
-                    "{} holds the BMC password of {}",
-                    f.display(),
-                    m.name
-                );
-            }
-        }
-        let state: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
-        assert_eq!(
-            state["resources"].as_array().map(Vec::len),
-            Some(0),
-            "teardown left: {state}"
-        );
+        left_nothing::assert_run_left_nothing(&dir, &plan);
     }
     out
 }
