@@ -15,13 +15,19 @@ bin=${1:-$repo/target/debug/maas-e2e}
 out=${2:-$(mktemp -d /var/tmp/maas-e2e-bench.XXXXXX)}
 mkdir -p "$out"
 
-# utime+stime (clock ticks) of every QEMU process, sampled until told to stop:
-# the guests are libvirt's children, not ours, so `time` cannot see them.
+# utime+stime (clock ticks) of this run's QEMU processes, sampled until told
+# to stop: the guests are libvirt's children, not ours, so `time` cannot see
+# them. Only domains named after the run's id (the directory the run makes
+# under PARENT) count, so other VMs on a shared machine do not.
 sample_qemu() {
-  local file=$1
+  local file=$1 parent=$2 id=""
   declare -A last=()
   while [ ! -e "$file.stop" ]; do
-    for p in $(pgrep -f qemu-system-x86_64 || true); do
+    if [ -z "$id" ]; then
+      for d in "$parent"/*/; do [ -d "$d" ] && id=$(basename "$d"); done
+    fi
+    [ -n "$id" ] || { sleep 0.2; continue; }
+    for p in $(pgrep -f "qemu-system-x86_64.*guest=[^,]*$id" || true); do
       t=$(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || true)
       [ -n "$t" ] && last[$p]=$t
     done
@@ -42,7 +48,7 @@ for spec in "1 $repo/scenarios/enlist-commission.yaml" "3 $repo/scenarios/commis
   mkdir -p "$rundir_parent"
   qfile="$out/qemu-ticks-$n"
   rm -f "$qfile" "$qfile.stop"
-  sample_qemu "$qfile" &
+  sample_qemu "$qfile" "$rundir_parent" &
   sampler=$!
   # A copy of the scenario: no golden beside it, so the run reports "no
   # snapshot" and exits 1 while every step and check still runs; the goldens

@@ -154,3 +154,62 @@ async fn postgres_mode_local_starts_and_container_uses_the_given_server() {
         "container mode made no data directory"
     );
 }
+
+#[tokio::test]
+async fn clusters_copied_from_one_template_are_independent_and_races_make_one_template() {
+    if !postgres_available() {
+        return;
+    }
+    let dir = TestDir::new("pg-template");
+    let template_root = dir.0.join("templates");
+    let opts = |name: &str| {
+        let mut o = LocalPostgresOptions::new(dir.0.join(name));
+        o.template_dir = Some(template_root.clone());
+        o
+    };
+    // Two runs starting together race to make the template.
+    let (a, b) = tokio::join!(
+        LocalPostgres::start(opts("a")),
+        LocalPostgres::start(opts("b"))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let entries: Vec<String> = std::fs::read_dir(&template_root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(entries.len(), 1, "one template, no half-made ones: {entries:?}");
+    let template = template_root.join(&entries[0]);
+    assert!(template.join("PG_VERSION").exists());
+    assert!(
+        !template.join("postmaster.pid").exists(),
+        "a server ran on the template itself"
+    );
+
+    let ca = connect(a.connection_string()).await.unwrap();
+    ca.batch_execute("CREATE TABLE only_in_a (x int)").await.unwrap();
+    let cb = connect(b.connection_string()).await.unwrap();
+    let seen: i64 = cb
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'only_in_a'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(seen, 0, "b's cluster sees a table made in a's");
+
+    // A third run copies the template that is there.
+    drop((ca, cb, a, b));
+    let c = LocalPostgres::start(opts("c")).await.unwrap();
+    let cc = connect(c.connection_string()).await.unwrap();
+    let seen: i64 = cc
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'only_in_a'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(seen, 0);
+    assert_eq!(std::fs::read_dir(&template_root).unwrap().count(), 1);
+}

@@ -87,7 +87,13 @@ pub struct LocalPostgresOptions {
     pub netns: Option<String>,
     /// Database created for the sim.
     pub database: String,
+    /// Where a cluster made once by initdb is kept and copied from (a cache:
+    /// deleting it only costs the next run an initdb). None: initdb every time.
+    pub template_dir: Option<PathBuf>,
 }
+
+/// The default `template_dir`, beside the image cache.
+pub const DEFAULT_TEMPLATE_DIR: &str = "/var/lib/maas-e2e/postgres-template";
 
 impl LocalPostgresOptions {
     pub fn new(base_dir: impl Into<PathBuf>) -> Self {
@@ -96,6 +102,7 @@ impl LocalPostgresOptions {
             listen: PgListen::default(),
             netns: None,
             database: "maas_sim".into(),
+            template_dir: Some(PathBuf::from(DEFAULT_TEMPLATE_DIR)),
         }
     }
 }
@@ -123,6 +130,15 @@ pub enum PostgresError {
     },
     #[error("initdb failed: {0}")]
     Initdb(#[source] CmdError),
+    #[error("copying the template cluster {from} to {to}: {source}")]
+    CopyTemplate {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: CmdError,
+    },
+    #[error("no template cluster configured")]
+    NoTemplate,
     #[error("could not start postgres: {0}")]
     Spawn(#[source] std::io::Error),
     #[error(
@@ -217,6 +233,112 @@ fn chown_tree(
     Ok(())
 }
 
+/// initdb into `data_dir`. Trust auth: the server listens only on loopback,
+/// a lab address or a socket directory only this harness uses.
+async fn initdb(
+    bin: &Path,
+    data_dir: &Path,
+    wrap: &impl Fn(Cmd) -> Cmd,
+) -> Result<(), PostgresError> {
+    wrap(Cmd::new(bin.join("initdb").display().to_string()))
+        .args([
+            "-D",
+            &data_dir.display().to_string(),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ])
+        .timeout(Duration::from_secs(120))
+        .run()
+        .await
+        .map_err(PostgresError::Initdb)?;
+    Ok(())
+}
+
+/// The name of the template for this server version and locale: initdb's
+/// output depends on both, and on nothing else this harness varies.
+pub fn template_key(bin: &Path, env: impl Fn(&str) -> Option<String>) -> String {
+    let major = bin
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "unknown".into());
+    let locale = ["LC_ALL", "LC_CTYPE", "LC_COLLATE", "LANG"]
+        .iter()
+        .find_map(|k| env(k).filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "C".into());
+    let safe: String = locale
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("pg{major}-{safe}-v1")
+}
+
+/// The template cluster under `root`, made by initdb the first time. Runs
+/// started together may race to make it: each initdb's into its own
+/// directory and the first rename wins.
+async fn ensure_template(
+    bin: &Path,
+    root: &Path,
+    owner: Option<&nix::unistd::User>,
+    wrap: &impl Fn(Cmd) -> Cmd,
+) -> Result<PathBuf, PostgresError> {
+    let dir = root.join(template_key(bin, |k| std::env::var(k).ok()));
+    if dir.join("PG_VERSION").exists() {
+        return Ok(dir);
+    }
+    fs::create_dir_all(root).map_err(io_err(root))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let making = root.join(format!(".making-{}-{nanos}", std::process::id()));
+    fs::create_dir_all(&making).map_err(io_err(&making))?;
+    if let Some(u) = owner {
+        chown_tree(&making, u.uid, u.gid)?;
+    }
+    let made = initdb(bin, &making, wrap).await;
+    if let Err(e) = made {
+        let _ = fs::remove_dir_all(&making);
+        return Err(e);
+    }
+    if fs::rename(&making, &dir).is_err() {
+        // Another run's template got there first; it is as good as ours.
+        let _ = fs::remove_dir_all(&making);
+        if !dir.join("PG_VERSION").exists() {
+            return Err(PostgresError::NoTemplate);
+        }
+    }
+    Ok(dir)
+}
+
+/// `cp -a`: owner, modes (data/ must stay 0700) and all.
+async fn copy_cluster(template: &Path, data_dir: &Path) -> Result<(), PostgresError> {
+    Cmd::new("cp")
+        .arg("-a")
+        .arg(template.display().to_string())
+        .arg(data_dir.display().to_string())
+        .timeout(Duration::from_secs(60))
+        .run()
+        .await
+        .map_err(|source| PostgresError::CopyTemplate {
+            from: template.into(),
+            to: data_dir.into(),
+            source,
+        })?;
+    Ok(())
+}
+
 /// A free TCP port on `addr` inside `netns` (bound then released; a small
 /// race is accepted).
 fn free_port(netns: Option<&str>, addr: IpAddr) -> Result<u16, PostgresError> {
@@ -271,24 +393,22 @@ impl LocalPostgres {
             }
         };
         if !data_dir.join("PG_VERSION").exists() {
-            // Trust auth: the server listens only on loopback, a lab address
-            // or a socket directory only this harness uses.
-            wrap(Cmd::new(bin.join("initdb").display().to_string()))
-                .args([
-                    "-D",
-                    &data_dir.display().to_string(),
-                    "-U",
-                    "postgres",
-                    "-A",
-                    "trust",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                ])
-                .timeout(Duration::from_secs(120))
-                .run()
-                .await
-                .map_err(PostgresError::Initdb)?;
+            // initdb was most of a one-machine run's own CPU (about 0.5 s,
+            // creating a thousand files): copy a cluster made once instead.
+            let copied = match &opts.template_dir {
+                Some(root) => match ensure_template(&bin, root, owner.as_ref(), &wrap).await {
+                    Ok(template) => copy_cluster(&template, &data_dir).await,
+                    Err(e) => Err(e),
+                },
+                None => Err(PostgresError::NoTemplate),
+            };
+            if let Err(e) = copied {
+                if !matches!(e, PostgresError::NoTemplate) {
+                    tracing::warn!(error = %e, "no Postgres template cluster; running initdb for this run");
+                }
+                let _ = fs::remove_dir_all(&data_dir);
+                initdb(&bin, &data_dir, &wrap).await?;
+            }
         }
         let (listen_addresses, port, host) = match &opts.listen {
             PgListen::Tcp { addr, port } => {
@@ -613,6 +733,40 @@ mod tests {
         assert_eq!(
             listed, on_disk,
             "add new migrations/*.sql files to MIGRATIONS"
+        );
+    }
+
+    #[test]
+    fn template_key_follows_the_server_version_and_the_locale() {
+        let bin = Path::new("/usr/lib/postgresql/15/bin");
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(template_key(bin, env(&[])), "pg15-C-v1");
+        assert_eq!(
+            template_key(bin, env(&[("LANG", "en_US.UTF-8")])),
+            "pg15-en_US.UTF-8-v1"
+        );
+        // LC_ALL wins over LANG, as it does for initdb; an empty one does not count.
+        assert_eq!(
+            template_key(bin, env(&[("LC_ALL", "C.UTF-8"), ("LANG", "de_DE.UTF-8")])),
+            "pg15-C.UTF-8-v1"
+        );
+        assert_eq!(
+            template_key(bin, env(&[("LC_ALL", ""), ("LANG", "de_DE.UTF-8")])),
+            "pg15-de_DE.UTF-8-v1"
+        );
+        assert_eq!(
+            template_key(
+                Path::new("/usr/lib/postgresql/16/bin"),
+                env(&[("LANG", "a/b")])
+            ),
+            "pg16-a_b-v1"
         );
     }
 
