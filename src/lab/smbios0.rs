@@ -1,14 +1,14 @@
 //! SMBIOS type 0, "BIOS Information" (DMTF DSP0134 3.x, 7.1), for a lab VM
 //! that must not say it is one.
 //!
-//! QEMU's firmware (SeaBIOS, OVMF) writes its own type 0 with bit 4 of
-//! "BIOS Characteristics Extension Byte 2" set, "this is a virtual
-//! machine", which systemd-detect-virt reads from
-//! /sys/firmware/dmi/entries/0-0/raw (byte 0x13) and MAAS 3.6's
-//! bmc_config.py then skips BMC setup. QEMU takes a structure given as a
-//! binary (`-smbios file=`) as it is and builds no type 0 of its own, and
-//! the firmware then adds none: this module builds that structure, with
-//! the bit clear.
+//! QEMU builds no type 0 by default, so the firmware adds its own: OVMF
+//! (2022.11) with bit 4 of "BIOS Characteristics Extension Byte 2" set,
+//! "this is a virtual machine" (byte 0x13 = 0x1c in the guest), SeaBIOS
+//! (1.16.3) without it (0x04). systemd-detect-virt reads that byte from
+//! /sys/firmware/dmi/entries/0-0/raw, and MAAS 3.6's bmc_config.py skips
+//! BMC setup on a VM. QEMU takes a structure given as a binary (`-smbios
+//! file=`) as it is, and a firmware that finds a type 0 adds none: this
+//! module builds that structure, with the bit clear, for either firmware.
 
 /// SMBIOS 7.1: structure type 0.
 const TYPE_BIOS_INFORMATION: u8 = 0;

@@ -204,13 +204,13 @@ const BMC_MAC: &str = "02:00:00:00:36:01";
 /// `ipmitool raw 06 01` are named stubs: they only tell the script an IPMI
 /// 2.0 BMC is there and that it is no HP Moonshot.
 fn configure_36(bmc: &TestBmc, scratch: &std::path::Path) -> String {
-    configure_36_on(bmc, scratch, &Machine::bare_metal())
+    configure_36_on(bmc, scratch, &GuestView::bare_metal())
 }
 
 /// What a guest shows systemd-detect-virt: written as a fake cpuinfo and a
 /// fake sysfs root (bmc_config36.sh's CPUINFO and SYSFS hooks).
 #[derive(Clone)]
-struct Machine {
+struct GuestView {
     hypervisor_flag: bool,
     /// /sys/class/dmi/id files.
     dmi: Vec<(&'static str, &'static str)>,
@@ -218,10 +218,10 @@ struct Machine {
     type0: Option<Vec<u8>>,
 }
 
-impl Machine {
+impl GuestView {
     /// What the lab's VMs show (src/lab/vm.rs): no flag, our strings, our
     /// type 0 (src/lab/smbios0.rs) with the VM bit clear.
-    fn bare_metal() -> Machine {
+    fn bare_metal() -> GuestView {
         let bios = maas_e2e::lab::smbios0::BiosInformation {
             vendor: "maas-e2e".into(),
             version: "lab-1".into(),
@@ -229,7 +229,7 @@ impl Machine {
             release: (1, 0),
             uefi: false,
         };
-        Machine {
+        GuestView {
             hypervisor_flag: false,
             dmi: vec![
                 ("sys_vendor", "maas-e2e"),
@@ -242,13 +242,13 @@ impl Machine {
         }
     }
 
-    fn with_dmi(mut self, file: &'static str, value: &'static str) -> Machine {
+    fn with_dmi(mut self, file: &'static str, value: &'static str) -> GuestView {
         self.dmi.retain(|(f, _)| *f != file);
         self.dmi.push((file, value));
         self
     }
 
-    fn with_vm_bit(mut self) -> Machine {
+    fn with_vm_bit(mut self) -> GuestView {
         let t = self.type0.as_mut().unwrap();
         t[maas_e2e::lab::smbios0::EXTENSION_BYTE_2_OFFSET] |=
             maas_e2e::lab::smbios0::VIRTUAL_MACHINE_BIT;
@@ -286,7 +286,7 @@ impl Machine {
 
 /// `virt36_detect` (bmc_config36.sh's model of systemd-detect-virt) on a
 /// fake machine: (exit status, what it printed).
-fn virt_verdict(machine: &Machine) -> (i32, String) {
+fn virt_verdict(machine: &GuestView) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let (cpuinfo, sys) = machine.write(dir.path());
     let body = format!(
@@ -316,9 +316,9 @@ fn the_3_6_virt_check_passes_the_lab_machine_and_each_vm_signal_alone_makes_it_a
         return;
     }
     // What the lab's VMs show: no VM, so 3.6 goes on to the BMC.
-    assert_eq!(virt_verdict(&Machine::bare_metal()), (1, "none".into()));
+    assert_eq!(virt_verdict(&GuestView::bare_metal()), (1, "none".into()));
     // Signal 1: the CPUID hypervisor bit.
-    let mut m = Machine::bare_metal();
+    let mut m = GuestView::bare_metal();
     m.hypervisor_flag = true;
     assert_eq!(virt_verdict(&m), (0, "cpuid: hypervisor flag".into()));
     // Signal 2: any of systemd's five DMI files starting with a
@@ -331,7 +331,7 @@ fn the_3_6_virt_check_passes_the_lab_machine_and_each_vm_signal_alone_makes_it_a
         ("product_version", "VMware7,1"),
         ("sys_vendor", "Amazon EC2"),
     ] {
-        let (rc, said) = virt_verdict(&Machine::bare_metal().with_dmi(file, value));
+        let (rc, said) = virt_verdict(&GuestView::bare_metal().with_dmi(file, value));
         assert_eq!(
             (rc, said.as_str()),
             (0, format!("dmi: {file}={value}").as_str())
@@ -339,20 +339,20 @@ fn the_3_6_virt_check_passes_the_lab_machine_and_each_vm_signal_alone_makes_it_a
     }
     // A prefix, as systemd matches: the name inside a string is no VM.
     assert_eq!(
-        virt_verdict(&Machine::bare_metal().with_dmi("product_name", "Standard PC (QEMU)")).0,
+        virt_verdict(&GuestView::bare_metal().with_dmi("product_name", "Standard PC (QEMU)")).0,
         1
     );
     // Signal 3: the SMBIOS type 0 VM bit, as SeaBIOS and OVMF set it.
     assert_eq!(
-        virt_verdict(&Machine::bare_metal().with_vm_bit()),
+        virt_verdict(&GuestView::bare_metal().with_vm_bit()),
         (0, "smbios: type 0 says virtual machine".into())
     );
     // ... read only when the structure is long enough to have the byte.
-    let mut short = Machine::bare_metal().with_vm_bit();
+    let mut short = GuestView::bare_metal().with_vm_bit();
     short.type0.as_mut().unwrap()[1] = 0x12;
     assert_eq!(virt_verdict(&short).0, 1);
     // No DMI at all (a kernel without it) is no VM either.
-    let bare = Machine {
+    let bare = GuestView {
         hypervisor_flag: false,
         dmi: vec![],
         type0: None,
@@ -368,12 +368,12 @@ async fn inside_a_vm_the_3_6_guest_skips_as_3_6_does_and_never_talks_to_the_bmc(
     }
     let bmc = bmc_for_36().await;
     let scratch = tempfile::tempdir().unwrap();
-    let mut vm = Machine::bare_metal();
+    let mut vm = GuestView::bare_metal();
     vm.hypervisor_flag = true;
     for machine in [
         vm,
-        Machine::bare_metal().with_dmi("sys_vendor", "QEMU"),
-        Machine::bare_metal().with_vm_bit(),
+        GuestView::bare_metal().with_dmi("sys_vendor", "QEMU"),
+        GuestView::bare_metal().with_vm_bit(),
     ] {
         let out = configure_36_on(&bmc, scratch.path(), &machine);
         assert!(
@@ -395,7 +395,7 @@ async fn inside_a_vm_the_3_6_guest_skips_as_3_6_does_and_never_talks_to_the_bmc(
         "the BMC was touched"
     );
     // The same BMC behind a machine that shows no VM gets configured.
-    let out = configure_36_on(&bmc, scratch.path(), &Machine::bare_metal());
+    let out = configure_36_on(&bmc, scratch.path(), &GuestView::bare_metal());
     assert!(
         out.contains("systemd-detect-virt: no VM (signals: none)"),
         "{out}"
@@ -407,7 +407,7 @@ async fn inside_a_vm_the_3_6_guest_skips_as_3_6_does_and_never_talks_to_the_bmc(
 }
 
 /// `configure_36` on a guest that shows `machine` to systemd-detect-virt.
-fn configure_36_on(bmc: &TestBmc, scratch: &std::path::Path, machine: &Machine) -> String {
+fn configure_36_on(bmc: &TestBmc, scratch: &std::path::Path, machine: &GuestView) -> String {
     let (cpuinfo, sys) = machine.write(scratch);
     let bin = scratch.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
