@@ -473,6 +473,34 @@ async fn pxe_boot_to_marker(firmware: Firmware, flow: BootFlow, model: vm::NicMo
         !line.to_ascii_uppercase().contains("QEMU"),
         "CPU model shows QEMU: {line}"
     );
+    // The guest sees none of what systemd-detect-virt (so MAAS 3.6's
+    // bmc_config.py) takes for a VM: no hypervisor flag, our DMI strings,
+    // our type 0 with bit 4 of its byte 0x13 clear.
+    let virt = console
+        .lines()
+        .find(|l| l.contains("MAAS-E2E-LAB-VIRT "))
+        .unwrap_or_else(|| panic!("no virt line on the console; tail:\n{tail}"));
+    eprintln!("guest: {virt}");
+    for want in [
+        "hypervisor_flag=no",
+        "sys_vendor=maas-e2e|",
+        "product_name=lab machine|",
+        "board_vendor=maas-e2e|",
+        "bios_vendor=maas-e2e|",
+    ] {
+        assert!(virt.contains(want), "no `{want}` in: {virt}");
+    }
+    let byte: u8 = virt
+        .rsplit("type0_byte_0x13=")
+        .next()
+        .and_then(|b| b.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no SMBIOS type 0 byte 0x13 read: {virt}"));
+    assert_eq!(byte & 0x10, 0, "the VM bit is set: {virt}");
+    assert_eq!(
+        byte & 0x08 != 0,
+        firmware == Firmware::Uefi,
+        "UEFI bit: {virt}"
+    );
     vm::wait_state(
         &conn,
         &spec.name,

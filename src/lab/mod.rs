@@ -10,6 +10,7 @@ pub mod net;
 pub mod netns;
 pub mod ra;
 pub mod servers;
+pub mod smbios0;
 pub mod smbios42;
 pub mod tftp;
 pub mod vm;

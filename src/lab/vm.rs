@@ -31,6 +31,32 @@ pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 /// A named CPU model: /proc/cpuinfo shows "Intel Core Processor (Haswell,
 /// no TSX)", not "QEMU Virtual CPU" (MAAS skips IPMI autodetect on QEMU).
 pub const DEFAULT_CPU_MODEL: &str = "Haswell-noTSX";
+/// What the lab's machines say they are in SMBIOS (types 0, 1, 2, 3).
+pub const LAB_MANUFACTURER: &str = "maas-e2e";
+pub const LAB_PRODUCT: &str = "lab machine";
+/// The DMI string prefixes systemd-detect-virt (systemd 255,
+/// src/basic/virt.c, detect_vm_dmi_vendor) takes for a hypervisor, in
+/// product_name, sys_vendor, board_vendor, bios_vendor and product_version.
+/// fixtures/ephemeral/bmc_config36.sh models the same list.
+pub const VM_DMI_PREFIXES: &[&str] = &[
+    "KVM",
+    "OpenStack",
+    "KubeVirt",
+    "Amazon EC2",
+    "QEMU",
+    "VMware",
+    "VMW",
+    "innotek GmbH",
+    "VirtualBox",
+    "Oracle Corporation",
+    "Xen",
+    "Bochs",
+    "Parallels",
+    "BHYVE",
+    "Hyper-V",
+    "Apple Virtualization",
+    "Google Compute Engine",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -66,6 +92,54 @@ pub struct DiskSpec {
     pub size_gib: u32,
 }
 
+/// A whole SMBIOS structure QEMU takes as it is (`-smbios file=`) and so
+/// builds no structure of that type itself; `prepare_files` writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmbiosFile {
+    pub path: PathBuf,
+    pub structure: Vec<u8>,
+}
+
+/// What the guest's firmware tables say the machine is. Lab machines stand
+/// in for bare metal: MAAS 3.6 skips BMC setup when systemd-detect-virt
+/// finds a VM (docs/lab.md, "What the VMs hide").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineIdentity {
+    /// SMBIOS type 1, 2, 3 manufacturer (sys_vendor, board_vendor).
+    pub manufacturer: String,
+    /// Type 1 product (product_name).
+    pub product: String,
+    /// Type 1 serial (product_serial).
+    pub serial: String,
+    /// Whole structures, in this order on QEMU's command line.
+    pub smbios_files: Vec<SmbiosFile>,
+}
+
+impl MachineIdentity {
+    /// The lab's identity for machine `machine`: our strings, and a type 0
+    /// (BIOS information) without the "virtual machine" bit, written to
+    /// `dir/<machine>.smbios-type0.bin`.
+    pub fn lab(dir: &Path, machine: &str, firmware: Firmware) -> MachineIdentity {
+        let bios = crate::lab::smbios0::BiosInformation {
+            vendor: LAB_MANUFACTURER.into(),
+            version: "lab-1".into(),
+            release_date: "01/01/2024".into(),
+            release: (1, 0),
+            uefi: firmware == Firmware::Uefi,
+        };
+        MachineIdentity {
+            manufacturer: LAB_MANUFACTURER.into(),
+            product: LAB_PRODUCT.into(),
+            serial: machine.into(),
+            smbios_files: vec![SmbiosFile {
+                path: dir.join(format!("{machine}.smbios-type0.bin")),
+                // Handle 0: QEMU numbers its own type 0 so, and builds none now.
+                structure: bios.structure(0),
+            }],
+        }
+    }
+}
+
 /// Accelerator: KVM only when a probe guest started under it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -94,6 +168,7 @@ pub struct DomainSpec {
     /// In-band BMC socket (the virtual BMC listens, QEMU connects).
     pub bmc_socket: Option<PathBuf>,
     pub accel: Accel,
+    pub identity: MachineIdentity,
 }
 
 #[derive(Debug, Error)]
@@ -184,6 +259,43 @@ impl DomainSpec {
                 ));
             }
         }
+        let strings = [
+            ("identity.manufacturer", &self.identity.manufacturer),
+            ("identity.product", &self.identity.product),
+            ("identity.serial", &self.identity.serial),
+        ];
+        for (field, value) in strings {
+            if value.is_empty() || value.chars().any(|c| c.is_control()) {
+                return Err(bad(
+                    field,
+                    "a non-empty string without control characters".into(),
+                ));
+            }
+            if let Some(p) = VM_DMI_PREFIXES.iter().find(|p| value.starts_with(*p)) {
+                return Err(bad(
+                    field,
+                    format!(
+                        "`{value}` starts with `{p}`, which systemd-detect-virt takes for a VM; MAAS 3.6 then skips BMC setup"
+                    ),
+                ));
+            }
+        }
+        for (i, f) in self.identity.smbios_files.iter().enumerate() {
+            let s = &f.structure;
+            // A formatted area (type, length, handle) and its string set's
+            // closing double NUL after it.
+            if s.len() < 6
+                || (s[1] as usize) < 4
+                || s.len() < s[1] as usize + 2
+                || !s.ends_with(&[0, 0])
+            {
+                return Err(bad(
+                    &format!("identity.smbios_files[{i}].structure"),
+                    "a whole SMBIOS structure: type, length >= 4, handle, ..., strings, two NULs"
+                        .into(),
+                ));
+            }
+        }
         if self.firmware == Firmware::Uefi && self.nvram.is_none() {
             return Err(bad("nvram", "UEFI needs a per-VM NVRAM path".into()));
         }
@@ -196,6 +308,7 @@ impl DomainSpec {
             .into_iter()
             .flatten()
             .chain(self.disks.iter().map(|d| &d.path))
+            .chain(self.identity.smbios_files.iter().map(|f| &f.path))
         {
             if p.starts_with("/root") {
                 return Err(bad(
@@ -239,6 +352,35 @@ pub fn domain_xml(spec: &DomainSpec) -> String {
     let _ = writeln!(x, "  </metadata>");
     let _ = writeln!(x, "  <memory unit='MiB'>{}</memory>", spec.memory_mib);
     let _ = writeln!(x, "  <vcpu>{}</vcpu>", spec.vcpus);
+    // SMBIOS types 1-3 (sys_vendor, product_name, board_vendor): ours, not
+    // QEMU's. Type 0 (bios_vendor and the VM bit) comes as a file below.
+    let id = &spec.identity;
+    let _ = writeln!(x, "  <sysinfo type='smbios'>");
+    let _ = writeln!(x, "    <system>");
+    let _ = writeln!(
+        x,
+        "      <entry name='manufacturer'>{}</entry>",
+        e(&id.manufacturer)
+    );
+    let _ = writeln!(x, "      <entry name='product'>{}</entry>", e(&id.product));
+    let _ = writeln!(x, "      <entry name='serial'>{}</entry>", e(&id.serial));
+    let _ = writeln!(x, "    </system>");
+    let _ = writeln!(x, "    <baseBoard>");
+    let _ = writeln!(
+        x,
+        "      <entry name='manufacturer'>{}</entry>",
+        e(&id.manufacturer)
+    );
+    let _ = writeln!(x, "      <entry name='product'>{}</entry>", e(&id.product));
+    let _ = writeln!(x, "    </baseBoard>");
+    let _ = writeln!(x, "    <chassis>");
+    let _ = writeln!(
+        x,
+        "      <entry name='manufacturer'>{}</entry>",
+        e(&id.manufacturer)
+    );
+    let _ = writeln!(x, "    </chassis>");
+    let _ = writeln!(x, "  </sysinfo>");
     let _ = writeln!(x, "  <os>");
     match spec.firmware {
         Firmware::Bios => {
@@ -260,6 +402,7 @@ pub fn domain_xml(spec: &DomainSpec) -> String {
             let _ = writeln!(x, "    <nvram template='{OVMF_VARS}'>{}</nvram>", e(&nv));
         }
     }
+    let _ = writeln!(x, "    <smbios mode='sysinfo'/>");
     let _ = writeln!(x, "  </os>");
     let _ = writeln!(x, "  <features>\n    <acpi/>\n    <apic/>\n  </features>");
     // check='none': TCG lacks some Haswell features; QEMU warns, runs, and
@@ -270,6 +413,9 @@ pub fn domain_xml(spec: &DomainSpec) -> String {
         "    <model fallback='allow'>{}</model>",
         e(&spec.cpu_model)
     );
+    // CPUID leaf 1 ECX bit 31 ("hypervisor" in /proc/cpuinfo) clear: the
+    // first thing systemd-detect-virt looks at.
+    let _ = writeln!(x, "    <feature policy='disable' name='hypervisor'/>");
     let _ = writeln!(x, "  </cpu>");
     let _ = writeln!(x, "  <clock offset='utc'/>");
     let _ = writeln!(x, "  <on_poweroff>destroy</on_poweroff>");
@@ -319,17 +465,23 @@ pub fn domain_xml(spec: &DomainSpec) -> String {
     let _ = writeln!(x, "    <controller type='usb' model='none'/>");
     let _ = writeln!(x, "    <memballoon model='none'/>");
     let _ = writeln!(x, "  </devices>");
+    let mut args: Vec<String> = vec![];
     if let Some(sock) = &spec.bmc_socket {
         // The guest sees a KCS BMC (/dev/ipmi0); QEMU connects to the
         // virtual BMC's in-band socket and keeps retrying if it is not up.
-        let args = [
+        args.extend([
             "-chardev".to_string(),
             format!("socket,id=ipmi0,path={},reconnect-ms=1000", sock.display()),
             "-device".to_string(),
             "ipmi-bmc-extern,chardev=ipmi0,id=bmc0".to_string(),
             "-device".to_string(),
             "isa-ipmi-kcs,bmc=bmc0".to_string(),
-        ];
+        ]);
+    }
+    for f in &id.smbios_files {
+        args.extend(["-smbios".to_string(), format!("file={}", f.path.display())]);
+    }
+    if !args.is_empty() {
         let _ = writeln!(x, "  <qemu:commandline>");
         for a in args {
             let _ = writeln!(x, "    <qemu:arg value='{}'/>", e(&a));
@@ -357,6 +509,12 @@ pub async fn prepare_files(spec: &DomainSpec) -> Result<(), VmError> {
     dirs.extend(spec.console_log.parent());
     dirs.extend(spec.nvram.as_deref().and_then(Path::parent));
     dirs.extend(spec.disks.iter().filter_map(|d| d.path.parent()));
+    dirs.extend(
+        spec.identity
+            .smbios_files
+            .iter()
+            .filter_map(|f| f.path.parent()),
+    );
     for d in dirs {
         std::fs::create_dir_all(d).map_err(file_err("directory", d))?;
         make_traversable(d);
@@ -374,6 +532,13 @@ pub async fn prepare_files(spec: &DomainSpec) -> Result<(), VmError> {
                     source,
                 })?;
         }
+    }
+    for f in &spec.identity.smbios_files {
+        // Rewritten every time (it is tiny); QEMU (libvirt-qemu) reads it.
+        std::fs::write(&f.path, &f.structure).map_err(file_err("SMBIOS structure", &f.path))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&f.path, std::fs::Permissions::from_mode(0o644))
+            .map_err(file_err("SMBIOS structure", &f.path))?;
     }
     if let Some(nv) = &spec.nvram
         && !nv.exists()
@@ -593,6 +758,7 @@ mod tests {
             nvram: (firmware == Firmware::Uefi).then(|| dir.join("node1_VARS.fd")),
             bmc_socket: bmc.then(|| dir.join("bmc/node1.sock")),
             accel: Accel::Tcg,
+            identity: MachineIdentity::lab(&dir, "node1", firmware),
         }
     }
 
@@ -624,6 +790,78 @@ mod tests {
         );
         assert!(x.contains("isa-ipmi-kcs,bmc=bmc0"));
         assert!(!x.contains("QEMU"));
+    }
+
+    #[test]
+    fn xml_hides_the_hypervisor_bit_vm_strings_and_qemus_type_0() {
+        for fw in [Firmware::Bios, Firmware::Uefi] {
+            for bmc in [false, true] {
+                let s = spec(fw, NicModel::Virtio, bmc);
+                let x = domain_xml(&s);
+                assert!(x.contains("<feature policy='disable' name='hypervisor'/>"));
+                assert!(x.contains("<smbios mode='sysinfo'/>"));
+                assert!(x.contains("<entry name='manufacturer'>maas-e2e</entry>"));
+                assert!(x.contains("<entry name='product'>lab machine</entry>"));
+                // No <bios> entries: QEMU refuses type 0 fields next to a type 0 file.
+                assert!(!x.contains("<bios>"));
+                let file = s.identity.smbios_files[0].path.display().to_string();
+                assert!(
+                    x.contains(&format!("<qemu:arg value='file={file}'/>")),
+                    "{x}"
+                );
+                assert_eq!(x.matches("<qemu:commandline>").count(), 1);
+                let type0 = &s.identity.smbios_files[0].structure;
+                assert_eq!(type0[0], 0, "a type 0 structure");
+                assert_eq!(
+                    type0[crate::lab::smbios0::EXTENSION_BYTE_2_OFFSET]
+                        & crate::lab::smbios0::VIRTUAL_MACHINE_BIT,
+                    0
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn validate_refuses_vm_vendor_strings_and_broken_smbios_structures() {
+        let mut s = spec(Firmware::Bios, NicModel::E1000, false);
+        s.identity.manufacturer = "QEMU".into();
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("identity.manufacturer"), "{err}");
+        assert!(err.contains("systemd-detect-virt"), "{err}");
+        let mut s = spec(Firmware::Bios, NicModel::E1000, false);
+        s.identity.product = "VirtualBox".into();
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("identity.product")
+        );
+        let mut s = spec(Firmware::Bios, NicModel::E1000, false);
+        s.identity.smbios_files[0].structure.pop();
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("identity.smbios_files[0].structure")
+        );
+        let mut s = spec(Firmware::Bios, NicModel::E1000, false);
+        s.identity.smbios_files[0].path = "/root/t0.bin".into();
+        assert!(s.validate().unwrap_err().to_string().contains("/root"));
+    }
+
+    #[tokio::test]
+    async fn prepare_files_writes_the_smbios_structures_readable_by_qemu() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(Firmware::Bios, NicModel::E1000, false);
+        s.disks.clear();
+        s.console_log = dir.path().join("console.log");
+        s.identity = MachineIdentity::lab(dir.path(), "node1", Firmware::Bios);
+        prepare_files(&s).await.unwrap();
+        let f = &s.identity.smbios_files[0];
+        assert_eq!(std::fs::read(&f.path).unwrap(), f.structure);
+        let mode = std::fs::metadata(&f.path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o004, 0o004, "others may read it: {mode:o}");
     }
 
     #[test]

@@ -20,15 +20,24 @@ use maas_e2e::lab::{tftp, vm};
 /// command line, so the marker proves our boot script reached the kernel.
 pub const MARKER_PREFIX: &str = "MAAS-E2E-LAB-INIT-OK";
 
-/// /init of the test image: marker with the command line's token and the
+/// /init of the test image: a line with what systemd-detect-virt looks at
+/// (the CPUID hypervisor flag, the DMI strings, the SMBIOS type 0 "virtual
+/// machine" byte), then the marker with the command line's token and the
 /// CPU model name (must not say QEMU), then power off.
 const TEST_INIT: &str = r#"#!/bin/sh
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t proc proc /proc
+mount -t sysfs sysfs /sys
 for w in $(cat /proc/cmdline); do
   case "$w" in e2e_token=*) token="${w#e2e_token=}" ;; esac
 done
+flag=no
+grep '^flags' /proc/cpuinfo | grep -qw hypervisor && flag=yes
+dmi() { cat /sys/class/dmi/id/$1 2>/dev/null || echo none; }
+raw=/sys/firmware/dmi/entries/0-0/raw
+byte=$(od -An -tu1 -j19 -N1 $raw 2>/dev/null | tr -d ' ')
+echo "MAAS-E2E-LAB-VIRT hypervisor_flag=$flag sys_vendor=$(dmi sys_vendor)|product_name=$(dmi product_name)|board_vendor=$(dmi board_vendor)|bios_vendor=$(dmi bios_vendor)|type0_byte_0x13=${byte:-none}" > /dev/console
 model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)
 echo "MAAS-E2E-LAB-INIT-OK token=$token cpu=$model" > /dev/console
 poweroff -f
@@ -310,6 +319,7 @@ impl TestLab {
                 .then(|| self.run_dir.join(format!("{tag}_VARS.fd"))),
             bmc_socket: None,
             accel: vm::Accel::Tcg,
+            identity: vm::MachineIdentity::lab(&self.run_dir, tag, firmware),
         }
     }
 

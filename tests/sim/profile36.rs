@@ -204,6 +204,211 @@ const BMC_MAC: &str = "02:00:00:00:36:01";
 /// `ipmitool raw 06 01` are named stubs: they only tell the script an IPMI
 /// 2.0 BMC is there and that it is no HP Moonshot.
 fn configure_36(bmc: &TestBmc, scratch: &std::path::Path) -> String {
+    configure_36_on(bmc, scratch, &GuestView::bare_metal())
+}
+
+/// What a guest shows systemd-detect-virt: written as a fake cpuinfo and a
+/// fake sysfs root (bmc_config36.sh's CPUINFO and SYSFS hooks).
+#[derive(Clone)]
+struct GuestView {
+    hypervisor_flag: bool,
+    /// /sys/class/dmi/id files.
+    dmi: Vec<(&'static str, &'static str)>,
+    /// /sys/firmware/dmi/entries/0-0/raw
+    type0: Option<Vec<u8>>,
+}
+
+impl GuestView {
+    /// What the lab's VMs show (src/lab/vm.rs): no flag, our strings, our
+    /// type 0 (src/lab/smbios0.rs) with the VM bit clear.
+    fn bare_metal() -> GuestView {
+        let bios = maas_e2e::lab::smbios0::BiosInformation {
+            vendor: "maas-e2e".into(),
+            version: "lab-1".into(),
+            release_date: "01/01/2024".into(),
+            release: (1, 0),
+            uefi: false,
+        };
+        GuestView {
+            hypervisor_flag: false,
+            dmi: vec![
+                ("sys_vendor", "maas-e2e"),
+                ("product_name", "lab machine"),
+                ("board_vendor", "maas-e2e"),
+                ("bios_vendor", "maas-e2e"),
+                ("product_version", "pc-i440fx-10.0"),
+            ],
+            type0: Some(bios.structure(0)),
+        }
+    }
+
+    fn with_dmi(mut self, file: &'static str, value: &'static str) -> GuestView {
+        self.dmi.retain(|(f, _)| *f != file);
+        self.dmi.push((file, value));
+        self
+    }
+
+    fn with_vm_bit(mut self) -> GuestView {
+        let t = self.type0.as_mut().unwrap();
+        t[maas_e2e::lab::smbios0::EXTENSION_BYTE_2_OFFSET] |=
+            maas_e2e::lab::smbios0::VIRTUAL_MACHINE_BIT;
+        self
+    }
+
+    /// Writes the fake files under `dir`; returns (CPUINFO, SYSFS).
+    fn write(&self, dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let sys = dir.join("sysfs");
+        let _ = std::fs::remove_dir_all(&sys);
+        let id = sys.join("class/dmi/id");
+        std::fs::create_dir_all(&id).unwrap();
+        for (f, v) in &self.dmi {
+            std::fs::write(id.join(f), format!("{v}\n")).unwrap();
+        }
+        if let Some(t) = &self.type0 {
+            let e = sys.join("firmware/dmi/entries/0-0");
+            std::fs::create_dir_all(&e).unwrap();
+            std::fs::write(e.join("raw"), t).unwrap();
+        }
+        let flags = if self.hypervisor_flag {
+            "fpu vme de pse tsc msr pae hypervisor lahf_lm"
+        } else {
+            "fpu vme de pse tsc msr pae lahf_lm"
+        };
+        let cpuinfo = dir.join("cpuinfo");
+        std::fs::write(
+            &cpuinfo,
+            format!("processor\t: 0\nmodel name\t: Intel Core Processor (Haswell, no TSX)\nflags\t\t: {flags}\n"),
+        )
+        .unwrap();
+        (cpuinfo, sys)
+    }
+}
+
+/// `virt36_detect` (bmc_config36.sh's model of systemd-detect-virt) on a
+/// fake machine: (exit status, what it printed).
+fn virt_verdict(machine: &GuestView) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cpuinfo, sys) = machine.write(dir.path());
+    let body = format!(
+        ". {FIXTURES}/lib.sh\nlog() {{ echo \"LOG $*\"; }}\n. {FIXTURES}/autodetect.sh\n. {FIXTURES}/bmc_config36.sh\nvirt36_detect\n"
+    );
+    let out = std::process::Command::new("busybox")
+        .args(["sh", "-c", &body])
+        .env("PATH", "/usr/bin:/bin")
+        .env("SCRATCH", dir.path())
+        .env("CPUINFO", cpuinfo)
+        .env("SYSFS", sys)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    )
+}
+
+#[test]
+fn the_3_6_virt_check_passes_the_lab_machine_and_each_vm_signal_alone_makes_it_a_vm() {
+    if !maas_e2e::testing::require_program("busybox", "busybox-static") {
+        return;
+    }
+    // What the lab's VMs show: no VM, so 3.6 goes on to the BMC.
+    assert_eq!(virt_verdict(&GuestView::bare_metal()), (1, "none".into()));
+    // Signal 1: the CPUID hypervisor bit.
+    let mut m = GuestView::bare_metal();
+    m.hypervisor_flag = true;
+    assert_eq!(virt_verdict(&m), (0, "cpuid: hypervisor flag".into()));
+    // Signal 2: any of systemd's five DMI files starting with a
+    // hypervisor's name (QEMU's own defaults among them).
+    for (file, value) in [
+        ("product_name", "KVM"),
+        ("sys_vendor", "QEMU"),
+        ("board_vendor", "Oracle Corporation"),
+        ("bios_vendor", "Bochs"),
+        ("product_version", "VMware7,1"),
+        ("sys_vendor", "Amazon EC2"),
+    ] {
+        let (rc, said) = virt_verdict(&GuestView::bare_metal().with_dmi(file, value));
+        assert_eq!(
+            (rc, said.as_str()),
+            (0, format!("dmi: {file}={value}").as_str())
+        );
+    }
+    // A prefix, as systemd matches: the name inside a string is no VM.
+    assert_eq!(
+        virt_verdict(&GuestView::bare_metal().with_dmi("product_name", "Standard PC (QEMU)")).0,
+        1
+    );
+    // Signal 3: the SMBIOS type 0 VM bit, as SeaBIOS and OVMF set it.
+    assert_eq!(
+        virt_verdict(&GuestView::bare_metal().with_vm_bit()),
+        (0, "smbios: type 0 says virtual machine".into())
+    );
+    // ... read only when the structure is long enough to have the byte.
+    let mut short = GuestView::bare_metal().with_vm_bit();
+    short.type0.as_mut().unwrap()[1] = 0x12;
+    assert_eq!(virt_verdict(&short).0, 1);
+    // No DMI at all (a kernel without it) is no VM either.
+    let bare = GuestView {
+        hypervisor_flag: false,
+        dmi: vec![],
+        type0: None,
+    };
+    assert_eq!(virt_verdict(&bare), (1, "none".into()));
+}
+
+// Multi-threaded: the script runs blocking while the BMC answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inside_a_vm_the_3_6_guest_skips_as_3_6_does_and_never_talks_to_the_bmc() {
+    if !have_freeipmi() || !maas_e2e::testing::require_program("busybox", "busybox-static") {
+        return;
+    }
+    let bmc = bmc_for_36().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let mut vm = GuestView::bare_metal();
+    vm.hypervisor_flag = true;
+    for machine in [
+        vm,
+        GuestView::bare_metal().with_dmi("sys_vendor", "QEMU"),
+        GuestView::bare_metal().with_vm_bit(),
+    ] {
+        let out = configure_36_on(&bmc, scratch.path(), &machine);
+        assert!(
+            out.contains("INFO: Running on virtual machine, skipping"),
+            "{out}"
+        );
+        assert!(
+            out.contains("bmc-config 3.6: systemd-detect-virt: a VM ("),
+            "{out}"
+        );
+        // Skipped is no failure, and nothing is reported.
+        assert!(out.contains("rc=0"), "{out}");
+        assert!(out.contains("params=\n"), "no parameters reported: {out}");
+        assert!(out.contains("error=\n"), "{out}");
+    }
+    assert_eq!(
+        bmc.lan_commands(),
+        Vec::<String>::new(),
+        "the BMC was touched"
+    );
+    // The same BMC behind a machine that shows no VM gets configured.
+    let out = configure_36_on(&bmc, scratch.path(), &GuestView::bare_metal());
+    assert!(
+        out.contains("systemd-detect-virt: no VM (signals: none)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rc=0") && out.contains("\"power_user\": \"maas\""),
+        "{out}"
+    );
+}
+
+/// `configure_36` on a guest that shows `machine` to systemd-detect-virt.
+fn configure_36_on(bmc: &TestBmc, scratch: &std::path::Path, machine: &GuestView) -> String {
+    let (cpuinfo, sys) = machine.write(scratch);
     let bin = scratch.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let real = ["/usr/sbin/bmc-config", "/usr/bin/bmc-config"]
@@ -241,6 +446,8 @@ fn configure_36(bmc: &TestBmc, scratch: &std::path::Path) -> String {
             format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
         )
         .env("SCRATCH", scratch)
+        .env("CPUINFO", cpuinfo)
+        .env("SYSFS", sys)
         .env("IPMI_RETRY_BASE_SECONDS", "0")
         .output()
         .unwrap();

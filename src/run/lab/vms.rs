@@ -56,6 +56,7 @@ pub fn domain_spec(p: &crate::plan::Plan, m: &MachinePlan, accel: vm::Accel) -> 
             .then(|| p.host.vm_dir.join(format!("{}_VARS.fd", m.name))),
         bmc_socket: Some(m.bmc.inband_socket.clone()),
         accel,
+        identity: vm::MachineIdentity::lab(&p.host.vm_dir, &m.name, firmware),
     }
 }
 
