@@ -21,7 +21,8 @@ pub struct Matrix {
     pub target: String,
     pub base_scenario: String,
     /// Chart pins the cells run on (`2.8`, `3.6`; see pin.rs), an axis of
-    /// its own: empty for a target without pins (the sim is MAAS 2.8.7).
+    /// its own: empty for a target without pins (the sim states its MAAS
+    /// version with the `profile` axis instead).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pins: Vec<String>,
     /// The cells are a chosen cut of a bigger matrix (a test's, e.g.
