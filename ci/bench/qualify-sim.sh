@@ -54,7 +54,8 @@ same=no
 cmp -s "$out/single.md" "$out/merged.md" && same=yes
 
 printf '| runner(s) | wall | exit | load before/after |\n| --- | --- | --- | --- |\n'
-printf '| one runner, 4 cells | %.1f s | %s | %s / %s |\n' "$(sub "$t1" "$t0")" "$rc_single" "$load0" "$load1"
+cells=$("$bin" qualify --matrix "$matrix" --list | grep -c '"id"')
+printf '| one runner, %s cells | %.1f s | %s | %s / %s |\n' "$cells" "$(sub "$t1" "$t0")" "$rc_single" "$load0" "$load1"
 printf '| two partitions side by side | %.1f s (1/2: %.1f s exit %s, 2/2: %.1f s exit %s) | merge %s | %s / %s |\n' \
   "$(sub "$t2" "$t1")" "${part_time[1]}" "$(cut -d' ' -f1 "$out/p1.result")" \
   "${part_time[2]}" "$(cut -d' ' -f1 "$out/p2.result")" "$rc_merge" "$load1" "$load2"

@@ -565,3 +565,102 @@ async fn a_3_6_guest_whose_password_sets_fail_gives_up_after_the_patchs_five_att
     );
     assert!(!out.contains("params={"), "no parameters reported: {out}");
 }
+
+/// Query failure events of POWER_QUERY_FAILED for a machine.
+async fn query_failures(sim: &crate::common::Sim, id: &str) -> Vec<String> {
+    sim.client
+        .events(&EventQuery {
+            system_id: Some(id.to_string()),
+            level: Some("DEBUG".into()),
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .events
+        .into_iter()
+        .filter(|e| e.event_type == "Failed to query node's BMC")
+        .map(|e| e.description)
+        .collect()
+}
+
+/// A BMC offering only suite 17 under each profile (sim-matrix.yaml's
+/// only17 cells): the API query fails on both; 2.8 records "Failed to
+/// query node's BMC" from the API query (models/node.py power_query),
+/// 3.6.4 only from the rack's power monitor (the API's Temporal workflow
+/// failure is raised), with 3.6's message for `ipmipower -I 3`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bmc_offering_only_suite_17_fails_the_query_and_3_6_records_it_from_the_monitor() {
+    if !have_freeipmi() {
+        return;
+    }
+    for profile in [SimProfile::Maas28, SimProfile::Maas36] {
+        let bmc = TestBmc::start_with(None, |b| b.cipher_suites = Some(vec![17])).await;
+        // The monitor ticks every 3 s: long enough to see the API query
+        // alone first, short enough for the test.
+        let Some(sim) = start_sim_profile(
+            "only17",
+            fast_power(None),
+            Some(Duration::from_secs(3)),
+            Duration::from_secs(300),
+            None,
+            profile,
+        )
+        .await
+        else {
+            return;
+        };
+        let url = sim.region().local_maas_url();
+        let id = MaasClient::new(&url, None)
+            .unwrap()
+            .enlist(&EnlistRequest {
+                hostname: String::new(),
+                architecture: "amd64".into(),
+                subarchitecture: Some("generic".into()),
+                power_type: "ipmi".into(),
+                power_parameters: reported_by_3_6(&bmc),
+                mac_addresses: vec!["52:54:00:36:00:17".into()],
+            })
+            .await
+            .unwrap()
+            .system_id;
+        let err = sim
+            .client
+            .query_power_state(&id)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("503"), "{profile}: {err}");
+        let after_api = query_failures(&sim, &id).await;
+        match profile {
+            SimProfile::Maas28 => assert!(!after_api.is_empty(), "2.8: {after_api:?}"),
+            SimProfile::Maas36 => {
+                assert!(
+                    err.contains("cipher suite unavailable"),
+                    "3.6 proposes -I 3: {err}"
+                );
+                assert_eq!(
+                    after_api,
+                    Vec::<String>::new(),
+                    "3.6: no event from the API"
+                );
+                let mut seen = Vec::new();
+                for _ in 0..100 {
+                    seen = query_failures(&sim, &id).await;
+                    if !seen.is_empty() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                assert_eq!(seen.len(), 1, "3.6: one event, from the monitor: {seen:?}");
+                assert!(seen[0].contains("cipher suite unavailable"), "{seen:?}");
+            }
+        }
+        // The session our BMC refused proposed suite 3 (HMAC-SHA1 auth).
+        let lan = lan_lines(&bmc);
+        assert!(
+            lan.iter().any(|l| l.starts_with("open_session_refused")),
+            "{profile}: {lan:#?}"
+        );
+    }
+}

@@ -166,10 +166,151 @@ fn list_prints_every_cell_with_its_pin_as_a_ci_include_matrix() {
     assert_eq!(seen, 16);
 }
 
+/// The shipped sim matrix, profile axis included, through the binary: for
+/// N = 1..=8 every cell in exactly one partition, `--list --partitions N`
+/// and `--list-partitions N` agree, and the split does not depend on the
+/// file's order (a reversed copy splits the same).
+#[test]
+fn every_sim_matrix_cell_is_in_exactly_one_partition_for_n_1_to_8() {
+    let sim = "ci/qualification/sim-matrix.yaml";
+    let m = qualify::load_matrix(&repo(sim)).unwrap();
+    assert_eq!(m.cells.len(), 8);
+    let reversed = tempfile::NamedTempFile::new().unwrap();
+    let mut rev = m.clone();
+    rev.cells.reverse();
+    std::fs::write(reversed.path(), serde_norway::to_string(&rev).unwrap()).unwrap();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let o = bin().arg("qualify").args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let rev_path = reversed.path().to_str().unwrap();
+    for n in 1..=8u32 {
+        let n_s = n.to_string();
+        let cells = json(&["--matrix", sim, "--list", "--partitions", &n_s]);
+        let cells = cells["include"].as_array().unwrap().clone();
+        assert_eq!(cells.len(), m.cells.len(), "n {n}");
+        for c in &cells {
+            assert!(
+                ["2.8", "3.6"].contains(&c["profile"].as_str().unwrap()),
+                "{c}"
+            );
+        }
+        let parts = json(&["--matrix", sim, "--list-partitions", &n_s]);
+        // Each partition's ids as a set: a cell stays in its partition
+        // whatever the file's order (which orders ids inside one).
+        let split = |v: &serde_json::Value| -> Vec<std::collections::BTreeSet<String>> {
+            v["include"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    p["cells"]
+                        .as_str()
+                        .unwrap()
+                        .split_whitespace()
+                        .map(String::from)
+                        .collect()
+                })
+                .collect()
+        };
+        let again = json(&["--matrix", rev_path, "--list-partitions", &n_s]);
+        assert_eq!(
+            split(&parts),
+            split(&again),
+            "n {n}: the file's order moved cells"
+        );
+        let mut seen = std::collections::BTreeMap::new();
+        let mut sizes = Vec::new();
+        for p in parts["include"].as_array().unwrap() {
+            let ids: Vec<&str> = p["cells"].as_str().unwrap().split_whitespace().collect();
+            sizes.push(ids.len());
+            for id in ids {
+                assert!(
+                    seen.insert(id.to_string(), p["partition"].clone())
+                        .is_none(),
+                    "n {n}: {id} twice"
+                );
+            }
+        }
+        assert_eq!(sizes.len(), n as usize);
+        assert!(
+            sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1,
+            "n {n}: {sizes:?}"
+        );
+        assert_eq!(seen.len(), m.cells.len(), "n {n}");
+        for c in &cells {
+            assert_eq!(
+                seen[c["id"].as_str().unwrap()],
+                c["partition"],
+                "n {n}: {c}"
+            );
+        }
+    }
+}
+
+/// The VM test's two cells are the shipped sim matrix's (ids, axes,
+/// expectations, named failures), one value of each profile, and each
+/// cell's scenario runs the profile it states.
+#[test]
+fn the_vm_matrix_is_a_cut_of_the_sim_matrix_covering_both_profiles() {
+    let sim = qualify::load_matrix(&repo("ci/qualification/sim-matrix.yaml")).unwrap();
+    let vm = qualify::load_matrix(&repo("tests/spine/qualify/vm-matrix.yaml")).unwrap();
+    assert!(vm.cut && !sim.cut);
+    assert_eq!(vm.cells.len(), 2);
+    for c in &vm.cells {
+        let twin = sim
+            .cells
+            .iter()
+            .find(|x| x.id == c.id)
+            .unwrap_or_else(|| panic!("{}", c.id));
+        assert_eq!(c, twin);
+        if c.expect != "pass" {
+            assert_eq!(vm.failures[&c.expect], sim.failures[&c.expect]);
+        }
+    }
+    for axis in ["profile", "ciphers"] {
+        let values: std::collections::BTreeSet<_> = vm
+            .cells
+            .iter()
+            .map(|c| {
+                c.axes()
+                    .into_iter()
+                    .find(|(a, _)| *a == axis)
+                    .unwrap()
+                    .1
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(values.len(), 2, "{axis}: {values:?}");
+    }
+    for m in [&sim, &vm] {
+        let base = scenario::load(&repo(&m.base_scenario)).unwrap();
+        for c in &m.cells {
+            let s = qualify::cell_scenario(&base, m, c).unwrap();
+            assert_eq!(
+                Some(s.scenario.sim.profile.as_str()),
+                c.profile.as_deref(),
+                "{}",
+                c.id
+            );
+        }
+    }
+}
+
 #[test]
 fn bad_partitions_targets_and_missing_pin_charts_start_nothing() {
     let out = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &[
+                "--matrix",
+                "ci/qualification/sim-matrix.yaml",
+                "--sim-profile",
+                "3.6",
+            ],
+            "--sim-profile 3.6: not allowed with qualify; ci/qualification/sim-matrix.yaml states each cell's profile",
+        ),
         (
             &[
                 "--matrix",
@@ -314,14 +455,16 @@ fn merge_joins_partitions_and_refuses_missing_doubled_and_foreign_fragments() {
         .filter(|n| n.has_tag_name("testcase"))
         .filter_map(|n| n.attribute("name"))
         .collect();
-    assert_eq!(cases.len(), 4, "{xml}");
+    assert_eq!(cases.len(), m.cells.len(), "{xml}");
+    assert_eq!(cases.len(), 8, "{xml}");
     assert!(cases.iter().all(|c| c.starts_with("cell ")), "{cases:?}");
 
     // Partition 2 never arrived.
     let o = merge(&[&t.path().join("a/p1")], &[]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
-        text(&o).contains("cells missing from every fragment: bios-only17-lan20 (partition 2/2)"),
+        text(&o).contains("cells missing from every fragment: ")
+            && text(&o).contains("3.6-uefi-only17-lan20 (partition 2/2)"),
         "{}",
         text(&o)
     );
@@ -445,8 +588,9 @@ fn target_none_single_runner_and_two_merged_partitions_give_one_summary() {
 
 /// A sim matrix as CI runs one: two partitions side by side with real VMs,
 /// merged. Two cells (tests/spine/qualify/vm-matrix.yaml), one per
-/// partition, so both outcomes are seen at the cost of one boot per
-/// partition; the shipped four-cell matrix is checked without VMs above.
+/// partition, so both outcomes and both sim profiles are seen at the cost
+/// of one boot per partition; the shipped eight-cell matrix is checked
+/// without VMs above.
 /// The single-runner summary is compared from the same cell results
 /// (the functions the single runner renders with); the single-runner path
 /// itself runs for real in the target-none test above and in
@@ -492,9 +636,23 @@ fn vm_sim_matrix_in_two_partitions_merges_to_the_single_runner_summary() {
     let m = qualify::load_matrix(&repo(matrix)).unwrap();
     assert_eq!(merged, render_markdown(&summarize(&m, &results)));
     assert!(merged.contains("QUALIFIED: 2 of 2"), "{merged}");
-    // Where the sim fails an only17 cell: the power query right after
-    // enlistment, with MAAS 2.8's event.
-    for r in results.iter().filter(|r| r.cell.contains("only17")) {
+    // Both profiles ran: the 2.8 cell passed, the 3.6 only17 cell failed
+    // where sim-matrix.yaml says MAAS 3.6.4 fails it: the power query
+    // right after enlistment, the event from the rack's power monitor.
+    assert!(
+        merged.contains("| 2.8-bios-suite3-lan20 | 2.8 |"),
+        "{merged}"
+    );
+    assert!(
+        merged.contains("| 3.6-bios-only17-lan20 | 3.6 | bios | only17 | lan20 | power-cipher-default-3 | fail at wait_power | as expected |"),
+        "{merged}"
+    );
+    let failing: Vec<_> = results
+        .iter()
+        .filter(|r| r.cell.contains("only17"))
+        .collect();
+    assert_eq!(failing.len(), 1, "{results:?}");
+    for r in failing {
         assert_eq!(r.failed_step.as_deref(), Some("wait_power"), "{r:?}");
         assert!(
             r.events

@@ -202,6 +202,15 @@ async fn qualify(args: QualifyArgs) -> i32 {
         );
         return exit::BAD_INPUT;
     }
+    // Each cell states the MAAS it holds for (the sim's profile axis, else
+    // the default 2.8): one flag for every cell would make them lie.
+    if let Some(profile) = common.sim_profile {
+        eprintln!(
+            "error: --sim-profile {profile}: not allowed with qualify; {} states each cell's profile (axis `profile`, override `sim.profile`; none: 2.8)",
+            matrix_path.display()
+        );
+        return exit::BAD_INPUT;
+    }
     let part = args.partition.unwrap_or(Partition::WHOLE);
     let commit = match resolve_commit(args.commit.as_deref()) {
         Ok(c) => c,

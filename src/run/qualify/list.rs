@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::partition::{Partition, cells_of};
 use crate::targets::chart::qualification::Matrix;
 
-/// One entry per cell: id, pin, each axis, the expected outcome, and the
+/// One entry per cell: id, pin, profile, each axis, the expected outcome, and the
 /// partition of `count` it falls in (`--partition` runs it).
 pub fn cells_json(m: &Matrix, count: u32) -> Value {
     let mut include = Vec::new();
@@ -22,6 +22,7 @@ pub fn cells_json(m: &Matrix, count: u32) -> Value {
                 json!({
                     "id": c.id,
                     "pin": c.pin,
+                    "profile": c.profile,
                     "firmware": c.firmware,
                     "ciphers": c.ciphers,
                     "lan": c.lan,

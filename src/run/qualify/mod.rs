@@ -14,7 +14,9 @@ use std::path::Path;
 use crate::report::events::{Outcome, RunEvent};
 use crate::run::pipeline::RunSummary;
 use crate::scenario::{self, LoadedScenario, ScenarioError};
-use crate::targets::chart::qualification::{Cell, CellResult, Matrix, MatrixError};
+use crate::targets::chart::qualification::{
+    Cell, CellResult, Matrix, MatrixError, SIM_PROFILE_KEY,
+};
 
 /// Why a matrix cannot be read or a cell's scenario cannot be made.
 #[derive(Debug, thiserror::Error)]
@@ -46,39 +48,45 @@ pub enum QualifyError {
     Scenario(#[from] ScenarioError),
 }
 
-/// The base scenario with a cell's overrides applied to every machine group:
-/// `machine.FIELD` and `bmc.FIELD` keys of the matrix's `overrides` table.
+/// The base scenario with a cell's overrides applied: `machine.FIELD` and
+/// `bmc.FIELD` keys of the matrix's `overrides` table to every machine
+/// group, `sim.profile` to the scenario's `sim` settings (the profile axis).
 pub fn cell_scenario(
     base: &LoadedScenario,
     m: &Matrix,
     cell: &Cell,
 ) -> Result<LoadedScenario, QualifyError> {
     let mut doc = serde_json::to_value(&base.scenario)?;
-    for (axis, value) in [
-        ("firmware", &cell.firmware),
-        ("ciphers", &cell.ciphers),
-        ("lan", &cell.lan),
-    ] {
+    for (axis, value) in cell.axes() {
         let Some(table) = m.overrides.get(axis) else {
             continue;
         };
-        let Some(set) = table.get(value.as_str()) else {
+        let Some(set) = table.get(value) else {
             return Err(QualifyError::Overrides(format!(
                 "cell {}: {axis} `{value}` has no entry in `overrides.{axis}`",
                 cell.id
             )));
         };
-        let set = set.as_object().ok_or_else(|| QualifyError::Overrides(format!("overrides.{axis}.{value}: allowed: a mapping of machine.FIELD / bmc.FIELD to values")))?;
-        for group in doc["machines"].as_array_mut().into_iter().flatten() {
-            for (key, v) in set {
-                match key.split_once('.') {
-                    Some(("machine", f)) => group[f] = v.clone(),
-                    Some(("bmc", f)) => group["bmc"][f] = v.clone(),
-                    _ => {
-                        return Err(QualifyError::Overrides(format!(
-                            "overrides.{axis}.{value}.{key}: allowed: machine.FIELD or bmc.FIELD"
-                        )));
+        let set = set.as_object().ok_or_else(|| QualifyError::Overrides(format!("overrides.{axis}.{value}: allowed: a mapping of machine.FIELD / bmc.FIELD / sim.profile to values")))?;
+        for (key, v) in set {
+            match key.split_once('.') {
+                Some(("machine", f)) => {
+                    for group in doc["machines"].as_array_mut().into_iter().flatten() {
+                        group[f] = v.clone();
                     }
+                }
+                Some(("bmc", f)) => {
+                    for group in doc["machines"].as_array_mut().into_iter().flatten() {
+                        group["bmc"][f] = v.clone();
+                    }
+                }
+                // The scenario's own key (`sim: {profile: ...}`), as a
+                // scenario file would set it; parse_matrix checked the value.
+                _ if key == SIM_PROFILE_KEY => doc["sim"]["profile"] = v.clone(),
+                _ => {
+                    return Err(QualifyError::Overrides(format!(
+                        "overrides.{axis}.{value}.{key}: allowed: machine.FIELD, bmc.FIELD or sim.profile"
+                    )));
                 }
             }
         }

@@ -21,9 +21,15 @@ pub struct Matrix {
     pub target: String,
     pub base_scenario: String,
     /// Chart pins the cells run on (`2.8`, `3.6`; see pin.rs), an axis of
-    /// its own: empty for a target without pins (the sim is MAAS 2.8.7).
+    /// its own: empty for a target without pins (the sim states its MAAS
+    /// version with the `profile` axis instead).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pins: Vec<String>,
+    /// The cells are a chosen cut of a bigger matrix (a test's, e.g.
+    /// tests/spine/qualify/vm-matrix.yaml): they need not cover the cross
+    /// product of the axes, each combination still at most once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cut: bool,
     /// Named failures cells may expect.
     pub failures: BTreeMap<String, NamedFailure>,
     pub cells: Vec<Cell>,
@@ -54,19 +60,36 @@ pub struct Cell {
     /// One of the matrix's `pins` (required when it lists any).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<String>,
+    /// The sim's MAAS version profile (`2.8`, `3.6`): a key of
+    /// `overrides.profile`, required when the matrix has that axis (sim
+    /// target only; the chart states its MAAS version with `pins`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     /// `pass` or a key of `failures`.
     pub expect: String,
 }
 
 impl Cell {
-    pub fn axes(&self) -> [(&'static str, &str); 3] {
-        [
-            ("firmware", &self.firmware),
-            ("ciphers", &self.ciphers),
-            ("lan", &self.lan),
-        ]
+    /// The axes whose values select `overrides` entries, in the order they
+    /// apply: firmware, ciphers, lan, then profile when the cell has one.
+    pub fn axes(&self) -> Vec<(&'static str, &str)> {
+        let mut axes = vec![
+            ("firmware", self.firmware.as_str()),
+            ("ciphers", self.ciphers.as_str()),
+            ("lan", self.lan.as_str()),
+        ];
+        if let Some(p) = &self.profile {
+            axes.push((PROFILE_AXIS, p.as_str()));
+        }
+        axes
     }
 }
+
+/// The axis naming the sim's MAAS version profile.
+pub const PROFILE_AXIS: &str = "profile";
+
+/// The override key that sets a cell scenario's `sim.profile`.
+pub const SIM_PROFILE_KEY: &str = "sim.profile";
 
 /// A matrix that cannot be used, naming the cell and field.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -78,6 +101,13 @@ pub enum MatrixError {
         file: String,
         cell: String,
         field: &'static str,
+        value: String,
+        allowed: String,
+    },
+    #[error("{file}: field `{field}` = {value}: {allowed}")]
+    Field {
+        file: String,
+        field: String,
         value: String,
         allowed: String,
     },
@@ -97,6 +127,8 @@ pub fn parse_matrix(file: &str, text: &str) -> Result<Matrix, MatrixError> {
         file: file.into(),
         detail: e.to_string(),
     })?;
+    check_overrides(file, &m)?;
+    let has_profile = m.overrides.contains_key(PROFILE_AXIS);
     let mut seen_ids = Vec::new();
     let mut seen_combos = Vec::new();
     for c in &m.cells {
@@ -135,6 +167,22 @@ pub fn parse_matrix(file: &str, text: &str) -> Result<Matrix, MatrixError> {
                 allowed: format!("pass or one of {:?}", m.failures.keys().collect::<Vec<_>>()),
             });
         }
+        if c.profile.is_some() != has_profile {
+            return Err(MatrixError::Cell {
+                file: file.into(),
+                cell: c.id.clone(),
+                field: "profile",
+                value: c.profile.clone().unwrap_or_default(),
+                allowed: if has_profile {
+                    format!(
+                        "one of {:?} (overrides.profile)",
+                        m.overrides[PROFILE_AXIS].keys().collect::<Vec<_>>()
+                    )
+                } else {
+                    "no profile: the matrix has no `overrides.profile` axis".into()
+                },
+            });
+        }
         match (&c.pin, m.pins.is_empty()) {
             (None, true) => {}
             (Some(p), false) if m.pins.contains(p) => {}
@@ -157,6 +205,7 @@ pub fn parse_matrix(file: &str, text: &str) -> Result<Matrix, MatrixError> {
             c.ciphers.clone(),
             c.lan.clone(),
             c.pin.clone(),
+            c.profile.clone(),
         );
         if seen_combos.contains(&combo) {
             return Err(MatrixError::Coverage {
@@ -168,8 +217,12 @@ pub fn parse_matrix(file: &str, text: &str) -> Result<Matrix, MatrixError> {
         seen_combos.push(combo);
     }
     let count = |axis: &str| m.overrides.get(axis).map_or(0, |v| v.len());
-    let want = count("firmware") * count("ciphers") * count("lan") * m.pins.len().max(1);
-    if seen_combos.len() != want {
+    let want = count("firmware")
+        * count("ciphers")
+        * count("lan")
+        * m.pins.len().max(1)
+        * count(PROFILE_AXIS).max(1);
+    if seen_combos.len() != want && !m.cut {
         return Err(MatrixError::Coverage {
             file: file.into(),
             axes: axes_name(&m),
@@ -180,11 +233,106 @@ pub fn parse_matrix(file: &str, text: &str) -> Result<Matrix, MatrixError> {
 }
 
 fn axes_name(m: &Matrix) -> String {
-    if m.pins.is_empty() {
-        "firmware x ciphers x lan".into()
-    } else {
-        "firmware x ciphers x lan x pin".into()
+    let mut name = String::from("firmware x ciphers x lan");
+    if !m.pins.is_empty() {
+        name.push_str(" x pin");
     }
+    if m.overrides.contains_key(PROFILE_AXIS) {
+        name.push_str(" x profile");
+    }
+    name
+}
+
+/// Every override key is one the cell scenarios can take: `machine.FIELD`,
+/// `bmc.FIELD`, or `sim.profile` (a known profile, on target sim only; the
+/// `profile` axis's value V sets exactly `sim.profile: V`, so a cell's
+/// stated profile is the one it runs).
+fn check_overrides(file: &str, m: &Matrix) -> Result<(), MatrixError> {
+    let field_err = |field: String, value: String, allowed: String| MatrixError::Field {
+        file: file.into(),
+        field,
+        value,
+        allowed,
+    };
+    let profiles = || {
+        crate::scenario::SimProfile::ALL
+            .iter()
+            .map(|p| format!("{:?}", p.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (axis, values) in &m.overrides {
+        for (value, set) in values {
+            let at = format!("overrides.{axis}.{value}");
+            let Some(set) = set.as_object() else {
+                return Err(field_err(
+                    at,
+                    set.to_string(),
+                    "allowed: a mapping of machine.FIELD / bmc.FIELD / sim.profile to values"
+                        .into(),
+                ));
+            };
+            for (key, v) in set {
+                match key.split_once('.') {
+                    Some(("machine" | "bmc", f)) if !f.is_empty() => {}
+                    _ if key == SIM_PROFILE_KEY => {
+                        if m.target != "sim" {
+                            return Err(field_err(
+                                format!("{at}.{key}"),
+                                v.to_string(),
+                                format!(
+                                    "the sim profile applies to target sim only (this matrix's target is {}); a chart matrix states its MAAS version with `pins`",
+                                    m.target
+                                ),
+                            ));
+                        }
+                        let known = v
+                            .as_str()
+                            .is_some_and(|s| s.parse::<crate::scenario::SimProfile>().is_ok());
+                        if !known {
+                            return Err(field_err(
+                                format!("{at}.{key}"),
+                                v.to_string(),
+                                format!("allowed: one of {}", profiles()),
+                            ));
+                        }
+                    }
+                    _ => {
+                        return Err(field_err(
+                            format!("{at}.{key}"),
+                            v.to_string(),
+                            "allowed keys: machine.FIELD, bmc.FIELD, sim.profile".into(),
+                        ));
+                    }
+                }
+            }
+            if axis == PROFILE_AXIS {
+                if m.target != "sim" {
+                    return Err(field_err(
+                        format!("overrides.{PROFILE_AXIS}"),
+                        format!("{:?}", values.keys().collect::<Vec<_>>()),
+                        format!(
+                            "the profile axis applies to target sim only (this matrix's target is {}); a chart matrix states its MAAS version with `pins`",
+                            m.target
+                        ),
+                    ));
+                }
+                let sets_itself = set.len() == 1
+                    && set.get(SIM_PROFILE_KEY).and_then(|v| v.as_str()) == Some(value.as_str());
+                if !sets_itself {
+                    return Err(field_err(
+                        at,
+                        serde_json::Value::Object(set.clone()).to_string(),
+                        format!(
+                            "allowed: {{ sim.profile: {value:?} }} (a profile axis value sets that profile, nothing else; profiles: {})",
+                            profiles()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What one run of a cell did, as the report stage records it.
@@ -214,6 +362,8 @@ pub enum Verdict {
 pub struct SummaryRow {
     pub cell: String,
     pub pin: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     pub firmware: String,
     pub ciphers: String,
     pub lan: String,
@@ -274,6 +424,7 @@ pub fn summarize(m: &Matrix, results: &[CellResult]) -> Summary {
             SummaryRow {
                 cell: c.id.clone(),
                 pin: c.pin.clone(),
+                profile: c.profile.clone(),
                 firmware: c.firmware.clone(),
                 ciphers: c.ciphers.clone(),
                 lan: c.lan.clone(),
@@ -294,12 +445,17 @@ pub fn summarize(m: &Matrix, results: &[CellResult]) -> Summary {
 /// The summary as a Markdown table plus a one-line verdict.
 pub fn render_markdown(s: &Summary) -> String {
     let mut out = format!("# {}\n\n", s.suite);
-    // The pin column only where the matrix has pins (the sim has none).
+    // The pin and profile columns only where the matrix has that axis
+    // (pins: the chart; profile: the sim).
     let pins = s.rows.iter().any(|r| r.pin.is_some());
+    let profiles = s.rows.iter().any(|r| r.profile.is_some());
     out.push_str("| cell |");
     out.push_str(if pins { " pin |" } else { "" });
+    out.push_str(if profiles { " profile |" } else { "" });
     out.push_str(" firmware | ciphers | lan | expected | actual | verdict |\n");
-    out.push_str(if pins { "| --- | --- |" } else { "| --- |" });
+    out.push_str("| --- |");
+    out.push_str(if pins { " --- |" } else { "" });
+    out.push_str(if profiles { " --- |" } else { "" });
     out.push_str(" --- | --- | --- | --- | --- | --- |\n");
     for r in &s.rows {
         let verdict = match &r.verdict {
@@ -307,14 +463,16 @@ pub fn render_markdown(s: &Summary) -> String {
             Verdict::Unexpected(why) => format!("**UNEXPECTED**: {why}"),
             Verdict::NotRun => "**NOT RUN**".to_string(),
         };
-        let pin = match (&r.pin, pins) {
+        let column = |v: &Option<String>, shown: bool| match (v, shown) {
             (Some(p), _) => format!(" {p} |"),
             (None, true) => " |".into(),
             (None, false) => String::new(),
         };
+        let pin = column(&r.pin, pins);
+        let profile = column(&r.profile, profiles);
         let _ = writeln!(
             out,
-            "| {} |{pin} {} | {} | {} | {} | {} | {} |",
+            "| {} |{pin}{profile} {} | {} | {} | {} | {} | {} |",
             r.cell, r.firmware, r.ciphers, r.lan, r.expected, r.actual, verdict
         );
     }

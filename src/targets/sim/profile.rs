@@ -31,6 +31,40 @@ impl SimProfile {
         }
     }
 
+    /// Whether a failed power query records "Failed to query node's BMC"
+    /// (NODE_POWER_QUERY_FAILED, the driver's message as description).
+    /// The rack's power monitor does in both versions (rpc/power.py
+    /// report_power_state -> power_query_failure, every 15 s,
+    /// rackdservices/node_power_monitor_service.py). An API query
+    /// (op=query_power_state) does in 2.8.7: the rack's PowerQuery answers
+    /// {state: error, error_msg} and models/node.py power_query records it.
+    /// In 3.6.4 it does not: Node.power_query runs the power-query Temporal
+    /// workflow (maastemporalworker/workflow/power.py, 3 attempts); its
+    /// failure is raised as PowerActionFail and the event callback
+    /// (cb_create_event) runs only on a result.
+    pub fn query_failure_event(self, via: QueryVia) -> bool {
+        match (self, via) {
+            (_, QueryVia::Monitor) => true,
+            (SimProfile::Maas28, QueryVia::Api) => true,
+            (SimProfile::Maas36, QueryVia::Api) => false,
+        }
+    }
+
+    /// Whether an API query also marks the machine as just queried, so the
+    /// monitor (nodes never queried or queried over 5 minutes ago) skips
+    /// it. MAAS sets power_state_queried only when the rack lists the node
+    /// for its monitor (rpc/nodes.py list_cluster_nodes_power_parameters,
+    /// 2.8.7 and 3.6.4 alike). The 3.6 profile follows that, so a machine
+    /// whose API queries fail gets its event from the monitor's next tick;
+    /// the 2.8 profile keeps the sim's earlier shortcut (its goldens were
+    /// recorded with it; docs/sim.md).
+    pub fn api_query_marks_monitored(self) -> bool {
+        match self {
+            SimProfile::Maas28 => true,
+            SimProfile::Maas36 => false,
+        }
+    }
+
     /// The IPMI power driver's command line (drivers/power/ipmi.py).
     pub fn ipmi_argv(self) -> IpmiArgv {
         match self {
@@ -47,6 +81,14 @@ impl SimProfile {
             SimProfile::Maas36 => Some("3.6"),
         }
     }
+}
+
+/// Who asked for a power query: the API (op=query_power_state) or the
+/// rack's power monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryVia {
+    Api,
+    Monitor,
 }
 
 /// How the rack's IPMI driver builds FreeIPMI's arguments.

@@ -179,7 +179,8 @@ impl SimRegion {
                             .for_each_concurrent(at_once, |id| {
                                 let st = st.clone();
                                 async move {
-                                    let _ = st.query_power(&id).await;
+                                    let _ =
+                                        st.query_power(&id, super::state::QueryVia::Monitor).await;
                                 }
                             })
                             .await;

@@ -322,30 +322,39 @@ impl RegionState {
     }
 
     /// Query one machine's BMC now (retried as MAAS's PowerDriver.query)
-    /// and store the answer; a failure stores "error" and records "Failed
-    /// to query node's BMC" (rpc/power.py power_query_failure).
-    pub async fn query_power(&self, system_id: &str) -> Result<PowerState, PowerError> {
+    /// and store the answer; a failure stores "error" and, where the
+    /// profile's MAAS does (profile.rs `query_failure_event`), records
+    /// "Failed to query node's BMC" (rpc/power.py power_query_failure).
+    pub async fn query_power(
+        &self,
+        system_id: &str,
+        via: QueryVia,
+    ) -> Result<PowerState, PowerError> {
         let d = self.driver(system_id).await?;
         if matches!(d, Driver::Manual) {
             return Ok(PowerState::Unknown);
         }
-        match self.query_with(&d, |_, _, _| {}).await {
-            Ok(state) => {
-                let _ = self.store.set_power_state(system_id, state).await;
-                Ok(state)
-            }
-            Err(e) => {
-                let _ = self
-                    .store
-                    .set_power_state(system_id, PowerState::Error)
-                    .await;
-                self.event(system_id, &events::POWER_QUERY_FAILED, &e.to_string())
-                    .await;
-                Err(e)
-            }
+        let result = self.query_with(&d, |_, _, _| {}).await;
+        let state = result.as_ref().copied().unwrap_or(PowerState::Error);
+        if via == QueryVia::Api && !self.profile.api_query_marks_monitored() {
+            let _ = self
+                .store
+                .set_power_state_unmonitored(system_id, state)
+                .await;
+        } else {
+            let _ = self.store.set_power_state(system_id, state).await;
         }
+        if let Err(e) = &result
+            && self.profile.query_failure_event(via)
+        {
+            self.event(system_id, &events::POWER_QUERY_FAILED, &e.to_string())
+                .await;
+        }
+        result
     }
 }
+
+pub use super::profile::QueryVia;
 
 /// A power change MAAS's rack carries out (rpc/power.py: on, off, cycle).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -179,7 +179,11 @@ pub async fn machine_power_parameters(r: Req) -> ApiResult {
 pub async fn machine_query_power_state(r: Req) -> ApiResult {
     let id = r.arg("system_id");
     r.st.store.machine(id).await?;
-    match r.st.query_power(id).await {
+    match r
+        .st
+        .query_power(id, crate::targets::sim::state::QueryVia::Api)
+        .await
+    {
         Ok(state) => ok_json(&PowerStateReply { state }),
         Err(e) => Err(ApiError::text(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -479,6 +479,25 @@ impl Store {
         Ok(())
     }
 
+    /// Store a power state an API query learnt, leaving the monitor's
+    /// queried time alone: MAAS sets power_state_queried only when the
+    /// rack lists the node for its monitor (3.6.4 rpc/nodes.py
+    /// list_cluster_nodes_power_parameters; update_power_state does not).
+    /// The 3.6 profile's API queries use this (profile.rs).
+    pub async fn set_power_state_unmonitored(
+        &self,
+        system_id: &str,
+        state: PowerState,
+    ) -> Result<()> {
+        self.exec(
+            "storing a power state",
+            "UPDATE machines SET power_state = $2 WHERE system_id = $1",
+            &[&system_id, &state.as_str()],
+        )
+        .await
+        .map(drop)
+    }
+
     /// Store the power state (and when it was learnt, as MAAS's
     /// update_power_state); returns the previous one.
     pub async fn set_power_state(&self, system_id: &str, state: PowerState) -> Result<PowerState> {
