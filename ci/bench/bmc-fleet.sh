@@ -65,6 +65,7 @@ cleanup() {
     kill -TERM "$vbmcd_pid" 2>/dev/null || true
     wait "$vbmcd_pid" 2>/dev/null || true
     for k in $kids; do kill -TERM "$k" 2>/dev/null || true; done
+    rm -f "$out/vbmc/vbmcd.pid"
   fi
   for d in ${domains[@]+"${domains[@]}"}; do
     virsh -q -c qemu:///system undefine "$d" >/dev/null 2>&1 || true
@@ -218,11 +219,10 @@ EOF
     domains+=("$name")
     echo "$name 127.102.$((i / 250)).$((i % 250 + 1)):623" >>"$dir/vbmc/addresses"
   done
-  if [ -z "$vbmcd_pid" ]; then
-    "$venv/bin/vbmcd" --foreground >"$out/vbmc/vbmcd.out" 2>&1 &
-    vbmcd_pid=$!
-    wait_file "$out/vbmc/vbmcd.pid" "$vbmcd_pid" 60
-  fi
+  # A vbmcd per size, so its processes are this size's only.
+  "$venv/bin/vbmcd" --foreground >"$dir/vbmc/vbmcd.out" 2>&1 &
+  vbmcd_pid=$!
+  wait_file "$out/vbmc/vbmcd.pid" "$vbmcd_pid" 60
   t0=$(now)
   # vbmc add is a Python CLI per BMC (about 0.8 s each here): 4 at a time.
   awk '{split($2,a,":"); print $1, a[1]}' "$dir/vbmc/addresses" |
@@ -239,10 +239,7 @@ EOF
   # shellcheck disable=SC2086
   side_row "$n" "virtualbmc (vbmcd + $(($(echo $pids | wc -w) - 1)) processes)" "$startup (vbmc add + start)" "$(pss_kib $pids)" "$dir/vbmc/poll.json" "$r"
   awk '{print $1}' "$dir/vbmc/addresses" | xargs -n 50 "$venv/bin/vbmc" delete >/dev/null
-  for d in ${domains[@]+"${domains[@]}"}; do
-    virsh -q -c qemu:///system undefine "$d" >/dev/null
-  done
-  domains=()
+  cleanup
 done
 echo
 echo "runs, poll reports and logs: $out"
