@@ -20,10 +20,11 @@
 #   --concurrency K   ipmipower runs at once in the full-speed phase (default 8)
 #   --vbmc LIST       also compare with virtualbmc at these sizes (e.g. 50,200)
 #
-# Everything it starts is stopped by pid, and every domain it defined is
-# undefined by name, on every exit path (trap). Prints markdown; measures,
-# asserts nothing. Needs root (port 623), ipmipower, ipmitool; --vbmc
-# needs virsh and the venv's vbmc (ci/setup-python.sh).
+# Everything it starts is stopped by pid, every domain it defined is
+# undefined by name and the password file removed, on every exit path
+# (trap). Prints markdown; measures, asserts nothing. Needs root (port
+# 623), ipmipower, ipmitool; --vbmc needs virsh and the venv's vbmc
+# (ci/setup-python.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -72,7 +73,8 @@ cleanup() {
   done
   fleet_pid= vbmcd_pid= domains=()
 }
-trap cleanup EXIT
+# The run's password file goes with the run; its reports stay.
+trap 'cleanup; rm -f "$pw"' EXIT
 trap 'exit 130' INT TERM
 
 now() { date +%s.%N; }
