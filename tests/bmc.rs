@@ -8,6 +8,8 @@ mod backends;
 mod bench;
 #[path = "bmc/common.rs"]
 mod common;
+#[path = "bmc/fleet_process.rs"]
+mod fleet_process;
 #[path = "bmc/freeipmi.rs"]
 mod freeipmi;
 #[path = "bmc/inband.rs"]

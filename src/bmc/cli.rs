@@ -1,5 +1,6 @@
-//! `maas-e2e bmc ...`: serve a fleet from a YAML file, or run the load
-//! generator. The lead wires [`BmcCommand`] into src/cli.rs.
+//! `maas-e2e bmc ...`: serve a fleet from a YAML file, serve N BMCs on
+//! loopback addresses in a process of their own, poll BMCs with
+//! ipmipower as MAAS does, or run the load generator.
 
 use std::path::PathBuf;
 
@@ -14,6 +15,12 @@ pub enum BmcCommand {
     },
     /// Load-generate against BMCs with our own RMCP+ client.
     Bench(super::bench::BenchArgs),
+    /// Serve N BMCs (no VM, no sim), each on its own loopback address,
+    /// until `--for` runs out or SIGTERM (the fleet bench's BMC process).
+    Fleet(super::loopback::LoopbackFleetArgs),
+    /// Query BMCs with `ipmipower --stat` as MAAS 2.8 does, at its
+    /// cadence or at full speed; prints a JSON report.
+    Poll(super::poll::PollArgs),
 }
 
 pub async fn run(cmd: BmcCommand) -> anyhow::Result<()> {
@@ -35,5 +42,7 @@ pub async fn run(cmd: BmcCommand) -> anyhow::Result<()> {
             Ok(())
         }
         BmcCommand::Bench(args) => super::bench::run(args).await,
+        BmcCommand::Fleet(args) => super::loopback::run(args).await,
+        BmcCommand::Poll(args) => super::poll::run(args).await,
     }
 }

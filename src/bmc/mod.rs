@@ -15,6 +15,8 @@ pub mod config;
 pub mod fault;
 pub mod inband;
 pub mod instance;
+pub mod loopback;
+pub mod poll;
 pub mod power;
 pub mod redfish;
 pub mod server;
