@@ -14,8 +14,11 @@ use maas_e2e::testing::{require, require_program, require_root};
 #[path = "support/walk.rs"]
 mod walk;
 use walk::{files, run_dirs};
+#[path = "support/held_up.rs"]
+mod held_up;
 #[path = "support/left_nothing.rs"]
 mod left_nothing;
+use held_up::HeldUp;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_maas-e2e"))
@@ -280,48 +283,6 @@ fn enlist_bios_with_postgres_in_a_container() {
     );
 }
 
-/// `maas-e2e up` of a sim, held in the background; Ctrl-C (SIGINT) on drop.
-struct HeldUp {
-    child: std::process::Child,
-}
-
-impl HeldUp {
-    fn interrupt(&mut self) -> Option<i32> {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-        let _ = self.child.kill();
-        None
-    }
-}
-
-impl Drop for HeldUp {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.interrupt();
-        }
-    }
-}
-
-/// KEY=VALUE lines of the connection file.
-fn read_env_file(path: &Path) -> Vec<(String, String)> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let (k, v) = l.split_once('=').unwrap();
-            (k.to_string(), v.to_string())
-        })
-        .collect()
-}
-
 /// Target external against a running sim: `up` hands out the MAAS in a
 /// 0600 file; a run with those values enlists and commissions a VM of its
 /// own through that MAAS (its BMC on the sim's bridge via our veth), then
@@ -334,48 +295,11 @@ fn external_target_drives_a_held_up_sim() {
         return;
     }
     let up_out = tempfile::tempdir().unwrap();
-    let log = std::fs::File::create(up_out.path().join("up.log")).unwrap();
-    let mut up = HeldUp {
-        child: bin()
-            .args(["up", "--target", "sim", "--seed", "3", "--out"])
-            .arg(up_out.path())
-            .arg(repo("scenarios/sim-maas.yaml"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    };
-    // The run directory names the run; the connection file appears once the MAAS is up.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    let conn = loop {
-        let found = std::fs::read_dir(up_out.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
-            .map(|e| {
-                Path::new(maas_e2e::run::state::REGISTRY_DIR)
-                    .join(format!("{}.maas.env", e.file_name().to_string_lossy()))
-            })
-            .find(|p| p.exists());
-        if let Some(p) = found {
-            break p;
-        }
-        if let Ok(Some(status)) = up.child.try_wait() {
-            panic!(
-                "up exited with {status}:\n{}",
-                std::fs::read_to_string(up_out.path().join("up.log")).unwrap()
-            );
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no connection file after 300 s:\n{}",
-            std::fs::read_to_string(up_out.path().join("up.log")).unwrap()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    };
+    let mut up = HeldUp::start(bin(), up_out.path(), &repo("scenarios/sim-maas.yaml"), 3);
+    let conn = up.conn.clone();
     let mode = std::fs::metadata(&conn).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "{} is readable by others", conn.display());
-    let vars = read_env_file(&conn);
+    let vars = up.vars();
     let var = |k: &str| {
         vars.iter()
             .find(|(n, _)| n == k)

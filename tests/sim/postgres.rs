@@ -177,7 +177,11 @@ async fn clusters_copied_from_one_template_are_independent_and_races_make_one_te
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(entries.len(), 1, "one template, no half-made ones: {entries:?}");
+    assert_eq!(
+        entries.len(),
+        1,
+        "one template, no half-made ones: {entries:?}"
+    );
     let template = template_root.join(&entries[0]);
     assert!(template.join("PG_VERSION").exists());
     assert!(
@@ -186,7 +190,9 @@ async fn clusters_copied_from_one_template_are_independent_and_races_make_one_te
     );
 
     let ca = connect(a.connection_string()).await.unwrap();
-    ca.batch_execute("CREATE TABLE only_in_a (x int)").await.unwrap();
+    ca.batch_execute("CREATE TABLE only_in_a (x int)")
+        .await
+        .unwrap();
     let cb = connect(b.connection_string()).await.unwrap();
     let seen: i64 = cb
         .query_one(

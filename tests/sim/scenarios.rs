@@ -12,6 +12,8 @@ use maas_e2e::testing::{require, require_program, require_root};
 #[path = "../support/walk.rs"]
 mod walk;
 use walk::run_dirs;
+#[path = "../support/held_up.rs"]
+mod held_up;
 #[path = "../support/left_nothing.rs"]
 mod left_nothing;
 
@@ -125,4 +127,81 @@ fn a_fleet_created_through_the_api_is_polled_by_maas_and_summarised() {
     assert_eq!(timings["until_known_s"].as_array().map(Vec::len), Some(1));
     assert_eq!(timings["power"]["on 50%"]["count"], 9, "{timings}");
     assert_eq!(timings["power"]["off 25%"]["count"], 5, "{timings}");
+}
+
+/// The same fleet through target external: `up` holds a sim MAAS, and a run
+/// with its connection values creates the fleet on the lab bridge `up`
+/// handed out, where that MAAS's own power monitor polls it. The summary
+/// must be the sim run's (same golden but the target), the run must leave
+/// nothing, and the fleet's machines must be gone from that MAAS after.
+#[test]
+fn a_fleet_runs_through_the_external_target_against_a_held_up_sim() {
+    if !prerequisites() {
+        return;
+    }
+    let up_out = tempfile::tempdir().unwrap();
+    let mut up = held_up::HeldUp::start(bin(), up_out.path(), &repo("scenarios/sim-maas.yaml"), 3);
+    let vars = up.vars();
+    let key = vars
+        .iter()
+        .find(|(k, _)| k == "MAAS_API_KEY")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut c = bin();
+    c.args(["run", "--target", "external", "--seed", "2", "--out"])
+        .arg(out.path())
+        .arg(repo("scenarios/fleet-power.yaml"));
+    for (k, v) in &vars {
+        c.env(k, v);
+    }
+    let r = c.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert_eq!(r.status.code(), Some(0), "{text}\nup:\n{}", up.log_text());
+    assert!(
+        text.contains("fleet-power") && text.contains("match"),
+        "{text}"
+    );
+    assert!(!text.contains(&key), "the run printed the API key");
+
+    let dir = run_dirs(out.path()).pop().unwrap();
+    let result: serde_json::Value =
+        serde_norway::from_str(&std::fs::read_to_string(dir.join("result.yaml")).unwrap()).unwrap();
+    assert_eq!(result["target"], "external", "{result}");
+    assert_eq!(result["fleet"]["machines"], 20, "{result}");
+    assert!(
+        result["fleet"]["by_power_state"].get("unknown").is_none(),
+        "{result}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+    let loaded = scenario::load(Path::new(record["scenario_path"].as_str().unwrap())).unwrap();
+    let run_id: RunId = record["run_id"].as_str().unwrap().parse().unwrap();
+    let plan = plan::plan(&loaded, TargetKind::External, &run_id, 2, out.path());
+    left_nothing::assert_run_left_nothing(&dir, &plan);
+
+    // The run deletes what it created in that MAAS.
+    let url = vars
+        .iter()
+        .find(|(k, _)| k == "MAAS_URL")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = maas_e2e::maas::MaasClient::new(&url, Some(key.parse().unwrap())).unwrap();
+    let left: Vec<String> = rt
+        .block_on(client.machines())
+        .unwrap()
+        .into_iter()
+        .map(|m| m.hostname)
+        .filter(|h| h.starts_with("fleet-"))
+        .collect();
+    assert!(left.is_empty(), "fleet machines left in the MAAS: {left:?}");
+    assert_eq!(up.interrupt(), Some(0), "{}", up.log_text());
 }
