@@ -135,7 +135,7 @@ pub enum PostgresError {
         from: PathBuf,
         to: PathBuf,
         #[source]
-        source: CmdError,
+        source: Box<CmdError>,
     },
     #[error("no template cluster configured")]
     NoTemplate,
@@ -334,7 +334,7 @@ async fn copy_cluster(template: &Path, data_dir: &Path) -> Result<(), PostgresEr
         .map_err(|source| PostgresError::CopyTemplate {
             from: template.into(),
             to: data_dir.into(),
-            source,
+            source: Box::new(source),
         })?;
     Ok(())
 }
