@@ -130,6 +130,8 @@ pub struct TestLab {
     /// Lines put before the pxelinux config (`SERIAL 0 115200`: pxelinux's
     /// own messages, a failure included, on the serial console).
     pub pxelinux_head: String,
+    /// Words added to the kernel command line.
+    pub cmdline_extra: String,
     servers: Vec<Box<dyn std::any::Any + Send>>,
     domains: Vec<String>,
 }
@@ -152,6 +154,7 @@ impl TestLab {
             padding_mib: 0,
             init_end: INIT_POWEROFF.into(),
             pxelinux_head: String::new(),
+            cmdline_extra: String::new(),
             servers: vec![],
             domains: vec![],
         }
@@ -200,9 +203,11 @@ impl TestLab {
 
     pub fn cmdline(&self) -> String {
         format!(
-            "console=ttyS0 quiet loglevel=3 panic=-1 e2e_token={}",
-            self.token
+            "console=ttyS0 quiet loglevel=3 panic=-1 e2e_token={} {}",
+            self.token, self.cmdline_extra
         )
+        .trim_end()
+        .to_string()
     }
 
     pub async fn start_servers(&mut self, flow: BootFlow, ra_on: bool, static_macs: &[&str]) {
