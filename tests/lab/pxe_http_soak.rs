@@ -86,14 +86,16 @@ async fn soak_pxelinux_http_boots() {
     let mut seen = 0usize;
     let mut stalls = Vec::new();
     let mut mid_download = Vec::new();
+    let mut markers_before = 0usize;
     let mut last_progress = Instant::now();
     while seen < boots && started.elapsed() < max_time {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let console =
             String::from_utf8_lossy(&std::fs::read(&spec.console_log).unwrap_or_default())
                 .into_owned();
-        // Boots so far: markers printed plus stalled boots (no marker).
-        let n = count(&console, support::MARKER_PREFIX) + stalls.len();
+        // Boots so far: markers printed plus stalled boots (no marker);
+        // libvirt starts the console file anew when the VM is started.
+        let n = markers_before + count(&console, support::MARKER_PREFIX) + stalls.len();
         if n > seen {
             seen = n;
             last_progress = Instant::now();
@@ -126,6 +128,7 @@ async fn soak_pxelinux_http_boots() {
                 mid_download.push(seen);
             }
             // Let the server see the reset, then start over.
+            markers_before += count(&console, support::MARKER_PREFIX);
             vm::destroy(&conn, &spec.name).ok();
             vm::start(&conn, &spec.name).unwrap();
             last_progress = Instant::now();
