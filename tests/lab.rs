@@ -5,6 +5,8 @@
 
 #[path = "lab/bench.rs"]
 mod bench;
+#[path = "lab/pxe_http_soak.rs"]
+mod pxe_http_soak;
 #[path = "lab/pxelinux_uuid.rs"]
 mod pxelinux_uuid;
 #[path = "lab/support.rs"]

@@ -170,20 +170,28 @@ async fn serve(
         total,
         finished: false,
     };
-    let body = futures::stream::iter(chunks.into_iter().map(Some).chain(std::iter::once(None)))
-        .map(move |chunk| {
-            match &chunk {
-                Some(c) => transfer.sent += c.len(),
-                None => transfer.finish(),
-            }
-            Ok::<_, std::convert::Infallible>(chunk.unwrap_or_default())
-        });
+    // With the length in the head hyper stops polling after the last
+    // byte, so the last chunk taken is the end (an empty body ends on drop).
+    let body = futures::stream::iter(chunks).map(move |chunk| {
+        transfer.sent += chunk.len();
+        if transfer.sent == transfer.total {
+            transfer.finish();
+        }
+        Ok::<_, std::convert::Infallible>(chunk)
+    });
     let mut resp = Response::new(Body::from_stream(body));
     *resp.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(ct) = reply.content_type.parse() {
         resp.headers_mut().insert(header::CONTENT_TYPE, ct);
     }
+    // The length goes in the head although the body is a stream (hyper
+    // then frames it by length, not chunked or by closing): pxelinux sizes
+    // its buffer from it, as with a real rack's nginx; without it pxelinux
+    // grows the buffer 1 MiB at a time and copies the file so far each time
+    // (issue 18, docs/lab.md).
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, header::HeaderValue::from(total));
     resp
 }
 
@@ -200,15 +208,24 @@ struct Transfer {
 impl Transfer {
     fn finish(&mut self) {
         self.finished = true;
-        self.events.emit(self.event.clone());
+        self.events.emit(self.stamped(LabEventKind::HttpDone));
+    }
+
+    /// The event as of now (the template carries the request's time).
+    fn stamped(&self, kind: LabEventKind) -> LabEvent {
+        let mut ev = self.event.clone();
+        ev.kind = kind;
+        ev.time_ms = LabEvent::new(kind, &ev.server).time_ms;
+        ev
     }
 }
 
 impl Drop for Transfer {
     fn drop(&mut self) {
-        if !self.finished {
-            let mut ev = self.event.clone();
-            ev.kind = LabEventKind::HttpAborted;
+        if !self.finished && self.sent == self.total {
+            self.finish();
+        } else if !self.finished {
+            let mut ev = self.stamped(LabEventKind::HttpAborted);
             ev.detail = Some(format!(
                 "{}; client gone after {} of {} bytes queued",
                 ev.detail.unwrap_or_default(),
@@ -281,6 +298,79 @@ mod tests {
             out.push((e.kind, e.detail.unwrap_or_default()));
         }
         out
+    }
+
+    /// pxelinux's request (core/fs/pxe/http.c): HTTP/1.0, Connection: close.
+    const PXELINUX_GET: &str = "GET /initrd HTTP/1.0\r\nHost: rack\r\nUser-Agent: Syslinux/6.04\r\nConnection: close\r\n\r\n";
+
+    /// The response head (up to the blank line) and what came after it.
+    fn read_head(s: &mut std::net::TcpStream) -> (String, Vec<u8>) {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0, "connection closed inside the head");
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                return (head, buf[end + 4..].to_vec());
+            }
+        }
+    }
+
+    fn content_length(head: &str) -> Option<usize> {
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse().ok())
+    }
+
+    /// A client like pxelinux in a CPU-starved guest: it reads a little,
+    /// stops reading for seconds (the server's socket buffer fills), then
+    /// reads on. It must get the whole file, and the head must say how
+    /// long the file is (pxelinux sizes its buffer from Content-Length;
+    /// without it, it grows the buffer 1 MiB at a time).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_pxelinux_like_client_that_stops_reading_gets_the_whole_file_and_its_length() {
+        let events = EventLog::new(None).unwrap();
+        let mut rx = events.subscribe();
+        let (srv, _root) = server(&events).await;
+        let addr = srv.local_addr;
+        let (head, body) = tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            // A small receive buffer, as lwIP's 64000-byte window.
+            nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBuf, &65536).unwrap();
+            s.write_all(PXELINUX_GET.as_bytes()).unwrap();
+            let (head, mut body) = read_head(&mut s);
+            let mut some = vec![0u8; 64 * 1024];
+            s.read_exact(&mut some).unwrap();
+            body.extend_from_slice(&some);
+            std::thread::sleep(Duration::from_secs(3));
+            s.read_to_end(&mut body).unwrap();
+            (head, body)
+        })
+        .await
+        .unwrap();
+        assert!(head.starts_with("HTTP/1."), "{head}");
+        assert!(
+            !head.to_ascii_lowercase().contains("transfer-encoding"),
+            "{head}"
+        );
+        assert_eq!(
+            content_length(&head),
+            Some(8 << 20),
+            "no Content-Length: {head}"
+        );
+        assert_eq!(body.len(), 8 << 20, "body cut short");
+        assert!(body.iter().all(|&b| b == 7), "body is not the file");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let seen = kinds(&mut rx);
+        let k: Vec<LabEventKind> = seen.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            k,
+            [LabEventKind::HttpGet, LabEventKind::HttpDone],
+            "{seen:?}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]

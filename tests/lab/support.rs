@@ -40,15 +40,18 @@ byte=$(od -An -tu1 -j19 -N1 $raw 2>/dev/null | tr -d ' ')
 echo "MAAS-E2E-LAB-VIRT hypervisor_flag=$flag sys_vendor=$(dmi sys_vendor)|product_name=$(dmi product_name)|board_vendor=$(dmi board_vendor)|bios_vendor=$(dmi bios_vendor)|type0_byte_0x13=${byte:-none}" > /dev/console
 model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)
 echo "MAAS-E2E-LAB-INIT-OK token=$token cpu=$model" > /dev/console
-poweroff -f
 "#;
 
+/// How /init ends by default: the VM powers off.
+pub const INIT_POWEROFF: &str = "poweroff -f";
+
 /// Kernel + initramfs from the project's image builder (src/image): the
-/// marker image with the test's /init. `padding_mib` adds an incompressible
-/// file so the initrd is as large as a real ephemeral image (benchmarks).
-pub fn test_image(padding_mib: usize) -> maas_e2e::image::Image {
+/// marker image with the test's /init, ended by `init_end` (a command).
+/// `padding_mib` adds an incompressible file so the initrd is as large as a
+/// real ephemeral image (benchmarks).
+pub fn test_image(padding_mib: usize, init_end: &str) -> maas_e2e::image::Image {
     let mut spec = maas_e2e::image::ImageSpec::marker("unused");
-    spec.init = TEST_INIT.into();
+    spec.init = format!("{TEST_INIT}{init_end}\n");
     if padding_mib > 0 {
         let mut pad = vec![0u8; padding_mib << 20];
         let mut x: u64 = 0x9e3779b97f4a7c15;
@@ -131,6 +134,13 @@ pub struct TestLab {
     pub token: String,
     /// Extra initrd size for benchmarks (MiB).
     pub padding_mib: usize,
+    /// The last command of the image's /init (default: power off).
+    pub init_end: String,
+    /// Lines put before the pxelinux config (`SERIAL 0 115200`: pxelinux's
+    /// own messages, a failure included, on the serial console).
+    pub pxelinux_head: String,
+    /// Words added to the kernel command line.
+    pub cmdline_extra: String,
     servers: Vec<Box<dyn std::any::Any + Send>>,
     domains: Vec<String>,
 }
@@ -151,6 +161,9 @@ impl TestLab {
             server_ip,
             token: format!("tok{}", &run_id[4..]),
             padding_mib: 0,
+            init_end: INIT_POWEROFF.into(),
+            pxelinux_head: String::new(),
+            cmdline_extra: String::new(),
             servers: vec![],
             domains: vec![],
         }
@@ -186,7 +199,7 @@ impl TestLab {
         let ip = self.server_ip;
         let http_root = self.run_dir.join("http");
         std::fs::create_dir_all(&http_root).unwrap();
-        let image = test_image(self.padding_mib);
+        let image = test_image(self.padding_mib, &self.init_end);
         std::fs::copy(&image.kernel, http_root.join("vmlinuz")).unwrap();
         std::fs::copy(&image.initrd, http_root.join("initrd.img")).unwrap();
         let ipxe_script = format!(
@@ -199,9 +212,11 @@ impl TestLab {
 
     pub fn cmdline(&self) -> String {
         format!(
-            "console=ttyS0 quiet loglevel=3 panic=-1 e2e_token={}",
-            self.token
+            "console=ttyS0 quiet loglevel=3 panic=-1 e2e_token={} {}",
+            self.token, self.cmdline_extra
         )
+        .trim_end()
+        .to_string()
     }
 
     pub async fn start_servers(&mut self, flow: BootFlow, ra_on: bool, static_macs: &[&str]) {
@@ -211,7 +226,8 @@ impl TestLab {
         let (http_root, ipxe_script) = self.prepare_http_root();
         let cmdline = self.cmdline();
         let pxelinux_cfg = format!(
-            "DEFAULT e2e\nPROMPT 0\nTIMEOUT 0\nLABEL e2e\n  KERNEL http://{ip}/vmlinuz\n  INITRD http://{ip}/initrd.img\n  APPEND {cmdline}\n"
+            "{}DEFAULT e2e\nPROMPT 0\nTIMEOUT 0\nLABEL e2e\n  KERNEL http://{ip}/vmlinuz\n  INITRD http://{ip}/initrd.img\n  APPEND {cmdline}\n",
+            self.pxelinux_head
         );
         let boot = match flow {
             BootFlow::PxelinuxTftp => dhcp::BootTarget {
