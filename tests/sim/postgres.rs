@@ -194,28 +194,27 @@ async fn clusters_copied_from_one_template_are_independent_and_races_make_one_te
         .await
         .unwrap();
     let cb = connect(b.connection_string()).await.unwrap();
-    let seen: i64 = cb
-        .query_one(
-            "SELECT count(*) FROM pg_tables WHERE tablename = 'only_in_a'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(seen, 0, "b's cluster sees a table made in a's");
+    assert_eq!(
+        tables_named(&cb, "only_in_a").await,
+        0,
+        "b's cluster sees a table made in a's"
+    );
 
     // A third run copies the template that is there.
     drop((ca, cb, a, b));
     let c = LocalPostgres::start(opts("c")).await.unwrap();
     let cc = connect(c.connection_string()).await.unwrap();
-    let seen: i64 = cc
+    assert_eq!(tables_named(&cc, "only_in_a").await, 0);
+    assert_eq!(std::fs::read_dir(&template_root).unwrap().count(), 1);
+}
+
+async fn tables_named(client: &tokio_postgres::Client, name: &str) -> i64 {
+    client
         .query_one(
-            "SELECT count(*) FROM pg_tables WHERE tablename = 'only_in_a'",
-            &[],
+            "SELECT count(*) FROM pg_tables WHERE tablename = $1",
+            &[&name],
         )
         .await
         .unwrap()
-        .get(0);
-    assert_eq!(seen, 0);
-    assert_eq!(std::fs::read_dir(&template_root).unwrap().count(), 1);
+        .get(0)
 }

@@ -25,6 +25,23 @@ fn reported_by_3_6(bmc: &TestBmc) -> serde_json::Value {
 }
 
 /// The LAN transcript's setup events and commands, as `event detail` / `name request`.
+/// An anonymous enlistment with the power parameters a 3.6 guest reports.
+async fn enlist_as_3_6(url: &str, bmc: &TestBmc, mac: &str) -> String {
+    MaasClient::new(url, None)
+        .unwrap()
+        .enlist(&EnlistRequest {
+            hostname: String::new(),
+            architecture: "amd64".into(),
+            subarchitecture: Some("generic".into()),
+            power_type: "ipmi".into(),
+            power_parameters: reported_by_3_6(bmc),
+            mac_addresses: vec![mac.into()],
+        })
+        .await
+        .unwrap()
+        .system_id
+}
+
 fn lan_lines(bmc: &TestBmc) -> Vec<String> {
     std::fs::read_to_string(bmc.dir.path().join("transcript.jsonl"))
         .unwrap_or_default()
@@ -78,19 +95,7 @@ async fn the_3_6_profile_answers_3_6_4_and_powers_with_3_6_argv_against_our_bmc(
     .unwrap();
     assert!(preseed.contains("MAAS_PROFILE='3.6'"), "{preseed}");
 
-    let anon = MaasClient::new(&url, None).unwrap();
-    let id = anon
-        .enlist(&EnlistRequest {
-            hostname: String::new(),
-            architecture: "amd64".into(),
-            subarchitecture: Some("generic".into()),
-            power_type: "ipmi".into(),
-            power_parameters: reported_by_3_6(&bmc),
-            mac_addresses: vec!["52:54:00:36:00:01".into()],
-        })
-        .await
-        .unwrap()
-        .system_id;
+    let id = enlist_as_3_6(&url, &bmc, "52:54:00:36:00:01").await;
     let params = sim.client.power_parameters(&id).await.unwrap();
     for (k, want) in [
         ("cipher_suite_id", "3"),
@@ -611,19 +616,7 @@ async fn a_bmc_offering_only_suite_17_fails_the_query_and_3_6_records_it_from_th
             return;
         };
         let url = sim.region().local_maas_url();
-        let id = MaasClient::new(&url, None)
-            .unwrap()
-            .enlist(&EnlistRequest {
-                hostname: String::new(),
-                architecture: "amd64".into(),
-                subarchitecture: Some("generic".into()),
-                power_type: "ipmi".into(),
-                power_parameters: reported_by_3_6(&bmc),
-                mac_addresses: vec!["52:54:00:36:00:17".into()],
-            })
-            .await
-            .unwrap()
-            .system_id;
+        let id = enlist_as_3_6(&url, &bmc, "52:54:00:36:00:17").await;
         let err = sim
             .client
             .query_power_state(&id)
