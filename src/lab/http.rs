@@ -300,6 +300,12 @@ mod tests {
         out
     }
 
+    /// The events' kinds are `want`, in order.
+    fn assert_kinds(seen: &[(LabEventKind, String)], want: &[LabEventKind]) {
+        let k: Vec<LabEventKind> = seen.iter().map(|(k, _)| *k).collect();
+        assert_eq!(k, want, "{seen:?}");
+    }
+
     /// pxelinux's request (core/fs/pxe/http.c): HTTP/1.0, Connection: close.
     const PXELINUX_GET: &str = "GET /initrd HTTP/1.0\r\nHost: rack\r\nUser-Agent: Syslinux/6.04\r\nConnection: close\r\n\r\n";
 
@@ -364,12 +370,9 @@ mod tests {
         assert_eq!(body.len(), 8 << 20, "body cut short");
         assert!(body.iter().all(|&b| b == 7), "body is not the file");
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let seen = kinds(&mut rx);
-        let k: Vec<LabEventKind> = seen.iter().map(|(k, _)| *k).collect();
-        assert_eq!(
-            k,
-            [LabEventKind::HttpGet, LabEventKind::HttpDone],
-            "{seen:?}"
+        assert_kinds(
+            &kinds(&mut rx),
+            &[LabEventKind::HttpGet, LabEventKind::HttpDone],
         );
     }
 
@@ -393,12 +396,9 @@ mod tests {
         .unwrap();
         assert!(body_len > 8 << 20);
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let seen = kinds(&mut rx);
-        let k: Vec<LabEventKind> = seen.iter().map(|(k, _)| *k).collect();
-        assert_eq!(
-            k,
-            [LabEventKind::HttpGet, LabEventKind::HttpDone],
-            "{seen:?}"
+        assert_kinds(
+            &kinds(&mut rx),
+            &[LabEventKind::HttpGet, LabEventKind::HttpDone],
         );
 
         // A client that reads a little and closes: Get, then Aborted.
@@ -418,12 +418,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
             seen.extend(kinds(&mut rx));
         }
-        let k: Vec<LabEventKind> = seen.iter().map(|(k, _)| *k).collect();
-        assert_eq!(
-            k,
-            [LabEventKind::HttpGet, LabEventKind::HttpAborted],
-            "{seen:?}"
-        );
+        assert_kinds(&seen, &[LabEventKind::HttpGet, LabEventKind::HttpAborted]);
         assert!(seen[1].1.contains("client gone after"), "{seen:?}");
     }
 }

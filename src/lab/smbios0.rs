@@ -78,7 +78,7 @@ impl BiosInformation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::smbios42::smbios3_dump;
+    use crate::lab::smbios42::dmidecode_from_dump;
 
     fn sample(uefi: bool) -> BiosInformation {
         BiosInformation {
@@ -137,17 +137,8 @@ mod tests {
         if !crate::testing::require_program("dmidecode", "dmidecode") {
             return;
         }
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("smbios.bin");
-        std::fs::write(&path, smbios3_dump(&[sample(true).structure(0)], (3, 3))).unwrap();
-        let out = std::process::Command::new("dmidecode")
-            .arg("--from-dump")
-            .arg(&path)
-            .args(["-t", "0"])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{text}");
+        let (ok, text) = dmidecode_from_dump(&[sample(true).structure(0)], "0");
+        assert!(ok, "{text}");
         for want in [
             "BIOS Information",
             "Vendor: maas-e2e",
@@ -167,14 +158,7 @@ mod tests {
         // The same check decodes QEMU's flag when it is set.
         let mut vm = sample(true).structure(0);
         vm[EXTENSION_BYTE_2_OFFSET] |= VIRTUAL_MACHINE_BIT;
-        std::fs::write(&path, smbios3_dump(&[vm], (3, 3))).unwrap();
-        let out = std::process::Command::new("dmidecode")
-            .arg("--from-dump")
-            .arg(&path)
-            .args(["-t", "0"])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
+        let (_, text) = dmidecode_from_dump(&[vm], "0");
         assert!(
             text.contains("System is a virtual machine"),
             "dmidecode does not decode the VM bit:\n{text}"

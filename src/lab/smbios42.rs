@@ -81,6 +81,25 @@ impl RedfishHostInterface {
 }
 
 /// A table of structures behind an SMBIOS 3.x 64-bit entry point, as
+/// Test aid: `dmidecode --from-dump -t TYPE` of `structures` in an SMBIOS 3.3
+/// dump; its exit status and stdout.
+#[cfg(test)]
+pub(crate) fn dmidecode_from_dump(structures: &[Vec<u8>], dmi_type: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("smbios.bin");
+    std::fs::write(&path, smbios3_dump(structures, (3, 3))).unwrap();
+    let out = std::process::Command::new("dmidecode")
+        .arg("--from-dump")
+        .arg(&path)
+        .args(["-t", dmi_type])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// `dmidecode --dump-bin` writes one (entry point at 0, table at 32), so
 /// `dmidecode --from-dump` can decode it. An end-of-table (type 127) is
 /// appended.
@@ -134,17 +153,8 @@ mod tests {
         if !crate::testing::require_program("dmidecode", "dmidecode") {
             return;
         }
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("smbios.bin");
-        std::fs::write(&path, smbios3_dump(&[sample().structure(0x2a00)], (3, 3))).unwrap();
-        let out = std::process::Command::new("dmidecode")
-            .arg("--from-dump")
-            .arg(&path)
-            .args(["-t", "42"])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{text}");
+        let (ok, text) = dmidecode_from_dump(&[sample().structure(0x2a00)], "42");
+        assert!(ok, "{text}");
         // The lines MAAS 3.6's bmc_config.py looks for, then parses.
         for want in [
             "Management Controller Host Interface",

@@ -137,8 +137,8 @@ pub enum PostgresError {
         #[source]
         source: Box<CmdError>,
     },
-    #[error("no template cluster configured")]
-    NoTemplate,
+    #[error("no template cluster at {0} after another run made it")]
+    NoTemplate(PathBuf),
     #[error("could not start postgres: {0}")]
     Spawn(#[source] std::io::Error),
     #[error(
@@ -316,7 +316,7 @@ async fn ensure_template(
         // Another run's template got there first; it is as good as ours.
         let _ = fs::remove_dir_all(&making);
         if !dir.join("PG_VERSION").exists() {
-            return Err(PostgresError::NoTemplate);
+            return Err(PostgresError::NoTemplate(dir));
         }
     }
     Ok(dir)
@@ -396,16 +396,19 @@ impl LocalPostgres {
             // initdb was most of a one-machine run's own CPU (about 0.5 s,
             // creating a thousand files): copy a cluster made once instead.
             let copied = match &opts.template_dir {
-                Some(root) => match ensure_template(&bin, root, owner.as_ref(), &wrap).await {
-                    Ok(template) => copy_cluster(&template, &data_dir).await,
-                    Err(e) => Err(e),
-                },
-                None => Err(PostgresError::NoTemplate),
-            };
-            if let Err(e) = copied {
-                if !matches!(e, PostgresError::NoTemplate) {
-                    tracing::warn!(error = %e, "no Postgres template cluster; running initdb for this run");
+                None => false,
+                Some(root) => {
+                    let made = match ensure_template(&bin, root, owner.as_ref(), &wrap).await {
+                        Ok(template) => copy_cluster(&template, &data_dir).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = &made {
+                        tracing::warn!(error = %e, "no Postgres template cluster; running initdb for this run");
+                    }
+                    made.is_ok()
                 }
+            };
+            if !copied {
                 let _ = fs::remove_dir_all(&data_dir);
                 initdb(&bin, &data_dir, &wrap).await?;
             }
