@@ -9,6 +9,8 @@ mod bench;
 mod pxe_http_soak;
 #[path = "lab/pxelinux_uuid.rs"]
 mod pxelinux_uuid;
+#[path = "lab/reconnect.rs"]
+mod reconnect;
 #[path = "lab/support.rs"]
 mod support;
 

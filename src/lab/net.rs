@@ -186,6 +186,12 @@ pub enum LabNetError {
         #[source]
         source: CmdError,
     },
+    #[error("lab network namespace `{netns}`: setting its TCP settings failed: {source}")]
+    Sysctl {
+        netns: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(
         "sweep prefix `{0}` is shorter than 4 characters; it could match other runs' resources"
     )]
@@ -524,14 +530,49 @@ async fn link_exists(ns: Option<&str>, name: &str) -> bool {
 }
 
 async fn ensure_netns(name: &str) -> Result<(), LabNetError> {
-    if Path::new("/run/netns").join(name).exists() {
-        return Ok(());
+    if !Path::new("/run/netns").join(name).exists() {
+        ip(&["netns", "add", name])
+            .run()
+            .await
+            .map_err(ip_err("create netns", name))?;
     }
-    ip(&["netns", "add", name])
-        .run()
-        .await
-        .map_err(ip_err("create netns", name))?;
-    Ok(())
+    set_lab_tcp(name)
+}
+
+/// The lab namespace's own TCP settings (a namespace has its own copy of
+/// these; the host's are not touched): no TIME_WAIT sockets, and a closed
+/// connection's FIN_WAIT2 kept as a full socket for 5 minutes.
+///
+/// Why: pxelinux's lwIP starts over on every boot, from port 49153 with
+/// initial sequence 6509. The lab's servers close first (HTTP/1.0), so a
+/// machine that PXE-boots again within a minute (enlistment, then
+/// commissioning) meets the last boot's TIME_WAIT, gets its ACK, resets
+/// and resends its SYN 3 s later, for each file. A real machine reboots
+/// through minutes of POST and never meets it; the lab's fast reboots do.
+/// With no TIME_WAIT bucket the old connection is gone once both FINs are
+/// acknowledged. The FIN_WAIT2 timeout must stay above TIME_WAIT's 60 s:
+/// at or below it the kernel turns a closed socket's FIN_WAIT2 into a
+/// TIME_WAIT bucket too, which would now mean no socket at all, and a
+/// client still reading (pxelinux's window updates) would get a reset.
+pub const LAB_TCP_SYSCTLS: [(&str, &str); 2] = [
+    ("net/ipv4/tcp_max_tw_buckets", "0"),
+    ("net/ipv4/tcp_fin_timeout", "360"),
+];
+
+fn set_lab_tcp(netns: &str) -> Result<(), LabNetError> {
+    crate::lab::netns::run_in(Some(netns), || {
+        for (key, value) in LAB_TCP_SYSCTLS {
+            let path = Path::new("/proc/sys").join(key);
+            std::fs::write(&path, value).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("write {value} > {}: {e}", path.display()))
+            })?;
+        }
+        Ok(())
+    })
+    .map_err(|source| LabNetError::Sysctl {
+        netns: netns.to_string(),
+        source,
+    })
 }
 
 async fn ensure_bridge(name: &str) -> Result<(), LabNetError> {
