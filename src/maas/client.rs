@@ -134,6 +134,9 @@ pub struct MaasClient {
     retry: RetryPolicy,
     /// How often waiters poll.
     pub(crate) poll_interval: Duration,
+    /// Moves when the MAAS's machines change (a MAAS in this process: the
+    /// sim region); waiters then look at once instead of at their next poll.
+    changes: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl std::fmt::Debug for MaasClient {
@@ -143,6 +146,48 @@ impl std::fmt::Debug for MaasClient {
             .field("key", &self.key)
             .field("retry", &self.retry)
             .finish()
+    }
+}
+
+/// A waiter's sleep between looks: the poll interval, cut short when the
+/// MAAS signals a change after the waiter's last look began.
+pub struct Napper {
+    changes: Option<tokio::sync::watch::Receiver<u64>>,
+}
+
+/// After a change signal, how long to let the writes that come with it
+/// (the events of a status change) land before looking.
+const SETTLE: Duration = Duration::from_millis(20);
+
+impl Napper {
+    /// Sleep at most `max`; less when a change was signalled since the
+    /// last nap ended (or the napper was made), so a change during a look
+    /// is not missed.
+    pub async fn nap(&mut self, max: Duration) {
+        let deadline = tokio::time::Instant::now() + max;
+        let signalled = match &mut self.changes {
+            None => false,
+            Some(rx) => tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => false,
+                r = rx.changed() => r.is_ok(),
+            },
+        };
+        if signalled {
+            tokio::time::sleep(SETTLE.min(max)).await;
+            if let Some(rx) = &mut self.changes {
+                rx.borrow_and_update();
+            }
+            return;
+        }
+        // The MAAS is gone: plain polling from here on.
+        if self
+            .changes
+            .as_ref()
+            .is_some_and(|rx| rx.has_changed().is_err())
+        {
+            self.changes = None;
+        }
+        tokio::time::sleep_until(deadline).await;
     }
 }
 
@@ -180,6 +225,7 @@ impl MaasClient {
             http,
             retry: RetryPolicy::default(),
             poll_interval: Duration::from_secs(2),
+            changes: None,
         })
     }
 
@@ -192,6 +238,24 @@ impl MaasClient {
     pub fn with_poll_interval(mut self, every: Duration) -> Self {
         self.poll_interval = every;
         self
+    }
+
+    /// Wake waiters as soon as `changes` moves (the sim region signals a
+    /// machine enlisted or a status change), not only every poll interval.
+    /// Polling stays: the signal only cuts a nap short.
+    pub fn with_change_signal(mut self, changes: tokio::sync::watch::Receiver<u64>) -> Self {
+        self.changes = Some(changes);
+        self
+    }
+
+    /// The naps of one waiter (see [`Napper`]).
+    pub fn napper(&self) -> Napper {
+        let mut changes = self.changes.clone();
+        if let Some(rx) = &mut changes {
+            // Changes before the waiter's first look do not count.
+            rx.borrow_and_update();
+        }
+        Napper { changes }
     }
 
     pub fn maas_url(&self) -> &str {
@@ -686,6 +750,75 @@ fn enlist_form(req: &EnlistRequest) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn client_with_signal() -> (tokio::sync::watch::Sender<u64>, MaasClient) {
+        let (tx, rx) = tokio::sync::watch::channel(0);
+        let client = MaasClient::new("http://127.0.0.1:1/MAAS", None)
+            .unwrap()
+            .with_change_signal(rx);
+        (tx, client)
+    }
+
+    // Paused clock: an hour's sleep ends at once when nothing else can run,
+    // so "before the hour" says the signal, not the timer, ended the nap.
+    #[tokio::test(start_paused = true)]
+    async fn a_nap_ends_at_a_change_signalled_while_it_sleeps() {
+        let (tx, client) = client_with_signal();
+        let mut napper = client.napper();
+        let t0 = tokio::time::Instant::now();
+        let nap = tokio::spawn(async move { napper.nap(HOUR).await });
+        tokio::task::yield_now().await;
+        tx.send_modify(|n| *n += 1);
+        nap.await.unwrap();
+        assert!(t0.elapsed() < HOUR, "the change ended the nap");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_during_a_look_ends_the_next_nap() {
+        let (tx, client) = client_with_signal();
+        let mut napper = client.napper();
+        // Before the napper existed: does not count.
+        let t0 = tokio::time::Instant::now();
+        napper.nap(HOUR).await;
+        assert!(t0.elapsed() >= HOUR, "no change, the whole nap");
+        // Between two naps (the waiter was looking): counts.
+        tx.send_modify(|n| *n += 1);
+        let t1 = tokio::time::Instant::now();
+        napper.nap(HOUR).await;
+        assert!(
+            t1.elapsed() < HOUR,
+            "the change during the look ended the nap"
+        );
+        let t2 = tokio::time::Instant::now();
+        napper.nap(HOUR).await;
+        assert!(t2.elapsed() >= HOUR, "a change ends one nap only");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_before_the_napper_and_a_gone_signal_leave_plain_polling() {
+        let (tx, client) = client_with_signal();
+        tx.send_modify(|n| *n += 1);
+        let mut napper = client.napper();
+        let t0 = tokio::time::Instant::now();
+        napper.nap(HOUR).await;
+        assert!(
+            t0.elapsed() >= HOUR,
+            "a change before the waiter's first look"
+        );
+        drop(tx);
+        let t1 = tokio::time::Instant::now();
+        napper.nap(HOUR).await;
+        assert!(t1.elapsed() >= HOUR, "a closed signal does not end naps");
+        // Without a signal at all: the poll interval's sleep.
+        let mut plain = MaasClient::new("http://127.0.0.1:1/MAAS", None)
+            .unwrap()
+            .napper();
+        let t2 = tokio::time::Instant::now();
+        plain.nap(HOUR).await;
+        assert!(t2.elapsed() >= HOUR);
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

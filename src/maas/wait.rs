@@ -167,6 +167,7 @@ impl MaasClient {
         let mut last_machine: Option<Machine> = None;
         let mut last_event_id: Option<i64> = None;
         let mut last_error: Option<String> = None;
+        let mut napper = self.napper();
         loop {
             let at_ms = start.elapsed().as_millis() as u64;
             // Events first, so a status change and the event that explains it
@@ -259,7 +260,7 @@ impl MaasClient {
             let nap = self
                 .poll_interval
                 .min(deadline.saturating_duration_since(Instant::now()));
-            tokio::time::sleep(nap).await;
+            napper.nap(nap).await;
         }
     }
 }

@@ -1502,3 +1502,42 @@ async fn the_power_monitor_queries_only_machines_never_or_long_ago_queried() {
     tokio::time::sleep(Duration::from_millis(1800)).await;
     assert!(queries() > first, "{:?}", bmc.lan_commands());
 }
+
+/// The sim's own client hears the region's changes: a waiter's nap ends
+/// when a machine enlists or changes status, not at its next poll (the
+/// harness's waits on the sim target look at once).
+#[tokio::test]
+async fn the_sims_client_wakes_its_waiters_when_a_machine_enlists_or_changes_status() {
+    if !have_freeipmi() {
+        return;
+    }
+    let bmc = TestBmc::start().await;
+    let Some(sim) = start_sim("wakes", fast_power(None)).await else {
+        return;
+    };
+    // Naps of an hour: only the change signal can end them before the guard.
+    let hour = Duration::from_secs(3600);
+    let guard = Duration::from_secs(60);
+    let client = sim.region().client().unwrap();
+
+    let mut napper = client.napper();
+    let nap = tokio::spawn(async move { napper.nap(hour).await });
+    let id = enlist_on(&sim, "wakes", &["52:54:00:0b:00:01"], &bmc).await;
+    tokio::time::timeout(guard, nap)
+        .await
+        .expect("the enlistment ended the nap")
+        .unwrap();
+
+    let mut napper = client.napper();
+    let nap = tokio::spawn(async move { napper.nap(hour).await });
+    client
+        .commission(&id, &CommissionOptions::default())
+        .await
+        .unwrap();
+    tokio::time::timeout(guard, nap)
+        .await
+        .expect("New -> Commissioning ended the nap")
+        .unwrap();
+    let m = client.machine(&id).await.unwrap();
+    assert_ne!(m.status, NodeStatus::NEW, "the status did change");
+}

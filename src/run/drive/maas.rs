@@ -244,11 +244,12 @@ impl MaasDriver {
                 .unwrap_or_else(|| "nothing".into())
         };
         let deadline = Instant::now() + timeout;
+        let mut napper = self.client.napper();
         // First MAAS must know the machine (enlistment creates it).
         let id = loop {
             match self.find_id(m).await {
                 Ok(Some(id)) => break id,
-                Ok(None) | Err(_) if Instant::now() < deadline => tokio::time::sleep(POLL).await,
+                Ok(None) | Err(_) if Instant::now() < deadline => napper.nap(POLL).await,
                 Ok(None) => {
                     return Err(StageError::Step(format!(
                         "did not reach {want} within {}; last seen: MAAS has no machine with its MACs (not enlisted); the console's last line: {:?}",
@@ -304,7 +305,13 @@ impl MaasDriver {
                     &last,
                 ));
             }
-            tokio::time::sleep(POLL).await;
+            // MAAS learns the power state from the BMC, which reads the
+            // VM: when the VM turns, ask again at once.
+            if m.vm {
+                vms::nap_until_vm_turns(&m.domain, want == MaasPower::On, POLL).await;
+            } else {
+                tokio::time::sleep(POLL).await;
+            }
         }
     }
 }

@@ -157,6 +157,49 @@ pub async fn is_running(domain: &str) -> Result<bool, StageError> {
     ))
 }
 
+/// Where libvirt (qemu:///system) keeps a running domain's pid file.
+const LIBVIRT_QEMU_RUN_DIR: &str = "/run/libvirt/qemu";
+
+/// Whether the domain's QEMU process runs, from libvirt's pid file and
+/// /proc: a look that costs no libvirt call, for naps; None when it cannot
+/// tell (no libvirt run directory, an unreadable file).
+pub fn qemu_running(domain: &str) -> Option<bool> {
+    let dir = Path::new(LIBVIRT_QEMU_RUN_DIR);
+    if !dir.is_dir() {
+        return None;
+    }
+    match std::fs::read_to_string(dir.join(format!("{domain}.pid"))) {
+        Ok(pid) => {
+            let pid = pid.trim();
+            Some(!pid.is_empty() && Path::new("/proc").join(pid).exists())
+        }
+        // libvirt deletes the pid file when the domain stops.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(false),
+        Err(_) => None,
+    }
+}
+
+/// How often a nap looks at the QEMU process.
+const VM_LOOK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Sleep `max`, or less: until the domain's QEMU process is seen to start
+/// (`on`) or to end (`!on`). Only a turn counts: a VM already in that state
+/// (a BMC that answers otherwise, a fault) naps the whole `max`.
+pub async fn nap_until_vm_turns(domain: &str, on: bool, max: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + max;
+    let before = qemu_running(domain);
+    if before.is_none() || before == Some(on) {
+        return tokio::time::sleep_until(deadline).await;
+    }
+    while tokio::time::Instant::now() < deadline {
+        let left = deadline - tokio::time::Instant::now();
+        tokio::time::sleep(VM_LOOK.min(left)).await;
+        if qemu_running(domain) == Some(on) {
+            return;
+        }
+    }
+}
+
 /// Every domain of the plan off, errors ignored: teardown removes them.
 pub async fn destroy_all(domains: Vec<String>) {
     if domains.is_empty() {

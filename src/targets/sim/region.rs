@@ -232,9 +232,13 @@ impl SimRegion {
         format!("http://{}/MAAS", self.addrs[0])
     }
 
-    /// An admin client on the first listener.
+    /// An admin client on the first listener; its waiters wake when a
+    /// machine enlists or changes status, not only at their next poll.
     pub fn client(&self) -> Result<MaasClient, MaasError> {
-        MaasClient::new(&self.local_maas_url(), Some(self.admin_key.clone()))
+        Ok(
+            MaasClient::new(&self.local_maas_url(), Some(self.admin_key.clone()))?
+                .with_change_signal(self.state.store.subscribe_changes()),
+        )
     }
 
     /// The handle the sim rack uses (boot decisions, PXE/TFTP events).

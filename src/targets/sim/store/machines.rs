@@ -393,6 +393,7 @@ impl Store {
         .await?;
         sql::commit(tx, "committing an enlistment").await?;
         drop(db);
+        self.changed();
         self.machine(&system_id).await
     }
 
@@ -422,6 +423,7 @@ impl Store {
                 &format!("From '{}' to '{}'", old.name(), new.name()),
             )
             .await?;
+            self.changed();
         }
         Ok(old)
     }

@@ -79,13 +79,29 @@ fn maas_time(col: &str) -> String {
 /// The Postgres-backed state.
 pub struct Store {
     db: Mutex<tokio_postgres::Client>,
+    /// Counts the changes a waiter waits for (a machine enlisted, a status
+    /// changed), so clients in this process wake at once instead of at
+    /// their next poll (`MaasClient::with_change_signal`).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Store {
     pub fn new(client: tokio_postgres::Client) -> Self {
         Store {
             db: Mutex::new(client),
+            changes: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// A receiver that sees every later machine or status change.
+    pub fn subscribe_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Tell the waiters a machine appeared or changed status (after the
+    /// change and its event are stored, so their next look sees both).
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     // One statement on the shared client (see `sql` for the semantics).
