@@ -700,7 +700,71 @@ pub fn sweep(conn: &Connect, run_id_prefix: &str) -> Result<Vec<String>, VmError
 /// a probe guest (no disk, no NIC) reaches "running" under it.
 pub fn detect_accel(conn: &Connect) -> Accel {
     static CHOICE: OnceLock<Accel> = OnceLock::new();
-    *CHOICE.get_or_init(|| probe_kvm(conn))
+    *CHOICE.get_or_init(|| {
+        // The probe starts a guest (about 2 s, most of a run's lab stage),
+        // so its answer is kept until the host changes: a reboot, KVM's
+        // device made anew (a module loaded), QEMU upgraded.
+        let key = accel_cache_key();
+        let cache = Path::new(ACCEL_CACHE);
+        if let Some(a) = key.as_deref().and_then(|k| {
+            std::fs::read_to_string(cache)
+                .ok()
+                .and_then(|text| cached_accel(&text, k))
+        }) {
+            return a;
+        }
+        let accel = probe_kvm(conn);
+        if let Some(k) = key {
+            // A cache: failing to write it costs the next run a probe.
+            let _ = std::fs::create_dir_all(Path::new(ACCEL_CACHE).parent().unwrap())
+                .and_then(|()| std::fs::write(cache, accel_cache_line(&k, accel)));
+        }
+        accel
+    })
+}
+
+/// Where the probe's answer is kept (see `detect_accel`).
+pub const ACCEL_CACHE: &str = "/var/lib/maas-e2e/accel";
+
+/// What the probe's answer depends on: this boot, /dev/kvm's inode and
+/// change time, the QEMU binary's modification time. None when one cannot
+/// be read (then the probe runs).
+fn accel_cache_key() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let kvm = match std::fs::metadata("/dev/kvm") {
+        Ok(m) => format!("{}.{}.{}", m.ino(), m.ctime(), m.ctime_nsec()),
+        Err(_) => "none".into(),
+    };
+    let qemu = std::fs::metadata(QEMU_BINARY).ok()?;
+    Some(format!(
+        "boot={} kvm={kvm} qemu={}.{}",
+        boot.trim(),
+        qemu.mtime(),
+        qemu.mtime_nsec()
+    ))
+}
+
+/// The emulator libvirt runs for our domains.
+const QEMU_BINARY: &str = "/usr/bin/qemu-system-x86_64";
+
+/// The cache file's line: the key, then the answer.
+fn accel_cache_line(key: &str, accel: Accel) -> String {
+    let name = match accel {
+        Accel::Kvm => "kvm",
+        Accel::Tcg => "tcg",
+    };
+    format!("{key} accel={name}\n")
+}
+
+/// The cached answer when the file was written under this very key.
+fn cached_accel(text: &str, key: &str) -> Option<Accel> {
+    let rest = text.trim_end().strip_prefix(key)?.strip_prefix(" accel=")?;
+    match rest {
+        "kvm" => Some(Accel::Kvm),
+        "tcg" => Some(Accel::Tcg),
+        _ => None,
+    }
 }
 
 fn probe_kvm(conn: &Connect) -> Accel {
@@ -734,6 +798,27 @@ pub fn run_dir(run_id: &str) -> std::io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cached_accelerator_counts_only_under_the_same_key() {
+        let key = "boot=b1 kvm=12.1700000000.5 qemu=1700000001.7";
+        for a in [Accel::Kvm, Accel::Tcg] {
+            let line = accel_cache_line(key, a);
+            assert_eq!(cached_accel(&line, key), Some(a));
+        }
+        let line = accel_cache_line(key, Accel::Tcg);
+        // Rebooted, KVM's device made anew, QEMU upgraded: probe again.
+        for other in [
+            "boot=b2 kvm=12.1700000000.5 qemu=1700000001.7",
+            "boot=b1 kvm=13.1700000009.5 qemu=1700000001.7",
+            "boot=b1 kvm=12.1700000000.5 qemu=1700000002.7",
+            "boot=b1",
+        ] {
+            assert_eq!(cached_accel(&line, other), None, "{other}");
+        }
+        assert_eq!(cached_accel("", key), None);
+        assert_eq!(cached_accel(&format!("{key} accel=hvf\n"), key), None);
+    }
 
     fn spec(firmware: Firmware, model: NicModel, bmc: bool) -> DomainSpec {
         let dir = PathBuf::from("/var/lib/maas-e2e/runs/RUN");

@@ -153,20 +153,23 @@ impl Target for SimTarget {
     async fn deploy(&mut self, cx: &RunContext<'_>) -> Result<Option<MaasClient>, StageError> {
         let p = cx.plan;
         let t0 = Instant::now();
-        let database = if cx.options.postgres_container {
-            self.start_postgres_container(cx).await?
-        } else {
-            self.start_local_postgres(cx).await?
-        };
-        tracing::info!(elapsed = ?t0.elapsed(), "sim: postgres up");
-
-        // The ephemeral environment (cached by content hash).
+        // The ephemeral environment (cached by content hash) is made or
+        // found while Postgres starts: neither needs the other.
         let image = tokio::task::spawn_blocking(|| {
             crate::image::build(&ephemeral_spec(), &default_cache_dir())
-        })
-        .await
-        .map_err(|e| failed("building the ephemeral image: ", e))?
-        .map_err(|e| failed("building the ephemeral image: ", e))?;
+        });
+        let database = if cx.options.postgres_container {
+            self.start_postgres_container(cx).await
+        } else {
+            self.start_local_postgres(cx).await
+        };
+        // Joined before `?`: no image build outlives a failed start.
+        let image = image.await;
+        let database = database?;
+        tracing::info!(elapsed = ?t0.elapsed(), "sim: postgres up");
+        let image = image
+            .map_err(|e| failed("building the ephemeral image: ", e))?
+            .map_err(|e| failed("building the ephemeral image: ", e))?;
         tracing::info!(elapsed = ?t0.elapsed(), hash = %image.hash, "sim: ephemeral image ready");
 
         // The region: loopback first (the harness's client), then the lab.
