@@ -28,6 +28,9 @@ pub struct FleetLog {
     pub power_failures: HashMap<String, String>,
     /// `GET machines/` latencies.
     pub list: Vec<Duration>,
+    /// Machine -> the power state a step last asked MAAS for: a machine
+    /// that shows another one at the end changed by itself.
+    pub asked: HashMap<String, PowerState>,
 }
 
 impl FleetLog {
@@ -88,6 +91,58 @@ pub async fn wait_power_known(
     }
 }
 
+/// Until MAAS shows each machine in the state its chassis is in
+/// (`chassis`: the lab's BMC; None when it cannot be read), leaving aside
+/// the machines MAAS shows as error (their BMC fails reads): MAAS's power
+/// monitor has caught up with machines that changed by themselves.
+pub async fn wait_power_settled(
+    client: &MaasClient,
+    log: &mut FleetLog,
+    machines: &[&MachinePlan],
+    chassis: &dyn Fn(&str) -> Option<bool>,
+    timeout: Duration,
+) -> Result<(), StageError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let all = log.list(client).await?;
+        let seen = by_hostname(&all);
+        let mut behind = Vec::new();
+        for m in machines {
+            let maas = seen.get(m.name.as_str()).map(|x| x.power_state);
+            if maas == Some(MaasPower::Error) {
+                continue;
+            }
+            let bmc = chassis(&m.name).map(|on| if on { MaasPower::On } else { MaasPower::Off });
+            if bmc.is_none() || maas != bmc {
+                behind.push(format!(
+                    "{} (MAAS: {}, chassis: {})",
+                    m.name,
+                    maas.map_or("not listed", |p| p.as_str()),
+                    bmc.map_or("unreadable", |p| p.as_str())
+                ));
+            }
+        }
+        if behind.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(StageError::Step(format!(
+                "{} of {} machines were still not shown in their chassis' power state after {}: {}",
+                behind.len(),
+                machines.len(),
+                humantime::format_duration(timeout),
+                behind
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// The first ceil(fraction x N) machines of a selection.
 pub fn share<'a>(machines: &[&'a MachinePlan], fraction: f64) -> Vec<&'a MachinePlan> {
     let n = ((machines.len() as f64) * fraction).ceil() as usize;
@@ -131,6 +186,7 @@ pub async fn power_fraction(
         match r {
             Ok(_) => {
                 asked.insert(&m.name, Instant::now());
+                log.asked.insert(m.name.clone(), p.state);
             }
             Err(e) => {
                 log.power_failures
@@ -202,9 +258,13 @@ async fn failure_event(client: &MaasClient, id: Option<&String>, on: bool) -> Op
     } else {
         "Failed to power off node"
     };
+    // The text names the machine ("Failed to power <system id>."): masked
+    // so one cause counts once over the fleet.
     page.events
         .iter()
         .filter(|e| e.event_type == wanted)
         .max_by_key(|e| e.id)
-        .map(|e| format!("{} - {}", e.event_type, e.description))
+        .map(|e| {
+            format!("{} - {}", e.event_type, e.description).replace(id.as_str(), "<system_id>")
+        })
 }
