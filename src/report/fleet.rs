@@ -119,8 +119,12 @@ pub struct FleetTimings {
     pub until_known_s: Vec<f64>,
     /// Request to state seen, per `power_fraction` step ("on 25%").
     pub power: BTreeMap<String, Percentiles>,
-    /// `GET machines/` while the fleet was polled.
+    /// `GET machines/` while the fleet was polled: request to the whole
+    /// body received (MAAS's side and the transfer).
     pub list_machines: Percentiles,
+    /// The harness parsing those bodies (not MAAS's time).
+    #[serde(default)]
+    pub list_machines_parse: Percentiles,
 }
 
 #[cfg(test)]

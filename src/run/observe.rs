@@ -224,6 +224,7 @@ async fn fleet_summary(
             .map(|(k, v)| (k.clone(), fleet::percentiles(v)))
             .collect(),
         list_machines: fleet::percentiles(&log.list),
+        list_machines_parse: fleet::percentiles(&log.list_parse),
     };
     let path = p.host.run_dir.join("fleet.json");
     let text = serde_json::to_string_pretty(&timings).expect("timings serialise");

@@ -26,8 +26,10 @@ pub struct FleetLog {
     pub power: BTreeMap<String, Vec<Duration>>,
     /// Machine -> why its power change did not happen (the step's view).
     pub power_failures: HashMap<String, String>,
-    /// `GET machines/` latencies.
+    /// `GET machines/`: request to the whole body received.
     pub list: Vec<Duration>,
+    /// Parsing each `GET machines/` body (the harness's side).
+    pub list_parse: Vec<Duration>,
     /// Machine -> the power state a step last asked MAAS for: a machine
     /// that shows another one at the end changed by itself.
     pub asked: HashMap<String, PowerState>,
@@ -36,9 +38,9 @@ pub struct FleetLog {
 impl FleetLog {
     /// `GET machines/`, timed.
     pub async fn list(&mut self, client: &MaasClient) -> Result<Vec<Machine>, StageError> {
-        let t = Instant::now();
-        let ms = client.machines().await?;
-        self.list.push(t.elapsed());
+        let (ms, answered, parse) = client.machines_timed().await?;
+        self.list.push(answered);
+        self.list_parse.push(parse);
         Ok(ms)
     }
 }
