@@ -149,7 +149,7 @@ fn raise_nofile(need: u64) -> anyhow::Result<()> {
     }
     anyhow::ensure!(
         lim.rlim_max >= need,
-        "{need} file descriptors needed (one per BMC) but the hard RLIMIT_NOFILE is {}; \
+        "{need} file descriptors needed (a socket per BMC, a listener per Redfish BMC) but the hard RLIMIT_NOFILE is {}; \
          raise it for this process (e.g. `prlimit --nofile={need}:{need} -- maas-e2e bmc fleet ...`)",
         lim.rlim_max
     );
@@ -213,7 +213,10 @@ pub async fn run(args: LoopbackFleetArgs) -> anyhow::Result<()> {
     }
     let password = read_password_file(&args.password_file)?;
     // A socket per BMC, and a listener per Redfish BMC.
-    raise_nofile(2 * args.count as u64 + 256)?;
+    let listeners = (0..args.count)
+        .filter(|&i| serves_redfish(args.redfish, i))
+        .count();
+    raise_nofile((args.count + listeners) as u64 + 256)?;
     let started = Instant::now();
     let handle = Fleet::start(fleet_config(
         &addrs,
