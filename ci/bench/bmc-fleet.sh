@@ -6,19 +6,26 @@
 # 15 s tick, 5 at a time) and at full speed (a bounded pool, to find the
 # ceiling). Measures the BMC process's start-up time, RSS (VmHWM), PSS and
 # CPU (utime+stime over each window, % of one core), and checks a sample of
-# BMCs with ipmitool. Optionally virtualbmc side by side at sizes N1,N2...
+# BMCs with ipmitool. With --redfish SHARE, that share of the BMCs also
+# serves Redfish over HTTPS (`bmc fleet --redfish`), the IPMI phases poll
+# the whole mix, and a Redfish phase asks every Redfish BMC for its
+# System (curl, Basic auth, certificate verified, 5 at a time, rounds
+# until the window ends) while the BMC process's CPU is sampled.
+# Optionally virtualbmc side by side at sizes N1,N2...
 # (libvirt domains defined, never started; `vbmc add` on 127.102.x.y:623):
 # PSS summed over vbmcd and its per-BMC processes, and the same poller.
 #
 #   ci/bench/bmc-fleet.sh [--bin PATH] [--out DIR] [--count N]
 #       [--maas-window DUR] [--full-window DUR] [--concurrency K]
-#       [--vbmc N1,N2,...]
+#       [--vbmc N1,N2,...] [--redfish SHARE] [--redfish-window S]
 #
 #   --count N         our fleet's size (default 1000; up to 20000)
 #   --maas-window     length of the MAAS-cadence phase (default 90s; 0 skips)
 #   --full-window     length of the full-speed phase (default 60s; 0 skips)
 #   --concurrency K   ipmipower runs at once in the full-speed phase (default 8)
 #   --vbmc LIST       also compare with virtualbmc at these sizes (e.g. 50,200)
+#   --redfish SHARE   share of our BMCs that also serve Redfish (default 0)
+#   --redfish-window S  seconds of the Redfish phase (default 60)
 #
 # Everything it starts is stopped by pid, every domain it defined is
 # undefined by name and the password file removed, on every exit path
@@ -35,6 +42,8 @@ maas_window=90s
 full_window=60s
 concurrency=8
 vbmc_sizes=
+redfish=0
+redfish_window=60
 while [ $# -gt 0 ]; do
   case $1 in
     --bin) bin=$2; shift 2 ;;
@@ -44,6 +53,8 @@ while [ $# -gt 0 ]; do
     --full-window) full_window=$2; shift 2 ;;
     --concurrency) concurrency=$2; shift 2 ;;
     --vbmc) vbmc_sizes=$2; shift 2 ;;
+    --redfish) redfish=$2; shift 2 ;;
+    --redfish-window) redfish_window=$2; shift 2 ;;
     *) echo "bmc-fleet.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -54,6 +65,9 @@ venv=${MAAS_E2E_VENV:-/opt/maas-e2e/venv}
 pw="$out/password"
 # A password made per run, never printed (only its file is passed on).
 (umask 077; head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 16 >"$pw"; echo >>"$pw")
+# curl reads the Redfish credentials from here, not its command line.
+netrc="$out/netrc"
+(umask 077; echo "default login maas password $(head -n1 "$pw")" >"$netrc")
 
 fleet_pid=
 vbmcd_pid=
@@ -74,7 +88,7 @@ cleanup() {
   fleet_pid= vbmcd_pid= domains=()
 }
 # The run's password file goes with the run; its reports stay.
-trap 'cleanup; rm -f "$pw"' EXIT
+trap 'cleanup; rm -f "$pw" "$netrc"' EXIT
 trap 'exit 130' INT TERM
 
 now() { date +%s.%N; }
@@ -105,7 +119,11 @@ start_ours() {
   local n=$1 dir=$2 t0
   mkdir -p "$dir"
   t0=$(now)
-  "$bin" bmc fleet --count "$n" --first-address 127.100.0.1 --port 623 \
+  local rf=()
+  if [ "$redfish" != 0 ]; then
+    rf=(--redfish "$redfish" --redfish-out "$dir/redfish" --cert-out "$dir/cert.pem")
+  fi
+  "$bin" bmc fleet --count "$n" --first-address 127.100.0.1 --port 623 ${rf[@]+"${rf[@]}"} \
     --password-file "$pw" --addresses-out "$dir/addresses" --for 30m >/dev/null 2>"$dir/fleet.log" &
   fleet_pid=$!
   wait_file "$dir/addresses" "$fleet_pid" 300
@@ -143,6 +161,31 @@ print(f"| {label} | {r['queries']} queries of {r['bmcs_queried']} BMCs in {r['el
 PY
 }
 
+# redfish_phase DIR SECONDS: GET Systems/1 of every Redfish BMC, 5 at a
+# time, rounds until SECONDS have passed; prints a table row.
+redfish_phase() {
+  local dir=$1 secs=$2 c0 c1 t0 t1 end
+  : >"$dir/redfish-codes"
+  c0=$(ticks "/proc/$fleet_pid/stat"); t0=$(now)
+  end=$(($(date +%s) + secs))
+  while [ "$(date +%s)" -lt "$end" ]; do
+    awk '{print $2 "/redfish/v1/Systems/1"}' "$dir/redfish" |
+      xargs -P 5 -n 1 curl -s -o /dev/null -w '%{http_code} %{time_total}\n' \
+        --cacert "$dir/cert.pem" --netrc-file "$netrc" >>"$dir/redfish-codes" || true
+  done
+  c1=$(ticks "/proc/$fleet_pid/stat"); t1=$(now)
+  # mawk has no asort: the times sorted first, then one pass.
+  sort -k2,2g "$dir/redfish-codes" |
+    awk -v c="$((c1 - c0))" -v hz="$hz" -v a="$t0" -v b="$t1" -v n="$(wc -l <"$dir/redfish")" '
+    { codes[$1]++; t[NR]=$2*1000 } END {
+      q=NR; out=""
+      for (k in codes) out=out (out=="" ? "" : ", ") k " x" codes[k]
+      i50=int(q*0.5); if (i50<1) i50=1; i99=int(q*0.99); if (i99<1) i99=1
+      printf "| Redfish GET Systems/1 (curl, TLS each, 5 at a time), %d s | %d GETs of %d BMCs (%.1f/s): HTTP %s | p50 %.0f ms, p99 %.0f ms | %.2f %% of one core |\n",
+        b-a, q, n, q/(b-a), out, t[i50], t[i99], c/hz/(b-a)*100
+    }'
+}
+
 ipmitool_sample() { # ADDRESSES-FILE HOW-MANY: "ok/asked"
   local ok=0 n=0 ip
   for ip in $(awk '{split($2,a,":"); print a[1]}' "$1" | shuf -n "$2" --random-source=<(yes)); do
@@ -154,7 +197,7 @@ ipmitool_sample() { # ADDRESSES-FILE HOW-MANY: "ok/asked"
   echo "$ok/$n"
 }
 
-echo "## ours: $count BMCs in one process ($(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "## ours: $count BMCs in one process, Redfish share $redfish ($(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg))"
 echo
 echo "| measure | value | | CPU of the BMC process |"
 echo "| --- | --- | --- | --- |"
@@ -171,6 +214,9 @@ if [ "$full_window" != 0 ]; then
   r=$(poll_phase "$dir/full.json" "$fleet_pid" --addresses "$dir/addresses" --mode full \
     --duration "$full_window" --concurrency "$concurrency")
   report_line "full speed, $full_window" "$dir/full.json" "$r"
+fi
+if [ "$redfish" != 0 ] && [ "$redfish_window" != 0 ]; then
+  redfish_phase "$dir" "$redfish_window"
 fi
 echo "| ipmitool \`chassis power status\` on a sample | $(ipmitool_sample "$dir/addresses" 10) answered off | | |"
 echo "| RSS peak (VmHWM) / PSS after polling | $(mb "$(status_kib "$fleet_pid" VmHWM)") MB / $(mb "$(pss_kib "$fleet_pid")") MB | | |"

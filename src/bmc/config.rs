@@ -142,6 +142,14 @@ pub enum PowerConfig {
     Memory {
         #[serde(default)]
         on: bool,
+        /// The chassis turns itself off this long after each power-on (a
+        /// machine that shuts down by itself), e.g. "30s".
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "crate::bmc::fault::opt_duration"
+        )]
+        powers_off_after: Option<std::time::Duration>,
     },
     /// A libvirt domain.
     Libvirt { uri: String, domain: String },
@@ -152,7 +160,10 @@ pub enum PowerConfig {
 
 impl Default for PowerConfig {
     fn default() -> Self {
-        PowerConfig::Memory { on: false }
+        PowerConfig::Memory {
+            on: false,
+            powers_off_after: None,
+        }
     }
 }
 
@@ -303,7 +314,10 @@ impl BmcConfig {
             },
             inband: None,
             users,
-            power: PowerConfig::Memory { on: false },
+            power: PowerConfig::Memory {
+                on: false,
+                powers_off_after: None,
+            },
             session_types: default_session_types(),
             cipher_suites: None,
             allow_cipher_suite_zero: false,

@@ -8,6 +8,12 @@
 //! port 623 without a network namespace. The process stops by itself after
 //! `--for` (bounded, so a forgotten bench cannot outlive its run) or on
 //! SIGTERM/SIGINT. The password comes from a file and is never printed.
+//!
+//! `--redfish SHARE` makes that share of the BMCs (spread evenly) also
+//! serve Redfish over HTTPS on their own address (the per-machine BMC's
+//! Redfish service, src/bmc/redfish: same state as IPMI, Basic auth and
+//! sessions), with one certificate made for this process; `--cert-out`
+//! writes the certificate (never its key) for a peer to verify against.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -50,10 +56,25 @@ pub struct LoopbackFleetArgs {
     /// Stop after this long (at most 1h).
     #[arg(long = "for", default_value = "10m", value_parser = humantime::parse_duration)]
     pub lifetime: Duration,
+    /// The share of BMCs (0 to 1, spread evenly) that also serve Redfish
+    /// over HTTPS on their address.
+    #[arg(long, default_value_t = 0.0)]
+    pub redfish: f64,
+    /// TCP port of every Redfish service: 443 as MAAS's redfish driver
+    /// expects; 0 picks a free one each.
+    #[arg(long, default_value_t = 443)]
+    pub redfish_port: u16,
+    /// Written with the addresses: one `NAME https://IP:PORT` line per
+    /// Redfish BMC (needed with --redfish).
+    #[arg(long)]
+    pub redfish_out: Option<PathBuf>,
+    /// Where to write the Redfish certificate (PEM, without its key).
+    #[arg(long)]
+    pub cert_out: Option<PathBuf>,
 }
 
 /// Why the loopback fleet's options are unusable.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, PartialEq)]
 pub enum LoopbackError {
     #[error("--count {0}: allowed 1 to {MAX_COUNT}")]
     Count(usize),
@@ -66,6 +87,16 @@ pub enum LoopbackError {
     NotLoopback(Ipv4Addr),
     #[error("--for {0:?}: allowed up to {MAX_LIFETIME:?}")]
     Lifetime(Duration),
+    #[error("--redfish {0}: allowed a share from 0 to 1, e.g. 0.25")]
+    RedfishShare(f64),
+    #[error("--redfish {0} needs --redfish-out (where the Redfish addresses are listed)")]
+    RedfishOut(f64),
+}
+
+/// Whether BMC `i` (0-based) is in the first `share` of the fleet, spread
+/// evenly (as a scenario fleet's redfish share is).
+pub fn serves_redfish(share: f64, i: usize) -> bool {
+    crate::scenario::FleetSpec::picks(share, i as u32)
 }
 
 /// `count` consecutive addresses from `first`, all loopback. Pure.
@@ -118,7 +149,7 @@ fn raise_nofile(need: u64) -> anyhow::Result<()> {
     }
     anyhow::ensure!(
         lim.rlim_max >= need,
-        "{need} file descriptors needed (one per BMC) but the hard RLIMIT_NOFILE is {}; \
+        "{need} file descriptors needed (a socket per BMC, a listener per Redfish BMC) but the hard RLIMIT_NOFILE is {}; \
          raise it for this process (e.g. `prlimit --nofile={need}:{need} -- maas-e2e bmc fleet ...`)",
         lim.rlim_max
     );
@@ -130,8 +161,16 @@ fn raise_nofile(need: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The fleet's configuration: one BMC per address, powered off, in memory.
-pub fn fleet_config(addrs: &[Ipv4Addr], port: u16, user: &str, password: &str) -> FleetConfig {
+/// The fleet's configuration: one BMC per address, powered off, in memory;
+/// the `redfish` share also serves Redfish on `IP:redfish_port`.
+pub fn fleet_config(
+    addrs: &[Ipv4Addr],
+    port: u16,
+    user: &str,
+    password: &str,
+    redfish: f64,
+    redfish_port: u16,
+) -> FleetConfig {
     let bmcs = addrs
         .iter()
         .enumerate()
@@ -139,6 +178,11 @@ pub fn fleet_config(addrs: &[Ipv4Addr], port: u16, user: &str, password: &str) -
             let u = UserConfig::new(user, password, PrivilegeName::Administrator);
             let mut b = BmcConfig::loopback(&bmc_name(i), vec![u]);
             b.lan.address = format!("{ip}:{port}");
+            if serves_redfish(redfish, i) {
+                b.redfish = Some(super::config::RedfishEndpoint {
+                    address: format!("{ip}:{redfish_port}"),
+                });
+            }
             b
         })
         .collect();
@@ -148,31 +192,65 @@ pub fn fleet_config(addrs: &[Ipv4Addr], port: u16, user: &str, password: &str) -
     }
 }
 
+/// Written whole then renamed: a reader that sees the file sees all of it.
+fn write_whole(path: &Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// Serve until `--for` runs out or a signal comes.
 pub async fn run(args: LoopbackFleetArgs) -> anyhow::Result<()> {
     let addrs = loopback_addresses(args.first_address, args.count)?;
     if args.lifetime > MAX_LIFETIME {
         return Err(LoopbackError::Lifetime(args.lifetime).into());
     }
+    if !(0.0..=1.0).contains(&args.redfish) {
+        return Err(LoopbackError::RedfishShare(args.redfish).into());
+    }
+    if args.redfish > 0.0 && args.redfish_out.is_none() {
+        return Err(LoopbackError::RedfishOut(args.redfish).into());
+    }
     let password = read_password_file(&args.password_file)?;
-    raise_nofile(args.count as u64 + 256)?;
+    // A socket per BMC, and a listener per Redfish BMC.
+    let listeners = (0..args.count)
+        .filter(|&i| serves_redfish(args.redfish, i))
+        .count();
+    raise_nofile((args.count + listeners) as u64 + 256)?;
     let started = Instant::now();
-    let handle = Fleet::start(fleet_config(&addrs, args.port, &args.user, &password)).await?;
+    let handle = Fleet::start(fleet_config(
+        &addrs,
+        args.port,
+        &args.user,
+        &password,
+        args.redfish,
+        args.redfish_port,
+    ))
+    .await?;
+    if let Some(path) = &args.cert_out {
+        let pem = handle.redfish_cert_pem().unwrap_or_default();
+        std::fs::write(path, pem).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     let mut lines = String::new();
+    let mut redfish_lines = String::new();
     for name in handle.names() {
         lines.push_str(&format!("{name} {}\n", handle.lan_addr(&name)?));
+        if let Some(a) = handle.redfish_addr(&name) {
+            redfish_lines.push_str(&format!("{name} https://{a}\n"));
+        }
     }
-    // Written whole then renamed: a reader that sees the file sees every BMC.
-    let tmp = args.addresses_out.with_extension("partial");
-    std::fs::write(&tmp, lines).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &args.addresses_out)
-        .with_context(|| format!("cannot write {}", args.addresses_out.display()))?;
+    if let Some(path) = &args.redfish_out {
+        write_whole(path, &redfish_lines)?;
+    }
+    // Last: a reader that sees this file sees every BMC and the others.
+    write_whole(&args.addresses_out, &lines)?;
     eprintln!(
-        "bmc fleet: {} BMCs bound on {}..{} port {} in {} ms; serving for {:?} or until SIGTERM",
+        "bmc fleet: {} BMCs bound on {}..{} port {} ({} with Redfish) in {} ms; serving for {:?} or until SIGTERM",
         args.count,
         addrs[0],
         addrs[addrs.len() - 1],
         args.port,
+        redfish_lines.lines().count(),
         started.elapsed().as_millis(),
         args.lifetime
     );
@@ -235,7 +313,7 @@ mod tests {
     #[test]
     fn config_puts_each_bmc_on_its_address_and_port() {
         let addrs = loopback_addresses(Ipv4Addr::new(127, 9, 0, 1), 2).unwrap();
-        let cfg = fleet_config(&addrs, 623, "maas", "pw");
+        let cfg = fleet_config(&addrs, 623, "maas", "pw", 0.0, 443);
         let shown: Vec<(String, String, String)> = cfg
             .bmcs
             .iter()
@@ -252,6 +330,24 @@ mod tests {
             [
                 ("bmc00001".into(), "127.9.0.1:623".into(), "maas".into()),
                 ("bmc00002".into(), "127.9.0.2:623".into(), "maas".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_redfish_share_serves_redfish_on_the_bmcs_own_address() {
+        let addrs = loopback_addresses(Ipv4Addr::new(127, 9, 0, 1), 8).unwrap();
+        let cfg = fleet_config(&addrs, 623, "maas", "pw", 0.25, 443);
+        let redfish: Vec<(String, String)> = cfg
+            .bmcs
+            .iter()
+            .filter_map(|b| Some((b.name.clone(), b.redfish.as_ref()?.address.clone())))
+            .collect();
+        assert_eq!(
+            redfish,
+            [
+                ("bmc00004".into(), "127.9.0.4:443".into()),
+                ("bmc00008".into(), "127.9.0.8:443".into())
             ]
         );
     }

@@ -155,7 +155,13 @@ impl Fleet {
                 .as_ref()
                 .map(|_| Arc::new(inband::VmLink::default()));
             let power: Arc<dyn power::PowerBackend> = match &cfg.power {
-                config::PowerConfig::Memory { on } => Arc::new(power::MemoryPower::new(*on)),
+                config::PowerConfig::Memory {
+                    on,
+                    powers_off_after,
+                } => Arc::new(power::MemoryPower::powering_off_after(
+                    *on,
+                    *powers_off_after,
+                )),
                 config::PowerConfig::Libvirt { uri, domain } => {
                     Arc::new(power::LibvirtPower::new(uri.clone(), domain.clone()))
                 }

@@ -5,6 +5,7 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// A power action (Chassis Control, IPMI 2.0 §28.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -55,28 +56,67 @@ pub struct MemoryPower {
     /// What was applied, in order: a retransmitted power cycle must show
     /// up once.
     applied: Mutex<Vec<PowerOp>>,
+    /// A machine that shuts itself down: the chassis turns off this long
+    /// after it was last powered on (fleet behaviour `powers_off_after`).
+    powers_off_after: Option<Duration>,
+    /// When the chassis last came on (for `powers_off_after`).
+    on_since: Mutex<Option<Instant>>,
 }
 
 impl MemoryPower {
     pub fn new(on: bool) -> Self {
+        MemoryPower::powering_off_after(on, None)
+    }
+
+    /// Power in memory whose chassis turns itself off `after` each power-on.
+    pub fn powering_off_after(on: bool, after: Option<Duration>) -> Self {
         MemoryPower {
             on: AtomicBool::new(on),
             applied: Mutex::new(Vec::new()),
+            powers_off_after: after,
+            on_since: Mutex::new(on.then(Instant::now)),
+        }
+    }
+
+    /// Turn the chassis off if it has been on for `powers_off_after`
+    /// (checked on every read, so no timer task per BMC).
+    fn settle(&self) {
+        let Some(after) = self.powers_off_after else {
+            return;
+        };
+        let mut since = self.on_since.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = *since
+            && t.elapsed() >= after
+        {
+            self.on.store(false, Ordering::SeqCst);
+            *since = None;
         }
     }
 }
 
 impl PowerBackend for MemoryPower {
     fn is_on(&self) -> Result<bool, PowerError> {
+        self.settle();
         Ok(self.on.load(Ordering::SeqCst))
     }
 
     fn apply(&self, op: PowerOp) -> Result<(), PowerError> {
+        self.settle();
+        let mut since = self.on_since.lock().unwrap_or_else(|p| p.into_inner());
         match op {
-            PowerOp::On | PowerOp::Cycle | PowerOp::Reset => self.on.store(true, Ordering::SeqCst),
-            PowerOp::Off | PowerOp::Soft => self.on.store(false, Ordering::SeqCst),
+            PowerOp::On | PowerOp::Cycle | PowerOp::Reset => {
+                // On when already on keeps the time it came on.
+                if !self.on.swap(true, Ordering::SeqCst) || op != PowerOp::On {
+                    *since = Some(Instant::now());
+                }
+            }
+            PowerOp::Off | PowerOp::Soft => {
+                self.on.store(false, Ordering::SeqCst);
+                *since = None;
+            }
             PowerOp::Nmi => {}
         }
+        drop(since);
         self.applied
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -172,6 +212,24 @@ impl PowerBackend for LibvirtPower {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_machine_that_shuts_itself_down_turns_off_after_its_time() {
+        // Zero: off at the first read after power-on.
+        let quick = MemoryPower::powering_off_after(false, Some(Duration::ZERO));
+        quick.apply(PowerOp::On).unwrap();
+        assert!(!quick.is_on().unwrap());
+        // An hour: still on; off and on again restarts its time.
+        let slow = MemoryPower::powering_off_after(false, Some(Duration::from_secs(3600)));
+        slow.apply(PowerOp::On).unwrap();
+        assert!(slow.is_on().unwrap());
+        slow.apply(PowerOp::Off).unwrap();
+        assert!(!slow.is_on().unwrap());
+        // Without the behaviour the chassis stays on.
+        let plain = MemoryPower::new(false);
+        plain.apply(PowerOp::On).unwrap();
+        assert!(plain.is_on().unwrap());
+    }
 
     #[test]
     fn libvirt_test_driver_power_cycle() {

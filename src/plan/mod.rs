@@ -167,6 +167,10 @@ pub struct MachinePlan {
     /// One of the scenario's fleet: summarised, never listed, in results.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fleet: bool,
+    /// A fleet machine's behaviour (`plain`, `faulty`, `powers_off_after`,
+    /// `never_powers_on`): the fleet summary counts machines by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_behaviour: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -201,6 +205,14 @@ pub struct BmcPlan {
     /// Redfish on the BMC's address too (HTTPS, port 443).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub redfish: bool,
+    /// A VM-less machine that shuts itself down: its chassis turns off
+    /// this long after each power-on (fleet `powers_off_after`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::bmc::fault::opt_duration"
+    )]
+    pub powers_off_after: Option<std::time::Duration>,
 }
 
 /// Build the plan. Pure: the same inputs give the same plan.
@@ -295,6 +307,7 @@ pub fn plan(
                     cipher_suites: g.bmc.cipher_suites.clone(),
                     // A redfish machine's BMC serves Redfish, whatever `bmc` says.
                     redfish: g.bmc.redfish || g.power_type == PowerType::Redfish,
+                    powers_off_after: None,
                     username: g.bmc.credentials.username.clone(),
                     password,
                     faults: g.bmc.faults.clone(),
@@ -305,17 +318,26 @@ pub fn plan(
                 },
                 power_type: g.power_type,
                 fleet: false,
+                fleet_behaviour: None,
             }
         })
         .collect::<Vec<_>>();
     let mut machines = machines;
     if let Some(f) = &s.fleet {
         let first = machines.len();
-        machines.extend(
-            (0..f.count).map(|k| {
-                fleet_machine(f, k, seed, r, &run_dir, &vm_dir, bmc_ip(first + k as usize))
-            }),
-        );
+        let behaviours = f.behaviours();
+        machines.extend((0..f.count).map(|k| {
+            fleet_machine(
+                f,
+                k,
+                behaviours[k as usize],
+                seed,
+                r,
+                &run_dir,
+                &vm_dir,
+                bmc_ip(first + k as usize),
+            )
+        }));
     }
     Plan {
         run_id: run_id.clone(),
@@ -363,9 +385,11 @@ pub fn bmc_addressing(machines: u32) -> (u8, u32) {
 
 /// Machine `k` of a fleet: a BMC with no VM, one NIC (its MAC is what MAAS
 /// is given), power type and fault from the fleet's shares.
+#[allow(clippy::too_many_arguments)]
 fn fleet_machine(
     f: &scenario::FleetSpec,
     k: u32,
+    behaviour: scenario::FleetBehaviour,
     seed: u64,
     r: &str,
     run_dir: &Path,
@@ -400,10 +424,15 @@ fn fleet_machine(
             cipher_suites: vec![1, 2, 3, 6, 7, 8, 11, 12, 15, 16, 17],
             username: "admin".into(),
             password,
-            faults: if scenario::FleetSpec::picks(f.faulty, k) {
-                f.faults.clone()
-            } else {
-                Vec::new()
+            faults: match behaviour {
+                scenario::FleetBehaviour::Faulty => f.faults.clone(),
+                // Power-on acknowledged, chassis untouched (IPMI and Redfish).
+                scenario::FleetBehaviour::NeverPowersOn => vec![scenario::Fault::IgnorePowerOn],
+                _ => Vec::new(),
+            },
+            powers_off_after: match behaviour {
+                scenario::FleetBehaviour::PowersOffAfter(d) => Some(d),
+                _ => None,
             },
             transcript: run_dir
                 .join("machines")
@@ -417,6 +446,7 @@ fn fleet_machine(
             PowerType::Ipmi
         },
         fleet: true,
+        fleet_behaviour: Some(behaviour.as_str().into()),
         name,
     }
 }
@@ -562,5 +592,42 @@ mod fleet_tests {
         // The rack and the DHCP pool keep the first /24.
         assert_eq!(u32::from(p.lab.rack_ip), net + 1);
         assert!(u32::from(p.lab.dhcp_range.1) < net + 256);
+    }
+
+    #[test]
+    fn fleet_behaviours_take_their_shares_on_distinct_machines() {
+        let src = "targets: [sim]\nfleet: {count: 1000, faulty: 0.1, never_powers_on: 0.05, powers_off_after: {share: 0.2, after: 30s}}\n";
+        let loaded = scenario::parse(Path::new("f.yaml"), src).unwrap();
+        let run: RunId = "0c4a27e0".parse().unwrap();
+        let p = plan(&loaded, TargetKind::Sim, &run, 7, Path::new("runs"));
+        let count = |b: &str| {
+            p.machines
+                .iter()
+                .filter(|m| m.fleet_behaviour.as_deref() == Some(b))
+                .count()
+        };
+        assert_eq!(
+            (
+                count("plain"),
+                count("faulty"),
+                count("powers_off_after"),
+                count("never_powers_on")
+            ),
+            (650, 100, 200, 50)
+        );
+        for m in &p.machines {
+            let b = m.fleet_behaviour.as_deref().unwrap();
+            assert_eq!(m.bmc.powers_off_after.is_some(), b == "powers_off_after");
+            let ignores_on = m.bmc.faults == vec![scenario::Fault::IgnorePowerOn];
+            assert_eq!(ignores_on, b == "never_powers_on", "{}", m.name);
+        }
+        // Spread: every tenth of the fleet has its share of each.
+        for chunk in p.machines.chunks(100) {
+            let n = chunk
+                .iter()
+                .filter(|m| m.fleet_behaviour.as_deref() == Some("powers_off_after"))
+                .count();
+            assert!((19..=21).contains(&n), "{n} in a tenth");
+        }
     }
 }

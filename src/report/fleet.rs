@@ -19,6 +19,15 @@ pub struct FleetSummary {
     /// how many machines it happened to.
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     pub failures: BTreeMap<String, u32>,
+    /// Fleet behaviour (plain, faulty, powers_off_after, never_powers_on)
+    /// -> how many machines were given it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub by_behaviour: BTreeMap<String, u32>,
+    /// Machines MAAS shows in another power state than the last one a
+    /// step asked for, with no failure reported ("asked on, shows off"):
+    /// they changed by themselves.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub changed_unasked: BTreeMap<String, u32>,
 }
 
 /// One machine of the fleet as MAAS showed it at the end.
@@ -29,6 +38,10 @@ pub struct FleetMachine {
     pub status: String,
     /// Why it failed, if it did (the last failure event's text).
     pub failure: Option<String>,
+    /// Its fleet behaviour (the plan's).
+    pub behaviour: String,
+    /// The power state a step last asked for ("on", "off"), if any.
+    pub asked: Option<String>,
 }
 
 /// Count what the machines show.
@@ -41,8 +54,15 @@ pub fn summarise(machines: &[FleetMachine]) -> FleetSummary {
         *s.by_power_type.entry(m.power_type.clone()).or_default() += 1;
         *s.by_power_state.entry(m.power_state.clone()).or_default() += 1;
         *s.by_status.entry(m.status.clone()).or_default() += 1;
+        *s.by_behaviour.entry(m.behaviour.clone()).or_default() += 1;
         if let Some(f) = &m.failure {
             *s.failures.entry(failure_cause(f)).or_default() += 1;
+        } else if let Some(asked) = &m.asked
+            && matches!(m.power_state.as_str(), "on" | "off")
+            && *asked != m.power_state
+        {
+            let k = format!("asked {asked}, shows {}", m.power_state);
+            *s.changed_unasked.entry(k).or_default() += 1;
         }
     }
     s
@@ -99,8 +119,12 @@ pub struct FleetTimings {
     pub until_known_s: Vec<f64>,
     /// Request to state seen, per `power_fraction` step ("on 25%").
     pub power: BTreeMap<String, Percentiles>,
-    /// `GET machines/` while the fleet was polled.
+    /// `GET machines/` while the fleet was polled: request to the whole
+    /// body received (MAAS's side and the transfer).
     pub list_machines: Percentiles,
+    /// The harness parsing those bodies (not MAAS's time).
+    #[serde(default)]
+    pub list_machines_parse: Percentiles,
 }
 
 #[cfg(test)]
@@ -114,6 +138,8 @@ mod tests {
             power_state: p.into(),
             status: "New".into(),
             failure: f.map(str::to_string),
+            behaviour: if f.is_some() { "faulty" } else { "plain" }.into(),
+            asked: None,
         };
         let s = summarise(&[
             m("ipmi", "on", None),
@@ -130,6 +156,36 @@ mod tests {
             ),
         ]);
         insta::assert_yaml_snapshot!(s);
+    }
+
+    #[test]
+    fn a_machine_off_after_being_asked_on_counts_as_changed_unasked() {
+        let m = |p: &str, asked: Option<&str>, f: Option<&str>, b: &str| FleetMachine {
+            power_type: "ipmi".into(),
+            power_state: p.into(),
+            status: "New".into(),
+            failure: f.map(str::to_string),
+            behaviour: b.into(),
+            asked: asked.map(str::to_string),
+        };
+        let s = summarise(&[
+            m("on", Some("on"), None, "plain"),
+            m("off", Some("on"), None, "powers_off_after"),
+            m(
+                "off",
+                Some("on"),
+                Some("Failed to power on node - x"),
+                "never_powers_on",
+            ),
+            m("error", Some("on"), None, "faulty"),
+            m("off", None, None, "plain"),
+        ]);
+        assert_eq!(
+            s.changed_unasked,
+            BTreeMap::from([("asked on, shows off".to_string(), 1)])
+        );
+        assert_eq!(s.by_behaviour["plain"], 2);
+        assert_eq!(s.failures.len(), 1);
     }
 
     #[test]

@@ -179,6 +179,14 @@ async fn fleet_summary(
     let listed = maas.fleet.list(&client).await?;
     let by_name: BTreeMap<&str, &crate::maas::types::Machine> =
         listed.iter().map(|x| (x.hostname.as_str(), x)).collect();
+    let behaviour =
+        |m: &crate::plan::MachinePlan| m.fleet_behaviour.clone().unwrap_or_else(|| "plain".into());
+    let asked = |m: &crate::plan::MachinePlan| {
+        maas.fleet.asked.get(&m.name).map(|s| match s {
+            crate::scenario::PowerState::On => "on".to_string(),
+            crate::scenario::PowerState::Off => "off".to_string(),
+        })
+    };
     let mut machines = Vec::new();
     for m in p.machines.iter().filter(|m| m.fleet) {
         let Some(x) = by_name.get(m.name.as_str()) else {
@@ -187,6 +195,8 @@ async fn fleet_summary(
                 power_state: "not created".into(),
                 status: "not created".into(),
                 failure: maas.fleet.power_failures.get(&m.name).cloned(),
+                behaviour: behaviour(m),
+                asked: asked(m),
             });
             continue;
         };
@@ -198,7 +208,9 @@ async fn fleet_summary(
             power_type: x.power_type.clone(),
             power_state: x.power_state.as_str().into(),
             status: x.status_name.clone(),
-            failure,
+            failure: failure.map(|f| f.replace(x.system_id.as_str(), "<system_id>")),
+            behaviour: behaviour(m),
+            asked: asked(m),
         });
     }
     let log = &maas.fleet;
@@ -212,6 +224,7 @@ async fn fleet_summary(
             .map(|(k, v)| (k.clone(), fleet::percentiles(v)))
             .collect(),
         list_machines: fleet::percentiles(&log.list),
+        list_machines_parse: fleet::percentiles(&log.list_parse),
     };
     let path = p.host.run_dir.join("fleet.json");
     let text = serde_json::to_string_pretty(&timings).expect("timings serialise");

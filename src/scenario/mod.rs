@@ -324,6 +324,53 @@ fn check_fleet(f: &FleetSpec, maas_only: bool, err: &mut impl FnMut(String, Stri
     for (k, fault) in f.faults.iter().enumerate() {
         check_fault(fault, &format!("fleet.faults[{k}]"), err);
     }
+    let mut shares = vec![("faulty", f.faulty)];
+    if !(0.0..=1.0).contains(&f.never_powers_on) {
+        err(
+            "fleet.never_powers_on".into(),
+            format!(
+                "is {}; allowed: a share from 0 to 1, e.g. 0.1",
+                f.never_powers_on
+            ),
+        );
+    }
+    shares.push(("never_powers_on", f.never_powers_on));
+    if let Some(p) = &f.powers_off_after {
+        if !(p.share > 0.0 && p.share <= 1.0) {
+            err(
+                "fleet.powers_off_after.share".into(),
+                format!("is {}; allowed: more than 0, at most 1, e.g. 0.1", p.share),
+            );
+        }
+        // MAAS's first re-check after a power-on is 4 s; an hour is far
+        // beyond any run.
+        if p.after.0 < std::time::Duration::from_secs(1)
+            || p.after.0 > std::time::Duration::from_secs(3600)
+        {
+            err(
+                "fleet.powers_off_after.after".into(),
+                format!(
+                    "is {}; allowed: from 1s to 1h, e.g. 30s",
+                    humantime::format_duration(p.after.0)
+                ),
+            );
+        }
+        shares.push(("powers_off_after.share", p.share));
+    }
+    let total: f64 = shares.iter().map(|(_, x)| x).sum();
+    if total > 1.0 + 1e-9 {
+        err(
+            "fleet".into(),
+            format!(
+                "the shares {} add up to {total}; allowed: at most 1 (a machine has one behaviour)",
+                shares
+                    .iter()
+                    .map(|(n, x)| format!("{n} ({x})"))
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            ),
+        );
+    }
     if maas_only {
         err(
             "fleet".into(),
@@ -539,6 +586,7 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             Step::CreateMachine(r) => ("create_machine", Some(r)),
             Step::PowerFraction(p) => ("power_fraction.machine", Some(&p.machine)),
             Step::WaitPowerKnown(w) => ("wait_power_known.machine", Some(&w.machine)),
+            Step::WaitPowerSettled(w) => ("wait_power_settled.machine", Some(&w.machine)),
             Step::ClearFaults(r) => ("clear_faults", Some(r)),
             Step::WaitStatus(w) => ("wait_status.machine", Some(&w.machine)),
             Step::WaitPower(w) => ("wait_power.machine", Some(&w.machine)),
@@ -560,6 +608,7 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             | Step::UploadScript(_)
             | Step::PowerFraction(_)
             | Step::WaitPowerKnown(_)
+            | Step::WaitPowerSettled(_)
                 if maas_only =>
             {
                 err(at_prefix.clone(), "needs a MAAS, but `targets` is only `none`; allowed here: power_on, power_off, power_cycle, press_power_button, wait_power, inject_fault, clear_faults, sleep".into());
@@ -594,6 +643,10 @@ fn validate(s: &Scenario) -> Vec<(String, String)> {
             Step::WaitPowerKnown(w) if w.timeout.0.is_zero() => err(
                 at("wait_power_known.timeout"),
                 "is zero; allowed: a positive duration such as 5m".into(),
+            ),
+            Step::WaitPowerSettled(w) if w.timeout.0.is_zero() => err(
+                at("wait_power_settled.timeout"),
+                "is zero; allowed: a positive duration such as 2m".into(),
             ),
             _ => {}
         }

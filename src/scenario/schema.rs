@@ -57,6 +57,12 @@ pub struct SimSettings {
     /// tick (MAAS 2.8: 10, rpc/nodes.py list_cluster_nodes_power_parameters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power_query_batch: Option<u32>,
+    /// How long a machine's power state stays fresh before the monitor
+    /// queries it again (MAAS 2.8: 5 minutes, the same function's
+    /// power_state_queried cut-off). Fleet scenarios shorten it so a
+    /// machine that powers itself off is seen within a short run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_query_stale: Option<DurationStr>,
 }
 
 /// The MAAS version the sim target imitates (docs/sim.md, "MAAS 3.6 profile").
@@ -108,6 +114,7 @@ impl Default for SimSettings {
             power_wait_unit: default_power_wait_unit(),
             profile: SimProfile::default(),
             power_query_batch: None,
+            power_query_stale: None,
         }
     }
 }
@@ -132,6 +139,14 @@ impl SimSettings {
     pub fn power_query_batch(&self) -> u32 {
         self.power_query_batch
             .unwrap_or(Self::MAAS_POWER_QUERY_BATCH)
+    }
+
+    /// MAAS 2.8's staleness of a queried power state.
+    pub const MAAS_POWER_QUERY_STALE: Duration = Duration::from_secs(5 * 60);
+
+    pub fn power_query_stale(&self) -> Duration {
+        self.power_query_stale
+            .map_or(Self::MAAS_POWER_QUERY_STALE, |d| d.0)
     }
 }
 
@@ -318,6 +333,52 @@ pub struct FleetSpec {
     /// What is wrong with a faulty machine's BMC (default: no answer).
     #[serde(default = "default_fleet_faults")]
     pub faults: Vec<Fault>,
+    /// A share of machines that shut themselves down: the chassis turns
+    /// off `after` each power-on, nobody asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub powers_off_after: Option<PowersOffAfter>,
+    /// The share of machines whose BMC accepts power-on (IPMI and Redfish)
+    /// but whose chassis never comes on (0 to 1).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub never_powers_on: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
+/// `powers_off_after: {share: 0.1, after: 30s}`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PowersOffAfter {
+    pub share: f64,
+    pub after: DurationStr,
+}
+
+/// What a fleet machine is, besides its power type: each machine has at
+/// most one (the shares are disjoint; see [`FleetSpec::behaviours`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FleetBehaviour {
+    /// Nothing wrong.
+    Plain,
+    /// Its BMC has the fleet's `faults` from the start.
+    Faulty,
+    /// Its chassis turns off this long after each power-on.
+    PowersOffAfter(Duration),
+    /// Its BMC accepts power-on; the chassis never comes on.
+    NeverPowersOn,
+}
+
+impl FleetBehaviour {
+    /// The name the fleet summary counts it under.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FleetBehaviour::Plain => "plain",
+            FleetBehaviour::Faulty => "faulty",
+            FleetBehaviour::PowersOffAfter(_) => "powers_off_after",
+            FleetBehaviour::NeverPowersOn => "never_powers_on",
+        }
+    }
 }
 
 fn default_fleet_name() -> String {
@@ -337,6 +398,41 @@ impl FleetSpec {
 
     pub fn machine_name(&self, i: u32) -> String {
         format!("{}-{}", self.name, i + 1)
+    }
+
+    /// Each machine's behaviour: floor(share x count) machines for each,
+    /// never two on one machine, each spread evenly over the fleet. Every
+    /// behaviour's k-th machine (plain ones too) has the ideal place
+    /// k/n of the way along; machines are handed out in the order of those
+    /// places (ties: plain, faulty, powers_off_after, never_powers_on).
+    pub fn behaviours(&self) -> Vec<FleetBehaviour> {
+        let n = self.count as u64;
+        let how_many = |share: f64| ((n as f64) * share + 1e-9).floor() as u64;
+        let mut wanted: Vec<(u64, FleetBehaviour)> = vec![
+            (0, FleetBehaviour::Plain),
+            (how_many(self.faulty), FleetBehaviour::Faulty),
+        ];
+        if let Some(p) = &self.powers_off_after {
+            wanted.push((how_many(p.share), FleetBehaviour::PowersOffAfter(p.after.0)));
+        }
+        wanted.push((
+            how_many(self.never_powers_on),
+            FleetBehaviour::NeverPowersOn,
+        ));
+        let taken: u64 = wanted.iter().map(|(k, _)| k).sum();
+        wanted[0].0 = n.saturating_sub(taken);
+        // (k, of, tie order, behaviour): the k-th of `of` sits at k/of.
+        let mut places: Vec<(u64, u64, usize, FleetBehaviour)> = wanted
+            .iter()
+            .enumerate()
+            .flat_map(|(order, (of, b))| (1..=*of).map(move |k| (k, *of, order, *b)))
+            .collect();
+        places.sort_by(|a, b| (a.0 * b.1).cmp(&(b.0 * a.1)).then(a.2.cmp(&b.2)));
+        places
+            .into_iter()
+            .take(self.count as usize)
+            .map(|p| p.3)
+            .collect()
     }
 }
 
@@ -575,6 +671,11 @@ pub enum Step {
     /// Wait until MAAS knows the power state (on, off or error) of every
     /// machine: its power monitor has queried each one (fleets).
     WaitPowerKnown(WaitPowerKnown),
+    /// Wait until MAAS shows every machine in the power state its BMC's
+    /// chassis is in (the BMCs are the lab's), machines whose power reads
+    /// fail (MAAS shows error) aside: the monitor has caught up with the
+    /// machines that changed by themselves (fleets).
+    WaitPowerSettled(WaitPowerKnown),
     /// The inner step must fail with an error matching `matches` (e.g. a
     /// BMC that acknowledges power on without doing it).
     ExpectError(ExpectError),

@@ -149,7 +149,10 @@ async fn inband_configures_user_that_lan_then_uses() {
     let lab = Lab::start(vec![bmc_with_socket(
         "n1",
         dir.path(),
-        PowerConfig::Memory { on: true },
+        PowerConfig::Memory {
+            on: true,
+            powers_off_after: None,
+        },
     )])
     .await;
     let sock = dir.path().join("n1.sock");

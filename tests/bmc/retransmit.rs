@@ -34,7 +34,10 @@ const LATE: Duration = Duration::from_millis(1600);
 /// One powered-on BMC (a cycle needs the machine on).
 async fn lab(v15_only: bool) -> Lab {
     let mut b = bmc("n1");
-    b.power = PowerConfig::Memory { on: true };
+    b.power = PowerConfig::Memory {
+        on: true,
+        powers_off_after: None,
+    };
     if v15_only {
         b.session_types = vec![SessionType::Ipmi15];
     }

@@ -53,7 +53,10 @@ async fn enlist_against_our_bmc(failing_password_sets: u32) -> GuestRun {
     bmc.inband = Some(InbandEndpoint {
         socket: socket.clone(),
     });
-    bmc.power = PowerConfig::Memory { on: true };
+    bmc.power = PowerConfig::Memory {
+        on: true,
+        powers_off_after: None,
+    };
     let fleet = Fleet::start(FleetConfig {
         transcript: Some(transcript.clone()),
         bmcs: vec![bmc],

@@ -26,16 +26,21 @@ pub struct FleetLog {
     pub power: BTreeMap<String, Vec<Duration>>,
     /// Machine -> why its power change did not happen (the step's view).
     pub power_failures: HashMap<String, String>,
-    /// `GET machines/` latencies.
+    /// `GET machines/`: request to the whole body received.
     pub list: Vec<Duration>,
+    /// Parsing each `GET machines/` body (the harness's side).
+    pub list_parse: Vec<Duration>,
+    /// Machine -> the power state a step last asked MAAS for: a machine
+    /// that shows another one at the end changed by itself.
+    pub asked: HashMap<String, PowerState>,
 }
 
 impl FleetLog {
     /// `GET machines/`, timed.
     pub async fn list(&mut self, client: &MaasClient) -> Result<Vec<Machine>, StageError> {
-        let t = Instant::now();
-        let ms = client.machines().await?;
-        self.list.push(t.elapsed());
+        let (ms, answered, parse) = client.machines_timed().await?;
+        self.list.push(answered);
+        self.list_parse.push(parse);
         Ok(ms)
     }
 }
@@ -88,6 +93,58 @@ pub async fn wait_power_known(
     }
 }
 
+/// Until MAAS shows each machine in the state its chassis is in
+/// (`chassis`: the lab's BMC; None when it cannot be read), leaving aside
+/// the machines MAAS shows as error (their BMC fails reads): MAAS's power
+/// monitor has caught up with machines that changed by themselves.
+pub async fn wait_power_settled(
+    client: &MaasClient,
+    log: &mut FleetLog,
+    machines: &[&MachinePlan],
+    chassis: &dyn Fn(&str) -> Option<bool>,
+    timeout: Duration,
+) -> Result<(), StageError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let all = log.list(client).await?;
+        let seen = by_hostname(&all);
+        let mut behind = Vec::new();
+        for m in machines {
+            let maas = seen.get(m.name.as_str()).map(|x| x.power_state);
+            if maas == Some(MaasPower::Error) {
+                continue;
+            }
+            let bmc = chassis(&m.name).map(|on| if on { MaasPower::On } else { MaasPower::Off });
+            if bmc.is_none() || maas != bmc {
+                behind.push(format!(
+                    "{} (MAAS: {}, chassis: {})",
+                    m.name,
+                    maas.map_or("not listed", |p| p.as_str()),
+                    bmc.map_or("unreadable", |p| p.as_str())
+                ));
+            }
+        }
+        if behind.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(StageError::Step(format!(
+                "{} of {} machines were still not shown in their chassis' power state after {}: {}",
+                behind.len(),
+                machines.len(),
+                humantime::format_duration(timeout),
+                behind
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// The first ceil(fraction x N) machines of a selection.
 pub fn share<'a>(machines: &[&'a MachinePlan], fraction: f64) -> Vec<&'a MachinePlan> {
     let n = ((machines.len() as f64) * fraction).ceil() as usize;
@@ -131,6 +188,7 @@ pub async fn power_fraction(
         match r {
             Ok(_) => {
                 asked.insert(&m.name, Instant::now());
+                log.asked.insert(m.name.clone(), p.state);
             }
             Err(e) => {
                 log.power_failures
@@ -202,9 +260,13 @@ async fn failure_event(client: &MaasClient, id: Option<&String>, on: bool) -> Op
     } else {
         "Failed to power off node"
     };
+    // The text names the machine ("Failed to power <system id>."): masked
+    // so one cause counts once over the fleet.
     page.events
         .iter()
         .filter(|e| e.event_type == wanted)
         .max_by_key(|e| e.id)
-        .map(|e| format!("{} - {}", e.event_type, e.description))
+        .map(|e| {
+            format!("{} - {}", e.event_type, e.description).replace(id.as_str(), "<system_id>")
+        })
 }

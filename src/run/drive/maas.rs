@@ -88,6 +88,20 @@ impl MaasDriver {
             .collect())
     }
 
+    /// Until MAAS shows each machine in its BMC's chassis state (the
+    /// `wait_power_settled` step; the BMCs are the lab's).
+    pub async fn wait_power_settled(
+        &mut self,
+        cx: &RunContext<'_>,
+        bmcs: &crate::bmc::FleetHandle,
+        w: &crate::scenario::WaitPowerKnown,
+    ) -> Result<(), StageError> {
+        let ms = cx.machines(&w.machine.0)?;
+        let chassis = |name: &str| bmcs.power_state(name).ok();
+        super::fleet::wait_power_settled(&self.client, &mut self.fleet, &ms, &chassis, w.timeout.0)
+            .await
+    }
+
     pub async fn step(
         &mut self,
         cx: &RunContext<'_>,

@@ -189,6 +189,13 @@ impl Driver {
             Step::WaitStatus(w) => self.machine_step(cx, MachineStep::WaitStatus(w)).await,
             Step::PowerFraction(p) => self.machine_step(cx, MachineStep::PowerFraction(p)).await,
             Step::WaitPowerKnown(w) => self.machine_step(cx, MachineStep::WaitPowerKnown(w)).await,
+            Step::WaitPowerSettled(w) => match self {
+                Driver::Maas(d) => d.wait_power_settled(cx, lab.fleet()?, w).await,
+                Driver::Bmc(_) => Err(StageError::Step(format!(
+                    "target {}: this step needs a MAAS target",
+                    cx.plan.target
+                ))),
+            },
         }
     }
 }
@@ -223,6 +230,11 @@ pub fn step_name(step: &Step) -> String {
         ),
         Step::WaitPowerKnown(w) => format!(
             "wait_power_known {} within {}",
+            w.machine.0,
+            humantime::format_duration(w.timeout.0)
+        ),
+        Step::WaitPowerSettled(w) => format!(
+            "wait_power_settled {} within {}",
             w.machine.0,
             humantime::format_duration(w.timeout.0)
         ),

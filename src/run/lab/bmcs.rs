@@ -81,7 +81,10 @@ pub fn fleet_config(p: &Plan) -> FleetConfig {
                         domain: m.domain.clone(),
                     }
                 } else {
-                    PowerConfig::Memory { on: false }
+                    PowerConfig::Memory {
+                        on: false,
+                        powers_off_after: m.bmc.powers_off_after,
+                    }
                 },
                 session_types: match m.bmc.ipmi {
                     IpmiVersions::V15 => vec![SessionType::Ipmi15],

@@ -199,6 +199,9 @@ impl Target for SimTarget {
         // At most MAAS's 10 machines a tick, 5 at a time, unless the
         // scenario's `sim.power_query_batch` says otherwise (fleet benches).
         cfg.power_query_batch = p.lab.sim.power_query_batch() as usize;
+        // MAAS's 5 minutes unless `sim.power_query_stale` shortens it (a
+        // machine that powers itself off seen within a short run).
+        cfg.power_query_stale = p.lab.sim.power_query_stale();
         // The password back-off of configure_ipmi_user: the scenario's
         // `sim.autodetect_retry_base` (default 1 s; `maas`: 30 s).
         cfg.ipmi_retry_base_seconds = Some(p.lab.sim.autodetect_retry_base().as_secs() as u32);

@@ -38,6 +38,9 @@ impl Driver {
     }
 }
 
+/// redfish.py's waits between attempts, in units (the chart's patch).
+pub const REDFISH_WAIT_TIME: [u32; 4] = [4, 8, 16, 32];
+
 /// Shared by every handler and background task.
 pub struct RegionState {
     pub store: Store,
@@ -144,8 +147,14 @@ impl RegionState {
         }
     }
 
+    /// The redfish driver, with redfish.py's own waits: the chart's
+    /// 2.8_redfish_retries.patch (and 3.6's) sets wait_time (4, 8, 16, 32)
+    /// on RedfishPowerDriver, where IPMI has the ipmi_error patch's
+    /// (4, 4, 8, 8, 16, 16, 32, 32); one unit is `wait_unit` for both.
     fn redfish(&self) -> RedfishPowerDriver {
-        RedfishPowerDriver::new(self.power.config.clone())
+        let mut config = self.power.config.clone();
+        config.wait_time = REDFISH_WAIT_TIME.to_vec();
+        RedfishPowerDriver::new(config)
     }
 
     /// rpc/power.py change_power_state: "Powering on" (or off, or "Power
@@ -210,17 +219,34 @@ impl RegionState {
         // The query after every change (retried like a change).
         match self.query_with(&d, log_retry).await {
             Ok(state) => {
-                let _ = self.store.set_power_state(system_id, state).await;
                 let want = match change {
                     PowerChange::Off => PowerState::Off,
                     PowerChange::On | PowerChange::Cycle => PowerState::On,
                 };
-                if change_events && (state == want || state == PowerState::Unknown) {
+                if !change_events {
+                    // 3.6 (Temporal workflow): the answer is stored as is.
+                    let _ = self.store.set_power_state(system_id, state).await;
+                } else if state == want || state == PowerState::Unknown {
+                    // 2.8.7 change_power_state -> power_change_success: the
+                    // state asked for is stored (also when the query said
+                    // unknown), then "Node powered on/off".
+                    let _ = self.store.set_power_state(system_id, want).await;
                     let done = match want {
                         PowerState::Off => &events::POWERED_OFF,
                         _ => &events::POWERED_ON,
                     };
                     self.event(system_id, done, "").await;
+                } else {
+                    // 2.8.7 reports nothing when the query after a
+                    // successful change disagrees (the chassis changed
+                    // again in between): the region keeps its old state
+                    // until the power monitor's next query.
+                    tracing::info!(
+                        system_id,
+                        ?state,
+                        ?want,
+                        "the query after a power change shows another state; not reported (as 2.8.7)"
+                    );
                 }
             }
             // MAAS only logs a failed query here (no event, no status).

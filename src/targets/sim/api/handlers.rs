@@ -61,7 +61,27 @@ pub async fn version(r: Req) -> ApiResult {
 // ---- machines --------------------------------------------------------
 
 pub async fn machines_read(r: Req) -> ApiResult {
-    ok_json(&r.st.store.machines().await?)
+    let t0 = std::time::Instant::now();
+    let ms = r.st.store.machines().await?;
+    let read = t0.elapsed();
+    // Encoding 1,000 machines is the request's biggest cost (hundreds of
+    // ms in a debug build): on the blocking pool, not a runtime worker the
+    // rack's power tasks and (in one process) the BMCs also need.
+    let body = tokio::task::spawn_blocking(move || serde_json::to_vec(&ms))
+        .await
+        .expect("the encode task does not panic")
+        .expect("machines encode as JSON (plain structs, string-keyed maps)");
+    tracing::debug!(
+        read_ms = read.as_secs_f64() * 1e3,
+        encode_ms = (t0.elapsed() - read).as_secs_f64() * 1e3,
+        bytes = body.len(),
+        "GET machines/"
+    );
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 pub async fn machines_is_registered(r: Req) -> ApiResult {
