@@ -57,6 +57,10 @@ pub struct HttpConfig {
     pub listen: SocketAddrV4,
     pub root: Option<PathBuf>,
     pub handler: Option<HttpHandler>,
+    /// Cap on each connection's send rate in bytes per second (the
+    /// kernel's TCP pacing, `SO_MAX_PACING_RATE`); `None` sends as fast as
+    /// the client's window allows.
+    pub pacing: Option<u32>,
 }
 
 #[derive(Debug, Error)]
@@ -108,6 +112,15 @@ pub async fn start_http(
         crate::lab::netns::bind_tcp(netns, SocketAddr::V4(cfg.listen)).map_err(bind_err)?;
     let listener = tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?;
     let local_addr = listener.local_addr().map_err(bind_err)?;
+    let name = cfg.name.clone();
+    let pacing = cfg.pacing;
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
+        if let Some(rate) = pacing
+            && let Err(e) = set_pacing(tcp, rate)
+        {
+            tracing::warn!(server = %name, error = %e, "lab HTTP: pacing not set");
+        }
+    });
     let app = axum::Router::new()
         .fallback(serve)
         .with_state(AppState { cfg, events });
@@ -118,6 +131,28 @@ pub async fn start_http(
         }
     });
     Ok(HttpServer { local_addr, task })
+}
+
+/// Caps the connection's send rate; the kernel spaces the segments out
+/// (TCP's own pacing, no qdisc needed).
+fn set_pacing(tcp: &tokio::net::TcpStream, bytes_per_s: u32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let rate = bytes_per_s;
+    // SAFETY: a valid socket fd and a u32 of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MAX_PACING_RATE,
+            (&rate as *const u32).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 async fn serve(
@@ -288,6 +323,7 @@ mod tests {
             listen: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
             root: Some(root.path().to_path_buf()),
             handler: None,
+            pacing: None,
         };
         (start_http(None, cfg, events.clone()).await.unwrap(), root)
     }

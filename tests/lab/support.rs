@@ -141,6 +141,8 @@ pub struct TestLab {
     pub pxelinux_head: String,
     /// Words added to the kernel command line.
     pub cmdline_extra: String,
+    /// The HTTP server's `pacing` (bytes per second).
+    pub http_pacing: Option<u32>,
     servers: Vec<Box<dyn std::any::Any + Send>>,
     domains: Vec<String>,
 }
@@ -164,6 +166,7 @@ impl TestLab {
             init_end: INIT_POWEROFF.into(),
             pxelinux_head: String::new(),
             cmdline_extra: String::new(),
+            http_pacing: None,
             servers: vec![],
             domains: vec![],
         }
@@ -285,6 +288,7 @@ impl TestLab {
                 port: 80,
                 root: Some(http_root),
                 handler: Some(handler),
+                pacing: self.http_pacing,
             }),
             router_advertisements: ra_on,
         };

@@ -278,6 +278,7 @@ impl SimRack {
                 listen: SocketAddrV4::new(cfg.rack_ip, BOOT_HTTP_PORT),
                 root: None,
                 handler: Some(handler),
+                pacing: None,
             },
             events.clone(),
         )
