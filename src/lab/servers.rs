@@ -46,6 +46,8 @@ pub struct HttpSettings {
     pub handler: Option<HttpHandler>,
     /// See `HttpConfig::pacing`.
     pub pacing: Option<u32>,
+    /// See `HttpConfig::congestion`.
+    pub congestion: Option<String>,
 }
 
 #[derive(Debug, Error)]
@@ -124,6 +126,7 @@ pub async fn start_segment_servers(
                     root: h.root,
                     handler: h.handler,
                     pacing: h.pacing,
+                    congestion: h.congestion,
                 },
                 events.clone(),
             )

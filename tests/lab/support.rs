@@ -143,6 +143,8 @@ pub struct TestLab {
     pub cmdline_extra: String,
     /// The HTTP server's `pacing` (bytes per second).
     pub http_pacing: Option<u32>,
+    /// The HTTP server's `congestion` (default: the boot servers' own).
+    pub http_congestion: Option<String>,
     servers: Vec<Box<dyn std::any::Any + Send>>,
     domains: Vec<String>,
 }
@@ -167,6 +169,7 @@ impl TestLab {
             pxelinux_head: String::new(),
             cmdline_extra: String::new(),
             http_pacing: None,
+            http_congestion: Some(http::BOOT_CONGESTION.into()),
             servers: vec![],
             domains: vec![],
         }
@@ -289,6 +292,7 @@ impl TestLab {
                 root: Some(http_root),
                 handler: Some(handler),
                 pacing: self.http_pacing,
+                congestion: self.http_congestion.clone(),
             }),
             router_advertisements: ra_on,
         };

@@ -279,6 +279,7 @@ impl SimRack {
                 root: None,
                 handler: Some(handler),
                 pacing: None,
+                congestion: Some(http::BOOT_CONGESTION.into()),
             },
             events.clone(),
         )
