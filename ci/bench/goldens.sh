@@ -4,19 +4,22 @@
 # distinct snapshot difference seen (with how often), plus runs that failed
 # for another reason (a step or a check).
 #
-#   ci/bench/goldens.sh [-n N] [--bin PATH] [--out DIR] [--load] [--load-jobs J]
-#                       [--load-secs S] [SCENARIO.yaml ...]
+#   ci/bench/goldens.sh [-n N] [--bin PATH] [--out DIR] [--profile P] [--load]
+#                       [--load-jobs J] [--load-secs S] [SCENARIO.yaml ...]
 #
 #   -n N           runs per scenario (default 10)
 #   --bin PATH     maas-e2e binary (default target/release/maas-e2e, built
 #                  with `cargo build --release` when missing)
 #   --out DIR      where run directories and diffs go (default: a new
 #                  /var/tmp/maas-e2e-goldens.XXXXXX)
+#   --profile P    the sim's MAAS profile (2.8 default, 3.6): runs with
+#                  `--sim-profile P` against NAME.sim-P.snap (2.8: NAME.sim.snap)
 #   --load         run a CPU load beside the scenarios (answers come late
 #                  under load, which is when flakes show): J busy workers
 #                  (default: one per core), each ended by `timeout` after S
 #                  seconds (default 3600) or when this script exits
 #   SCENARIO.yaml  default: every scenarios/*.yaml whose targets include sim
+#                  (under --profile 3.6: those with a 3.6 golden)
 #
 # Each run works on a copy of the scenario and its golden in its own
 # directory, so a mismatch leaves its .snap.new there and scenarios/ is
@@ -31,6 +34,7 @@ n=10
 bin=$repo/target/release/maas-e2e
 out=
 load=false
+profile=2.8
 load_jobs=$(nproc)
 load_secs=3600
 scenarios=()
@@ -39,6 +43,7 @@ while [ $# -gt 0 ]; do
     -n) n=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --profile) profile=$2; shift 2 ;;
     --load) load=true; shift ;;
     --load-jobs) load_jobs=$2; shift 2 ;;
     --load-secs) load_secs=$2; shift 2 ;;
@@ -48,11 +53,20 @@ while [ $# -gt 0 ]; do
   esac
 done
 case $n in ''|*[!0-9]*|0) echo "goldens.sh: -n wants a positive number, got '$n'" >&2; exit 2 ;; esac
+case $profile in
+  2.8) snap_kind=sim; profile_args=() ;;
+  3.6) snap_kind=sim-3.6; profile_args=(--sim-profile 3.6) ;;
+  *) echo "goldens.sh: --profile wants 2.8 or 3.6, got '$profile'" >&2; exit 2 ;;
+esac
 
 if [ ${#scenarios[@]} -eq 0 ]; then
   for f in "$repo"/scenarios/*.yaml; do
     # `targets: [sim, chart, external]`: the scenario runs on sim.
-    if grep -Eq '^targets:.*\bsim\b' "$f"; then scenarios+=("$f"); fi
+    # Under 3.6, only the scenarios that have a 3.6 golden.
+    if grep -Eq '^targets:.*\bsim\b' "$f" \
+      && { [ "$profile" = 2.8 ] || [ -f "${f%.yaml}.$snap_kind.snap" ]; }; then
+      scenarios+=("$f")
+    fi
   done
 fi
 [ ${#scenarios[@]} -gt 0 ] || { echo "goldens.sh: no sim scenario found" >&2; exit 2; }
@@ -93,7 +107,7 @@ snap_body() { awk 'n>=2 {print; next} /^---$/ {n++}' "$1"; }
 
 summary=$out/summary.md
 {
-  echo "goldens: $n runs per scenario, binary $bin, load $($load && echo "$load_jobs workers" || echo none), $(date -u +%FT%TZ), $(nproc) cores, load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "goldens: $n runs per scenario, profile $profile, binary $bin, load $($load && echo "$load_jobs workers" || echo none), $(date -u +%FT%TZ), $(nproc) cores, load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   echo "| scenario | passed | snapshot differs | other failure | no golden | median run |"
   echo "| --- | --- | --- | --- | --- | --- |"
@@ -103,7 +117,7 @@ details=$out/details.md
 
 for scenario in "${scenarios[@]}"; do
   name=$(basename "$scenario" .yaml)
-  golden=$(dirname "$scenario")/$name.sim.snap
+  golden=$(dirname "$scenario")/$name.$snap_kind.snap
   passed=0 differs=0 other=0 nogolden=0
   times=()
   mkdir -p "$out/$name/diffs"
@@ -117,7 +131,7 @@ for scenario in "${scenarios[@]}"; do
     [ -f "$golden" ] && cp "$golden" "$work/"
     start=$(date +%s.%N)
     rc=0
-    "$bin" run --target sim --seed 1 --out "$work/runs" "$work/$name.yaml" >"$work/run.log" 2>&1 || rc=$?
+    "$bin" run --target sim "${profile_args[@]}" --seed 1 --out "$work/runs" "$work/$name.yaml" >"$work/run.log" 2>&1 || rc=$?
     times+=("$(echo "$(date +%s.%N) - $start" | bc -l)")
     if [ "$rc" -eq 0 ]; then
       passed=$((passed + 1))
@@ -133,9 +147,9 @@ for scenario in "${scenarios[@]}"; do
     fi
     if [ ! -f "$golden" ]; then
       nogolden=$((nogolden + 1))
-    elif [ -f "$work/$name.sim.snap.new" ]; then
+    elif [ -f "$work/$name.$snap_kind.snap.new" ]; then
       differs=$((differs + 1))
-      d=$(diff -u --label golden --label "this run" <(snap_body "$work/$name.sim.snap") <(snap_body "$work/$name.sim.snap.new") || true)
+      d=$(diff -u --label golden --label "this run" <(snap_body "$work/$name.$snap_kind.snap") <(snap_body "$work/$name.$snap_kind.snap.new") || true)
       key=$(printf '%s' "$d" | sha256sum | cut -c1-12)
       if [ -z "${diff_count[$key]:-}" ]; then
         diff_count[$key]=0
@@ -145,7 +159,7 @@ for scenario in "${scenarios[@]}"; do
       diff_count[$key]=$((diff_count[$key] + 1))
       diff_runs[$key]="${diff_runs[$key]:+${diff_runs[$key]}, }$i"
     fi
-    if [ -n "$failed_units" ] || [ ! -f "$work/$name.sim.snap.new" ]; then
+    if [ -n "$failed_units" ] || [ ! -f "$work/$name.$snap_kind.snap.new" ]; then
       other=$((other + 1))
       other_notes+=("run $i (exit $rc): failed: ${failed_units:-see $work/run.log}")
     fi

@@ -272,11 +272,17 @@ impl Responder {
                     return (Some(nak), events);
                 }
                 let (reply, boot) = self.reply(req, &info, MessageType::Ack, ip);
+                // The transaction id: a client's retransmitted REQUEST
+                // keeps it, a new DHCP exchange (a new boot) does not.
                 events.push(
                     ev(LabEventKind::DhcpAck)
                         .mac(&info.mac)
                         .ip(ip)
-                        .detail(boot_detail(&what, &boot)),
+                        .detail(format!(
+                            "{} xid={:08x}",
+                            boot_detail(&what, &boot),
+                            req.xid()
+                        )),
                 );
                 (Some(reply), events)
             }

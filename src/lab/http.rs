@@ -57,7 +57,21 @@ pub struct HttpConfig {
     pub listen: SocketAddrV4,
     pub root: Option<PathBuf>,
     pub handler: Option<HttpHandler>,
+    /// Cap on each connection's send rate in bytes per second (the
+    /// kernel's TCP pacing, `SO_MAX_PACING_RATE`); `None` sends as fast as
+    /// the client's window allows.
+    pub pacing: Option<u32>,
+    /// TCP congestion control of each connection (`TCP_CONGESTION`);
+    /// `None` keeps the namespace's default. See `BOOT_CONGESTION`.
+    pub congestion: Option<String>,
 }
+
+/// The congestion control the lab's boot servers use: CUBIC, an Ubuntu
+/// rack's default. BBR (this machine's default) paces its segments, so a
+/// TCG guest's UNDI driver takes them in many short receive cycles instead
+/// of a few long ones, and lpxelinux's downloads stall more often with
+/// more cycles (issue 18: 5 stalls in 48 boots paced, docs/lab.md).
+pub const BOOT_CONGESTION: &str = "cubic";
 
 #[derive(Debug, Error)]
 pub enum HttpError {
@@ -108,6 +122,21 @@ pub async fn start_http(
         crate::lab::netns::bind_tcp(netns, SocketAddr::V4(cfg.listen)).map_err(bind_err)?;
     let listener = tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?;
     let local_addr = listener.local_addr().map_err(bind_err)?;
+    let name = cfg.name.clone();
+    let pacing = cfg.pacing;
+    let congestion = cfg.congestion.clone();
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
+        if let Some(rate) = pacing
+            && let Err(e) = set_pacing(tcp, rate)
+        {
+            tracing::warn!(server = %name, error = %e, "lab HTTP: pacing not set");
+        }
+        if let Some(cc) = &congestion
+            && let Err(e) = set_congestion(tcp, cc)
+        {
+            tracing::warn!(server = %name, congestion = %cc, error = %e, "lab HTTP: congestion control not set");
+        }
+    });
     let app = axum::Router::new()
         .fallback(serve)
         .with_state(AppState { cfg, events });
@@ -118,6 +147,48 @@ pub async fn start_http(
         }
     });
     Ok(HttpServer { local_addr, task })
+}
+
+/// Caps the connection's send rate; the kernel spaces the segments out
+/// (TCP's own pacing, no qdisc needed).
+fn set_pacing(tcp: &tokio::net::TcpStream, bytes_per_s: u32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let rate = bytes_per_s;
+    // SAFETY: a valid socket fd and a u32 of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MAX_PACING_RATE,
+            (&rate as *const u32).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The connection's congestion control algorithm, by name.
+fn set_congestion(tcp: &tokio::net::TcpStream, name: &str) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket fd and a buffer of the length passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 async fn serve(
@@ -288,6 +359,8 @@ mod tests {
             listen: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
             root: Some(root.path().to_path_buf()),
             handler: None,
+            pacing: None,
+            congestion: None,
         };
         (start_http(None, cfg, events.clone()).await.unwrap(), root)
     }
@@ -420,5 +493,46 @@ mod tests {
         }
         assert_kinds(&seen, &[LabEventKind::HttpGet, LabEventKind::HttpAborted]);
         assert!(seen[1].1.contains("client gone after"), "{seen:?}");
+    }
+
+    /// The server sets each connection's congestion control (the boot
+    /// servers use CUBIC, not a namespace default that paces: issue 18);
+    /// `ss` shows the algorithm of the server's end.
+    #[tokio::test]
+    async fn each_connection_gets_the_configured_congestion_control() {
+        let events = EventLog::new(None).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("initrd"), vec![7u8; 8 << 20]).unwrap();
+        let cfg = HttpConfig {
+            name: "rack".into(),
+            listen: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
+            root: Some(root.path().to_path_buf()),
+            handler: None,
+            pacing: None,
+            // Neither this machine's default (bbr) nor the boot servers'.
+            congestion: Some("reno".into()),
+        };
+        let srv = start_http(None, cfg, events.clone()).await.unwrap();
+        let port = srv.local_addr.port();
+        let ss = tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(b"GET /initrd HTTP/1.0\r\n\r\n").unwrap();
+            let mut head = [0u8; 512];
+            let _ = s.read(&mut head).unwrap();
+            // The connection is up and the body on its way: ask the kernel.
+            let out = std::process::Command::new("ss")
+                .args(["-tniH", "state", "established"])
+                .arg(format!("sport = :{port}"))
+                .output()
+                .expect("ss (iproute2)");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .await
+        .unwrap();
+        assert!(
+            ss.split_whitespace().any(|w| w == "reno"),
+            "the server's end does not use reno:\n{ss}"
+        );
+        srv.stop();
     }
 }

@@ -44,6 +44,10 @@ pub struct HttpSettings {
     pub port: u16,
     pub root: Option<PathBuf>,
     pub handler: Option<HttpHandler>,
+    /// See `HttpConfig::pacing`.
+    pub pacing: Option<u32>,
+    /// See `HttpConfig::congestion`.
+    pub congestion: Option<String>,
 }
 
 #[derive(Debug, Error)]
@@ -121,6 +125,8 @@ pub async fn start_segment_servers(
                     listen: SocketAddrV4::new(ip, h.port),
                     root: h.root,
                     handler: h.handler,
+                    pacing: h.pacing,
+                    congestion: h.congestion,
                 },
                 events.clone(),
             )

@@ -13,7 +13,10 @@
 //! of the previous one is a stall: counted (with the server's view of the
 //! connection from `ss`), the VM reset, the loop goes on. SOAK_PAUSE_MS > 0
 //! pauses the VM that long every 1-3 s (libvirt suspend/resume), the way a
-//! TCG guest starved of CPU stops answering. SOAK_MAX_S bounds the loop.
+//! TCG guest starved of CPU stops answering. SOAK_PACING > 0 caps the HTTP
+//! server's send rate per connection (bytes/s). SOAK_NIC=e1000 boots an
+//! e1000 NIC instead of virtio; SOAK_CC=bbr another congestion control
+//! than the boot servers' CUBIC. SOAK_MAX_S bounds the loop.
 //! Run the test binary directly for loops past nextest's 10-minute limit.
 
 use std::time::{Duration, Instant};
@@ -49,6 +52,13 @@ async fn soak_pxelinux_http_boots() {
     lab.pxelinux_head = "SERIAL 0 115200\n".into();
     // As the sim rack's: a starved guest fails the kernel's timer check.
     lab.cmdline_extra = "no_timer_check".into();
+    // SOAK_PACING > 0: the HTTP server paces each connection to that many
+    // bytes per second (issue 18's experiment; 0 = as fast as the window).
+    lab.http_pacing = Some(env_num("SOAK_PACING", 0) as u32).filter(|&r| r > 0);
+    // SOAK_CC=bbr (or any the kernel has): the server's congestion control.
+    if let Ok(cc) = std::env::var("SOAK_CC") {
+        lab.http_congestion = Some(cc);
+    }
     lab.start_servers(BootFlow::PxelinuxTftp, true, &[mac])
         .await;
 
@@ -64,7 +74,12 @@ async fn soak_pxelinux_http_boots() {
         .expect("tcpdump");
 
     let conn = vm::connect().unwrap();
-    let mut spec = lab.domain("soak", Firmware::Bios, vm::NicModel::Virtio, mac);
+    // SOAK_NIC=e1000: the NIC (and so the iPXE ROM pxelinux's UNDI is).
+    let nic = match std::env::var("SOAK_NIC").as_deref() {
+        Ok("e1000") => vm::NicModel::E1000,
+        _ => vm::NicModel::Virtio,
+    };
+    let mut spec = lab.domain("soak", Firmware::Bios, nic, mac);
     spec.accel = vm::detect_accel(&conn);
     spec.memory_mib = 1024; // as the sim's machines
     vm::define(&conn, &spec).await.unwrap();
@@ -146,7 +161,9 @@ async fn soak_pxelinux_http_boots() {
     let events = std::fs::read_to_string(lab.run_dir.join("network/events.jsonl")).unwrap();
     let aborted = count(&events, "\"HttpAborted\"");
     eprintln!(
-        "soak: {seen} boots in {wall:.0} s, stalls after boots {stalls:?} ({mid_download:?} mid-download), {aborted} HttpAborted; pcap {}",
+        "soak (pacing {:?}, congestion {:?}): {seen} boots in {wall:.0} s, stalls after boots {stalls:?} ({mid_download:?} mid-download), {aborted} HttpAborted; pcap {}",
+        lab.http_pacing,
+        lab.http_congestion,
         pcap.display()
     );
     vm::undefine(&conn, &spec.name).unwrap();

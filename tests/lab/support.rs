@@ -141,6 +141,10 @@ pub struct TestLab {
     pub pxelinux_head: String,
     /// Words added to the kernel command line.
     pub cmdline_extra: String,
+    /// The HTTP server's `pacing` (bytes per second).
+    pub http_pacing: Option<u32>,
+    /// The HTTP server's `congestion` (default: the boot servers' own).
+    pub http_congestion: Option<String>,
     servers: Vec<Box<dyn std::any::Any + Send>>,
     domains: Vec<String>,
 }
@@ -164,6 +168,8 @@ impl TestLab {
             init_end: INIT_POWEROFF.into(),
             pxelinux_head: String::new(),
             cmdline_extra: String::new(),
+            http_pacing: None,
+            http_congestion: Some(http::BOOT_CONGESTION.into()),
             servers: vec![],
             domains: vec![],
         }
@@ -285,6 +291,8 @@ impl TestLab {
                 port: 80,
                 root: Some(http_root),
                 handler: Some(handler),
+                pacing: self.http_pacing,
+                congestion: self.http_congestion.clone(),
             }),
             router_advertisements: ra_on,
         };

@@ -298,6 +298,7 @@ async fn ensure_template(
         return Ok(dir);
     }
     fs::create_dir_all(root).map_err(io_err(root))?;
+    remove_abandoned_templates(root);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -320,6 +321,40 @@ async fn ensure_template(
         }
     }
     Ok(dir)
+}
+
+/// Half-made templates (`.making-PID-N`) of runs killed during initdb:
+/// removed once their process is gone; a live one's is left to finish.
+fn remove_abandoned_templates(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(".making-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let gone = matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+        if gone {
+            let path = entry.path();
+            match fs::remove_dir_all(&path) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "removed a half-made Postgres template")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove a half-made Postgres template")
+                }
+            }
+        }
+    }
 }
 
 /// `cp -a`: owner, modes (data/ must stay 0700) and all.
@@ -737,6 +772,26 @@ mod tests {
             listed, on_disk,
             "add new migrations/*.sql files to MIGRATIONS"
         );
+    }
+
+    #[test]
+    fn half_made_templates_of_dead_processes_are_removed_and_live_ones_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let abandoned = root.path().join(format!(".making-{dead}-17"));
+        let live = root
+            .path()
+            .join(format!(".making-{}-18", std::process::id()));
+        let template = root.path().join("15-C.UTF-8");
+        for d in [&abandoned, &live, &template] {
+            fs::create_dir_all(d.join("base")).unwrap();
+        }
+        remove_abandoned_templates(root.path());
+        assert!(!abandoned.exists(), "a dead run's half-made template stays");
+        assert!(live.exists(), "a live run's half-made template was removed");
+        assert!(template.exists(), "a finished template was removed");
     }
 
     #[test]

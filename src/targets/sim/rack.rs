@@ -278,6 +278,8 @@ impl SimRack {
                 listen: SocketAddrV4::new(cfg.rack_ip, BOOT_HTTP_PORT),
                 root: None,
                 handler: Some(handler),
+                pacing: None,
+                congestion: Some(http::BOOT_CONGESTION.into()),
             },
             events.clone(),
         )
@@ -347,11 +349,30 @@ fn is_retransmission(
     again
 }
 
+/// A starved guest's DHCP client re-sends its REQUEST and the server acks
+/// each copy; one boot is one "PXE Request" (2.8.7 records it once per
+/// boot, from the config request). True for an ack with the same MAC and
+/// transaction id as that MAC's last ack.
+fn is_repeated_ack(last: &mut std::collections::HashMap<String, String>, ev: &LabEvent) -> bool {
+    let (LabEventKind::DhcpAck, Some(mac), Some(detail)) = (ev.kind, &ev.mac, &ev.detail) else {
+        return false;
+    };
+    let Some(xid) = detail
+        .split_whitespace()
+        .find_map(|part| part.strip_prefix("xid="))
+    else {
+        return false;
+    };
+    last.insert(mac.clone(), xid.to_string())
+        .is_some_and(|previous| previous == xid)
+}
+
 /// Turn lab events into region events, one at a time, in order.
 async fn forward(mut rx: tokio::sync::broadcast::Receiver<LabEvent>, boot: Arc<Boot>) {
     use tokio::sync::broadcast::error::RecvError;
     let mut last_read: std::collections::HashMap<String, (String, u128)> =
         std::collections::HashMap::new();
+    let mut last_ack: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     loop {
         let ev = match rx.recv().await {
             Ok(ev) => ev,
@@ -364,7 +385,7 @@ async fn forward(mut rx: tokio::sync::broadcast::Receiver<LabEvent>, boot: Arc<B
             }
             Err(RecvError::Closed) => return,
         };
-        if is_retransmission(&mut last_read, &ev) {
+        if is_retransmission(&mut last_read, &ev) || is_repeated_ack(&mut last_ack, &ev) {
             continue;
         }
         if let Err(e) = record(&boot, &ev).await {
@@ -502,5 +523,28 @@ mod tests {
                 .as_deref(),
             Some("lpxelinux.0")
         );
+    }
+
+    #[test]
+    fn a_re_sent_dhcp_request_is_one_pxe_request_and_a_new_exchange_another() {
+        let ack = |mac: &str, xid: &str| {
+            LabEvent::new(LabEventKind::DhcpAck, "rack")
+                .mac(mac)
+                .detail(format!(
+                    "firmware=bios ipxe=true boot=lpxelinux.0 xid={xid}"
+                ))
+        };
+        let mut last = std::collections::HashMap::new();
+        let seen: Vec<bool> = [
+            ack("m1", "0000abcd"),
+            ack("m1", "0000abcd"), // the REQUEST again, acked again
+            ack("m2", "0000abcd"), // another machine
+            ack("m1", "00001234"), // m1 boots again: a new exchange
+            ack("m1", "00001234"),
+        ]
+        .iter()
+        .map(|e| is_repeated_ack(&mut last, e))
+        .collect();
+        assert_eq!(seen, [false, true, false, false, true]);
     }
 }
