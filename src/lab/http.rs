@@ -352,6 +352,14 @@ mod tests {
     use std::time::Duration;
 
     async fn server(events: &EventLog) -> (HttpServer, tempfile::TempDir) {
+        server_with(events, None).await
+    }
+
+    /// An 8 MiB `initrd` on loopback, each connection with `congestion`.
+    async fn server_with(
+        events: &EventLog,
+        congestion: Option<&str>,
+    ) -> (HttpServer, tempfile::TempDir) {
         let root = tempfile::tempdir().unwrap();
         std::fs::write(root.path().join("initrd"), vec![7u8; 8 << 20]).unwrap();
         let cfg = HttpConfig {
@@ -360,7 +368,7 @@ mod tests {
             root: Some(root.path().to_path_buf()),
             handler: None,
             pacing: None,
-            congestion: None,
+            congestion: congestion.map(str::to_string),
         };
         (start_http(None, cfg, events.clone()).await.unwrap(), root)
     }
@@ -501,18 +509,8 @@ mod tests {
     #[tokio::test]
     async fn each_connection_gets_the_configured_congestion_control() {
         let events = EventLog::new(None).unwrap();
-        let root = tempfile::tempdir().unwrap();
-        std::fs::write(root.path().join("initrd"), vec![7u8; 8 << 20]).unwrap();
-        let cfg = HttpConfig {
-            name: "rack".into(),
-            listen: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
-            root: Some(root.path().to_path_buf()),
-            handler: None,
-            pacing: None,
-            // Neither this machine's default (bbr) nor the boot servers'.
-            congestion: Some("reno".into()),
-        };
-        let srv = start_http(None, cfg, events.clone()).await.unwrap();
+        // Neither this machine's default (bbr) nor the boot servers'.
+        let (srv, _root) = server_with(&events, Some("reno")).await;
         let port = srv.local_addr.port();
         let ss = tokio::task::spawn_blocking(move || {
             let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

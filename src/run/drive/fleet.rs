@@ -81,12 +81,7 @@ pub async fn wait_power_known(
                 unknown.len(),
                 machines.len(),
                 humantime::format_duration(timeout),
-                unknown
-                    .iter()
-                    .take(5)
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                first_names(unknown.iter().copied())
             )));
         }
         tokio::time::sleep(POLL).await;
@@ -133,12 +128,7 @@ pub async fn wait_power_settled(
                 behind.len(),
                 machines.len(),
                 humantime::format_duration(timeout),
-                behind
-                    .iter()
-                    .take(5)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                first_names(behind.iter().map(String::as_str))
             )));
         }
         tokio::time::sleep(POLL).await;
@@ -269,4 +259,9 @@ async fn failure_event(client: &MaasClient, id: Option<&String>, on: bool) -> Op
         .map(|e| {
             format!("{} - {}", e.event_type, e.description).replace(id.as_str(), "<system_id>")
         })
+}
+
+/// The first few names of a list, for an error that should stay one line.
+fn first_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names.take(5).collect::<Vec<_>>().join(", ")
 }
