@@ -62,16 +62,9 @@ pub struct HttpConfig {
     /// the client's window allows.
     pub pacing: Option<u32>,
     /// TCP congestion control of each connection (`TCP_CONGESTION`);
-    /// `None` keeps the namespace's default. See `BOOT_CONGESTION`.
+    /// `None` keeps the namespace's default (for reproductions: issue 18).
     pub congestion: Option<String>,
 }
-
-/// The congestion control the lab's boot servers use: CUBIC, an Ubuntu
-/// rack's default. BBR (this machine's default) paces its segments, so a
-/// TCG guest's UNDI driver takes them in many short receive cycles instead
-/// of a few long ones, and lpxelinux's downloads stall more often with
-/// more cycles (issue 18: 5 stalls in 48 boots paced, docs/lab.md).
-pub const BOOT_CONGESTION: &str = "cubic";
 
 #[derive(Debug, Error)]
 pub enum HttpError {

@@ -15,8 +15,8 @@
 //! pauses the VM that long every 1-3 s (libvirt suspend/resume), the way a
 //! TCG guest starved of CPU stops answering. SOAK_PACING > 0 caps the HTTP
 //! server's send rate per connection (bytes/s). SOAK_NIC=e1000 boots an
-//! e1000 NIC instead of virtio; SOAK_CC=bbr another congestion control
-//! than the boot servers' CUBIC. SOAK_MAX_S bounds the loop.
+//! e1000 NIC instead of virtio; SOAK_CC=cubic another congestion control
+//! than the namespace's default. SOAK_MAX_S bounds the loop.
 //! Run the test binary directly for loops past nextest's 10-minute limit.
 
 use std::time::{Duration, Instant};
@@ -55,7 +55,7 @@ async fn soak_pxelinux_http_boots() {
     // SOAK_PACING > 0: the HTTP server paces each connection to that many
     // bytes per second (issue 18's experiment; 0 = as fast as the window).
     lab.http_pacing = Some(env_num("SOAK_PACING", 0) as u32).filter(|&r| r > 0);
-    // SOAK_CC=bbr (or any the kernel has): the server's congestion control.
+    // SOAK_CC=cubic (or any the kernel has): the server's congestion control.
     if let Ok(cc) = std::env::var("SOAK_CC") {
         lab.http_congestion = Some(cc);
     }

@@ -143,7 +143,7 @@ pub struct TestLab {
     pub cmdline_extra: String,
     /// The HTTP server's `pacing` (bytes per second).
     pub http_pacing: Option<u32>,
-    /// The HTTP server's `congestion` (default: the boot servers' own).
+    /// The HTTP server's `congestion` (default: the namespace's).
     pub http_congestion: Option<String>,
     servers: Vec<Box<dyn std::any::Any + Send>>,
     domains: Vec<String>,
@@ -169,7 +169,7 @@ impl TestLab {
             pxelinux_head: String::new(),
             cmdline_extra: String::new(),
             http_pacing: None,
-            http_congestion: Some(http::BOOT_CONGESTION.into()),
+            http_congestion: None,
             servers: vec![],
             domains: vec![],
         }

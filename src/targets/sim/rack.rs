@@ -279,7 +279,9 @@ impl SimRack {
                 root: None,
                 handler: Some(handler),
                 pacing: None,
-                congestion: Some(http::BOOT_CONGESTION.into()),
+                // The namespace's default: CUBIC here stalled pxelinux more
+                // in the sim's runs (issue 18, docs/lab.md).
+                congestion: None,
             },
             events.clone(),
         )
