@@ -4,6 +4,18 @@
 # missing prerequisite fails, never skips). Exit status: the tests'.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A full disk fails tests in odd places (a VM's "No space left on device"
+# mid-run); say so before anything starts. The debug build takes ~8 GiB,
+# the runs' disks, Postgres and images ~2 GiB more.
+need_gib=12
+for dir in . /var/lib; do
+  free_gib=$(df --output=avail -BG "$dir" | tail -n 1 | tr -dc '0-9')
+  if (( free_gib < need_gib )); then
+    echo "ci/test.sh: only ${free_gib} GiB free on the filesystem of $dir; the build and the runs need about ${need_gib} GiB." >&2
+    echo "  Free some (old target/ directories; maas-e2e down --all for leftover runs) and run again." >&2
+    exit 1
+  fi
+done
 bash ci/setup-host.sh --docker
 # The chart tests' Postgres image, from Debian packages (nothing can be pulled).
 bash ci/images/postgres/build.sh

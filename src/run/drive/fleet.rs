@@ -50,6 +50,28 @@ fn by_hostname(ms: &[Machine]) -> HashMap<&str, &Machine> {
     ms.iter().map(|m| (m.hostname.as_str(), m)).collect()
 }
 
+/// Lists the machines every `POLL` until `lagging` names none of them;
+/// at the deadline, `Ok(Err(names))`: those still lagging.
+async fn poll_until_none_lag(
+    client: &MaasClient,
+    log: &mut FleetLog,
+    timeout: Duration,
+    lagging: impl Fn(&HashMap<&str, &Machine>) -> Vec<String>,
+) -> Result<Result<(), Vec<String>>, StageError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let all = log.list(client).await?;
+        let behind = lagging(&by_hostname(&all));
+        if behind.is_empty() {
+            return Ok(Ok(()));
+        }
+        if Instant::now() >= deadline {
+            return Ok(Err(behind));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// Until MAAS shows a power state other than unknown for every machine.
 pub async fn wait_power_known(
     client: &MaasClient,
@@ -57,34 +79,30 @@ pub async fn wait_power_known(
     machines: &[&MachinePlan],
     timeout: Duration,
 ) -> Result<(), StageError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let all = log.list(client).await?;
-        let seen = by_hostname(&all);
-        let unknown: Vec<&str> = machines
+    let unknown = |seen: &HashMap<&str, &Machine>| {
+        machines
             .iter()
             .filter(|m| {
                 seen.get(m.name.as_str())
                     .is_none_or(|x| x.power_state == MaasPower::Unknown)
             })
-            .map(|m| m.name.as_str())
-            .collect();
-        if unknown.is_empty() {
+            .map(|m| m.name.clone())
+            .collect()
+    };
+    match poll_until_none_lag(client, log, timeout, unknown).await? {
+        Ok(()) => {
             if let Some(t0) = log.first_create {
                 log.until_known.push(t0.elapsed());
             }
-            return Ok(());
+            Ok(())
         }
-        if Instant::now() >= deadline {
-            return Err(StageError::Step(format!(
-                "the power state of {} of {} machines was still unknown after {}; last seen unknown: {}",
-                unknown.len(),
-                machines.len(),
-                humantime::format_duration(timeout),
-                first_names(unknown.iter().copied())
-            )));
-        }
-        tokio::time::sleep(POLL).await;
+        Err(unknown) => Err(StageError::Step(format!(
+            "the power state of {} of {} machines was still unknown after {}; last seen unknown: {}",
+            unknown.len(),
+            machines.len(),
+            humantime::format_duration(timeout),
+            first_names(unknown.iter().map(String::as_str))
+        ))),
     }
 }
 
@@ -99,10 +117,7 @@ pub async fn wait_power_settled(
     chassis: &dyn Fn(&str) -> Option<bool>,
     timeout: Duration,
 ) -> Result<(), StageError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let all = log.list(client).await?;
-        let seen = by_hostname(&all);
+    let behind = |seen: &HashMap<&str, &Machine>| {
         let mut behind = Vec::new();
         for m in machines {
             let maas = seen.get(m.name.as_str()).map(|x| x.power_state);
@@ -119,19 +134,17 @@ pub async fn wait_power_settled(
                 ));
             }
         }
-        if behind.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(StageError::Step(format!(
-                "{} of {} machines were still not shown in their chassis' power state after {}: {}",
-                behind.len(),
-                machines.len(),
-                humantime::format_duration(timeout),
-                first_names(behind.iter().map(String::as_str))
-            )));
-        }
-        tokio::time::sleep(POLL).await;
+        behind
+    };
+    match poll_until_none_lag(client, log, timeout, behind).await? {
+        Ok(()) => Ok(()),
+        Err(behind) => Err(StageError::Step(format!(
+            "{} of {} machines were still not shown in their chassis' power state after {}: {}",
+            behind.len(),
+            machines.len(),
+            humantime::format_duration(timeout),
+            first_names(behind.iter().map(String::as_str))
+        ))),
     }
 }
 
