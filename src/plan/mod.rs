@@ -267,7 +267,7 @@ pub fn plan(
                 .iter()
                 .enumerate()
                 .map(|(k, n)| NicPlan {
-                    model: n.model,
+                    model: n.model.unwrap_or(NicModel::default_for(g.firmware)),
                     mac: mac(seed, name, k as u32),
                     name: n.name.clone(),
                 })
@@ -408,7 +408,7 @@ fn fleet_machine(
         vcpus: 1,
         memory_mib: 1024,
         nics: vec![NicPlan {
-            model: NicModel::Virtio,
+            model: NicModel::default_for(Firmware::Bios),
             mac: fleet_mac(seed, &f.name, "nic", k),
             name: None,
         }],

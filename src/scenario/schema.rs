@@ -450,7 +450,7 @@ fn default_memory() -> ByteSize {
 }
 fn default_nics() -> Vec<Nic> {
     vec![Nic {
-        model: NicModel::Virtio,
+        model: None,
         name: None,
     }]
 }
@@ -471,20 +471,37 @@ pub enum Firmware {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Nic {
+    /// None: `NicModel::default_for` the machine's firmware.
     #[serde(default)]
-    pub model: NicModel,
+    pub model: Option<NicModel>,
     /// Interface name the guest should see (informational for snapshots).
     #[serde(default)]
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum NicModel {
-    #[default]
     Virtio,
     E1000,
     Rtl8139,
+}
+
+impl NicModel {
+    /// The model of a NIC whose scenario names none. A BIOS machine
+    /// PXE-boots through its NIC's iPXE ROM, and lpxelinux downloads the
+    /// kernel through that ROM's UNDI. iPXE's virtio-net there (Debian's
+    /// ipxe-qemu) turns the queue's interrupt back on without looking at
+    /// the ring again, so packets QEMU delivers in that gap raise nothing;
+    /// when they fill its 8 receive buffers the download stops for good
+    /// (issue 18, docs/lab.md). e1000 has no such gap: unmasking raises
+    /// what is pending. UEFI machines' iPXE polls, so they keep virtio.
+    pub fn default_for(firmware: Firmware) -> NicModel {
+        match firmware {
+            Firmware::Bios => NicModel::E1000,
+            Firmware::Uefi => NicModel::Virtio,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -201,3 +201,24 @@ fn select_resolves_all_groups_and_names() {
     assert_eq!(p.select("node-2").len(), 1);
     assert!(p.select("other").is_empty());
 }
+
+/// A NIC without a model is an e1000 on a BIOS machine (its PXE ROM's
+/// UNDI is what lpxelinux downloads through; iPXE's virtio UNDI stalls:
+/// issue 18) and virtio on a UEFI one; a model the scenario names is kept.
+#[test]
+fn a_nic_without_a_model_gets_the_firmwares_default_and_a_named_one_is_kept() {
+    let text = "name: nics\ntargets: [sim]\nmachines:\n\
+        \x20 - name: bios\n\
+        \x20 - name: uefi\n    firmware: uefi\n\
+        \x20 - name: named\n    nics:\n      - model: virtio\n      - {}\n\
+        steps:\n  - power_on: bios\n";
+    let s = scenario::parse(Path::new("nics.yaml"), text).unwrap();
+    let p = plan::plan(&s, TargetKind::Sim, &run_id("0badc0de"), 7, Path::new("runs"));
+    let models = |name: &str| -> Vec<scenario::NicModel> {
+        p.machine(name).unwrap().nics.iter().map(|n| n.model).collect()
+    };
+    use scenario::NicModel::{E1000, Virtio};
+    assert_eq!(models("bios"), [E1000]);
+    assert_eq!(models("uefi"), [Virtio]);
+    assert_eq!(models("named"), [Virtio, E1000]);
+}
