@@ -213,9 +213,20 @@ fn a_nic_without_a_model_gets_the_firmwares_default_and_a_named_one_is_kept() {
         \x20 - name: named\n    nics:\n      - model: virtio\n      - {}\n\
         steps:\n  - power_on: bios\n";
     let s = scenario::parse(Path::new("nics.yaml"), text).unwrap();
-    let p = plan::plan(&s, TargetKind::Sim, &run_id("0badc0de"), 7, Path::new("runs"));
+    let p = plan::plan(
+        &s,
+        TargetKind::Sim,
+        &run_id("0badc0de"),
+        7,
+        Path::new("runs"),
+    );
     let models = |name: &str| -> Vec<scenario::NicModel> {
-        p.machine(name).unwrap().nics.iter().map(|n| n.model).collect()
+        p.machine(name)
+            .unwrap()
+            .nics
+            .iter()
+            .map(|n| n.model)
+            .collect()
     };
     use scenario::NicModel::{E1000, Virtio};
     assert_eq!(models("bios"), [E1000]);
