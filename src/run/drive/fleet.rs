@@ -50,23 +50,24 @@ fn by_hostname(ms: &[Machine]) -> HashMap<&str, &Machine> {
     ms.iter().map(|m| (m.hostname.as_str(), m)).collect()
 }
 
-/// Lists the machines every `POLL` until `lagging` names none of them;
-/// at the deadline, `Ok(Err(names))`: those still lagging.
+/// Lists the machines every `POLL` until `lagging` names none of them; at
+/// the deadline, the step fails with `too_late` of those still lagging.
 async fn poll_until_none_lag(
     client: &MaasClient,
     log: &mut FleetLog,
     timeout: Duration,
     lagging: impl Fn(&HashMap<&str, &Machine>) -> Vec<String>,
-) -> Result<Result<(), Vec<String>>, StageError> {
+    too_late: impl FnOnce(&[String]) -> String,
+) -> Result<(), StageError> {
     let deadline = Instant::now() + timeout;
     loop {
         let all = log.list(client).await?;
         let behind = lagging(&by_hostname(&all));
         if behind.is_empty() {
-            return Ok(Ok(()));
+            return Ok(());
         }
         if Instant::now() >= deadline {
-            return Ok(Err(behind));
+            return Err(StageError::Step(too_late(&behind)));
         }
         tokio::time::sleep(POLL).await;
     }
@@ -89,21 +90,20 @@ pub async fn wait_power_known(
             .map(|m| m.name.clone())
             .collect()
     };
-    match poll_until_none_lag(client, log, timeout, unknown).await? {
-        Ok(()) => {
-            if let Some(t0) = log.first_create {
-                log.until_known.push(t0.elapsed());
-            }
-            Ok(())
-        }
-        Err(unknown) => Err(StageError::Step(format!(
+    let too_late = |unknown: &[String]| {
+        format!(
             "the power state of {} of {} machines was still unknown after {}; last seen unknown: {}",
             unknown.len(),
             machines.len(),
             humantime::format_duration(timeout),
             first_names(unknown.iter().map(String::as_str))
-        ))),
+        )
+    };
+    poll_until_none_lag(client, log, timeout, unknown, too_late).await?;
+    if let Some(t0) = log.first_create {
+        log.until_known.push(t0.elapsed());
     }
+    Ok(())
 }
 
 /// Until MAAS shows each machine in the state its chassis is in
@@ -136,16 +136,16 @@ pub async fn wait_power_settled(
         }
         behind
     };
-    match poll_until_none_lag(client, log, timeout, behind).await? {
-        Ok(()) => Ok(()),
-        Err(behind) => Err(StageError::Step(format!(
+    let too_late = |behind: &[String]| {
+        format!(
             "{} of {} machines were still not shown in their chassis' power state after {}: {}",
             behind.len(),
             machines.len(),
             humantime::format_duration(timeout),
             first_names(behind.iter().map(String::as_str))
-        ))),
-    }
+        )
+    };
+    poll_until_none_lag(client, log, timeout, behind, too_late).await
 }
 
 /// The first ceil(fraction x N) machines of a selection.
